@@ -1,0 +1,82 @@
+/* Quantised block formats and the dot/matmul kernels the forward pass uses.
+ *
+ * The kernel triad (as in ggml): for every supported weight type a readable
+ * scalar reference, and AVX2 / AVX-512 versions picked at run time from
+ * CPUID. tests/test_kernels.c compares every SIMD kernel with its reference
+ * on random blocks at a named tolerance, and known-answer tests pin each
+ * block layout.
+ *
+ * Matmul convention (ggml's): a weight matrix W of type wtype has nrows rows
+ * of ncols elements (ncols = GGUF ne[0]); row r starts at byte
+ * r * mp_row_size(wtype, ncols). Activations are float rows of ncols that are
+ * first converted to the weight type's "activation type" (as ggml's
+ * vec_dot_type): F32->F32, F16->F16, BF16->BF16, Q4_0/Q8_0->Q8_0,
+ * Q4_K/Q5_K/Q6_K->Q8_K. Supported weight types: F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_K, Q5_K, Q6_K. */
+#ifndef MP_KERNELS_H
+#define MP_KERNELS_H
+
+#include "common/types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Block layouts (static_asserted in kernels/quants.c against ggml's sizes). */
+#define MP_QK4_0 32
+#define MP_QK8_0 32
+#define MP_QK_K 256
+#define MP_K_SCALE_SIZE 12
+
+typedef struct { uint16_t d; uint8_t qs[MP_QK4_0 / 2]; } mp_block_q4_0;        /* 18 B */
+typedef struct { uint16_t d; int8_t qs[MP_QK8_0]; } mp_block_q8_0;             /* 34 B */
+typedef struct { uint16_t d, dmin; uint8_t scales[MP_K_SCALE_SIZE]; uint8_t qs[MP_QK_K / 2]; } mp_block_q4_K; /* 144 B */
+typedef struct { uint16_t d, dmin; uint8_t scales[MP_K_SCALE_SIZE]; uint8_t qh[MP_QK_K / 8]; uint8_t qs[MP_QK_K / 2]; } mp_block_q5_K; /* 176 B */
+typedef struct { uint8_t ql[MP_QK_K / 2]; uint8_t qh[MP_QK_K / 4]; int8_t scales[MP_QK_K / 16]; uint16_t d; } mp_block_q6_K; /* 210 B */
+typedef struct { float d; int8_t qs[MP_QK_K]; int16_t bsums[MP_QK_K / 16]; } mp_block_q8_K; /* 292 B */
+
+typedef enum mp_isa { MP_ISA_SCALAR = 0, MP_ISA_AVX2 = 1, MP_ISA_AVX512 = 2 } mp_isa;
+
+/* Detects the CPU once (thread-safe, idempotent) and selects kernels. The
+ * environment variable MP_ISA=scalar|avx2|avx512 caps the choice; the CMake
+ * option MP_FORCE_SCALAR compiles the scalar path only. */
+void mp_kernels_init(void);
+mp_isa mp_kernels_isa(void);          /* the ISA in use */
+const char *mp_isa_name(mp_isa isa);
+/* Forces an ISA (tests use it to run each path); returns false if the CPU or
+ * the build lacks it. */
+bool mp_kernels_set_isa(mp_isa isa);
+
+/* True for the weight types the matmul supports. */
+bool mp_type_supported(uint32_t wtype);
+/* Activation type for a weight type (see above); MP_TYPE_COUNT if unsupported. */
+uint32_t mp_act_type(uint32_t wtype);
+/* Bytes of one activation row of ncols for weight type wtype. */
+size_t mp_act_row_size(uint32_t wtype, int64_t ncols);
+
+/* Reference dequantisation of n elements (n a multiple of the block size).
+ * Supports every type in mp_type_supported() plus Q8_K. Returns MP_OK or
+ * MP_E_UNSUPPORTED. */
+int mp_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+
+/* Reference quantisation (round to nearest, ggml's *_ref algorithms) of n
+ * elements; supports F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K.
+ * Returns MP_OK or MP_E_UNSUPPORTED. */
+int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n);
+
+/* Converts one float activation row to the activation type of wtype
+ * (dispatched; bit-identical to the reference). */
+void mp_quantize_act(uint32_t wtype, const float *x, void *xq, int64_t ncols);
+
+/* s = dot(w row, activation row) for weight type wtype over n elements. */
+typedef void (*mp_vec_dot_fn)(int64_t n, float *s, const void *w, const void *xq);
+mp_vec_dot_fn mp_get_vec_dot(uint32_t wtype);             /* dispatched */
+mp_vec_dot_fn mp_get_vec_dot_isa(uint32_t wtype, mp_isa isa); /* NULL if not built/supported */
+
+/* Y[t * ldy + r] = dot(W row r, Xq row t) for r in [r0, r1), t in [0, T).
+ * Xq holds T activation rows of mp_act_row_size(wtype, ncols) bytes each.
+ * Callers split [0, nrows) across threads; this function is thread-safe. */
+void mp_matmul_rows(uint32_t wtype, const void *W, int64_t ncols, int64_t r0, int64_t r1,
+                    const void *Xq, int64_t T, float *Y, int64_t ldy);
+
+#endif

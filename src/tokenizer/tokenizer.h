@@ -1,0 +1,43 @@
+/* Tokenizers built from GGUF metadata, matching llama.cpp (src/llama-vocab.cpp):
+ * SentencePiece (tokenizer.ggml.model = "llama") and byte-level BPE ("gpt2")
+ * with the pre-tokenizer named by tokenizer.ggml.pre (default/gpt-2,
+ * llama3/llama-bpe, qwen2, deepseek-llm, ...). Special tokens, BOS/EOS flags,
+ * and detokenisation that round-trips bytes. */
+#ifndef MP_TOKENIZER_H
+#define MP_TOKENIZER_H
+
+#include "common/err.h"
+#include "gguf/gguf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mp_tokenizer mp_tokenizer;
+
+/* Builds a tokenizer from g's tokenizer.ggml.* metadata (g may be freed
+ * afterwards). MP_E_UNSUPPORTED names an unknown tokenizer model or
+ * pre-tokenizer; MP_E_CORRUPT a malformed vocabulary (key named). */
+int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err);
+void mp_tokenizer_free(mp_tokenizer *tok); /* NULL-safe */
+
+int32_t mp_tokenizer_n_vocab(const mp_tokenizer *tok);
+int32_t mp_tokenizer_bos(const mp_tokenizer *tok);     /* -1 if none */
+int32_t mp_tokenizer_eos(const mp_tokenizer *tok);     /* -1 if none */
+bool mp_tokenizer_add_bos(const mp_tokenizer *tok);    /* add BOS by default? */
+bool mp_tokenizer_is_eog(const mp_tokenizer *tok, int32_t id); /* end of generation */
+
+/* Tokenizes text[0..len). add_special: add BOS (and EOS) as the vocab's
+ * flags say; parse_special: recognise control/special token texts in the
+ * input. Writes up to cap ids and returns the total number of ids (which may
+ * exceed cap: call again with a bigger buffer), or a negative status. */
+int64_t mp_tokenize(const mp_tokenizer *tok, const char *text, size_t len, bool add_special,
+                    bool parse_special, int32_t *ids, int64_t cap);
+
+/* Bytes that token id contributes to the output text (SPM: '▁' -> ' ', byte
+ * tokens -> the byte; BPE: byte-level decoding). special: render control
+ * tokens' text too. Writes up to cap bytes (no NUL) and returns the full
+ * length, or a negative status for an invalid id. */
+int mp_token_to_piece(const mp_tokenizer *tok, int32_t id, char *buf, int cap, bool special);
+
+#endif
