@@ -110,7 +110,9 @@ int mp_gguf_fd(const mp_gguf *g);            /* -1 for an in-memory image */
 uint64_t mp_gguf_file_size(const mp_gguf *g);
 uint32_t mp_gguf_version(const mp_gguf *g);
 uint32_t mp_gguf_alignment(const mp_gguf *g);
-uint64_t mp_gguf_data_offset(const mp_gguf *g); /* start of the tensor data section */
+/* Start of the tensor data section: the header end rounded up to the
+ * alignment, or the header end itself when the file has no tensors. */
+uint64_t mp_gguf_data_offset(const mp_gguf *g);
 
 /* Metadata. */
 uint64_t mp_gguf_n_kv(const mp_gguf *g);
@@ -142,8 +144,13 @@ const mp_gguf_tensor *mp_gguf_find_tensor(const mp_gguf *g, const char *name); /
 const void *mp_gguf_tensor_data(const mp_gguf *g, const mp_gguf_tensor *t);
 int64_t mp_gguf_tensor_nelements(const mp_gguf_tensor *t);
 
-/* Human-readable name of a value type ("uint32", "array", ...). */
+/* Human-readable name of a value type ("uint32", "array", ...); "unknown"
+ * for an id >= MP_GGUF_VTYPE_COUNT. */
 const char *mp_gguf_vtype_name(uint32_t type);
+
+/* Bytes of one scalar of `type` in the file and in arr.data (BOOL: 1);
+ * 0 for STRING, ARRAY and unknown ids. */
+size_t mp_gguf_vtype_size(uint32_t type);
 
 /* ---- Writer -------------------------------------------------------------
  * Collects metadata and tensor infos, then writes a GGUF v3 file. Tensor data
@@ -182,8 +189,21 @@ int mp_gguf_writer_add_tensor(mp_gguf_writer *w, const char *name, uint32_t type
                               const int64_t *ne, const void *data);
 
 /* Writes the file (alignment from general.alignment if set, else 32).
- * Tensors without data are produced by fill (which may then not be NULL). */
+ * Tensors without data are produced by fill (which may then not be NULL).
+ * fill is called once per such tensor, in index order, with a buffer that
+ * holds the whole tensor (size = its byte size): peak memory is one buffer
+ * as large as the largest filled tensor (a 2 GiB expert tensor needs 2 GiB),
+ * plus a 1 MiB write buffer. The file is written to "<path>.tmp.<pid>" and
+ * renamed over path only when complete; on failure nothing is left behind.
+ * Returns MP_OK, MP_E_INVAL (bad general.alignment, missing data and no
+ * fill), MP_E_IO, MP_E_NOMEM, or the status fill returned. */
 int mp_gguf_writer_write(mp_gguf_writer *w, const char *path, mp_gguf_fill_fn fill, void *fill_ctx,
                          mp_err *err);
+
+/* Same as mp_gguf_writer_write, but into memory: on MP_OK *out is a
+ * malloc'ed image of *out_size bytes that the caller frees with free().
+ * For tests, fuzz seeds and small files. */
+int mp_gguf_writer_write_mem(mp_gguf_writer *w, mp_gguf_fill_fn fill, void *fill_ctx, void **out,
+                             size_t *out_size, mp_err *err);
 
 #endif
