@@ -67,6 +67,11 @@ int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n);
 /* Converts one float activation row to the activation type of wtype
  * (dispatched; bit-identical to the reference). */
 void mp_quantize_act(uint32_t wtype, const float *x, void *xq, int64_t ncols);
+/* Same with a given ISA's quantiser (tests, benchmarks); every ISA writes the
+ * same bytes. Returns MP_OK, or MP_E_UNSUPPORTED if the CPU/build lacks isa or
+ * wtype is unsupported. Note: the Q8_0 activation quantiser is ggml-cpu's x86
+ * one (d = amax/127, round half to even), not quantize_row_q8_0_ref. */
+int mp_quantize_act_isa(uint32_t wtype, mp_isa isa, const float *x, void *xq, int64_t ncols);
 
 /* s = dot(w row, activation row) for weight type wtype over n elements. */
 typedef void (*mp_vec_dot_fn)(int64_t n, float *s, const void *w, const void *xq);

@@ -1,0 +1,60 @@
+/* Private to src/kernels: the per-ISA kernel table the dispatcher fills, and
+ * the scalar reference kernels the SIMD files fall back on. */
+#ifndef MP_KERNELS_INTERNAL_H
+#define MP_KERNELS_INTERNAL_H
+
+#include "kernels/kernels.h"
+
+/* Converts n floats to an activation row (layout of mp_act_type()). */
+typedef void (*mp_quant_act_fn)(const float *x, void *xq, int64_t n);
+
+/* Register-tiled block of MP_TILE_R weight rows x C activation rows (C is
+ * fixed per function, 1..MP_TILE_C): Y[t * ldy + r] = dot(W row r, X row t).
+ * Row r of W starts at W + r * wstride bytes, row t of X at X + t * xstride. */
+typedef void (*mp_tile_fn)(int64_t n, const void *W, size_t wstride, const void *X,
+                           size_t xstride, float *Y, int64_t ldy);
+
+#define MP_TILE_R 4
+#define MP_TILE_C 4
+
+typedef struct mp_kernel_table {
+    mp_vec_dot_fn vec_dot[MP_TYPE_COUNT];    /* by weight type */
+    mp_quant_act_fn quant_act[MP_TYPE_COUNT]; /* by activation type (F32, F16, BF16, Q8_0, Q8_K) */
+    mp_tile_fn tile[MP_TYPE_COUNT][MP_TILE_C]; /* by weight type, [C - 1]; NULL: use vec_dot */
+} mp_kernel_table;
+
+/* Each fills the entries its ISA implements and leaves the rest untouched, so
+ * the dispatcher fills scalar first, then AVX2, then AVX-512. */
+void mp_kernels_fill_scalar(mp_kernel_table *t);
+void mp_kernels_fill_avx2(mp_kernel_table *t);
+void mp_kernels_fill_avx512(mp_kernel_table *t);
+
+/* Activation quantisers (scalar references). Q8_0 follows ggml-cpu's x86
+ * quantize_row_q8_0 (d = amax/127, q = round-half-even(x * 127/amax)), which
+ * is what llama.cpp uses for activations on these CPUs; Q8_K is ggml's
+ * quantize_row_q8_K_ref. */
+void mp_quant_act_q8_0_ref(const float *x, void *xq, int64_t n);
+void mp_quant_act_q8_K_ref(const float *x, void *xq, int64_t n);
+
+/* ggml's nearest_int: round half to even for |f| < 2^22. */
+static inline int mp_nearest_int(float f)
+{
+    float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* Unpacks the 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block. */
+static inline void mp_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+#endif

@@ -1,0 +1,626 @@
+/* Block formats: reference (de)quantisation and the scalar vec_dot kernels.
+ *
+ * Bit layouts are ggml's (ggml-common.h); the quantisers follow ggml's *_ref
+ * algorithms step by step (including the K-quants' scale search) so that a
+ * row quantised here dequantises like one quantised by llama.cpp. */
+#include "kernels/kernels_internal.h"
+
+#include "moepager/status.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+static_assert(sizeof(mp_block_q4_0) == 18, "q4_0 block");
+static_assert(sizeof(mp_block_q8_0) == 34, "q8_0 block");
+static_assert(sizeof(mp_block_q4_K) == 144, "q4_K block");
+static_assert(sizeof(mp_block_q5_K) == 176, "q5_K block");
+static_assert(sizeof(mp_block_q6_K) == 210, "q6_K block");
+static_assert(sizeof(mp_block_q8_K) == 292, "q8_K block");
+static_assert(offsetof(mp_block_q6_K, d) == 208, "q6_K d last");
+static_assert(offsetof(mp_block_q5_K, qs) == 48, "q5_K qs after qh");
+
+#define MP_GROUP_MAX_EPS 1e-15f
+
+static inline float h2f(uint16_t h) { return mp_fp16_to_fp32(h); }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+/* ---------------------------------------------------------------- dequantise */
+
+static void dq_q4_0(const mp_block_q4_0 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = h2f(b[i].d);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)((b[i].qs[j] & 0xF) - 8) * d;      /* low nibbles: elements 0..15 */
+            y[j + 16] = (float)((b[i].qs[j] >> 4) - 8) * d;  /* high nibbles: 16..31 */
+        }
+    }
+}
+
+static void dq_q8_0(const mp_block_q8_0 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = h2f(b[i].d);
+        for (int j = 0; j < 32; j++) y[j] = (float)b[i].qs[j] * d;
+    }
+}
+
+static void dq_q4_K(const mp_block_q4_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        const uint8_t *q = b[i].qs;
+        for (int c = 0; c < 4; c++, q += 32) { /* 64 elements per 32 qs bytes */
+            uint8_t sc, m;
+            mp_k4_scale_min(2 * c, b[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = dmin * m;
+            mp_k4_scale_min(2 * c + 1, b[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = dmin * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
+        }
+    }
+}
+
+static void dq_q5_K(const mp_block_q5_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        const uint8_t *ql = b[i].qs, *qh = b[i].qh;
+        for (int c = 0; c < 4; c++, ql += 32) {
+            uint8_t sc, m;
+            mp_k4_scale_min(2 * c, b[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = dmin * m;
+            mp_k4_scale_min(2 * c + 1, b[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = dmin * m;
+            const uint8_t u1 = (uint8_t)(1u << (2 * c)), u2 = (uint8_t)(2u << (2 * c));
+            for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+        }
+    }
+}
+
+static void dq_q6_K(const mp_block_q6_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d);
+        const uint8_t *ql = b[i].ql, *qh = b[i].qh;
+        const int8_t *sc = b[i].scales;
+        for (int h = 0; h < 2; h++, y += 128, ql += 64, qh += 32, sc += 8) {
+            for (int l = 0; l < 32; l++) {
+                const int s = l / 16;
+                const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * sc[s] * q1;
+                y[l + 32] = d * sc[s + 2] * q2;
+                y[l + 64] = d * sc[s + 4] * q3;
+                y[l + 96] = d * sc[s + 6] * q4;
+            }
+        }
+    }
+}
+
+static void dq_q8_K(const mp_block_q8_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++)
+        for (int j = 0; j < 256; j++) *y++ = b[i].d * b[i].qs[j];
+}
+
+int mp_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
+{
+    const mp_type_info *ti = mp_type_get(type);
+    if (ti->blck_size == 0 || n < 0 || n % ti->blck_size) return MP_E_UNSUPPORTED;
+    const int64_t nb = n / ti->blck_size;
+    switch (type) {
+    case MP_TYPE_F32: memcpy(dst, src, (size_t)n * 4); return MP_OK;
+    case MP_TYPE_F16: {
+        const uint16_t *h = src;
+        for (int64_t i = 0; i < n; i++) dst[i] = mp_fp16_to_fp32(h[i]);
+        return MP_OK;
+    }
+    case MP_TYPE_BF16: {
+        const uint16_t *h = src;
+        for (int64_t i = 0; i < n; i++) dst[i] = mp_bf16_to_fp32(h[i]);
+        return MP_OK;
+    }
+    case MP_TYPE_Q4_0: dq_q4_0(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q8_0: dq_q8_0(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q4_K: dq_q4_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q5_K: dq_q5_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q6_K: dq_q6_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q8_K: dq_q8_K(src, dst, nb); return MP_OK;
+    default: return MP_E_UNSUPPORTED;
+    }
+}
+
+/* ------------------------------------------------------------------ quantise */
+
+static void q_q4_0(const float *x, mp_block_q4_0 *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0.0f, max = 0.0f; /* max keeps the sign of the largest |x| */
+        for (int j = 0; j < 32; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -8;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = mp_fp32_to_fp16(d);
+        for (int j = 0; j < 16; j++) {
+            const int a = imin(15, (int8_t)(x[j] * id + 8.5f));
+            const int b = imin(15, (int8_t)(x[j + 16] * id + 8.5f));
+            y[i].qs[j] = (uint8_t)(a | (b << 4));
+        }
+    }
+}
+
+static void q_q8_0(const float *x, mp_block_q8_0 *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = mp_fp32_to_fp16(d);
+        for (int j = 0; j < 32; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+/* ggml's make_qkx2_quants: an asymmetric (scale, min) fit of n values to
+ * 0..nmax, starting from the min/max fit and trying nstep+1 rescaled grids,
+ * keeping the one with the least weighted squared error. Returns the scale;
+ * *the_min receives -min (>= 0). */
+static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
+                           float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep)
+{
+    float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; i++) {
+        L[i] = (uint8_t)imax(0, imin(nmax, mp_nearest_int(iscale * (x[i] - min))));
+        const float diff = scale * L[i] + min - x[i];
+        best_error += w[i] * (diff * diff);
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            const int l = imax(0, imin(nmax, mp_nearest_int(iscale * (x[i] - min))));
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * l;
+            sum_l2 += w[i] * l * l;
+            sum_xl += w[i] * l * x[i];
+        }
+        const float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float err = 0;
+            for (int i = 0; i < n; i++) {
+                const float diff = this_scale * Laux[i] + this_min - x[i];
+                err += w[i] * (diff * diff);
+            }
+            if (err < best_error) {
+                memcpy(L, Laux, (size_t)n);
+                best_error = err;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* ggml's make_qx_quants with rmse_type 1 (weights x^2), no importance: a
+ * symmetric scale for n values to -nmax..nmax-1 (stored +nmax in L), trying
+ * 19 rescaled grids around nmax / max. */
+static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < MP_GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = imax(-nmax, imin(nmax - 1, mp_nearest_int(iscale * x[i])));
+        L[i] = (int8_t)(l + nmax);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            const int l = imax(-nmax, imin(nmax - 1, mp_nearest_int(iscale * x[i])));
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++)
+                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, mp_nearest_int(iscale * x[i]))));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* Shared by Q4_K and Q5_K: per 32-element sub-block (scale, min) fits, their
+ * 6-bit packing into scales[12], the fp16 super-scales, and the final levels
+ * L[256] in 0..nmax against the quantised scales. */
+static void k4_fit_block(const float *x, int nmax, float rmin, int nstep, uint8_t scales_out[12],
+                         uint16_t *d_out, uint16_t *dmin_out, uint8_t L[256])
+{
+    float mins[8], scales[8], weights[32];
+    uint8_t Laux[32];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = fit_scale_min(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin,
+                                  0.1f, nstep);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    memset(scales_out, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        uint8_t ls = (uint8_t)mp_nearest_int(inv_scale * scales[j]);
+        uint8_t lm = (uint8_t)mp_nearest_int(inv_min * mins[j]);
+        if (ls > 63) ls = 63;
+        if (lm > 63) lm = 63;
+        if (j < 4) { /* bytes 0..3: scales 0..3, bytes 4..7: mins 0..3 (6 bits each) */
+            scales_out[j] = ls;
+            scales_out[j + 4] = lm;
+        } else {     /* bytes 8..11: low 4 bits of scale|min 4..7; top 2 bits in bytes 0..7 */
+            scales_out[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+            scales_out[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            scales_out[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    *d_out = mp_fp32_to_fp16(max_scale / 63.f);
+    *dmin_out = mp_fp32_to_fp16(max_min / 63.f);
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        mp_k4_scale_min(j, scales_out, &sc, &m);
+        const float d = h2f(*d_out) * sc;
+        if (!d) continue;
+        const float dm = h2f(*dmin_out) * m;
+        for (int ii = 0; ii < 32; ii++)
+            L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, mp_nearest_int((x[32 * j + ii] + dm) / d)));
+    }
+}
+
+static void q_q4_K(const float *x, mp_block_q4_K *y, int64_t nb)
+{
+    uint8_t L[256];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        k4_fit_block(x, 15, -1.f, 20, y[i].scales, &y[i].d, &y[i].dmin, L);
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++)
+                y[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + l + 32] << 4));
+    }
+}
+
+static void q_q5_K(const float *x, mp_block_q5_K *y, int64_t nb)
+{
+    uint8_t L[256];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        k4_fit_block(x, 31, -0.5f, 15, y[i].scales, &y[i].d, &y[i].dmin, L);
+        memset(y[i].qh, 0, 32);
+        for (int c = 0; c < 4; c++) {
+            for (int l = 0; l < 32; l++) {
+                const int a = L[64 * c + l], b = L[64 * c + l + 32];
+                /* bit 2c of qh[l] is bit 4 of element 64c+l; bit 2c+1 of element 64c+32+l */
+                y[i].qh[l] |= (uint8_t)(((a >> 4) << (2 * c)) | ((b >> 4) << (2 * c + 1)));
+                y[i].qs[32 * c + l] = (uint8_t)((a & 0xF) | ((b & 0xF) << 4));
+            }
+        }
+    }
+}
+
+static void q_q6_K(const float *x, mp_block_q6_K *y, int64_t nb)
+{
+    int8_t L[256];
+    float scales[16];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float max_scale = 0, max_abs_scale = 0;
+        for (int ib = 0; ib < 16; ib++) {
+            scales[ib] = fit_scale_sym(16, 32, x + 16 * ib, L + 16 * ib);
+            if (fabsf(scales[ib]) > max_abs_scale) {
+                max_abs_scale = fabsf(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        if (max_abs_scale < MP_GROUP_MAX_EPS) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = -128.f / max_scale;
+        y[i].d = mp_fp32_to_fp16(1 / iscale);
+        for (int ib = 0; ib < 16; ib++) y[i].scales[ib] = (int8_t)imin(127, mp_nearest_int(iscale * scales[ib]));
+        for (int j = 0; j < 16; j++) {
+            const float d = h2f(y[i].d) * y[i].scales[j];
+            if (!d) continue;
+            for (int ii = 0; ii < 16; ii++)
+                L[16 * j + ii] = (int8_t)(imax(-32, imin(31, mp_nearest_int(x[16 * j + ii] / d))) + 32);
+        }
+        uint8_t *ql = y[i].ql, *qh = y[i].qh;
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32) {
+            const int8_t *Lh = L + 128 * h;
+            for (int l = 0; l < 32; l++) {
+                ql[l] = (uint8_t)((Lh[l] & 0xF) | ((Lh[l + 64] & 0xF) << 4));
+                ql[l + 32] = (uint8_t)((Lh[l + 32] & 0xF) | ((Lh[l + 96] & 0xF) << 4));
+                qh[l] = (uint8_t)((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) | ((Lh[l + 64] >> 4) << 4) |
+                                  ((Lh[l + 96] >> 4) << 6));
+            }
+        }
+    }
+}
+
+void mp_quant_act_q8_K_ref(const float *x, void *xq, int64_t n)
+{
+    mp_block_q8_K *y = xq;
+    for (int64_t i = 0; i < n / 256; i++, x += 256) {
+        float max = 0, amax = 0; /* first element of largest |x| gives the sign */
+        for (int j = 0; j < 256; j++) {
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        if (!amax) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < 256; j++) y[i].qs[j] = (int8_t)imin(127, mp_nearest_int(iscale * x[j]));
+        for (int j = 0; j < 16; j++) {
+            int sum = 0;
+            for (int k = 0; k < 16; k++) sum += y[i].qs[16 * j + k];
+            y[i].bsums[j] = (int16_t)sum;
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+void mp_quant_act_q8_0_ref(const float *x, void *xq, int64_t n)
+{
+    mp_block_q8_0 *y = xq;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            const float a = fabsf(x[j]);
+            amax = a > amax ? a : amax;
+        }
+        const float d = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        y[i].d = mp_fp32_to_fp16(d);
+        for (int j = 0; j < 32; j++) {
+            int v = mp_nearest_int(x[j] * id);
+            y[i].qs[j] = (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v);
+        }
+    }
+}
+
+static void act_f32(const float *x, void *xq, int64_t n) { memcpy(xq, x, (size_t)n * 4); }
+
+static void act_f16(const float *x, void *xq, int64_t n)
+{
+    uint16_t *h = xq;
+    for (int64_t i = 0; i < n; i++) h[i] = mp_fp32_to_fp16(x[i]);
+}
+
+static void act_bf16(const float *x, void *xq, int64_t n)
+{
+    uint16_t *h = xq;
+    for (int64_t i = 0; i < n; i++) h[i] = mp_fp32_to_bf16(x[i]);
+}
+
+int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n)
+{
+    const mp_type_info *ti = mp_type_get(type);
+    if (ti->blck_size == 0 || n < 0 || n % ti->blck_size) return MP_E_UNSUPPORTED;
+    const int64_t nb = n / ti->blck_size;
+    switch (type) {
+    case MP_TYPE_F32: act_f32(src, dst, n); return MP_OK;
+    case MP_TYPE_F16: act_f16(src, dst, n); return MP_OK;
+    case MP_TYPE_BF16: act_bf16(src, dst, n); return MP_OK;
+    case MP_TYPE_Q4_0: q_q4_0(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q8_0: q_q8_0(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q4_K: q_q4_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q5_K: q_q5_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q6_K: q_q6_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q8_K: mp_quant_act_q8_K_ref(src, dst, n); return MP_OK;
+    default: return MP_E_UNSUPPORTED;
+    }
+}
+
+/* ------------------------------------------------------- scalar dot products
+ * Numerics as llama.cpp's: integer dot per block (or sub-block, times its
+ * integer scale), then one float multiply-add per block in block order. */
+
+static void dot_f32(int64_t n, float *s, const void *w, const void *xq)
+{
+    const float *a = w, *b = xq;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)a[i] * b[i];
+    *s = (float)sum;
+}
+
+static void dot_f16(int64_t n, float *s, const void *w, const void *xq)
+{
+    const uint16_t *a = w, *b = xq;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)mp_fp16_to_fp32(a[i]) * mp_fp16_to_fp32(b[i]);
+    *s = (float)sum;
+}
+
+static void dot_bf16(int64_t n, float *s, const void *w, const void *xq)
+{
+    const uint16_t *a = w, *b = xq;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)mp_bf16_to_fp32(a[i]) * mp_bf16_to_fp32(b[i]);
+    *s = (float)sum;
+}
+
+static void dot_q8_0(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q8_0 *a = w, *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sumi = 0;
+        for (int j = 0; j < 32; j++) sumi += a[i].qs[j] * b[i].qs[j];
+        sum += (float)sumi * (h2f(a[i].d) * h2f(b[i].d));
+    }
+    *s = sum;
+}
+
+static void dot_q4_0(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q4_0 *a = w;
+    const mp_block_q8_0 *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sumi = 0;
+        for (int j = 0; j < 16; j++) {
+            sumi += ((a[i].qs[j] & 0xF) - 8) * b[i].qs[j];
+            sumi += ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + 16];
+        }
+        sum += (float)sumi * (h2f(a[i].d) * h2f(b[i].d));
+    }
+    *s = sum;
+}
+
+/* Q4_K / Q5_K: sum = d * y.d * sum_j sc_j * dot(q_j, y_j) - dmin * y.d * sum_j m_j * ysum_j,
+ * where ysum_j (32 elements) is the sum of two Q8_K bsums. */
+static void dot_q4_K(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q4_K *a = w;
+    const mp_block_q8_K *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        int sumi = 0, summ = 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            mp_k4_scale_min(j, a[i].scales, &sc, &m);
+            const uint8_t *q = a[i].qs + 32 * (j / 2);
+            const int8_t *y = b[i].qs + 32 * j;
+            const int shift = (j & 1) * 4;
+            int dot = 0;
+            for (int l = 0; l < 32; l++) dot += ((q[l] >> shift) & 0xF) * y[l];
+            sumi += sc * dot;
+            summ += m * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        sum += b[i].d * h2f(a[i].d) * (float)sumi - b[i].d * h2f(a[i].dmin) * (float)summ;
+    }
+    *s = sum;
+}
+
+static void dot_q5_K(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q5_K *a = w;
+    const mp_block_q8_K *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        int sumi = 0, summ = 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            mp_k4_scale_min(j, a[i].scales, &sc, &m);
+            const uint8_t *q = a[i].qs + 32 * (j / 2);
+            const int8_t *y = b[i].qs + 32 * j;
+            const int shift = (j & 1) * 4;
+            int dot = 0;
+            for (int l = 0; l < 32; l++)
+                dot += (((q[l] >> shift) & 0xF) | (((a[i].qh[l] >> j) & 1) << 4)) * y[l];
+            sumi += sc * dot;
+            summ += m * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        sum += b[i].d * h2f(a[i].d) * (float)sumi - b[i].d * h2f(a[i].dmin) * (float)summ;
+    }
+    *s = sum;
+}
+
+static void dot_q6_K(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q6_K *a = w;
+    const mp_block_q8_K *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        int sumi = 0;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = a[i].ql + 64 * h, *qh = a[i].qh + 32 * h;
+            const int8_t *sc = a[i].scales + 8 * h, *y = b[i].qs + 128 * h;
+            for (int g = 0; g < 8; g++) { /* 16-element groups: quarter g/2, half g&1 */
+                const int quarter = g / 2, l0 = 16 * (g & 1);
+                int dot = 0;
+                for (int l = l0; l < l0 + 16; l++) {
+                    const int lo = quarter & 1 ? ql[l + 32] : ql[l];
+                    const int q = ((quarter < 2 ? lo & 0xF : lo >> 4) | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32;
+                    dot += q * y[32 * quarter + l];
+                }
+                sumi += sc[2 * quarter + (g & 1)] * dot;
+            }
+        }
+        sum += b[i].d * h2f(a[i].d) * (float)sumi;
+    }
+    *s = sum;
+}
+
+void mp_kernels_fill_scalar(mp_kernel_table *t)
+{
+    t->vec_dot[MP_TYPE_F32] = dot_f32;
+    t->vec_dot[MP_TYPE_F16] = dot_f16;
+    t->vec_dot[MP_TYPE_BF16] = dot_bf16;
+    t->vec_dot[MP_TYPE_Q8_0] = dot_q8_0;
+    t->vec_dot[MP_TYPE_Q4_0] = dot_q4_0;
+    t->vec_dot[MP_TYPE_Q4_K] = dot_q4_K;
+    t->vec_dot[MP_TYPE_Q5_K] = dot_q5_K;
+    t->vec_dot[MP_TYPE_Q6_K] = dot_q6_K;
+    t->quant_act[MP_TYPE_F32] = act_f32;
+    t->quant_act[MP_TYPE_F16] = act_f16;
+    t->quant_act[MP_TYPE_BF16] = act_bf16;
+    t->quant_act[MP_TYPE_Q8_0] = mp_quant_act_q8_0_ref;
+    t->quant_act[MP_TYPE_Q8_K] = mp_quant_act_q8_K_ref;
+}

@@ -1,0 +1,473 @@
+/* 256-bit x86 kernels, compiled twice: by kernels_avx2.c (AVX2 + FMA + F16C)
+ * and by kernels_avx512.c (adds AVX512VL-VNNI for the int8 dots). The file
+ * that includes this defines MP_SFX (the name suffix) and MP_VNNI (0 or 1).
+ *
+ * Integer dots: the int8 x int8 products of Q8_0/Q4_0 use either the sign
+ * trick (|w| * sign(x, w), so one operand is unsigned) or an unsigned weight
+ * with a per-token correction (q - 8 for Q4_0, w ^ 0x80 for Q8_0 on VNNI).
+ * Without VNNI, maddubs saturates int16 pair sums, which is safe here because
+ * one operand is at most 128 and activations are in [-127, 127]. */
+#ifndef MP_SFX
+#error "define MP_SFX and MP_VNNI before including x86_impl.h"
+#endif
+
+#include <immintrin.h>
+
+#define MP_CAT2(a, b) a##_##b
+#define MP_CAT(a, b) MP_CAT2(a, b)
+#define FN(name) MP_CAT(name, MP_SFX)
+
+static inline float FN(h2f)(uint16_t h) { return _cvtsh_ss(h); }
+
+static inline float FN(hsum_ps)(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int FN(hsum_epi32)(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* acc + sum of 4 adjacent u8 * s8 products per int32 lane. Without VNNI the
+ * int16 pair sums saturate: callers keep |u * s| pair sums below 32768. */
+static inline __m256i FN(dpbusd)(__m256i acc, __m256i u, __m256i s)
+{
+#if MP_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+/* 32 Q4_0 nibbles (16 bytes) -> 32 bytes 0..15, low nibbles first. */
+static inline __m256i FN(q4_unpack)(const uint8_t *qs)
+{
+    const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/* ------------------------------------------------------------ float dots */
+
+static void FN(dot_f32)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const float *a = w, *b = xq;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    float sum = FN(hsum_ps)(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++) sum += a[i] * b[i];
+    *s = sum;
+}
+
+static inline __m256 FN(ld_f16)(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256 FN(ld_bf16)(const uint16_t *p)
+{
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+#define MP_DEF_DOT_H(NAME, LD, CVT)                                                                 \
+    static void FN(NAME)(int64_t n, float *s, const void *w, const void *xq)                        \
+    {                                                                                               \
+        const uint16_t *a = w, *b = xq;                                                             \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                   \
+        int64_t i = 0;                                                                              \
+        for (; i + 32 <= n; i += 32) {                                                              \
+            acc0 = _mm256_fmadd_ps(LD(a + i), LD(b + i), acc0);                                     \
+            acc1 = _mm256_fmadd_ps(LD(a + i + 8), LD(b + i + 8), acc1);                             \
+            acc2 = _mm256_fmadd_ps(LD(a + i + 16), LD(b + i + 16), acc2);                           \
+            acc3 = _mm256_fmadd_ps(LD(a + i + 24), LD(b + i + 24), acc3);                           \
+        }                                                                                           \
+        for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(LD(a + i), LD(b + i), acc0);              \
+        float sum = FN(hsum_ps)(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3))); \
+        for (; i < n; i++) sum += CVT(a[i]) * CVT(b[i]);                                            \
+        *s = sum;                                                                                   \
+    }
+MP_DEF_DOT_H(dot_f16, FN(ld_f16), mp_fp16_to_fp32)
+MP_DEF_DOT_H(dot_bf16, FN(ld_bf16), mp_bf16_to_fp32)
+#undef MP_DEF_DOT_H
+
+/* -------------------------------------------------------------- Q8_0, Q4_0 */
+
+static void FN(dot_q8_0)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q8_0 *a = w, *b = xq;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)b[i].qs);
+        const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), _mm256_abs_epi8(qa), _mm256_sign_epi8(qb, qa));
+        const __m256 d = _mm256_set1_ps(FN(h2f)(a[i].d) * FN(h2f)(b[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = FN(hsum_ps)(acc);
+}
+
+static void FN(dot_q4_0)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q4_0 *a = w;
+    const mp_block_q8_0 *b = xq;
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256i qa = _mm256_sub_epi8(FN(q4_unpack)(a[i].qs), eight);
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)b[i].qs);
+        const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), _mm256_abs_epi8(qa), _mm256_sign_epi8(qb, qa));
+        const __m256 d = _mm256_set1_ps(FN(h2f)(a[i].d) * FN(h2f)(b[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = FN(hsum_ps)(acc);
+}
+
+/* Register tiles (MP_TILE_R rows x C tokens). The weight side is made
+ * unsigned once per row (Q4_0: q in 0..15; Q8_0 on VNNI: w + 128) and the
+ * offset removed per token by starting the accumulator at -offset * sum(x). */
+static inline __attribute__((always_inline)) void FN(tile_q4_0_body)(int64_t n, const void *W, size_t ws,
+                                                                     const void *X, size_t xs, float *Y,
+                                                                     int64_t ldy, const int C)
+{
+    __m256 acc[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+    for (int r = 0; r < MP_TILE_R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m256i q[MP_TILE_R];
+        __m256 dw[MP_TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            const mp_block_q4_0 *blk = (const mp_block_q4_0 *)((const uint8_t *)W + r * ws) + i;
+            q[r] = FN(q4_unpack)(blk->qs);
+            dw[r] = _mm256_set1_ps(FN(h2f)(blk->d));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) {
+            const mp_block_q8_0 *yb = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)yb->qs);
+            const __m256i corr = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                                  FN(dpbusd)(_mm256_setzero_si256(), eight, y));
+            const __m256 dx = _mm256_set1_ps(FN(h2f)(yb->d));
+#pragma GCC unroll 4
+            for (int r = 0; r < MP_TILE_R; r++) {
+                const __m256i p = FN(dpbusd)(corr, q[r], y);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+}
+
+#define MP_DEF_TILE(BODY, C)                                                                        \
+    static void FN(BODY##_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs,       \
+                               float *Y, int64_t ldy)                                               \
+    {                                                                                               \
+        FN(BODY)(n, W, ws, X, xs, Y, ldy, C);                                                       \
+    }
+MP_DEF_TILE(tile_q4_0_body, 1)
+MP_DEF_TILE(tile_q4_0_body, 2)
+MP_DEF_TILE(tile_q4_0_body, 3)
+MP_DEF_TILE(tile_q4_0_body, 4)
+
+#if MP_VNNI
+static inline __attribute__((always_inline)) void FN(tile_q8_0_body)(int64_t n, const void *W, size_t ws,
+                                                                     const void *X, size_t xs, float *Y,
+                                                                     int64_t ldy, const int C)
+{
+    __m256 acc[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+    for (int r = 0; r < MP_TILE_R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m256i q[MP_TILE_R];
+        __m256 dw[MP_TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            const mp_block_q8_0 *blk = (const mp_block_q8_0 *)((const uint8_t *)W + r * ws) + i;
+            q[r] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)blk->qs), bias); /* w + 128 */
+            dw[r] = _mm256_set1_ps(FN(h2f)(blk->d));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) {
+            const mp_block_q8_0 *yb = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)yb->qs);
+            const __m256i corr = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                                  FN(dpbusd)(_mm256_setzero_si256(), bias, y));
+            const __m256 dx = _mm256_set1_ps(FN(h2f)(yb->d));
+#pragma GCC unroll 4
+            for (int r = 0; r < MP_TILE_R; r++) {
+                const __m256i p = FN(dpbusd)(corr, q[r], y);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+}
+MP_DEF_TILE(tile_q8_0_body, 1)
+MP_DEF_TILE(tile_q8_0_body, 2)
+MP_DEF_TILE(tile_q8_0_body, 3)
+MP_DEF_TILE(tile_q8_0_body, 4)
+#endif
+#undef MP_DEF_TILE
+
+/* ---------------------------------------------------------------- K-quants */
+
+static void FN(dot_q4_K)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q4_K *a = w;
+    const mp_block_q8_K *b = xq;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        uint8_t sc[8], m[8];
+        int summ = 0;
+        for (int j = 0; j < 8; j++) {
+            mp_k4_scale_min(j, a[i].scales, &sc[j], &m[j]);
+            summ += m[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
+            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * FN(h2f)(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        accm += b[i].d * FN(h2f)(a[i].dmin) * (float)summ;
+    }
+    *s = FN(hsum_ps)(acc) - accm;
+}
+
+static void FN(dot_q5_K)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q5_K *a = w;
+    const mp_block_q8_K *b = xq;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        uint8_t sc[8], m[8];
+        int summ = 0;
+        for (int j = 0; j < 8; j++) {
+            mp_k4_scale_min(j, a[i].scales, &sc[j], &m[j]);
+            summ += m[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            /* bit 2c of qh[l] is bit 4 of the low-nibble value, bit 2c+1 of the high one;
+             * qh is shifted right by 2 per chunk so they sit at bits 0 and 1 */
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), b4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                               _mm256_and_si256(_mm256_slli_epi16(qh, 3), b4));
+            qh = _mm256_srli_epi16(qh, 2);
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
+            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * FN(h2f)(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        accm += b[i].d * FN(h2f)(a[i].dmin) * (float)summ;
+    }
+    *s = FN(hsum_ps)(acc) - accm;
+}
+
+static void FN(dot_q6_K)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q6_K *a = w;
+    const mp_block_q8_K *b = xq;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) {
+        const int8_t *sc = a[i].scales;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
+            __m256i q[4]; /* unsigned 0..63 (value + 32) of the four 32-element quarters */
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m2));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2));
+            for (int k = 0; k < 4; k++) {
+                const __m256i y = _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * k));
+                const __m256i p = _mm256_maddubs_epi16(q[k], y);
+                /* int16 lanes 0..7 cover elements 0..15 (scale 2k), 8..15 elements 16..31 (2k+1) */
+                const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+            }
+        }
+        /* remove the +32 offset: 32 * sum_g sc_g * bsum_g */
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
+        const __m256i scw = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bs, scw), 5));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * FN(h2f)(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = FN(hsum_ps)(acc);
+}
+
+/* ------------------------------------------------ activation quantisers
+ * Bit-identical to mp_quant_act_*_ref: the same scalar scale arithmetic, a
+ * vector multiply by the same factor, round half to even, saturating packs. */
+
+static inline __m256i FN(pack32)(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
+{
+    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(v0, rnd));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(v1, rnd));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(v2, rnd));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(v3, rnd));
+    i0 = _mm256_packs_epi32(i0, i1);
+    i2 = _mm256_packs_epi32(i2, i3);
+    i0 = _mm256_packs_epi16(i0, i2);
+    return _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline float FN(hmax_ps)(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static void FN(act_q8_0)(const float *x, void *xq, int64_t n)
+{
+    mp_block_q8_0 *y = xq;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 mx = _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1));
+        mx = _mm256_max_ps(mx, _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        const float amax = FN(hmax_ps)(mx);
+        const float d = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        y[i].d = mp_fp32_to_fp16(d);
+        const __m256 m = _mm256_set1_ps(id);
+        _mm256_storeu_si256((__m256i *)y[i].qs, FN(pack32)(_mm256_mul_ps(v0, m), _mm256_mul_ps(v1, m),
+                                                           _mm256_mul_ps(v2, m), _mm256_mul_ps(v3, m)));
+    }
+}
+
+static void FN(act_q8_K)(const float *x, void *xq, int64_t n)
+{
+    mp_block_q8_K *y = xq;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / 256; i++, x += 256) {
+        __m256 mx = _mm256_setzero_ps();
+        for (int j = 0; j < 256; j += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+        const float amax = FN(hmax_ps)(mx);
+        if (!amax) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float max = amax; /* the first element with |x| == amax decides the sign, as in the reference */
+        for (int j = 0; j < 256; j++) {
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m256 m = _mm256_set1_ps(iscale);
+        for (int j = 0; j < 256; j += 32) {
+            const __m256i q = FN(pack32)(_mm256_mul_ps(_mm256_loadu_ps(x + j), m), _mm256_mul_ps(_mm256_loadu_ps(x + j + 8), m),
+                                         _mm256_mul_ps(_mm256_loadu_ps(x + j + 16), m),
+                                         _mm256_mul_ps(_mm256_loadu_ps(x + j + 24), m));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), q);
+            /* bsums: 16-element sums of the 32 bytes just written */
+            const __m256i w16 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+            const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(w16), _mm_shuffle_epi32(_mm256_castsi256_si128(w16), 0x4e));
+            const __m128i t4 = _mm_add_epi32(_mm256_extracti128_si256(w16, 1),
+                                             _mm_shuffle_epi32(_mm256_extracti128_si256(w16, 1), 0x4e));
+            y[i].bsums[j / 16] = (int16_t)(_mm_cvtsi128_si32(s4) + _mm_extract_epi32(s4, 1));
+            y[i].bsums[j / 16 + 1] = (int16_t)(_mm_cvtsi128_si32(t4) + _mm_extract_epi32(t4, 1));
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+static void FN(act_f16)(const float *x, void *xq, int64_t n)
+{
+    uint16_t *h = xq;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) h[i] = mp_fp32_to_fp16(x[i]);
+}
+
+static void FN(act_bf16)(const float *x, void *xq, int64_t n)
+{
+    uint16_t *h = xq;
+    int64_t i = 0;
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    for (; i + 8 <= n; i += 8) {
+        const __m256i u = _mm256_loadu_si256((const __m256i *)(x + i));
+        const __m256i rne = _mm256_srli_epi32(
+            _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one))), 16);
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absmask), inf);
+        const __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(64));
+        const __m256i r = _mm256_blendv_epi8(rne, qnan, nan);
+        /* 8 x u32 (each < 65536) -> 8 x u16 */
+        const __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storeu_si128((__m128i *)(h + i), p);
+    }
+    for (; i < n; i++) h[i] = mp_fp32_to_bf16(x[i]);
+}
+
+/* Fills the 256-bit entries common to both ISAs. */
+static void FN(fill_common)(mp_kernel_table *t)
+{
+    t->vec_dot[MP_TYPE_F32] = FN(dot_f32);
+    t->vec_dot[MP_TYPE_F16] = FN(dot_f16);
+    t->vec_dot[MP_TYPE_BF16] = FN(dot_bf16);
+    t->vec_dot[MP_TYPE_Q8_0] = FN(dot_q8_0);
+    t->vec_dot[MP_TYPE_Q4_0] = FN(dot_q4_0);
+    t->vec_dot[MP_TYPE_Q4_K] = FN(dot_q4_K);
+    t->vec_dot[MP_TYPE_Q5_K] = FN(dot_q5_K);
+    t->vec_dot[MP_TYPE_Q6_K] = FN(dot_q6_K);
+    t->quant_act[MP_TYPE_F16] = FN(act_f16);
+    t->quant_act[MP_TYPE_BF16] = FN(act_bf16);
+    t->quant_act[MP_TYPE_Q8_0] = FN(act_q8_0);
+    t->quant_act[MP_TYPE_Q8_K] = FN(act_q8_K);
+    t->tile[MP_TYPE_Q4_0][0] = FN(tile_q4_0_body_1);
+    t->tile[MP_TYPE_Q4_0][1] = FN(tile_q4_0_body_2);
+    t->tile[MP_TYPE_Q4_0][2] = FN(tile_q4_0_body_3);
+    t->tile[MP_TYPE_Q4_0][3] = FN(tile_q4_0_body_4);
+#if MP_VNNI
+    t->tile[MP_TYPE_Q8_0][0] = FN(tile_q8_0_body_1);
+    t->tile[MP_TYPE_Q8_0][1] = FN(tile_q8_0_body_2);
+    t->tile[MP_TYPE_Q8_0][2] = FN(tile_q8_0_body_3);
+    t->tile[MP_TYPE_Q8_0][3] = FN(tile_q8_0_body_4);
+#endif
+}

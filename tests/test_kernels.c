@@ -1,0 +1,389 @@
+/* Kernel tests: known-answer tests that pin each block layout, quantise ->
+ * dequantise error bounds, every ISA's vec_dot / quantize_act against the
+ * scalar reference on random blocks, and mp_matmul_rows against a naive loop.
+ * The SIMD comparisons run once per ISA this CPU and build have. */
+#include "kernels/kernels.h"
+#include "moepager/status.h"
+#include "mp_test.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Tolerances, relative to sum_i |w_i * x_i| of the dot being checked. */
+#define TOL_INT_DOT 1e-5   /* integer block dots: only the float block accumulation order differs */
+#define TOL_FLOAT_DOT 1e-5 /* F32/F16/BF16 dots: float vs double accumulation */
+
+static const uint32_t k_types[] = {MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0,
+                                   MP_TYPE_Q4_0, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K};
+#define N_TYPES (sizeof k_types / sizeof k_types[0])
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd_u32(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float rnd_unit(void) { return (float)((rnd_u32() & 0xffffff) / 16777216.0); }
+static float rnd_gauss(void)
+{
+    float u = rnd_unit() + 1e-7f, v = rnd_unit();
+    return sqrtf(-2.f * logf(u)) * cosf(6.2831853f * v);
+}
+
+
+/* ------------------------------------------------------------ known answers */
+
+static void test_kat_q4_0(void)
+{
+    mp_block_q4_0 b;
+    b.d = 0x3800; /* 0.5 */
+    memset(b.qs, 0x88, sizeof b.qs);
+    b.qs[0] = 0x1F; /* low nibble 15 -> element 0, high nibble 1 -> element 16 */
+    b.qs[5] = 0x80; /* low 0 -> element 5 */
+    float y[32];
+    CHECK(mp_dequantize_row(MP_TYPE_Q4_0, &b, y, 32) == MP_OK);
+    CHECK(y[0] == 3.5f);
+    CHECK(y[16] == -3.5f);
+    CHECK(y[5] == -4.0f);
+    CHECK(y[21] == 0.0f);
+    CHECK(y[1] == 0.0f);
+
+    /* quantise: the signed max (-16) sets d = max / -8 = 2; q = x/d + 8 */
+    float x[32];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    CHECK(mp_quantize_row_ref(MP_TYPE_Q4_0, x, &b, 32) == MP_OK);
+    CHECK(b.d == 0x4000); /* 2.0 */
+    CHECK((b.qs[0] & 0xF) == 0);        /* -16 / 2 + 8 */
+    CHECK((b.qs[0] >> 4) == 8);         /* element 16: 0 */
+    CHECK((b.qs[15] >> 4) == 15);       /* element 31: 15/2+8.5 = 16 -> clamped 15 */
+}
+
+static void test_kat_q8_0(void)
+{
+    mp_block_q8_0 b;
+    b.d = 0x3C00; /* 1.0 */
+    for (int j = 0; j < 32; j++) b.qs[j] = (int8_t)(j * 7 - 100);
+    float y[32];
+    CHECK(mp_dequantize_row(MP_TYPE_Q8_0, &b, y, 32) == MP_OK);
+    for (int j = 0; j < 32; j++) CHECK(y[j] == (float)(j * 7 - 100));
+    float x[32];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 8) * 0.5f;
+    CHECK(mp_quantize_row_ref(MP_TYPE_Q8_0, x, &b, 32) == MP_OK);
+    CHECK(b.qs[31] == 127);
+    CHECK(b.qs[8] == 0);
+    CHECK(b.d == mp_fp32_to_fp16(11.5f / 127));
+}
+
+static void set_k4_scales(uint8_t s[12])
+{
+    memset(s, 0, 12);
+    s[0] = 0xC1; /* scale0 = 1; top bits 3 -> bits 4..5 of scale4 */
+    s[4] = 0x82; /* min0 = 2; top bits 2 -> bits 4..5 of min4 */
+    s[8] = 0x5A; /* scale4 low = 0xA, min4 low = 5 -> scale4 = 58, min4 = 37 */
+    s[1] = 0x02; /* scale1 = 2, min1 = 0 */
+}
+
+static void test_kat_q4_K(void)
+{
+    mp_block_q4_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3C00;    /* 1.0 */
+    b.dmin = 0x3800; /* 0.5 */
+    set_k4_scales(b.scales);
+    b.qs[0] = 0x73;  /* element 0 (sub-block 0) = 3, element 32 (sub-block 1) = 7 */
+    b.qs[64] = 0x05; /* element 128 (sub-block 4) = 5 */
+    float y[256];
+    CHECK(mp_dequantize_row(MP_TYPE_Q4_K, &b, y, 256) == MP_OK);
+    CHECK(y[0] == 1 * 3 - 0.5f * 2);
+    CHECK(y[1] == -1.0f);
+    CHECK(y[32] == 2 * 7);
+    CHECK(y[128] == 58 * 5 - 0.5f * 37);
+    CHECK(y[129] == -0.5f * 37);
+    CHECK(y[160] == 0.0f);
+}
+
+static void test_kat_q5_K(void)
+{
+    mp_block_q5_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3C00;
+    b.dmin = 0x3800;
+    set_k4_scales(b.scales);
+    b.qs[0] = 0x73;
+    b.qs[64] = 0x05;
+    b.qs[1] = 0x40;
+    b.qh[0] = 0x11; /* bit 0: element 0 += 16; bit 4: element 128 += 16 */
+    b.qh[1] = 0x02; /* bit 1: element 33 += 16 */
+    float y[256];
+    CHECK(mp_dequantize_row(MP_TYPE_Q5_K, &b, y, 256) == MP_OK);
+    CHECK(y[0] == (3 + 16) - 0.5f * 2);
+    CHECK(y[32] == 2 * 7);
+    CHECK(y[33] == 2 * (4 + 16));
+    CHECK(y[1] == -1.0f);
+    CHECK(y[128] == 58 * (5 + 16) - 0.5f * 37);
+}
+
+static void test_kat_q6_K(void)
+{
+    mp_block_q6_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3C00;
+    for (int g = 0; g < 16; g++) b.scales[g] = (int8_t)(g + 1);
+    b.scales[3] = -2;
+    b.ql[0] = 0x21;  /* low 1 -> element 0, high 2 -> element 64 */
+    b.qh[0] = 0xE4;  /* 2-bit fields: element 0: 0, element 32: 1, element 64: 2, element 96: 3 */
+    b.ql[32] = 0x53; /* low 3 -> element 32, high 5 -> element 96 */
+    b.ql[81] = 0x0F; /* second half, l = 17: element 145 */
+    b.qh[49] = 0x03;
+    float y[256];
+    CHECK(mp_dequantize_row(MP_TYPE_Q6_K, &b, y, 256) == MP_OK);
+    CHECK(y[0] == 1 * (1 - 32));
+    CHECK(y[64] == 5 * ((2 | 2 << 4) - 32));
+    CHECK(y[32] == 3 * ((3 | 1 << 4) - 32));
+    CHECK(y[96] == 7 * ((5 | 3 << 4) - 32));
+    CHECK(y[145] == 10 * 31);
+    CHECK(y[48] == -2 * -32);
+    CHECK(y[16] == 2 * -32);
+}
+
+static void test_kat_q8_K_and_float(void)
+{
+    static mp_block_q8_K b;
+    b.d = 0.25f;
+    for (int j = 0; j < 256; j++) b.qs[j] = (int8_t)(j - 128);
+    float y[256];
+    CHECK(mp_dequantize_row(MP_TYPE_Q8_K, &b, y, 256) == MP_OK);
+    for (int j = 0; j < 256; j++) CHECK(y[j] == 0.25f * (j - 128));
+
+    /* Q8_K quantise: iscale = -127 / max with max the signed largest; bsums are 16-sums */
+    float x[256];
+    for (int j = 0; j < 256; j++) x[j] = (float)(j % 17) - 8;
+    x[3] = -20;
+    x[9] = 20; /* tie in |x|: the first (negative) one decides the sign */
+    CHECK(mp_quantize_row_ref(MP_TYPE_Q8_K, x, &b, 256) == MP_OK);
+    CHECK(fabsf(b.d - 20.f / 127.f) < 1e-6f); /* iscale = -127 / -20 > 0 */
+    CHECK(b.qs[3] == -127 && b.qs[9] == 127);
+    int s = 0;
+    for (int j = 16; j < 32; j++) s += b.qs[j];
+    CHECK(b.bsums[1] == s);
+
+    const uint16_t h[4] = {0x3C00, 0xC000, 0x3555, 0x0001};
+    float f[4];
+    CHECK(mp_dequantize_row(MP_TYPE_F16, h, f, 4) == MP_OK);
+    CHECK(f[0] == 1.0f && f[1] == -2.0f && f[2] == 0.333251953125f && f[3] == 0x1p-24f);
+    const uint16_t bf[2] = {0x3F80, 0xC040};
+    CHECK(mp_dequantize_row(MP_TYPE_BF16, bf, f, 2) == MP_OK);
+    CHECK(f[0] == 1.0f && f[1] == -3.0f);
+    CHECK(mp_dequantize_row(MP_TYPE_Q4_1, h, f, 32) == MP_E_UNSUPPORTED);
+    CHECK(mp_dequantize_row(MP_TYPE_Q4_0, h, f, 31) == MP_E_UNSUPPORTED);
+}
+
+/* ------------------------------------------------------ round-trip bounds */
+
+static void test_roundtrip(void)
+{
+    static const struct { uint32_t type; double max_rel_rmse; } cases[] = {
+        {MP_TYPE_F16, 4e-4},  {MP_TYPE_BF16, 3e-3}, {MP_TYPE_Q8_0, 8e-3}, {MP_TYPE_Q8_K, 0.012},
+        {MP_TYPE_Q4_0, 0.11}, {MP_TYPE_Q4_K, 0.09}, {MP_TYPE_Q5_K, 0.05}, {MP_TYPE_Q6_K, 0.025},
+    };
+    enum { N = 4096 };
+    static float x[N], y[N];
+    static uint8_t q[N * 4];
+    for (int i = 0; i < N; i++) x[i] = rnd_gauss() * (i % 512 < 256 ? 1.0f : 0.01f);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        CHECK(mp_quantize_row_ref(cases[c].type, x, q, N) == MP_OK);
+        CHECK(mp_dequantize_row(cases[c].type, q, y, N) == MP_OK);
+        /* error relative to the rms of each 256-element region (scales differ 100x) */
+        double worst = 0;
+        for (int r = 0; r < N; r += 256) {
+            double e = 0, s = 0;
+            for (int i = r; i < r + 256; i++) {
+                e += (double)(x[i] - y[i]) * (x[i] - y[i]);
+                s += (double)x[i] * x[i];
+            }
+            const double rel = sqrt(e / s);
+            if (rel > worst) worst = rel;
+        }
+        if (getenv("MP_VERBOSE")) fprintf(stderr, "%s rel rmse %.4g\n", mp_type_name(cases[c].type), worst);
+        CHECKF(worst <= cases[c].max_rel_rmse, "%s: relative rmse %.4g > %.4g", mp_type_name(cases[c].type), worst,
+               cases[c].max_rel_rmse);
+    }
+    /* all-zero input stays zero */
+    memset(x, 0, sizeof x);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        CHECK(mp_quantize_row_ref(cases[c].type, x, q, 512) == MP_OK);
+        CHECK(mp_dequantize_row(cases[c].type, q, y, 512) == MP_OK);
+        for (int i = 0; i < 512; i++) CHECK(y[i] == 0.0f);
+    }
+}
+
+/* ---------------------------------------------- SIMD vs reference, matmul */
+
+/* A random weight row: quantised Gaussian data, or (odd seeds) random bytes
+ * with sane fp16 scales so every bit pattern of the quants is exercised. */
+static void make_weights(uint32_t type, int64_t n, void *w, bool raw_bytes)
+{
+    static float x[8192];
+    for (int64_t i = 0; i < n; i++) x[i] = rnd_gauss();
+    mp_quantize_row_ref(type, x, w, n);
+    if (!raw_bytes || type == MP_TYPE_F32 || type == MP_TYPE_F16 || type == MP_TYPE_BF16) return;
+    const mp_type_info *ti = mp_type_get(type);
+    uint8_t *p = w;
+    const size_t bytes = mp_row_size(type, n);
+    for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)rnd_u32();
+    for (int64_t b = 0; b < n / ti->blck_size; b++) {
+        uint8_t *blk = p + b * ti->type_size;
+        const uint16_t d = mp_fp32_to_fp16(0.001f + rnd_unit() * 0.01f);
+        switch (type) {
+        case MP_TYPE_Q4_K: case MP_TYPE_Q5_K:
+            memcpy(blk, &d, 2);
+            memcpy(blk + 2, &d, 2);
+            break;
+        case MP_TYPE_Q6_K: memcpy(blk + 208, &d, 2); break;
+        default: memcpy(blk, &d, 2); break;
+        }
+    }
+}
+
+/* sum_i |w_i * x_i| from dequantised rows: the scale of a dot's rounding error. */
+static double abs_dot(uint32_t wtype, int64_t n, const void *w, const void *xq)
+{
+    static float a[8192], b[8192];
+    mp_dequantize_row(wtype, w, a, n);
+    mp_dequantize_row(mp_act_type(wtype), xq, b, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += fabs((double)a[i] * b[i]);
+    return s;
+}
+
+static bool is_float_type(uint32_t t) { return t == MP_TYPE_F32 || t == MP_TYPE_F16 || t == MP_TYPE_BF16; }
+
+static void test_simd_vs_ref(mp_isa isa)
+{
+    static const int64_t sizes_q[] = {256, 512, 1024, 2816, 4096, 8192};
+    static const int64_t sizes_small[] = {32, 64, 96, 160};
+    static const int64_t sizes_f[] = {1, 7, 16, 33, 100, 255};
+    static uint8_t w[8192 * 4], xq[8192 * 4], xq_ref[8192 * 4];
+    static float x[8192];
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t wt = k_types[ti];
+        const mp_vec_dot_fn ref = mp_get_vec_dot_isa(wt, MP_ISA_SCALAR), fn = mp_get_vec_dot_isa(wt, isa);
+        CHECK(ref && fn);
+        if (!ref || !fn) continue;
+        int64_t sizes[16];
+        int ns = 0;
+        for (size_t i = 0; i < sizeof sizes_q / sizeof sizes_q[0]; i++) sizes[ns++] = sizes_q[i];
+        if (mp_type_get(wt)->blck_size == 32 || is_float_type(wt))
+            for (size_t i = 0; i < 4; i++) sizes[ns++] = sizes_small[i];
+        if (is_float_type(wt))
+            for (size_t i = 0; i < 6; i++) sizes[ns++] = sizes_f[i];
+        for (int si = 0; si < ns; si++) {
+            const int64_t n = sizes[si];
+            for (int rep = 0; rep < 4; rep++) {
+                make_weights(wt, n, w, rep & 1);
+                const float amp = rep == 2 ? 1e-3f : rep == 3 ? 50.f : 1.f;
+                for (int64_t i = 0; i < n; i++) x[i] = rnd_gauss() * amp;
+                if (rep == 3 && n >= 32) { /* an all-zero block and a +-tie block */
+                    for (int i = 0; i < 32; i++) x[i] = 0;
+                    x[n - 1] = -100.f;
+                    x[n - 2] = 100.f;
+                }
+                CHECK(mp_quantize_act_isa(wt, MP_ISA_SCALAR, x, xq_ref, n) == MP_OK);
+                CHECK(mp_quantize_act_isa(wt, isa, x, xq, n) == MP_OK);
+                const size_t ab = mp_act_row_size(wt, n);
+                CHECKF(memcmp(xq, xq_ref, ab) == 0, "%s quantize_act %s n=%ld rep=%d differs", mp_isa_name(isa),
+                       mp_type_name(mp_act_type(wt)), (long)n, rep);
+                float s_ref = 0, s = 0;
+                ref(n, &s_ref, w, xq_ref);
+                fn(n, &s, w, xq_ref);
+                const double scale = abs_dot(wt, n, w, xq_ref);
+                const double tol = (is_float_type(wt) ? TOL_FLOAT_DOT : TOL_INT_DOT) * scale + 1e-30;
+                CHECKF(fabs((double)s - s_ref) <= tol, "%s vec_dot %s n=%ld rep=%d: %.9g vs ref %.9g (tol %.3g)",
+                       mp_isa_name(isa), mp_type_name(wt), (long)n, rep, s, s_ref, tol);
+                /* the reference dot itself agrees with a double-precision dot of the dequantised rows */
+                if (rep == 0 && isa == MP_ISA_SCALAR) {
+                    static float a[8192], b[8192];
+                    mp_dequantize_row(wt, w, a, n);
+                    mp_dequantize_row(mp_act_type(wt), xq_ref, b, n);
+                    double d = 0;
+                    for (int64_t i = 0; i < n; i++) d += (double)a[i] * b[i];
+                    CHECKF(fabs(d - s_ref) <= 1e-5 * scale, "ref vec_dot %s n=%ld: %.9g vs dequantised %.9g",
+                           mp_type_name(wt), (long)n, s_ref, d);
+                }
+            }
+        }
+    }
+}
+
+static void test_matmul(mp_isa isa)
+{
+    static const int64_t Ts[] = {1, 2, 3, 5, 8, 17};
+    enum { NR = 13, MAXT = 17, NC = 512 };
+    static uint8_t W[NR * NC * 4], X[MAXT * NC * 4];
+    static float xf[NC], Y[MAXT * 16];
+    CHECK(mp_kernels_set_isa(isa));
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t wt = k_types[ti];
+        const size_t wrow = mp_row_size(wt, NC), xrow = mp_act_row_size(wt, NC);
+        for (int r = 0; r < NR; r++) make_weights(wt, NC, W + r * wrow, r & 1);
+        for (int t = 0; t < MAXT; t++) {
+            for (int i = 0; i < NC; i++) xf[i] = rnd_gauss();
+            mp_quantize_act(wt, xf, X + t * xrow, NC);
+        }
+        const mp_vec_dot_fn ref = mp_get_vec_dot_isa(wt, MP_ISA_SCALAR);
+        for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) {
+            const int64_t T = Ts[k], ldy = 16, r0 = k & 1 ? 1 : 0, r1 = k & 2 ? 12 : NR;
+            for (int i = 0; i < MAXT * 16; i++) Y[i] = -12345.f;
+            mp_matmul_rows(wt, W, NC, r0, r1, X, T, Y, ldy);
+            for (int64_t t = 0; t < MAXT; t++) {
+                for (int64_t r = 0; r < 16; r++) {
+                    const float got = Y[t * ldy + r];
+                    if (t >= T || r < r0 || r >= r1) {
+                        CHECKF(got == -12345.f, "%s matmul %s wrote outside its block (t=%ld r=%ld)", mp_isa_name(isa),
+                               mp_type_name(wt), (long)t, (long)r);
+                        continue;
+                    }
+                    float want = 0;
+                    ref(NC, &want, W + r * wrow, X + t * xrow);
+                    const double tol = 1e-5 * abs_dot(wt, NC, W + r * wrow, X + t * xrow);
+                    CHECKF(fabs((double)got - want) <= tol, "%s matmul %s T=%ld t=%ld r=%ld: %.9g vs %.9g",
+                           mp_isa_name(isa), mp_type_name(wt), (long)T, (long)t, (long)r, got, want);
+                }
+            }
+        }
+    }
+}
+
+int main(void)
+{
+    mp_kernels_init();
+    test_kat_q4_0();
+    test_kat_q8_0();
+    test_kat_q4_K();
+    test_kat_q5_K();
+    test_kat_q6_K();
+    test_kat_q8_K_and_float();
+    test_roundtrip();
+    CHECK(mp_act_type(MP_TYPE_Q4_0) == MP_TYPE_Q8_0 && mp_act_type(MP_TYPE_Q6_K) == MP_TYPE_Q8_K);
+    CHECK(mp_act_type(MP_TYPE_Q4_1) == MP_TYPE_COUNT && !mp_type_supported(MP_TYPE_Q4_1));
+    CHECK(mp_act_row_size(MP_TYPE_Q4_K, 512) == 2 * 292);
+
+    const mp_isa start = mp_kernels_isa();
+    int ran = 0;
+    for (int isa = MP_ISA_SCALAR; isa <= MP_ISA_AVX512; isa++) {
+        if (!mp_kernels_set_isa((mp_isa)isa)) {
+            fprintf(stderr, "note: ISA %s not available, not tested\n", mp_isa_name((mp_isa)isa));
+            continue;
+        }
+        fprintf(stderr, "testing ISA %s\n", mp_isa_name((mp_isa)isa));
+        test_simd_vs_ref((mp_isa)isa);
+        test_matmul((mp_isa)isa);
+        ran++;
+    }
+    CHECK(ran >= 1);
+    CHECK(mp_kernels_set_isa(start));
+    MP_TEST_DONE();
+}
