@@ -1,0 +1,29 @@
+/* The built-in replacement policies. The first entry is the default: it was
+ * picked by replaying the FLAME-MoE-290M routing trace (tests and
+ * bench/bench_trace_replay.c), where frequency with decay beats LRU at every
+ * capacity from 4 to 32 experts per layer. */
+#include "cache/policy.h"
+
+#include <stddef.h>
+#include <string.h>
+
+extern const mp_policy_ops mp_policy_lfu_decay_ops;
+extern const mp_policy_ops mp_policy_lru_ops;
+
+static const mp_policy_ops *const mp_policies[] = {
+    &mp_policy_lfu_decay_ops,
+    &mp_policy_lru_ops,
+    NULL,
+};
+
+const mp_policy_ops *const *mp_policy_list(void) { return mp_policies; }
+
+const mp_policy_ops *mp_policy_find(const char *name)
+{
+    if (!name) return NULL;
+    for (size_t i = 0; mp_policies[i]; i++)
+        if (strcmp(mp_policies[i]->name, name) == 0) return mp_policies[i];
+    return NULL;
+}
+
+const mp_policy_ops *mp_policy_default(void) { return mp_policies[0]; }
