@@ -40,4 +40,17 @@ int64_t mp_tokenize(const mp_tokenizer *tok, const char *text, size_t len, bool 
  * length, or a negative status for an invalid id. */
 int mp_token_to_piece(const mp_tokenizer *tok, int32_t id, char *buf, int cap, bool special);
 
+/* Extra accessors (all NULL/-1 safe for out-of-range ids). */
+int32_t mp_tokenizer_eot(const mp_tokenizer *tok);           /* -1 if none */
+int32_t mp_tokenizer_unk(const mp_tokenizer *tok);           /* -1 if none */
+bool mp_tokenizer_add_eos(const mp_tokenizer *tok);          /* add EOS by default? */
+/* SPM: a space is put before the text (and after each special token). */
+bool mp_tokenizer_add_space_prefix(const mp_tokenizer *tok);
+/* Control or unknown token (rendered only with special = true). */
+bool mp_tokenizer_is_control(const mp_tokenizer *tok, int32_t id);
+/* The token's raw vocabulary text (NUL-terminated, owned by tok), or NULL. */
+const char *mp_tokenizer_token_text(const mp_tokenizer *tok, int32_t id);
+/* Id of the token whose raw text is text[0..len), or -1. */
+int32_t mp_tokenizer_find(const mp_tokenizer *tok, const char *text, size_t len);
+
 #endif
