@@ -1,0 +1,1152 @@
+/* mp-gen: writes random-weight GGUF models that llama.cpp and moepager load.
+ *
+ * Architectures (tensor names, shapes and metadata keys as llama.cpp's
+ * llama / qwen3moe / olmoe loaders expect them):
+ *   llama      dense: blk.N.ffn_{gate,up,down}
+ *   llama-moe  Mixtral style: general.architecture "llama" plus
+ *              llama.expert_count / expert_used_count, blk.N.ffn_gate_inp
+ *              {n_embd, n_expert} and blk.N.ffn_{gate,up,down}_exps (3-D)
+ *   qwen3moe   per-head q/k norms {head_dim}, expert_feed_forward_length
+ *   olmoe      q/k norms over the full width {n_embd}; no GQA; untied output
+ *
+ * Values: matrices hold roughly normal values with std ~ 1/sqrt(row length),
+ * so every projection keeps activations of order 1; the router gets a larger
+ * std so that routing is peaked and varies between tokens; norms are
+ * 1 +- 0.1. Quantised tensors are written as valid random blocks (random
+ * quants, finite fp16 scales picked so that the dequantised std matches)
+ * instead of quantising floats, so generation runs at disk speed. Each
+ * tensor has its own xoshiro256++ stream seeded from (--seed, tensor index):
+ * output is byte-identical for a given command line however the writer
+ * chunks the data.
+ *
+ * `mp-gen --check FILE` reopens a model with our own reader, rebuilds the
+ * tensor list that the file's metadata implies and compares names, shapes
+ * and the F32-only tensors, then scans every value (f32/f16/bf16) or block
+ * scale (quantised types) for NaN/inf. Exit 0 when the file is sound. */
+#include "common/err.h"
+#include "common/types.h"
+#include "gguf/gguf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- PRNG: splitmix64 for seeding, xoshiro256++ for the streams ---------- */
+
+typedef struct mp_rng {
+    uint64_t s[4];
+} mp_rng;
+
+static uint64_t mp_splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void mp_rng_seed(mp_rng *r, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ull) ^ 0x6d6f657061676572ull;
+    for (int i = 0; i < 4; i++) r->s[i] = mp_splitmix64(&x);
+}
+
+static inline uint64_t mp_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static inline uint64_t mp_rng_next(mp_rng *r)
+{
+    uint64_t *s = r->s;
+    const uint64_t out = mp_rotl(s[0] + s[3], 23) + s[0];
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = mp_rotl(s[3], 45);
+    return out;
+}
+
+static void mp_rng_bytes(mp_rng *r, uint8_t *dst, size_t n)
+{
+    while (n >= 8) {
+        uint64_t v = mp_rng_next(r);
+        memcpy(dst, &v, 8);
+        dst += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t v = mp_rng_next(r);
+        memcpy(dst, &v, n);
+    }
+}
+
+/* Irwin-Hall(4) from one 64-bit draw: mean 0, std 1, bounded by +-3.46. */
+static inline float mp_rng_normalish(mp_rng *r)
+{
+    uint64_t v = mp_rng_next(r);
+    int32_t s = (int32_t)(v & 0xffff) + (int32_t)((v >> 16) & 0xffff) +
+                (int32_t)((v >> 32) & 0xffff) + (int32_t)(v >> 48) - 2 * 65535;
+    return (float)s * (1.0f / 37837.2f); /* 37837 = 65536 / sqrt(3) */
+}
+
+/* ---- model description ----------------------------------------------- */
+
+typedef enum gen_arch { ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE } gen_arch;
+static const char *const arch_cli_names[] = {"llama", "llama-moe", "qwen3moe", "olmoe"};
+static const char *const arch_gguf_names[] = {"llama", "llama", "qwen3moe", "olmoe"};
+
+/* What a tensor is for; picks its type (--type mixes, --*-type overrides)
+ * and the std of its values. */
+typedef enum gen_role {
+    ROLE_NORM,     /* 1-D, F32, 1 +- 0.1 */
+    ROLE_ROUTER,   /* ffn_gate_inp, F32 */
+    ROLE_EMBD,     /* token_embd */
+    ROLE_OUTPUT,   /* output.weight */
+    ROLE_ATTN,     /* attn_q, attn_k, attn_output */
+    ROLE_ATTN_V,   /* attn_v (Q6_K in the _m mixes) */
+    ROLE_FFN,      /* dense ffn_gate, ffn_up */
+    ROLE_FFN_DOWN, /* dense ffn_down (Q6_K in the _m mixes) */
+    ROLE_EXP,      /* ffn_gate_exps, ffn_up_exps */
+    ROLE_EXP_DOWN  /* ffn_down_exps (Q6_K in the _m mixes) */
+} gen_role;
+
+typedef struct gen_tensor {
+    char name[64];
+    gen_role role;
+    uint32_t type;
+    uint32_t n_dims;
+    int64_t ne[MP_GGUF_MAX_DIMS];
+    float scale;     /* target std of the values (matrices) */
+    uint64_t nbytes;
+} gen_tensor;
+
+typedef struct gen_opts {
+    gen_arch arch;
+    const char *type_name;  /* as given to --type */
+    uint32_t type;          /* base matrix type */
+    uint32_t type_hi;       /* attn_v/ffn_down/output type (== type unless a _m mix) */
+    int attn_type, expert_type, embd_type; /* -1: not overridden */
+    uint32_t ftype;         /* general.file_type (llama_ftype) */
+    int64_t n_embd, n_head, n_head_kv, head_dim, n_ff, n_ff_exp, n_layer;
+    int64_t n_expert, n_expert_used, n_vocab, n_ctx;
+    float rope_base, eps;
+    bool tied_output;
+    uint64_t seed;
+    const char *out, *vocab, *name;
+    bool quiet;
+    bool n_vocab_set;
+} gen_opts;
+
+typedef struct gen_model {
+    gen_tensor *t;
+    size_t n, cap;
+} gen_model;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mp-gen: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static bool is_moe(gen_arch a) { return a != ARCH_LLAMA; }
+
+static uint32_t role_type(const gen_opts *o, gen_role role)
+{
+    switch (role) {
+    case ROLE_NORM:
+    case ROLE_ROUTER: return MP_TYPE_F32;
+    case ROLE_EMBD: return o->embd_type >= 0 ? (uint32_t)o->embd_type : o->type;
+    case ROLE_OUTPUT: return o->embd_type >= 0 ? (uint32_t)o->embd_type : o->type_hi;
+    case ROLE_ATTN: return o->attn_type >= 0 ? (uint32_t)o->attn_type : o->type;
+    case ROLE_ATTN_V: return o->attn_type >= 0 ? (uint32_t)o->attn_type : o->type_hi;
+    case ROLE_FFN: return o->type;
+    case ROLE_FFN_DOWN: return o->type_hi;
+    case ROLE_EXP: return o->expert_type >= 0 ? (uint32_t)o->expert_type : o->type;
+    case ROLE_EXP_DOWN: return o->expert_type >= 0 ? (uint32_t)o->expert_type : o->type_hi;
+    }
+    return o->type;
+}
+
+static void model_add(gen_model *m, const gen_opts *o, gen_role role, int64_t ne0, int64_t ne1,
+                      int64_t ne2, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static void model_add(gen_model *m, const gen_opts *o, gen_role role, int64_t ne0, int64_t ne1,
+                      int64_t ne2, const char *fmt, ...)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 64;
+        m->t = realloc(m->t, m->cap * sizeof(*m->t));
+        if (!m->t) die("out of memory");
+    }
+    gen_tensor *t = &m->t[m->n++];
+    memset(t, 0, sizeof(*t));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof(t->name), fmt, ap);
+    va_end(ap);
+    t->role = role;
+    t->type = role_type(o, role);
+    t->ne[0] = ne0;
+    t->ne[1] = ne1 ? ne1 : 1;
+    t->ne[2] = ne2 ? ne2 : 1;
+    t->ne[3] = 1;
+    t->n_dims = ne2 ? 3 : ne1 ? 2 : 1;
+    /* Std of the values: 1/sqrt(fan_in) keeps each projection's output at
+     * the scale of its (normalised) input. */
+    t->scale = 1.0f / sqrtf((float)ne0);
+    if (role == ROLE_ROUTER) t->scale = 4.0f / sqrtf((float)ne0); /* peaked, token-dependent routing */
+    if (role == ROLE_OUTPUT) t->scale = 2.0f / sqrtf((float)ne0); /* logits std ~2 */
+    if (role == ROLE_EMBD) t->scale = o->tied_output ? 2.0f / sqrtf((float)ne0) : 1.0f;
+}
+
+/* The tensor list llama.cpp's loader asks for, in the usual file order. */
+static void model_build(gen_model *m, const gen_opts *o)
+{
+    const int64_t E = o->n_embd, hd = o->head_dim;
+    const int64_t nq = o->n_head * hd, nkv = o->n_head_kv * hd;
+    const int64_t X = o->n_expert;
+    const int64_t ffe = o->arch == ARCH_QWEN3MOE ? o->n_ff_exp : o->n_ff;
+    m->n = 0;
+    model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
+    for (int64_t i = 0; i < o->n_layer; i++) {
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
+        model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
+        model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
+        model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
+        model_add(m, o, ROLE_ATTN, nq, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
+        if (o->arch == ARCH_QWEN3MOE) {
+            model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_q_norm.weight", i);
+            model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_k_norm.weight", i);
+        } else if (o->arch == ARCH_OLMOE) {
+            model_add(m, o, ROLE_NORM, nq, 0, 0, "blk.%" PRId64 ".attn_q_norm.weight", i);
+            model_add(m, o, ROLE_NORM, nkv, 0, 0, "blk.%" PRId64 ".attn_k_norm.weight", i);
+        }
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".ffn_norm.weight", i);
+        if (!is_moe(o->arch)) {
+            model_add(m, o, ROLE_FFN, E, o->n_ff, 0, "blk.%" PRId64 ".ffn_gate.weight", i);
+            model_add(m, o, ROLE_FFN, E, o->n_ff, 0, "blk.%" PRId64 ".ffn_up.weight", i);
+            model_add(m, o, ROLE_FFN_DOWN, o->n_ff, E, 0, "blk.%" PRId64 ".ffn_down.weight", i);
+        } else {
+            model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
+            model_add(m, o, ROLE_EXP, E, ffe, X, "blk.%" PRId64 ".ffn_gate_exps.weight", i);
+            model_add(m, o, ROLE_EXP, E, ffe, X, "blk.%" PRId64 ".ffn_up_exps.weight", i);
+            model_add(m, o, ROLE_EXP_DOWN, ffe, E, X, "blk.%" PRId64 ".ffn_down_exps.weight", i);
+        }
+    }
+    model_add(m, o, ROLE_NORM, E, 0, 0, "output_norm.weight");
+    if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
+}
+
+/* Fills nbytes and checks every row length against its type's block size.
+ * Returns false with msg naming the tensor. */
+static bool model_size(gen_model *m, char *msg, size_t cap)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        gen_tensor *t = &m->t[i];
+        const mp_type_info *ti = mp_type_get(t->type);
+        if (t->ne[0] % ti->blck_size != 0) {
+            snprintf(msg, cap,
+                     "tensor '%s' has rows of %" PRId64 " elements; %s needs a multiple of %u "
+                     "(choose --n-embd/--n-ff/--n-ff-exp/--head-dim accordingly)",
+                     t->name, t->ne[0], ti->name, ti->blck_size);
+            return false;
+        }
+        t->nbytes = mp_row_size(t->type, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+    }
+    return true;
+}
+
+/* ---- random payloads ----------------------------------------------------
+ * Each generator writes n whole units (one element for float types, one
+ * block for quantised ones) of tensor t to dst. */
+
+/* Per-block fp16 scale factors around 1 (mean square ~1.05): blocks differ. */
+static const float block_jitter[4] = {0.7f, 0.9f, 1.1f, 1.3f};
+
+static void gen_float(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    if (t->role == ROLE_NORM) {
+        for (size_t i = 0; i < n; i++) {
+            float v = 1.0f + 0.2f * ((float)(mp_rng_next(r) >> 40) * (1.0f / 16777216.0f) - 0.5f);
+            memcpy(dst + 4 * i, &v, 4);
+        }
+        return;
+    }
+    const float s = t->scale;
+    switch (t->type) {
+    case MP_TYPE_F32:
+        for (size_t i = 0; i < n; i++) {
+            float v = s * mp_rng_normalish(r);
+            memcpy(dst + 4 * i, &v, 4);
+        }
+        break;
+    case MP_TYPE_F16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = mp_fp32_to_fp16(s * mp_rng_normalish(r));
+            memcpy(dst + 2 * i, &h, 2);
+        }
+        break;
+    case MP_TYPE_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = mp_fp32_to_bf16(s * mp_rng_normalish(r));
+            memcpy(dst + 2 * i, &h, 2);
+        }
+        break;
+    default: break;
+    }
+}
+
+static inline void put_f16(uint8_t *p, float v)
+{
+    uint16_t h = mp_fp32_to_fp16(v);
+    memcpy(p, &h, 2);
+}
+
+/* Q8_0 {fp16 d; int8 q[32]}: uniform int8 has std 73.9. */
+static void gen_q8_0(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    const float d0 = t->scale / 73.9f;
+    for (size_t b = 0; b < n; b++, dst += 34) {
+        mp_rng_bytes(r, dst, 34);
+        put_f16(dst, d0 * block_jitter[dst[0] & 3]);
+    }
+}
+
+/* Q4_0 {fp16 d; u8 qs[16]}: value (q - 8) * d, std of q - 8 is 4.64. */
+static void gen_q4_0(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    const float d0 = t->scale / 4.64f;
+    for (size_t b = 0; b < n; b++, dst += 18) {
+        mp_rng_bytes(r, dst, 18);
+        put_f16(dst, d0 * block_jitter[dst[0] & 3]);
+    }
+}
+
+/* 6-bit scales/mins of Q4_K and Q5_K, packed as ggml's get_scale_min_k4
+ * unpacks them: sub-blocks 0-3 in the low 6 bits of bytes 0-3 (scale) and
+ * 4-7 (min); sub-blocks 4-7 as low nibble (scale) / high nibble (min) of
+ * bytes 8-11 with their top 2 bits in the top bits of bytes 0-3 / 4-7. */
+static void pack_k4_scales(uint8_t q[12], const uint8_t sc[8], const uint8_t mn[8])
+{
+    for (int j = 0; j < 4; j++) {
+        q[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+        q[j + 4] = (uint8_t)((mn[j] & 63) | ((mn[j + 4] >> 4) << 6));
+        q[j + 8] = (uint8_t)((sc[j + 4] & 15) | ((mn[j + 4] & 15) << 4));
+    }
+}
+
+/* Q4_K {fp16 d, dmin; u8 scales[12]; u8 qs[128]}: value d*sc*q - dmin*m
+ * with q in 0..15. dmin = d and m = round(7.5*sc) centre each sub-block;
+ * sc in 4..7 (rms 5.6) and std(q) 4.61 give std 25.9*d. */
+static void gen_q4_K(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    static const uint8_t mins[4] = {30, 38, 45, 53};
+    const float d0 = t->scale / 25.9f;
+    for (size_t b = 0; b < n; b++, dst += 144) {
+        uint64_t v = mp_rng_next(r);
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = (uint8_t)(4 + ((v >> (2 * j)) & 3));
+            mn[j] = mins[(v >> (2 * j)) & 3];
+        }
+        float d = d0 * block_jitter[(v >> 16) & 3];
+        put_f16(dst, d);
+        put_f16(dst + 2, d);
+        pack_k4_scales(dst + 4, sc, mn);
+        mp_rng_bytes(r, dst + 16, 128);
+    }
+}
+
+/* Q5_K {fp16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}: value
+ * d*sc*q - dmin*m with q in 0..31 (std 9.23); sc in {2,3,4,3} (rms 3.08),
+ * m = round(15.5*sc): std 28.5*d. */
+static void gen_q5_K(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    static const uint8_t scs[4] = {2, 3, 4, 3}, mins[4] = {31, 47, 62, 47};
+    const float d0 = t->scale / 28.5f;
+    for (size_t b = 0; b < n; b++, dst += 176) {
+        uint64_t v = mp_rng_next(r);
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = scs[(v >> (2 * j)) & 3];
+            mn[j] = mins[(v >> (2 * j)) & 3];
+        }
+        float d = d0 * block_jitter[(v >> 16) & 3];
+        put_f16(dst, d);
+        put_f16(dst + 2, d);
+        pack_k4_scales(dst + 4, sc, mn);
+        mp_rng_bytes(r, dst + 16, 160);
+    }
+}
+
+/* Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; fp16 d}: value d*sc*(q-32)
+ * with q in 0..63 (std 18.5); sc in 8..15 (rms 12.4): std 230*d. */
+static void gen_q6_K(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    const float d0 = t->scale / 230.0f;
+    for (size_t b = 0; b < n; b++, dst += 210) {
+        mp_rng_bytes(r, dst, 192);
+        uint64_t v = mp_rng_next(r);
+        for (int j = 0; j < 16; j++) dst[192 + j] = (uint8_t)(8 + ((v >> (3 * j)) & 7));
+        put_f16(dst + 208, d0 * block_jitter[(v >> 48) & 3]);
+    }
+}
+
+static void gen_units(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    switch (t->type) {
+    case MP_TYPE_F32:
+    case MP_TYPE_F16:
+    case MP_TYPE_BF16: gen_float(t, r, dst, n); break;
+    case MP_TYPE_Q8_0: gen_q8_0(t, r, dst, n); break;
+    case MP_TYPE_Q4_0: gen_q4_0(t, r, dst, n); break;
+    case MP_TYPE_Q4_K: gen_q4_K(t, r, dst, n); break;
+    case MP_TYPE_Q5_K: gen_q5_K(t, r, dst, n); break;
+    case MP_TYPE_Q6_K: gen_q6_K(t, r, dst, n); break;
+    default: memset(dst, 0, n * mp_type_get(t->type)->type_size); break;
+    }
+}
+
+/* ---- streaming fill callback ------------------------------------------- */
+
+typedef struct gen_fill {
+    const gen_model *m;
+    uint64_t seed;
+    int64_t idx;        /* tensor in progress, -1 before the first */
+    uint64_t done;      /* its bytes handed out so far */
+    mp_rng rng;
+    uint8_t carry[256]; /* one generated unit not yet fully handed out */
+    size_t carry_off, carry_len;
+    /* progress */
+    bool progress, tty;
+    uint64_t total, written;
+    double t0, last_print;
+    int last_pct;
+} gen_fill;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress_print(gen_fill *f, bool final)
+{
+    int pct = f->total ? (int)(100.0 * (double)f->written / (double)f->total) : 100;
+    double t = now_s();
+    if (!final) {
+        /* A line every 10% when logging to a file, ~4 updates/s on a tty. */
+        if (f->tty ? (t - f->last_print < 0.25) : (pct / 10 == f->last_pct / 10)) return;
+    }
+    f->last_pct = pct;
+    f->last_print = t;
+    double el = t - f->t0;
+    fprintf(stderr, "%smp-gen: %3d%% %8.1f / %.1f MB  %.0f MB/s%s", f->tty ? "\r" : "", pct,
+            (double)f->written / 1e6, (double)f->total / 1e6,
+            el > 0 ? (double)f->written / 1e6 / el : 0.0, f->tty && !final ? "" : "\n");
+    fflush(stderr);
+}
+
+static int gen_fill_cb(void *ctx, uint64_t idx, void *buf, size_t size, mp_err *err)
+{
+    gen_fill *f = ctx;
+    if (idx >= f->m->n) return mp_err_set(err, MP_E_INVAL, "mp-gen: fill asked for tensor %" PRIu64, idx);
+    const gen_tensor *t = &f->m->t[idx];
+    if ((int64_t)idx != f->idx || f->done >= t->nbytes) {
+        /* A new tensor, or the same one again from its start. */
+        f->idx = (int64_t)idx;
+        f->done = 0;
+        f->carry_off = f->carry_len = 0;
+        mp_rng_seed(&f->rng, f->seed, idx);
+    }
+    if (size > t->nbytes - f->done)
+        return mp_err_set(err, MP_E_INVAL,
+                          "mp-gen: fill for tensor '%s' asked for %zu bytes at offset %" PRIu64
+                          " of %" PRIu64,
+                          t->name, size, f->done, t->nbytes);
+    const size_t unit = mp_type_get(t->type)->type_size;
+    uint8_t *out = buf;
+    size_t left = size;
+    if (f->carry_off < f->carry_len) {
+        size_t k = f->carry_len - f->carry_off;
+        if (k > left) k = left;
+        memcpy(out, f->carry + f->carry_off, k);
+        f->carry_off += k;
+        out += k;
+        left -= k;
+    }
+    size_t whole = left / unit;
+    if (whole) {
+        gen_units(t, &f->rng, out, whole);
+        out += whole * unit;
+        left -= whole * unit;
+    }
+    if (left) {
+        gen_units(t, &f->rng, f->carry, 1);
+        memcpy(out, f->carry, left);
+        f->carry_off = left;
+        f->carry_len = unit;
+    }
+    f->done += size;
+    f->written += size;
+    if (f->progress) progress_print(f, false);
+    return MP_OK;
+}
+
+/* ---- vocabulary -------------------------------------------------------- */
+
+/* Tiny open-addressing string set for keeping generated pieces unique. */
+typedef struct str_set {
+    char **slot;
+    size_t cap;
+} str_set;
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Adds s (not copied: must outlive the set); false if already present. */
+static bool str_set_add(str_set *set, char *s)
+{
+    size_t i = str_hash(s) & (set->cap - 1);
+    while (set->slot[i]) {
+        if (strcmp(set->slot[i], s) == 0) return false;
+        i = (i + 1) & (set->cap - 1);
+    }
+    set->slot[i] = s;
+    return true;
+}
+
+#define SPM_SPACE "\xe2\x96\x81" /* U+2581, SentencePiece's word boundary */
+
+/* A llama-style SPM vocabulary: 0 <unk>, 1 <s>, 2 </s>, 3..258 byte tokens
+ * <0x00>..<0xFF>, then NORMAL pieces with scores -1, -2, ... (SPM merges by
+ * score, so earlier pieces win): the word boundary, single characters,
+ * boundary+letter, bigrams, common words, and generated filler words. */
+static void vocab_build(int64_t n_vocab, char ***toks_out, float **scores_out, int32_t **types_out)
+{
+    enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_BYTE = 6 };
+    char **toks = calloc((size_t)n_vocab, sizeof(*toks));
+    float *scores = calloc((size_t)n_vocab, sizeof(*scores));
+    int32_t *types = calloc((size_t)n_vocab, sizeof(*types));
+    str_set set = {0};
+    set.cap = 1;
+    while (set.cap < 2 * (size_t)n_vocab + 16) set.cap <<= 1;
+    set.slot = calloc(set.cap, sizeof(*set.slot));
+    if (!toks || !scores || !types || !set.slot) die("out of memory");
+
+    int64_t n = 0;
+    char tmp[64];
+#define ADD_TOK(str, type_)                                                    \
+    do {                                                                       \
+        char *s_ = strdup(str);                                                \
+        if (!s_) die("out of memory");                                         \
+        if (!str_set_add(&set, s_)) { free(s_); break; }                       \
+        toks[n] = s_;                                                          \
+        types[n] = (type_);                                                    \
+        scores[n] = (type_) == TT_NORMAL ? -(float)(n - 258) : 0.0f;           \
+        n++;                                                                   \
+    } while (0)
+
+    ADD_TOK("<unk>", TT_UNKNOWN);
+    ADD_TOK("<s>", TT_CONTROL);
+    ADD_TOK("</s>", TT_CONTROL);
+    for (int b = 0; b < 256; b++) {
+        snprintf(tmp, sizeof(tmp), "<0x%02X>", b);
+        ADD_TOK(tmp, TT_BYTE);
+    }
+    static const char letters[] = "etaoinsrhldcumfpgwybvkxjqz";
+    static const char *const bigrams[] = {"th", "he", "in", "er", "an", "re", "nd", "on", "en",
+                                          "at", "ou", "ed", "ha", "to", "or", "it", "is", "hi",
+                                          "es", "ng", "st", "ar", "te", "se", "le", "al"};
+    static const char *const words[] = {
+        "the",  "of",    "and",   "to",    "in",    "a",     "is",    "that",  "for",
+        "it",   "as",    "was",   "with",  "be",    "by",    "on",    "not",   "he",
+        "this", "are",   "or",    "his",   "from",  "at",    "which", "but",   "have",
+        "an",   "had",   "they",  "you",   "were",  "their", "one",   "all",   "we",
+        "can",  "her",   "has",   "there", "been",  "if",    "more",  "when",  "will",
+        "would", "who",  "so",    "no",    "she",   "other", "its",   "may",   "these",
+        "what", "them",  "than",  "some",  "him",   "time",  "into",  "only",  "do",
+        "hello", "world", "model", "expert", "token", "memory", "disk", "cache", "page"};
+    const int64_t limit = n_vocab;
+    if (n < limit) ADD_TOK(SPM_SPACE, TT_NORMAL);
+    for (const char *c = letters; *c && n < limit; c++) {
+        tmp[0] = *c;
+        tmp[1] = 0;
+        ADD_TOK(tmp, TT_NORMAL);
+    }
+    for (const char *c = letters; *c && n < limit; c++) {
+        snprintf(tmp, sizeof(tmp), SPM_SPACE "%c", *c);
+        ADD_TOK(tmp, TT_NORMAL);
+    }
+    for (const char *c = "0123456789.,!?'\"-:;()"; *c && n < limit; c++) {
+        tmp[0] = *c;
+        tmp[1] = 0;
+        ADD_TOK(tmp, TT_NORMAL);
+    }
+    for (size_t i = 0; i < sizeof(bigrams) / sizeof(*bigrams) && n < limit; i++)
+        ADD_TOK(bigrams[i], TT_NORMAL);
+    for (size_t i = 0; i < sizeof(words) / sizeof(*words) && n < limit; i++) {
+        snprintf(tmp, sizeof(tmp), SPM_SPACE "%s", words[i]);
+        ADD_TOK(tmp, TT_NORMAL);
+    }
+    /* Filler: boundary + every 2-letter, then 3-letter, ... word. */
+    for (uint64_t len = 2, k = 0; n < limit;) {
+        uint64_t span = 1;
+        for (uint64_t j = 0; j < len; j++) span *= 26;
+        if (k == span) {
+            len++;
+            k = 0;
+            continue;
+        }
+        char *p = tmp + snprintf(tmp, sizeof(tmp), SPM_SPACE);
+        uint64_t x = k++;
+        for (uint64_t j = 0; j < len; j++, x /= 26) *p++ = letters[x % 26];
+        *p = 0;
+        ADD_TOK(tmp, TT_NORMAL);
+    }
+#undef ADD_TOK
+    free(set.slot);
+    *toks_out = toks;
+    *scores_out = scores;
+    *types_out = types;
+}
+
+/* ---- option parsing -------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: mp-gen [options] -o FILE      write a random-weight GGUF model\n"
+        "       mp-gen --check FILE [-q]      verify a model written by mp-gen\n"
+        "\n"
+        "  --arch A            llama | llama-moe | qwen3moe | olmoe (default llama)\n"
+        "  --type T            matrix type: f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K,\n"
+        "                      or q4_K_m / q5_K_m (attn_v, ffn_down(_exps) and output\n"
+        "                      in q6_K, the rest q4_K / q5_K)  (default f32)\n"
+        "  --expert-type T     type of ffn_{gate,up,down}_exps (overrides --type)\n"
+        "  --attn-type T       type of attn_{q,k,v,output}\n"
+        "  --embd-type T       type of token_embd and output\n"
+        "  --n-embd N          (64)     --n-head N (4)     --n-head-kv N (2)\n"
+        "  --head-dim N        qwen3moe only (default n_embd/n_head)\n"
+        "  --n-ff N            dense / expert FFN width (128)\n"
+        "  --n-ff-exp N        qwen3moe expert FFN width (default n_ff)\n"
+        "  --n-layer N (2)     --n-expert N (4)     --n-expert-used N (2)\n"
+        "  --n-vocab N         built-in SPM vocabulary size (384, >= 260)\n"
+        "  --vocab FILE.gguf   copy every tokenizer.* key from FILE; n_vocab from it\n"
+        "  --n-ctx N           context_length (2048)\n"
+        "  --rope-base F (10000)   --eps F (1e-5)\n"
+        "  --tied-output       no output.weight (llama.cpp reuses token_embd)\n"
+        "  --name S            general.name\n"
+        "  --seed N            (1234); output is identical for identical options\n"
+        "  -o FILE             output path\n"
+        "  -q                  quiet (no progress, no summary)\n"
+        "  -h, --help\n"
+        "\n"
+        "Quantised types need row lengths that are multiples of their block size\n"
+        "(32 for q8_0/q4_0, 256 for the K types). Norms and the router\n"
+        "(ffn_gate_inp) are always f32. olmoe forces n_head_kv = n_head.\n",
+        f);
+}
+
+static int parse_type(const char *s)
+{
+    static const struct {
+        const char *name;
+        uint32_t type;
+    } tab[] = {{"f32", MP_TYPE_F32},   {"f16", MP_TYPE_F16},   {"bf16", MP_TYPE_BF16},
+               {"q8_0", MP_TYPE_Q8_0}, {"q4_0", MP_TYPE_Q4_0}, {"q4_K", MP_TYPE_Q4_K},
+               {"q5_K", MP_TYPE_Q5_K}, {"q6_K", MP_TYPE_Q6_K}};
+    for (size_t i = 0; i < sizeof(tab) / sizeof(*tab); i++)
+        if (strcasecmp(s, tab[i].name) == 0) return (int)tab[i].type;
+    return -1;
+}
+
+static uint32_t llama_ftype(uint32_t type)
+{
+    switch (type) {
+    case MP_TYPE_F32: return 0;
+    case MP_TYPE_F16: return 1;
+    case MP_TYPE_Q4_0: return 2;
+    case MP_TYPE_Q8_0: return 7;
+    case MP_TYPE_Q4_K: return 14; /* Q4_K_S */
+    case MP_TYPE_Q5_K: return 16; /* Q5_K_S */
+    case MP_TYPE_Q6_K: return 18;
+    case MP_TYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static int64_t parse_int(const char *opt, const char *v, int64_t lo)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 0);
+    if (errno || end == v || *end || x < lo) die("%s: bad value '%s' (need an integer >= %" PRId64 ")", opt, v, lo);
+    return x;
+}
+
+static float parse_float(const char *opt, const char *v)
+{
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || end == v || *end || !isfinite(x)) die("%s: bad value '%s'", opt, v);
+    return x;
+}
+
+static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
+{
+    memset(o, 0, sizeof(*o));
+    o->arch = ARCH_LLAMA;
+    o->type_name = "f32";
+    o->type = o->type_hi = MP_TYPE_F32;
+    o->attn_type = o->expert_type = o->embd_type = -1;
+    o->n_embd = 64;
+    o->n_head = 4;
+    o->n_head_kv = 2;
+    o->n_ff = 128;
+    o->n_layer = 2;
+    o->n_expert = 4;
+    o->n_expert_used = 2;
+    o->n_vocab = 384;
+    o->n_ctx = 2048;
+    o->rope_base = 10000.0f;
+    o->eps = 1e-5f;
+    o->seed = 1234;
+    *check = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define NEXT() (i + 1 < argc ? argv[++i] : (die("%s needs a value", a), (char *)NULL))
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = true;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
+            o->out = NEXT();
+        } else if (!strcmp(a, "--check")) {
+            *check = NEXT();
+        } else if (!strcmp(a, "--arch")) {
+            const char *v = NEXT();
+            int k = -1;
+            for (int j = 0; j < 4; j++)
+                if (!strcmp(v, arch_cli_names[j])) k = j;
+            if (k < 0) die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe)", v);
+            o->arch = (gen_arch)k;
+        } else if (!strcmp(a, "--type")) {
+            const char *v = NEXT();
+            o->type_name = v;
+            if (!strcasecmp(v, "q4_K_m")) {
+                o->type = MP_TYPE_Q4_K;
+                o->type_hi = MP_TYPE_Q6_K;
+                o->ftype = 15;
+            } else if (!strcasecmp(v, "q5_K_m")) {
+                o->type = MP_TYPE_Q5_K;
+                o->type_hi = MP_TYPE_Q6_K;
+                o->ftype = 17;
+            } else {
+                int t = parse_type(v);
+                if (t < 0) die("--type: unknown type '%s' (see --help)", v);
+                o->type = o->type_hi = (uint32_t)t;
+                o->ftype = llama_ftype((uint32_t)t);
+            }
+        } else if (!strcmp(a, "--expert-type") || !strcmp(a, "--attn-type") || !strcmp(a, "--embd-type")) {
+            const char *v = NEXT();
+            int t = parse_type(v);
+            if (t < 0) die("%s: unknown type '%s' (see --help)", a, v);
+            if (a[2] == 'x') o->expert_type = t;
+            else if (a[2] == 'a') o->attn_type = t;
+            else o->embd_type = t;
+        } else if (!strcmp(a, "--n-embd")) {
+            o->n_embd = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-head")) {
+            o->n_head = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-head-kv")) {
+            o->n_head_kv = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--head-dim")) {
+            o->head_dim = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-ff")) {
+            o->n_ff = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-ff-exp")) {
+            o->n_ff_exp = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-layer")) {
+            o->n_layer = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-expert")) {
+            o->n_expert = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-expert-used")) {
+            o->n_expert_used = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-vocab")) {
+            o->n_vocab = parse_int(a, NEXT(), 260);
+            o->n_vocab_set = true;
+        } else if (!strcmp(a, "--n-ctx") || !strcmp(a, "--n-ctx-train")) {
+            o->n_ctx = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--rope-base")) {
+            o->rope_base = parse_float(a, NEXT());
+        } else if (!strcmp(a, "--eps")) {
+            o->eps = parse_float(a, NEXT());
+        } else if (!strcmp(a, "--tied-output")) {
+            o->tied_output = true;
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = (uint64_t)parse_int(a, NEXT(), 0);
+        } else if (!strcmp(a, "--vocab")) {
+            o->vocab = NEXT();
+        } else if (!strcmp(a, "--name")) {
+            o->name = NEXT();
+        } else {
+            usage(stderr);
+            die("unknown option '%s'", a);
+        }
+#undef NEXT
+    }
+}
+
+/* Cross-option checks and derived values; dies with a message. */
+static void opts_finish(gen_opts *o)
+{
+    if (o->arch == ARCH_OLMOE && o->n_head_kv != o->n_head) {
+        /* llama.cpp sizes olmoe's attn_k_norm {n_embd}: no GQA possible. */
+        if (!o->quiet) fprintf(stderr, "mp-gen: olmoe has no GQA: n_head_kv set to %" PRId64 "\n", o->n_head);
+        o->n_head_kv = o->n_head;
+    }
+    if (o->head_dim && o->arch != ARCH_QWEN3MOE && o->head_dim * o->n_head != o->n_embd)
+        die("--head-dim: %s needs n_embd == n_head * head_dim", arch_cli_names[o->arch]);
+    if (!o->head_dim) {
+        if (o->n_embd % o->n_head) die("n_embd (%" PRId64 ") must be a multiple of n_head (%" PRId64 ")", o->n_embd, o->n_head);
+        o->head_dim = o->n_embd / o->n_head;
+    }
+    if (o->head_dim % 2) die("head_dim (%" PRId64 ") must be even for RoPE", o->head_dim);
+    if (o->n_head % o->n_head_kv)
+        die("n_head (%" PRId64 ") must be a multiple of n_head_kv (%" PRId64 ")", o->n_head, o->n_head_kv);
+    if (!o->n_ff_exp) o->n_ff_exp = o->n_ff;
+    if (is_moe(o->arch) && o->n_expert_used > o->n_expert)
+        die("n_expert_used (%" PRId64 ") > n_expert (%" PRId64 ")", o->n_expert_used, o->n_expert);
+    if (!o->ftype && o->type != MP_TYPE_F32) o->ftype = llama_ftype(o->type);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+#define W(call)                                                                \
+    do {                                                                       \
+        int rc_ = (call);                                                      \
+        if (rc_ < 0) die("gguf writer: %s (%s)", #call, mp_strerror(rc_));     \
+    } while (0)
+
+/* Copies every tokenizer.* key of vocab_path into w; returns the token count. */
+static int64_t copy_vocab(mp_gguf_writer *w, const char *vocab_path)
+{
+    mp_err err;
+    mp_err_clear(&err);
+    mp_gguf *g = NULL;
+    mp_gguf_open_opts oo = {.no_mmap = true};
+    if (mp_gguf_open(&g, vocab_path, &oo, &err) < 0) die("%s", err.msg);
+    uint32_t et;
+    uint64_t n;
+    const void *data;
+    if (mp_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &data, &err) < 0 || et != MP_GGUF_STRING)
+        die("%s: no tokenizer.ggml.tokens string array", vocab_path);
+    for (uint64_t i = 0; i < mp_gguf_n_kv(g); i++) {
+        const mp_gguf_kv *kv = mp_gguf_kv_at(g, i);
+        if (strncmp(kv->key.ptr, "tokenizer.", 10) == 0) W(mp_gguf_writer_set_value(w, kv->key.ptr, &kv->value));
+    }
+    mp_gguf_free(g);
+    return (int64_t)n;
+}
+
+static int do_generate(gen_opts *o)
+{
+    if (!o->out) {
+        usage(stderr);
+        die("no output file (-o FILE)");
+    }
+    mp_gguf_writer *w = mp_gguf_writer_create();
+    if (!w) die("out of memory");
+    const char *a = arch_gguf_names[o->arch];
+    char key[128];
+#define K(suffix) (snprintf(key, sizeof(key), "%s.%s", a, suffix), key)
+
+    W(mp_gguf_writer_set_str(w, "general.architecture", a));
+    char name[128];
+    snprintf(name, sizeof(name), "mp-gen-random-%s-%s", arch_cli_names[o->arch], o->type_name);
+    W(mp_gguf_writer_set_str(w, "general.name", o->name ? o->name : name));
+    W(mp_gguf_writer_set_u32(w, "general.alignment", MP_GGUF_DEFAULT_ALIGNMENT));
+    W(mp_gguf_writer_set_u32(w, "general.file_type", o->ftype));
+    W(mp_gguf_writer_set_u32(w, "general.quantization_version", 2));
+
+    /* vocab_size is set again once --vocab is read (keys keep their first
+     * position), so the key order matches llama.cpp's converters. */
+    W(mp_gguf_writer_set_u32(w, K("vocab_size"), (uint32_t)o->n_vocab));
+    W(mp_gguf_writer_set_u32(w, K("context_length"), (uint32_t)o->n_ctx));
+    W(mp_gguf_writer_set_u32(w, K("embedding_length"), (uint32_t)o->n_embd));
+    W(mp_gguf_writer_set_u32(w, K("block_count"), (uint32_t)o->n_layer));
+    W(mp_gguf_writer_set_u32(w, K("feed_forward_length"), (uint32_t)o->n_ff));
+    W(mp_gguf_writer_set_u32(w, K("attention.head_count"), (uint32_t)o->n_head));
+    W(mp_gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)o->n_head_kv));
+    W(mp_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), o->eps));
+    W(mp_gguf_writer_set_f32(w, K("rope.freq_base"), o->rope_base));
+    W(mp_gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)o->head_dim));
+    if (o->arch == ARCH_QWEN3MOE) {
+        W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
+    }
+    if (is_moe(o->arch)) {
+        W(mp_gguf_writer_set_u32(w, K("expert_count"), (uint32_t)o->n_expert));
+        W(mp_gguf_writer_set_u32(w, K("expert_used_count"), (uint32_t)o->n_expert_used));
+    }
+
+    if (o->vocab) {
+        int64_t nv = copy_vocab(w, o->vocab);
+        if (o->n_vocab_set && nv != o->n_vocab)
+            die("--n-vocab %" PRId64 " disagrees with %s (%" PRId64 " tokens)", o->n_vocab, o->vocab, nv);
+        o->n_vocab = nv;
+        W(mp_gguf_writer_set_u32(w, K("vocab_size"), (uint32_t)o->n_vocab));
+    } else {
+        char **toks;
+        float *scores;
+        int32_t *types;
+        vocab_build(o->n_vocab, &toks, &scores, &types);
+        W(mp_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"));
+        W(mp_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (uint64_t)o->n_vocab, (const char *const *)toks, NULL));
+        W(mp_gguf_writer_set_arr(w, "tokenizer.ggml.scores", MP_GGUF_FLOAT32, (uint64_t)o->n_vocab, scores));
+        W(mp_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", MP_GGUF_INT32, (uint64_t)o->n_vocab, types));
+        W(mp_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1));
+        W(mp_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2));
+        W(mp_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0));
+        W(mp_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true));
+        W(mp_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false));
+        for (int64_t i = 0; i < o->n_vocab; i++) free(toks[i]);
+        free(toks);
+        free(scores);
+        free(types);
+    }
+#undef K
+
+    gen_model m = {0};
+    model_build(&m, o);
+    char msg[256];
+    if (!model_size(&m, msg, sizeof(msg))) die("%s", msg);
+    uint64_t total = 0, n_params = 0;
+    for (size_t i = 0; i < m.n; i++) {
+        const gen_tensor *t = &m.t[i];
+        W(mp_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL));
+        total += t->nbytes;
+        n_params += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2]);
+    }
+
+    gen_fill f = {.m = &m, .seed = o->seed, .idx = -1, .total = total};
+    f.progress = !o->quiet && total > 100u * 1000 * 1000;
+    f.tty = isatty(2);
+    f.t0 = f.last_print = now_s();
+    f.last_pct = -100;
+
+    /* Write to a temporary name and rename, so a crashed run never leaves a
+     * file that looks complete. */
+    size_t plen = strlen(o->out);
+    char *tmp = malloc(plen + 8);
+    if (!tmp) die("out of memory");
+    memcpy(tmp, o->out, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    mp_err err;
+    mp_err_clear(&err);
+    int rc = mp_gguf_writer_write(w, tmp, gen_fill_cb, &f, &err);
+    if (rc < 0) {
+        unlink(tmp);
+        die("writing %s: %s (%s)", o->out, err.msg[0] ? err.msg : "", mp_strerror(rc));
+    }
+    if (rename(tmp, o->out) != 0) die("rename %s -> %s: %s", tmp, o->out, strerror(errno));
+    double el = now_s() - f.t0;
+    if (f.progress) progress_print(&f, true);
+    if (!o->quiet)
+        fprintf(stderr,
+                "mp-gen: wrote %s: arch=%s type=%s layers=%" PRId64 " experts=%" PRId64
+                " tensors=%zu params=%" PRIu64 " data=%.1f MiB in %.2f s\n",
+                o->out, arch_cli_names[o->arch], o->type_name, o->n_layer,
+                is_moe(o->arch) ? o->n_expert : 0, m.n, n_params, (double)total / 1048576.0, el);
+    free(tmp);
+    free(m.t);
+    mp_gguf_writer_free(w);
+    return 0;
+}
+
+/* ---- --check -------------------------------------------------------------- */
+
+static bool finite_f16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return ((h >> 10) & 0x1f) != 0x1f;
+}
+
+/* Returns the index of the first non-finite value/scale, or -1. */
+static int64_t scan_tensor(const mp_gguf_tensor *t, const uint8_t *d)
+{
+    const int64_t ne = mp_gguf_tensor_nelements(t);
+    const mp_type_info *ti = mp_type_get(t->type);
+    const int64_t nb = ne / ti->blck_size;
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *b = d + (uint64_t)i * ti->type_size;
+        bool ok = true;
+        switch (t->type) {
+        case MP_TYPE_F32: {
+            float v;
+            memcpy(&v, b, 4);
+            ok = isfinite(v);
+            break;
+        }
+        case MP_TYPE_F16: ok = finite_f16(b); break;
+        case MP_TYPE_BF16: {
+            uint16_t h;
+            memcpy(&h, b, 2);
+            ok = ((h >> 7) & 0xff) != 0xff;
+            break;
+        }
+        case MP_TYPE_Q8_0:
+        case MP_TYPE_Q4_0: ok = finite_f16(b); break;
+        case MP_TYPE_Q4_K:
+        case MP_TYPE_Q5_K: ok = finite_f16(b) && finite_f16(b + 2); break;
+        case MP_TYPE_Q6_K: ok = finite_f16(b + 208); break;
+        default: break;
+        }
+        if (!ok) return i;
+    }
+    return -1;
+}
+
+static int do_check(const char *path, bool quiet)
+{
+    mp_err err;
+    mp_err_clear(&err);
+    mp_gguf *g = NULL;
+    int rc = mp_gguf_open(&g, path, NULL, &err);
+    if (rc < 0) {
+        fprintf(stderr, "mp-gen: check: %s\n", err.msg);
+        return 1;
+    }
+    int bad = 0;
+#define FAIL(...)                                                              \
+    do {                                                                       \
+        fprintf(stderr, "mp-gen: check: %s: ", path);                          \
+        fprintf(stderr, __VA_ARGS__);                                          \
+        fputc('\n', stderr);                                                   \
+        bad++;                                                                 \
+    } while (0)
+
+    gen_opts o;
+    memset(&o, 0, sizeof(o));
+    o.attn_type = o.expert_type = o.embd_type = -1;
+    o.type = o.type_hi = MP_TYPE_F32;
+    const char *a = mp_gguf_get_str(g, "general.architecture");
+    uint32_t v;
+    char key[128];
+#define GETU(suffix, dst, required)                                                        \
+    do {                                                                                   \
+        snprintf(key, sizeof(key), "%s.%s", a, suffix);                                    \
+        if (mp_gguf_get_u32(g, key, &v, &err) == MP_OK) (dst) = v;                         \
+        else if (required) FAIL("missing or bad key %s", key);                             \
+    } while (0)
+    if (!a) {
+        FAIL("no general.architecture");
+        goto out;
+    }
+    if (!strcmp(a, "llama")) o.arch = ARCH_LLAMA;
+    else if (!strcmp(a, "qwen3moe")) o.arch = ARCH_QWEN3MOE;
+    else if (!strcmp(a, "olmoe")) o.arch = ARCH_OLMOE;
+    else {
+        FAIL("architecture '%s' is not one mp-gen writes", a);
+        goto out;
+    }
+    GETU("embedding_length", o.n_embd, true);
+    GETU("block_count", o.n_layer, true);
+    GETU("feed_forward_length", o.n_ff, true);
+    GETU("attention.head_count", o.n_head, true);
+    GETU("attention.head_count_kv", o.n_head_kv, true);
+    GETU("expert_count", o.n_expert, o.arch != ARCH_LLAMA);
+    GETU("expert_used_count", o.n_expert_used, o.arch != ARCH_LLAMA);
+    GETU("expert_feed_forward_length", o.n_ff_exp, o.arch == ARCH_QWEN3MOE);
+    GETU("attention.key_length", o.head_dim, false);
+    if (bad) goto out;
+    if (o.arch == ARCH_LLAMA && o.n_expert > 0) o.arch = ARCH_LLAMA_MOE;
+    if (!o.head_dim) o.head_dim = o.n_head ? o.n_embd / o.n_head : 0;
+    {
+        uint32_t et;
+        uint64_t n;
+        const void *data;
+        if (mp_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &data, &err) < 0 || et != MP_GGUF_STRING) {
+            FAIL("no tokenizer.ggml.tokens string array");
+            goto out;
+        }
+        o.n_vocab = (int64_t)n;
+    }
+    o.tied_output = mp_gguf_find_tensor(g, "output.weight") == NULL;
+
+    gen_model m = {0};
+    model_build(&m, &o);
+    if (mp_gguf_n_tensors(g) != m.n)
+        FAIL("%" PRIu64 " tensors, expected %zu for %s", mp_gguf_n_tensors(g), m.n, arch_cli_names[o.arch]);
+    uint64_t scanned = 0;
+    for (size_t i = 0; i < m.n; i++) {
+        const gen_tensor *e = &m.t[i];
+        const mp_gguf_tensor *t = mp_gguf_find_tensor(g, e->name);
+        if (!t) {
+            FAIL("tensor '%s' missing", e->name);
+            continue;
+        }
+        bool same = t->n_dims == e->n_dims;
+        for (int d = 0; d < MP_GGUF_MAX_DIMS; d++) same = same && t->ne[d] == e->ne[d];
+        if (!same)
+            FAIL("tensor '%s' has shape {%" PRId64 ",%" PRId64 ",%" PRId64 "}, expected {%" PRId64
+                 ",%" PRId64 ",%" PRId64 "}",
+                 e->name, t->ne[0], t->ne[1], t->ne[2], e->ne[0], e->ne[1], e->ne[2]);
+        if ((e->role == ROLE_NORM || e->role == ROLE_ROUTER) && t->type != MP_TYPE_F32)
+            FAIL("tensor '%s' is %s, expected f32", e->name, mp_type_name(t->type));
+        const uint8_t *d = mp_gguf_tensor_data(g, t);
+        if (!d) {
+            FAIL("tensor '%s': no data mapping", e->name);
+            continue;
+        }
+        int64_t at = scan_tensor(t, d);
+        if (at >= 0)
+            FAIL("tensor '%s' (%s): non-finite value or scale in block %" PRId64 " (file offset %" PRIu64 ")",
+                 e->name, mp_type_name(t->type), at,
+                 t->offset + (uint64_t)at * mp_type_get(t->type)->type_size);
+        scanned += t->size;
+    }
+    if (!bad && !quiet)
+        printf("%s: ok: arch=%s n_layer=%" PRId64 " n_expert=%" PRId64 " n_vocab=%" PRId64
+               " tensors=%zu data=%.1f MiB\n",
+               path, arch_cli_names[o.arch], o.n_layer, o.n_expert, o.n_vocab, m.n,
+               (double)scanned / 1048576.0);
+    free(m.t);
+out:
+    mp_gguf_free(g);
+    return bad ? 1 : 0;
+#undef GETU
+#undef FAIL
+}
+
+int main(int argc, char **argv)
+{
+    gen_opts o;
+    const char *check;
+    parse_args(argc, argv, &o, &check);
+    if (check) return do_check(check, o.quiet);
+    opts_finish(&o);
+    return do_generate(&o);
+}
