@@ -1,0 +1,49 @@
+/* The moepager command: shared option handling for the subcommands. */
+#ifndef MP_CLI_H
+#define MP_CLI_H
+
+#include "common/err.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Options shared by the commands that run a model. */
+typedef struct cli_model_opts {
+    const char *model;  /* -m; NULL: the demo model */
+    int n_threads;      /* -t; 0: all cores */
+    int n_ctx;          /* -c; 0: default */
+    int n_batch;        /* -b; 0: default */
+} cli_model_opts;
+
+/* If argv[*i] is one of -m, -t, -c, -b (or a long form), consumes it and its
+ * value, advancing *i, and returns 1; returns 0 if not ours; -1 (after
+ * printing an error) for a bad value. */
+int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i);
+/* Resolves o->model (the demo model when -m is absent); prints an error and
+ * returns -1 when there is none. */
+int cli_resolve_model(cli_model_opts *o);
+/* Help text for the shared options. */
+extern const char *const cli_model_opts_help;
+
+/* Returns argv[*i + 1] and advances *i, or prints "error: OPT needs a value"
+ * and returns NULL. */
+const char *cli_value(int argc, char **argv, int *i);
+bool cli_is_help(const char *a);
+
+int cli_parse_int(const char *opt, const char *s, int64_t lo, int64_t hi, int *out);
+int cli_parse_float(const char *opt, const char *s, float *out);
+
+/* Prints "error: <msg>" for a failed status. Returns 1 (the exit code). */
+int cli_fail(const mp_err *err);
+/* Prints "error: <printf message>". Returns 1. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Reads a whole file (or stdin for "-") into a NUL-terminated buffer. */
+char *cli_read_file(const char *path, size_t *len);
+
+int cmd_run(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,170 @@
+/* moepager run: generate text from a prompt, streaming tokens. */
+#include "cli.h"
+
+#include "common/sysinfo.h"
+#include "runtime/session.h"
+#include "sample/sample.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void)
+{
+    printf("usage: moepager run [-m MODEL] -p TEXT [-n N] [options]\n\n"
+           "Generates text, streaming tokens as they come, then prints one stats line\n"
+           "(prompt tok/s, generation tok/s, peak RSS) on stderr.\n\n"
+           "  -p, --prompt TEXT      the prompt\n"
+           "  -f, --file FILE        read the prompt from FILE\n"
+           "  -n, --n-predict N      tokens to generate (default 128; -1: until end of text or context)\n"
+           "  --temp T               temperature (default 0.8; 0 = greedy)\n"
+           "  --top-k N              (default 40; 0 = off)\n"
+           "  --top-p P              (default 0.95; 1 = off)\n"
+           "  --min-p P              (default 0.05; 0 = off)\n"
+           "  --repeat-penalty R     (default 1.0 = off)\n"
+           "  --repeat-last-n N      tokens the penalty looks back over (default 64)\n"
+           "  -s, --seed N           sampling seed (default 0)\n"
+           "  --ignore-eos           keep generating past end-of-text tokens\n"
+           "  --no-display-prompt    do not echo the prompt\n"
+           "%s",
+           cli_model_opts_help);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    cli_model_opts mo = {0};
+    const char *prompt = NULL, *pfile = NULL;
+    int n_predict = 128, seed = 0;
+    bool ignore_eos = false, echo = true;
+    mp_sampler_params sp = mp_sampler_default_params();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r = cli_take_model_opt(&mo, argc, argv, &i);
+        if (r < 0) return 1;
+        if (r > 0) continue;
+        if (cli_is_help(a)) {
+            help();
+            return 0;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!(prompt = cli_value(argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!(pfile = cli_value(argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, -1, 1 << 24, &n_predict)) return 1;
+        } else if (!strcmp(a, "--temp")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.temp)) return 1;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, 0, 1 << 24, &sp.top_k)) return 1;
+        } else if (!strcmp(a, "--top-p")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.top_p)) return 1;
+        } else if (!strcmp(a, "--min-p")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.min_p)) return 1;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.repeat_penalty)) return 1;
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, 0, 1 << 24, &sp.repeat_last_n)) return 1;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, 0, INT32_MAX, &seed)) return 1;
+            sp.seed = (uint64_t)seed;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            ignore_eos = true;
+        } else if (!strcmp(a, "--no-display-prompt")) {
+            echo = false;
+        } else {
+            return cli_error("run: unknown option '%s' (see moepager run --help)", a);
+        }
+    }
+    if (prompt && pfile) return cli_error("run: give -p or -f, not both");
+    if (cli_resolve_model(&mo)) return 1;
+
+    int rc = 1;
+    char *text = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    mp_sampler *smp = NULL;
+    mp_session *s = NULL;
+    mp_err err = {0};
+    if (pfile) {
+        if (!(text = cli_read_file(pfile, NULL))) return 1;
+        prompt = text;
+    }
+    if (!prompt) prompt = "";
+
+    mp_session_params ssp = {mo.model, mo.n_ctx, mo.n_batch, mo.n_threads, true};
+    if (mp_session_open(&s, &ssp, &err)) {
+        cli_fail(&err);
+        goto done;
+    }
+    const int n_ctx = mp_ctx_n_ctx(s->ctx);
+    int64_t n = mp_tokenize(s->tok, prompt, strlen(prompt), true, false, NULL, 0);
+    if (n < 0) {
+        cli_error("%s: cannot tokenize the prompt", mo.model);
+        goto done;
+    }
+    if (n == 0) {
+        cli_error("run: empty prompt and the vocabulary adds no BOS token: give -p TEXT");
+        goto done;
+    }
+    if (n >= n_ctx) {
+        cli_error("run: the prompt has %lld tokens but the context holds %d (use -c)", (long long)n, n_ctx);
+        goto done;
+    }
+    ids = malloc(sizeof *ids * (size_t)n);
+    logits = malloc(sizeof *logits * s->model->hp.n_vocab);
+    smp = mp_sampler_create(&sp, (int32_t)s->model->hp.n_vocab);
+    if (!ids || !logits || !smp) {
+        cli_error("out of memory");
+        goto done;
+    }
+    mp_tokenize(s->tok, prompt, strlen(prompt), true, false, ids, n);
+    for (int64_t i = 0; i < n; i++) mp_sampler_accept(smp, ids[i]);
+    if (echo) {
+        fputs(prompt, stdout);
+        fflush(stdout);
+    }
+
+    double t0 = mp_time_s();
+    if (mp_ctx_eval(s->ctx, ids, (int)n, logits, false, &err)) {
+        printf("\n");
+        cli_fail(&err);
+        goto done;
+    }
+    double t_prompt = mp_time_s() - t0;
+
+    int n_gen = 0;
+    double tg0 = mp_time_s();
+    char piece[256];
+    while (n_predict < 0 || n_gen < n_predict) {
+        int32_t tok = mp_sampler_sample(smp, logits);
+        mp_sampler_accept(smp, tok);
+        n_gen++;
+        if (!ignore_eos && mp_tokenizer_is_eog(s->tok, tok)) break;
+        int len = mp_token_to_piece(s->tok, tok, piece, sizeof piece, false);
+        if (len > 0) fwrite(piece, 1, (size_t)(len < (int)sizeof piece ? len : (int)sizeof piece), stdout);
+        fflush(stdout);
+        if (n_predict >= 0 && n_gen >= n_predict) break;
+        if (mp_ctx_n_past(s->ctx) >= n_ctx) {
+            fprintf(stderr, "\nmoepager: context full (%d tokens)\n", n_ctx);
+            break;
+        }
+        if (mp_ctx_eval(s->ctx, &tok, 1, logits, false, &err)) {
+            printf("\n");
+            cli_fail(&err);
+            goto done;
+        }
+    }
+    double t_gen = mp_time_s() - tg0;
+    printf("\n");
+    fflush(stdout);
+    fprintf(stderr, "prompt: %lld tokens, %.2f tok/s | generation: %d tokens, %.2f tok/s | peak RSS: %.1f MiB\n",
+            (long long)n, n / t_prompt, n_gen, n_gen > 0 && t_gen > 0 ? n_gen / t_gen : 0.0,
+            mp_peak_rss_bytes() / 1048576.0);
+    rc = 0;
+done:
+    free(text);
+    free(ids);
+    free(logits);
+    mp_sampler_free(smp);
+    mp_session_free(s);
+    return rc;
+}

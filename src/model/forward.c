@@ -1,0 +1,613 @@
+/* The forward pass. Read top to bottom: mp_ctx_eval -> eval_chunk -> per
+ * layer: attention_block, then moe_block or dense_block, then the output
+ * head. Shapes in comments: T = tokens in the chunk, E = n_embd,
+ * K = n_expert_used. */
+#include "forward.h"
+
+#include "common/threadpool.h"
+#include "kernels/kernels.h"
+#include "model/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MP_MAX_TASKS 64
+/* llama.cpp's CPU flash attention accumulates in f16 for batches of fewer
+ * than 64 queries and in f32 (tiled) from 64 on; we follow it for parity. */
+#define MP_FA_TILE_Q 64
+
+typedef struct mm_task {
+    uint32_t type;
+    const void *W;   /* nrows rows of ncols */
+    int64_t ncols, nrows;
+    const void *X;   /* T activation rows */
+    int64_t T;
+    float *Y;        /* Y[t * ldy + r] */
+    int64_t ldy;
+} mm_task;
+
+struct mp_ctx {
+    const mp_model *m;
+    mp_experts *x;
+    mp_pool *pool;
+    int n_ctx, n_batch, n_threads, n_past;
+    mp_route_fn route_cb;
+    void *route_ud;
+
+    /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)] */
+    uint16_t *kc, *vc;
+
+    /* Scratch, sized for n_batch tokens. */
+    float *h;        /* residual stream (T, E) */
+    float *xn;       /* normed input (T, E) */
+    float *q;        /* (T, n_head * head_dim) */
+    float *k;        /* (T, n_head_kv * head_dim) */
+    float *v;        /* (T, n_head_kv * head_dim_v) */
+    float *att;      /* attention output (T, n_head * head_dim_v) */
+    float *tmp;      /* (T, E) */
+    float *router;   /* (T, n_expert) */
+    int32_t *sel;    /* (T, K) selected experts, best first */
+    float *selw;     /* (T, K) their weights */
+    int32_t *ex_count, *ex_off; /* (n_expert) tokens routed to each expert, prefix offsets */
+    int32_t *entry_tok;         /* (T*K) entry -> t * K + slot, grouped by expert */
+    int32_t *slot_entry;        /* (T*K) t * K + slot -> entry */
+    float *hg, *hu;  /* FFN hidden (rows, F): rows = T*K (MoE) or T (dense) */
+    float *dout;     /* expert outputs (T*K, E) */
+    uint8_t *xq;     /* activation rows, quantised (T, act row of max width) */
+    uint8_t *xg;     /* gathered / FFN-hidden activation rows (T*K, act row) */
+    size_t act_stride; /* bytes of the widest activation row (capacity of xq / xg rows) */
+    float *scores;   /* per thread (n_ctx) */
+    float *kbuf;     /* per thread (max head dim) */
+    int kbuf_stride;
+
+    /* job descriptions shared with the workers */
+    mm_task tasks[MP_MAX_TASKS];
+    int n_tasks;
+};
+
+/* ---- parallel jobs ------------------------------------------------------ */
+
+static void mm_worker(void *arg, int ith, int nth)
+{
+    mp_ctx *c = arg;
+    for (int i = 0; i < c->n_tasks; i++) {
+        const mm_task *t = &c->tasks[i];
+        if (t->T == 0) continue;
+        /* Split rows in blocks of 16 so SIMD tiles stay whole. */
+        long nb = (long)((t->nrows + 15) / 16), lo, hi;
+        mp_split_range(nb, ith, nth, &lo, &hi);
+        int64_t r0 = lo * 16, r1 = hi * 16 < t->nrows ? hi * 16 : t->nrows;
+        if (r0 < r1) mp_matmul_rows(t->type, t->W, t->ncols, r0, r1, t->X, t->T, t->Y, t->ldy);
+    }
+}
+
+static void run_tasks(mp_ctx *c)
+{
+    if (c->n_tasks) mp_pool_run(c->pool, mm_worker, c);
+    c->n_tasks = 0;
+}
+
+static void add_task(mp_ctx *c, const mp_tensor *w, const void *data, const void *X, int64_t T, float *Y,
+                     int64_t ldy)
+{
+    if (c->n_tasks == MP_MAX_TASKS) run_tasks(c);
+    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy};
+}
+
+typedef struct quant_job {
+    uint32_t wtype;
+    const float *x;
+    int64_t ldx, ncols, T;
+    uint8_t *dst;
+    size_t stride; /* packed: mp_act_row_size(wtype, ncols) */
+} quant_job;
+
+static void quant_worker(void *arg, int ith, int nth)
+{
+    const quant_job *j = arg;
+    long lo, hi;
+    mp_split_range((long)j->T, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++) mp_quantize_act(j->wtype, j->x + t * j->ldx, j->dst + t * j->stride, j->ncols);
+}
+
+/* Converts T float rows (ldx apart) to wtype's activation type in dst. */
+static void quantize_rows(mp_ctx *c, uint32_t wtype, const float *x, int64_t ldx, int64_t ncols, int64_t T,
+                          uint8_t *dst)
+{
+    quant_job j = {wtype, x, ldx, ncols, T, dst, mp_act_row_size(wtype, ncols)};
+    if (T * ncols < 16384) quant_worker(&j, 0, 1);
+    else mp_pool_run(c->pool, quant_worker, &j);
+}
+
+/* ---- attention ---------------------------------------------------------- */
+
+typedef struct attn_job {
+    mp_ctx *c;
+    int il, T, pos0;
+} attn_job;
+
+static void attn_worker(void *arg, int ith, int nth)
+{
+    const attn_job *j = arg;
+    mp_ctx *c = j->c;
+    const mp_hparams *hp = &c->m->hp;
+    const int H = hp->n_head, gqa = hp->n_head / hp->n_head_kv;
+    const int dk = hp->head_dim, dv = hp->head_dim_v;
+    const int64_t Dk = (int64_t)hp->n_head_kv * dk, Dv = (int64_t)hp->n_head_kv * dv;
+    const uint16_t *kc = c->kc + (int64_t)j->il * c->n_ctx * Dk;
+    const uint16_t *vc = c->vc + (int64_t)j->il * c->n_ctx * Dv;
+    const float scale = 1.0f / sqrtf((float)dk);
+    long lo, hi;
+    mp_split_range((long)j->T * H, ith, nth, &lo, &hi);
+    for (long i = lo; i < hi; i++) {
+        const int t = (int)(i / H), h = (int)(i % H), hk = h / gqa;
+        const int n_kv = j->pos0 + t + 1; /* causal: positions 0..pos */
+        float *o = c->att + (int64_t)t * H * dv + (int64_t)h * dv;
+        const float *q = c->q + (int64_t)t * H * dk + (int64_t)h * dk;
+        float *kbuf = c->kbuf + (int64_t)ith * 2 * c->kbuf_stride;
+        if (j->T < MP_FA_TILE_Q)
+            mp_attend_f16_acc16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * dv, Dv, n_kv, dk, dv, scale,
+                                kbuf + c->kbuf_stride, kbuf, (uint16_t *)(c->scores + (int64_t)ith * c->n_ctx));
+        else
+            mp_attend_f16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * dv, Dv, n_kv, dk, dv, scale,
+                          c->scores + (int64_t)ith * c->n_ctx, kbuf);
+    }
+}
+
+/* h += Wo * attention(norm(h)) for T tokens at positions pos0.. */
+static void attention_block(mp_ctx *c, int il, int T, int pos0)
+{
+    const mp_model *m = c->m;
+    const mp_hparams *hp = &m->hp;
+    const mp_layer *l = &m->layers[il];
+    const int64_t E = hp->n_embd;
+    const int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Dk = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v, Do = (int64_t)hp->n_head * hp->head_dim_v;
+
+    for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->attn_norm.data, E, hp->rms_eps);
+
+    /* q, k, v projections; the three weights may have different types */
+    quantize_rows(c, l->wq.type, c->xn, E, E, T, c->xq);
+    add_task(c, &l->wq, l->wq.data, c->xq, T, c->q, Dq);
+    if (mp_act_type(l->wk.type) == mp_act_type(l->wq.type)) {
+        add_task(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
+    } else {
+        run_tasks(c);
+        quantize_rows(c, l->wk.type, c->xn, E, E, T, c->xq);
+        add_task(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
+    }
+    if (mp_act_type(l->wv.type) != mp_act_type(l->wk.type)) {
+        run_tasks(c);
+        quantize_rows(c, l->wv.type, c->xn, E, E, T, c->xq);
+    }
+    add_task(c, &l->wv, l->wv.data, c->xq, T, c->v, Dv);
+    run_tasks(c);
+
+    for (int t = 0; t < T; t++) {
+        float *q = c->q + t * Dq, *k = c->k + t * Dk;
+        if (hp->qk_norm == MP_QK_NORM_HEAD) {
+            for (uint32_t h = 0; h < hp->n_head; h++)
+                mp_rmsnorm(q + h * hp->head_dim, q + h * hp->head_dim, l->q_norm.data, hp->head_dim, hp->rms_eps);
+            for (uint32_t h = 0; h < hp->n_head_kv; h++)
+                mp_rmsnorm(k + h * hp->head_dim, k + h * hp->head_dim, l->k_norm.data, hp->head_dim, hp->rms_eps);
+        } else if (hp->qk_norm == MP_QK_NORM_FULL) {
+            mp_rmsnorm(q, q, l->q_norm.data, Dq, hp->rms_eps);
+            mp_rmsnorm(k, k, l->k_norm.data, Dk, hp->rms_eps);
+        }
+        const int neox = hp->rope_kind == MP_ROPE_NEOX;
+        mp_rope(q, hp->n_head, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
+        mp_rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
+        const int64_t slot = (int64_t)il * c->n_ctx + pos0 + t;
+        mp_f32_to_f16_row(k, c->kc + slot * Dk, Dk);
+        mp_f32_to_f16_row(c->v + t * Dv, c->vc + slot * Dv, Dv);
+    }
+
+    attn_job aj = {c, il, T, pos0};
+    mp_pool_run(c->pool, attn_worker, &aj);
+
+    quantize_rows(c, l->wo.type, c->att, Do, Do, T, c->xq);
+    add_task(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
+    run_tasks(c);
+    for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
+}
+
+/* ---- feed-forward ------------------------------------------------------- */
+
+typedef struct swiglu_job {
+    mp_ctx *c;
+    uint32_t down_type;
+    int64_t F, row0, rows; /* rows of hg/hu starting at row0 */
+    uint8_t *dst;          /* activation rows for the down projection */
+} swiglu_job;
+
+static void swiglu_worker(void *arg, int ith, int nth)
+{
+    const swiglu_job *j = arg;
+    long lo, hi;
+    mp_split_range((long)j->rows, ith, nth, &lo, &hi);
+    for (long r = j->row0 + lo; r < j->row0 + hi; r++) {
+        float *g = j->c->hg + r * j->F;
+        mp_swiglu(g, j->c->hu + r * j->F, j->F);
+        mp_quantize_act(j->down_type, g, j->dst + r * mp_act_row_size(j->down_type, j->F), j->F);
+    }
+}
+
+static void swiglu_rows(mp_ctx *c, uint32_t down_type, int64_t F, int64_t row0, int64_t rows, uint8_t *dst)
+{
+    swiglu_job j = {c, down_type, F, row0, rows, dst};
+    if (rows * F < 16384) swiglu_worker(&j, 0, 1);
+    else mp_pool_run(c->pool, swiglu_worker, &j);
+}
+
+static void dense_block(mp_ctx *c, int il, int T)
+{
+    const mp_layer *l = &c->m->layers[il];
+    const int64_t E = c->m->hp.n_embd, F = c->m->hp.n_ff;
+    quantize_rows(c, l->ffn_gate.type, c->xn, E, E, T, c->xq);
+    add_task(c, &l->ffn_gate, l->ffn_gate.data, c->xq, T, c->hg, F);
+    if (mp_act_type(l->ffn_up.type) != mp_act_type(l->ffn_gate.type)) {
+        run_tasks(c);
+        quantize_rows(c, l->ffn_up.type, c->xn, E, E, T, c->xq);
+    }
+    add_task(c, &l->ffn_up, l->ffn_up.data, c->xq, T, c->hu, F);
+    run_tasks(c);
+    swiglu_rows(c, l->ffn_down.type, F, 0, T, c->xg);
+    add_task(c, &l->ffn_down, l->ffn_down.data, c->xg, T, c->tmp, E);
+    run_tasks(c);
+    for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
+}
+
+/* Routing for one token: softmax over the router logits, top-k, weights
+ * (renormalised when the architecture says so), as llama.cpp's build_moe_ffn. */
+static void route_token(const mp_hparams *hp, float *logits, int32_t *sel, float *w)
+{
+    const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
+    mp_softmax(logits, X);
+    for (int s = 0; s < K; s++) {
+        int best = -1;
+        for (int e = 0; e < X; e++) {
+            int taken = 0;
+            for (int p = 0; p < s; p++) taken |= sel[p] == e;
+            if (!taken && (best < 0 || logits[e] > logits[best])) best = e;
+        }
+        sel[s] = best;
+        w[s] = logits[best];
+    }
+    if (hp->norm_topk) {
+        float sum = 0.0f;
+        for (int s = 0; s < K; s++) sum += w[s];
+        if (sum < 6.103515625e-5f) sum = 6.103515625e-5f;
+        for (int s = 0; s < K; s++) w[s] /= sum;
+    }
+    if (hp->expert_weights_scale != 0.0f && hp->expert_weights_scale != 1.0f)
+        for (int s = 0; s < K; s++) w[s] *= hp->expert_weights_scale;
+}
+
+static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
+{
+    const mp_model *m = c->m;
+    const mp_hparams *hp = &m->hp;
+    const mp_layer *l = &m->layers[il];
+    const int64_t E = hp->n_embd, F = hp->n_ff_exp;
+    const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
+
+    /* router logits (T, X) */
+    quantize_rows(c, l->ffn_gate_inp.type, c->xn, E, E, T, c->xq);
+    add_task(c, &l->ffn_gate_inp, l->ffn_gate_inp.data, c->xq, T, c->router, X);
+    run_tasks(c);
+    for (int t = 0; t < T; t++) {
+        route_token(hp, c->router + (int64_t)t * X, c->sel + t * K, c->selw + t * K);
+        if (c->route_cb) c->route_cb(c->route_ud, il, pos0 + t, c->sel + t * K, c->selw + t * K, K);
+    }
+
+    /* group (token, slot) entries by expert: counting sort */
+    memset(c->ex_count, 0, (size_t)X * sizeof(int32_t));
+    for (int i = 0; i < T * K; i++) c->ex_count[c->sel[i]]++;
+    int32_t off = 0;
+    for (int e = 0; e < X; e++) {
+        c->ex_off[e] = off;
+        off += c->ex_count[e];
+    }
+    for (int e = 0; e < X; e++) c->ex_count[e] = 0;
+    for (int i = 0; i < T * K; i++) {
+        const int e = c->sel[i];
+        const int entry = c->ex_off[e] + c->ex_count[e]++;
+        c->entry_tok[entry] = i;
+        c->slot_entry[i] = entry;
+    }
+
+    /* activations of every token in the gate/up activation type, gathered per entry */
+    const uint32_t gate_type = l->ffn_gate_exps.type;
+    quantize_rows(c, gate_type, c->xn, E, E, T, c->xq);
+    const size_t arow = mp_act_row_size(gate_type, E);
+    const bool same_up = mp_act_type(l->ffn_up_exps.type) == mp_act_type(gate_type);
+
+    /* Experts in groups of at most K pinned at a time, so a cache of K
+     * experts per layer is enough. */
+    int e = 0;
+    while (e < X) {
+        int group[64], ng = 0;
+        mp_expert_w w[64];
+        int rc = MP_OK;
+        for (; e < X && ng < K && ng < 64; e++) {
+            if (c->ex_count[e] == 0) continue;
+            rc = mp_experts_acquire(c->x, il, e, &w[ng], err);
+            if (rc) break;
+            group[ng++] = e;
+        }
+        if (rc) {
+            for (int g = 0; g < ng; g++) mp_experts_release(c->x, il, group[g]);
+            return rc;
+        }
+        if (ng == 0) break;
+        int64_t row0 = c->ex_off[group[0]], rows = 0;
+        for (int g = 0; g < ng; g++) {
+            const int ex = group[g];
+            for (int i = 0; i < c->ex_count[ex]; i++) {
+                const int entry = c->ex_off[ex] + i, t = c->entry_tok[entry] / K;
+                memcpy(c->xg + (int64_t)entry * arow, c->xq + (int64_t)t * arow, arow);
+            }
+            rows = c->ex_off[ex] + c->ex_count[ex] - row0;
+        }
+        for (int g = 0; g < ng; g++) {
+            const int ex = group[g];
+            const uint8_t *xe = c->xg + (int64_t)c->ex_off[ex] * arow;
+            add_task(c, &l->ffn_gate_exps, w[g].gate, xe, c->ex_count[ex], c->hg + (int64_t)c->ex_off[ex] * F, F);
+            if (same_up)
+                add_task(c, &l->ffn_up_exps, w[g].up, xe, c->ex_count[ex], c->hu + (int64_t)c->ex_off[ex] * F, F);
+        }
+        run_tasks(c);
+        if (!same_up) { /* rare: up needs another activation type */
+            const size_t urow = mp_act_row_size(l->ffn_up_exps.type, E);
+            for (int g = 0; g < ng; g++) {
+                const int ex = group[g];
+                for (int i = 0; i < c->ex_count[ex]; i++) {
+                    const int entry = c->ex_off[ex] + i, t = c->entry_tok[entry] / K;
+                    mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
+                }
+                add_task(c, &l->ffn_up_exps, w[g].up, c->xg + (int64_t)c->ex_off[ex] * urow,
+                         c->ex_count[ex], c->hu + (int64_t)c->ex_off[ex] * F, F);
+            }
+            run_tasks(c);
+        }
+        swiglu_rows(c, l->ffn_down_exps.type, F, row0, rows, c->xg);
+        const size_t drow = mp_act_row_size(l->ffn_down_exps.type, F);
+        for (int g = 0; g < ng; g++) {
+            const int ex = group[g];
+            add_task(c, &l->ffn_down_exps, w[g].down, c->xg + (int64_t)c->ex_off[ex] * drow,
+                     c->ex_count[ex], c->dout + (int64_t)c->ex_off[ex] * E, E);
+        }
+        run_tasks(c);
+        for (int g = 0; g < ng; g++) mp_experts_release(c->x, il, group[g]);
+    }
+
+    /* h += sum over slots, in slot order, of weight * expert output */
+    for (int t = 0; t < T; t++) {
+        float *acc = c->tmp + t * E;
+        for (int s = 0; s < K; s++) {
+            const float ws = c->selw[t * K + s];
+            const float *y = c->dout + (int64_t)c->slot_entry[t * K + s] * E;
+            if (s == 0)
+                for (int64_t i = 0; i < E; i++) acc[i] = y[i] * ws;
+            else
+                for (int64_t i = 0; i < E; i++) acc[i] += y[i] * ws;
+        }
+        float *h = c->h + t * E;
+        for (int64_t i = 0; i < E; i++) h[i] += acc[i];
+    }
+    return MP_OK;
+}
+
+/* ---- one chunk ---------------------------------------------------------- */
+
+static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool all, bool want_last,
+                      mp_err *err)
+{
+    const mp_model *m = c->m;
+    const mp_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, V = hp->n_vocab;
+    const int pos0 = c->n_past;
+
+    /* token embeddings (T, E) */
+    for (int t = 0; t < T; t++) {
+        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)ids[t] * m->tok_embd.row_size;
+        mp_dequantize_row(m->tok_embd.type, row, c->h + t * E, E);
+    }
+
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        attention_block(c, (int)il, T, pos0);
+        const mp_layer *l = &m->layers[il];
+        for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->ffn_norm.data, E, hp->rms_eps);
+        if (mp_layer_is_moe(l)) {
+            int rc = moe_block(c, (int)il, T, pos0, err);
+            if (rc) return rc;
+        } else {
+            dense_block(c, (int)il, T);
+        }
+    }
+
+    /* output head: all rows, or only the last */
+    if (logits && (all || want_last)) {
+        const int t0 = all ? 0 : T - 1, nt = all ? T : 1;
+        for (int t = t0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, m->output_norm.data, E, hp->rms_eps);
+        quantize_rows(c, m->output.type, c->xn + t0 * E, E, E, nt, c->xq);
+        add_task(c, &m->output, m->output.data, c->xq, nt, logits, V);
+        run_tasks(c);
+    }
+    c->n_past += T;
+    return MP_OK;
+}
+
+int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, mp_err *err)
+{
+    if (n <= 0) return mp_err_set(err, MP_E_INVAL, "nothing to evaluate");
+    if (c->n_past + n > c->n_ctx)
+        return mp_err_set(err, MP_E_RANGE, "context full: %d tokens + %d new exceed the context size %d (use -c)",
+                          c->n_past, n, c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || (uint32_t)ids[i] >= c->m->hp.n_vocab)
+            return mp_err_set(err, MP_E_INVAL, "token id %d at position %d is out of range [0, %u)", ids[i], i,
+                              c->m->hp.n_vocab);
+    const int n_past0 = c->n_past;
+    const int64_t V = c->m->hp.n_vocab;
+    for (int s = 0; s < n; s += c->n_batch) {
+        const int T = n - s < c->n_batch ? n - s : c->n_batch;
+        float *lg = logits ? (all ? logits + (int64_t)s * V : logits) : NULL;
+        int rc = eval_chunk(c, ids + s, T, lg, all, s + T == n, err);
+        if (rc) {
+            c->n_past = n_past0;
+            return rc;
+        }
+    }
+    return MP_OK;
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx)
+{
+    const mp_hparams *hp = &m->hp;
+    return (uint64_t)hp->n_layer * (uint64_t)n_ctx * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2u;
+}
+
+typedef struct scratch_plan {
+    size_t act_stride;
+    int64_t max_cols, ffn_rows, F;
+} scratch_plan;
+
+static scratch_plan plan_scratch(const mp_model *m, int n_batch)
+{
+    const mp_hparams *hp = &m->hp;
+    scratch_plan p;
+    int64_t K = hp->n_expert ? hp->n_expert_used : 1;
+    p.F = hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp;
+    int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Do = (int64_t)hp->n_head * hp->head_dim_v;
+    p.max_cols = hp->n_embd;
+    if (Dq > p.max_cols) p.max_cols = Dq;
+    if (Do > p.max_cols) p.max_cols = Do;
+    if (p.F > p.max_cols) p.max_cols = p.F;
+    p.act_stride = ((size_t)p.max_cols * 4 + 63) & ~(size_t)63; /* f32 is the widest activation type */
+    p.ffn_rows = (int64_t)n_batch * K;
+    return p;
+}
+
+uint64_t mp_ctx_scratch_bytes(const mp_model *m, int n_ctx, int n_batch, int n_threads)
+{
+    const mp_hparams *hp = &m->hp;
+    scratch_plan p = plan_scratch(m, n_batch);
+    const uint64_t B = (uint64_t)n_batch, E = hp->n_embd;
+    const uint64_t Dq = (uint64_t)hp->n_head * hp->head_dim, Dk = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const uint64_t Dv = (uint64_t)hp->n_head_kv * hp->head_dim_v, Do = (uint64_t)hp->n_head * hp->head_dim_v;
+    const uint64_t K = hp->n_expert ? hp->n_expert_used : 1, X = hp->n_expert ? hp->n_expert : 1;
+    uint64_t f = B * (3 * E + Dq + Dk + Dv + Do + X + K) + 2 * (uint64_t)p.ffn_rows * p.F + (uint64_t)p.ffn_rows * E;
+    uint64_t kb = (uint64_t)(hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v);
+    f += (uint64_t)n_threads * ((uint64_t)(n_ctx > (int)kb ? n_ctx : (int)kb) + 2 * kb);
+    uint64_t bytes = f * 4 + B * K * 4 * 2 + X * 4 * 2;
+    bytes += (B + (uint64_t)p.ffn_rows) * p.act_stride;
+    return bytes;
+}
+
+int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_params *p, mp_err *err)
+{
+    *out = NULL;
+    const mp_hparams *hp = &m->hp;
+    mp_ctx *c = calloc(1, sizeof *c);
+    if (!c) return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    c->m = m;
+    c->x = x;
+    c->n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (hp->n_ctx_train < 4096 ? (int)hp->n_ctx_train : 4096);
+    c->n_batch = p && p->n_batch > 0 ? p->n_batch : 512;
+    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
+    c->n_threads = p && p->n_threads > 0 ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (c->n_threads < 1) c->n_threads = 1;
+
+    const int64_t B = c->n_batch, E = hp->n_embd;
+    const int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Dk = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v, Do = (int64_t)hp->n_head * hp->head_dim_v;
+    const int64_t K = hp->n_expert ? hp->n_expert_used : 1, X = hp->n_expert ? hp->n_expert : 1;
+    scratch_plan sp = plan_scratch(m, c->n_batch);
+    c->act_stride = sp.act_stride;
+    c->kbuf_stride = (int)(hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v);
+
+    const size_t kv_elems = (size_t)hp->n_layer * (size_t)c->n_ctx;
+    c->kc = calloc(kv_elems * (size_t)Dk, sizeof(uint16_t));
+    c->vc = calloc(kv_elems * (size_t)Dv, sizeof(uint16_t));
+#define ALLOC(ptr, n) ((ptr) = calloc((size_t)(n), sizeof *(ptr)))
+    ALLOC(c->h, B * E);
+    ALLOC(c->xn, B * E);
+    ALLOC(c->q, B * Dq);
+    ALLOC(c->k, B * Dk);
+    ALLOC(c->v, B * Dv);
+    ALLOC(c->att, B * Do);
+    ALLOC(c->tmp, B * E);
+    ALLOC(c->router, B * X);
+    ALLOC(c->sel, B * K);
+    ALLOC(c->selw, B * K);
+    ALLOC(c->ex_count, X);
+    ALLOC(c->ex_off, X);
+    ALLOC(c->entry_tok, B * K);
+    ALLOC(c->slot_entry, B * K);
+    ALLOC(c->hg, sp.ffn_rows * sp.F);
+    ALLOC(c->hu, sp.ffn_rows * sp.F);
+    ALLOC(c->dout, sp.ffn_rows * E);
+    ALLOC(c->scores, (int64_t)c->n_threads * (c->n_ctx > c->kbuf_stride ? c->n_ctx : c->kbuf_stride));
+    ALLOC(c->kbuf, (int64_t)c->n_threads * 2 * c->kbuf_stride);
+#undef ALLOC
+    if (posix_memalign((void **)&c->xq, 64, (size_t)B * c->act_stride)) c->xq = NULL;
+    if (posix_memalign((void **)&c->xg, 64, (size_t)sp.ffn_rows * c->act_stride)) c->xg = NULL;
+    c->pool = mp_pool_create(c->n_threads);
+    if (!c->kc || !c->vc || !c->h || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->tmp || !c->router ||
+        !c->sel || !c->selw || !c->ex_count || !c->ex_off || !c->entry_tok || !c->slot_entry || !c->hg || !c->hu ||
+        !c->dout || !c->scores || !c->kbuf || !c->xq || !c->xg || !c->pool) {
+        mp_ctx_free(c);
+        return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d)",
+                          p && p->n_ctx ? p->n_ctx : 0, p && p->n_batch ? p->n_batch : 512);
+    }
+    mp_kernels_init();
+    *out = c;
+    return MP_OK;
+}
+
+void mp_ctx_free(mp_ctx *c)
+{
+    if (!c) return;
+    mp_pool_free(c->pool);
+    free(c->kc);
+    free(c->vc);
+    free(c->h);
+    free(c->xn);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->att);
+    free(c->tmp);
+    free(c->router);
+    free(c->sel);
+    free(c->selw);
+    free(c->ex_count);
+    free(c->ex_off);
+    free(c->entry_tok);
+    free(c->slot_entry);
+    free(c->hg);
+    free(c->hu);
+    free(c->dout);
+    free(c->scores);
+    free(c->kbuf);
+    free(c->xq);
+    free(c->xg);
+    free(c);
+}
+
+int mp_ctx_n_ctx(const mp_ctx *c) { return c->n_ctx; }
+int mp_ctx_n_past(const mp_ctx *c) { return c->n_past; }
+void mp_ctx_truncate(mp_ctx *c, int n_past)
+{
+    if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
+}
+void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud)
+{
+    c->route_cb = fn;
+    c->route_ud = ud;
+}

@@ -1,0 +1,49 @@
+/* A context: the KV cache, scratch buffers and thread pool for running a
+ * model. Evaluation appends tokens at position n_past. A chunk of T tokens
+ * runs layer by layer as matrix-matrix products (prefill); T = 1 is decode.
+ * All buffers are allocated at create time: evaluation never allocates. */
+#ifndef MP_FORWARD_H
+#define MP_FORWARD_H
+
+#include "common/err.h"
+#include "model/experts.h"
+#include "model/model.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct mp_ctx_params {
+    int n_ctx;     /* KV cache length in tokens (0: min(model's, 4096)) */
+    int n_batch;   /* max tokens per forward chunk (0: 512) */
+    int n_threads; /* 0: all online CPUs */
+} mp_ctx_params;
+
+/* Called once per (token, MoE layer) with the selected experts (best first)
+ * and their final weights; used for routing traces and statistics. */
+typedef void (*mp_route_fn)(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k);
+
+typedef struct mp_ctx mp_ctx;
+
+/* The context borrows m and x (both must outlive it). */
+int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_params *p, mp_err *err);
+void mp_ctx_free(mp_ctx *c); /* NULL-safe */
+
+/* Bytes the context allocates for the KV cache and for scratch, for the
+ * memory planner (same formulas as create). */
+uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx);
+uint64_t mp_ctx_scratch_bytes(const mp_model *m, int n_ctx, int n_batch, int n_threads);
+
+int mp_ctx_n_ctx(const mp_ctx *c);
+int mp_ctx_n_past(const mp_ctx *c);
+/* Forgets positions >= n_past (0 clears the cache). */
+void mp_ctx_truncate(mp_ctx *c, int n_past);
+void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);
+
+/* Evaluates ids[0..n) at positions n_past.. and advances n_past. logits
+ * (may be NULL) receives n_vocab floats for the last token, or n * n_vocab
+ * for every token when all is true. Fails with MP_E_RANGE when the context
+ * would overflow, MP_E_INVAL for an out-of-range id, or the expert
+ * provider's error; on failure n_past is unchanged. */
+int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, mp_err *err);
+
+#endif

@@ -1,0 +1,352 @@
+#include "model.h"
+
+#include "kernels/kernels.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const arch_names[MP_ARCH_COUNT] = {
+    [MP_ARCH_LLAMA] = "llama",
+    [MP_ARCH_QWEN3MOE] = "qwen3moe",
+    [MP_ARCH_OLMOE] = "olmoe",
+};
+
+const char *mp_arch_name(mp_arch arch) { return arch < MP_ARCH_COUNT ? arch_names[arch] : "?"; }
+
+/* Reads "<arch>.<suffix>" as u32. required: absent -> error. */
+static int get_arch_u32(const mp_model *m, const char *suffix, uint32_t *out, bool required,
+                        mp_err *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->hp.arch_name, suffix);
+    int rc = mp_gguf_get_u32(m->gguf, key, out, err);
+    if (rc == MP_E_NOTFOUND) {
+        if (!required) return MP_OK;
+        return mp_err_set(err, MP_E_CORRUPT, "%s: required key '%s' is missing", m->path, key);
+    }
+    if (rc != MP_OK) {
+        const mp_gguf_value *v = mp_gguf_get(m->gguf, key);
+        if (v && v->type == MP_GGUF_ARRAY)
+            return mp_err_reset(err, MP_E_UNSUPPORTED,
+                                "%s: key '%s' is a per-layer array; per-layer values are not supported",
+                                m->path, key);
+    }
+    return rc;
+}
+
+static int get_arch_f32(const mp_model *m, const char *suffix, float *out, mp_err *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->hp.arch_name, suffix);
+    int rc = mp_gguf_get_f32(m->gguf, key, out, err);
+    return rc == MP_E_NOTFOUND ? MP_OK : rc;
+}
+
+static int load_hparams(mp_model *m, mp_err *err)
+{
+    mp_hparams *hp = &m->hp;
+    const char *arch = mp_gguf_get_str(m->gguf, "general.architecture");
+    if (!arch)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: key 'general.architecture' is missing", m->path);
+    if (strlen(arch) >= sizeof hp->arch_name)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: unknown architecture '%.40s...'", m->path, arch);
+    strcpy(hp->arch_name, arch);
+    int found = -1;
+    for (int a = 0; a < MP_ARCH_COUNT; a++)
+        if (!strcmp(arch, arch_names[a])) found = a;
+    if (found < 0)
+        return mp_err_set(err, MP_E_UNSUPPORTED,
+                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe)", m->path,
+                          arch);
+    hp->arch = (mp_arch)found;
+
+    int rc;
+    if ((rc = get_arch_u32(m, "embedding_length", &hp->n_embd, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "block_count", &hp->n_layer, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "attention.head_count", &hp->n_head, true, err))) return rc;
+    hp->n_head_kv = hp->n_head;
+    if ((rc = get_arch_u32(m, "attention.head_count_kv", &hp->n_head_kv, false, err))) return rc;
+    hp->n_ctx_train = 2048;
+    if ((rc = get_arch_u32(m, "context_length", &hp->n_ctx_train, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "feed_forward_length", &hp->n_ff, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "expert_count", &hp->n_expert, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "expert_used_count", &hp->n_expert_used, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "expert_feed_forward_length", &hp->n_ff_exp, false, err))) return rc;
+    if (hp->n_embd == 0 || hp->n_layer == 0 || hp->n_head == 0 || hp->n_head_kv == 0 ||
+        hp->n_head % hp->n_head_kv != 0 || hp->n_embd > (1u << 20) || hp->n_layer > 4096 ||
+        hp->n_head > 4096)
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: impossible shape: n_embd %u, n_layer %u, n_head %u, n_head_kv %u", m->path,
+                          hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv);
+    hp->head_dim = hp->n_embd / hp->n_head;
+    if ((rc = get_arch_u32(m, "attention.key_length", &hp->head_dim, false, err))) return rc;
+    hp->head_dim_v = hp->head_dim;
+    if ((rc = get_arch_u32(m, "attention.value_length", &hp->head_dim_v, false, err))) return rc;
+    hp->n_rot = hp->head_dim;
+    if ((rc = get_arch_u32(m, "rope.dimension_count", &hp->n_rot, false, err))) return rc;
+    if (hp->head_dim == 0 || hp->head_dim > 1024 || hp->head_dim_v == 0 || hp->head_dim_v > 1024 ||
+        hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: impossible head shape: head_dim %u, value %u, n_rot %u",
+                          m->path, hp->head_dim, hp->head_dim_v, hp->n_rot);
+    if (hp->n_expert > 0 &&
+        (hp->n_expert_used == 0 || hp->n_expert_used > hp->n_expert || hp->n_expert > 4096))
+        return mp_err_set(err, MP_E_CORRUPT, "%s: impossible expert counts: %u experts, %u used", m->path,
+                          hp->n_expert, hp->n_expert_used);
+
+    hp->rms_eps = 1e-5f;
+    if ((rc = get_arch_f32(m, "attention.layer_norm_rms_epsilon", &hp->rms_eps, err))) return rc;
+    hp->rope_base = 10000.0f;
+    if ((rc = get_arch_f32(m, "rope.freq_base", &hp->rope_base, err))) return rc;
+    hp->rope_scale = 1.0f;
+    {
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+        const char *st = mp_gguf_get_str(m->gguf, key);
+        float factor = 0.0f;
+        if ((rc = get_arch_f32(m, "rope.scaling.factor", &factor, err))) return rc;
+        if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0)
+            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: rope scaling type '%s' is not supported", m->path, st);
+        if (st && !strcmp(st, "linear") && factor > 0.0f) hp->rope_scale = 1.0f / factor;
+    }
+    if ((rc = get_arch_f32(m, "expert_weights_scale", &hp->expert_weights_scale, err))) return rc;
+
+    switch (hp->arch) {
+    case MP_ARCH_LLAMA:
+        hp->rope_kind = MP_ROPE_NORM;
+        hp->qk_norm = MP_QK_NORM_NONE;
+        hp->norm_topk = true;
+        break;
+    case MP_ARCH_QWEN3MOE:
+        hp->rope_kind = MP_ROPE_NEOX;
+        hp->qk_norm = MP_QK_NORM_HEAD;
+        hp->norm_topk = true;
+        if (hp->n_expert == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: qwen3moe model without '%s.expert_count'", m->path, arch);
+        break;
+    case MP_ARCH_OLMOE:
+        hp->rope_kind = MP_ROPE_NEOX;
+        hp->qk_norm = MP_QK_NORM_FULL;
+        hp->norm_topk = false;
+        if (hp->n_expert == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: olmoe model without '%s.expert_count'", m->path, arch);
+        break;
+    default:
+        break;
+    }
+    {
+        char key[128];
+        bool b;
+        snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+        rc = mp_gguf_get_bool(m->gguf, key, &b, err);
+        if (rc == MP_OK) hp->norm_topk = b;
+        else if (rc != MP_E_NOTFOUND) return rc;
+        snprintf(key, sizeof key, "%s.expert_gating_func", arch);
+        uint32_t gf;
+        rc = mp_gguf_get_u32(m->gguf, key, &gf, err);
+        if (rc == MP_OK && gf != 1 /* softmax */)
+            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: expert gating function %u is not supported (softmax only)",
+                              m->path, gf);
+        if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
+    }
+    mp_err_clear(err);
+    return MP_OK;
+}
+
+/* Binds tensor `name`; checks its type and that ne matches want[0..nd) (and
+ * is 1 beyond). */
+static int bind(mp_model *m, mp_tensor *t, const char *name, bool required, bool matmul, int nd,
+                const int64_t *want, mp_err *err)
+{
+    memset(t, 0, sizeof *t);
+    const mp_gguf_tensor *info = mp_gguf_find_tensor(m->gguf, name);
+    if (!info) {
+        if (required) return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", m->path, name);
+        return MP_OK;
+    }
+    for (int d = 0; d < 4; d++) {
+        int64_t w = d < nd ? want[d] : 1;
+        int64_t have = d < (int)info->n_dims ? info->ne[d] : 1;
+        if (have != w) {
+            char ws[96], hs[96];
+            int wl = 0, hl = 0;
+            for (int e = 0; e < nd; e++) wl += snprintf(ws + wl, sizeof ws - wl, "%s%" PRId64, e ? ", " : "", want[e]);
+            for (int e = 0; e < (int)info->n_dims; e++)
+                hl += snprintf(hs + hl, sizeof hs - hl, "%s%" PRId64, e ? ", " : "", info->ne[e]);
+            return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has shape {%s}, expected {%s}", m->path, name,
+                              hs, ws);
+        }
+    }
+    if (matmul ? !mp_type_supported(info->type) : info->type != MP_TYPE_F32)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: tensor '%s' has type %s, which is not supported here%s",
+                          m->path, name, mp_type_name(info->type),
+                          matmul ? " (supported: f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K)" : " (norms must be f32)");
+    t->info = info;
+    t->data = mp_gguf_tensor_data(m->gguf, info);
+    t->type = info->type;
+    for (int d = 0; d < 4; d++) t->ne[d] = d < (int)info->n_dims ? info->ne[d] : 1;
+    t->row_size = mp_row_size(info->type, info->ne[0]);
+    t->expert_stride = t->row_size * (size_t)t->ne[1];
+    return MP_OK;
+}
+
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+#define NDIMS(...) ((int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+#define BIND(t, req, mm, name, ...)                                                             \
+    do {                                                                                        \
+        int rc_ = bind(m, (t), (name), (req), (mm), NDIMS(__VA_ARGS__), SHAPE(__VA_ARGS__), err); \
+        if (rc_) return rc_;                                                                    \
+    } while (0)
+
+static int bind_tensors(mp_model *m, mp_err *err)
+{
+    mp_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd;
+    const mp_gguf_tensor *te = mp_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!te) return mp_err_set(err, MP_E_CORRUPT, "%s: tensor 'token_embd.weight' is missing", m->path);
+    if (te->n_dims != 2 || te->ne[1] <= 0 || te->ne[1] > (1 << 24))
+        return mp_err_set(err, MP_E_CORRUPT, "%s: tensor 'token_embd.weight' has an impossible shape", m->path);
+    hp->n_vocab = (uint32_t)te->ne[1];
+    uint32_t nv = 0;
+    if (get_arch_u32(m, "vocab_size", &nv, false, err)) return err ? err->status : MP_E_CORRUPT;
+    if (nv && nv != hp->n_vocab)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: %s.vocab_size is %u but token_embd.weight has %u rows", m->path,
+                          hp->arch_name, nv, hp->n_vocab);
+    const int64_t V = hp->n_vocab;
+    if (mp_gguf_find_tensor(m->gguf, "rope_freqs.weight"))
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: tensor 'rope_freqs.weight' (rope frequency factors) is not supported",
+                          m->path);
+
+    BIND(&m->tok_embd, true, true, "token_embd.weight", E, V);
+    BIND(&m->output_norm, true, false, "output_norm.weight", E);
+    BIND(&m->output, false, true, "output.weight", E, V);
+    if (!m->output.info) {
+        m->output = m->tok_embd;
+        m->tied_output = true;
+    }
+    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", m->path);
+
+    const int64_t Dq = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const int64_t Do = (int64_t)hp->n_head * hp->head_dim_v;
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        mp_layer *l = &m->layers[il];
+        char n[96];
+#define TN(suffix) (snprintf(n, sizeof n, "blk.%u." suffix ".weight", il), n)
+        if (mp_gguf_find_tensor(m->gguf, TN("attn_qkv")))
+            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused tensor '%s' is not supported", m->path, n);
+        BIND(&l->attn_norm, true, false, TN("attn_norm"), E);
+        BIND(&l->wq, true, true, TN("attn_q"), E, Dq);
+        BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
+        BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
+        BIND(&l->wo, true, true, TN("attn_output"), Do, E);
+        if (hp->qk_norm == MP_QK_NORM_HEAD) {
+            BIND(&l->q_norm, true, false, TN("attn_q_norm"), hp->head_dim);
+            BIND(&l->k_norm, true, false, TN("attn_k_norm"), hp->head_dim);
+        } else if (hp->qk_norm == MP_QK_NORM_FULL) {
+            BIND(&l->q_norm, true, false, TN("attn_q_norm"), Dq);
+            BIND(&l->k_norm, true, false, TN("attn_k_norm"), Dk);
+        }
+        BIND(&l->ffn_norm, true, false, TN("ffn_norm"), E);
+        if (hp->n_expert > 0) {
+            const int64_t X = hp->n_expert;
+            BIND(&l->ffn_gate_inp, true, true, TN("ffn_gate_inp"), E, X);
+            const mp_gguf_tensor *g = mp_gguf_find_tensor(m->gguf, TN("ffn_gate_exps"));
+            if (!g) return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", m->path, n);
+            if (g->n_dims != 3)
+                return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has %u dims, expected 3", m->path, n, g->n_dims);
+            int64_t F = g->ne[1];
+            if (hp->n_ff_exp == 0) hp->n_ff_exp = (uint32_t)F;
+            F = hp->n_ff_exp;
+            BIND(&l->ffn_gate_exps, true, true, TN("ffn_gate_exps"), E, F, X);
+            BIND(&l->ffn_up_exps, true, true, TN("ffn_up_exps"), E, F, X);
+            BIND(&l->ffn_down_exps, true, true, TN("ffn_down_exps"), F, E, X);
+            if (mp_gguf_find_tensor(m->gguf, TN("ffn_gate_shexp")))
+                return mp_err_set(err, MP_E_UNSUPPORTED, "%s: shared experts ('%s') are not supported yet", m->path, n);
+        } else {
+            if (hp->n_ff == 0)
+                return mp_err_set(err, MP_E_CORRUPT, "%s: key '%s.feed_forward_length' is missing", m->path,
+                                  hp->arch_name);
+            const int64_t F = hp->n_ff;
+            BIND(&l->ffn_gate, true, true, TN("ffn_gate"), E, F);
+            BIND(&l->ffn_up, true, true, TN("ffn_up"), E, F);
+            BIND(&l->ffn_down, true, true, TN("ffn_down"), F, E);
+        }
+#undef TN
+    }
+    return MP_OK;
+}
+
+int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err)
+{
+    *out = NULL;
+    mp_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        mp_gguf_free(g);
+        return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    }
+    m->gguf = g;
+    m->path = strdup(mp_gguf_path(g) ? mp_gguf_path(g) : "(memory)");
+    int rc = m->path ? MP_OK : mp_err_set(err, MP_E_NOMEM, "out of memory");
+    if (!rc) rc = load_hparams(m, err);
+    if (!rc) rc = bind_tensors(m, err);
+    if (rc) {
+        mp_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return MP_OK;
+}
+
+int mp_model_load(mp_model **out, const char *path, mp_err *err)
+{
+    *out = NULL;
+    mp_gguf *g = NULL;
+    int rc = mp_gguf_open(&g, path, NULL, err);
+    if (rc) return rc;
+    return mp_model_from_gguf(out, g, err);
+}
+
+void mp_model_free(mp_model *m)
+{
+    if (!m) return;
+    free(m->layers);
+    mp_gguf_free(m->gguf);
+    free(m->path);
+    free(m);
+}
+
+static uint64_t tensor_bytes(const mp_tensor *t) { return t->info ? t->info->size : 0; }
+static uint64_t tensor_params(const mp_tensor *t) { return t->info ? (uint64_t)mp_gguf_tensor_nelements(t->info) : 0; }
+
+void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s)
+{
+    memset(s, 0, sizeof *s);
+    uint64_t all_params = 0;
+    for (uint64_t i = 0; i < mp_gguf_n_tensors(m->gguf); i++) {
+        const mp_gguf_tensor *t = mp_gguf_tensor_at(m->gguf, i);
+        s->total_bytes += t->size;
+        all_params += (uint64_t)mp_gguf_tensor_nelements(t);
+    }
+    uint64_t active_expert_params = 0;
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        const mp_layer *l = &m->layers[il];
+        if (!mp_layer_is_moe(l)) continue;
+        uint64_t b = tensor_bytes(&l->ffn_gate_exps) + tensor_bytes(&l->ffn_up_exps) + tensor_bytes(&l->ffn_down_exps);
+        uint64_t p = tensor_params(&l->ffn_gate_exps) + tensor_params(&l->ffn_up_exps) + tensor_params(&l->ffn_down_exps);
+        s->expert_bytes += b;
+        s->expert_params += p;
+        uint64_t one = l->ffn_gate_exps.expert_stride + l->ffn_up_exps.expert_stride + l->ffn_down_exps.expert_stride;
+        if (one > s->one_expert_bytes) s->one_expert_bytes = one;
+        active_expert_params += p / m->hp.n_expert * m->hp.n_expert_used;
+    }
+    s->resident_bytes = s->total_bytes - s->expert_bytes;
+    s->total_params = all_params;
+    /* Per token only one embedding row is read; count the table as resident
+     * memory but not as active compute. */
+    uint64_t embd_params = tensor_params(&m->tok_embd);
+    s->active_params = all_params - s->expert_params + active_expert_params - (m->tied_output ? 0 : embd_params);
+}

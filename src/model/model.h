@@ -1,0 +1,126 @@
+/* Model: architecture, hyperparameters and tensor views of a GGUF file.
+ *
+ * mp_model_load() reads every hyperparameter from metadata, refuses unknown
+ * architectures by name, binds every tensor the architecture needs and checks
+ * its type and shape against the hyperparameters, so the forward pass can
+ * index weights without further checks. Routed-expert weights are never read
+ * through these views by the forward pass: it asks an mp_experts provider
+ * (experts.h) for them, so they can live on disk. */
+#ifndef MP_MODEL_H
+#define MP_MODEL_H
+
+#include "common/err.h"
+#include "gguf/gguf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum mp_arch {
+    MP_ARCH_LLAMA = 0,   /* dense llama, and Mixtral-style llama with experts */
+    MP_ARCH_QWEN3MOE,
+    MP_ARCH_OLMOE,
+    MP_ARCH_COUNT
+} mp_arch;
+
+typedef enum mp_rope_kind {
+    MP_ROPE_NORM = 0, /* rotate adjacent pairs (x0,x1), (x2,x3), ... */
+    MP_ROPE_NEOX = 1  /* rotate (x_i, x_{i+n_rot/2}) */
+} mp_rope_kind;
+
+typedef enum mp_qk_norm {
+    MP_QK_NORM_NONE = 0,
+    MP_QK_NORM_HEAD = 1, /* RMS norm over each head (qwen3moe) */
+    MP_QK_NORM_FULL = 2  /* RMS norm over the whole q / k vector (olmoe) */
+} mp_qk_norm;
+
+typedef struct mp_hparams {
+    mp_arch arch;
+    char arch_name[32];      /* general.architecture */
+    uint32_t n_vocab;
+    uint32_t n_ctx_train;
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_head;
+    uint32_t n_head_kv;
+    uint32_t head_dim;       /* key/query head size */
+    uint32_t head_dim_v;     /* value head size */
+    uint32_t n_rot;          /* rotated dims per head */
+    uint32_t n_ff;           /* dense FFN width (0 if the model has none) */
+    uint32_t n_ff_exp;       /* expert FFN width */
+    uint32_t n_expert;       /* 0 for a dense model */
+    uint32_t n_expert_used;
+    float rms_eps;
+    float rope_base;
+    float rope_scale;        /* freq_scale = 1 / rope.scaling.factor */
+    float expert_weights_scale; /* 0 or 1: none */
+    mp_rope_kind rope_kind;
+    mp_qk_norm qk_norm;
+    bool norm_topk;          /* renormalise the k routing weights */
+} mp_hparams;
+
+/* A weight tensor: ne[0] is the row length. For 3-D expert tensors,
+ * expert_stride is the byte distance between experts (ne[2] = n_expert). */
+typedef struct mp_tensor {
+    const mp_gguf_tensor *info; /* NULL when absent */
+    const void *data;           /* into the mapping */
+    uint32_t type;
+    int64_t ne[4];
+    size_t row_size;            /* bytes of one row */
+    size_t expert_stride;       /* bytes of one expert's matrix (3-D only) */
+} mp_tensor;
+
+typedef struct mp_layer {
+    mp_tensor attn_norm;  /* (n_embd) f32 */
+    mp_tensor wq;         /* (n_embd -> n_head * head_dim) */
+    mp_tensor wk;         /* (n_embd -> n_head_kv * head_dim) */
+    mp_tensor wv;         /* (n_embd -> n_head_kv * head_dim_v) */
+    mp_tensor wo;         /* (n_head * head_dim_v -> n_embd) */
+    mp_tensor q_norm;     /* (head_dim) or (n_embd) */
+    mp_tensor k_norm;     /* (head_dim) or (n_head_kv * head_dim) */
+    mp_tensor ffn_norm;   /* (n_embd) */
+    /* dense FFN */
+    mp_tensor ffn_gate, ffn_up; /* (n_embd -> n_ff) */
+    mp_tensor ffn_down;         /* (n_ff -> n_embd) */
+    /* MoE */
+    mp_tensor ffn_gate_inp;     /* router (n_embd -> n_expert), f32 */
+    mp_tensor ffn_gate_exps, ffn_up_exps; /* (n_embd -> n_ff_exp) x n_expert */
+    mp_tensor ffn_down_exps;              /* (n_ff_exp -> n_embd) x n_expert */
+} mp_layer;
+
+typedef struct mp_model {
+    mp_gguf *gguf;        /* owned */
+    char *path;
+    mp_hparams hp;
+    mp_tensor tok_embd;   /* (n_embd) x n_vocab */
+    mp_tensor output_norm;
+    mp_tensor output;     /* (n_embd -> n_vocab); == tok_embd when tied */
+    bool tied_output;
+    mp_layer *layers;     /* n_layer */
+} mp_model;
+
+const char *mp_arch_name(mp_arch arch);
+
+/* Opens and validates a model. On failure err names the file and the key or
+ * tensor at fault. */
+int mp_model_load(mp_model **out, const char *path, mp_err *err);
+/* Binds a model to an already open GGUF (takes ownership of g, even on failure). */
+int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err);
+void mp_model_free(mp_model *m); /* NULL-safe */
+
+/* Byte accounting for `inspect` and the memory planner. */
+typedef struct mp_model_sizes {
+    uint64_t total_bytes;      /* all tensors */
+    uint64_t expert_bytes;     /* routed-expert tensors */
+    uint64_t resident_bytes;   /* everything else */
+    uint64_t one_expert_bytes; /* gate + up + down of one expert (max over layers) */
+    uint64_t total_params;
+    uint64_t active_params;    /* per token: resident + n_expert_used experts per layer */
+    uint64_t expert_params;
+} mp_model_sizes;
+void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s);
+
+/* True when the layer has routed experts. */
+static inline bool mp_layer_is_moe(const mp_layer *l) { return l->ffn_gate_inp.info != NULL; }
+
+#endif

@@ -1,0 +1,42 @@
+/* Small float ops of the forward pass, with ggml's numerics where they affect
+ * parity (RMSNorm sums in double, iterative RoPE angles, softmax sums in
+ * double). Rows are contiguous float arrays. */
+#ifndef MP_OPS_H
+#define MP_OPS_H
+
+#include <stdint.h>
+
+/* y = x / sqrt(mean(x^2) + eps) * w   (w may be NULL: no weight). y may alias x. */
+void mp_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+
+/* Rotates the first n_rot dims of each of n_heads heads (stride head_dim) of
+ * x in place, for position pos. neox: pairs (i, i + n_rot/2); else (2i, 2i+1). */
+void mp_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq_base, float freq_scale,
+             int neox);
+
+/* In-place softmax over n values (sum in double, like ggml). */
+void mp_softmax(float *x, int64_t n);
+
+/* g[i] = silu(g[i]) * u[i] */
+void mp_swiglu(float *g, const float *u, int64_t n);
+
+/* f16 row conversions (F16C when available). */
+void mp_f16_to_f32_row(const uint16_t *x, float *y, int64_t n);
+void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
+
+/* Attention for one query head over n_kv cached positions:
+ *   out[dv] = sum_j softmax_j(scale * q.k_j) * v_j
+ * k rows (f16) are k_stride elements apart, v rows (f16) v_stride apart.
+ * scores: scratch of n_kv floats, kbuf/vbuf: scratch of dk / dv floats. */
+void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                   int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores, float *kbuf);
+
+/* The same attention with llama.cpp's CPU flash-attention numerics for small
+ * batches (fewer than 64 queries, and decode): q rounded to f16, online
+ * softmax, and the value accumulator rounded to f16 after every update.
+ * qbuf, kbuf: dk floats; acc16: dv uint16. */
+void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                         int64_t v_stride, int n_kv, int dk, int dv, float scale, float *qbuf, float *kbuf,
+                         uint16_t *acc16);
+
+#endif
