@@ -1,0 +1,480 @@
+/* Expert cache (src/cache/cache.c) on a real file with plain-GGUF-like
+ * expert locations (three unaligned ranges per expert in three per-layer
+ * tensors): eviction order under LRU, pinning under pressure, the minimum
+ * cache, async delivery order, prefetch, I/O errors and verify failures,
+ * every fallback (pread, buffered, tmpfs) and a random-access stress with
+ * faults that compares every acquired expert's bytes with the file.
+ * Exits 77 at the end if io_uring is unavailable (pread paths still run). */
+#define _GNU_SOURCE
+#include "cache/cache.h"
+#include "mp_test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define N_LAYERS 4
+#define N_EXPERTS 8
+#define N_KEYS (N_LAYERS * N_EXPERTS)
+
+static uint8_t pattern(uint64_t i)
+{
+    uint64_t z = i * 0x9e3779b97f4a7c15ull;
+    return (uint8_t)((z >> 29) ^ (z >> 47) ^ i);
+}
+
+static mp_expert_loc locs[N_KEYS];
+static uint64_t file_size;
+
+/* Tensors like a GGUF: per layer, gate_exps, up_exps, down_exps, each
+ * N_EXPERTS experts of an odd size, 32-byte aligned, after a header. */
+static void make_locs(void)
+{
+    const uint64_t sz[3] = { 9000 + 37, 9000 + 37, 7000 + 5 };
+    uint64_t off = 4096 + 1000; /* header and resident tensors */
+    for (int l = 0; l < N_LAYERS; l++)
+        for (int p = 0; p < 3; p++) {
+            off = (off + 31) & ~31ull;
+            for (int e = 0; e < N_EXPERTS; e++) {
+                mp_expert_loc *x = &locs[l * N_EXPERTS + e];
+                x->part[p].offset = off + e * sz[p];
+                x->part[p].len = sz[p];
+                x->n_parts = 3;
+            }
+            off += N_EXPERTS * sz[p];
+        }
+    file_size = off + 100; /* the last expert's tail is not 4096 aligned */
+}
+
+static int make_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return -1;
+    uint8_t *buf = malloc(file_size);
+    for (uint64_t i = 0; i < file_size; i++) buf[i] = pattern(i);
+    int rc = write(fd, buf, file_size) == (ssize_t)file_size ? 0 : -1;
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int check_bytes(uint32_t layer, uint32_t expert, const mp_expert_ptrs *p)
+{
+    const mp_expert_loc *l = &locs[layer * N_EXPERTS + expert];
+    if (p->n_parts != l->n_parts) return 0;
+    for (uint32_t i = 0; i < l->n_parts; i++) {
+        if (p->len[i] != l->part[i].len) return 0;
+        const uint8_t *b = p->part[i];
+        for (uint64_t k = 0; k < l->part[i].len; k++)
+            if (b[k] != pattern(l->part[i].offset + k)) return 0;
+    }
+    return 1;
+}
+
+/* ---- a strict LRU, private to this test, for exact eviction order ----- */
+typedef struct tlru {
+    uint32_t n;
+    uint64_t clock, *last; /* last use per slot; 0 = unused */
+} tlru;
+static void *tlru_create(uint32_t n_slots, uint32_t n_keys)
+{
+    tlru *t = calloc(1, sizeof *t);
+    t->n = n_slots;
+    t->last = calloc(n_slots, sizeof *t->last);
+    return t;
+}
+static void tlru_destroy(void *st)
+{
+    tlru *t = st;
+    free(t->last);
+    free(t);
+}
+static void tlru_touch(void *st, uint32_t slot, uint32_t key) { ((tlru *)st)->last[slot] = ++((tlru *)st)->clock; }
+static void tlru_fill(void *st, uint32_t slot, uint32_t key, mp_fill_kind k) { tlru_touch(st, slot, key); }
+static void tlru_evict(void *st, uint32_t slot, uint32_t key) { ((tlru *)st)->last[slot] = 0; }
+static int64_t tlru_victim(void *st, mp_evictable_fn ok, void *ctx)
+{
+    tlru *t = st;
+    int64_t best = -1;
+    for (uint32_t i = 0; i < t->n; i++)
+        if (t->last[i] && ok(ctx, i) && (best < 0 || t->last[i] < t->last[best])) best = i;
+    return best;
+}
+static const mp_policy_ops tlru_ops = { "test-lru", "strict LRU", tlru_create, tlru_destroy,
+                                        tlru_fill, tlru_touch, tlru_evict, tlru_victim };
+
+/* ---- helpers ----------------------------------------------------------- */
+static const char *g_path;
+
+static mp_cache *make_cache(mp_io_kind kind, const char *path, uint32_t n_slots,
+                            const mp_policy_ops *pol, const char *fault, mp_cache_verify_fn verify)
+{
+    mp_io_opts o = { .depth = 8, .fault_spec = fault };
+    mp_io *io = NULL;
+    mp_err err;
+    mp_err_clear(&err);
+    char note[512];
+    int rc = mp_io_open(kind, path, &o, &io, note, sizeof note, &err);
+    CHECKF(rc == MP_OK, "%s", err.msg);
+    if (rc < 0) return NULL;
+    mp_cache_config cfg = { .n_layers = N_LAYERS, .n_experts = N_EXPERTS, .locs = locs,
+                            .n_slots = n_slots, .io = io, .policy = pol, .verify = verify };
+    mp_cache *c = NULL;
+    rc = mp_cache_create(&cfg, &c, note, sizeof note, &err);
+    CHECKF(rc == MP_OK, "%s", err.msg);
+    if (rc < 0) mp_io_free(io);
+    return c;
+}
+
+static int acq(mp_cache *c, uint32_t l, uint32_t e)
+{
+    mp_expert_ptrs p;
+    mp_err err;
+    mp_err_clear(&err);
+    int rc = mp_cache_acquire(c, l, e, &p, &err);
+    CHECKF(rc == MP_OK, "acquire %u/%u: %s", l, e, err.msg);
+    if (rc == MP_OK) CHECKF(check_bytes(l, e, &p), "layer %u expert %u: wrong bytes", l, e);
+    return rc;
+}
+
+static void use(mp_cache *c, uint32_t l, uint32_t e)
+{
+    if (acq(c, l, e) == MP_OK) mp_cache_release(c, l, e);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_slot_size(void)
+{
+    /* Three ranges, each rounded out on its own: an unaligned 9037 bytes
+     * touch at most 4 pages, 7005 at most 3; a pack-like single aligned
+     * range needs exactly its length. */
+    uint64_t s = mp_cache_slot_bytes(locs, N_KEYS, 4096);
+    CHECKF(s % 4096 == 0 && s >= 9037 * 2 + 7005 && s <= 2 * 16384 + 12288, "slot %llu",
+           (unsigned long long)s);
+    mp_expert_loc one = { .part = { { 8192, 4096 * 3 } }, .n_parts = 1 };
+    CHECK(mp_cache_slot_bytes(&one, 1, 4096) == 3 * 4096);
+    /* Overlapping rounded-out ranges are read once. */
+    mp_expert_loc tiny = { .part = { { 100, 50 }, { 200, 50 }, { 5000, 10 } }, .n_parts = 3 };
+    CHECK(mp_cache_slot_bytes(&tiny, 1, 4096) == 8192);
+}
+
+static void test_eviction_order(mp_io_kind kind, const mp_policy_ops *pol)
+{
+    mp_cache *c = make_cache(kind, g_path, 3, pol, NULL, NULL);
+    if (!c) return;
+    use(c, 0, 0); /* A */
+    use(c, 0, 1); /* B */
+    use(c, 0, 2); /* C */
+    use(c, 0, 0); /* A is now the most recent; B the least */
+    use(c, 1, 3); /* D evicts B */
+    CHECK(mp_cache_contains(c, 0, 0) && !mp_cache_contains(c, 0, 1) && mp_cache_contains(c, 0, 2));
+    use(c, 2, 4); /* E evicts C */
+    CHECK(mp_cache_contains(c, 0, 0) && !mp_cache_contains(c, 0, 2) && mp_cache_contains(c, 1, 3));
+    mp_cache_stats t, pl[N_LAYERS];
+    mp_cache_get_stats(c, &t, pl, true);
+    CHECKF(t.hits == 1 && t.misses == 5 && t.evictions == 2 && t.errors == 0,
+           "hits %llu misses %llu evictions %llu", (unsigned long long)t.hits,
+           (unsigned long long)t.misses, (unsigned long long)t.evictions);
+    CHECK(pl[0].evictions == 2 && pl[0].misses == 3 && pl[1].misses == 1 && pl[2].misses == 1);
+    CHECK(t.loads == 5 && t.reads == 15 && t.bytes_read >= 5 * (9037 * 2 + 7005));
+    mp_cache_get_stats(c, &t, NULL, false);
+    CHECK(t.hits == 0 && t.misses == 0); /* reset */
+    mp_cache_free(c);
+}
+
+static void test_pinning(mp_io_kind kind)
+{
+    mp_cache *c = make_cache(kind, g_path, 2, &tlru_ops, NULL, NULL);
+    if (!c) return;
+    mp_expert_ptrs p;
+    mp_err err;
+    acq(c, 0, 0);
+    acq(c, 0, 1);
+    /* Every slot pinned: a clear MP_E_BUDGET, nothing changes. */
+    mp_err_clear(&err);
+    CHECK(mp_cache_acquire(c, 0, 2, &p, &err) == MP_E_BUDGET && strstr(err.msg, "pinned"));
+    mp_err_clear(&err);
+    CHECK(mp_cache_request(c, 0, 2, MP_CACHE_DEMAND, &err) == MP_E_BUDGET);
+    CHECK(mp_cache_request(c, 0, 2, MP_CACHE_PREFETCH, NULL) == MP_E_AGAIN);
+    CHECK(mp_cache_contains(c, 0, 0) && mp_cache_contains(c, 0, 1));
+    /* A pinned expert acquired twice needs two releases. */
+    acq(c, 0, 0);
+    mp_cache_release(c, 0, 0);
+    mp_cache_release(c, 0, 1); /* only B is evictable now, though A is older */
+    acq(c, 0, 2);
+    CHECK(mp_cache_contains(c, 0, 0) && !mp_cache_contains(c, 0, 1));
+    mp_cache_release(c, 0, 2);
+    mp_cache_release(c, 0, 0);
+    mp_cache_free(c);
+}
+
+/* Decode-like loop with exactly k slots: request the top-k, compute in
+ * delivery order, release. Hits are delivered before misses. */
+static void test_minimum_and_async(mp_io_kind kind, const char *fault)
+{
+    enum { K = 2 };
+    mp_err err;
+    /* A budget below k slots is refused with the minimum in the message. */
+    {
+        mp_io *io = NULL;
+        mp_err_clear(&err);
+        CHECK(mp_io_open(kind, g_path, NULL, &io, NULL, 0, &err) == MP_OK);
+        uint64_t slot = mp_cache_slot_bytes(locs, N_KEYS, mp_io_align(io));
+        mp_cache_config cfg = { .n_layers = N_LAYERS, .n_experts = N_EXPERTS, .locs = locs,
+                                .budget_bytes = K * slot - 1, .min_slots = K, .io = io };
+        mp_cache *c = NULL;
+        CHECK(mp_cache_create(&cfg, &c, NULL, 0, &err) == MP_E_BUDGET && !c &&
+              strstr(err.msg, "at least 2 slots"));
+        cfg.budget_bytes = K * slot;
+        mp_err_clear(&err);
+        CHECK(mp_cache_create(&cfg, &c, NULL, 0, &err) == MP_OK && mp_cache_n_slots(c) == K);
+        mp_cache_free(c); /* frees io */
+    }
+    mp_cache *c = make_cache(kind, g_path, K, NULL, fault, NULL);
+    if (!c) return;
+    uint64_t seed = 99;
+    for (int tok = 0; tok < 12; tok++)
+        for (uint32_t l = 0; l < N_LAYERS; l++) {
+            uint32_t e[K];
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            e[0] = (uint32_t)(seed >> 33) % N_EXPERTS;
+            e[1] = (e[0] + 1 + (uint32_t)(seed >> 45) % (N_EXPERTS - 1)) % N_EXPERTS;
+            bool hit[K];
+            for (int j = 0; j < K; j++) hit[j] = mp_cache_contains(c, l, e[j]);
+            mp_err_clear(&err);
+            int rq = mp_cache_request_layer(c, l, e, K, &err);
+            CHECKF(rq == MP_OK, "%s", err.msg);
+            CHECK(mp_cache_outstanding(c) == K);
+            int n = 0;
+            mp_cache_ready r;
+            int rc;
+            while ((rc = mp_cache_wait_any(c, &r, &err)) == 1) {
+                int j = r.layer == l && r.expert == e[0] ? 0 : 1;
+                CHECK(r.layer == l && r.expert == e[j]);
+                CHECKF(check_bytes(r.layer, r.expert, &r.ptrs), "wrong bytes %u/%u", l, e[j]);
+                if (n == 0 && (hit[0] || hit[1])) CHECK(hit[j]); /* hits first */
+                mp_cache_release(c, r.layer, r.expert);
+                n++;
+            }
+            CHECK(rc == 0 && n == K);
+        }
+    mp_cache_stats t;
+    mp_cache_get_stats(c, &t, NULL, false);
+    CHECK(t.hits + t.misses == 12 * N_LAYERS * K && t.errors == 0);
+    mp_cache_free(c);
+}
+
+static void test_prefetch(mp_io_kind kind)
+{
+    mp_cache *c = make_cache(kind, g_path, 4, &tlru_ops, NULL, NULL);
+    if (!c) return;
+    mp_err err;
+    mp_err_clear(&err);
+    CHECK(mp_cache_request(c, 1, 5, MP_CACHE_PREFETCH, &err) == MP_OK);
+    CHECK(mp_cache_request(c, 1, 6, MP_CACHE_PREFETCH, &err) == MP_OK);
+    CHECK(mp_cache_outstanding(c) == 0); /* prefetches are never delivered */
+    mp_cache_ready r;
+    CHECK(mp_cache_poll(c, &r, &err) == 0);
+    acq(c, 1, 5); /* hit or late hit, never a miss */
+    mp_cache_release(c, 1, 5);
+    /* A demand on an expert a prefetch is still reading: poll until it lands. */
+    CHECK(mp_cache_request(c, 1, 6, MP_CACHE_DEMAND, &err) == MP_OK);
+    int rc;
+    while ((rc = mp_cache_poll(c, &r, &err)) == MP_E_AGAIN) {}
+    CHECK(rc == 1 && r.layer == 1 && r.expert == 6 && check_bytes(1, 6, &r.ptrs));
+    mp_cache_release(c, 1, 6);
+    mp_cache_stats t;
+    mp_cache_get_stats(c, &t, NULL, true);
+    CHECK(t.prefetches == 2 && t.prefetch_used == 2 && t.misses == 0 && t.hits + t.late_hits == 2);
+    /* Pin all four slots: prefetch is dropped, not blocking, not evicting. */
+    for (uint32_t e = 0; e < 4; e++) acq(c, 2, e);
+    CHECK(mp_cache_request(c, 3, 0, MP_CACHE_PREFETCH, &err) == MP_E_AGAIN);
+    for (uint32_t e = 0; e < 4; e++) CHECK(mp_cache_contains(c, 2, e));
+    mp_cache_get_stats(c, &t, NULL, false);
+    CHECK(t.prefetch_dropped == 1);
+    for (uint32_t e = 0; e < 4; e++) mp_cache_release(c, 2, e);
+    mp_cache_free(c);
+}
+
+/* Reads fail for one expert (an offset inside its down range): a clear
+ * error naming the file, layer, expert and offset; nothing stays pinned;
+ * other experts still work. */
+static void test_io_error(mp_io_kind kind)
+{
+    const mp_expert_loc *bad = &locs[2 * N_EXPERTS + 3];
+    char spec[64];
+    snprintf(spec, sizeof spec, "eio_off=%llu", (unsigned long long)(bad->part[2].offset + 10));
+    mp_cache *c = make_cache(kind, g_path, 2, &tlru_ops, spec, NULL);
+    if (!c) return;
+    mp_expert_ptrs p;
+    mp_err err;
+    for (int round = 0; round < 2; round++) { /* the fault is permanent */
+        mp_err_clear(&err);
+        CHECK(mp_cache_acquire(c, 2, 3, &p, &err) == MP_E_IO);
+        CHECKF(strstr(err.msg, g_path) && strstr(err.msg, "layer 2 expert 3") &&
+                   strstr(err.msg, "offset") && strstr(err.msg, strerror(EIO)),
+               "message: %s", err.msg);
+        CHECK(!mp_cache_contains(c, 2, 3));
+    }
+    /* Async: the failing expert is delivered as an error, the good one as data. */
+    mp_err_clear(&err);
+    CHECK(mp_cache_request(c, 2, 3, MP_CACHE_DEMAND, &err) == MP_OK);
+    CHECK(mp_cache_request(c, 2, 4, MP_CACHE_DEMAND, &err) == MP_OK);
+    int ok = 0, bad_n = 0, rc;
+    mp_cache_ready r;
+    for (;;) {
+        mp_err_clear(&err);
+        rc = mp_cache_wait_any(c, &r, &err);
+        if (rc == 0) break;
+        if (rc == 1) {
+            CHECK(r.layer == 2 && r.expert == 4 && check_bytes(2, 4, &r.ptrs));
+            mp_cache_release(c, 2, 4);
+            ok++;
+        } else {
+            CHECK(rc == MP_E_IO && r.layer == 2 && r.expert == 3 && strstr(err.msg, "expert 3"));
+            bad_n++;
+        }
+    }
+    CHECK(ok == 1 && bad_n == 1);
+    /* Both slots usable: no pin was left behind. */
+    acq(c, 0, 0);
+    acq(c, 0, 1);
+    mp_cache_release(c, 0, 0);
+    mp_cache_release(c, 0, 1);
+    mp_cache_stats t;
+    mp_cache_get_stats(c, &t, NULL, false);
+    CHECK(t.errors == 3);
+    /* abandon drops undelivered demands and their pins. */
+    CHECK(mp_cache_request(c, 1, 1, MP_CACHE_DEMAND, &err) == MP_OK);
+    CHECK(mp_cache_request(c, 1, 2, MP_CACHE_DEMAND, &err) == MP_OK);
+    mp_cache_abandon(c);
+    CHECK(mp_cache_outstanding(c) == 0);
+    acq(c, 3, 0);
+    acq(c, 3, 1);
+    mp_cache_release(c, 3, 0);
+    mp_cache_release(c, 3, 1);
+    mp_cache_free(c);
+}
+
+static int verify_calls;
+static int verify_fail_1_2(void *ctx, uint32_t layer, uint32_t expert, void *slot,
+                           uint64_t slot_bytes, mp_expert_ptrs *ptrs, mp_err *err)
+{
+    verify_calls++;
+    if (!check_bytes(layer, expert, ptrs))
+        return mp_err_set(err, MP_E_CHECKSUM, "verify saw wrong bytes");
+    if (layer == 1 && expert == 2)
+        return mp_err_set(err, MP_E_CHECKSUM, "%s: layer 1 expert 2: checksum mismatch", "pack");
+    return MP_OK;
+}
+
+static void test_verify(mp_io_kind kind)
+{
+    mp_cache *c = make_cache(kind, g_path, 3, NULL, NULL, verify_fail_1_2);
+    if (!c) return;
+    mp_expert_ptrs p;
+    mp_err err;
+    verify_calls = 0;
+    use(c, 1, 1);
+    mp_err_clear(&err);
+    CHECK(mp_cache_acquire(c, 1, 2, &p, &err) == MP_E_CHECKSUM && strstr(err.msg, "checksum"));
+    CHECK(!mp_cache_contains(c, 1, 2));
+    use(c, 1, 1); /* hit: not verified again */
+    CHECK(verify_calls == 2);
+    mp_cache_free(c);
+}
+
+/* Many random acquires through a small cache, with faults that must be
+ * recovered from; every expert's bytes checked. Several experts pinned at
+ * once, as a prefill would. */
+static void test_stress(mp_io_kind kind, const char *path, const char *fault, int iters)
+{
+    mp_cache *c = make_cache(kind, path, 5, NULL, fault, NULL);
+    if (!c) return;
+    uint64_t s = 7;
+    mp_err err;
+    for (int it = 0; it < iters; it++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t l = (uint32_t)(s >> 40) % N_LAYERS, e[3];
+        int n = 1 + (int)((s >> 20) % 3);
+        for (int j = 0; j < n; j++) {
+            e[j] = (uint32_t)(s >> (8 * j + 3)) % N_EXPERTS;
+            bool dup = false;
+            for (int q = 0; q < j; q++) dup |= e[q] == e[j];
+            if (dup) e[j] = (e[j] + 1 + j) % N_EXPERTS; /* may still repeat: fine */
+        }
+        if (it % 3 == 0) { /* a prediction for the next layer */
+            mp_cache_request(c, (l + 1) % N_LAYERS, (uint32_t)(s >> 50) % N_EXPERTS,
+                             MP_CACHE_PREFETCH, NULL);
+        }
+        if (it % 2) {
+            for (int j = 0; j < n; j++) acq(c, l, e[j]);
+        } else {
+            for (int j = 0; j < n; j++) {
+                mp_err_clear(&err);
+                int rc = mp_cache_request(c, l, e[j], MP_CACHE_DEMAND, &err);
+                CHECKF(rc == MP_OK, "%s", err.msg);
+            }
+            mp_cache_ready r;
+            int rc, got = 0;
+            while ((rc = mp_cache_wait_any(c, &r, &err)) == 1) {
+                CHECKF(check_bytes(r.layer, r.expert, &r.ptrs), "wrong bytes %u/%u", r.layer,
+                       r.expert);
+                got++;
+            }
+            CHECK(rc == 0 && got == n);
+        }
+        for (int j = 0; j < n; j++) mp_cache_release(c, l, e[j]);
+    }
+    mp_cache_stats t;
+    mp_cache_get_stats(c, &t, NULL, false);
+    CHECK(t.errors == 0 && t.evictions > 0);
+    mp_cache_free(c);
+}
+
+int main(void)
+{
+    char path[4096], shm[256];
+    snprintf(path, sizeof path, "%s/test_cache.%d.bin", mp_test_build_dir(), (int)getpid());
+    snprintf(shm, sizeof shm, "/dev/shm/mp_test_cache.%d.bin", (int)getpid());
+    make_locs();
+    if (make_file(path) < 0) MP_TEST_SKIP("cannot write %s", path);
+    g_path = path;
+
+    mp_io *probe = NULL;
+    bool have_uring = mp_io_open(MP_IO_URING, path, NULL, &probe, NULL, 0, NULL) == MP_OK;
+    mp_io_free(probe);
+
+    test_slot_size();
+    const mp_io_kind kinds[2] = { MP_IO_PREAD, MP_IO_URING };
+    for (int k = 0; k < 2; k++) {
+        if (kinds[k] == MP_IO_URING && !have_uring) break;
+        test_eviction_order(kinds[k], &tlru_ops);
+        const mp_policy_ops *lru = mp_policy_find("lru");
+        if (lru) test_eviction_order(kinds[k], lru);
+        test_pinning(kinds[k]);
+        test_minimum_and_async(kinds[k], NULL);
+        test_minimum_and_async(kinds[k], "seed=5,short=0.3,eagain=0.2,delay=0.2,delay_us=200");
+        test_prefetch(kinds[k]);
+        test_io_error(kinds[k]);
+        test_verify(kinds[k]);
+        test_stress(kinds[k], path, "seed=11,short=0.2,eagain=0.1,delay=0.1,delay_us=100", 600);
+    }
+    /* Fallbacks: buffered when O_DIRECT is refused, and a tmpfs file. */
+    test_stress(MP_IO_AUTO, path, "refuse_direct", 200);
+    test_stress(MP_IO_AUTO, path, "no_uring,refuse_direct,short=0.3", 200);
+    int fd = open(shm, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        close(fd);
+        if (make_file(shm) == 0) test_stress(MP_IO_AUTO, shm, NULL, 200);
+        unlink(shm);
+    }
+    unlink(path);
+    if (!have_uring && !mp_test_failures)
+        MP_TEST_SKIP("io_uring unavailable (pread paths passed)");
+    MP_TEST_DONE();
+}
