@@ -304,6 +304,8 @@ static bool parse_line(scan *s, trace_build *b, bool *oom)
                 const char *r;
                 size_t rn;
                 if (!scan_string(s, &r, &rn)) return false;
+            } else if (s->p >= s->end || (*s->p != '-' && (*s->p < '0' || *s->p > '9'))) {
+                return fail(s, "problem_id must be an integer or a string");
             } else {
                 int64_t v;
                 if (!scan_int(s, INT64_MIN + 1, INT64_MAX, &v, "problem_id must be an integer or a string"))
