@@ -12,6 +12,7 @@ static bool g_have[3];
 static int g_isa; /* an mp_isa; written by init and mp_kernels_set_isa only */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
+#if !defined(MP_FORCE_SCALAR)
 static bool cpu_has_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -34,6 +35,7 @@ static bool cpu_has_avx512(void)
     return false;
 #endif
 }
+#endif
 
 static void init_once(void)
 {

@@ -234,6 +234,29 @@ MP_DEF_TILE(tile_q8_0_body, 4)
 
 /* ---------------------------------------------------------------- K-quants */
 
+/* Unpacks the 12 packed bytes of 6-bit Q4_K/Q5_K scales and mins: returns
+ * the 8 scales as int16 in both 128-bit halves, and *mins_dot the integer
+ * sum_j min_j * (bsums[2j] + bsums[2j+1]). */
+static inline __m256i FN(k4_scales)(const uint8_t *packed, const int16_t *bsums, int *mins_dot)
+{
+    uint32_t w[3];
+    memcpy(w, packed, 12);
+    const uint32_t sc_lo = w[0] & 0x3f3f3f3fu, m_lo = w[1] & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
+    const uint32_t m_hi = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+    const __m128i sc16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
+    const __m128i m16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)bsums + 1));
+    __m128i p = _mm_madd_epi16(m16, bs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
+    *mins_dot = _mm_cvtsi128_si32(p);
+    return _mm256_broadcastsi128_si256(sc16);
+}
+
+/* shuffle_epi8 control that broadcasts int16 word k of each 128-bit half */
+static inline __m256i FN(word_bcast)(int k) { return _mm256_set1_epi16((short)((2 * k) | ((2 * k + 1) << 8))); }
+
 static void FN(dot_q4_K)(int64_t n, float *s, const void *w, const void *xq)
 {
     const mp_block_q4_K *a = w;
@@ -242,20 +265,17 @@ static void FN(dot_q4_K)(int64_t n, float *s, const void *w, const void *xq)
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     for (int64_t i = 0; i < n / 256; i++) {
-        uint8_t sc[8], m[8];
-        int summ = 0;
-        for (int j = 0; j < 8; j++) {
-            mp_k4_scale_min(j, a[i].scales, &sc[j], &m[j]);
-            summ += m[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
-        }
+        int summ;
+        const __m256i sc = FN(k4_scales)(a[i].scales, b[i].bsums, &summ);
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
             const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
             const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
             const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_shuffle_epi8(sc, FN(word_bcast)(2 * c))));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_shuffle_epi8(sc, FN(word_bcast)(2 * c + 1))));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * FN(h2f)(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
         accm += b[i].d * FN(h2f)(a[i].dmin) * (float)summ;
@@ -271,14 +291,11 @@ static void FN(dot_q5_K)(int64_t n, float *s, const void *w, const void *xq)
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     for (int64_t i = 0; i < n / 256; i++) {
-        uint8_t sc[8], m[8];
-        int summ = 0;
-        for (int j = 0; j < 8; j++) {
-            mp_k4_scale_min(j, a[i].scales, &sc[j], &m[j]);
-            summ += m[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
-        }
+        int summ;
+        const __m256i sc = FN(k4_scales)(a[i].scales, b[i].bsums, &summ);
         __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh);
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
             /* bit 2c of qh[l] is bit 4 of the low-nibble value, bit 2c+1 of the high one;
              * qh is shifted right by 2 per chunk so they sit at bits 0 and 1 */
@@ -289,8 +306,8 @@ static void FN(dot_q5_K)(int64_t n, float *s, const void *w, const void *xq)
             qh = _mm256_srli_epi16(qh, 2);
             const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
             const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_shuffle_epi8(sc, FN(word_bcast)(2 * c))));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_shuffle_epi8(sc, FN(word_bcast)(2 * c + 1))));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * FN(h2f)(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
         accm += b[i].d * FN(h2f)(a[i].dmin) * (float)summ;
@@ -303,11 +320,20 @@ static void FN(dot_q6_K)(int64_t n, float *s, const void *w, const void *xq)
     const mp_block_q6_K *a = w;
     const mp_block_q8_K *b = xq;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    /* per quarter k: low 128-bit half broadcasts scale word 2k, high half word 2k+1 */
+    const __m256i ctl[4] = {
+        _mm256_set_m128i(_mm_set1_epi16(0x0302), _mm_set1_epi16(0x0100)),
+        _mm256_set_m128i(_mm_set1_epi16(0x0706), _mm_set1_epi16(0x0504)),
+        _mm256_set_m128i(_mm_set1_epi16(0x0b0a), _mm_set1_epi16(0x0908)),
+        _mm256_set_m128i(_mm_set1_epi16(0x0f0e), _mm_set1_epi16(0x0d0c)),
+    };
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++) {
-        const int8_t *sc = a[i].scales;
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)a[i].scales);
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
+            const __m256i scw = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
             const __m256i l0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
@@ -317,18 +343,17 @@ static void FN(dot_q6_K)(int64_t n, float *s, const void *w, const void *xq)
             q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m2));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2));
+#pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 const __m256i y = _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * k));
-                const __m256i p = _mm256_maddubs_epi16(q[k], y);
                 /* int16 lanes 0..7 cover elements 0..15 (scale 2k), 8..15 elements 16..31 (2k+1) */
-                const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+                const __m256i p = _mm256_maddubs_epi16(q[k], y);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(scw, ctl[k])));
             }
         }
         /* remove the +32 offset: 32 * sum_g sc_g * bsum_g */
         const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
-        const __m256i scw = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bs, scw), 5));
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm256_cvtepi8_epi16(sc8)), 5));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * FN(h2f)(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
     }
     *s = FN(hsum_ps)(acc);

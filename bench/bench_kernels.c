@@ -1,0 +1,128 @@
+/* Kernel benchmark: for each weight type and ISA, a decode-like matvec
+ * (T = 1; GB/s of weight bytes) on 2816x1024 and 1024x2816 matrices, and a
+ * prefill-like matmul (T = 64; GFLOP/s), single-threaded. Run pinned:
+ *   taskset -c 1 ./bench_kernels [seconds-per-case]
+ * With MP_BENCH_GGML=/path/libggml-cpu-<arch>.so (its libggml-base.so on
+ * LD_LIBRARY_PATH) it also times ggml's vec_dot over the same data, rows in
+ * the same order, as a baseline ("ggml" rows). */
+#include "kernels/kernels.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef void (*ggml_vec_dot_t)(int n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
+                               int nrc);
+static ggml_vec_dot_t ggml_dot[MP_TYPE_COUNT];
+
+static void load_ggml(void)
+{
+    const char *path = getenv("MP_BENCH_GGML");
+    if (!path) return;
+    void *h = dlopen(path, RTLD_NOW);
+    if (!h) {
+        fprintf(stderr, "MP_BENCH_GGML: %s\n", dlerror());
+        return;
+    }
+    static const struct { uint32_t t; const char *sym; } syms[] = {
+        {MP_TYPE_F32, "ggml_vec_dot_f32"},          {MP_TYPE_F16, "ggml_vec_dot_f16"},
+        {MP_TYPE_BF16, "ggml_vec_dot_bf16"},        {MP_TYPE_Q8_0, "ggml_vec_dot_q8_0_q8_0"},
+        {MP_TYPE_Q4_0, "ggml_vec_dot_q4_0_q8_0"},   {MP_TYPE_Q4_K, "ggml_vec_dot_q4_K_q8_K"},
+        {MP_TYPE_Q5_K, "ggml_vec_dot_q5_K_q8_K"},   {MP_TYPE_Q6_K, "ggml_vec_dot_q6_K_q8_K"},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) ggml_dot[syms[i].t] = (ggml_vec_dot_t)dlsym(h, syms[i].sym);
+    void (*init)(void) = (void (*)(void))dlsym(h, "ggml_cpu_init");
+    if (init) init();
+}
+
+/* ggml's way: vec_dot per (row, token), rows in blocks of 16 reused for all tokens. */
+static void ggml_matmul(uint32_t wt, const uint8_t *W, int64_t ncols, int64_t nrows, const uint8_t *X, int64_t T,
+                        float *Y)
+{
+    const size_t wrow = mp_row_size(wt, ncols), xrow = mp_act_row_size(wt, ncols);
+    for (int64_t r0 = 0; r0 < nrows; r0 += 16)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t r = r0; r < r0 + 16 && r < nrows; r++)
+                ggml_dot[wt]((int)ncols, &Y[t * nrows + r], 0, W + r * wrow, 0, X + t * xrow, 0, 1);
+}
+
+static double time_case(int use_ggml, uint32_t wt, const uint8_t *W, int64_t ncols, int64_t nrows,
+                        const uint8_t *X, int64_t T, float *Y, double min_s)
+{
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        int iters = 0;
+        const double t0 = now_s();
+        double t1;
+        do {
+            if (use_ggml)
+                ggml_matmul(wt, W, ncols, nrows, X, T, Y);
+            else
+                mp_matmul_rows(wt, W, ncols, 0, nrows, X, T, Y, nrows);
+            iters++;
+            t1 = now_s();
+        } while (t1 - t0 < min_s / 3);
+        const double per = (t1 - t0) / iters;
+        if (per < best) best = per;
+    }
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    const double min_s = argc > 1 ? atof(argv[1]) : 0.3;
+    static const uint32_t types[] = {MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0,
+                                     MP_TYPE_Q4_0, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K};
+    static const int64_t shapes[2][2] = {{2816, 1024}, {1024, 2816}}; /* {nrows, ncols} */
+    enum { TP = 64 };
+    mp_kernels_init();
+    load_ggml();
+    const mp_isa best_isa = mp_kernels_isa();
+
+    const int64_t maxel = 2816 * 1024;
+    float *xf = malloc(sizeof(float) * 2816 * TP), *wf = malloc(sizeof(float) * maxel);
+    float *Y = malloc(sizeof(float) * 2816 * TP);
+    uint8_t *W = malloc((size_t)maxel * 4), *X = malloc((size_t)2816 * TP * 4);
+    srand(7);
+    for (int64_t i = 0; i < maxel; i++) wf[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int64_t i = 0; i < 2816 * TP; i++) xf[i] = (float)rand() / RAND_MAX - 0.5f;
+
+    printf("%-5s %-7s | %14s %14s | %15s %15s\n", "type", "isa", "T=1 2816x1024", "T=1 1024x2816", "T=64 2816x1024",
+           "T=64 1024x2816");
+    printf("%-5s %-7s | %14s %14s | %15s %15s\n", "", "", "GB/s", "GB/s", "GFLOP/s", "GFLOP/s");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t wt = types[ti];
+        for (int isa = 0; isa <= MP_ISA_AVX512 + 1; isa++) {
+            const int ggml = isa == MP_ISA_AVX512 + 1;
+            if (ggml ? !ggml_dot[wt] : !mp_kernels_set_isa((mp_isa)isa)) continue;
+            if (ggml) mp_kernels_set_isa(best_isa);
+            double res[4];
+            for (int s = 0; s < 2; s++) {
+                const int64_t nrows = shapes[s][0], ncols = shapes[s][1];
+                const size_t wrow = mp_row_size(wt, ncols), xrow = mp_act_row_size(wt, ncols);
+                for (int64_t r = 0; r < nrows; r++) mp_quantize_row_ref(wt, wf + r * ncols, W + r * wrow, ncols);
+                for (int t = 0; t < TP; t++) mp_quantize_act(wt, xf + t * ncols, X + t * xrow, ncols);
+                const double t1 = time_case(ggml, wt, W, ncols, nrows, X, 1, Y, min_s);
+                const double t64 = time_case(ggml, wt, W, ncols, nrows, X, TP, Y, min_s);
+                res[s] = (double)wrow * nrows / t1 / 1e9;
+                res[2 + s] = 2.0 * nrows * ncols * TP / t64 / 1e9;
+            }
+            printf("%-5s %-7s | %14.1f %14.1f | %15.1f %15.1f\n", mp_type_name(wt),
+                   ggml ? "ggml" : mp_isa_name((mp_isa)isa), res[0], res[1], res[2], res[3]);
+            fflush(stdout);
+        }
+    }
+    mp_kernels_set_isa(best_isa);
+    free(xf), free(wf), free(Y), free(W), free(X);
+    return 0;
+}
