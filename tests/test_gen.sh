@@ -18,6 +18,10 @@ VOCAB="$SRC/tests/data/vocab/ggml-vocab-llama-spm.gguf"
 fail=0
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
+# Chunked fill == whole-tensor fill for every type; usage text exists.
+"$GEN" --self-test || bad "mp-gen --self-test"
+"$GEN" --help | grep -q -- "--vocab" || bad "mp-gen --help"
+
 # name | options
 MODELS=(
   "llama-f32|--arch llama --type f32"

@@ -26,6 +26,7 @@
 #include "common/err.h"
 #include "common/types.h"
 #include "gguf/gguf.h"
+#include "kernels/kernels.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -635,6 +636,7 @@ static void usage(FILE *f)
     fputs(
         "usage: mp-gen [options] -o FILE      write a random-weight GGUF model\n"
         "       mp-gen --check FILE [-q]      verify a model written by mp-gen\n"
+        "       mp-gen --self-test            check the generator's chunked output\n"
         "\n"
         "  --arch A            llama | llama-moe | qwen3moe | olmoe (default llama)\n"
         "  --type T            matrix type: f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K,\n"
@@ -956,30 +958,20 @@ static int do_generate(gen_opts *o)
     f.t0 = f.last_print = now_s();
     f.last_pct = -100;
 
-    /* Write to a temporary name and rename, so a crashed run never leaves a
-     * file that looks complete. */
-    size_t plen = strlen(o->out);
-    char *tmp = malloc(plen + 8);
-    if (!tmp) die("out of memory");
-    memcpy(tmp, o->out, plen);
-    memcpy(tmp + plen, ".tmp", 5);
+    /* The writer writes a temporary file and renames it into place, so a
+     * failed run never leaves a file that looks complete. */
     mp_err err;
     mp_err_clear(&err);
-    int rc = mp_gguf_writer_write(w, tmp, gen_fill_cb, &f, &err);
-    if (rc < 0) {
-        unlink(tmp);
-        die("writing %s: %s (%s)", o->out, err.msg[0] ? err.msg : "", mp_strerror(rc));
-    }
-    if (rename(tmp, o->out) != 0) die("rename %s -> %s: %s", tmp, o->out, strerror(errno));
+    int rc = mp_gguf_writer_write(w, o->out, gen_fill_cb, &f, &err);
+    if (rc < 0) die("writing %s: %s (%s)", o->out, err.msg, mp_strerror(rc));
     double el = now_s() - f.t0;
-    if (f.progress) progress_print(&f, true);
+    if (f.progress && (f.tty || f.last_pct != 100)) progress_print(&f, true);
     if (!o->quiet)
         fprintf(stderr,
                 "mp-gen: wrote %s: arch=%s type=%s layers=%" PRId64 " experts=%" PRId64
                 " tensors=%zu params=%" PRIu64 " data=%.1f MiB in %.2f s\n",
                 o->out, arch_cli_names[o->arch], o->type_name, o->n_layer,
                 is_moe(o->arch) ? o->n_expert : 0, m.n, n_params, (double)total / 1048576.0, el);
-    free(tmp);
     free(m.t);
     mp_gguf_writer_free(w);
     return 0;
@@ -1027,6 +1019,76 @@ static int64_t scan_tensor(const mp_gguf_tensor *t, const uint8_t *d)
         if (!ok) return i;
     }
     return -1;
+}
+
+/* Dequantises row r (over ne1*ne2) of t into dst (ne[0] floats). */
+static bool tensor_row(const mp_gguf_tensor *t, const uint8_t *d, int64_t r, float *dst)
+{
+    const size_t rs = mp_row_size(t->type, t->ne[0]);
+    return mp_dequantize_row(t->type, d + (uint64_t)r * rs, dst, t->ne[0]) == MP_OK;
+}
+
+/* Std of 8 rows spread over the tensor (first and last included); -1 if
+ * the type cannot be dequantised. */
+static double sample_std(const mp_gguf_tensor *t, const uint8_t *d, float *row)
+{
+    const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+    const int64_t k_max = rows < 8 ? rows : 8;
+    double s = 0, s2 = 0, n = 0;
+    for (int64_t k = 0; k < k_max; k++) {
+        int64_t r = k_max > 1 ? k * (rows - 1) / (k_max - 1) : 0;
+        if (!tensor_row(t, d, r, row)) return -1;
+        for (int64_t i = 0; i < t->ne[0]; i++) {
+            s += row[i];
+            s2 += (double)row[i] * row[i];
+        }
+        n += (double)t->ne[0];
+    }
+    double var = s2 / n - (s / n) * (s / n);
+    return var > 0 ? sqrt(var) : 0;
+}
+
+/* Layer-0 top-1 expert of up to 64 tokens spread over the vocabulary, with
+ * the embedding rms-normalised (the attention block is left out): the
+ * number of distinct experts chosen, or -1 if a tensor is unusable. */
+static int route_diversity(const mp_gguf *g, int64_t n_embd, int64_t n_expert, int64_t n_vocab)
+{
+    const mp_gguf_tensor *te = mp_gguf_find_tensor(g, "token_embd.weight");
+    const mp_gguf_tensor *tr = mp_gguf_find_tensor(g, "blk.0.ffn_gate_inp.weight");
+    if (!te || !tr || tr->type != MP_TYPE_F32) return -1;
+    const uint8_t *de = mp_gguf_tensor_data(g, te);
+    const float *wr = mp_gguf_tensor_data(g, tr);
+    float *x = malloc((size_t)n_embd * sizeof(float));
+    int *hit = calloc((size_t)n_expert, sizeof(int));
+    int distinct = -1;
+    if (!x || !hit || !de || !wr) goto out;
+    const int64_t n_tok = n_vocab < 64 ? n_vocab : 64;
+    distinct = 0;
+    for (int64_t k = 0; k < n_tok; k++) {
+        int64_t tok = n_tok > 1 ? k * (n_vocab - 1) / (n_tok - 1) : 0;
+        if (!tensor_row(te, de, tok, x)) {
+            distinct = -1;
+            goto out;
+        }
+        double ss = 0;
+        for (int64_t i = 0; i < n_embd; i++) ss += (double)x[i] * x[i];
+        const float inv = ss > 0 ? (float)(1.0 / sqrt(ss / (double)n_embd)) : 0.0f;
+        int64_t best = 0;
+        double best_v = -INFINITY;
+        for (int64_t e = 0; e < n_expert; e++) {
+            double v = 0;
+            for (int64_t i = 0; i < n_embd; i++) v += (double)wr[e * n_embd + i] * x[i] * inv;
+            if (v > best_v) {
+                best_v = v;
+                best = e;
+            }
+        }
+        if (!hit[best]++) distinct++;
+    }
+out:
+    free(x);
+    free(hit);
+    return distinct;
 }
 
 static int do_check(const char *path, bool quiet)
@@ -1101,6 +1163,7 @@ static int do_check(const char *path, bool quiet)
     if (mp_gguf_n_tensors(g) != m.n)
         FAIL("%" PRIu64 " tensors, expected %zu for %s", mp_gguf_n_tensors(g), m.n, arch_cli_names[o.arch]);
     uint64_t scanned = 0;
+    double r_min = INFINITY, r_max = 0;
     for (size_t i = 0; i < m.n; i++) {
         const gen_tensor *e = &m.t[i];
         const mp_gguf_tensor *t = mp_gguf_find_tensor(g, e->name);
@@ -1127,12 +1190,45 @@ static int do_check(const char *path, bool quiet)
                  e->name, mp_type_name(t->type), at,
                  t->offset + (uint64_t)at * mp_type_get(t->type)->type_size);
         scanned += t->size;
+        if (at >= 0) continue;
+        /* Values as generated: norms 1 +- 0.1, matrices with the std
+         * model_build asked for (quantisation noise and the per-block
+         * jitter stay well inside a factor 1.5). */
+        float *row = malloc((size_t)t->ne[0] * sizeof(float));
+        if (!row) die("out of memory");
+        if (e->role == ROLE_NORM) {
+            if (tensor_row(t, d, 0, row))
+                for (int64_t j = 0; j < t->ne[0]; j++)
+                    if (!(row[j] > 0.5f && row[j] < 1.5f)) {
+                        FAIL("norm '%s'[%" PRId64 "] = %g, expected about 1", e->name, j, row[j]);
+                        break;
+                    }
+        } else {
+            double sd = sample_std(t, d, row);
+            if (sd >= 0) {
+                double ratio = sd / e->scale;
+                if (ratio < r_min) r_min = ratio;
+                if (ratio > r_max) r_max = ratio;
+                if (ratio < 0.67 || ratio > 1.5)
+                    FAIL("tensor '%s' (%s): value std %.4g, expected about %.4g", e->name,
+                         mp_type_name(t->type), sd, e->scale);
+            }
+        }
+        free(row);
+    }
+    int distinct = 0;
+    if (is_moe(o.arch) && !bad) {
+        distinct = route_diversity(g, o.n_embd, o.n_expert, o.n_vocab);
+        int want = o.n_expert < 3 ? (int)o.n_expert : 3;
+        if (distinct >= 0 && distinct < want)
+            FAIL("layer-0 routing picks only %d distinct top-1 expert(s) over %d tokens", distinct,
+                 (int)(o.n_vocab < 64 ? o.n_vocab : 64));
     }
     if (!bad && !quiet)
         printf("%s: ok: arch=%s n_layer=%" PRId64 " n_expert=%" PRId64 " n_vocab=%" PRId64
-               " tensors=%zu data=%.1f MiB\n",
+               " tensors=%zu data=%.1f MiB std/expected %.2f..%.2f routed experts %d\n",
                path, arch_cli_names[o.arch], o.n_layer, o.n_expert, o.n_vocab, m.n,
-               (double)scanned / 1048576.0);
+               (double)scanned / 1048576.0, r_min, r_max, distinct);
     free(m.t);
 out:
     mp_gguf_free(g);
@@ -1141,10 +1237,70 @@ out:
 #undef FAIL
 }
 
+/* The fill callback must give the same bytes however the writer splits a
+ * tensor: for every generated type, one whole-tensor call is compared with
+ * calls of odd sizes (units split across calls), and a repeated tensor
+ * index must restart the stream. Returns 0 when all agree. */
+static int do_self_test(void)
+{
+    static const uint32_t types[] = {MP_TYPE_F32,  MP_TYPE_F16,  MP_TYPE_BF16, MP_TYPE_Q8_0,
+                                     MP_TYPE_Q4_0, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K};
+    static const size_t chunks[] = {1, 7, 33, 255, 1000, 4099};
+    int bad = 0;
+    for (size_t k = 0; k < sizeof(types) / sizeof(*types); k++) {
+        gen_tensor t[2];
+        memset(t, 0, sizeof(t));
+        for (int j = 0; j < 2; j++) {
+            snprintf(t[j].name, sizeof(t[j].name), "t%d", j);
+            t[j].role = j ? ROLE_NORM : ROLE_EXP;
+            t[j].type = j ? MP_TYPE_F32 : types[k];
+            t[j].n_dims = 2;
+            t[j].ne[0] = 512;
+            t[j].ne[1] = 5;
+            t[j].ne[2] = t[j].ne[3] = 1;
+            t[j].scale = 0.05f;
+            t[j].nbytes = mp_row_size(t[j].type, 512) * 5;
+        }
+        gen_model m = {.t = t, .n = 2, .cap = 2};
+        const size_t nb = t[0].nbytes;
+        uint8_t *whole = malloc(nb), *part = malloc(nb);
+        if (!whole || !part) die("out of memory");
+        gen_fill f = {.m = &m, .seed = 42, .idx = -1};
+        mp_err err;
+        mp_err_clear(&err);
+        if (gen_fill_cb(&f, 0, whole, nb, &err) < 0) bad++;
+        for (size_t c = 0; c < sizeof(chunks) / sizeof(*chunks); c++) {
+            /* Tensor 1 in between forces a restart of tensor 0. */
+            uint8_t tmp[4 * 512 * 5];
+            if (gen_fill_cb(&f, 1, tmp, t[1].nbytes, &err) < 0) bad++;
+            memset(part, 0, nb);
+            for (size_t off = 0; off < nb; off += chunks[c]) {
+                size_t n = nb - off < chunks[c] ? nb - off : chunks[c];
+                if (gen_fill_cb(&f, 0, part + off, n, &err) < 0) bad++;
+            }
+            if (memcmp(whole, part, nb) != 0) {
+                fprintf(stderr, "mp-gen: self-test: %s in %zu-byte calls differs from one call\n",
+                        mp_type_name(types[k]), chunks[c]);
+                bad++;
+            }
+        }
+        /* Same tensor index again right after it completed: a restart. */
+        if (gen_fill_cb(&f, 0, part, nb, &err) < 0 || memcmp(whole, part, nb) != 0) {
+            fprintf(stderr, "mp-gen: self-test: %s: a second full call differs\n", mp_type_name(types[k]));
+            bad++;
+        }
+        free(whole);
+        free(part);
+    }
+    if (!bad) printf("mp-gen: self-test ok\n");
+    return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     gen_opts o;
     const char *check;
+    if (argc == 2 && !strcmp(argv[1], "--self-test")) return do_self_test();
     parse_args(argc, argv, &o, &check);
     if (check) return do_check(check, o.quiet);
     opts_finish(&o);
