@@ -42,6 +42,7 @@ typedef struct arena_blk {
 
 typedef struct arena {
     arena_blk *head;
+    size_t next_cap; /* blocks grow 4 KiB, 8 KiB, ... up to ARENA_BLOCK */
 } arena;
 
 static void *arena_alloc(arena *a, size_t size)
@@ -54,18 +55,21 @@ static void *arena_alloc(arena *a, size_t size)
         b->used += size;
         return p;
     }
-    size_t cap = size > ARENA_BLOCK / 4 ? size : ARENA_BLOCK;
+    if (a->next_cap < 4096) a->next_cap = 4096;
+    bool one_off = size > a->next_cap / 4;
+    size_t cap = one_off ? size : a->next_cap;
     if (cap > SIZE_MAX - ARENA_HDR) return NULL;
     arena_blk *nb = malloc(ARENA_HDR + cap);
     if (!nb) return NULL;
     nb->cap = cap;
     nb->used = size;
-    if (b && cap != ARENA_BLOCK) { /* big one-off: keep the current block on top */
+    if (b && one_off) { /* big one-off: keep the current block on top */
         nb->next = b->next;
         b->next = nb;
     } else {
         nb->next = b;
         a->head = nb;
+        if (a->next_cap < ARENA_BLOCK) a->next_cap *= 2;
     }
     return (char *)nb + ARENA_HDR;
 }
@@ -79,6 +83,7 @@ static void arena_free(arena *a)
         b = n;
     }
     a->head = NULL;
+    a->next_cap = 0;
 }
 
 /* ---- hash index over names (keys, tensor names) ------------------------ */
@@ -202,8 +207,34 @@ typedef struct parser {
     int where;
     uint64_t where_idx;
     const char *where_name;
+    char shown[200]; /* where_name as it appears in messages (show_name) */
     mp_err *err;
 } parser;
+
+/* Copies a name from the file for a message: at most 48 bytes, control
+ * bytes escaped as \xNN so the message stays one line. */
+static void show_name(char *out, size_t cap, const char *s)
+{
+    size_t o = 0, i = 0;
+    for (; s[i] && i < 48 && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    if (s[i] && o + 4 < cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
+static void set_where_name(struct parser *p, const char *name)
+{
+    p->where_name = name;
+    show_name(p->shown, sizeof p->shown, name);
+}
 
 static int fail(parser *p, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(parser *p, int status, const char *fmt, ...)
@@ -228,13 +259,13 @@ static void describe_where(const parser *p, char *out, size_t cap)
         snprintf(out, cap, "the key of metadata entry %" PRIu64, p->where_idx);
         break;
     case WHERE_VALUE:
-        snprintf(out, cap, "the value of key '%s'", p->where_name);
+        snprintf(out, cap, "the value of key '%s'", p->shown);
         break;
     case WHERE_TENSOR_NAME:
         snprintf(out, cap, "the name of tensor info %" PRIu64, p->where_idx);
         break;
     case WHERE_TENSOR:
-        snprintf(out, cap, "the info of tensor '%s'", p->where_name);
+        snprintf(out, cap, "the info of tensor '%s'", p->shown);
         break;
     default:
         snprintf(out, cap, "the file header");
@@ -247,7 +278,7 @@ static void describe_where(const parser *p, char *out, size_t cap)
 static int need(parser *p, uint64_t n)
 {
     if (n > p->size - p->pos) {
-        char where[MP_ERR_MSG_MAX / 2];
+        char where[300];
         describe_where(p, where, sizeof where);
         return fail(p, MP_E_CORRUPT,
                     "truncated: reading %s needs %" PRIu64 " bytes at byte %" PRIu64
@@ -310,7 +341,7 @@ static int parse_value(parser *p, uint32_t type, int depth, mp_gguf_value *out);
 /* Array body after its u32 element type has been read: u64 n, elements. */
 static int parse_array(parser *p, uint64_t at, int depth, mp_gguf_value *out)
 {
-    const char *key = p->where_name;
+    const char *key = p->shown;
     uint32_t et;
     int rc = rd_u32(p, &et);
     if (rc) return rc;
@@ -343,7 +374,7 @@ static int parse_array(parser *p, uint64_t at, int depth, mp_gguf_value *out)
     if (et == MP_GGUF_STRING) {
         mp_gguf_str *s = arena_alloc(&p->g->arena, (size_t)n * sizeof *s);
         if (!s) return fail_nomem(p);
-        char what[MP_ERR_MSG_MAX / 2];
+        char what[300];
         for (uint64_t i = 0; i < n; i++) {
             if (p->pos + 8 <= p->avail) { /* fast path: avoid formatting per element */
                 uint64_t len;
@@ -403,8 +434,8 @@ static int parse_value(parser *p, uint32_t type, int depth, mp_gguf_value *out)
     out->type = type;
     switch (type) {
     case MP_GGUF_STRING: {
-        char what[MP_ERR_MSG_MAX / 2];
-        snprintf(what, sizeof what, "key '%s'", p->where_name);
+        char what[300];
+        snprintf(what, sizeof what, "key '%s'", p->shown);
         return rd_str(p, &out->v.str, what);
     }
     case MP_GGUF_ARRAY:
@@ -455,23 +486,23 @@ static int parse_tensor_info(parser *p, uint64_t i)
     t->name = name.ptr;
     g->n_tensors = i + 1; /* the name is in place: the index may look at it */
     p->where = WHERE_TENSOR;
-    p->where_name = name.ptr;
+    set_where_name(p, name.ptr);
     int64_t dup = index_insert(&g->tensor_index, g, true, i);
     if (dup == -2) return fail_nomem(p);
     if (dup >= 0)
         return fail(p, MP_E_CORRUPT, "duplicate tensor name '%s' (tensor infos %" PRId64 " and %" PRIu64 ")",
-                    name.ptr, dup, i);
+                    p->shown, dup, i);
 
     if ((rc = rd_u32(p, &t->n_dims))) return rc;
     if (t->n_dims < 1 || t->n_dims > MP_GGUF_MAX_DIMS)
-        return fail(p, MP_E_CORRUPT, "tensor '%s': n_dims %u at byte %" PRIu64 " is not in 1..%d", t->name,
+        return fail(p, MP_E_CORRUPT, "tensor '%s': n_dims %u at byte %" PRIu64 " is not in 1..%d", p->shown,
                     t->n_dims, p->pos - 4, MP_GGUF_MAX_DIMS);
     for (int d = 0; d < MP_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) {
         if ((rc = rd(p, &t->ne[d], 8))) return rc;
         if (t->ne[d] < 0)
             return fail(p, MP_E_CORRUPT, "tensor '%s': ne[%u] = %" PRId64 " at byte %" PRIu64 " is negative",
-                        t->name, d, t->ne[d], p->pos - 8);
+                        p->shown, d, t->ne[d], p->pos - 8);
     }
     int64_t nel = 1;
     for (int d = 0; d < MP_GGUF_MAX_DIMS; d++) {
@@ -479,23 +510,23 @@ static int parse_tensor_info(parser *p, uint64_t i)
             return fail(p, MP_E_CORRUPT,
                         "tensor '%s': shape [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
                         "] has more than 2^63 elements",
-                        t->name, t->ne[0], t->ne[1], t->ne[2], t->ne[3]);
+                        p->shown, t->ne[0], t->ne[1], t->ne[2], t->ne[3]);
     }
     if ((rc = rd_u32(p, &t->type))) return rc;
     const mp_type_info *ti = mp_type_get(t->type);
     if (ti->blck_size == 0)
-        return fail(p, MP_E_UNSUPPORTED, "tensor '%s' has unknown type id %u (at byte %" PRIu64 ")", t->name,
+        return fail(p, MP_E_UNSUPPORTED, "tensor '%s' has unknown type id %u (at byte %" PRIu64 ")", p->shown,
                     t->type, p->pos - 4);
     if (t->ne[0] % ti->blck_size != 0)
         return fail(p, MP_E_CORRUPT,
                     "tensor '%s': row length ne[0] = %" PRId64 " is not a multiple of the %s block size %u",
-                    t->name, t->ne[0], ti->name, ti->blck_size);
+                    p->shown, t->ne[0], ti->name, ti->blck_size);
     uint64_t size = 0;
     if (nel > 0) {
         uint64_t rows = (uint64_t)(nel / t->ne[0]);
         uint64_t row = (uint64_t)(t->ne[0] / ti->blck_size) * ti->type_size; /* <= 2^63 / 1 * 292 / 32: fits */
         if (__builtin_mul_overflow(rows, row, &size))
-            return fail(p, MP_E_CORRUPT, "tensor '%s': byte size overflows 64 bits", t->name);
+            return fail(p, MP_E_CORRUPT, "tensor '%s': byte size overflows 64 bits", p->shown);
     }
     t->size = size;
     if ((rc = rd_u64(p, &t->offset))) return rc; /* relative for now */
@@ -518,29 +549,32 @@ static int place_tensors(parser *p)
 {
     mp_gguf *g = p->g;
     const uint64_t n = g->n_tensors;
+    char tn[200], an[200];
     for (uint64_t i = 0; i < n; i++) {
         mp_gguf_tensor *t = &g->tensors[i];
         uint64_t rel = t->offset, start, end;
-        if (rel % g->alignment != 0)
-            return fail(p, MP_E_CORRUPT,
-                        "tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %u", t->name,
-                        rel, g->alignment);
-        if (__builtin_add_overflow(g->data_offset, rel, &start) ||
-            __builtin_add_overflow(start, t->size, &end) || end > g->file_size) {
-            if (__builtin_add_overflow(g->data_offset, rel, &start))
-                return fail(p, MP_E_CORRUPT,
-                            "tensor '%s' starts past 2^64 (data offset %" PRIu64 "), past the end of the file (%" PRIu64
-                            " bytes)",
-                            t->name, rel, g->file_size);
-            if (__builtin_add_overflow(start, t->size, &end))
-                return fail(p, MP_E_CORRUPT,
-                            "tensor '%s' at byte %" PRIu64 " of %" PRIu64 " bytes ends past 2^64, past the end of "
-                            "the file (%" PRIu64 " bytes)",
-                            t->name, start, t->size, g->file_size);
-            return fail(p, MP_E_CORRUPT, "tensor '%s' ends at byte %" PRIu64 ", past the end of the file (%" PRIu64 " bytes)",
-                        t->name, end, g->file_size);
+        bool wrap_start = __builtin_add_overflow(g->data_offset, rel, &start);
+        bool wrap_end = wrap_start || __builtin_add_overflow(start, t->size, &end);
+        if (rel % g->alignment == 0 && !wrap_end && end <= g->file_size) {
+            t->offset = start;
+            continue;
         }
-        t->offset = start;
+        show_name(tn, sizeof tn, t->name);
+        if (rel % g->alignment != 0)
+            return fail(p, MP_E_CORRUPT, "tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %u",
+                        tn, rel, g->alignment);
+        if (wrap_start)
+            return fail(p, MP_E_CORRUPT,
+                        "tensor '%s' starts past 2^64 (data offset %" PRIu64 "), past the end of the file (%" PRIu64
+                        " bytes)",
+                        tn, rel, g->file_size);
+        if (wrap_end)
+            return fail(p, MP_E_CORRUPT,
+                        "tensor '%s' at byte %" PRIu64 " of %" PRIu64 " bytes ends past 2^64, past the end of "
+                        "the file (%" PRIu64 " bytes)",
+                        tn, start, t->size, g->file_size);
+        return fail(p, MP_E_CORRUPT, "tensor '%s' ends at byte %" PRIu64 ", past the end of the file (%" PRIu64 " bytes)",
+                    tn, end, g->file_size);
     }
     if (n < 2) return MP_OK;
     span *s = malloc((size_t)n * sizeof *s);
@@ -553,9 +587,11 @@ static int place_tensors(parser *p)
     for (uint64_t i = 1; i < m; i++) {
         if (s[i].start < s[i - 1].end) {
             const mp_gguf_tensor *a = &g->tensors[s[i - 1].idx], *b = &g->tensors[s[i].idx];
+            show_name(an, sizeof an, a->name);
+            show_name(tn, sizeof tn, b->name);
             rc = fail(p, MP_E_CORRUPT,
                       "tensor '%s' (bytes %" PRIu64 "..%" PRIu64 ") overlaps tensor '%s' (bytes %" PRIu64 "..%" PRIu64 ")",
-                      b->name, b->offset, b->offset + b->size, a->name, a->offset, a->offset + a->size);
+                      tn, b->offset, b->offset + b->size, an, a->offset, a->offset + a->size);
             break;
         }
     }
@@ -605,7 +641,7 @@ static int parse(mp_gguf *g, const uint8_t *buf, uint64_t avail, uint64_t size, 
         goto out;
     }
     if (g->version != 2 && g->version != 3) {
-        if ((g->version & 0xffff) == 0 && (g->version >> 24) <= 3)
+        if (g->version != 0 && (g->version & 0xffff) == 0)
             rc = fail(&p, MP_E_UNSUPPORTED, "GGUF version field 0x%08x looks like a big-endian file, which is not supported",
                       g->version);
         else
@@ -650,6 +686,7 @@ static int parse(mp_gguf *g, const uint8_t *buf, uint64_t avail, uint64_t size, 
             goto out;
         }
         g->n_kv = i + 1; /* the key is in place: the index may look at it */
+        set_where_name(&p, kv->key.ptr);
         int64_t dup = index_insert(&g->kv_index, g, false, i);
         if (dup == -2) {
             rc = fail_nomem(&p);
@@ -657,14 +694,13 @@ static int parse(mp_gguf *g, const uint8_t *buf, uint64_t avail, uint64_t size, 
         }
         if (dup >= 0) {
             rc = fail(&p, MP_E_CORRUPT, "duplicate key '%s' (metadata entries %" PRId64 " and %" PRIu64 ", at byte %" PRIu64 ")",
-                      kv->key.ptr, dup, i, at);
+                      p.shown, dup, i, at);
             goto out;
         }
         p.where = WHERE_VALUE;
-        p.where_name = kv->key.ptr;
         if ((rc = rd_u32(&p, &type))) goto out;
         if (type >= MP_GGUF_VTYPE_COUNT) {
-            rc = fail(&p, MP_E_CORRUPT, "key '%s': unknown value type %u at byte %" PRIu64, kv->key.ptr, type,
+            rc = fail(&p, MP_E_CORRUPT, "key '%s': unknown value type %u at byte %" PRIu64, p.shown, type,
                       p.pos - 4);
             goto out;
         }
