@@ -93,14 +93,23 @@ typedef struct mp_gguf_open_opts {
     bool allow_no_tensor_data; /* (not used yet) */
 } mp_gguf_open_opts;
 
-/* Opens, parses and validates path. On success *out owns an open fd and
- * (unless opts->no_mmap) a read-only mapping of the whole file. opts may be
- * NULL. Returns MP_OK, MP_E_IO (open/read/stat/mmap failed), MP_E_CORRUPT
- * (malformed), MP_E_UNSUPPORTED (e.g. version 1) or MP_E_NOMEM. */
+/* Opens, parses and validates path. On success *out owns an open fd
+ * (O_RDONLY; callers may pread it or open the path again with O_DIRECT) and,
+ * unless opts->no_mmap, a PROT_READ/MAP_SHARED mapping of the whole file
+ * (the header is parsed from it; a file truncated by someone else while
+ * mapped raises SIGBUS on access, as with any mapping). With no_mmap the
+ * header is read with pread into a buffer that is freed before returning.
+ * opts may be NULL. On failure *out is NULL. Returns MP_OK, MP_E_IO
+ * (open/read/stat/mmap failed, not a regular file), MP_E_CORRUPT
+ * (malformed), MP_E_UNSUPPORTED (version 1 or > 3, big-endian, a tensor type
+ * id this build does not know) or MP_E_NOMEM. Memory use is bounded by a
+ * small multiple of the header bytes actually present, whatever the counts
+ * in the file claim. */
 int mp_gguf_open(mp_gguf **out, const char *path, const mp_gguf_open_opts *opts, mp_err *err);
 
 /* Parses a GGUF image held in memory (for tests and fuzzing); buf must stay
- * valid while the mp_gguf lives. name is used in messages. */
+ * valid while the mp_gguf lives (tensor data points into it). name is used
+ * in messages. Same statuses as mp_gguf_open except MP_E_IO. */
 int mp_gguf_open_mem(mp_gguf **out, const void *buf, size_t size, const char *name, mp_err *err);
 
 void mp_gguf_free(mp_gguf *g); /* NULL-safe */
