@@ -108,6 +108,8 @@ static const mp_policy_ops tlru_ops = { "test-lru", "strict LRU", tlru_create, t
 
 /* ---- helpers ----------------------------------------------------------- */
 static const char *g_path;
+static bool g_hugepages;
+static char g_note[512]; /* the last cache's announcements */
 
 static mp_cache *make_cache(mp_io_kind kind, const char *path, uint32_t n_slots,
                             const mp_policy_ops *pol, const char *fault, mp_cache_verify_fn verify)
@@ -116,14 +118,15 @@ static mp_cache *make_cache(mp_io_kind kind, const char *path, uint32_t n_slots,
     mp_io *io = NULL;
     mp_err err;
     mp_err_clear(&err);
-    char note[512];
+    char note[256];
     int rc = mp_io_open(kind, path, &o, &io, note, sizeof note, &err);
     CHECKF(rc == MP_OK, "%s", err.msg);
     if (rc < 0) return NULL;
     mp_cache_config cfg = { .n_layers = N_LAYERS, .n_experts = N_EXPERTS, .locs = locs,
-                            .n_slots = n_slots, .io = io, .policy = pol, .verify = verify };
+                            .n_slots = n_slots, .io = io, .policy = pol, .verify = verify,
+                            .hugepages = g_hugepages };
     mp_cache *c = NULL;
-    rc = mp_cache_create(&cfg, &c, note, sizeof note, &err);
+    rc = mp_cache_create(&cfg, &c, g_note, sizeof g_note, &err);
     CHECKF(rc == MP_OK, "%s", err.msg);
     if (rc < 0) mp_io_free(io);
     return c;
@@ -464,8 +467,17 @@ int main(void)
         test_verify(kinds[k]);
         test_stress(kinds[k], path, "seed=11,short=0.2,eagain=0.1,delay=0.1,delay_us=100", 600);
     }
-    /* Fallbacks: buffered when O_DIRECT is refused, and a tmpfs file. */
+    /* Fallbacks: buffered when O_DIRECT is refused, and a tmpfs file;
+     * fixed buffers refused (RLIMIT_MEMLOCK); a huge-page slab. */
     test_stress(MP_IO_AUTO, path, "refuse_direct", 200);
+    if (have_uring) {
+        test_stress(MP_IO_URING, path, "no_fixed", 100);
+        CHECKF(strstr(g_note, "cannot register") && strstr(g_note, "unregistered"), "note: %s",
+               g_note);
+    }
+    g_hugepages = true;
+    test_stress(MP_IO_AUTO, path, NULL, 100);
+    g_hugepages = false;
     test_stress(MP_IO_AUTO, path, "no_uring,refuse_direct,short=0.3", 200);
     int fd = open(shm, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {

@@ -31,6 +31,7 @@ struct mp_io {
     int fd;
     char *path;
     bool direct;
+    bool sim_no_fixed;     /* fault spec no_fixed */
     size_t align;
     uint64_t file_size;
     unsigned depth;
@@ -349,7 +350,7 @@ int mp_io_register_buffers(mp_io *io, const struct iovec *iov, unsigned n, mp_er
                               "%s: buffer %u is %zu bytes; fixed buffers are at most 1 GiB",
                               io->path, k, iov[k].iov_len);
     if (!io->be->ops->register_buffers) return MP_OK;
-    int rc = io->be->ops->register_buffers(io->be, iov, n);
+    int rc = io->sim_no_fixed ? -ENOMEM : io->be->ops->register_buffers(io->be, iov, n);
     if (rc < 0)
         return mp_err_set(err, MP_E_UNSUPPORTED,
                           "%s: cannot register %u buffers with io_uring: %s%s", io->path, n,
@@ -423,6 +424,7 @@ int mp_io_open(mp_io_kind kind, const char *path, const mp_io_opts *opts, mp_io 
     io->fd = -1;
     io->free_head = io->qhead[0] = io->qhead[1] = io->qtail[0] = io->qtail[1] = -1;
     io->depth = o.depth;
+    io->sim_no_fixed = fs.no_fixed;
     io->path = strdup(path);
     io->batch = malloc(o.depth * sizeof *io->batch);
     io->rdone = malloc(o.depth * sizeof *io->rdone);

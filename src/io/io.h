@@ -71,7 +71,9 @@ typedef struct mp_io_opts {
      *   delay_us=U     delay_us is given)
      *   seed=S         the generator's seed (default 1)
      *   refuse_direct  open behaves as if O_DIRECT gave EINVAL (tmpfs)
-     *   no_uring       io_uring setup behaves as if it gave ENOSYS */
+     *   no_uring       io_uring setup behaves as if it gave ENOSYS
+     *   no_fixed       buffer registration behaves as if it gave ENOMEM
+     *                  (RLIMIT_MEMLOCK) */
     const char *fault_spec;
 } mp_io_opts;
 

@@ -252,6 +252,7 @@ int mp_io_fault_parse(const char *spec, mp_io_fault_spec *out, mp_err *err)
         int bad = 0;
         if (!strcmp(item, "refuse_direct") && !v) s.refuse_direct = true;
         else if (!strcmp(item, "no_uring") && !v) s.no_uring = true;
+        else if (!strcmp(item, "no_fixed") && !v) s.no_fixed = true;
         else if (!v) bad = 1;
         else if (!strcmp(item, "eio")) bad = parse_prob(v, &s.p_eio);
         else if (!strcmp(item, "short")) bad = parse_prob(v, &s.p_short);

@@ -69,7 +69,7 @@ typedef struct mp_io_fault_spec {
     bool has_eio_off;
     uint64_t delay_us;
     uint64_t seed;
-    bool refuse_direct, no_uring;
+    bool refuse_direct, no_uring, no_fixed;
     bool any_read_fault;          /* a read-time fault is configured */
 } mp_io_fault_spec;
 
