@@ -301,14 +301,17 @@ int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err)
     return MP_OK;
 }
 
-int mp_model_load(mp_model **out, const char *path, mp_err *err)
+int mp_model_load_ex(mp_model **out, const char *path, const mp_model_load_opts *o, mp_err *err)
 {
     *out = NULL;
     mp_gguf *g = NULL;
-    int rc = mp_gguf_open(&g, path, NULL, err);
+    mp_gguf_open_opts go = {.no_mmap = o && o->no_mmap};
+    int rc = mp_gguf_open(&g, path, &go, err);
     if (rc) return rc;
     return mp_model_from_gguf(out, g, err);
 }
+
+int mp_model_load(mp_model **out, const char *path, mp_err *err) { return mp_model_load_ex(out, path, NULL, err); }
 
 void mp_model_free(mp_model *m)
 {

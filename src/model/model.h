@@ -104,6 +104,14 @@ const char *mp_arch_name(mp_arch arch);
 /* Opens and validates a model. On failure err names the file and the key or
  * tensor at fault. */
 int mp_model_load(mp_model **out, const char *path, mp_err *err);
+
+typedef struct mp_model_load_opts {
+    /* Do not map the file: every mp_tensor.data is NULL until the caller
+     * loads what it needs (runtime/resident.c reads the resident tensors;
+     * experts come through the expert cache). */
+    bool no_mmap;
+} mp_model_load_opts;
+int mp_model_load_ex(mp_model **out, const char *path, const mp_model_load_opts *o, mp_err *err);
 /* Binds a model to an already open GGUF (takes ownership of g, even on failure). */
 int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err);
 void mp_model_free(mp_model *m); /* NULL-safe */
