@@ -356,6 +356,12 @@ static void test_writer_args(void)
     mp_gguf_value elem = {.type = MP_GGUF_UINT32, .v.u64 = 1};
     nested_bad.v.arr.data = &elem; /* a nested element must itself be an array */
     CHECK(mp_gguf_writer_set_value(w, "k", &nested_bad) == MP_E_INVAL);
+    /* Nesting: 8 levels of arrays are written and read, 9 are refused like the reader does. */
+    mp_gguf_value chain[9];
+    chain[8] = (mp_gguf_value){.type = MP_GGUF_ARRAY, .v.arr = {MP_GGUF_UINT32, 1, &one}};
+    for (int i = 7; i >= 0; i--) chain[i] = (mp_gguf_value){.type = MP_GGUF_ARRAY, .v.arr = {MP_GGUF_ARRAY, 1, &chain[i + 1]}};
+    CHECK(mp_gguf_writer_set_value(w, "deep", &chain[0]) == MP_E_INVAL);
+    CHECK(mp_gguf_writer_set_value(w, "deep", &chain[1]) == MP_OK);
     mp_err err = {0};
     void *img = NULL;
     size_t size;
@@ -370,7 +376,10 @@ static void test_writer_args(void)
     if (g) {
         CHECKF(mp_gguf_alignment(g) == 4096 && mp_gguf_data_offset(g) == 4096 && size == 8192, "%u %" PRIu64 " %zu",
                mp_gguf_alignment(g), mp_gguf_data_offset(g), size);
-        CHECKF(mp_gguf_n_tensors(g) == 1 && mp_gguf_n_kv(g) == 1, "%" PRIu64 " %" PRIu64, mp_gguf_n_tensors(g), mp_gguf_n_kv(g));
+        const mp_gguf_value *d = mp_gguf_get(g, "deep");
+        for (int i = 0; d && i < 7; i++) d = d->v.arr.type == MP_GGUF_ARRAY ? d->v.arr.data : NULL;
+        CHECK(d && d->v.arr.type == MP_GGUF_UINT32 && ((const uint32_t *)d->v.arr.data)[0] == 1);
+        CHECKF(mp_gguf_n_tensors(g) == 1 && mp_gguf_n_kv(g) == 2, "%" PRIu64 " %" PRIu64, mp_gguf_n_tensors(g), mp_gguf_n_kv(g));
     }
     mp_gguf_free(g);
     free(img);

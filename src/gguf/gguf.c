@@ -552,7 +552,7 @@ static int place_tensors(parser *p)
     char tn[200], an[200];
     for (uint64_t i = 0; i < n; i++) {
         mp_gguf_tensor *t = &g->tensors[i];
-        uint64_t rel = t->offset, start, end;
+        uint64_t rel = t->offset, start = 0, end = 0;
         bool wrap_start = __builtin_add_overflow(g->data_offset, rel, &start);
         bool wrap_end = wrap_start || __builtin_add_overflow(start, t->size, &end);
         if (rel % g->alignment == 0 && !wrap_end && end <= g->file_size) {

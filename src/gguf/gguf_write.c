@@ -89,7 +89,8 @@ static int value_dup(mp_gguf_value *dst, const mp_gguf_value *src, int depth)
     }
     uint32_t et = src->v.arr.type;
     uint64_t n = src->v.arr.n;
-    if (et >= MP_GGUF_VTYPE_COUNT || depth + 1 >= MP_GGUF_MAX_NESTING * 4) return MP_E_INVAL;
+    /* The reader's nesting limit, so that everything written can be read. */
+    if (et >= MP_GGUF_VTYPE_COUNT || (et == MP_GGUF_ARRAY && depth + 1 >= MP_GGUF_MAX_NESTING)) return MP_E_INVAL;
     if (n && !src->v.arr.data) return MP_E_INVAL;
     size_t esz = et == MP_GGUF_STRING ? sizeof(mp_gguf_str)
                : et == MP_GGUF_ARRAY  ? sizeof(mp_gguf_value)
