@@ -708,6 +708,22 @@ static void test_vocab(const char *file, const char *model, uint64_t n_tokens, c
         free(img2);
         mp_gguf_free(g);
     }
+    /* Cut inside the token array (past the 1 MiB first read of no_mmap). */
+    char cut[1100];
+    snprintf(cut, sizeof cut, "%s/test_gguf_cut_%ld.gguf", mp_test_build_dir(), (long)getpid());
+    FILE *f = fopen(cut, "wb");
+    CHECK(f && bytes && fwrite(bytes, 1, fsize * 9 / 10, f) == fsize * 9 / 10);
+    if (f) fclose(f);
+    for (int no_mmap = 0; no_mmap <= 1; no_mmap++) {
+        mp_gguf_open_opts opts = {.no_mmap = no_mmap};
+        mp_gguf *g = NULL;
+        mp_err err = {0};
+        int rc = mp_gguf_open(&g, cut, &opts, &err);
+        CHECKF(rc == MP_E_CORRUPT && !g && (strstr(err.msg, "exceeds the file") || strstr(err.msg, "truncated")),
+               "%s cut, no_mmap=%d: %d %s", file, no_mmap, rc, err.msg);
+        if (verbose) printf("  %s\n", err.msg);
+    }
+    unlink(cut);
     free(bytes);
 }
 
