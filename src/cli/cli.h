@@ -13,7 +13,24 @@ typedef struct cli_model_opts {
     int n_threads;      /* -t; 0: all cores */
     int n_ctx;          /* -c; 0: default */
     int n_batch;        /* -b; 0: default */
+    uint64_t mem;       /* --mem SIZE */
+    uint64_t cache_bytes; /* --cache-size SIZE */
+    int cache_experts;  /* --cache-experts N (per MoE layer) */
+    const char *io;     /* --io auto|uring|pread */
+    int io_depth;       /* --io-depth N */
+    const char *policy; /* --policy NAME */
+    const char *fault;  /* --io-fault SPEC (testing) */
 } cli_model_opts;
+
+struct mp_session;
+struct mp_session_params;
+/* Fills session parameters from the shared options. */
+void cli_session_params(const cli_model_opts *o, struct mp_session_params *sp);
+/* Opens a session, printing the memory plan and any fallback notes on
+ * stderr. Returns NULL after printing the error. */
+struct mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override);
+/* Prints the expert-cache statistics line (if the session streams experts). */
+void cli_print_cache_stats(struct mp_session *s, double seconds, int n_tokens);
 
 /* If argv[*i] is one of -m, -t, -c, -b (or a long form), consumes it and its
  * value, advancing *i, and returns 1; returns 0 if not ours; -1 (after
@@ -45,5 +62,6 @@ int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
 
 #endif

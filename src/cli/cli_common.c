@@ -1,6 +1,8 @@
 #include "cli.h"
 
 #include "common/parse.h"
+#include "io/io.h"
+#include "runtime/session.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,7 +19,14 @@ const char *const cli_model_opts_help =
     "  -m, --model FILE     model (GGUF); default: the demo model the build generated\n"
     "  -t, --threads N      threads (default: all cores)\n"
     "  -c, --ctx-size N     context length in tokens (default: min(model's, 4096))\n"
-    "  -b, --batch-size N   tokens per prefill chunk (default: 512)\n";
+    "  -b, --batch-size N   tokens per prefill chunk (default: 512)\n"
+    "  --mem SIZE           memory budget for the whole process (e.g. 1536M, 4G): stream\n"
+    "                       routed experts from disk through an expert cache that fits\n"
+    "  --cache-size SIZE    expert cache size alone (instead of --mem)\n"
+    "  --cache-experts N    expert cache of N experts per MoE layer (instead of --mem)\n"
+    "  --io KIND            expert reads: auto (io_uring, else pread), uring, pread\n"
+    "  --io-depth N         reads in flight (default 16)\n"
+    "  --policy NAME        cache replacement policy: lfu-decay (default), lru\n";
 
 bool cli_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
@@ -70,7 +79,101 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 1 << 16, &o->n_batch)) return -1;
         return 1;
     }
+    if (!strcmp(a, "--mem") || !strcmp(a, "--cache-size")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        uint64_t b;
+        if (mp_parse_size(v, &b) != MP_OK || b == 0) {
+            fprintf(stderr, "error: %s: '%s' is not a size (like 512M or 4G)\n", a, v);
+            return -1;
+        }
+        if (!strcmp(a, "--mem")) o->mem = b;
+        else o->cache_bytes = b;
+        return 1;
+    }
+    if (!strcmp(a, "--cache-experts")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 1 << 20, &o->cache_experts)) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--io")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        o->io = v;
+        return 1;
+    }
+    if (!strcmp(a, "--io-depth")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 1024, &o->io_depth)) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--policy")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        o->policy = v;
+        return 1;
+    }
+    if (!strcmp(a, "--io-fault")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        o->fault = v;
+        return 1;
+    }
     return 0;
+}
+
+void cli_session_params(const cli_model_opts *o, mp_session_params *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->model_path = o->model;
+    sp->n_ctx = o->n_ctx;
+    sp->n_batch = o->n_batch;
+    sp->n_threads = o->n_threads;
+    sp->mem = o->mem;
+    sp->cache_bytes = o->cache_bytes;
+    sp->cache_experts = (uint32_t)o->cache_experts;
+    sp->io = o->io;
+    sp->io_depth = (unsigned)o->io_depth;
+    sp->policy = o->policy;
+    sp->fault_spec = o->fault;
+}
+
+mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override)
+{
+    mp_session_params sp;
+    cli_session_params(o, &sp);
+    sp.need_tokenizer = need_tokenizer;
+    if (!o->n_ctx && n_ctx_override > 0) sp.n_ctx = n_ctx_override;
+    mp_session *s = NULL;
+    mp_err err = {0};
+    if (mp_session_open(&s, &sp, &err)) {
+        cli_fail(&err);
+        return NULL;
+    }
+    char plan[512];
+    mp_plan_describe(&s->plan, plan, sizeof plan);
+    fprintf(stderr, "moepager: %s\n", plan);
+    if (s->cache) {
+        mp_io *io = mp_cache_io(s->cache);
+        fprintf(stderr, "moepager: experts stream from %s via %s%s, %u reads in flight\n", o->model, mp_io_name(io),
+                mp_io_is_direct(io) ? " (O_DIRECT)" : " (buffered)", mp_io_depth(io));
+    }
+    for (char *line = s->note; *line;) {
+        char *nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        if (len) fprintf(stderr, "moepager: %.*s\n", len, line);
+        line += len + (nl ? 1 : 0);
+    }
+    return s;
+}
+
+void cli_print_cache_stats(mp_session *s, double seconds, int n_tokens)
+{
+    if (!s->cache) return;
+    mp_cache_stats st;
+    mp_cache_get_stats(s->cache, &st, NULL, false);
+    uint64_t demanded = st.hits + st.late_hits + st.misses;
+    fprintf(stderr,
+            "expert cache: %.1f%% hits (%llu hits, %llu misses, %llu evictions), %.1f MB read, %.1f MB/token, "
+            "waited %.2f s for I/O (%.0f%% of %.2f s)\n",
+            demanded ? 100.0 * (double)(st.hits + st.late_hits) / (double)demanded : 0.0, (unsigned long long)st.hits,
+            (unsigned long long)st.misses, (unsigned long long)st.evictions, st.bytes_read / 1e6,
+            n_tokens > 0 ? st.bytes_read / 1e6 / n_tokens : 0.0, st.wait_ns / 1e9,
+            seconds > 0 ? 100.0 * st.wait_ns / 1e9 / seconds : 0.0, seconds);
 }
 
 int cli_resolve_model(cli_model_opts *o)

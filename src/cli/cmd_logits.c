@@ -84,16 +84,8 @@ int cmd_logits(int argc, char **argv)
             ids[i] = (int32_t)tmp[i];
         }
     }
-    mp_session_params sp = {mo.model, mo.n_ctx, mo.n_batch, mo.n_threads, prompt != NULL};
-    if (!mo.n_ctx) {
-        /* enough for the prompt and the generation, like llama_logits */
-        int need = (ids_s ? n : (int)strlen(prompt) + 2) + n_gen;
-        sp.n_ctx = need < 256 ? 256 : ((need + 255) / 256) * 256;
-    }
-    if (mp_session_open(&s, &sp, &err)) {
-        cli_fail(&err);
-        goto done;
-    }
+    int need = (ids_s ? n : (int)strlen(prompt) + 2) + n_gen; /* enough for prompt + generation, like llama_logits */
+    if (!(s = cli_open_session(&mo, prompt != NULL, need < 256 ? 256 : ((need + 255) / 256) * 256))) goto done;
     if (prompt) {
         int64_t cnt = mp_tokenize(s->tok, prompt, strlen(prompt), true, false, NULL, 0);
         if (cnt <= 0) {
@@ -145,6 +137,7 @@ int cmd_logits(int argc, char **argv)
         printf("\n");
         if (n_gen > 1) printf("gen: %d tokens at %.2f tok/s\n", n_gen - 1, (n_gen - 1) / tg);
     }
+    cli_print_cache_stats(s, mp_time_s() - t0, n + n_gen);
     printf("peak_rss_mib: %.1f\n", mp_peak_rss_bytes() / 1048576.0);
     rc = 0;
 done:

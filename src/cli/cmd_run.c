@@ -90,11 +90,7 @@ int cmd_run(int argc, char **argv)
     }
     if (!prompt) prompt = "";
 
-    mp_session_params ssp = {mo.model, mo.n_ctx, mo.n_batch, mo.n_threads, true};
-    if (mp_session_open(&s, &ssp, &err)) {
-        cli_fail(&err);
-        goto done;
-    }
+    if (!(s = cli_open_session(&mo, true, 0))) goto done;
     const int n_ctx = mp_ctx_n_ctx(s->ctx);
     int64_t n = mp_tokenize(s->tok, prompt, strlen(prompt), true, false, NULL, 0);
     if (n < 0) {
@@ -159,6 +155,7 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "prompt: %lld tokens, %.2f tok/s | generation: %d tokens, %.2f tok/s | peak RSS: %.1f MiB\n",
             (long long)n, n / t_prompt, n_gen, n_gen > 0 && t_gen > 0 ? n_gen / t_gen : 0.0,
             mp_peak_rss_bytes() / 1048576.0);
+    cli_print_cache_stats(s, t_prompt + t_gen, (int)n + n_gen);
     rc = 0;
 done:
     free(text);

@@ -331,17 +331,11 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
         int group[64], ng = 0;
         mp_expert_w w[64];
         int rc = MP_OK;
-        for (; e < X && ng < K && ng < 64; e++) {
-            if (c->ex_count[e] == 0) continue;
-            rc = mp_experts_acquire(c->x, il, e, &w[ng], err);
-            if (rc) break;
-            group[ng++] = e;
-        }
-        if (rc) {
-            for (int g = 0; g < ng; g++) mp_experts_release(c->x, il, group[g]);
-            return rc;
-        }
+        for (; e < X && ng < K && ng < 64; e++)
+            if (c->ex_count[e] > 0) group[ng++] = e;
         if (ng == 0) break;
+        rc = mp_experts_acquire_many(c->x, il, group, ng, w, err);
+        if (rc) return rc;
         int64_t row0 = c->ex_off[group[0]], rows = 0;
         for (int g = 0; g < ng; g++) {
             const int ex = group[g];

@@ -1,13 +1,58 @@
 #include "session.h"
 
+#include "cache/policy.h"
+#include "io/io.h"
+#include "runtime/experts_cache.h"
+#include "runtime/resident.h"
+
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert_loc *locs, mp_err *err)
+{
+    const mp_model *m = s->model;
+    mp_io_kind kind = MP_IO_AUTO;
+    if (p->io && mp_io_kind_parse(p->io, &kind) != MP_OK)
+        return mp_err_set(err, MP_E_INVAL, "--io: unknown backend '%s' (auto, uring, pread)", p->io);
+    const mp_policy_ops *pol = NULL;
+    if (p->policy && !(pol = mp_policy_find(p->policy)))
+        return mp_err_set(err, MP_E_INVAL, "--policy: unknown replacement policy '%s'", p->policy);
+    mp_io_opts io_opts = {.depth = p->io_depth, .fault_spec = p->fault_spec};
+    mp_io *io = NULL;
+    char note[512] = "";
+    int rc = mp_io_open(kind, m->path, &io_opts, &io, note, sizeof note, err);
+    if (rc) return rc;
+    if (note[0]) snprintf(s->note + strlen(s->note), sizeof s->note - strlen(s->note), "%s\n", note);
+    mp_cache_config cc = {
+        .n_layers = m->hp.n_layer,
+        .n_experts = m->hp.n_expert,
+        .locs = locs,
+        .n_slots = s->plan.slots,
+        .min_slots = s->plan.min_slots,
+        .io = io,
+        .policy = pol,
+        .file_name = m->path,
+    };
+    note[0] = '\0';
+    rc = mp_cache_create(&cc, &s->cache, note, sizeof note, err);
+    if (rc) {
+        mp_io_free(io);
+        return rc;
+    }
+    if (note[0]) snprintf(s->note + strlen(s->note), sizeof s->note - strlen(s->note), "%s\n", note);
+    return mp_experts_cache_create(&s->experts, m, s->cache, err);
+}
 
 int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
 {
     *out = NULL;
     mp_session *s = calloc(1, sizeof *s);
     if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
-    int rc = mp_model_load(&s->model, p->model_path, err);
+    mp_expert_loc *locs = NULL;
+    const bool budget = p->mem || p->cache_bytes || p->cache_experts;
+    mp_model_load_opts lo = {.no_mmap = budget};
+    int rc = mp_model_load_ex(&s->model, p->model_path, &lo, err);
     if (rc) goto fail;
     if (p->need_tokenizer || mp_gguf_get(s->model->gguf, "tokenizer.ggml.model")) {
         rc = mp_tokenizer_load(&s->tok, s->model->gguf, err);
@@ -18,14 +63,31 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         }
         if (rc) goto fail;
     }
-    rc = mp_experts_mmap_create(&s->experts, s->model, err);
+    rc = mp_expert_locs_gguf(s->model, &locs, err);
+    if (rc) goto fail;
+    mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads};
+    rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
+    if (rc) goto fail;
+    if (budget && !s->plan.offload) {
+        /* a dense model: nothing to stream, but the file was not mapped */
+        rc = mp_resident_load(s->model, &s->resident_buf, err);
+        if (rc) goto fail;
+        rc = mp_experts_mmap_create(&s->experts, s->model, err);
+    } else if (s->plan.offload) {
+        rc = mp_resident_load(s->model, &s->resident_buf, err);
+        if (!rc) rc = open_cache(s, p, locs, err);
+    } else {
+        rc = mp_experts_mmap_create(&s->experts, s->model, err);
+    }
     if (rc) goto fail;
     mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads};
     rc = mp_ctx_create(&s->ctx, s->model, s->experts, &cp, err);
     if (rc) goto fail;
+    free(locs);
     *out = s;
     return MP_OK;
 fail:
+    free(locs);
     mp_session_free(s);
     return rc;
 }
@@ -35,7 +97,9 @@ void mp_session_free(mp_session *s)
     if (!s) return;
     mp_ctx_free(s->ctx);
     mp_experts_free(s->experts);
+    mp_cache_free(s->cache);
     mp_tokenizer_free(s->tok);
     mp_model_free(s->model);
+    free(s->resident_buf);
     free(s);
 }

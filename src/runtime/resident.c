@@ -1,0 +1,106 @@
+#include "resident.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RES_ALIGN 64
+
+int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), void *ctx)
+{
+    int rc;
+#define VISIT(t)                                   \
+    do {                                           \
+        if ((t)->info && (rc = fn(ctx, (t)))) return rc; \
+    } while (0)
+    VISIT(&m->tok_embd);
+    VISIT(&m->output_norm);
+    if (!m->tied_output) VISIT(&m->output);
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        mp_layer *l = &m->layers[il];
+        VISIT(&l->attn_norm);
+        VISIT(&l->wq);
+        VISIT(&l->wk);
+        VISIT(&l->wv);
+        VISIT(&l->wo);
+        VISIT(&l->q_norm);
+        VISIT(&l->k_norm);
+        VISIT(&l->ffn_norm);
+        VISIT(&l->ffn_gate);
+        VISIT(&l->ffn_up);
+        VISIT(&l->ffn_down);
+        VISIT(&l->ffn_gate_inp);
+    }
+#undef VISIT
+    return 0;
+}
+
+static int add_size(void *ctx, mp_tensor *t)
+{
+    *(uint64_t *)ctx += (t->info->size + RES_ALIGN - 1) & ~(uint64_t)(RES_ALIGN - 1);
+    return 0;
+}
+
+uint64_t mp_resident_bytes(const mp_model *m)
+{
+    uint64_t n = 0;
+    mp_model_for_each_resident((mp_model *)m, add_size, &n);
+    return n;
+}
+
+typedef struct load_ctx {
+    int fd;
+    const char *path;
+    uint8_t *buf;
+    uint64_t off;
+    mp_err *err;
+} load_ctx;
+
+static int load_one(void *arg, mp_tensor *t)
+{
+    load_ctx *lc = arg;
+    uint8_t *dst = lc->buf + lc->off;
+    uint64_t done = 0, size = t->info->size;
+    while (done < size) {
+        ssize_t r = pread(lc->fd, dst + done, size - done > (1u << 30) ? (1u << 30) : size - done,
+                          (off_t)(t->info->offset + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return mp_err_set(lc->err, MP_E_IO, "%s: tensor '%s': read of %" PRIu64 " bytes at offset %" PRIu64 " failed: %s",
+                              lc->path, t->info->name, size - done, t->info->offset + done,
+                              r < 0 ? strerror(errno) : "unexpected end of file");
+        done += (uint64_t)r;
+    }
+    t->data = dst;
+    lc->off += (size + RES_ALIGN - 1) & ~(uint64_t)(RES_ALIGN - 1);
+    return 0;
+}
+
+int mp_resident_load(mp_model *m, void **buf, mp_err *err)
+{
+    *buf = NULL;
+    uint64_t bytes = mp_resident_bytes(m);
+    void *b = NULL;
+    if (posix_memalign(&b, RES_ALIGN, bytes ? bytes : RES_ALIGN))
+        return mp_err_set(err, MP_E_NOMEM, "%s: cannot allocate %" PRIu64 " bytes for the resident weights", m->path, bytes);
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        free(b);
+        return mp_err_set(err, MP_E_IO, "%s: %s", m->path, strerror(errno));
+    }
+    load_ctx lc = {fd, m->path, b, 0, err};
+    int rc = mp_model_for_each_resident(m, load_one, &lc);
+    /* The bytes now live in our buffer; do not keep a second copy in the page cache. */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    if (m->tied_output) m->output.data = m->tok_embd.data;
+    *buf = b;
+    return MP_OK;
+}
