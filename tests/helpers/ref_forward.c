@@ -1,0 +1,656 @@
+/* Reference forward pass in double precision; see ref_forward.h.
+ *
+ * Deliberately naive: one token at a time, every matrix-vector product a
+ * double loop over dequantised weights, no threads, no SIMD. Weights are kept
+ * as the float values mp_dequantize_row() produces (exact); activations,
+ * norms, RoPE, softmax and the KV cache are double. */
+#include "ref_forward.h"
+
+#include "common/types.h"
+#include "gguf/gguf.h"
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A dequantised tensor viewed as nrows rows of ncols (ncols = GGUF ne[0];
+ * nrows = ne[1] * ne[2] * ne[3]). w == NULL means "absent". */
+typedef struct ref_mat {
+    float *w;
+    int64_t ncols, nrows;
+    uint32_t type; /* the file's type (decides the activation rounding) */
+} ref_mat;
+
+typedef struct ref_layer {
+    ref_mat attn_norm;                  /* (n_embd) */
+    ref_mat wq, wk, wv, wo;             /* (n_head*hd, n_embd), (n_kv*hd, n_embd) x2, (n_embd, n_head*hd) */
+    ref_mat bq, bk, bv, bo;             /* optional biases */
+    ref_mat q_norm, k_norm;             /* (hd) per head or (full width); optional */
+    ref_mat ffn_norm;                   /* (n_embd) */
+    ref_mat ffn_gate, ffn_up, ffn_down; /* dense: (n_ff, n_embd) x2, (n_embd, n_ff) */
+    ref_mat router;                     /* (n_expert, n_embd) */
+    ref_mat gate_exps, up_exps;         /* (n_expert * n_ff, n_embd); gate optional */
+    ref_mat down_exps;                  /* (n_expert * n_embd, n_ff) */
+    double *k_cache, *v_cache;          /* (n_ctx, n_head_kv*hd) */
+} ref_layer;
+
+enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE };
+
+struct mp_ref_model {
+    enum ref_arch arch;
+    char arch_name[32];
+    mp_ref_opts opts;
+
+    int n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_vocab;
+    int n_expert, n_expert_used, n_ff;
+    double eps, rope_base, rope_freq_scale;
+    bool rope_neox, norm_topk;
+
+    ref_mat tok_embd;    /* (n_vocab, n_embd) */
+    ref_mat output_norm; /* (n_embd) */
+    ref_mat output;      /* (n_vocab, n_embd); may alias tok_embd */
+    ref_mat rope_freqs;  /* optional (n_rot/2) divisors of theta */
+    ref_layer *layers;
+
+    int n_past;
+    /* scratch, sized at load */
+    double *x, *xn, *q, *k, *v, *att, *attn_out, *scores, *ffn_a, *ffn_b, *ffn_out, *router_p;
+    double *xq;     /* (max row length) activation after rounding to the dot type */
+    double *logits; /* (n_vocab) */
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static int load_mat(const mp_gguf *g, const char *name, bool required, int64_t ncols,
+                    int64_t nrows, ref_mat *out, mp_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const mp_gguf_tensor *t = mp_gguf_find_tensor(g, name);
+    if (!t) {
+        if (!required) return MP_OK;
+        return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", mp_gguf_path(g), name);
+    }
+    int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+    if (t->ne[0] != ncols || (nrows >= 0 && rows != nrows))
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]",
+                          mp_gguf_path(g), name, (long long)t->ne[0], (long long)rows,
+                          (long long)ncols, (long long)nrows);
+    const uint8_t *src = mp_gguf_tensor_data(g, t);
+    size_t row_bytes = mp_row_size(t->type, t->ne[0]);
+    if (!src || row_bytes == 0)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: tensor '%s': cannot read type %s",
+                          mp_gguf_path(g), name, mp_type_name(t->type));
+    out->w = malloc((size_t)(rows * ncols) * sizeof(float));
+    if (!out->w)
+        return mp_err_set(err, MP_E_NOMEM, "%s: tensor '%s': out of memory", mp_gguf_path(g), name);
+    out->ncols = ncols;
+    out->nrows = rows;
+    out->type = t->type;
+    for (int64_t r = 0; r < rows; r++) {
+        int rc = mp_dequantize_row(t->type, src + (size_t)r * row_bytes, out->w + r * ncols, ncols);
+        if (rc != MP_OK)
+            return mp_err_set(err, rc, "%s: tensor '%s' (type %s): dequantisation failed at row %lld",
+                              mp_gguf_path(g), name, mp_type_name(t->type), (long long)r);
+    }
+    return MP_OK;
+}
+
+static int load_layer_mat(const mp_gguf *g, int il, const char *what, bool required, int64_t ncols,
+                          int64_t nrows, ref_mat *out, mp_err *err)
+{
+    char name[128];
+    snprintf(name, sizeof name, "blk.%d.%s", il, what);
+    return load_mat(g, name, required, ncols, nrows, out, err);
+}
+
+/* Reads <arch>.<suffix> as u32; absent keys give def (or an error when def < 0). */
+static int get_hp_u32(const mp_gguf *g, const char *arch, const char *suffix, int64_t def, int *out,
+                      mp_err *err)
+{
+    char key[128];
+    uint32_t v;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int rc = mp_gguf_get_u32(g, key, &v, err);
+    if (rc == MP_E_NOTFOUND) {
+        if (def < 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: metadata key '%s' is missing", mp_gguf_path(g), key);
+        *out = (int)def;
+        return MP_OK;
+    }
+    if (rc != MP_OK) return rc;
+    if (v > (1u << 30))
+        return mp_err_set(err, MP_E_CORRUPT, "%s: metadata key '%s' = %u is out of range",
+                          mp_gguf_path(g), key, v);
+    *out = (int)v;
+    return MP_OK;
+}
+
+static int get_hp_f64(const mp_gguf *g, const char *arch, const char *suffix, double def, double *out,
+                      bool required, mp_err *err)
+{
+    char key[128];
+    float v;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int rc = mp_gguf_get_f32(g, key, &v, err);
+    if (rc == MP_E_NOTFOUND) {
+        if (required)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: metadata key '%s' is missing", mp_gguf_path(g), key);
+        *out = def;
+        return MP_OK;
+    }
+    if (rc != MP_OK) return rc;
+    *out = v; /* llama.cpp stores these hparams as float: use the float value */
+    return MP_OK;
+}
+
+static void free_mat(ref_mat *m, const ref_mat *keep)
+{
+    if (m->w && (!keep || m->w != keep->w)) free(m->w);
+    m->w = NULL;
+}
+
+void mp_ref_model_free(mp_ref_model *m)
+{
+    if (!m) return;
+    if (m->layers) {
+        for (int il = 0; il < m->n_layer; il++) {
+            ref_layer *L = &m->layers[il];
+            ref_mat *mats[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
+                               &L->bo, &L->q_norm, &L->k_norm, &L->ffn_norm, &L->ffn_gate, &L->ffn_up,
+                               &L->ffn_down, &L->router, &L->gate_exps, &L->up_exps, &L->down_exps};
+            for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) free_mat(mats[i], NULL);
+            free(L->k_cache);
+            free(L->v_cache);
+        }
+        free(m->layers);
+    }
+    free_mat(&m->output, &m->tok_embd);
+    free_mat(&m->tok_embd, NULL);
+    free_mat(&m->output_norm, NULL);
+    free_mat(&m->rope_freqs, NULL);
+    double *bufs[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->attn_out, m->scores,
+                      m->ffn_a, m->ffn_b, m->ffn_out, m->router_p, m->xq, m->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(m);
+}
+
+static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
+{
+    const char *path = mp_gguf_path(g);
+    const char *arch = mp_gguf_get_str(g, "general.architecture");
+    int rc;
+    if (!arch) return mp_err_set(err, MP_E_CORRUPT, "%s: general.architecture is missing", path);
+    if (!strcmp(arch, "llama")) m->arch = REF_LLAMA;
+    else if (!strcmp(arch, "qwen3moe")) m->arch = REF_QWEN3MOE;
+    else if (!strcmp(arch, "olmoe")) m->arch = REF_OLMOE;
+    else return mp_err_set(err, MP_E_UNSUPPORTED, "%s: architecture '%s' is not supported", path, arch);
+    snprintf(m->arch_name, sizeof m->arch_name, "%s", arch);
+
+    if ((rc = get_hp_u32(g, arch, "embedding_length", -1, &m->n_embd, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "block_count", -1, &m->n_layer, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.head_count", -1, &m->n_head, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.head_count_kv", m->n_head, &m->n_head_kv, err))) return rc;
+    if (m->n_embd <= 0 || m->n_layer <= 0 || m->n_head <= 0 || m->n_head_kv <= 0 ||
+        m->n_head % m->n_head_kv != 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: bad hyperparameters n_embd=%d n_layer=%d n_head=%d n_head_kv=%d",
+                          path, m->n_embd, m->n_layer, m->n_head, m->n_head_kv);
+    int hd_v;
+    if ((rc = get_hp_u32(g, arch, "attention.key_length", m->n_embd / m->n_head, &m->head_dim, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.value_length", m->n_embd / m->n_head, &hd_v, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "rope.dimension_count", m->head_dim, &m->n_rot, err))) return rc;
+    if (hd_v != m->head_dim || m->head_dim <= 0 || m->n_rot <= 0 || m->n_rot > m->head_dim || m->n_rot % 2)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: head sizes k=%d v=%d rot=%d are not supported",
+                          path, m->head_dim, hd_v, m->n_rot);
+    if ((rc = get_hp_u32(g, arch, "expert_count", 0, &m->n_expert, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_used_count", 0, &m->n_expert_used, err))) return rc;
+    if (m->n_expert_used > m->n_expert || (m->n_expert > 0 && m->n_expert_used == 0))
+        return mp_err_set(err, MP_E_CORRUPT, "%s: expert_used_count %d vs expert_count %d", path,
+                          m->n_expert_used, m->n_expert);
+    if (m->arch != REF_LLAMA && m->n_expert == 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: %s needs experts", path, arch);
+
+    if ((rc = get_hp_f64(g, arch, "attention.layer_norm_rms_epsilon", 0, &m->eps, true, err))) return rc;
+    if ((rc = get_hp_f64(g, arch, "rope.freq_base", 10000.0, &m->rope_base, false, err))) return rc;
+
+    /* Only unscaled or linearly scaled RoPE (what these architectures ship). */
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const char *scaling = mp_gguf_get_str(g, key);
+    if (scaling && strcmp(scaling, "none") && strcmp(scaling, "linear"))
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: rope scaling '%s' is not supported", path, scaling);
+    double factor = 0;
+    if ((rc = get_hp_f64(g, arch, "rope.scaling.factor", 0, &factor, false, err))) return rc;
+    m->rope_freq_scale = factor == 0 ? 1.0 : 1.0 / factor;
+
+    /* llama.cpp: normal RoPE for llama, NEOX for qwen3moe and olmoe; the
+     * top-k weights are renormalised for llama (Mixtral) and qwen3moe only. */
+    m->rope_neox = m->arch != REF_LLAMA;
+    m->norm_topk = m->arch != REF_OLMOE;
+    return MP_OK;
+}
+
+int mp_ref_model_load(mp_ref_model **out, const char *path, const mp_ref_opts *opts, mp_err *err)
+{
+    mp_gguf *g = NULL;
+    mp_ref_model *m = calloc(1, sizeof *m);
+    int rc;
+    *out = NULL;
+    if (!m) return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path);
+    if (opts) m->opts = *opts;
+    if (m->opts.n_ctx <= 0) m->opts.n_ctx = 4096;
+
+    if ((rc = mp_gguf_open(&g, path, NULL, err))) goto fail;
+    if ((rc = read_hparams(m, g, err))) goto fail;
+
+    const int64_t E = m->n_embd, HD = m->head_dim;
+    const int64_t QW = (int64_t)m->n_head * HD, KW = (int64_t)m->n_head_kv * HD;
+
+    const mp_gguf_tensor *te = mp_gguf_find_tensor(g, "token_embd.weight");
+    if (!te) {
+        rc = mp_err_set(err, MP_E_CORRUPT, "%s: tensor 'token_embd.weight' is missing", path);
+        goto fail;
+    }
+    m->n_vocab = (int)te->ne[1];
+    if ((rc = load_mat(g, "token_embd.weight", true, E, -1, &m->tok_embd, err))) goto fail;
+    if ((rc = load_mat(g, "output_norm.weight", true, E, 1, &m->output_norm, err))) goto fail;
+    if ((rc = load_mat(g, "output.weight", false, E, m->n_vocab, &m->output, err))) goto fail;
+    if (!m->output.w) m->output = m->tok_embd; /* tied head */
+    if ((rc = load_mat(g, "rope_freqs.weight", false, m->n_rot / 2, 1, &m->rope_freqs, err))) goto fail;
+
+    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    if (!m->layers) { rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path); goto fail; }
+
+    if (m->n_expert > 0) {
+        const mp_gguf_tensor *t = mp_gguf_find_tensor(g, "blk.0.ffn_up_exps.weight");
+        if (!t) { rc = mp_err_set(err, MP_E_CORRUPT, "%s: tensor 'blk.0.ffn_up_exps.weight' is missing", path); goto fail; }
+        m->n_ff = (int)t->ne[1];
+    } else {
+        const mp_gguf_tensor *t = mp_gguf_find_tensor(g, "blk.0.ffn_up.weight");
+        if (!t) { rc = mp_err_set(err, MP_E_CORRUPT, "%s: tensor 'blk.0.ffn_up.weight' is missing", path); goto fail; }
+        m->n_ff = (int)t->ne[1];
+    }
+    const int64_t FF = m->n_ff, NE = m->n_expert;
+
+    /* q/k norm widths: per head for qwen3moe, the whole projection for olmoe. */
+    const int64_t qn = m->arch == REF_QWEN3MOE ? HD : QW, kn = m->arch == REF_QWEN3MOE ? HD : KW;
+
+    for (int il = 0; il < m->n_layer; il++) {
+        ref_layer *L = &m->layers[il];
+        if (mp_gguf_find_tensor(g, "blk.0.attn_qkv.weight")) {
+            rc = mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused attn_qkv tensors are not supported", path);
+            goto fail;
+        }
+        if ((rc = load_layer_mat(g, il, "attn_norm.weight", true, E, 1, &L->attn_norm, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, "attn_q.weight", true, E, QW, &L->wq, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, "attn_k.weight", true, E, KW, &L->wk, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, "attn_v.weight", true, E, KW, &L->wv, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, "attn_output.weight", true, QW, E, &L->wo, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, "attn_q.bias", false, QW, 1, &L->bq, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, "attn_k.bias", false, KW, 1, &L->bk, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, "attn_v.bias", false, KW, 1, &L->bv, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, "attn_output.bias", false, E, 1, &L->bo, err))) goto fail;
+        if (m->arch != REF_LLAMA) {
+            if ((rc = load_layer_mat(g, il, "attn_q_norm.weight", true, qn, 1, &L->q_norm, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "attn_k_norm.weight", true, kn, 1, &L->k_norm, err))) goto fail;
+        }
+        if ((rc = load_layer_mat(g, il, "ffn_norm.weight", true, E, 1, &L->ffn_norm, err))) goto fail;
+        if (NE == 0) {
+            if ((rc = load_layer_mat(g, il, "ffn_gate.weight", true, E, FF, &L->ffn_gate, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_up.weight", true, E, FF, &L->ffn_up, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_down.weight", true, FF, E, &L->ffn_down, err))) goto fail;
+        } else {
+            if ((rc = load_layer_mat(g, il, "ffn_gate_inp.weight", true, E, NE, &L->router, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_gate_exps.weight", m->arch != REF_LLAMA, E, NE * FF,
+                                     &L->gate_exps, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_up_exps.weight", true, E, NE * FF, &L->up_exps, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_down_exps.weight", true, FF, NE * E, &L->down_exps, err))) goto fail;
+        }
+        L->k_cache = calloc((size_t)(m->opts.n_ctx * KW), sizeof(double));
+        L->v_cache = calloc((size_t)(m->opts.n_ctx * KW), sizeof(double));
+        if (!L->k_cache || !L->v_cache) { rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory (KV cache)", path); goto fail; }
+    }
+
+    int64_t big = E;
+    if (QW > big) big = QW;
+    if (FF > big) big = FF;
+    m->x = calloc((size_t)E, sizeof(double));
+    m->xn = calloc((size_t)E, sizeof(double));
+    m->q = calloc((size_t)QW, sizeof(double));
+    m->k = calloc((size_t)KW, sizeof(double));
+    m->v = calloc((size_t)KW, sizeof(double));
+    m->att = calloc((size_t)QW, sizeof(double));
+    m->attn_out = calloc((size_t)E, sizeof(double));
+    m->scores = calloc((size_t)m->opts.n_ctx, sizeof(double));
+    m->ffn_a = calloc((size_t)big, sizeof(double));
+    m->ffn_b = calloc((size_t)big, sizeof(double));
+    m->ffn_out = calloc((size_t)E, sizeof(double));
+    m->router_p = calloc((size_t)(NE > 0 ? NE : 1), sizeof(double));
+    m->xq = calloc((size_t)big, sizeof(double));
+    m->logits = calloc((size_t)m->n_vocab, sizeof(double));
+    if (!m->xq || !m->logits || !m->x || !m->xn || !m->q || !m->k || !m->v || !m->att || !m->attn_out || !m->scores ||
+        !m->ffn_a || !m->ffn_b || !m->ffn_out || !m->router_p) {
+        rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    mp_gguf_free(g);
+    *out = m;
+    return MP_OK;
+fail:
+    mp_gguf_free(g);
+    mp_ref_model_free(m);
+    return rc;
+}
+
+int mp_ref_n_vocab(const mp_ref_model *m) { return m->n_vocab; }
+int mp_ref_n_past(const mp_ref_model *m) { return m->n_past; }
+const char *mp_ref_arch(const mp_ref_model *m) { return m->arch_name; }
+void mp_ref_reset(mp_ref_model *m) { m->n_past = 0; }
+
+/* ------------------------------------------------------------ arithmetic */
+
+/* Rounds an activation row the way llama.cpp's CPU backend converts it
+ * before a product with a weight of type wtype (ggml's vec_dot_type):
+ *   F32 weights: the float value;  F16 / BF16: to that half type;
+ *   Q4_0 / Q8_0: Q8_0 blocks of 32, d = amax/127 stored as f16,
+ *                q = round(x / d) (ties to even: the x86 path);
+ *   Q4_K / Q5_K / Q6_K: Q8_K blocks of 256, iscale = -127/x_amax (x_amax the
+ *                element of largest magnitude, with its sign), q =
+ *                min(127, round(iscale * x)), d = 1/iscale as float.
+ * out[i] is the value the product then sees (d * q). */
+static void act_round(uint32_t wtype, const double *x, double *out, int64_t n)
+{
+    switch (wtype) {
+    case MP_TYPE_F16:
+        for (int64_t i = 0; i < n; i++) out[i] = mp_fp16_to_fp32(mp_fp32_to_fp16((float)x[i]));
+        return;
+    case MP_TYPE_BF16:
+        for (int64_t i = 0; i < n; i++) out[i] = mp_bf16_to_fp32(mp_fp32_to_bf16((float)x[i]));
+        return;
+    case MP_TYPE_Q4_0:
+    case MP_TYPE_Q8_0:
+        for (int64_t b = 0; b + 32 <= n; b += 32) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf((float)x[b + j]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            const float dh = mp_fp16_to_fp32(mp_fp32_to_fp16(d));
+            for (int j = 0; j < 32; j++) out[b + j] = (double)dh * nearbyintf((float)x[b + j] * id);
+        }
+        return;
+    case MP_TYPE_Q4_K:
+    case MP_TYPE_Q5_K:
+    case MP_TYPE_Q6_K:
+        for (int64_t b = 0; b + 256 <= n; b += 256) {
+            float amax = 0, max = 0;
+            for (int j = 0; j < 256; j++) {
+                const float ax = fabsf((float)x[b + j]);
+                if (ax > amax) { amax = ax; max = (float)x[b + j]; }
+            }
+            if (amax == 0.0f) {
+                for (int j = 0; j < 256; j++) out[b + j] = 0;
+                continue;
+            }
+            const float iscale = -127.0f / max, d = 1.0f / iscale;
+            for (int j = 0; j < 256; j++) {
+                float q = nearbyintf(iscale * (float)x[b + j]);
+                if (q > 127) q = 127;
+                out[b + j] = (double)d * q;
+            }
+        }
+        return;
+    default:
+        for (int64_t i = 0; i < n; i++) out[i] = (float)x[i];
+        return;
+    }
+}
+
+/* y[r] = sum_c W[r][c] * x[c] for rows [r0, r0 + n) of W; x is first rounded
+ * with act_round unless the model was loaded with act_exact. */
+static void matvec(mp_ref_model *m, const ref_mat *W, int64_t r0, int64_t n, const double *x, double *y)
+{
+    if (!m->opts.act_exact) {
+        act_round(W->type, x, m->xq, W->ncols);
+        x = m->xq;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        const float *row = W->w + (r0 + r) * W->ncols;
+        double s = 0;
+        for (int64_t c = 0; c < W->ncols; c++) s += (double)row[c] * x[c];
+        y[r] = s;
+    }
+}
+
+static void add_bias(const ref_mat *b, double *y, int64_t n)
+{
+    if (!b->w) return;
+    for (int64_t i = 0; i < n; i++) y[i] += b->w[i];
+}
+
+/* out = x / sqrt(mean(x^2) + eps) * w, over n elements (in place allowed). */
+static void rmsnorm(const double *x, const float *w, double *out, int64_t n, double eps)
+{
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += x[i] * x[i];
+    double scale = 1.0 / sqrt(ss / (double)n + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * (double)w[i];
+}
+
+/* Rotates the first n_rot dims of one head vector at position pos.
+ * normal: pairs (2i, 2i+1); NEOX: pairs (i, i + n_rot/2).
+ * theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factor_i. */
+static void rope_head(const mp_ref_model *m, double *v, int pos)
+{
+    const int half = m->n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        double theta = (double)pos * m->rope_freq_scale * pow(m->rope_base, -2.0 * i / m->n_rot);
+        if (m->rope_freqs.w) theta /= m->rope_freqs.w[i];
+        const double c = cos(theta), s = sin(theta);
+        const int i0 = m->rope_neox ? i : 2 * i, i1 = m->rope_neox ? i + half : 2 * i + 1;
+        const double a = v[i0], b = v[i1];
+        v[i0] = a * c - b * s;
+        v[i1] = a * s + b * c;
+    }
+}
+
+static double silu(double x) { return x / (1.0 + exp(-x)); }
+
+static double round_f16(double x) { return mp_fp16_to_fp32(mp_fp32_to_fp16((float)x)); }
+
+/* x += attention(rmsnorm(x)) for the token at position pos. */
+static void attention(mp_ref_model *m, ref_layer *L, int pos)
+{
+    const int HD = m->head_dim, QW = m->n_head * HD, KW = m->n_head_kv * HD;
+    const int group = m->n_head / m->n_head_kv;
+
+    rmsnorm(m->x, L->attn_norm.w, m->xn, m->n_embd, m->eps);
+    matvec(m, &L->wq, 0, QW, m->xn, m->q);
+    matvec(m, &L->wk, 0, KW, m->xn, m->k);
+    matvec(m, &L->wv, 0, KW, m->xn, m->v);
+    add_bias(&L->bq, m->q, QW);
+    add_bias(&L->bk, m->k, KW);
+    add_bias(&L->bv, m->v, KW);
+
+    if (m->arch == REF_QWEN3MOE) { /* per-head norms, shared weights (hd) */
+        for (int h = 0; h < m->n_head; h++) rmsnorm(m->q + h * HD, L->q_norm.w, m->q + h * HD, HD, m->eps);
+        for (int h = 0; h < m->n_head_kv; h++) rmsnorm(m->k + h * HD, L->k_norm.w, m->k + h * HD, HD, m->eps);
+    } else if (m->arch == REF_OLMOE) { /* one norm over the whole projection */
+        rmsnorm(m->q, L->q_norm.w, m->q, QW, m->eps);
+        rmsnorm(m->k, L->k_norm.w, m->k, KW, m->eps);
+    }
+    for (int h = 0; h < m->n_head; h++) rope_head(m, m->q + h * HD, pos);
+    for (int h = 0; h < m->n_head_kv; h++) rope_head(m, m->k + h * HD, pos);
+
+    if (!m->opts.kv_double) {
+        for (int i = 0; i < KW; i++) m->k[i] = round_f16(m->k[i]);
+        for (int i = 0; i < KW; i++) m->v[i] = round_f16(m->v[i]);
+    }
+    memcpy(L->k_cache + (size_t)pos * KW, m->k, (size_t)KW * sizeof(double));
+    memcpy(L->v_cache + (size_t)pos * KW, m->v, (size_t)KW * sizeof(double));
+
+    const double scale = 1.0 / sqrt((double)HD);
+    for (int h = 0; h < m->n_head; h++) {
+        const double *qh = m->q + h * HD;
+        const int kvh = h / group;
+        double mx = -INFINITY, sum = 0;
+        for (int t = 0; t <= pos; t++) {
+            const double *kt = L->k_cache + (size_t)t * KW + kvh * HD;
+            double s = 0;
+            for (int d = 0; d < HD; d++) s += qh[d] * kt[d];
+            m->scores[t] = s * scale;
+            if (m->scores[t] > mx) mx = m->scores[t];
+        }
+        for (int t = 0; t <= pos; t++) {
+            m->scores[t] = exp(m->scores[t] - mx);
+            sum += m->scores[t];
+        }
+        double *oh = m->att + h * HD;
+        for (int d = 0; d < HD; d++) oh[d] = 0;
+        for (int t = 0; t <= pos; t++) {
+            const double *vt = L->v_cache + (size_t)t * KW + kvh * HD;
+            const double p = m->scores[t] / sum;
+            for (int d = 0; d < HD; d++) oh[d] += p * vt[d];
+        }
+    }
+    matvec(m, &L->wo, 0, m->n_embd, m->att, m->attn_out);
+    add_bias(&L->bo, m->attn_out, m->n_embd);
+    for (int i = 0; i < m->n_embd; i++) m->x[i] += m->attn_out[i];
+}
+
+/* out = down(silu(gate . x) * (up . x)) using rows [g0, g0+FF) of gate/up and
+ * [d0, d0+E) of down. gate may be absent (then silu(up)). */
+static void swiglu(mp_ref_model *m, const ref_mat *gate, const ref_mat *up, const ref_mat *down,
+                   int64_t g0, int64_t d0, const double *x, double *out)
+{
+    const int64_t FF = m->n_ff;
+    matvec(m, up, g0, FF, x, m->ffn_b);
+    if (gate->w) {
+        matvec(m, gate, g0, FF, x, m->ffn_a);
+        for (int64_t i = 0; i < FF; i++) m->ffn_a[i] = silu(m->ffn_a[i]) * m->ffn_b[i];
+    } else {
+        for (int64_t i = 0; i < FF; i++) m->ffn_a[i] = silu(m->ffn_b[i]);
+    }
+    matvec(m, down, d0, m->n_embd, m->ffn_a, out);
+}
+
+/* x += ffn(rmsnorm(x)): dense SwiGLU, or the routed experts. */
+static void feed_forward(mp_ref_model *m, ref_layer *L)
+{
+    const int E = m->n_embd;
+    rmsnorm(m->x, L->ffn_norm.w, m->xn, E, m->eps);
+    if (m->n_expert == 0) {
+        swiglu(m, &L->ffn_gate, &L->ffn_up, &L->ffn_down, 0, 0, m->xn, m->ffn_out);
+        for (int i = 0; i < E; i++) m->x[i] += m->ffn_out[i];
+        return;
+    }
+
+    /* router: softmax over all experts, then the k largest probabilities */
+    const int NE = m->n_expert, K = m->n_expert_used;
+    double *p = m->router_p, mx = -INFINITY, sum = 0;
+    matvec(m, &L->router, 0, NE, m->xn, p);
+    for (int e = 0; e < NE; e++) if (p[e] > mx) mx = p[e];
+    for (int e = 0; e < NE; e++) { p[e] = exp(p[e] - mx); sum += p[e]; }
+    for (int e = 0; e < NE; e++) p[e] /= sum;
+
+    int sel[256];
+    double w[256], wsum = 0;
+    bool taken[256] = {false};
+    for (int j = 0; j < K; j++) {
+        int best = -1;
+        for (int e = 0; e < NE; e++)
+            if (!taken[e] && (best < 0 || p[e] > p[best])) best = e;
+        taken[best] = true;
+        sel[j] = best;
+        w[j] = p[best];
+        wsum += w[j];
+    }
+    if (m->norm_topk) {
+        if (wsum < 6.103515625e-5) wsum = 6.103515625e-5; /* llama.cpp's guard */
+        for (int j = 0; j < K; j++) w[j] /= wsum;
+    }
+
+    double acc[E];
+    for (int i = 0; i < E; i++) acc[i] = 0;
+    for (int j = 0; j < K; j++) {
+        const int64_t e = sel[j];
+        swiglu(m, &L->gate_exps, &L->up_exps, &L->down_exps, e * m->n_ff, e * E, m->xn, m->ffn_out);
+        for (int i = 0; i < E; i++) acc[i] += w[j] * m->ffn_out[i];
+    }
+    for (int i = 0; i < E; i++) m->x[i] += acc[i];
+}
+
+/* One token at position m->n_past; logits (may be NULL) gets n_vocab floats. */
+static void eval_token(mp_ref_model *m, int32_t id, float *logits)
+{
+    const int E = m->n_embd, pos = m->n_past;
+    const float *row = m->tok_embd.w + (int64_t)id * E;
+    for (int i = 0; i < E; i++) m->x[i] = row[i];
+    for (int il = 0; il < m->n_layer; il++) {
+        attention(m, &m->layers[il], pos);
+        feed_forward(m, &m->layers[il]);
+    }
+    m->n_past++;
+    if (!logits) return;
+    rmsnorm(m->x, m->output_norm.w, m->xn, E, m->eps);
+    matvec(m, &m->output, 0, m->n_vocab, m->xn, m->logits);
+    for (int64_t r = 0; r < m->n_vocab; r++) logits[r] = (float)m->logits[r];
+}
+
+int mp_ref_eval(mp_ref_model *m, const int32_t *ids, int n, float *logits_out, int all_positions,
+                mp_err *err)
+{
+    if (n <= 0) return mp_err_set(err, MP_E_INVAL, "ref: no tokens to evaluate");
+    if (m->n_expert > 256 || m->n_expert_used > 256)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "ref: %d experts (%d used) is more than the reference handles",
+                          m->n_expert, m->n_expert_used);
+    if (m->n_past + n > m->opts.n_ctx)
+        return mp_err_set(err, MP_E_RANGE, "ref: context full (%d + %d > %d)", m->n_past, n, m->opts.n_ctx);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->n_vocab)
+            return mp_err_set(err, MP_E_INVAL, "ref: token id %d at %d out of range [0, %d)", ids[i], i,
+                              m->n_vocab);
+    for (int i = 0; i < n; i++) {
+        float *dst = NULL;
+        if (logits_out && all_positions) dst = logits_out + (size_t)i * m->n_vocab;
+        else if (logits_out && i == n - 1) dst = logits_out;
+        eval_token(m, ids[i], dst);
+    }
+    return MP_OK;
+}
+
+int mp_ref_argmax(const float *logits, int n_vocab)
+{
+    int best = 0;
+    for (int v = 1; v < n_vocab; v++) if (logits[v] > logits[best]) best = v;
+    return best;
+}
+
+int mp_ref_generate(mp_ref_model *m, const int32_t *ids, int n, int n_gen, int32_t *gen_out,
+                    float *prompt_logits, mp_err *err)
+{
+    int rc = MP_OK;
+    float *lg = malloc((size_t)m->n_vocab * sizeof(float));
+    if (!lg) return mp_err_set(err, MP_E_NOMEM, "ref: out of memory");
+    mp_ref_reset(m);
+    if ((rc = mp_ref_eval(m, ids, n, lg, 0, err))) goto done;
+    if (prompt_logits) memcpy(prompt_logits, lg, (size_t)m->n_vocab * sizeof(float));
+    for (int g = 0; g < n_gen; g++) {
+        gen_out[g] = mp_ref_argmax(lg, m->n_vocab);
+        if (g + 1 < n_gen && (rc = mp_ref_eval(m, &gen_out[g], 1, lg, 0, err))) goto done;
+    }
+done:
+    free(lg);
+    return rc;
+}
+
+int mp_ref_forward(const char *gguf_path, const int32_t *ids, int n, float *logits_out,
+                   int all_positions, mp_err *err)
+{
+    mp_ref_model *m = NULL;
+    int rc = mp_ref_model_load(&m, gguf_path, NULL, err);
+    if (rc) return rc;
+    rc = mp_ref_eval(m, ids, n, logits_out, all_positions, err);
+    mp_ref_model_free(m);
+    return rc;
+}
