@@ -24,10 +24,11 @@
  * fresh stream each run pass a time-derived seed themselves. One 64-bit
  * draw per non-greedy sample; greedy samples draw nothing.
  *
- * Cost: O(n_vocab) per sample plus sorting only the survivors (top-k uses
- * a selection, top-p without top-k sorts in growing chunks until the mass
- * is reached). No allocation after create. Not thread-safe: one sampler
- * per sequence. */
+ * Cost: O(n_vocab) per sample plus sorting only the survivors: top-k
+ * (k <= 4096) keeps a k-heap while scanning the logits, larger k selects
+ * then sorts; top-p without top-k bins tokens by log-probability and sorts
+ * only the bin where the cut falls. No allocation after create. Not
+ * thread-safe: one sampler per sequence. */
 #ifndef MP_SAMPLE_H
 #define MP_SAMPLE_H
 
