@@ -13,6 +13,7 @@ static const struct {
     {"logits", cmd_logits, "evaluate token ids and write the logits (parity checks)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"inspect", cmd_inspect, "describe a model: architecture, sizes, memory needed"},
+    {"pack", cmd_pack, "rewrite a GGUF as a packed expert file (.moepack)"},
 };
 
 static void usage(FILE *f)

@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include "kernels/kernels.h"
+#include "pack/pack.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -161,6 +162,9 @@ static int bind(mp_model *m, mp_tensor *t, const char *name, bool required, bool
 {
     memset(t, 0, sizeof *t);
     const mp_gguf_tensor *info = mp_gguf_find_tensor(m->gguf, name);
+    bool extra = false;
+    for (size_t i = 0; !info && i < m->n_extra; i++)
+        if (!strcmp(m->extra[i].name, name)) info = &m->extra[i], extra = true;
     if (!info) {
         if (required) return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", m->path, name);
         return MP_OK;
@@ -183,7 +187,7 @@ static int bind(mp_model *m, mp_tensor *t, const char *name, bool required, bool
                           m->path, name, mp_type_name(info->type),
                           matmul ? " (supported: f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K)" : " (norms must be f32)");
     t->info = info;
-    t->data = mp_gguf_tensor_data(m->gguf, info);
+    t->data = extra ? NULL : mp_gguf_tensor_data(m->gguf, info);
     t->type = info->type;
     for (int d = 0; d < 4; d++) t->ne[d] = d < (int)info->n_dims ? info->ne[d] : 1;
     t->row_size = mp_row_size(info->type, info->ne[0]);
@@ -255,6 +259,8 @@ static int bind_tensors(mp_model *m, mp_err *err)
             const int64_t X = hp->n_expert;
             BIND(&l->ffn_gate_inp, true, true, TN("ffn_gate_inp"), E, X);
             const mp_gguf_tensor *g = mp_gguf_find_tensor(m->gguf, TN("ffn_gate_exps"));
+            for (size_t i = 0; !g && i < m->n_extra; i++)
+                if (!strcmp(m->extra[i].name, n)) g = &m->extra[i];
             if (!g) return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", m->path, n);
             if (g->n_dims != 3)
                 return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has %u dims, expected 3", m->path, n, g->n_dims);
@@ -280,15 +286,21 @@ static int bind_tensors(mp_model *m, mp_err *err)
     return MP_OK;
 }
 
-int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err)
+/* Takes ownership of pack when given (then g is the pack's), else of g. */
+static int model_create(mp_model **out, mp_gguf *g, mp_pack *pack, const mp_gguf_tensor *extra, size_t n_extra,
+                        mp_err *err)
 {
     *out = NULL;
     mp_model *m = calloc(1, sizeof *m);
     if (!m) {
-        mp_gguf_free(g);
+        if (pack) mp_pack_close(pack);
+        else mp_gguf_free(g);
         return mp_err_set(err, MP_E_NOMEM, "out of memory");
     }
     m->gguf = g;
+    m->pack = pack;
+    m->extra = extra;
+    m->n_extra = n_extra;
     m->path = strdup(mp_gguf_path(g) ? mp_gguf_path(g) : "(memory)");
     int rc = m->path ? MP_OK : mp_err_set(err, MP_E_NOMEM, "out of memory");
     if (!rc) rc = load_hparams(m, err);
@@ -301,12 +313,31 @@ int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err)
     return MP_OK;
 }
 
+int mp_model_from_gguf_ex(mp_model **out, mp_gguf *g, const mp_gguf_tensor *extra, size_t n_extra, mp_err *err)
+{
+    return model_create(out, g, NULL, extra, n_extra, err);
+}
+
+int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err) { return model_create(out, g, NULL, NULL, 0, err); }
+
 int mp_model_load_ex(mp_model **out, const char *path, const mp_model_load_opts *o, mp_err *err)
 {
     *out = NULL;
+    int rc;
+    if (mp_is_pack(path)) {
+        /* The pack maps only its header, embedded GGUF and index, never the
+         * expert blocks, so no_mmap changes nothing here. */
+        mp_pack *p = NULL;
+        if ((rc = mp_pack_open(&p, path, err))) return rc;
+        size_t n = 0;
+        const mp_gguf_tensor *x = mp_pack_expert_infos(p, &n);
+        rc = model_create(out, mp_pack_gguf(p), p, x, n, err);
+        if (!rc) (*out)->gguf_base = mp_pack_get_header(p)->gguf_offset;
+        return rc;
+    }
     mp_gguf *g = NULL;
     mp_gguf_open_opts go = {.no_mmap = o && o->no_mmap};
-    int rc = mp_gguf_open(&g, path, &go, err);
+    rc = mp_gguf_open(&g, path, &go, err);
     if (rc) return rc;
     return mp_model_from_gguf(out, g, err);
 }
@@ -317,7 +348,8 @@ void mp_model_free(mp_model *m)
 {
     if (!m) return;
     free(m->layers);
-    mp_gguf_free(m->gguf);
+    if (m->pack) mp_pack_close(m->pack); /* frees the embedded GGUF too */
+    else mp_gguf_free(m->gguf);
     free(m->path);
     free(m);
 }
@@ -333,6 +365,10 @@ void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s)
         const mp_gguf_tensor *t = mp_gguf_tensor_at(m->gguf, i);
         s->total_bytes += t->size;
         all_params += (uint64_t)mp_gguf_tensor_nelements(t);
+    }
+    for (size_t i = 0; i < m->n_extra; i++) { /* a pack's expert tensors */
+        s->total_bytes += m->extra[i].size;
+        all_params += (uint64_t)mp_gguf_tensor_nelements(&m->extra[i]);
     }
     uint64_t active_expert_params = 0;
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {

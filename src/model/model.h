@@ -88,9 +88,23 @@ typedef struct mp_layer {
     mp_tensor ffn_down_exps;              /* (n_ff_exp -> n_embd) x n_expert */
 } mp_layer;
 
+struct mp_pack;
+
 typedef struct mp_model {
-    mp_gguf *gguf;        /* owned */
+    mp_gguf *gguf;        /* owned; for a pack, the pack's embedded GGUF (owned by pack) */
     char *path;
+    /* Set when the model was loaded from a .moepack: owns the file and the
+     * embedded GGUF; routed-expert views have data == NULL and come from the
+     * pack's expert index (mp_experts_pack_create). */
+    struct mp_pack *pack;
+    /* Absolute byte offset of gguf's image inside the file at path: 0 for a
+     * GGUF, the embedded GGUF's offset for a pack. A tensor's bytes are at
+     * gguf_base + info->offset in the file. */
+    uint64_t gguf_base;
+    /* Tensor infos bound when absent from gguf (the pack's expert tensors);
+     * not owned, valid while the model lives. */
+    const mp_gguf_tensor *extra;
+    size_t n_extra;
     mp_hparams hp;
     mp_tensor tok_embd;   /* (n_embd) x n_vocab */
     mp_tensor output_norm;
@@ -101,8 +115,8 @@ typedef struct mp_model {
 
 const char *mp_arch_name(mp_arch arch);
 
-/* Opens and validates a model. On failure err names the file and the key or
- * tensor at fault. */
+/* Opens and validates a model from a GGUF file or a .moepack (told apart by
+ * the magic). On failure err names the file and the key or tensor at fault. */
 int mp_model_load(mp_model **out, const char *path, mp_err *err);
 
 typedef struct mp_model_load_opts {
@@ -114,6 +128,11 @@ typedef struct mp_model_load_opts {
 int mp_model_load_ex(mp_model **out, const char *path, const mp_model_load_opts *o, mp_err *err);
 /* Binds a model to an already open GGUF (takes ownership of g, even on failure). */
 int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err);
+/* Same, but a tensor absent from g is looked up by name in extra[0, n_extra)
+ * and bound with data == NULL (its bytes are elsewhere: a pack's expert
+ * blocks). extra must stay valid while the model lives. Takes ownership of g
+ * even on failure. */
+int mp_model_from_gguf_ex(mp_model **out, mp_gguf *g, const mp_gguf_tensor *extra, size_t n_extra, mp_err *err);
 void mp_model_free(mp_model *m); /* NULL-safe */
 
 /* Byte accounting for `inspect` and the memory planner. */

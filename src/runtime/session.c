@@ -68,7 +68,15 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads};
     rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
     if (rc) goto fail;
-    if (budget && !s->plan.offload) {
+    if (s->model->pack) {
+        /* A pack: its resident tensors are in the mapped embedded GGUF and
+         * its experts are read block by block, each verified before use. */
+        if (s->plan.offload)
+            snprintf(s->note + strlen(s->note), sizeof s->note - strlen(s->note),
+                     "pack: experts are read with pread and checksummed on every use (the expert cache does not "
+                     "read packs yet)\n");
+        rc = mp_experts_pack_create(&s->experts, s->model, err);
+    } else if (budget && !s->plan.offload) {
         /* a dense model: nothing to stream, but the file was not mapped */
         rc = mp_resident_load(s->model, &s->resident_buf, err);
         if (rc) goto fail;
