@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { ENT_FREE = 0, ENT_QUEUED = 1, ENT_INFLIGHT = 2 };
@@ -52,7 +53,15 @@ struct mp_io {
     mp_io_raw *batch;      /* [depth] */
     mp_io_raw_done *rdone; /* [depth] */
     mp_io_counters cnt;
+    uint64_t busy_since;   /* when inflight last went 0 -> 1 (ns) */
 };
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- queues ---------------------------------------------------------- */
 
@@ -201,6 +210,7 @@ static void pump(mp_io *io)
         for (unsigned k = 0; k < n; k++) complete(io, (int32_t)io->batch[k].tag, -EIO);
         return;
     }
+    if (io->inflight == 0) io->busy_since = mono_ns();
     io->inflight += n;
     io->cnt.reads += n;
 }
@@ -216,7 +226,7 @@ static void on_raw_done(mp_io *io, const mp_io_raw_done *d)
     int32_t i = (int32_t)d->tag;
     assert(i >= 0 && (uint32_t)i < io->cap_ent && io->ent[i].state == ENT_INFLIGHT);
     mp_io_entry *e = &io->ent[i];
-    io->inflight--;
+    if (--io->inflight == 0) io->cnt.busy_ns += mono_ns() - io->busy_since;
     int32_t r = d->res;
     if (r < 0) {
         if ((r == -EAGAIN || r == -EINTR) && e->retries < MP_IO_MAX_RETRIES) {
@@ -337,8 +347,15 @@ unsigned mp_io_depth(const mp_io *io) { return io->depth; }
 
 void mp_io_get_counters(mp_io *io, mp_io_counters *out, bool reset)
 {
-    if (out) *out = io->cnt;
-    if (reset) memset(&io->cnt, 0, sizeof io->cnt);
+    uint64_t now = io->inflight ? mono_ns() : 0;
+    if (out) {
+        *out = io->cnt;
+        if (io->inflight) out->busy_ns += now - io->busy_since;
+    }
+    if (reset) {
+        memset(&io->cnt, 0, sizeof io->cnt);
+        io->busy_since = now; /* an open interval counts from the reset on */
+    }
 }
 
 int mp_io_register_buffers(mp_io *io, const struct iovec *iov, unsigned n, mp_err *err)

@@ -104,6 +104,12 @@ typedef struct mp_io_counters {
     uint64_t retries;       /* EAGAIN / EINTR / no-progress resubmits */
     uint64_t zero_filled;   /* bytes past end of file filled with zeros */
     uint64_t errors;        /* requests completed with an error */
+    /* Wall time (CLOCK_MONOTONIC, ns) during which at least one read was
+     * in the backend. An interval ends when its last completion is reaped,
+     * so time a finished read waits for mp_io_reap counts as busy: busy_ns
+     * is an upper bound and bytes / busy_ns a lower bound of the
+     * throughput the device gave while it had work. */
+    uint64_t busy_ns;
 } mp_io_counters;
 
 /* Parses "auto", "io_uring" (or "uring"), "pread". MP_E_INVAL otherwise. */
@@ -162,7 +168,8 @@ bool mp_io_has_fixed_buffers(const mp_io *io);
 uint64_t mp_io_file_size(const mp_io *io); /* at open time */
 unsigned mp_io_depth(const mp_io *io);
 
-/* Copies the counters into *out (may be NULL) and, with reset, zeroes them. */
+/* Copies the counters into *out (may be NULL) and, with reset, zeroes them.
+ * busy_ns includes the busy interval still open at the call. */
 void mp_io_get_counters(mp_io *io, mp_io_counters *out, bool reset);
 
 /* Rounds [offset, offset+len) out to multiples of align (a power of two). */
