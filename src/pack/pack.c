@@ -105,7 +105,7 @@ static int check_header(mp_pack *p, const uint8_t *raw, mp_err *err)
     if (h->gguf_offset != MP_PACK_HEADER_SIZE || h->gguf_size == 0 || h->gguf_size > F ||
         h->index_offset % A || h->index_offset > F || h->index_offset < h->gguf_offset + h->gguf_size ||
         h->data_offset % A || h->data_offset > F || h->data_offset < h->index_offset + h->index_size ||
-        h->data_size > F || h->file_size % A)
+        h->data_size > UINT64_MAX - h->data_offset || h->file_size % A)
         return mp_err_set(err, MP_E_CORRUPT,
                           "%s: bad section layout: gguf %" PRIu64 "+%" PRIu64 ", index %" PRIu64 "+%" PRIu64
                           ", data %" PRIu64 "+%" PRIu64 " in a file of %" PRIu64 " bytes",

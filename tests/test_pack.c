@@ -1,0 +1,508 @@
+/* The packed expert file: a pack gives bit-identical logits to its GGUF
+ * (three architectures, raw and lz4 blocks); a corrupted expert block fails
+ * the run with MP_E_CHECKSUM naming layer, expert and offset; truncated and
+ * corrupted packs are rejected at open with a clear line; a seeded mutation
+ * fuzz of mp_pack_open_mem (hashes fixed up after mutating, so the
+ * structural checks behind them are reached) neither crashes nor leaks
+ * (run the ASan build for the latter).
+ *
+ * Needs mp-gen in $MP_BUILD (exit 77 without it). */
+#include "mp_test.h"
+
+#include "model/experts.h"
+#include "pack/pack.h"
+#include "pack/pack_internal.h"
+#include "runtime/session.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+static char dir[1024];
+
+static void path_of(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", dir, name); }
+
+static int gen(const char *name, const char *opts)
+{
+    char cmd[2048], out[1100];
+    path_of(out, sizeof out, name);
+    snprintf(cmd, sizeof cmd, "'%s/mp-gen' %s --seed 7 -q -o '%s'", mp_test_build_dir(), opts, out);
+    return system(cmd);
+}
+
+static uint8_t *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(sz > 0 ? (size_t)sz : 1);
+    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *n = (size_t)sz;
+    return b;
+}
+
+static int write_all(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fwrite(b, 1, n, f) == n;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+/* Logits of every prompt position, then of 3 greedy decode steps. */
+static float *run_logits(const char *path, int *n_out, int *rc_out, mp_err *err)
+{
+    static const int32_t ids[] = {1, 17, 42, 99, 7, 250, 3, 64, 128, 5, 77, 200};
+    const int n = (int)(sizeof ids / sizeof ids[0]);
+    mp_session_params sp = {.model_path = path, .n_ctx = 64, .n_batch = 8, .n_threads = 2};
+    mp_session *s = NULL;
+    float *out = NULL;
+    *rc_out = mp_session_open(&s, &sp, err);
+    if (*rc_out) return NULL;
+    const int V = (int)s->model->hp.n_vocab;
+    out = calloc((size_t)V * (n + 3), sizeof *out);
+    if (!out) goto done;
+    if ((*rc_out = mp_ctx_eval(s->ctx, ids, n, out, true, err))) goto fail;
+    for (int g = 0; g < 3; g++) {
+        const float *last = out + (size_t)(n - 1 + g) * V;
+        int32_t best = 0;
+        for (int i = 1; i < V; i++)
+            if (last[i] > last[best]) best = i;
+        if ((*rc_out = mp_ctx_eval(s->ctx, &best, 1, out + (size_t)(n + g) * V, false, err))) goto fail;
+    }
+    *n_out = V * (n + 3);
+    goto done;
+fail:
+    free(out);
+    out = NULL;
+done:
+    mp_session_free(s);
+    return out;
+}
+
+static void check_same_logits(const char *gguf, const char *pack)
+{
+    mp_err e1 = {0}, e2 = {0};
+    int n1 = 0, n2 = 0, rc1, rc2;
+    float *a = run_logits(gguf, &n1, &rc1, &e1);
+    float *b = run_logits(pack, &n2, &rc2, &e2);
+    CHECKF(a && rc1 == 0, "%s: %s", gguf, e1.msg);
+    CHECKF(b && rc2 == 0, "%s: %s", pack, e2.msg);
+    if (a && b) {
+        CHECK(n1 == n2);
+        CHECKF(n1 == n2 && memcmp(a, b, sizeof *a * (size_t)n1) == 0, "%s: logits differ from %s", pack, gguf);
+    }
+    free(a);
+    free(b);
+}
+
+static int pack_file(const char *src, const char *dst, bool no_compress, mp_pack_write_stats *st)
+{
+    mp_err err = {0};
+    mp_pack_write_opts o = {.no_compress = no_compress, .n_threads = 2};
+    int rc = mp_pack_write(src, dst, &o, st, &err);
+    CHECKF(rc == MP_OK, "pack %s: %s", src, err.msg);
+    return rc;
+}
+
+/* A copy of src whose odd experts repeat the first half of their rows in
+ * the second half: those blocks compress, the even (random) ones do not. */
+static int make_compressible(const char *src, const char *dst)
+{
+    mp_err err = {0};
+    mp_gguf *g = NULL;
+    if (mp_gguf_open(&g, src, NULL, &err)) return -1;
+    mp_gguf_writer *w = mp_gguf_writer_create();
+    uint64_t nt = mp_gguf_n_tensors(g);
+    uint8_t **bufs = calloc(nt, sizeof *bufs);
+    int rc = -1;
+    for (uint64_t i = 0; i < mp_gguf_n_kv(g); i++) {
+        const mp_gguf_kv *kv = mp_gguf_kv_at(g, i);
+        if (mp_gguf_writer_set_value(w, kv->key.ptr, &kv->value)) goto done;
+    }
+    for (uint64_t i = 0; i < nt; i++) {
+        const mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
+        const void *data = mp_gguf_tensor_data(g, t);
+        if (strstr(t->name, "_exps.")) {
+            bufs[i] = malloc((size_t)t->size);
+            memcpy(bufs[i], data, (size_t)t->size);
+            size_t rs = mp_row_size(t->type, t->ne[0]);
+            int64_t rows = t->ne[1], half = rows / 2;
+            for (int64_t e = 1; e < t->ne[2]; e += 2) {
+                uint8_t *m = bufs[i] + (size_t)e * rs * (size_t)rows;
+                for (int64_t r = half; r < 2 * half; r++) memcpy(m + (size_t)r * rs, m + (size_t)(r - half) * rs, rs);
+            }
+            data = bufs[i];
+        }
+        if (mp_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, data)) goto done;
+    }
+    rc = mp_gguf_writer_write(w, dst, NULL, NULL, &err) ? -1 : 0;
+done:
+    for (uint64_t i = 0; i < nt; i++) free(bufs[i]);
+    free(bufs);
+    mp_gguf_writer_free(w);
+    mp_gguf_free(g);
+    return rc;
+}
+
+/* Opens path expecting failure with `status`, and a message holding want
+ * (NULL: any). */
+static void expect_open_fails(const char *path, int status, const char *want, const char *what)
+{
+    mp_pack *p = NULL;
+    mp_err err = {0};
+    int rc = mp_pack_open(&p, path, &err);
+    CHECKF(rc == status, "%s: status %s, expected %s (%s)", what, mp_status_name(rc), mp_status_name(status), err.msg);
+    CHECKF(p == NULL, "%s", what);
+    CHECKF(!want || strstr(err.msg, want), "%s: message '%s' lacks '%s'", what, err.msg, want);
+    CHECKF(rc == 0 || strstr(err.msg, path), "%s: message '%s' does not name the file", what, err.msg);
+    mp_pack_close(p);
+    /* and the model loader refuses it too */
+    mp_model *m = NULL;
+    mp_err e2 = {0};
+    CHECKF(mp_model_load(&m, path, &e2) != MP_OK, "%s: the model loaded", what);
+    mp_model_free(m);
+}
+
+static void test_corruption(const char *pack_path)
+{
+    size_t n = 0;
+    uint8_t *img = read_all(pack_path, &n);
+    CHECK(img != NULL);
+    if (!img) return;
+    mp_pack *p = NULL;
+    mp_err err = {0};
+    CHECKF(mp_pack_open(&p, pack_path, &err) == MP_OK, "%s", err.msg);
+    if (!p) {
+        free(img);
+        return;
+    }
+    const mp_pack_header h = *mp_pack_get_header(p);
+    const mp_pack_block b12 = *mp_pack_block_get(p, 1, 2);
+    const mp_pack_block b11 = *mp_pack_block_get(p, 1, 1);
+    const mp_pack_block blast = *mp_pack_block_get(p, h.n_layer - 1, h.n_expert - 1);
+    mp_pack_close(p);
+    CHECK(h.file_size == n && n % MP_PACK_ALIGNMENT == 0);
+    char bad[1200], want[1600];
+    path_of(bad, sizeof bad, "bad.moepack");
+
+    /* a flipped byte in block (1, 2): open succeeds, acquiring (1, 2) fails
+     * with MP_E_CHECKSUM naming layer, expert and offset; (1, 1) is fine */
+    uint8_t *c = malloc(n);
+    memcpy(c, img, n);
+    c[b12.offset + b12.stored_size / 2] ^= 0x10;
+    CHECK(write_all(bad, c, n) == 0);
+    {
+        mp_model *m = NULL;
+        mp_experts *x = NULL;
+        mp_expert_w w;
+        mp_err e = {0};
+        CHECKF(mp_model_load(&m, bad, &e) == MP_OK, "%s", e.msg);
+        CHECKF(m && mp_experts_pack_create(&x, m, &e) == MP_OK, "%s", e.msg);
+        if (x) {
+            CHECKF(mp_experts_acquire(x, 1, 1, &w, &e) == MP_OK, "%s", e.msg);
+            mp_experts_release(x, 1, 1);
+            mp_err_clear(&e);
+            int rc = mp_experts_acquire(x, 1, 2, &w, &e);
+            CHECKF(rc == MP_E_CHECKSUM, "acquire of a corrupt block: %s (%s)", mp_status_name(rc), e.msg);
+            snprintf(want, sizeof want, "layer 1 expert 2 at offset %" PRIu64, b12.offset);
+            CHECKF(strstr(e.msg, want) && strstr(e.msg, "checksum mismatch") && strstr(e.msg, bad),
+                   "message '%s' lacks '%s'", e.msg, want);
+            /* every read is verified: a second try fails the same way */
+            mp_err_clear(&e);
+            CHECK(mp_experts_acquire(x, 1, 2, &w, &e) == MP_E_CHECKSUM);
+        }
+        mp_experts_free(x);
+        mp_model_free(m);
+    }
+    (void)b11;
+
+    /* a flipped byte in every block of layer 0: the forward pass stops with
+     * MP_E_CHECKSUM, never with logits */
+    memcpy(c, img, n);
+    for (uint32_t e = 0; e < h.n_expert; e++) {
+        p = NULL;
+        mp_pack_open_mem(&p, img, n, "img", NULL);
+        const mp_pack_block *b = p ? mp_pack_block_get(p, 0, e) : NULL;
+        if (b) c[b->offset + (e * 7919u) % b->stored_size] ^= 0x01;
+        mp_pack_close(p);
+    }
+    CHECK(write_all(bad, c, n) == 0);
+    {
+        mp_err e = {0};
+        int cnt = 0, rc = 0;
+        float *l = run_logits(bad, &cnt, &rc, &e);
+        CHECKF(l == NULL && rc == MP_E_CHECKSUM, "run over a corrupt pack: %s (%s)", mp_status_name(rc), e.msg);
+        CHECKF(strstr(e.msg, "layer 0 expert "), "message '%s'", e.msg);
+        free(l);
+    }
+
+    /* truncations: every cut is refused at open */
+    const uint64_t cuts[] = {0,
+                             7,
+                             100,
+                             MP_PACK_HEADER_SIZE - 1,
+                             MP_PACK_HEADER_SIZE,
+                             h.gguf_offset + h.gguf_size / 2,
+                             h.index_offset,
+                             h.index_offset + h.index_size / 2,
+                             h.data_offset,
+                             h.data_offset + 1,
+                             b12.offset + b12.stored_size / 2,
+                             blast.offset,
+                             blast.offset + blast.stored_size - 1,
+                             blast.offset + blast.stored_size,
+                             n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        CHECK(write_all(bad, img, (size_t)cuts[i]) == 0);
+        char what[64];
+        snprintf(what, sizeof what, "truncated at %" PRIu64, cuts[i]);
+        const char *msg = NULL;
+        if (cuts[i] < MP_PACK_HEADER_SIZE) msg = "too small for a pack header";
+        else if (cuts[i] < h.data_offset) msg = "truncated";
+        else if (cuts[i] < blast.offset + blast.stored_size) msg = "runs past the end of the file";
+        else msg = "(truncated)";
+        expect_open_fails(bad, MP_E_CORRUPT, msg, what);
+    }
+    /* the example message of the spec, exactly */
+    CHECK(write_all(bad, img, (size_t)(b12.offset + 100)) == 0);
+    snprintf(want, sizeof want,
+             "%s: expert block layer 1 expert 2 at offset %" PRIu64 " (%" PRIu64
+             " bytes) runs past the end of the file (%" PRIu64 " bytes)",
+             bad, b12.offset, b12.stored_size, b12.offset + 100);
+    expect_open_fails(bad, MP_E_CORRUPT, want, "cut inside block (1, 2)");
+    /* trailing data */
+    {
+        uint8_t *big = calloc(1, n + 4096);
+        memcpy(big, img, n);
+        CHECK(write_all(bad, big, n + 4096) == 0);
+        expect_open_fails(bad, MP_E_CORRUPT, "(trailing data)", "appended page");
+        free(big);
+    }
+
+    /* corrupted header, embedded GGUF, index */
+    struct {
+        uint64_t off;
+        int status;
+        const char *msg;
+    } flips[] = {
+        {0, MP_E_CORRUPT, "bad magic"},
+        {8, MP_E_CORRUPT, "header checksum"}, /* version: checked after the magic, before the hash */
+        {offsetof(mp_pack_header, n_layer), MP_E_CORRUPT, "header checksum"},
+        {offsetof(mp_pack_header, data_offset) + 1, MP_E_CORRUPT, "header checksum"},
+        {offsetof(mp_pack_header, header_hash), MP_E_CORRUPT, "header checksum"},
+        {2000, MP_E_CORRUPT, "header checksum"}, /* the zero tail is covered too */
+        {h.gguf_offset + 3, MP_E_CORRUPT, "embedded GGUF checksum"},
+        {h.gguf_offset + h.gguf_size - 1, MP_E_CORRUPT, "embedded GGUF checksum"},
+        {h.index_offset + 5, MP_E_CORRUPT, "index checksum"},
+        {h.index_offset + h.index_size - 1, MP_E_CORRUPT, "index checksum"},
+    };
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        memcpy(c, img, n);
+        c[flips[i].off] ^= 0x04;
+        CHECK(write_all(bad, c, n) == 0);
+        char what[64];
+        snprintf(what, sizeof what, "flip at %" PRIu64, flips[i].off);
+        if (i == 0) CHECK(!mp_is_pack(bad));
+        if (i == 1) { /* a version change is "unsupported", not "corrupt" */
+            expect_open_fails(bad, MP_E_UNSUPPORTED, "version", what);
+            continue;
+        }
+        expect_open_fails(bad, flips[i].status, flips[i].msg, what);
+    }
+    free(c);
+    free(img);
+}
+
+/* ---- fuzz ---------------------------------------------------------------- */
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Recomputes the three hashes where the (mutated) header still locates the
+ * sections, so the checks behind the hashes get exercised. */
+static void fix_hashes(uint8_t *img, size_t n)
+{
+    if (n < MP_PACK_HEADER_SIZE) return;
+    mp_pack_header h;
+    memcpy(&h, img, sizeof h);
+    if (h.gguf_offset <= n && h.gguf_size <= n - h.gguf_offset)
+        h.gguf_hash = XXH3_64bits(img + h.gguf_offset, (size_t)h.gguf_size);
+    if (h.index_offset <= n && h.index_size <= n - h.index_offset)
+        h.index_hash = XXH3_64bits(img + h.index_offset, (size_t)h.index_size);
+    memcpy(img, &h, sizeof h);
+    h.header_hash = mp_pack_header_hash(img);
+    memcpy(img, &h, sizeof h);
+}
+
+static const uint64_t interesting[] = {0, 1, 2, 3, 64, 4095, 4096, 4097, 8192, 0x7fffffff, 0x80000000,
+                                       0xffffffff, 0x100000000ull, 0x7fffffffffffffffull, 0xffffffffffffffffull};
+
+static void fuzz(const char *pack_path, int iters)
+{
+    size_t n = 0;
+    uint8_t *img = read_all(pack_path, &n);
+    CHECK(img != NULL);
+    if (!img) return;
+    mp_pack *p = NULL;
+    CHECK(mp_pack_open_mem(&p, img, n, "fuzz", NULL) == MP_OK);
+    const uint64_t meta_end = p ? mp_pack_get_header(p)->data_offset : n;
+    const uint64_t max_raw = p ? mp_pack_max_raw_size(p) : 0;
+    mp_pack_close(p);
+    uint8_t *c = malloc(n);
+    uint8_t *dst = malloc(max_raw + 1);
+    int opened = 0, bad_blocks = 0;
+    rng_state = 0x9e3779b97f4a7c15ull;
+    for (int it = 0; it < iters; it++) {
+        memcpy(c, img, n);
+        size_t len = n;
+        int kind = (int)(rnd() % 4);
+        int count = 1 + (int)(rnd() % 4);
+        for (int k = 0; k < count; k++) {
+            /* most mutations land in the header and index, where the
+             * structure is */
+            uint64_t span = rnd() % 3 ? (rnd() % 2 ? MP_PACK_HEADER_SIZE : meta_end) : n;
+            uint64_t at = rnd() % span;
+            if (kind == 0) {
+                c[at] ^= (uint8_t)(1u << (rnd() % 8));
+            } else if (kind == 1 || kind == 2) {
+                /* an aligned 4- or 8-byte field set to an interesting value */
+                uint64_t v = interesting[rnd() % (sizeof interesting / sizeof interesting[0])];
+                if (rnd() % 3 == 0) v += (uint64_t)n; /* near the end of the file */
+                size_t w = kind == 1 ? 4 : 8;
+                at &= ~(uint64_t)(w - 1);
+                if (at + w <= n) memcpy(c + at, &v, w);
+            } else {
+                len = (size_t)(rnd() % (n + 1));
+            }
+        }
+        if (rnd() % 4 != 0) fix_hashes(c, len);
+        mp_err err = {0};
+        p = NULL;
+        int rc = mp_pack_open_mem(&p, c, len, "fuzz", &err);
+        if (rc == MP_OK) {
+            opened++;
+            const mp_pack_header *h = mp_pack_get_header(p);
+            CHECK(h->file_size == len);
+            /* every block is inside the image; verify and decode it */
+            for (uint32_t l = 0; l < h->n_layer; l++)
+                for (uint32_t e = 0; e < h->n_expert; e++) {
+                    const mp_pack_block *b = mp_pack_block_get(p, l, e);
+                    if (!b) continue;
+                    CHECK(b->offset + b->stored_size <= len);
+                    mp_err e2 = {0};
+                    if (mp_pack_block_verify(p, b, c + b->offset, &e2) != MP_OK) {
+                        bad_blocks++;
+                        continue;
+                    }
+                    CHECK(b->raw_size <= mp_pack_max_raw_size(p));
+                    if (b->raw_size <= max_raw) (void)mp_pack_block_decode(p, b, c + b->offset, dst, max_raw, &e2);
+                }
+            size_t ni = 0;
+            const mp_gguf_tensor *infos = mp_pack_expert_infos(p, &ni);
+            for (size_t i = 0; i < ni; i++) CHECK(infos[i].name && infos[i].size > 0);
+        } else {
+            CHECKF(err.status == rc && err.msg[0] && !strchr(err.msg, '\n'), "iteration %d: status %d, message '%s'", it,
+                   rc, err.msg);
+        }
+        mp_pack_close(p);
+    }
+    printf("fuzz: %d mutated images, %d opened, %d blocks failed their checksum\n", iters, opened, bad_blocks);
+    free(dst);
+    free(c);
+    free(img);
+}
+
+int main(void)
+{
+    char gen_path[1100];
+    snprintf(gen_path, sizeof gen_path, "%s/mp-gen", mp_test_build_dir());
+    if (access(gen_path, X_OK) != 0) MP_TEST_SKIP("%s not built", gen_path);
+    snprintf(dir, sizeof dir, "%s/pack-test", mp_test_build_dir());
+    mkdir(dir, 0755);
+
+    static const struct {
+        const char *name, *opts;
+    } models[] = {
+        {"llama-moe", "--arch llama-moe --type q8_0 --n-embd 64 --n-ff 64 --n-layer 2 --n-expert 4"},
+        {"qwen3moe", "--arch qwen3moe --type q4_K --n-embd 256 --n-ff 256 --n-ff-exp 256 --n-head 4 --n-expert 6 "
+                     "--n-expert-used 2"},
+        {"olmoe", "--arch olmoe --type f16 --n-embd 64 --n-ff 64 --n-head 4 --n-head-kv 4 --n-expert 8 "
+                  "--expert-type q8_0"},
+    };
+    char src[1200], dst[1200];
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.gguf", models[i].name);
+        CHECKF(gen(name, models[i].opts) == 0, "mp-gen %s", models[i].opts);
+        path_of(src, sizeof src, name);
+        snprintf(name, sizeof name, "%s.moepack", models[i].name);
+        path_of(dst, sizeof dst, name);
+        mp_pack_write_stats st = {0};
+        if (pack_file(src, dst, false, &st)) continue;
+        CHECK(mp_is_pack(dst) && !mp_is_pack(src));
+        CHECK(st.n_blocks > 0 && st.raw_bytes >= st.stored_bytes && st.file_bytes % MP_PACK_ALIGNMENT == 0);
+        check_same_logits(src, dst);
+    }
+
+    /* lz4: a model whose odd experts compress; mixed raw and lz4 blocks */
+    path_of(src, sizeof src, "llama-moe.gguf");
+    char comp[1200];
+    path_of(comp, sizeof comp, "compressible.gguf");
+    CHECK(make_compressible(src, comp) == 0);
+    path_of(dst, sizeof dst, "compressible.moepack");
+    mp_pack_write_stats st = {0};
+    if (!pack_file(comp, dst, false, &st)) {
+        printf("compressible: %" PRIu64 " of %" PRIu64 " blocks lz4, %" PRIu64 " -> %" PRIu64 " bytes\n", st.n_compressed,
+               st.n_blocks, st.raw_bytes, st.stored_bytes);
+        CHECK(st.n_compressed == st.n_blocks / 2);
+        CHECK(st.stored_bytes < st.raw_bytes);
+        check_same_logits(comp, dst);
+        test_corruption(dst);
+        fuzz(dst, 3000);
+    }
+    char raw[1200];
+    path_of(raw, sizeof raw, "compressible-raw.moepack");
+    if (!pack_file(comp, raw, true, &st)) {
+        CHECK(st.n_compressed == 0 && st.stored_bytes == st.raw_bytes);
+        check_same_logits(comp, raw);
+        test_corruption(raw);
+    }
+
+    /* refusals: a dense model, a pack as input, output == input */
+    {
+        mp_err err = {0};
+        CHECK(gen("dense.gguf", "--arch llama --type f32") == 0);
+        path_of(src, sizeof src, "dense.gguf");
+        path_of(dst, sizeof dst, "dense.moepack");
+        CHECK(mp_pack_write(src, dst, NULL, NULL, &err) == MP_E_INVAL && strstr(err.msg, "dense"));
+        CHECK(access(dst, F_OK) != 0);
+        mp_err_clear(&err);
+        path_of(src, sizeof src, "compressible.moepack");
+        CHECK(mp_pack_write(src, dst, NULL, NULL, &err) == MP_E_INVAL && strstr(err.msg, "already a pack"));
+        mp_err_clear(&err);
+        path_of(src, sizeof src, "llama-moe.gguf");
+        CHECK(mp_pack_write(src, src, NULL, NULL, &err) == MP_E_INVAL);
+        mp_err_clear(&err);
+        path_of(dst, sizeof dst, "no-such-dir/x.moepack");
+        CHECK(mp_pack_write(src, dst, NULL, NULL, &err) == MP_E_IO);
+    }
+    MP_TEST_DONE();
+}
