@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     }
     mp_session *s = NULL;
     mp_err err = {0};
-    mp_session_params sp = {model, np + ng + 16, batch, threads, false};
+    mp_session_params sp = {.model_path = model, .n_ctx = np + ng + 16, .n_batch = batch, .n_threads = threads};
     if (mp_session_open(&s, &sp, &err)) {
         fprintf(stderr, "error: %s\n", err.msg);
         return 1;

@@ -20,6 +20,11 @@ typedef struct cli_model_opts {
     int io_depth;       /* --io-depth N */
     const char *policy; /* --policy NAME */
     const char *fault;  /* --io-fault SPEC (testing) */
+    const char *prefetch; /* --prefetch none|lookahead|oracle */
+    int lookahead;      /* --lookahead d */
+    int prefetch_extra; /* --prefetch-extra m */
+    const char *oracle_trace; /* --oracle-trace FILE */
+    const char *trace_out;    /* --trace-out FILE */
 } cli_model_opts;
 
 struct mp_session;

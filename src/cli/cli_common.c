@@ -26,7 +26,12 @@ const char *const cli_model_opts_help =
     "  --cache-experts N    expert cache of N experts per MoE layer (instead of --mem)\n"
     "  --io KIND            expert reads: auto (io_uring, else pread), uring, pread\n"
     "  --io-depth N         reads in flight (default 16)\n"
-    "  --policy NAME        cache replacement policy: lfu-decay (default), lru\n";
+    "  --policy NAME        cache replacement policy: lfu-decay (default), lru\n"
+    "  --prefetch KIND      none, lookahead (default when streaming), oracle\n"
+    "  --lookahead D        layers ahead the router lookahead predicts (default 1)\n"
+    "  --prefetch-extra M   also prefetch the next M experts by score (default 0)\n"
+    "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
+    "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n";
 
 bool cli_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
@@ -108,6 +113,30 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         o->policy = v;
         return 1;
     }
+    if (!strcmp(a, "--prefetch")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        mp_prefetch_kind k;
+        if (mp_prefetch_kind_parse(v, &k) != MP_OK) {
+            fprintf(stderr, "error: --prefetch: unknown predictor '%s' (none, lookahead, oracle)\n", v);
+            return -1;
+        }
+        o->prefetch = v;
+        return 1;
+    }
+    if (!strcmp(a, "--lookahead")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 64, &o->lookahead)) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--prefetch-extra")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 0, 4096, &o->prefetch_extra)) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--oracle-trace") || !strcmp(a, "--trace-out")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        if (!strcmp(a, "--trace-out")) o->trace_out = v;
+        else o->oracle_trace = v;
+        return 1;
+    }
     if (!strcmp(a, "--io-fault")) {
         if (!(v = cli_value(argc, argv, i))) return -1;
         o->fault = v;
@@ -130,6 +159,16 @@ void cli_session_params(const cli_model_opts *o, mp_session_params *sp)
     sp->io_depth = (unsigned)o->io_depth;
     sp->policy = o->policy;
     sp->fault_spec = o->fault;
+    sp->trace_out = o->trace_out;
+    if (o->prefetch || o->lookahead || o->prefetch_extra || o->oracle_trace) {
+        sp->prefetch_set = true;
+        sp->prefetch.kind = MP_PREFETCH_LOOKAHEAD;
+        if (o->prefetch) mp_prefetch_kind_parse(o->prefetch, &sp->prefetch.kind);
+        else if (o->oracle_trace) sp->prefetch.kind = MP_PREFETCH_ORACLE;
+        sp->prefetch.lookahead = o->lookahead ? o->lookahead : MP_DEFAULT_LOOKAHEAD;
+        sp->prefetch.extra = o->prefetch_extra;
+        sp->prefetch.oracle_trace = o->oracle_trace;
+    }
 }
 
 mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override)
@@ -149,8 +188,13 @@ mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n
     fprintf(stderr, "moepager: %s\n", plan);
     if (s->cache) {
         mp_io *io = mp_cache_io(s->cache);
-        fprintf(stderr, "moepager: experts stream from %s via %s%s, %u reads in flight\n", o->model, mp_io_name(io),
-                mp_io_is_direct(io) ? " (O_DIRECT)" : " (buffered)", mp_io_depth(io));
+        fprintf(stderr, "moepager: experts stream from %s via %s%s, %u reads in flight, prefetch %s", o->model,
+                mp_io_name(io), mp_io_is_direct(io) ? " (O_DIRECT)" : " (buffered)", mp_io_depth(io),
+                mp_prefetch_kind_name(s->prefetch.kind));
+        if (s->prefetch.kind == MP_PREFETCH_LOOKAHEAD)
+            fprintf(stderr, " (%d layer%s ahead, +%d extra)", s->prefetch.lookahead, s->prefetch.lookahead > 1 ? "s" : "",
+                    s->prefetch.extra);
+        fprintf(stderr, "\n");
     }
     for (char *line = s->note; *line;) {
         char *nl = strchr(line, '\n');

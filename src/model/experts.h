@@ -34,11 +34,30 @@ typedef struct mp_experts_ops {
     /* Optional hint: these experts of `layer` will be acquired soon. */
     void (*hint)(mp_experts *x, int layer, const int *experts, int n);
     void (*destroy)(mp_experts *x);
+    /* Asynchronous use (optional; NULL: emulated with acquire, in request
+     * order). request demands experts of one layer; next_ready blocks until
+     * one of them is ready (hits first, misses as their reads land) and
+     * returns 1 with it pinned, 0 when nothing is outstanding, or a
+     * negative status (*expert names the failed one). */
+    int (*request)(mp_experts *x, int layer, const int *experts, int n, mp_err *err);
+    int (*next_ready)(mp_experts *x, int *expert, mp_expert_w *out, mp_err *err);
+    /* Low-priority loads of predicted experts; never blocks or pins. */
+    void (*prefetch)(mp_experts *x, int layer, const int *experts, int n);
+    /* Drops undelivered demands (after an error). */
+    void (*abandon)(mp_experts *x);
+    /* Lets finished reads be reaped and queued ones start (between layers). */
+    void (*poll)(mp_experts *x);
 } mp_experts_ops;
+
+#define MP_EXPERTS_MAX_PENDING 256
 
 struct mp_experts {
     const mp_experts_ops *ops;
     const mp_model *model;
+    int max_pinned; /* experts that may be pinned at once (cache slots); 0: unlimited */
+    /* emulation of request/next_ready for providers without them */
+    int pend_layer, pend_head, pend_n;
+    int pend[MP_EXPERTS_MAX_PENDING];
 };
 
 static inline int mp_experts_acquire(mp_experts *x, int layer, int expert, mp_expert_w *out, mp_err *err)
@@ -62,6 +81,38 @@ static inline int mp_experts_acquire_many(mp_experts *x, int layer, const int *e
 static inline void mp_experts_free(mp_experts *x)
 {
     if (x) x->ops->destroy(x);
+}
+
+static inline int mp_experts_request(mp_experts *x, int layer, const int *experts, int n, mp_err *err)
+{
+    if (x->ops->request) return x->ops->request(x, layer, experts, n, err);
+    if (x->pend_n + n > MP_EXPERTS_MAX_PENDING) return mp_err_set(err, MP_E_INVAL, "too many pending expert requests");
+    x->pend_layer = layer;
+    for (int i = 0; i < n; i++) x->pend[(x->pend_head + x->pend_n++) % MP_EXPERTS_MAX_PENDING] = experts[i];
+    return MP_OK;
+}
+static inline int mp_experts_next_ready(mp_experts *x, int *expert, mp_expert_w *out, mp_err *err)
+{
+    if (x->ops->next_ready) return x->ops->next_ready(x, expert, out, err);
+    if (x->pend_n == 0) return 0;
+    *expert = x->pend[x->pend_head];
+    x->pend_head = (x->pend_head + 1) % MP_EXPERTS_MAX_PENDING;
+    x->pend_n--;
+    int rc = x->ops->acquire(x, x->pend_layer, *expert, out, err);
+    return rc ? rc : 1;
+}
+static inline void mp_experts_prefetch(mp_experts *x, int layer, const int *experts, int n)
+{
+    if (x->ops->prefetch && n > 0) x->ops->prefetch(x, layer, experts, n);
+}
+static inline void mp_experts_abandon(mp_experts *x)
+{
+    if (x->ops->abandon) x->ops->abandon(x);
+    x->pend_n = 0;
+}
+static inline void mp_experts_poll(mp_experts *x)
+{
+    if (x->ops->poll) x->ops->poll(x);
 }
 
 /* The mapped-file provider: views into the GGUF mapping; never fails. */

@@ -7,6 +7,7 @@
 #include "common/threadpool.h"
 #include "kernels/kernels.h"
 #include "model/ops.h"
+#include "prefetch/predict.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #define MP_MAX_TASKS 64
+#define MP_MAX_EXPERTS 4096
 /* llama.cpp's CPU flash attention accumulates in f16 for batches of fewer
  * than 64 queries and in f32 (tiled) from 64 on; we follow it for parity. */
 #define MP_FA_TILE_Q 64
@@ -35,6 +37,8 @@ struct mp_ctx {
     int n_ctx, n_batch, n_threads, n_past;
     mp_route_fn route_cb;
     void *route_ud;
+    mp_predictor *pred; /* borrowed; NULL: no prefetch */
+    int lookahead;
 
     /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)] */
     uint16_t *kc, *vc;
@@ -285,12 +289,63 @@ static void route_token(const mp_hparams *hp, float *logits, int32_t *sel, float
         for (int s = 0; s < K; s++) w[s] *= hp->expert_weights_scale;
 }
 
+/* One expert over the chunk's tokens routed to it: gather their activation
+ * rows, gate and up, SwiGLU, down; outputs land in dout at the expert's
+ * entries. */
+static void compute_expert(mp_ctx *c, const mp_layer *l, int ex, const mp_expert_w *w, int T)
+{
+    const mp_hparams *hp = &c->m->hp;
+    const int64_t E = hp->n_embd, F = hp->n_ff_exp;
+    const int K = (int)hp->n_expert_used;
+    const int off = c->ex_off[ex], cnt = c->ex_count[ex];
+    const uint32_t gate_type = l->ffn_gate_exps.type;
+    const size_t arow = mp_act_row_size(gate_type, E);
+    for (int i = 0; i < cnt; i++) {
+        const int entry = off + i, t = c->entry_tok[entry] / K;
+        memcpy(c->xg + (int64_t)entry * arow, c->xq + (int64_t)t * arow, arow);
+    }
+    const uint8_t *xe = c->xg + (int64_t)off * arow;
+    add_task(c, &l->ffn_gate_exps, w->gate, xe, cnt, c->hg + (int64_t)off * F, F);
+    if (mp_act_type(l->ffn_up_exps.type) == mp_act_type(gate_type)) {
+        add_task(c, &l->ffn_up_exps, w->up, xe, cnt, c->hu + (int64_t)off * F, F);
+        run_tasks(c);
+    } else { /* rare: up needs another activation type */
+        run_tasks(c);
+        const size_t urow = mp_act_row_size(l->ffn_up_exps.type, E);
+        for (int i = 0; i < cnt; i++) {
+            const int entry = off + i, t = c->entry_tok[entry] / K;
+            mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
+        }
+        add_task(c, &l->ffn_up_exps, w->up, c->xg + (int64_t)off * urow, cnt, c->hu + (int64_t)off * F, F);
+        run_tasks(c);
+    }
+    swiglu_rows(c, l->ffn_down_exps.type, F, off, cnt, c->xg);
+    const size_t drow = mp_act_row_size(l->ffn_down_exps.type, F);
+    add_task(c, &l->ffn_down_exps, w->down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
+    run_tasks(c);
+    (void)T;
+}
+
+/* Queues loads of the experts that layers il+1 .. il+d are predicted to pick. */
+static void issue_prefetch(mp_ctx *c, int il, int T, int pos0)
+{
+    if (!c->pred) return;
+    const mp_predict_in in = {il, pos0, T, c->h};
+    int32_t pred[MP_MAX_EXPERTS];
+    int ids[MP_MAX_EXPERTS];
+    for (int d = 1; d <= c->lookahead; d++) {
+        int n = mp_predict(c->pred, &in, il + d, pred, MP_MAX_EXPERTS);
+        for (int i = 0; i < n; i++) ids[i] = pred[i];
+        mp_experts_prefetch(c->x, il + d, ids, n);
+    }
+}
+
 static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
 {
     const mp_model *m = c->m;
     const mp_hparams *hp = &m->hp;
     const mp_layer *l = &m->layers[il];
-    const int64_t E = hp->n_embd, F = hp->n_ff_exp;
+    const int64_t E = hp->n_embd;
     const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
 
     /* router logits (T, X) */
@@ -318,63 +373,49 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
         c->slot_entry[i] = entry;
     }
 
-    /* activations of every token in the gate/up activation type, gathered per entry */
+    /* activations of every token in the gate/up activation type */
     const uint32_t gate_type = l->ffn_gate_exps.type;
     quantize_rows(c, gate_type, c->xn, E, E, T, c->xq);
-    const size_t arow = mp_act_row_size(gate_type, E);
-    const bool same_up = mp_act_type(l->ffn_up_exps.type) == mp_act_type(gate_type);
 
-    /* Experts in groups of at most K pinned at a time, so a cache of K
-     * experts per layer is enough. */
-    int e = 0;
-    while (e < X) {
-        int group[64], ng = 0;
-        mp_expert_w w[64];
-        int rc = MP_OK;
-        for (; e < X && ng < K && ng < 64; e++)
-            if (c->ex_count[e] > 0) group[ng++] = e;
-        if (ng == 0) break;
-        rc = mp_experts_acquire_many(c->x, il, group, ng, w, err);
-        if (rc) return rc;
-        int64_t row0 = c->ex_off[group[0]], rows = 0;
-        for (int g = 0; g < ng; g++) {
-            const int ex = group[g];
-            for (int i = 0; i < c->ex_count[ex]; i++) {
-                const int entry = c->ex_off[ex] + i, t = c->entry_tok[entry] / K;
-                memcpy(c->xg + (int64_t)entry * arow, c->xq + (int64_t)t * arow, arow);
+    /* The experts this chunk needs, requested a window at a time (so a
+     * cache smaller than the layer's expert count works) and computed in
+     * the order they become ready: hits first, misses as their reads land. */
+    int needed[MP_MAX_EXPERTS], nn = 0;
+    for (int e = 0; e < X; e++)
+        if (c->ex_count[e] > 0) needed[nn++] = e;
+    int W = c->x->max_pinned > 0 ? c->x->max_pinned / 2 : nn;
+    if (W < K) W = K;
+    if (W > nn) W = nn;
+    if (W > 64) W = 64;
+    int requested = 0, done = 0;
+    bool prefetched = false;
+    while (done < nn) {
+        if (requested < nn && requested - done < W) {
+            int nreq = W - (requested - done);
+            if (nreq > nn - requested) nreq = nn - requested;
+            int rc = mp_experts_request(c->x, il, needed + requested, nreq, err);
+            if (rc) {
+                mp_experts_abandon(c->x);
+                return rc;
             }
-            rows = c->ex_off[ex] + c->ex_count[ex] - row0;
+            requested += nreq;
         }
-        for (int g = 0; g < ng; g++) {
-            const int ex = group[g];
-            const uint8_t *xe = c->xg + (int64_t)c->ex_off[ex] * arow;
-            add_task(c, &l->ffn_gate_exps, w[g].gate, xe, c->ex_count[ex], c->hg + (int64_t)c->ex_off[ex] * F, F);
-            if (same_up)
-                add_task(c, &l->ffn_up_exps, w[g].up, xe, c->ex_count[ex], c->hu + (int64_t)c->ex_off[ex] * F, F);
+        if (!prefetched && requested == nn) {
+            /* every expert this layer still needs is pinned: predictions of
+             * later layers may now take the free slots */
+            issue_prefetch(c, il, T, pos0);
+            prefetched = true;
         }
-        run_tasks(c);
-        if (!same_up) { /* rare: up needs another activation type */
-            const size_t urow = mp_act_row_size(l->ffn_up_exps.type, E);
-            for (int g = 0; g < ng; g++) {
-                const int ex = group[g];
-                for (int i = 0; i < c->ex_count[ex]; i++) {
-                    const int entry = c->ex_off[ex] + i, t = c->entry_tok[entry] / K;
-                    mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
-                }
-                add_task(c, &l->ffn_up_exps, w[g].up, c->xg + (int64_t)c->ex_off[ex] * urow,
-                         c->ex_count[ex], c->hu + (int64_t)c->ex_off[ex] * F, F);
-            }
-            run_tasks(c);
+        int ex = -1;
+        mp_expert_w w;
+        int r = mp_experts_next_ready(c->x, &ex, &w, err);
+        if (r <= 0) {
+            mp_experts_abandon(c->x);
+            return r < 0 ? r : mp_err_set(err, MP_E_INVAL, "layer %d: expert requests were lost", il);
         }
-        swiglu_rows(c, l->ffn_down_exps.type, F, row0, rows, c->xg);
-        const size_t drow = mp_act_row_size(l->ffn_down_exps.type, F);
-        for (int g = 0; g < ng; g++) {
-            const int ex = group[g];
-            add_task(c, &l->ffn_down_exps, w[g].down, c->xg + (int64_t)c->ex_off[ex] * drow,
-                     c->ex_count[ex], c->dout + (int64_t)c->ex_off[ex] * E, E);
-        }
-        run_tasks(c);
-        for (int g = 0; g < ng; g++) mp_experts_release(c->x, il, group[g]);
+        compute_expert(c, l, ex, &w, T);
+        mp_experts_release(c->x, il, ex);
+        done++;
     }
 
     /* h += sum over slots, in slot order, of weight * expert output */
@@ -412,6 +453,7 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
 
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         attention_block(c, (int)il, T, pos0);
+        mp_experts_poll(c->x); /* let finished prefetch reads make room for queued ones */
         const mp_layer *l = &m->layers[il];
         for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->ffn_norm.data, E, hp->rms_eps);
         if (mp_layer_is_moe(l)) {
@@ -600,6 +642,12 @@ void mp_ctx_truncate(mp_ctx *c, int n_past)
 {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
 }
+void mp_ctx_set_predictor(mp_ctx *c, mp_predictor *p, int lookahead)
+{
+    c->pred = p;
+    c->lookahead = lookahead < 1 ? 1 : lookahead;
+}
+
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud)
 {
     c->route_cb = fn;

@@ -39,6 +39,11 @@ int mp_ctx_n_past(const mp_ctx *c);
 void mp_ctx_truncate(mp_ctx *c, int n_past);
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);
 
+struct mp_predictor;
+/* Prefetch: at each MoE layer, predict layers +1..+lookahead with p
+ * (borrowed) and queue their experts as low-priority loads. NULL: none. */
+void mp_ctx_set_predictor(mp_ctx *c, struct mp_predictor *p, int lookahead);
+
 /* Evaluates ids[0..n) at positions n_past.. and advances n_past. logits
  * (may be NULL) receives n_vocab floats for the last token, or n * n_vocab
  * for every token when all is true. Fails with MP_E_RANGE when the context

@@ -92,7 +92,7 @@ static int load_hparams(mp_model *m, mp_err *err)
         return mp_err_set(err, MP_E_CORRUPT, "%s: impossible head shape: head_dim %u, value %u, n_rot %u",
                           m->path, hp->head_dim, hp->head_dim_v, hp->n_rot);
     if (hp->n_expert > 0 &&
-        (hp->n_expert_used == 0 || hp->n_expert_used > hp->n_expert || hp->n_expert > 4096))
+        (hp->n_expert_used == 0 || hp->n_expert_used > hp->n_expert || hp->n_expert > 4096 || hp->n_expert_used > 64))
         return mp_err_set(err, MP_E_CORRUPT, "%s: impossible expert counts: %u experts, %u used", m->path,
                           hp->n_expert, hp->n_expert_used);
 

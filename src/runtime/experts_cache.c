@@ -70,6 +70,41 @@ static int ce_acquire_many(mp_experts *x, int layer, const int *experts, int n, 
     return MP_OK;
 }
 
+static int ce_request(mp_experts *x, int layer, const int *experts, int n, mp_err *err)
+{
+    uint32_t ids[64];
+    for (int i = 0; i < n; i++) ids[i] = (uint32_t)experts[i];
+    return mp_cache_request_layer(((cache_experts *)x)->cache, (uint32_t)layer, ids, (uint32_t)n, err);
+}
+
+static int ce_next_ready(mp_experts *x, int *expert, mp_expert_w *out, mp_err *err)
+{
+    mp_cache_ready r;
+    int rc = mp_cache_wait_any(((cache_experts *)x)->cache, &r, err);
+    if (rc != 0) *expert = (int)r.expert;
+    if (rc == 1) to_w(&r.ptrs, out);
+    return rc;
+}
+
+static void ce_prefetch(mp_experts *x, int layer, const int *experts, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (mp_cache_request(((cache_experts *)x)->cache, (uint32_t)layer, (uint32_t)experts[i], MP_CACHE_PREFETCH,
+                             NULL) != MP_OK)
+            break; /* no room: the rest would be dropped too */
+}
+
+static void ce_abandon(mp_experts *x) { mp_cache_abandon(((cache_experts *)x)->cache); }
+
+static void ce_poll(mp_experts *x)
+{
+    mp_cache *c = ((cache_experts *)x)->cache;
+    if (mp_cache_outstanding(c) == 0) {
+        mp_cache_ready r;
+        (void)mp_cache_poll(c, &r, NULL);
+    }
+}
+
 static void ce_destroy(mp_experts *x) { free(x); }
 
 static const mp_experts_ops cache_ops = {
@@ -79,6 +114,11 @@ static const mp_experts_ops cache_ops = {
     .acquire_many = ce_acquire_many,
     .hint = NULL,
     .destroy = ce_destroy,
+    .request = ce_request,
+    .next_ready = ce_next_ready,
+    .prefetch = ce_prefetch,
+    .abandon = ce_abandon,
+    .poll = ce_poll,
 };
 
 int mp_experts_cache_create(mp_experts **out, const mp_model *m, mp_cache *cache, mp_err *err)
@@ -88,6 +128,7 @@ int mp_experts_cache_create(mp_experts **out, const mp_model *m, mp_cache *cache
     ce->base.ops = &cache_ops;
     ce->base.model = m;
     ce->cache = cache;
+    ce->base.max_pinned = (int)mp_cache_n_slots(cache);
     *out = &ce->base;
     return MP_OK;
 }

@@ -4,6 +4,7 @@
 #include "io/io.h"
 #include "runtime/experts_cache.h"
 #include "runtime/resident.h"
+#include "trace/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,13 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
     }
     if (note[0]) snprintf(s->note + strlen(s->note), sizeof s->note - strlen(s->note), "%s\n", note);
     return mp_experts_cache_create(&s->experts, m, s->cache, err);
+}
+
+static void trace_route(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k)
+{
+    mp_session *s = ud;
+    if (mp_trace_writer_write(s->trace, 0, pos, (uint32_t)layer, experts, weights, (uint32_t)k, NULL) != MP_OK)
+        s->trace_errors++;
 }
 
 int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
@@ -91,6 +99,24 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads};
     rc = mp_ctx_create(&s->ctx, s->model, s->experts, &cp, err);
     if (rc) goto fail;
+    if (s->cache) {
+        s->prefetch = p->prefetch;
+        if (!p->prefetch_set) {
+            s->prefetch.kind = MP_PREFETCH_LOOKAHEAD;
+            s->prefetch.lookahead = MP_DEFAULT_LOOKAHEAD;
+        }
+        if (s->prefetch.lookahead < 1) s->prefetch.lookahead = MP_DEFAULT_LOOKAHEAD;
+        if (s->prefetch.kind != MP_PREFETCH_NONE) {
+            rc = mp_predictor_create(&s->pred, s->model, &s->prefetch, cp.n_batch, err);
+            if (rc) goto fail;
+            mp_ctx_set_predictor(s->ctx, s->pred, s->prefetch.lookahead);
+        }
+    }
+    if (p->trace_out) {
+        rc = mp_trace_writer_open(p->trace_out, mp_gguf_get_str(s->model->gguf, "general.name"), &s->trace, err);
+        if (rc) goto fail;
+        mp_ctx_set_route_cb(s->ctx, trace_route, s);
+    }
     free(locs);
     *out = s;
     return MP_OK;
@@ -104,6 +130,8 @@ void mp_session_free(mp_session *s)
 {
     if (!s) return;
     mp_ctx_free(s->ctx);
+    mp_predictor_free(s->pred);
+    if (s->trace) mp_trace_writer_close(s->trace, NULL);
     mp_experts_free(s->experts);
     mp_cache_free(s->cache);
     mp_tokenizer_free(s->tok);

@@ -9,6 +9,7 @@
 #include "model/experts.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "prefetch/predict.h"
 #include "runtime/plan.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,7 +25,14 @@ typedef struct mp_session_params {
     unsigned io_depth;      /* 0: default */
     const char *policy;     /* replacement policy name; NULL: default */
     const char *fault_spec; /* I/O fault injection (tests); NULL: none */
+    /* Prefetch (only when experts stream through the cache). */
+    mp_prefetch_cfg prefetch;
+    bool prefetch_set;      /* false: the default (lookahead, MP_DEFAULT_LOOKAHEAD) */
+    const char *trace_out;  /* write the routing of every token and layer here */
 } mp_session_params;
+
+/* Chosen by measurement on the bench model (see issue 4's note). */
+#define MP_DEFAULT_LOOKAHEAD 1
 
 typedef struct mp_session {
     mp_model *model;
@@ -34,6 +42,10 @@ typedef struct mp_session {
     mp_plan plan;
     mp_cache *cache;   /* NULL when experts are mapped */
     void *resident_buf;
+    mp_predictor *pred;
+    mp_prefetch_cfg prefetch; /* in effect */
+    struct mp_trace_writer *trace;
+    uint64_t trace_errors;
     char note[1024];   /* announcements (fallbacks), "\n"-separated; "" if none */
 } mp_session;
 

@@ -1,0 +1,55 @@
+/* Expert predictors for prefetching, behind one interface.
+ *
+ * At MoE layer L, once the hidden state h that feeds layer L's experts is
+ * known, the forward pass asks the predictor which experts layers L+1..L+d
+ * will pick, and queues them as low-priority loads.
+ *   lookahead: apply layer L+d's own FFN norm and router to h (exactly as
+ *              that layer would to its own input) and take its top-k (+extra).
+ *   oracle:    replay the routing recorded by --trace-out in an earlier,
+ *              identical run (perfect prediction; an upper bound for
+ *              measurements only).
+ * Predictions of layers past the last one, or of dense layers, are empty. */
+#ifndef MP_PREDICT_H
+#define MP_PREDICT_H
+
+#include "common/err.h"
+#include "model/model.h"
+
+#include <stdint.h>
+
+typedef enum mp_prefetch_kind {
+    MP_PREFETCH_NONE = 0,
+    MP_PREFETCH_LOOKAHEAD = 1,
+    MP_PREFETCH_ORACLE = 2,
+} mp_prefetch_kind;
+
+typedef struct mp_prefetch_cfg {
+    mp_prefetch_kind kind;
+    int lookahead;            /* d: layers ahead (>= 1) */
+    int extra;                /* m: also the next m experts by score */
+    const char *oracle_trace; /* routing trace for MP_PREFETCH_ORACLE */
+} mp_prefetch_cfg;
+
+/* Parses "none", "lookahead", "oracle". */
+int mp_prefetch_kind_parse(const char *s, mp_prefetch_kind *out);
+const char *mp_prefetch_kind_name(mp_prefetch_kind k);
+
+typedef struct mp_predictor mp_predictor;
+
+/* What the predictor sees at layer L for a chunk of T tokens. */
+typedef struct mp_predict_in {
+    int layer;        /* L */
+    int pos0, T;      /* positions pos0 .. pos0+T-1 */
+    const float *h;   /* (T, n_embd) residual stream entering L's FFN */
+} mp_predict_in;
+
+/* Creates a predictor for model m (borrowed). Oracle reads cfg->oracle_trace. */
+int mp_predictor_create(mp_predictor **out, const mp_model *m, const mp_prefetch_cfg *cfg, int max_tokens,
+                        mp_err *err);
+void mp_predictor_free(mp_predictor *p); /* NULL-safe */
+
+/* Experts of target_layer predicted from `in`, best first, at most cap.
+ * Returns the count (0 for dense layers or target past the last layer). */
+int mp_predict(mp_predictor *p, const mp_predict_in *in, int target_layer, int32_t *out, int cap);
+
+#endif
