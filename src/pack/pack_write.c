@@ -41,6 +41,21 @@ static int pwrite_full(int fd, const void *buf, size_t n, uint64_t off, const ch
     return MP_OK;
 }
 
+/* Reads exactly n bytes at off of the source. */
+static int pread_full(int fd, void *dst, size_t n, uint64_t off, const char *path, mp_err *err)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (char *)dst + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return mp_err_set(err, MP_E_IO, "%s: read of %zu bytes at offset %" PRIu64 " failed: %s", path, n - done,
+                              off + done, r < 0 ? strerror(errno) : "the file ended early");
+        done += (size_t)r;
+    }
+    return MP_OK;
+}
+
 /* Copies the whole file src_fd (size bytes) to dst_fd at dst_off; *hash =
  * xxh3-64 of the bytes. */
 static int copy_into(int src_fd, uint64_t size, int dst_fd, uint64_t dst_off, uint64_t *hash, const char *path,
@@ -74,6 +89,21 @@ static int copy_into(int src_fd, uint64_t size, int dst_fd, uint64_t dst_off, ui
     return rc;
 }
 
+typedef struct fill_ctx {
+    int fd;
+    const char *path;
+    const mp_gguf_tensor *const *tensors;
+} fill_ctx;
+
+/* Writer callback: the bytes of resident tensor idx, read from the source. */
+static int fill_resident(void *ctx, uint64_t idx, void *buf, size_t size, mp_err *err)
+{
+    const fill_ctx *f = ctx;
+    const mp_gguf_tensor *t = f->tensors[idx];
+    int rc = pread_full(f->fd, buf, size, t->offset, f->path, err);
+    return rc ? mp_err_set(err, rc, "(tensor '%s')", t->name) : MP_OK;
+}
+
 static bool is_expert_tensor(const mp_model *m, const mp_gguf_tensor *t)
 {
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {
@@ -99,10 +129,13 @@ typedef struct job {
     uint64_t stored_size;
     uint32_t compression;
     uint64_t hash;
+    int rc;          /* MP_OK or the read error in err */
+    mp_err err;
 } job;
 
 typedef struct batch {
     const mp_model *m;
+    int fd;          /* the source GGUF */
     const mp_pack_layer_desc *layers;
     job *jobs;
     int n_jobs;
@@ -120,9 +153,12 @@ static void build_block(void *ctx, int ith, int nth)
         const mp_tensor *src[3] = {&l->ffn_gate_exps, &l->ffn_up_exps, &l->ffn_down_exps};
         const uint64_t off[3] = {L->gate_off, L->up_off, L->down_off};
         memset(J->raw, 0, (size_t)L->raw_size);
-        for (int k = 0; k < 3; k++)
-            memcpy(J->raw + off[k], (const uint8_t *)src[k]->data + (size_t)J->expert * src[k]->expert_stride,
-                   src[k]->expert_stride);
+        mp_err_clear(&J->err);
+        J->rc = MP_OK;
+        for (int k = 0; k < 3 && !J->rc; k++)
+            J->rc = pread_full(b->fd, J->raw + off[k], src[k]->expert_stride,
+                               src[k]->info->offset + (uint64_t)J->expert * src[k]->expert_stride, b->m->path, &J->err);
+        if (J->rc) continue;
         J->stored = J->raw;
         J->stored_size = L->raw_size;
         J->compression = MP_PACK_COMP_NONE;
@@ -155,12 +191,17 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
     bool tmp_made = false, gtmp_made = false;
     mp_pack_write_stats st = {0};
     int n_jobs = 0;
+    const mp_gguf_tensor **res = NULL; /* resident tensors, in writer order */
+    size_t n_res = 0, cap_res = 0;
     int rc;
 
     struct stat s1, s2;
     if (stat(src_path, &s1) == 0 && stat(dst_path, &s2) == 0 && s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino)
         return mp_err_set(err, MP_E_INVAL, "%s: the output would overwrite the input", dst_path);
-    if ((rc = mp_model_load(&m, src_path, err))) return rc;
+    /* not mapped: the source is read with pread, so packing a model larger
+     * than RAM does not fill this process's RSS with its pages */
+    mp_model_load_opts lo = {.no_mmap = true};
+    if ((rc = mp_model_load_ex(&m, src_path, &lo, err))) return rc;
     if (m->pack) {
         rc = mp_err_set(err, MP_E_INVAL, "%s: is already a pack", src_path);
         goto done;
@@ -206,7 +247,15 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
     for (uint64_t i = 0; i < mp_gguf_n_tensors(m->gguf); i++) {
         const mp_gguf_tensor *t = mp_gguf_tensor_at(m->gguf, i);
         if (is_expert_tensor(m, t)) continue;
-        if ((rc = mp_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, mp_gguf_tensor_data(m->gguf, t)))) {
+        if (n_res == cap_res) {
+            size_t nc = cap_res ? cap_res * 2 : 64;
+            const mp_gguf_tensor **nr = realloc(res, nc * sizeof *nr);
+            if (!nr) goto nomem;
+            res = nr;
+            cap_res = nc;
+        }
+        res[n_res++] = t;
+        if ((rc = mp_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL))) {
             rc = mp_err_set(err, rc, "%s: cannot copy tensor '%s'", src_path, t->name);
             goto done;
         }
@@ -217,7 +266,8 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
     if (!tmp || !gtmp) goto nomem;
     snprintf(tmp, plen, "%s.tmp.%ld", dst_path, (long)getpid());
     snprintf(gtmp, plen, "%s.resident.%ld.gguf", dst_path, (long)getpid());
-    if ((rc = mp_gguf_writer_write(w, gtmp, NULL, NULL, err))) goto done;
+    fill_ctx fc = {mp_gguf_fd(m->gguf), m->path, res};
+    if ((rc = mp_gguf_writer_write(w, gtmp, fill_resident, &fc, err))) goto done;
     gtmp_made = true;
     mp_gguf_writer_free(w);
     w = NULL;
@@ -266,7 +316,7 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
         jobs[j].comp = opts->no_compress ? NULL : malloc((size_t)comp_cap + 1);
         if (!jobs[j].raw || (!opts->no_compress && !jobs[j].comp)) goto nomem;
     }
-    batch B = {m, layers, jobs, 0, opts->no_compress, comp_cap};
+    batch B = {m, mp_gguf_fd(m->gguf), layers, jobs, 0, opts->no_compress, comp_cap};
     uint64_t cur = h.data_offset, done_raw = 0;
     uint32_t il = 0, ie = 0;
     for (;;) {
@@ -286,6 +336,10 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
         mp_pool_run(pool, build_block, &B);
         for (int j = 0; j < B.n_jobs; j++) {
             const job *J = &jobs[j];
+            if (J->rc) {
+                rc = mp_err_set(err, J->rc, "%s (layer %u expert %u)", J->err.msg, J->layer, J->expert);
+                goto done;
+            }
             if ((rc = pwrite_full(fd, J->stored, (size_t)J->stored_size, cur, tmp, err))) goto done;
             entries[(size_t)J->layer * NE + J->expert] = (mp_pack_entry){
                 .offset = cur,
@@ -366,6 +420,7 @@ done:
     free(gtmp);
     free(layers);
     free(entries);
+    free(res);
     mp_gguf_writer_free(w);
     mp_model_free(m);
     return rc;
