@@ -206,8 +206,7 @@ typedef struct parser {
     uint64_t need;  /* with MP_E_AGAIN: buffer bytes wanted */
     int where;
     uint64_t where_idx;
-    const char *where_name;
-    char shown[200]; /* where_name as it appears in messages (show_name) */
+    char shown[200]; /* the current key or tensor name, as messages show it */
     mp_err *err;
 } parser;
 
@@ -232,7 +231,6 @@ static void show_name(char *out, size_t cap, const char *s)
 
 static void set_where_name(struct parser *p, const char *name)
 {
-    p->where_name = name;
     show_name(p->shown, sizeof p->shown, name);
 }
 
