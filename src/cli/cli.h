@@ -68,5 +68,6 @@ int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

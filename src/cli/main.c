@@ -14,6 +14,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"inspect", cmd_inspect, "describe a model: architecture, sizes, memory needed"},
     {"pack", cmd_pack, "rewrite a GGUF as a packed expert file (.moepack)"},
+    {"bench", cmd_bench, "sweep cache sizes and prefetch settings; replay routing traces"},
 };
 
 static void usage(FILE *f)
