@@ -186,3 +186,27 @@ void mp_matmul_rows(uint32_t wtype, const void *W, int64_t ncols, int64_t r0, in
                 dot(ncols, &Y[t * ldy + i], w + (size_t)i * wrow, x + (size_t)t * xrow);
     }
 }
+
+void mp_matmul_rows_ex(uint32_t wtype, const void *W, int64_t ncols, int64_t nrows, int64_t r0, int64_t r1,
+                       const void *Xq, int64_t T, float *Y, int64_t ldy, int mode)
+{
+    const mp_kernel_table *tb = table();
+    const int step = tb->gemm_step[wtype];
+    /* tinyBLAS serves MUL_MAT for T >= 2 when nrows % 4 == 0 and ncols % step == 0 */
+    if (mode != MP_MM_GEMM || T < 2 || !tb->gemm1[wtype] || nrows % 4 || ncols % step) {
+        mp_matmul_rows(wtype, W, ncols, r0, r1, Xq, T, Y, ldy);
+        return;
+    }
+    const size_t wrow = mp_row_size(wtype, ncols), xrow = mp_act_row_size(wtype, ncols);
+    const uint8_t *w = W, *x = Xq;
+    int64_t r = r0;
+    /* Each output is one accumulator chain, so tiling changes speed, not bits. */
+    for (; r + MP_TILE_R <= r1; r += MP_TILE_R)
+        for (int64_t t = 0; t < T; t += MP_TILE_C) {
+            const int64_t c = T - t < MP_TILE_C ? T - t : MP_TILE_C;
+            tb->gemm[wtype][c - 1](ncols, w + (size_t)r * wrow, wrow, x + (size_t)t * xrow, xrow, Y + t * ldy + r, ldy);
+        }
+    for (; r < r1; r++)
+        for (int64_t t = 0; t < T; t++)
+            tb->gemm1[wtype](ncols, w + (size_t)r * wrow, wrow, x + (size_t)t * xrow, xrow, Y + t * ldy + r, ldy);
+}

@@ -84,4 +84,22 @@ mp_vec_dot_fn mp_get_vec_dot_isa(uint32_t wtype, mp_isa isa); /* NULL if not bui
 void mp_matmul_rows(uint32_t wtype, const void *W, int64_t ncols, int64_t r0, int64_t r1,
                     const void *Xq, int64_t T, float *Y, int64_t ldy);
 
+/* Summation orders of mp_matmul_rows_ex, named after the llama.cpp CPU op
+ * whose float results they reproduce bit for bit (on the x86 build llama.cpp
+ * picks for this CPU):
+ *   MP_MM_VEC_DOT: vec_dot per (row, token): ggml's MUL_MAT_ID (routed
+ *                  experts) and MUL_MAT over one token;
+ *   MP_MM_GEMM:    ggml's MUL_MAT (dense weights): over T >= 2 tokens
+ *                  llamafile's tinyBLAS takes F32/F16/BF16 (one accumulator
+ *                  per output, 16 or 32 elements per step) and Q8_0/Q4_0 when
+ *                  nrows % 4 == 0 (F32/F16/BF16) and ncols divides into its
+ *                  steps; otherwise the vec_dot order. */
+enum { MP_MM_VEC_DOT = 0, MP_MM_GEMM = 1 };
+
+/* mp_matmul_rows with a summation order (above). The GEMM order depends on
+ * the whole matrix (nrows, the full row count, decides whether tinyBLAS
+ * applies), so callers pass the full nrows; rows [r0, r1) are computed. */
+void mp_matmul_rows_ex(uint32_t wtype, const void *W, int64_t ncols, int64_t nrows, int64_t r0, int64_t r1,
+                       const void *Xq, int64_t T, float *Y, int64_t ldy, int mode);
+
 #endif

@@ -21,6 +21,12 @@ typedef struct mp_kernel_table {
     mp_vec_dot_fn vec_dot[MP_TYPE_COUNT];    /* by weight type */
     mp_quant_act_fn quant_act[MP_TYPE_COUNT]; /* by activation type (F32, F16, BF16, Q8_0, Q8_K) */
     mp_tile_fn tile[MP_TYPE_COUNT][MP_TILE_C]; /* by weight type, [C - 1]; NULL: use vec_dot */
+    /* GEMM order (mp_matmul_rows_ex MP_MM_GEMM; llamafile tinyBLAS): tiles of
+     * MP_TILE_R rows x C tokens and a 1 x 1 kernel for leftover rows, usable
+     * when ncols % gemm_step == 0; NULL: the type has no such order. */
+    mp_tile_fn gemm[MP_TYPE_COUNT][MP_TILE_C];
+    mp_tile_fn gemm1[MP_TYPE_COUNT];
+    int gemm_step[MP_TYPE_COUNT];
 } mp_kernel_table;
 
 /* Each fills the entries its ISA implements and leaves the rest untouched, so
@@ -35,6 +41,15 @@ void mp_kernels_fill_avx512(mp_kernel_table *t);
  * quantize_row_q8_K_ref. */
 void mp_quant_act_q8_0_ref(const float *x, void *xq, int64_t n);
 void mp_quant_act_q8_K_ref(const float *x, void *xq, int64_t n);
+
+/* a * b rounded to float on its own: keeps the compiler from fusing the
+ * product into a following add (ggml's scalar tails do not fuse). */
+static inline float mp_mul_nofma(float a, float b)
+{
+    float p = a * b;
+    __asm__("" : "+x"(p));
+    return p;
+}
 
 /* ggml's nearest_int: round half to even for |f| < 2^22. */
 static inline int mp_nearest_int(float f)

@@ -54,23 +54,21 @@ static inline __m256i FN(q4_unpack)(const uint8_t *qs)
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
 
-/* ------------------------------------------------------------ float dots */
+/* ------------------------------------------------------------ float dots
+ * Summation orders of ggml-cpu's AVX2 build (vec.cpp, simd-mappings.h), so
+ * that results are bit-identical to llama.cpp on AVX2-only CPUs:
+ *   F32/F16: 4 accumulators of 8 lanes over 32-element steps (fma), folded
+ *     (a0 + a2) + (a1 + a3), then lo + hi halves and two pairwise hadds;
+ *     the n % 32 tail is added one element at a time (F32: float sum, see
+ *     dot_f32; F16: the sum is a double, rounded to float at the end).
+ *   BF16: 4 accumulators, fma, folded (a0 + a2) + (a1 + a3), then
+ *     hi + lo, (0 + 2, 1 + 3), sum; tail and total in double. */
 
-static void FN(dot_f32)(int64_t n, float *s, const void *w, const void *xq)
+static inline float FN(hsum_hadd_ps)(__m256 v)
 {
-    const float *a = w, *b = xq;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
-    }
-    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    float sum = FN(hsum_ps)(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; i++) sum += a[i] * b[i];
-    *s = sum;
+    const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 t1 = _mm_hadd_ps(t0, t0);
+    return _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
 }
 
 static inline __m256 FN(ld_f16)(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
@@ -80,26 +78,51 @@ static inline __m256 FN(ld_bf16)(const uint16_t *p)
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-#define MP_DEF_DOT_H(NAME, LD, CVT)                                                                 \
-    static void FN(NAME)(int64_t n, float *s, const void *w, const void *xq)                        \
-    {                                                                                               \
-        const uint16_t *a = w, *b = xq;                                                             \
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                   \
-        int64_t i = 0;                                                                              \
-        for (; i + 32 <= n; i += 32) {                                                              \
-            acc0 = _mm256_fmadd_ps(LD(a + i), LD(b + i), acc0);                                     \
-            acc1 = _mm256_fmadd_ps(LD(a + i + 8), LD(b + i + 8), acc1);                             \
-            acc2 = _mm256_fmadd_ps(LD(a + i + 16), LD(b + i + 16), acc2);                           \
-            acc3 = _mm256_fmadd_ps(LD(a + i + 24), LD(b + i + 24), acc3);                           \
-        }                                                                                           \
-        for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(LD(a + i), LD(b + i), acc0);              \
-        float sum = FN(hsum_ps)(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3))); \
-        for (; i < n; i++) sum += CVT(a[i]) * CVT(b[i]);                                            \
-        *s = sum;                                                                                   \
-    }
-MP_DEF_DOT_H(dot_f16, FN(ld_f16), mp_fp16_to_fp32)
-MP_DEF_DOT_H(dot_bf16, FN(ld_bf16), mp_bf16_to_fp32)
-#undef MP_DEF_DOT_H
+/* Sum of 4 accumulators over the first n & ~31 elements. */
+#define MP_DOT4_256(LDA, LDB)                                                                           __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                           for (; i + 32 <= n; i += 32) {                                                                          acc0 = _mm256_fmadd_ps(LDA(a + i), LDB(b + i), acc0);                                               acc1 = _mm256_fmadd_ps(LDA(a + i + 8), LDB(b + i + 8), acc1);                                       acc2 = _mm256_fmadd_ps(LDA(a + i + 16), LDB(b + i + 16), acc2);                                     acc3 = _mm256_fmadd_ps(LDA(a + i + 24), LDB(b + i + 24), acc3);                                 }                                                                                                   const __m256 fold = _mm256_add_ps(_mm256_add_ps(acc0, acc2), _mm256_add_ps(acc1, acc3));
+
+static void FN(dot_f32)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const float *a = w, *b = xq;
+    int64_t i = 0;
+    MP_DOT4_256(_mm256_loadu_ps, _mm256_loadu_ps)
+    float sum = FN(hsum_hadd_ps)(fold);
+    /* llama.cpp's compiler vectorised the tail's products in blocks of 8 and
+     * 4 (each product rounded, then added in order) and fused the last n % 4 */
+    for (; i < (n & ~(int64_t)3); i++) sum += mp_mul_nofma(a[i], b[i]);
+    for (; i < n; i++) sum = fmaf(a[i], b[i], sum);
+    *s = sum;
+}
+
+static void FN(dot_f16)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const uint16_t *a = w, *b = xq;
+    int64_t i = 0;
+    MP_DOT4_256(FN(ld_f16), FN(ld_f16))
+    double sum = FN(hsum_hadd_ps)(fold);
+    for (; i < n; i++) sum += (double)(mp_fp16_to_fp32(a[i]) * mp_fp16_to_fp32(b[i]));
+    *s = (float)sum;
+}
+
+static void FN(dot_bf16)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const uint16_t *a = w, *b = xq;
+    int64_t i = 0;
+    MP_DOT4_256(FN(ld_bf16), FN(ld_bf16))
+    double sum = FN(hsum_ps)(fold);
+    for (; i < n; i++) sum += (double)(mp_bf16_to_fp32(a[i]) * mp_bf16_to_fp32(b[i]));
+    *s = (float)sum;
+}
+#undef MP_DOT4_256
+
+/* GEMM order (llamafile tinyBLAS, AVX2 build, as ggml's MUL_MAT over T >= 2
+ * tokens): one 8-lane accumulator per output, fma over 8-element steps in
+ * order, then hsum_ps. Tiles of MP_TILE_R rows x C tokens; n % 8 == 0. */
+#define MP_DEF_GEMM_256(NAME, TYPE, LD)                                                                 static inline __attribute__((always_inline)) void FN(NAME##_body)(                                      int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, int64_t ldy, const int R,         const int C)                                                                                    {                                                                                                       __m256 acc[MP_TILE_R][MP_TILE_C];                                                                   _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                                     _Pragma("GCC unroll 4") for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();            for (int64_t l = 0; l < n; l += 8) {                                                                    __m256 av[MP_TILE_R];                                                                               _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                                     av[r] = LD((const TYPE *)((const uint8_t *)W + r * ws) + l);                                    _Pragma("GCC unroll 4") for (int t = 0; t < C; t++) {                                                   const __m256 bv = LD((const TYPE *)((const uint8_t *)X + t * xs) + l);                              _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                                     acc[r][t] = _mm256_fmadd_ps(av[r], bv, acc[r][t]);                                          }                                                                                               }                                                                                                   _Pragma("GCC unroll 4") for (int t = 0; t < C; t++)                                                     _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);     }                                                                                                   static void FN(NAME##_4x1)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, int64_t ldy)     { FN(NAME##_body)(n, W, ws, X, xs, Y, ldy, 4, 1); }                                                 static void FN(NAME##_4x2)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, int64_t ldy)     { FN(NAME##_body)(n, W, ws, X, xs, Y, ldy, 4, 2); }                                                 static void FN(NAME##_4x3)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, int64_t ldy)     { FN(NAME##_body)(n, W, ws, X, xs, Y, ldy, 4, 3); }                                                 static void FN(NAME##_4x4)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, int64_t ldy)     { FN(NAME##_body)(n, W, ws, X, xs, Y, ldy, 4, 4); }                                                 static void FN(NAME##_1x1)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, int64_t ldy)     { FN(NAME##_body)(n, W, ws, X, xs, Y, ldy, 1, 1); }
+MP_DEF_GEMM_256(gemm_f32, float, _mm256_loadu_ps)
+MP_DEF_GEMM_256(gemm_f16, uint16_t, FN(ld_f16))
+MP_DEF_GEMM_256(gemm_bf16, uint16_t, FN(ld_bf16))
+#undef MP_DEF_GEMM_256
 
 /* -------------------------------------------------------------- Q8_0, Q4_0 */
 
@@ -235,9 +258,10 @@ MP_DEF_TILE(tile_q8_0_body, 4)
 /* ---------------------------------------------------------------- K-quants */
 
 /* Unpacks the 12 packed bytes of 6-bit Q4_K/Q5_K scales and mins: returns
- * the 8 scales as int16 in both 128-bit halves, and *mins_dot the integer
- * sum_j min_j * (bsums[2j] + bsums[2j+1]). */
-static inline __m256i FN(k4_scales)(const uint8_t *packed, const int16_t *bsums, int *mins_dot)
+ * the 8 scales as int16 in both 128-bit halves, and in *mins_dot the four
+ * int32 lanes min_{2k} * bsum16_{2k} + min_{2k+1} * bsum16_{2k+1}, where
+ * bsum16_j = bsums[2j] + bsums[2j+1] (their sum is the block's min term). */
+static inline __m256i FN(k4_scales)(const uint8_t *packed, const int16_t *bsums, __m128i *mins_dot)
 {
     uint32_t w[3];
     memcpy(w, packed, 12);
@@ -247,10 +271,7 @@ static inline __m256i FN(k4_scales)(const uint8_t *packed, const int16_t *bsums,
     const __m128i sc16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
     const __m128i m16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
     const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)bsums + 1));
-    __m128i p = _mm_madd_epi16(m16, bs);
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
-    *mins_dot = _mm_cvtsi128_si32(p);
+    *mins_dot = _mm_madd_epi16(m16, bs);
     return _mm256_broadcastsi128_si256(sc16);
 }
 
@@ -263,10 +284,11 @@ static void FN(dot_q4_K)(int64_t n, float *s, const void *w, const void *xq)
     const mp_block_q8_K *b = xq;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    __m128 accm = _mm_setzero_ps(); /* min terms, 4 lanes (pairs of sub-blocks) kept apart as ggml does */
     for (int64_t i = 0; i < n / 256; i++) {
-        int summ;
-        const __m256i sc = FN(k4_scales)(a[i].scales, b[i].bsums, &summ);
+        __m128i mprod;
+        const __m256i sc = FN(k4_scales)(a[i].scales, b[i].bsums, &mprod);
+        accm = _mm_fmadd_ps(_mm_set1_ps(-b[i].d * FN(h2f)(a[i].dmin)), _mm_cvtepi32_ps(mprod), accm);
         __m256i sumi = _mm256_setzero_si256();
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
@@ -278,9 +300,10 @@ static void FN(dot_q4_K)(int64_t n, float *s, const void *w, const void *xq)
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_shuffle_epi8(sc, FN(word_bcast)(2 * c + 1))));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * FN(h2f)(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-        accm += b[i].d * FN(h2f)(a[i].dmin) * (float)summ;
     }
-    *s = FN(hsum_ps)(acc) - accm;
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    *s = FN(hsum_ps)(acc) + _mm_cvtss_f32(accm);
 }
 
 static void FN(dot_q5_K)(int64_t n, float *s, const void *w, const void *xq)
@@ -291,8 +314,10 @@ static void FN(dot_q5_K)(int64_t n, float *s, const void *w, const void *xq)
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     for (int64_t i = 0; i < n / 256; i++) {
-        int summ;
-        const __m256i sc = FN(k4_scales)(a[i].scales, b[i].bsums, &summ);
+        __m128i mprod;
+        const __m256i sc = FN(k4_scales)(a[i].scales, b[i].bsums, &mprod);
+        mprod = _mm_add_epi32(mprod, _mm_shuffle_epi32(mprod, 0x4e));
+        const int summ = _mm_cvtsi128_si32(_mm_add_epi32(mprod, _mm_shuffle_epi32(mprod, 0xb1)));
         __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh);
         __m256i sumi = _mm256_setzero_si256();
 #pragma GCC unroll 4
@@ -485,6 +510,22 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->quant_act[MP_TYPE_BF16] = FN(act_bf16);
     t->quant_act[MP_TYPE_Q8_0] = FN(act_q8_0);
     t->quant_act[MP_TYPE_Q8_K] = FN(act_q8_K);
+    t->gemm_step[MP_TYPE_F32] = t->gemm_step[MP_TYPE_F16] = t->gemm_step[MP_TYPE_BF16] = 8;
+    t->gemm[MP_TYPE_F32][0] = FN(gemm_f32_4x1);
+    t->gemm[MP_TYPE_F32][1] = FN(gemm_f32_4x2);
+    t->gemm[MP_TYPE_F32][2] = FN(gemm_f32_4x3);
+    t->gemm[MP_TYPE_F32][3] = FN(gemm_f32_4x4);
+    t->gemm1[MP_TYPE_F32] = FN(gemm_f32_1x1);
+    t->gemm[MP_TYPE_F16][0] = FN(gemm_f16_4x1);
+    t->gemm[MP_TYPE_F16][1] = FN(gemm_f16_4x2);
+    t->gemm[MP_TYPE_F16][2] = FN(gemm_f16_4x3);
+    t->gemm[MP_TYPE_F16][3] = FN(gemm_f16_4x4);
+    t->gemm1[MP_TYPE_F16] = FN(gemm_f16_1x1);
+    t->gemm[MP_TYPE_BF16][0] = FN(gemm_bf16_4x1);
+    t->gemm[MP_TYPE_BF16][1] = FN(gemm_bf16_4x2);
+    t->gemm[MP_TYPE_BF16][2] = FN(gemm_bf16_4x3);
+    t->gemm[MP_TYPE_BF16][3] = FN(gemm_bf16_4x4);
+    t->gemm1[MP_TYPE_BF16] = FN(gemm_bf16_1x1);
     t->tile[MP_TYPE_Q4_0][0] = FN(tile_q4_0_body_1);
     t->tile[MP_TYPE_Q4_0][1] = FN(tile_q4_0_body_2);
     t->tile[MP_TYPE_Q4_0][2] = FN(tile_q4_0_body_3);
