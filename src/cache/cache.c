@@ -502,7 +502,9 @@ int mp_cache_wait_any(mp_cache *c, mp_cache_ready *out, mp_err *err)
 
 int mp_cache_poll(mp_cache *c, mp_cache_ready *out, mp_err *err)
 {
-    if (c->n_ready == 0 && c->n_waiting > 0) {
+    /* Reap whatever finished, prefetches included, so their slots become
+     * READY and queued reads start even when no demand is outstanding. */
+    if (c->n_ready == 0 && c->n_loading > 0) {
         int rc = pump(c, false, err);
         if (rc < 0) return rc;
     }

@@ -174,7 +174,8 @@ int mp_cache_request_layer(mp_cache *c, uint32_t layer, const uint32_t *experts,
  * and it holds no pin. The other outstanding demands stay outstanding. */
 int mp_cache_wait_any(mp_cache *c, mp_cache_ready *out, mp_err *err);
 
-/* Like mp_cache_wait_any but never blocks: reaps finished reads, then
+/* Like mp_cache_wait_any but never blocks: reaps finished reads (demand or
+ * prefetch, so queued reads start; call it between computations), then
  * returns 1, 0 (nothing outstanding) or MP_E_AGAIN (outstanding, none
  * READY yet), or a negative status as above. */
 int mp_cache_poll(mp_cache *c, mp_cache_ready *out, mp_err *err);
