@@ -28,6 +28,7 @@ typedef struct mm_task {
     int64_t T;
     float *Y;        /* Y[t * ldy + r] */
     int64_t ldy;
+    int mode;        /* MP_MM_GEMM (dense, llama.cpp MUL_MAT) or MP_MM_VEC_DOT (experts, MUL_MAT_ID) */
 } mm_task;
 
 struct mp_ctx {
@@ -83,7 +84,7 @@ static void mm_worker(void *arg, int ith, int nth)
         long nb = (long)((t->nrows + 15) / 16), lo, hi;
         mp_split_range(nb, ith, nth, &lo, &hi);
         int64_t r0 = lo * 16, r1 = hi * 16 < t->nrows ? hi * 16 : t->nrows;
-        if (r0 < r1) mp_matmul_rows(t->type, t->W, t->ncols, r0, r1, t->X, t->T, t->Y, t->ldy);
+        if (r0 < r1) mp_matmul_rows_ex(t->type, t->W, t->ncols, t->nrows, r0, r1, t->X, t->T, t->Y, t->ldy, t->mode);
     }
 }
 
@@ -97,7 +98,9 @@ static void add_task(mp_ctx *c, const mp_tensor *w, const void *data, const void
                      int64_t ldy)
 {
     if (c->n_tasks == MP_MAX_TASKS) run_tasks(c);
-    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy};
+    /* expert stacks (3-D) are llama.cpp MUL_MAT_ID, summed in vec_dot order */
+    const int mode = w->ne[2] > 1 ? MP_MM_VEC_DOT : MP_MM_GEMM;
+    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode};
 }
 
 typedef struct quant_job {
