@@ -204,11 +204,14 @@ int bench_svg_write(const char *path, const char *model, const bench_row *rows, 
         int nk = np < (int)(sizeof xs / sizeof xs[0]) ? np : (int)(sizeof xs / sizeof xs[0]);
         for (int k = 0; k < nk; k++) xs[k] = pts[k].x, ys[k] = pts[k].tps;
         int knee = bench_knee(xs, ys, nk);
+        /* a knee at the largest size of a line that still gains there is
+         * only a lower bound: drawn dashed */
+        bool open_end = knee == nk - 1 && nk > 1;
         if (knee >= 0 && isfinite(ys[knee]))
             fprintf(f,
                     "<circle class=\"knee\" cx=\"%.1f\" cy=\"%.1f\" r=\"9\" fill=\"none\" stroke=\"%s\" "
-                    "stroke-width=\"2.5\"/>\n",
-                    XP(xs[knee]), YT(ys[knee]), col);
+                    "stroke-width=\"2.5\"%s/>\n",
+                    XP(xs[knee]), YT(ys[knee]), col, open_end ? " stroke-dasharray=\"4 3\"" : "");
     }
 
     /* legend */
@@ -236,6 +239,12 @@ int bench_svg_write(const char *path, const char *model, const bench_row *rows, 
             "<text x=\"%.1f\" y=\"%.1f\">after which each doubling</text>\n"
             "<text x=\"%.1f\" y=\"%.1f\">adds less than %.0f%% tok/s</text>\n",
             lx + 12, ly - 4, lx + 30, ly, lx + 30, ly + 15, lx + 30, ly + 30, BENCH_KNEE_GAIN * 100);
+    fprintf(f,
+            "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"7\" fill=\"none\" stroke=\"#333\" stroke-width=\"2\" "
+            "stroke-dasharray=\"4 3\"/>"
+            "<text x=\"%.1f\" y=\"%.1f\">dashed: still gaining at</text>\n"
+            "<text x=\"%.1f\" y=\"%.1f\">the largest size swept</text>\n",
+            lx + 12, ly + 50, lx + 30, ly + 54, lx + 30, ly + 69);
     fprintf(f, "</svg>\n");
     if (fclose(f) != 0) {
         f = NULL;
