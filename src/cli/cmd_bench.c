@@ -765,12 +765,13 @@ static int suggest(bench_run *b, const bench_lists *L, uint64_t mem, const char 
     }
     uint64_t prev = 0;
     for (int q = 4; q >= 1; q /= 2) {
-        uint64_t c = plan.cache_bytes / (uint64_t)q / plan.slot_bytes * plan.slot_bytes;
+        /* whole MiB, so the recommended --cache-size reproduces the row */
+        uint64_t mib = plan.cache_bytes / (uint64_t)q >> 20, c = mib << 20;
         if (c < min_cache || c == prev) continue;
         prev = c;
         for (int v = 0; v < 3; v++) {
             bench_setting s = {.kind = BENCH_CACHE_SIZE, .value = c};
-            mp_format_size(c, s.label, sizeof s.label);
+            snprintf(s.label, sizeof s.label, "%lluM", (unsigned long long)mib);
             s.policy = L->n_pols ? L->pols[0] : NULL;
             s.io_depth = L->n_depths ? (int)L->depths[0] : 0;
             s.pf = v == 0 ? MP_PREFETCH_NONE : MP_PREFETCH_LOOKAHEAD;
