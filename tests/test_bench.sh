@@ -161,6 +161,8 @@ import json, sys
 rows = json.load(open(sys.argv[1]))
 assert rows and all(0 <= r["real_hit_rate"] <= 1 and r["real_bytes_read"] > 0 for r in rows), rows
 assert all(r["real_hit_rate"] <= r["belady_hit_rate"] + 1e-9 for r in rows), rows
+# the real cache runs the same policy code as the replay: same hits on this trace
+assert all(abs(r["real_hit_rate"] - r["hit_rate"]) < 1e-9 for r in rows), rows
 EOF
 
 # ---- 5. --suggest ----------------------------------------------------------------------
