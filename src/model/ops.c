@@ -123,28 +123,32 @@ void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t 
                          int64_t v_stride, int n_kv, int dk, int dv, float scale, float *qbuf, float *kbuf,
                          uint16_t *acc16)
 {
-    /* qbuf = fp32(fp16(q)) */
-    for (int d = 0; d < dk; d++) qbuf[d] = mp_fp16_to_fp32(mp_fp32_to_fp16(q[d]));
-    float *acc = out; /* f32 view of the f16 accumulator */
+    /* q in f16, and q.k with the F16 dot product, as ggml's one_chunk path */
+    uint16_t *q16 = (uint16_t *)qbuf;
+    mp_f32_to_f16_row(q, q16, dk);
+    const mp_vec_dot_fn dot = mp_get_vec_dot(MP_TYPE_F16);
+    float *acc = out; /* f32 view of the f16 accumulator, always f16-exact */
     memset(acc, 0, (size_t)dv * sizeof(float));
     float M = -INFINITY, S = 0.0f;
     for (int j = 0; j < n_kv; j++) {
-        mp_f16_to_f32_row(k + (int64_t)j * k_stride, kbuf, dk);
-        float s = 0.0f;
-        for (int d = 0; d < dk; d++) s += qbuf[d] * kbuf[d];
+        float s;
+        dot(dk, &s, k + (int64_t)j * k_stride, q16);
         s *= scale;
         float ms = 1.0f, vs = 1.0f;
         if (s > M) {
             const float Mold = M;
             M = s;
             ms = expf(Mold - M);
+            /* ggml_vec_scale_f16: the rescaled accumulator is rounded to f16 */
             for (int d = 0; d < dv; d++) acc[d] *= ms;
+            mp_f32_to_f16_row(acc, acc16, dv);
+            mp_f16_to_f32_row(acc16, acc, dv);
         } else {
             vs = expf(s - M);
         }
         mp_f16_to_f32_row(v + (int64_t)j * v_stride, kbuf, dv);
         for (int d = 0; d < dv; d++) acc[d] = fmaf(kbuf[d], vs, acc[d]);
-        /* round the accumulator to f16, as ggml's VKQ16 */
+        /* ggml_vec_mad_f16: rounded to f16 after the multiply-add */
         mp_f32_to_f16_row(acc, acc16, dv);
         mp_f16_to_f32_row(acc16, acc, dv);
         S = S * ms + vs;
