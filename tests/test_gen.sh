@@ -83,7 +83,7 @@ fi
 
 # llama.cpp, when a built one is around.
 LL=""
-for c in "${MP_PEER:-/work/peer}/build/llama_logits" "$SRC/../shared/peers/llamacpp/build/llama_logits"; do
+for c in "${MP_PEER:-$SRC/../shared/peers/llamacpp}/build/llama_logits" "$SRC/../shared/peers/llamacpp/build/llama_logits"; do
   if [ -x "$c" ]; then LL=$c; break; fi
 done
 if [ -z "$LL" ]; then

@@ -3,7 +3,7 @@
  * byte through reader + writer, and a copy rewritten with a different
  * alignment (256) must give llama.cpp bit-identical logits. Skips (77) when
  * the peer build is absent; the logits part is skipped without llama_logits.
- * $MP_PEER (default /work/peer) is the peer checkout; models and binaries
+ * $MP_PEER (default $MP_SRC/../shared/peers/llamacpp) is the peer checkout; models and binaries
  * are looked for in $MP_PEER/build and $MP_PEER. */
 #include "gguf/gguf.h"
 #include "mp_test.h"
@@ -54,7 +54,9 @@ static int files_equal(const char *a, const char *b)
 
 int main(void)
 {
-    const char *peer = getenv("MP_PEER") ? getenv("MP_PEER") : "/work/peer";
+    char shared[256];
+    snprintf(shared, sizeof shared, "%.200s/../shared/peers/llamacpp", mp_test_src_dir());
+    const char *peer = getenv("MP_PEER") ? getenv("MP_PEER") : shared;
     static const char *const models[] = {"tiny-llama.gguf", "tiny-llama-moe.gguf", "tiny-qwen3moe.gguf",
                                          "tiny-olmoe.gguf"};
     char dir[512], path[600], logits[600], cmd[8192];

@@ -11,8 +11,7 @@
  *     so without CPU_REPACK buffers, as llama_logits --no-repack).
  * $MP_GGML_VARIANT=haswell (or another variant this CPU runs) checks that
  * variant instead, against our kernels of the same ISA (AVX2 for haswell).
- * Skips (77) when no peer is found ($MP_PEER, $MP_SRC/../shared/peers/llamacpp,
- * /work/peer; or $MP_GGML_BINS, the directory holding the .so files) or when
+ * Skips (77) when no peer is found ($MP_PEER or $MP_SRC/../shared/peers/llamacpp; or $MP_GGML_BINS, the directory holding the .so files) or when
  * our kernels lack the variant's ISA. */
 #include "kernels/kernels.h"
 #include "moepager/status.h"
@@ -153,7 +152,7 @@ static bool find_bins(char *out, size_t cap)
     const char *src = mp_test_src_dir();
     char shared[4096];
     snprintf(shared, sizeof shared, "%s/../shared/peers/llamacpp", src);
-    const char *peers[] = {getenv("MP_PEER"), shared, "/work/peer"};
+    const char *peers[] = {getenv("MP_PEER"), shared};
     for (size_t i = 0; i < 3; i++) {
         if (!peers[i]) continue;
         snprintf(out, cap, "%s/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64", peers[i]);

@@ -5,7 +5,7 @@
 # The f32 rows also check the double-precision reference (mp-ref-logits)
 # against llama.cpp at 1e-4. Prints a table of the measured ratios.
 # Skips (77) when no built peer is found: $MP_PEER (a directory with
-# build/llama_logits), $MP_SRC/../shared/peers/llamacpp, /work/peer.
+# build/llama_logits) or $MP_SRC/../shared/peers/llamacpp (after its make).
 # Types: $MP_PARITY_TYPES (default f32 f16 bf16 q8_0; the other four run in
 # test_parity_llamacpp_kquants.sh, so each script stays under a minute: one
 # llama_logits start costs ~2-3 s on a loaded 2-core machine).
@@ -13,7 +13,7 @@ set -u
 B=${MP_BUILD:-.}
 S=${MP_SRC:-..}
 LL=
-for d in "${MP_PEER:-}" "$S/../shared/peers/llamacpp" /work/peer; do
+for d in "${MP_PEER:-}" "$S/../shared/peers/llamacpp"; do
     if [ -n "$d" ] && [ -x "$d/build/llama_logits" ]; then LL="$d/build/llama_logits"; break; fi
 done
 if [ -z "$LL" ]; then echo "SKIP: no built llama.cpp peer (set MP_PEER)"; exit 77; fi
@@ -43,7 +43,9 @@ for arch in llama llama-moe qwen3moe olmoe; do
         m="$T/$arch-$type.gguf"
         if ! gen "$arch" "$type" "$m"; then echo "FAIL: mp-gen $arch $type"; fail=1; continue; fi
         tol=1e-2; [ "$type" = f32 ] && tol=1e-4
-        lc=$("$LL" -m "$m" --ids "$IDS" -n 32 -t 2 --dump "$T/l.f32" 2>&1)
+        # --no-repack: llama.cpp computes with its standard kernels (its repacked
+        # Q4_0/Q4_K kernels sum in another order), as in the shared bench recipe
+        lc=$("$LL" -m "$m" --ids "$IDS" -n 32 -t 2 --no-repack --dump "$T/l.f32" 2>&1)
         if [ $? -ne 0 ]; then echo "FAIL: llama_logits $arch $type:"; echo "$lc" | tail -5; fail=1; continue; fi
         eng=$("$B/moepager" logits -m "$m" --ids "$IDS" -o "$T/e.f32" -n 32 -t 2 2>"$T/e.err")
         if [ $? -ne 0 ]; then echo "FAIL: moepager logits $arch $type:"; cat "$T/e.err"; fail=1; continue; fi
