@@ -146,9 +146,9 @@ static void attn_worker(void *arg, int ith, int nth)
     const uint16_t *kc = c->kc + (int64_t)j->il * c->n_ctx * Dk;
     const uint16_t *vc = c->vc + (int64_t)j->il * c->n_ctx * Dv;
     const float scale = 1.0f / sqrtf((float)dk);
-    long lo, hi;
-    mp_split_range((long)j->T * H, ith, nth, &lo, &hi);
-    for (long i = lo; i < hi; i++) {
+    /* (token, head) pairs dealt round-robin: with the causal mask later
+     * tokens cost more, so contiguous ranges would leave threads idle */
+    for (long i = ith; i < (long)j->T * H; i += nth) {
         const int t = (int)(i / H), h = (int)(i % H), hk = h / gqa;
         const int n_kv = j->pos0 + t + 1; /* causal: positions 0..pos */
         float *o = c->att + (int64_t)t * H * dv + (int64_t)h * dv;

@@ -95,11 +95,12 @@ void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n)
 void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                    int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores, float *kbuf)
 {
+    const mp_vec_dot_fn dot = mp_get_vec_dot(MP_TYPE_F32);
     float max = -INFINITY;
     for (int j = 0; j < n_kv; j++) {
         mp_f16_to_f32_row(k + (int64_t)j * k_stride, kbuf, dk);
-        float s = 0.0f;
-        for (int d = 0; d < dk; d++) s += q[d] * kbuf[d];
+        float s;
+        dot(dk, &s, kbuf, q);
         s *= scale;
         scores[j] = s;
         max = s > max ? s : max;
