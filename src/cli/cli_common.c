@@ -196,6 +196,9 @@ mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n
                     s->prefetch.extra);
         fprintf(stderr, "\n");
     }
+    if (s->preloaded)
+        fprintf(stderr, "moepager: the cache holds every expert: preloaded %.1f MB at start\n",
+                s->preload_stats.bytes_read / 1e6);
     for (char *line = s->note; *line;) {
         char *nl = strchr(line, '\n');
         int len = nl ? (int)(nl - line) : (int)strlen(line);

@@ -10,6 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* When the cache holds every expert, read them all now, with every read
+ * queued at once (full disk bandwidth), so decoding starts with no misses:
+ * the streamed run then matches the all-in-RAM one from the first token. */
+static int preload_all(mp_session *s, mp_err *err)
+{
+    const mp_hparams *hp = &s->model->hp;
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        if (!mp_layer_is_moe(&s->model->layers[il])) continue;
+        for (uint32_t e = 0; e < hp->n_expert; e++)
+            if (mp_cache_request(s->cache, il, e, MP_CACHE_PREFETCH, err) != MP_OK) break;
+    }
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        if (!mp_layer_is_moe(&s->model->layers[il])) continue;
+        for (uint32_t e = 0; e < hp->n_expert; e++) {
+            mp_expert_ptrs p;
+            int rc = mp_cache_acquire(s->cache, il, e, &p, err);
+            if (rc) return rc;
+            mp_cache_release(s->cache, il, e);
+        }
+    }
+    mp_cache_get_stats(s->cache, &s->preload_stats, NULL, true);
+    s->preloaded = true;
+    return MP_OK;
+}
+
 static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert_loc *locs, mp_err *err)
 {
     const mp_model *m = s->model;
@@ -42,7 +67,9 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
         return rc;
     }
     if (note[0]) snprintf(s->note + strlen(s->note), sizeof s->note - strlen(s->note), "%s\n", note);
-    return mp_experts_cache_create(&s->experts, m, s->cache, err);
+    rc = mp_experts_cache_create(&s->experts, m, s->cache, err);
+    if (!rc && !p->no_preload && s->plan.slots >= s->plan.n_experts_total) rc = preload_all(s, err);
+    return rc;
 }
 
 static void trace_route(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k)

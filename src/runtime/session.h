@@ -29,6 +29,7 @@ typedef struct mp_session_params {
     mp_prefetch_cfg prefetch;
     bool prefetch_set;      /* false: the default (lookahead, MP_DEFAULT_LOOKAHEAD) */
     const char *trace_out;  /* write the routing of every token and layer here */
+    bool no_preload;        /* don't fill a cache that holds every expert at start */
 } mp_session_params;
 
 /* Chosen by measurement on the bench model (see issue 4's note). */
@@ -45,6 +46,8 @@ typedef struct mp_session {
     mp_predictor *pred;
     mp_prefetch_cfg prefetch; /* in effect */
     struct mp_trace_writer *trace;
+    bool preloaded;               /* every expert was read at start */
+    mp_cache_stats preload_stats; /* what that cost */
     uint64_t trace_errors;
     char note[1024];   /* announcements (fallbacks), "\n"-separated; "" if none */
 } mp_session;
