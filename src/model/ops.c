@@ -4,6 +4,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 void mp_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps)
@@ -39,8 +40,9 @@ void mp_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq
             const float c = cs[2 * i], s = cs[2 * i + 1];
             const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
             const float x0 = v[a], x1 = v[b];
-            v[a] = x0 * c - x1 * s;
-            v[b] = x0 * s + x1 * c;
+            /* ggml's CPU build contracts these to FMAs (x0 * c fused, x1 * s rounded) */
+            v[a] = fmaf(x0, c, -(x1 * s));
+            v[b] = fmaf(x0, s, x1 * c);
         }
     }
 }
@@ -59,14 +61,64 @@ void mp_softmax(float *x, int64_t n)
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+#if !defined(MP_FORCE_SCALAR) && defined(__x86_64__)
+void mp_swiglu_ggml_avx2(float *g, const float *u, int64_t n);
+void mp_exp_sum16_ggml_avx2(float *y, const float *x, float max, double *sum);
+void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                        int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores);
+#define MP_HAVE_GGML_EXP 1
+#endif
+
+/* ggml's AVX-512 ggml_v_expf for one lane (its CPU build on this class of
+ * machine computes SwiGLU and flash-attention softmax with it). */
+static float expf_ggml(float x)
+{
+    const float r = 0x1.8p23f;
+    const float n = fmaf(x, 0x1.715476p+0f, r) - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         fmaf(0x1.ffffecp-1f, b, 1.0f));
+    return ldexpf(j, (int)n);
+}
+
+/* y = exp(x - max) for 16 values, and their sum in _mm512_reduce_add_ps's
+ * order added to *sum in double (one step of ggml_vec_soft_max_f32). */
+static void exp_sum16(float *y, const float *x, float max, double *sum)
+{
+#ifdef MP_HAVE_GGML_EXP
+    if (mp_kernels_isa() >= MP_ISA_AVX2) {
+        mp_exp_sum16_ggml_avx2(y, x, max, sum);
+        return;
+    }
+#endif
+    float t[8];
+    for (int i = 0; i < 16; i++) y[i] = expf_ggml(x[i] - max);
+    for (int i = 0; i < 8; i++) t[i] = y[8 + i] + y[i];
+    for (int i = 0; i < 4; i++) t[i] = t[4 + i] + t[i];
+    *sum += (double)((t[0] + t[2]) + (t[1] + t[3]));
+}
+
 void mp_swiglu(float *g, const float *u, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    int64_t i = 0;
+#ifdef MP_HAVE_GGML_EXP
+    if (mp_kernels_isa() >= MP_ISA_AVX2) {
+        mp_swiglu_ggml_avx2(g, u, n);
+        return;
+    }
+#endif
+    /* 16-wide blocks with the vector exp, the tail with expf, as ggml_vec_swiglu_f32 */
+    for (const int64_t nb = n - n % 16; i < nb; i++) g[i] = g[i] / (1.0f + expf_ggml(-g[i])) * u[i];
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 #if !defined(MP_FORCE_SCALAR) && defined(__x86_64__)
 void mp_f16_to_f32_row_f16c(const uint16_t *x, float *y, int64_t n);
 void mp_f32_to_f16_row_f16c(const float *x, uint16_t *y, int64_t n);
+void mp_acc16_scale_f16c(float *acc, float ms, int64_t n);
+void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n);
 #define MP_HAVE_F16C_ROWS 1
 #endif
 
@@ -95,28 +147,50 @@ void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n)
 void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                    int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores, float *kbuf)
 {
-    const mp_vec_dot_fn dot = mp_get_vec_dot(MP_TYPE_F32);
-    float max = -INFINITY;
-    for (int j = 0; j < n_kv; j++) {
-        mp_f16_to_f32_row(k + (int64_t)j * k_stride, kbuf, dk);
-        float s;
-        dot(dk, &s, kbuf, q);
-        s *= scale;
-        scores[j] = s;
-        max = s > max ? s : max;
+    /* ggml's tiled flash attention, one query row: keys in tiles of 64; q.k
+     * an FMA chain over the dims; per tile an online-softmax rescale (expf)
+     * then the vector exp summed in blocks of 16; values accumulated by an
+     * FMA chain over the tile's keys. Masked keys add exact zeros. */
+    enum { TILE = 64 };
+#ifdef MP_HAVE_GGML_EXP
+    if (mp_kernels_isa() >= MP_ISA_AVX2 && dk <= 512) {
+        mp_attend_f16_avx2(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, scores);
+        return;
     }
-    float sum = 0.0f;
-    for (int j = 0; j < n_kv; j++) {
-        scores[j] = expf(scores[j] - max);
-        sum += scores[j];
-    }
+#endif
+    float M = -INFINITY, S = 0.0f;
     memset(out, 0, (size_t)dv * sizeof(float));
-    for (int j = 0; j < n_kv; j++) {
-        mp_f16_to_f32_row(v + (int64_t)j * v_stride, kbuf, dv);
-        const float p = scores[j];
-        for (int d = 0; d < dv; d++) out[d] += p * kbuf[d];
+    for (int ic = 0; ic < n_kv; ic += TILE) {
+        const int kt = n_kv - ic < TILE ? n_kv - ic : TILE;
+        float tile_max = -INFINITY;
+        for (int tk = 0; tk < TILE; tk++) {
+            float s = -INFINITY;
+            if (tk < kt) {
+                mp_f16_to_f32_row(k + (int64_t)(ic + tk) * k_stride, kbuf, dk);
+                s = 0.0f;
+                for (int d = 0; d < dk; d++) s = fmaf(kbuf[d], q[d], s);
+                s *= scale;
+            }
+            scores[tk] = s;
+            tile_max = s > tile_max ? s : tile_max;
+        }
+        const float Mnew = fmaxf(M, tile_max);
+        if (Mnew > M) {
+            const float ms = expf(M - Mnew);
+            for (int d = 0; d < dv; d++) out[d] *= ms;
+            S *= ms;
+        }
+        M = Mnew;
+        double sum = 0.0;
+        for (int i = 0; i < TILE; i += 16) exp_sum16(scores + i, scores + i, Mnew, &sum);
+        S = (float)((double)S + sum);
+        for (int tk = 0; tk < kt; tk++) {
+            mp_f16_to_f32_row(v + (int64_t)(ic + tk) * v_stride, kbuf, dv);
+            const float p = scores[tk];
+            for (int d = 0; d < dv; d++) out[d] = fmaf(kbuf[d], p, out[d]);
+        }
     }
-    const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int d = 0; d < dv; d++) out[d] *= inv;
 }
 
@@ -128,6 +202,9 @@ void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t 
     uint16_t *q16 = (uint16_t *)qbuf;
     mp_f32_to_f16_row(q, q16, dk);
     const mp_vec_dot_fn dot = mp_get_vec_dot(MP_TYPE_F16);
+#ifdef MP_HAVE_F16C_ROWS
+    const bool fast = mp_kernels_isa() >= MP_ISA_AVX2;
+#endif
     float *acc = out; /* f32 view of the f16 accumulator, always f16-exact */
     memset(acc, 0, (size_t)dv * sizeof(float));
     float M = -INFINITY, S = 0.0f;
@@ -141,17 +218,31 @@ void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t 
             M = s;
             ms = expf(Mold - M);
             /* ggml_vec_scale_f16: the rescaled accumulator is rounded to f16 */
-            for (int d = 0; d < dv; d++) acc[d] *= ms;
-            mp_f32_to_f16_row(acc, acc16, dv);
-            mp_f16_to_f32_row(acc16, acc, dv);
+#ifdef MP_HAVE_F16C_ROWS
+            if (fast) {
+                mp_acc16_scale_f16c(acc, ms, dv);
+            } else
+#endif
+            {
+                for (int d = 0; d < dv; d++) acc[d] *= ms;
+                mp_f32_to_f16_row(acc, acc16, dv);
+                mp_f16_to_f32_row(acc16, acc, dv);
+            }
         } else {
             vs = expf(s - M);
         }
-        mp_f16_to_f32_row(v + (int64_t)j * v_stride, kbuf, dv);
-        for (int d = 0; d < dv; d++) acc[d] = fmaf(kbuf[d], vs, acc[d]);
         /* ggml_vec_mad_f16: rounded to f16 after the multiply-add */
-        mp_f32_to_f16_row(acc, acc16, dv);
-        mp_f16_to_f32_row(acc16, acc, dv);
+#ifdef MP_HAVE_F16C_ROWS
+        if (fast) {
+            mp_acc16_mad_f16c(acc, v + (int64_t)j * v_stride, vs, dv);
+        } else
+#endif
+        {
+            mp_f16_to_f32_row(v + (int64_t)j * v_stride, kbuf, dv);
+            for (int d = 0; d < dv; d++) acc[d] = fmaf(kbuf[d], vs, acc[d]);
+            mp_f32_to_f16_row(acc, acc16, dv);
+            mp_f16_to_f32_row(acc16, acc, dv);
+        }
         S = S * ms + vs;
     }
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
