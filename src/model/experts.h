@@ -41,6 +41,8 @@ typedef struct mp_experts_ops {
      * negative status (*expert names the failed one). */
     int (*request)(mp_experts *x, int layer, const int *experts, int n, mp_err *err);
     int (*next_ready)(mp_experts *x, int *expert, mp_expert_w *out, mp_err *err);
+    /* Like next_ready but never blocks: MP_E_AGAIN when none is ready yet. */
+    int (*try_next_ready)(mp_experts *x, int *expert, mp_expert_w *out, mp_err *err);
     /* Low-priority loads of predicted experts; never blocks or pins. */
     void (*prefetch)(mp_experts *x, int layer, const int *experts, int n);
     /* Drops undelivered demands (after an error). */
@@ -100,6 +102,12 @@ static inline int mp_experts_next_ready(mp_experts *x, int *expert, mp_expert_w 
     x->pend_n--;
     int rc = x->ops->acquire(x, x->pend_layer, *expert, out, err);
     return rc ? rc : 1;
+}
+static inline int mp_experts_try_next_ready(mp_experts *x, int *expert, mp_expert_w *out, mp_err *err)
+{
+    if (x->ops->try_next_ready) return x->ops->try_next_ready(x, expert, out, err);
+    if (x->ops->next_ready) return MP_E_AGAIN; /* blocking-only provider */
+    return mp_experts_next_ready(x, expert, out, err); /* emulated: always ready */
 }
 static inline void mp_experts_prefetch(mp_experts *x, int layer, const int *experts, int n)
 {

@@ -292,41 +292,48 @@ static void route_token(const mp_hparams *hp, float *logits, int32_t *sel, float
         for (int s = 0; s < K; s++) w[s] *= hp->expert_weights_scale;
 }
 
-/* One expert over the chunk's tokens routed to it: gather their activation
- * rows, gate and up, SwiGLU, down; outputs land in dout at the expert's
- * entries. */
-static void compute_expert(mp_ctx *c, const mp_layer *l, int ex, const mp_expert_w *w, int T)
+/* Experts ex[0..n) over the chunk's tokens routed to each: gather their
+ * activation rows, gate and up, SwiGLU, down; outputs land in dout at each
+ * expert's entries. All n experts share one job per step (fewer thread
+ * synchronisations in decode, where each expert has one token). */
+static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const mp_expert_w *w, int n)
 {
     const mp_hparams *hp = &c->m->hp;
     const int64_t E = hp->n_embd, F = hp->n_ff_exp;
     const int K = (int)hp->n_expert_used;
-    const int off = c->ex_off[ex], cnt = c->ex_count[ex];
     const uint32_t gate_type = l->ffn_gate_exps.type;
     const size_t arow = mp_act_row_size(gate_type, E);
-    for (int i = 0; i < cnt; i++) {
-        const int entry = off + i, t = c->entry_tok[entry] / K;
-        memcpy(c->xg + (int64_t)entry * arow, c->xq + (int64_t)t * arow, arow);
-    }
-    const uint8_t *xe = c->xg + (int64_t)off * arow;
-    add_task(c, &l->ffn_gate_exps, w->gate, xe, cnt, c->hg + (int64_t)off * F, F);
-    if (mp_act_type(l->ffn_up_exps.type) == mp_act_type(gate_type)) {
-        add_task(c, &l->ffn_up_exps, w->up, xe, cnt, c->hu + (int64_t)off * F, F);
-        run_tasks(c);
-    } else { /* rare: up needs another activation type */
-        run_tasks(c);
-        const size_t urow = mp_act_row_size(l->ffn_up_exps.type, E);
+    const bool same_up = mp_act_type(l->ffn_up_exps.type) == mp_act_type(gate_type);
+    for (int j = 0; j < n; j++) {
+        const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
         for (int i = 0; i < cnt; i++) {
             const int entry = off + i, t = c->entry_tok[entry] / K;
-            mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
+            memcpy(c->xg + (int64_t)entry * arow, c->xq + (int64_t)t * arow, arow);
         }
-        add_task(c, &l->ffn_up_exps, w->up, c->xg + (int64_t)off * urow, cnt, c->hu + (int64_t)off * F, F);
+        const uint8_t *xe = c->xg + (int64_t)off * arow;
+        add_task(c, &l->ffn_gate_exps, w[j].gate, xe, cnt, c->hg + (int64_t)off * F, F);
+        if (same_up) add_task(c, &l->ffn_up_exps, w[j].up, xe, cnt, c->hu + (int64_t)off * F, F);
+    }
+    run_tasks(c);
+    if (!same_up) { /* rare: up needs another activation type */
+        const size_t urow = mp_act_row_size(l->ffn_up_exps.type, E);
+        for (int j = 0; j < n; j++) {
+            const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
+            for (int i = 0; i < cnt; i++) {
+                const int entry = off + i, t = c->entry_tok[entry] / K;
+                mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
+            }
+            add_task(c, &l->ffn_up_exps, w[j].up, c->xg + (int64_t)off * urow, cnt, c->hu + (int64_t)off * F, F);
+        }
         run_tasks(c);
     }
-    swiglu_rows(c, l->ffn_down_exps.type, F, off, cnt, c->xg);
     const size_t drow = mp_act_row_size(l->ffn_down_exps.type, F);
-    add_task(c, &l->ffn_down_exps, w->down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
+    for (int j = 0; j < n; j++) {
+        const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
+        swiglu_rows(c, l->ffn_down_exps.type, F, off, cnt, c->xg);
+        add_task(c, &l->ffn_down_exps, w[j].down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
+    }
     run_tasks(c);
-    (void)T;
 }
 
 /* Queues loads of the experts that layers il+1 .. il+d are predicted to pick. */
@@ -409,16 +416,28 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
             issue_prefetch(c, il, T, pos0);
             prefetched = true;
         }
-        int ex = -1;
-        mp_expert_w w;
-        int r = mp_experts_next_ready(c->x, &ex, &w, err);
+        /* wait for one, then take every other one that is ready too */
+        int ex[64], n = 0;
+        mp_expert_w w[64];
+        int r = mp_experts_next_ready(c->x, &ex[0], &w[0], err);
         if (r <= 0) {
             mp_experts_abandon(c->x);
             return r < 0 ? r : mp_err_set(err, MP_E_INVAL, "layer %d: expert requests were lost", il);
         }
-        compute_expert(c, l, ex, &w, T);
-        mp_experts_release(c->x, il, ex);
-        done++;
+        n = 1;
+        while (n < 64 && done + n < requested) {
+            r = mp_experts_try_next_ready(c->x, &ex[n], &w[n], err);
+            if (r == MP_E_AGAIN || r == 0) break;
+            if (r < 0) {
+                for (int j = 0; j < n; j++) mp_experts_release(c->x, il, ex[j]);
+                mp_experts_abandon(c->x);
+                return r;
+            }
+            n++;
+        }
+        compute_experts(c, l, ex, w, n);
+        for (int j = 0; j < n; j++) mp_experts_release(c->x, il, ex[j]);
+        done += n;
     }
 
     /* h += sum over slots, in slot order, of weight * expert output */

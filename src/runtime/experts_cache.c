@@ -86,6 +86,15 @@ static int ce_next_ready(mp_experts *x, int *expert, mp_expert_w *out, mp_err *e
     return rc;
 }
 
+static int ce_try_next_ready(mp_experts *x, int *expert, mp_expert_w *out, mp_err *err)
+{
+    mp_cache_ready r;
+    int rc = mp_cache_poll(((cache_experts *)x)->cache, &r, err);
+    if (rc == 1 || rc < 0) *expert = (int)r.expert;
+    if (rc == 1) to_w(&r.ptrs, out);
+    return rc;
+}
+
 static void ce_prefetch(mp_experts *x, int layer, const int *experts, int n)
 {
     for (int i = 0; i < n; i++)
@@ -116,6 +125,7 @@ static const mp_experts_ops cache_ops = {
     .destroy = ce_destroy,
     .request = ce_request,
     .next_ready = ce_next_ready,
+    .try_next_ready = ce_try_next_ready,
     .prefetch = ce_prefetch,
     .abandon = ce_abandon,
     .poll = ce_poll,
