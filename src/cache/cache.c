@@ -555,19 +555,6 @@ void mp_cache_get_stats(mp_cache *c, mp_cache_stats *total, mp_cache_stats *per_
     if (reset) memset(c->stats, 0, c->n_layers * sizeof *c->stats);
 }
 
-static void note_add(char *note, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void note_add(char *note, size_t cap, const char *fmt, ...)
-{
-    if (!note || cap == 0) return;
-    size_t len = strlen(note);
-    if (len && len + 1 < cap) note[len++] = '\n', note[len] = '\0';
-    if (len + 1 >= cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(note + len, cap - len, fmt, ap);
-    va_end(ap);
-}
 
 int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size_t note_cap,
                     mp_err *err)
@@ -651,7 +638,7 @@ int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size
     if (cfg->hugepages) {
         c->slab = (char *)(((uintptr_t)c->slab_map + huge - 1) & ~(uintptr_t)(huge - 1));
         if (madvise(c->slab, bytes, MADV_HUGEPAGE) != 0)
-            note_add(note, note_cap, "expert cache: no transparent huge pages (%s)", strerror(errno));
+            mp_note_add(note, note_cap, "expert cache: no transparent huge pages (%s)", strerror(errno));
     }
 
     c->slots = calloc(c->n_slots, sizeof *c->slots);
@@ -677,7 +664,7 @@ int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size
         mp_err rerr;
         mp_err_clear(&rerr);
         if (mp_io_register_buffers(cfg->io, iov, n_iov, &rerr) < 0)
-            note_add(note, note_cap, "%s; reading into unregistered buffers", rerr.msg);
+            mp_note_add(note, note_cap, "%s; reading into unregistered buffers", rerr.msg);
         free(iov);
     }
     c->io = cfg->io;

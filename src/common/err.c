@@ -57,3 +57,15 @@ int mp_err_reset(mp_err *err, int status, const char *fmt, ...)
     va_end(ap);
     return status;
 }
+
+void mp_note_add(char *note, size_t cap, const char *fmt, ...)
+{
+    if (!note || cap == 0) return;
+    size_t len = strlen(note);
+    if (len && len + 1 < cap) note[len++] = '\n', note[len] = '\0';
+    if (len + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note + len, cap - len, fmt, ap);
+    va_end(ap);
+}

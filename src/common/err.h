@@ -32,4 +32,9 @@ int mp_err_setv(mp_err *err, int status, const char *fmt, va_list ap);
 int mp_err_reset(mp_err *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Announcements (fallbacks a caller should print): appends one line to
+ * note[cap] ("\n"-separated, no trailing newline; note may be NULL).
+ * Silently truncates when full. */
+void mp_note_add(char *note, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -388,19 +388,6 @@ int mp_io_kind_parse(const char *s, mp_io_kind *out)
     return MP_OK;
 }
 
-static void note_add(char *note, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void note_add(char *note, size_t cap, const char *fmt, ...)
-{
-    if (!note || cap == 0) return;
-    size_t len = strlen(note);
-    if (len && len + 1 < cap) note[len++] = '\n', note[len] = '\0';
-    if (len + 1 >= cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(note + len, cap - len, fmt, ap);
-    va_end(ap);
-}
 
 /* Alignment for O_DIRECT: 4096, or what statx says the file needs if more. */
 static size_t direct_align(int fd)
@@ -460,7 +447,7 @@ int mp_io_open(mp_io_kind kind, const char *path, const mp_io_opts *opts, mp_io 
         if (io->fd >= 0) {
             io->direct = true;
         } else if (errno == EINVAL) {
-            note_add(note, note_cap,
+            mp_note_add(note, note_cap,
                      "%s: the filesystem refuses O_DIRECT; reading buffered through the page cache",
                      path);
         } else {
@@ -489,7 +476,7 @@ int mp_io_open(mp_io_kind kind, const char *path, const mp_io_opts *opts, mp_io 
         mp_err_clear(&uerr);
         rc = mp_io_uring_create(io->fd, o.depth, fs.no_uring, &io->be, &sys, &uerr);
         if (rc == MP_E_UNSUPPORTED && kind == MP_IO_AUTO) {
-            note_add(note, note_cap, "io_uring unavailable (%s): using a pool of %u pread threads",
+            mp_note_add(note, note_cap, "io_uring unavailable (%s): using a pool of %u pread threads",
                      strerror(sys), o.n_threads);
         } else if (rc < 0) {
             mp_err_set(err, rc, "%s", uerr.msg);

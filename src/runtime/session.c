@@ -49,7 +49,7 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
     char note[512] = "";
     int rc = mp_io_open(kind, m->path, &io_opts, &io, note, sizeof note, err);
     if (rc) return rc;
-    if (note[0]) snprintf(s->note + strlen(s->note), sizeof s->note - strlen(s->note), "%s\n", note);
+    if (note[0]) mp_note_add(s->note, sizeof s->note, "%s", note);
     mp_cache_config cc = {
         .n_layers = m->hp.n_layer,
         .n_experts = m->hp.n_expert,
@@ -66,7 +66,7 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
         mp_io_free(io);
         return rc;
     }
-    if (note[0]) snprintf(s->note + strlen(s->note), sizeof s->note - strlen(s->note), "%s\n", note);
+    if (note[0]) mp_note_add(s->note, sizeof s->note, "%s", note);
     rc = mp_experts_cache_create(&s->experts, m, s->cache, err);
     if (!rc && !p->no_preload && s->plan.slots >= s->plan.n_experts_total) rc = preload_all(s, err);
     return rc;
@@ -107,9 +107,9 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         /* A pack: its resident tensors are in the mapped embedded GGUF and
          * its experts are read block by block, each verified before use. */
         if (s->plan.offload)
-            snprintf(s->note + strlen(s->note), sizeof s->note - strlen(s->note),
-                     "pack: experts are read with pread and checksummed on every use (the expert cache does not "
-                     "read packs yet)\n");
+            mp_note_add(s->note, sizeof s->note,
+                        "pack: experts are read with pread and checksummed on every use (the expert cache does not "
+                        "read packs yet)");
         rc = mp_experts_pack_create(&s->experts, s->model, err);
     } else if (budget && !s->plan.offload) {
         /* a dense model: nothing to stream, but the file was not mapped */
