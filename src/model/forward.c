@@ -67,6 +67,11 @@ struct mp_ctx {
     float *kbuf;     /* per thread (max head dim) */
     int kbuf_stride;
 
+    /* last layer's FFN of a chunk whose other rows' outputs are not wanted:
+     * llama.cpp keeps only the output rows there (one row: MUL_MAT over one
+     * token, vec_dot order), so the dense matmuls use that order */
+    bool ffn_vec_dot;
+
     /* job descriptions shared with the workers */
     mm_task tasks[MP_MAX_TASKS];
     int n_tasks;
@@ -99,7 +104,7 @@ static void add_task(mp_ctx *c, const mp_tensor *w, const void *data, const void
 {
     if (c->n_tasks == MP_MAX_TASKS) run_tasks(c);
     /* expert stacks (3-D) are llama.cpp MUL_MAT_ID, summed in vec_dot order */
-    const int mode = w->ne[2] > 1 ? MP_MM_VEC_DOT : MP_MM_GEMM;
+    const int mode = w->ne[2] > 1 || c->ffn_vec_dot ? MP_MM_VEC_DOT : MP_MM_GEMM;
     c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode};
 }
 
@@ -478,12 +483,15 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
         mp_experts_poll(c->x); /* let finished prefetch reads make room for queued ones */
         const mp_layer *l = &m->layers[il];
         for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->ffn_norm.data, E, hp->rms_eps);
+        c->ffn_vec_dot = !all && il == hp->n_layer - 1;
         if (mp_layer_is_moe(l)) {
             int rc = moe_block(c, (int)il, T, pos0, err);
+            c->ffn_vec_dot = false;
             if (rc) return rc;
         } else {
             dense_block(c, (int)il, T);
         }
+        c->ffn_vec_dot = false;
     }
 
     /* output head: all rows, or only the last */
