@@ -153,7 +153,7 @@ static bool find_bins(char *out, size_t cap)
     char shared[4096];
     snprintf(shared, sizeof shared, "%s/../shared/peers/llamacpp", src);
     const char *peers[] = {getenv("MP_PEER"), shared};
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof peers / sizeof peers[0]; i++) {
         if (!peers[i]) continue;
         snprintf(out, cap, "%s/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64", peers[i]);
         char probe[4200];
