@@ -1,6 +1,9 @@
 /* Small float ops of the forward pass, with ggml's numerics where they affect
- * parity (RMSNorm sums in double, iterative RoPE angles, softmax sums in
- * double). Rows are contiguous float arrays. */
+ * parity (RMSNorm sums in double, iterative RoPE angles and its FMA-contracted
+ * rotation, softmax sums in double, the AVX-512 build's vector exp in SwiGLU
+ * and flash attention). Bit-identical to llama.cpp's CPU backend as loaded on
+ * an AVX-512 machine (its zen4 / sapphirerapids builds); on others the exp
+ * differs in the last bit now and then. Rows are contiguous float arrays. */
 #ifndef MP_OPS_H
 #define MP_OPS_H
 
@@ -17,7 +20,8 @@ void mp_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq
 /* In-place softmax over n values (sum in double, like ggml). */
 void mp_softmax(float *x, int64_t n);
 
-/* g[i] = silu(g[i]) * u[i] */
+/* g[i] = silu(g[i]) * u[i], as ggml_vec_swiglu_f32: whole 16-wide blocks
+ * with ggml's vector exp (ggml_v_expf), the tail with expf. */
 void mp_swiglu(float *g, const float *u, int64_t n);
 
 /* f16 row conversions (F16C when available). */
@@ -27,7 +31,10 @@ void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
 /* Attention for one query head over n_kv cached positions:
  *   out[dv] = sum_j softmax_j(scale * q.k_j) * v_j
  * k rows (f16) are k_stride elements apart, v rows (f16) v_stride apart.
- * scores: scratch of n_kv floats, kbuf/vbuf: scratch of dk / dv floats. */
+ * Numerics of ggml's tiled flash attention (batches of 64 or more queries):
+ * keys in tiles of 64, q.k one FMA chain per key, online softmax per tile
+ * with ggml's vector exp summed 16 at a time, values as FMA chains.
+ * scores: scratch of 64 floats; kbuf: scratch of max(dk, dv) floats. */
 void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                    int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores, float *kbuf);
 
