@@ -153,7 +153,7 @@ void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stri
      * FMA chain over the tile's keys. Masked keys add exact zeros. */
     enum { TILE = 64 };
 #ifdef MP_HAVE_GGML_EXP
-    if (mp_kernels_isa() >= MP_ISA_AVX2 && dk <= 512) {
+    if (mp_kernels_isa() >= MP_ISA_AVX2) {
         mp_attend_f16_avx2(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, scores);
         return;
     }

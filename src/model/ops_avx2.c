@@ -126,7 +126,7 @@ void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n)
 
 /* mp_attend_f16 (ops.c) vectorised: q.k for 8 keys at once (each key's sum
  * still one FMA chain over the dims, in dim order), values accumulated over
- * the dims 8 at a time. Same bits as the scalar version. Needs dk <= 512. */
+ * the dims 8 at a time. Same bits as the scalar version. */
 void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                         int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores);
 
@@ -134,7 +134,7 @@ void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k
                         int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores)
 {
     enum { TILE = 64 };
-    float kt[512 * 8] __attribute__((aligned(32))); /* 8 keys transposed: kt[d * 8 + key] */
+    float kt[8 * 8] __attribute__((aligned(32))); /* dims past the last 8: kt[(d - d0) * 8 + key] */
     float M = -INFINITY, S = 0.0f;
     for (int d = 0; d < dv; d++) out[d] = 0.0f;
     for (int ic = 0; ic < n_kv; ic += TILE) {
@@ -145,12 +145,35 @@ void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k
                 continue;
             }
             const int nk = kt_n - g < 8 ? kt_n - g : 8;
-            for (int j = 0; j < 8; j++) {
-                const uint16_t *kr = k + (int64_t)(ic + g + (j < nk ? j : 0)) * k_stride;
-                for (int d = 0; d < dk; d++) kt[d * 8 + j] = mp_fp16_to_fp32(kr[d]);
-            }
+            const uint16_t *kr[8];
+            for (int j = 0; j < 8; j++) kr[j] = k + (int64_t)(ic + g + (j < nk ? j : 0)) * k_stride;
             __m256 acc = _mm256_setzero_ps();
-            for (int d = 0; d < dk; d++) acc = _mm256_fmadd_ps(_mm256_load_ps(kt + d * 8), _mm256_set1_ps(q[d]), acc);
+            int d0 = 0;
+            for (; d0 + 8 <= dk; d0 += 8) { /* 8 keys x 8 dims, transposed: c[i] lane j = key j, dim d0 + i */
+                __m256 r[8], t[8], c[8];
+                for (int j = 0; j < 8; j++) r[j] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kr[j] + d0)));
+                for (int j = 0; j < 8; j += 2) {
+                    t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
+                    t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
+                }
+                for (int j = 0; j < 8; j += 4) {
+                    r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
+                    r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
+                    r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+                    r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
+                }
+                for (int i = 0; i < 4; i++) {
+                    c[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+                    c[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+                }
+                for (int i = 0; i < 8; i++) acc = _mm256_fmadd_ps(c[i], _mm256_set1_ps(q[d0 + i]), acc);
+            }
+            if (d0 < dk) {
+                for (int j = 0; j < 8; j++)
+                    for (int d = d0; d < dk; d++) kt[(d - d0) * 8 + j] = mp_fp16_to_fp32(kr[j][d]);
+                for (int d = d0; d < dk; d++)
+                    acc = _mm256_fmadd_ps(_mm256_load_ps(kt + (d - d0) * 8), _mm256_set1_ps(q[d]), acc);
+            }
             acc = _mm256_mul_ps(acc, _mm256_set1_ps(scale));
             _mm256_storeu_ps(scores + g, acc);
             for (int j = nk; j < 8; j++) scores[g + j] = -INFINITY;
