@@ -17,8 +17,11 @@
 #define MP_MAX_TASKS 64
 #define MP_MAX_EXPERTS 4096
 /* llama.cpp's CPU flash attention accumulates in f16 for batches of fewer
- * than 64 queries and in f32 (tiled) from 64 on; we follow it for parity. */
+ * than 64 queries and in f32 (tiled) from 64 on, the tiled path only when
+ * the value head size is a whole number of SIMD vectors (16 floats in its
+ * AVX-512 build); we follow it for parity. */
 #define MP_FA_TILE_Q 64
+#define MP_FA_TILE_DV 16
 
 typedef struct mm_task {
     uint32_t type;
@@ -159,7 +162,7 @@ static void attn_worker(void *arg, int ith, int nth)
         float *o = c->att + (int64_t)t * H * dv + (int64_t)h * dv;
         const float *q = c->q + (int64_t)t * H * dk + (int64_t)h * dk;
         float *kbuf = c->kbuf + (int64_t)ith * 2 * c->kbuf_stride;
-        if (j->T < MP_FA_TILE_Q)
+        if (j->T < MP_FA_TILE_Q || dv % MP_FA_TILE_DV)
             mp_attend_f16_acc16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * dv, Dv, n_kv, dk, dv, scale,
                                 kbuf + c->kbuf_stride, kbuf, (uint16_t *)(c->scores + (int64_t)ith * c->n_ctx));
         else
