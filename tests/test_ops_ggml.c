@@ -71,6 +71,19 @@ static void compute(results *r, bool check)
             const int n_kv = qi == 0 ? 5 : qi == 1 ? 64 : qi == 2 ? 129 : NKV;
             float *o = r->att[c][qi];
             mp_attend_f16(o, q, k, dk, v, DV, n_kv, dk, DV, scale, scores, kbuf);
+            if (check) {
+                /* split-KV decode: one range is the one_chunk path bit for bit;
+                 * three ranges over a 256-key view (the last one masked) stay accurate */
+                float o1[DV], o3[DV], qb[128], part[DV];
+                uint16_t a16[DV];
+                mp_attend_f16_acc16(o1, q, k, dk, v, DV, n_kv, dk, DV, scale, qb, kbuf, a16);
+                mp_attend_f16_split(o3, q, k, dk, v, DV, n_kv, 256, 1, dk, DV, scale, qb, kbuf, a16, part);
+                CHECKF(!memcmp(o1, o3, sizeof o1), "split attention with one range != one_chunk (n_kv %d)", n_kv);
+                mp_attend_f16_split(o3, q, k, dk, v, DV, n_kv, 256, 3, dk, DV, scale, qb, kbuf, a16, part);
+                double e3 = 0.0;
+                for (int d = 0; d < DV; d++) e3 = fmax(e3, fabs(o3[d] - o1[d]));
+                CHECKF(e3 < 2e-3, "split attention, 3 ranges: off by %g from one range (n_kv %d)", e3, n_kv);
+            }
             if (!check) continue;
             double s[NKV], mx = -INFINITY, sum = 0.0;
             for (int j = 0; j < n_kv; j++) {

@@ -162,7 +162,17 @@ static void attn_worker(void *arg, int ith, int nth)
         float *o = c->att + (int64_t)t * H * dv + (int64_t)h * dv;
         const float *q = c->q + (int64_t)t * H * dk + (int64_t)h * dk;
         float *kbuf = c->kbuf + (int64_t)ith * 2 * c->kbuf_stride;
-        if (j->T < MP_FA_TILE_Q || dv % MP_FA_TILE_DV)
+        /* llama.cpp's key view: the used cells padded to 256, at most n_ctx;
+         * a single query over 512+ of them takes its split-KV path, one key
+         * range per thread */
+        int n_view = (n_kv + 255) / 256 * 256;
+        if (n_view > c->n_ctx) n_view = c->n_ctx;
+        if (j->T == 1 && n_view >= 512 && 2 * dv <= c->n_ctx)
+            mp_attend_f16_split(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * dv, Dv, n_kv, n_view, c->n_threads,
+                                dk, dv, scale, kbuf + c->kbuf_stride, kbuf,
+                                (uint16_t *)(c->scores + (int64_t)ith * c->n_ctx),
+                                c->scores + (int64_t)ith * c->n_ctx + dv);
+        else if (j->T < MP_FA_TILE_Q || dv % MP_FA_TILE_DV)
             mp_attend_f16_acc16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * dv, Dv, n_kv, dk, dv, scale,
                                 kbuf + c->kbuf_stride, kbuf, (uint16_t *)(c->scores + (int64_t)ith * c->n_ctx));
         else

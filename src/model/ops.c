@@ -194,21 +194,19 @@ void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stri
     for (int d = 0; d < dv; d++) out[d] *= inv;
 }
 
-void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
-                         int64_t v_stride, int n_kv, int dk, int dv, float scale, float *qbuf, float *kbuf,
-                         uint16_t *acc16)
+/* ggml's one_chunk loop over keys [j0, j1): acc (f32 view of the f16
+ * accumulator, zeroed here), running max *M and sum *S; not normalised. */
+static void acc16_range(float *acc, float *Mp, float *Sp, const uint16_t *q16, const uint16_t *k, int64_t k_stride,
+                        const uint16_t *v, int64_t v_stride, int j0, int j1, int dk, int dv, float scale, float *kbuf,
+                        uint16_t *acc16)
 {
-    /* q in f16, and q.k with the F16 dot product, as ggml's one_chunk path */
-    uint16_t *q16 = (uint16_t *)qbuf;
-    mp_f32_to_f16_row(q, q16, dk);
     const mp_vec_dot_fn dot = mp_get_vec_dot(MP_TYPE_F16);
 #ifdef MP_HAVE_F16C_ROWS
     const bool fast = mp_kernels_isa() >= MP_ISA_AVX2;
 #endif
-    float *acc = out; /* f32 view of the f16 accumulator, always f16-exact */
     memset(acc, 0, (size_t)dv * sizeof(float));
     float M = -INFINITY, S = 0.0f;
-    for (int j = 0; j < n_kv; j++) {
+    for (int j = j0; j < j1; j++) {
         float s;
         dot(dk, &s, k + (int64_t)j * k_stride, q16);
         s *= scale;
@@ -245,6 +243,47 @@ void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t 
         }
         S = S * ms + vs;
     }
+    *Mp = M;
+    *Sp = S;
+}
+
+void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                         int64_t v_stride, int n_kv, int dk, int dv, float scale, float *qbuf, float *kbuf,
+                         uint16_t *acc16)
+{
+    /* q in f16, and q.k with the F16 dot product, as ggml's one_chunk path */
+    uint16_t *q16 = (uint16_t *)qbuf;
+    mp_f32_to_f16_row(q, q16, dk);
+    float M, S;
+    acc16_range(out, &M, &S, q16, k, k_stride, v, v_stride, 0, n_kv, dk, dv, scale, kbuf, acc16);
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-    for (int d = 0; d < dv; d++) out[d] = acc[d] * inv;
+    for (int d = 0; d < dv; d++) out[d] *= inv;
+}
+
+void mp_attend_f16_split(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                         int64_t v_stride, int n_kv, int n_view, int n_chunks, int dk, int dv, float scale,
+                         float *qbuf, float *kbuf, uint16_t *acc16, float *part)
+{
+    uint16_t *q16 = (uint16_t *)qbuf;
+    mp_f32_to_f16_row(q, q16, dk);
+    const int cs = (n_view + n_chunks - 1) / n_chunks;
+    float M = -INFINITY, S = 0.0f;
+    memset(out, 0, (size_t)dv * sizeof(float));
+    for (int c = 0; c < n_chunks; c++) {
+        const int j0 = c * cs, j1 = j0 + cs < n_kv ? j0 + cs : n_kv; /* keys past n_kv are masked */
+        if (j0 >= j1) continue;
+        float Mc, Sc;
+        acc16_range(part, &Mc, &Sc, q16, k, k_stride, v, v_stride, j0, j1, dk, dv, scale, kbuf, acc16);
+        if (Sc == 0.0f) continue;
+        const float Mn = fmaxf(M, Mc);
+        const float so = expf(M - Mn), sn = expf(Mc - Mn);
+        /* as ggml's CPU build contracts them: the first product fused */
+        for (int d = 0; d < dv; d++) out[d] = fmaf(out[d], so, part[d] * sn);
+        S = fmaf(S, so, Sc * sn);
+        M = Mn;
+    }
+    if (S != 0.0f) {
+        const float inv = 1.0f / S;
+        for (int d = 0; d < dv; d++) out[d] *= inv;
+    }
 }

@@ -46,4 +46,13 @@ void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t 
                          int64_t v_stride, int n_kv, int dk, int dv, float scale, float *qbuf, float *kbuf,
                          uint16_t *acc16);
 
+/* Decode (one query) over a key view of n_view >= 512 positions, as ggml's
+ * split-KV flash attention with n_chunks threads: the view cut into
+ * n_chunks ranges of ceil(n_view / n_chunks) keys, each reduced as
+ * mp_attend_f16_acc16 (keys >= n_kv are masked), then the partial results
+ * merged in range order. part: scratch of dv floats; others as above. */
+void mp_attend_f16_split(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                         int64_t v_stride, int n_kv, int n_view, int n_chunks, int dk, int dv, float scale,
+                         float *qbuf, float *kbuf, uint16_t *acc16, float *part);
+
 #endif
