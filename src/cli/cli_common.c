@@ -27,7 +27,7 @@ const char *const cli_model_opts_help =
     "  --io KIND            expert reads: auto (io_uring, else pread), uring, pread\n"
     "  --io-depth N         reads in flight (default 16)\n"
     "  --policy NAME        cache replacement policy: lfu-decay (default), lru\n"
-    "  --prefetch KIND      none, lookahead (default when streaming), oracle\n"
+    "  --prefetch KIND      none (default), lookahead, oracle\n"
     "  --lookahead D        layers ahead the router lookahead predicts (default 1)\n"
     "  --prefetch-extra M   also prefetch the next M experts by score (default 0)\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"

@@ -41,7 +41,7 @@ static void help(void)
            "  --cache-experts LIST cache sizes in experts per MoE layer, e.g. 2,4\n"
            "  --mem LIST           whole-process budgets, e.g. 1G,2G\n"
            "  --policy LIST        replacement policies (lfu-decay, lru)\n"
-           "  --prefetch LIST      none, lookahead, oracle (default: lookahead)\n"
+           "  --prefetch LIST      none, lookahead, oracle (default: none)\n"
            "  --lookahead LIST     layers ahead for lookahead (default %d)\n"
            "  --prefetch-extra LIST extra experts by score for lookahead (default 0)\n"
            "  --io-depth LIST      reads in flight (default %d)\n"
@@ -871,7 +871,7 @@ int cmd_bench(int argc, char **argv)
     const char *out_fmt = "md", *plot = NULL;
     bool do_suggest = false, print_ids = false, p_set = false, n_set = false, r_set = false;
     if (!L) return cli_error("out of memory");
-    L->pfs[0] = MP_PREFETCH_LOOKAHEAD;
+    L->pfs[0] = MP_DEFAULT_PREFETCH;
     L->n_pfs = 1;
     L->lookaheads[0] = MP_DEFAULT_LOOKAHEAD;
     L->n_lookaheads = 1;

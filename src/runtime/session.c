@@ -129,7 +129,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     if (s->cache) {
         s->prefetch = p->prefetch;
         if (!p->prefetch_set) {
-            s->prefetch.kind = MP_PREFETCH_LOOKAHEAD;
+            s->prefetch.kind = MP_DEFAULT_PREFETCH;
             s->prefetch.lookahead = MP_DEFAULT_LOOKAHEAD;
         }
         if (s->prefetch.lookahead < 1) s->prefetch.lookahead = MP_DEFAULT_LOOKAHEAD;
