@@ -59,6 +59,7 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
         .io = io,
         .policy = pol,
         .file_name = m->path,
+        .hugepages = !p->no_hugepages,
     };
     note[0] = '\0';
     rc = mp_cache_create(&cc, &s->cache, note, sizeof note, err);

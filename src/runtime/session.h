@@ -30,6 +30,7 @@ typedef struct mp_session_params {
     bool prefetch_set;      /* false: the default (MP_DEFAULT_PREFETCH) */
     const char *trace_out;  /* write the routing of every token and layer here */
     bool no_preload;        /* don't fill a cache that holds every expert at start */
+    bool no_hugepages;      /* don't ask for transparent huge pages for the cache slab */
 } mp_session_params;
 
 /* Chosen by measurement (issue 4's note): on the Mixtral-style Q8_0 bench
