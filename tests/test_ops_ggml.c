@@ -113,7 +113,10 @@ int main(int argc, char **argv)
     results *mine = calloc(1, sizeof *mine), *scalar = calloc(1, sizeof *scalar);
     if (argc == 2 && !strcmp(argv[1], "--child")) {
         compute(mine, false);
-        return fwrite(mine, sizeof *mine, 1, stdout) == 1 ? 0 : 1;
+        const int ok = fwrite(mine, sizeof *mine, 1, stdout) == 1;
+        free(mine);
+        free(scalar);
+        return ok ? 0 : 1;
     }
     compute(mine, true);
 
