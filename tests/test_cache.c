@@ -7,6 +7,7 @@
  * Exits 77 at the end if io_uring is unavailable (pread paths still run). */
 #define _GNU_SOURCE
 #include "cache/cache.h"
+#include "helpers/cache_fixture.h"
 #include "mp_test.h"
 
 #include <errno.h>
@@ -20,58 +21,14 @@
 #define N_EXPERTS 8
 #define N_KEYS (N_LAYERS * N_EXPERTS)
 
-static uint8_t pattern(uint64_t i)
-{
-    uint64_t z = i * 0x9e3779b97f4a7c15ull;
-    return (uint8_t)((z >> 29) ^ (z >> 47) ^ i);
-}
-
-static mp_expert_loc locs[N_KEYS];
-static uint64_t file_size;
-
-/* Tensors like a GGUF: per layer, gate_exps, up_exps, down_exps, each
- * N_EXPERTS experts of an odd size, 32-byte aligned, after a header. */
-static void make_locs(void)
-{
-    const uint64_t sz[3] = { 9000 + 37, 9000 + 37, 7000 + 5 };
-    uint64_t off = 4096 + 1000; /* header and resident tensors */
-    for (int l = 0; l < N_LAYERS; l++)
-        for (int p = 0; p < 3; p++) {
-            off = (off + 31) & ~31ull;
-            for (int e = 0; e < N_EXPERTS; e++) {
-                mp_expert_loc *x = &locs[l * N_EXPERTS + e];
-                x->part[p].offset = off + e * sz[p];
-                x->part[p].len = sz[p];
-                x->n_parts = 3;
-            }
-            off += N_EXPERTS * sz[p];
-        }
-    file_size = off + 100; /* the last expert's tail is not 4096 aligned */
-}
-
-static int make_file(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return -1;
-    uint8_t *buf = malloc(file_size);
-    for (uint64_t i = 0; i < file_size; i++) buf[i] = pattern(i);
-    int rc = write(fd, buf, file_size) == (ssize_t)file_size ? 0 : -1;
-    free(buf);
-    close(fd);
-    return rc;
-}
+/* The file and its GGUF-like expert locations (helpers/cache_fixture.c):
+ * per layer gate, up and down tensors of N_EXPERTS odd-sized experts,
+ * 32-byte aligned, the last expert's tail not 4096 aligned. */
+static mp_fixture fx;
 
 static int check_bytes(uint32_t layer, uint32_t expert, const mp_expert_ptrs *p)
 {
-    const mp_expert_loc *l = &locs[layer * N_EXPERTS + expert];
-    if (p->n_parts != l->n_parts) return 0;
-    for (uint32_t i = 0; i < l->n_parts; i++) {
-        if (p->len[i] != l->part[i].len) return 0;
-        const uint8_t *b = p->part[i];
-        for (uint64_t k = 0; k < l->part[i].len; k++)
-            if (b[k] != pattern(l->part[i].offset + k)) return 0;
-    }
-    return 1;
+    return mp_fixture_check(&fx, layer, expert, p);
 }
 
 /* ---- a strict LRU, private to this test, for exact eviction order ----- */
@@ -122,7 +79,7 @@ static mp_cache *make_cache(mp_io_kind kind, const char *path, uint32_t n_slots,
     int rc = mp_io_open(kind, path, &o, &io, note, sizeof note, &err);
     CHECKF(rc == MP_OK, "%s", err.msg);
     if (rc < 0) return NULL;
-    mp_cache_config cfg = { .n_layers = N_LAYERS, .n_experts = N_EXPERTS, .locs = locs,
+    mp_cache_config cfg = { .n_layers = N_LAYERS, .n_experts = N_EXPERTS, .locs = fx.locs,
                             .n_slots = n_slots, .io = io, .policy = pol, .verify = verify,
                             .hugepages = g_hugepages };
     mp_cache *c = NULL;
@@ -155,7 +112,7 @@ static void test_slot_size(void)
     /* Three ranges, each rounded out on its own: an unaligned 9037 bytes
      * touch at most 4 pages, 7005 at most 3; a pack-like single aligned
      * range needs exactly its length. */
-    uint64_t s = mp_cache_slot_bytes(locs, N_KEYS, 4096);
+    uint64_t s = mp_cache_slot_bytes(fx.locs, N_KEYS, 4096);
     CHECKF(s % 4096 == 0 && s >= 9037 * 2 + 7005 && s <= 2 * 16384 + 12288, "slot %llu",
            (unsigned long long)s);
     mp_expert_loc one = { .part = { { 8192, 4096 * 3 } }, .n_parts = 1 };
@@ -226,8 +183,8 @@ static void test_minimum_and_async(mp_io_kind kind, const char *fault)
         mp_io *io = NULL;
         mp_err_clear(&err);
         CHECK(mp_io_open(kind, g_path, NULL, &io, NULL, 0, &err) == MP_OK);
-        uint64_t slot = mp_cache_slot_bytes(locs, N_KEYS, mp_io_align(io));
-        mp_cache_config cfg = { .n_layers = N_LAYERS, .n_experts = N_EXPERTS, .locs = locs,
+        uint64_t slot = mp_cache_slot_bytes(fx.locs, N_KEYS, mp_io_align(io));
+        mp_cache_config cfg = { .n_layers = N_LAYERS, .n_experts = N_EXPERTS, .locs = fx.locs,
                                 .budget_bytes = K * slot - 1, .min_slots = K, .io = io };
         mp_cache *c = NULL;
         CHECK(mp_cache_create(&cfg, &c, NULL, 0, &err) == MP_E_BUDGET && !c &&
@@ -308,7 +265,7 @@ static void test_prefetch(mp_io_kind kind)
  * other experts still work. */
 static void test_io_error(mp_io_kind kind)
 {
-    const mp_expert_loc *bad = &locs[2 * N_EXPERTS + 3];
+    const mp_expert_loc *bad = &fx.locs[2 * N_EXPERTS + 3];
     char spec[64];
     snprintf(spec, sizeof spec, "eio_off=%llu", (unsigned long long)(bad->part[2].offset + 10));
     mp_cache *c = make_cache(kind, g_path, 2, &tlru_ops, spec, NULL);
@@ -441,11 +398,11 @@ static void test_stress(mp_io_kind kind, const char *path, const char *fault, in
 
 int main(void)
 {
-    char path[4096], shm[256];
-    snprintf(path, sizeof path, "%s/test_cache.%d.bin", mp_test_build_dir(), (int)getpid());
-    snprintf(shm, sizeof shm, "/dev/shm/mp_test_cache.%d.bin", (int)getpid());
-    make_locs();
-    if (make_file(path) < 0) MP_TEST_SKIP("cannot write %s", path);
+    char name[64];
+    snprintf(name, sizeof name, "test_cache.%d.bin", (int)getpid());
+    if (mp_fixture_make(&fx, mp_test_build_dir(), name, N_LAYERS, N_EXPERTS) < 0)
+        MP_TEST_SKIP("cannot write %s/%s", mp_test_build_dir(), name);
+    const char *path = fx.path;
     g_path = path;
 
     mp_io *probe = NULL;
@@ -479,13 +436,12 @@ int main(void)
     test_stress(MP_IO_AUTO, path, NULL, 100);
     g_hugepages = false;
     test_stress(MP_IO_AUTO, path, "no_uring,refuse_direct,short=0.3", 200);
-    int fd = open(shm, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-        close(fd);
-        if (make_file(shm) == 0) test_stress(MP_IO_AUTO, shm, NULL, 200);
-        unlink(shm);
-    }
-    unlink(path);
+    /* the same file on tmpfs */
+    mp_fixture shm;
+    snprintf(name, sizeof name, "mp_test_cache.%d.bin", (int)getpid());
+    if (mp_fixture_make(&shm, "/dev/shm", name, N_LAYERS, N_EXPERTS) == 0) test_stress(MP_IO_AUTO, shm.path, NULL, 200);
+    mp_fixture_free(&shm);
+    mp_fixture_free(&fx);
     if (!have_uring && !mp_test_failures)
         MP_TEST_SKIP("io_uring unavailable (pread paths passed)");
     MP_TEST_DONE();
