@@ -27,10 +27,6 @@ typedef struct mp_experts_ops {
      * or a negative status with err naming the file, layer, expert and offset. */
     int (*acquire)(mp_experts *x, int layer, int expert, mp_expert_w *out, mp_err *err);
     void (*release)(mp_experts *x, int layer, int expert);
-    /* Optional: pins n experts of one layer at once, so their reads can be
-     * in flight together; out[i] belongs to experts[i]. On failure nothing
-     * stays pinned. NULL: acquire is called n times. */
-    int (*acquire_many)(mp_experts *x, int layer, const int *experts, int n, mp_expert_w *out, mp_err *err);
     /* Optional hint: these experts of `layer` will be acquired soon. */
     void (*hint)(mp_experts *x, int layer, const int *experts, int n);
     void (*destroy)(mp_experts *x);
@@ -67,19 +63,6 @@ static inline int mp_experts_acquire(mp_experts *x, int layer, int expert, mp_ex
     return x->ops->acquire(x, layer, expert, out, err);
 }
 static inline void mp_experts_release(mp_experts *x, int layer, int expert) { x->ops->release(x, layer, expert); }
-static inline int mp_experts_acquire_many(mp_experts *x, int layer, const int *experts, int n, mp_expert_w *out,
-                                          mp_err *err)
-{
-    if (x->ops->acquire_many) return x->ops->acquire_many(x, layer, experts, n, out, err);
-    for (int i = 0; i < n; i++) {
-        int rc = x->ops->acquire(x, layer, experts[i], &out[i], err);
-        if (rc) {
-            while (i-- > 0) x->ops->release(x, layer, experts[i]);
-            return rc;
-        }
-    }
-    return MP_OK;
-}
 static inline void mp_experts_free(mp_experts *x)
 {
     if (x) x->ops->destroy(x);

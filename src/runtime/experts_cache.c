@@ -30,46 +30,6 @@ static void ce_release(mp_experts *x, int layer, int expert)
     mp_cache_release(((cache_experts *)x)->cache, (uint32_t)layer, (uint32_t)expert);
 }
 
-/* Requests the whole group so the misses' reads are in flight together,
- * then collects them as they land. */
-static int ce_acquire_many(mp_experts *x, int layer, const int *experts, int n, mp_expert_w *out, mp_err *err)
-{
-    cache_experts *ce = (cache_experts *)x;
-    uint32_t ids[64] = {0};
-    bool got_it[64] = {false};
-    for (int i = 0; i < n; i++) ids[i] = (uint32_t)experts[i];
-    int rc = mp_cache_request_layer(ce->cache, (uint32_t)layer, ids, (uint32_t)n, err);
-    int got = 0;
-    while (rc == MP_OK && got < n) {
-        mp_cache_ready r;
-        int w = mp_cache_wait_any(ce->cache, &r, err);
-        if (w < 0) {
-            rc = w;
-            break;
-        }
-        if (w == 0) {
-            rc = mp_err_set(err, MP_E_INVAL, "layer %d: %d of %d requested experts were never delivered", layer,
-                            n - got, n);
-            break;
-        }
-        for (int i = 0; i < n; i++)
-            if (ids[i] == r.expert && r.layer == (uint32_t)layer && !got_it[i]) {
-                to_w(&r.ptrs, &out[i]);
-                got_it[i] = true;
-                got++;
-                break;
-            }
-    }
-    if (rc) {
-        /* drop undelivered demands, unpin the delivered ones */
-        mp_cache_abandon(ce->cache);
-        for (int i = 0; i < n; i++)
-            if (got_it[i]) mp_cache_release(ce->cache, (uint32_t)layer, ids[i]);
-        return rc;
-    }
-    return MP_OK;
-}
-
 static int ce_request(mp_experts *x, int layer, const int *experts, int n, mp_err *err)
 {
     uint32_t ids[64];
@@ -120,7 +80,6 @@ static const mp_experts_ops cache_ops = {
     .name = "cache",
     .acquire = ce_acquire,
     .release = ce_release,
-    .acquire_many = ce_acquire_many,
     .hint = NULL,
     .destroy = ce_destroy,
     .request = ce_request,
