@@ -3,6 +3,7 @@
  * key/tensor/offset), truncation at every byte, the real vocab files, the
  * typed getters and the writer's argument checks. */
 #include "gguf/gguf.h"
+#include "helpers/test_util.h"
 #include "mp_test.h"
 #include "test_gguf_image.h"
 
@@ -17,23 +18,6 @@
 static int verbose;
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static void *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return p;
-}
 
 /* Rewrites everything a reader holds (metadata in order, tensors with their
  * data) into a new image. */
@@ -229,7 +213,7 @@ static void test_file_io(void)
     CHECKF(rc == MP_OK, "%s", err.msg);
     CHECK(access(tmp, F_OK) != 0);
     size_t size = 0, msize = 0;
-    void *file = read_file(path, &size);
+    void *file = mp_test_read_file(path, &size);
     void *mem = NULL;
     CHECK(mp_gguf_writer_write_mem(w, sample_fill, NULL, &mem, &msize, &err) == MP_OK);
     CHECK(file && mem && size == msize && memcmp(file, mem, size) == 0);
@@ -679,7 +663,7 @@ static void test_vocab(const char *file, const char *model, uint64_t n_tokens, c
         return;
     }
     size_t fsize = 0;
-    void *bytes = read_file(path, &fsize);
+    void *bytes = mp_test_read_file(path, &fsize);
     for (int no_mmap = 0; no_mmap <= 1; no_mmap++) {
         mp_gguf_open_opts opts = {.no_mmap = no_mmap};
         mp_gguf *g = NULL;

@@ -10,6 +10,7 @@
  *                                            MP_FUZZ_ITERS/MP_FUZZ_SEED too)
  *   test_gguf_fuzz --write-corpus DIR      writes the seed corpus */
 #include "gguf/gguf.h"
+#include "helpers/test_util.h"
 #include "mp_test.h"
 #include "test_gguf_image.h"
 
@@ -145,23 +146,6 @@ static int write_corpus(const char *dir)
     return 0;
 }
 
-static void *load(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return p;
-}
-
 /* Calls fn on every regular file in dir (sorted order is not needed). */
 static int for_each_file(const char *dir, void (*fn)(const char *path, void *p, size_t n))
 {
@@ -174,7 +158,7 @@ static int for_each_file(const char *dir, void (*fn)(const char *path, void *p, 
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         size_t n = 0;
-        void *p = load(path, &n);
+        void *p = mp_test_read_file(path, &n);
         if (!p) continue;
         fn(path, p, n);
         count++;

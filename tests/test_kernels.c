@@ -4,6 +4,7 @@
  * The SIMD comparisons run once per ISA this CPU and build have. */
 #include "kernels/kernels.h"
 #include "moepager/status.h"
+#include "helpers/test_util.h"
 #include "mp_test.h"
 
 #include <math.h>
@@ -14,24 +15,9 @@
 #define TOL_INT_DOT 1e-5   /* integer block dots: only the float block accumulation order differs */
 #define TOL_FLOAT_DOT 1e-5 /* F32/F16/BF16 dots: float vs double accumulation */
 
-static const uint32_t k_types[] = {MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0,
-                                   MP_TYPE_Q4_0, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K};
-#define N_TYPES (sizeof k_types / sizeof k_types[0])
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd_u32(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static float rnd_unit(void) { return (float)((rnd_u32() & 0xffffff) / 16777216.0); }
-static float rnd_gauss(void)
-{
-    float u = rnd_unit() + 1e-7f, v = rnd_unit();
-    return sqrtf(-2.f * logf(u)) * cosf(6.2831853f * v);
-}
+static mp_test_rng rng = {0x9e3779b97f4a7c15ull};
+#define k_types mp_test_weight_types
+#define N_TYPES MP_TEST_N_WEIGHT_TYPES
 
 
 /* ------------------------------------------------------------ known answers */
@@ -192,7 +178,7 @@ static void test_roundtrip(void)
     enum { N = 4096 };
     static float x[N], y[N];
     static uint8_t q[N * 4];
-    for (int i = 0; i < N; i++) x[i] = rnd_gauss() * (i % 512 < 256 ? 1.0f : 0.01f);
+    for (int i = 0; i < N; i++) x[i] = mp_rng_gauss(&rng) * (i % 512 < 256 ? 1.0f : 0.01f);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         CHECK(mp_quantize_row_ref(cases[c].type, x, q, N) == MP_OK);
         CHECK(mp_dequantize_row(cases[c].type, q, y, N) == MP_OK);
@@ -227,16 +213,16 @@ static void test_roundtrip(void)
 static void make_weights(uint32_t type, int64_t n, void *w, bool raw_bytes)
 {
     static float x[8192];
-    for (int64_t i = 0; i < n; i++) x[i] = rnd_gauss();
+    for (int64_t i = 0; i < n; i++) x[i] = mp_rng_gauss(&rng);
     mp_quantize_row_ref(type, x, w, n);
     if (!raw_bytes || type == MP_TYPE_F32 || type == MP_TYPE_F16 || type == MP_TYPE_BF16) return;
     const mp_type_info *ti = mp_type_get(type);
     uint8_t *p = w;
     const size_t bytes = mp_row_size(type, n);
-    for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)rnd_u32();
+    for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)mp_rng_u32(&rng);
     for (int64_t b = 0; b < n / ti->blck_size; b++) {
         uint8_t *blk = p + b * ti->type_size;
-        const uint16_t d = mp_fp32_to_fp16(0.001f + rnd_unit() * 0.01f);
+        const uint16_t d = mp_fp32_to_fp16(0.001f + mp_rng_unit(&rng) * 0.01f);
         switch (type) {
         case MP_TYPE_Q4_K: case MP_TYPE_Q5_K:
             memcpy(blk, &d, 2);
@@ -285,7 +271,7 @@ static void test_simd_vs_ref(mp_isa isa)
             for (int rep = 0; rep < 4; rep++) {
                 make_weights(wt, n, w, rep & 1);
                 const float amp = rep == 2 ? 1e-3f : rep == 3 ? 50.f : 1.f;
-                for (int64_t i = 0; i < n; i++) x[i] = rnd_gauss() * amp;
+                for (int64_t i = 0; i < n; i++) x[i] = mp_rng_gauss(&rng) * amp;
                 if (rep == 3 && n >= 32) { /* an all-zero block and a +-tie block */
                     for (int i = 0; i < 32; i++) x[i] = 0;
                     x[n - 1] = -100.f;
@@ -330,7 +316,7 @@ static void test_matmul(mp_isa isa)
         const size_t wrow = mp_row_size(wt, NC), xrow = mp_act_row_size(wt, NC);
         for (int r = 0; r < NR; r++) make_weights(wt, NC, W + r * wrow, r & 1);
         for (int t = 0; t < MAXT; t++) {
-            for (int i = 0; i < NC; i++) xf[i] = rnd_gauss();
+            for (int i = 0; i < NC; i++) xf[i] = mp_rng_gauss(&rng);
             mp_quantize_act(wt, xf, X + t * xrow, NC);
         }
         const mp_vec_dot_fn ref = mp_get_vec_dot_isa(wt, MP_ISA_SCALAR);

@@ -15,6 +15,7 @@
  * our kernels lack the variant's ISA. */
 #include "kernels/kernels.h"
 #include "moepager/status.h"
+#include "helpers/test_util.h"
 #include "mp_test.h"
 
 #include <dlfcn.h>
@@ -54,24 +55,9 @@ static struct {
     void *(*get_data)(const void *tensor);
 } g;
 
-static const uint32_t k_types[] = {MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0,
-                                   MP_TYPE_Q4_0, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K};
-#define N_TYPES (sizeof k_types / sizeof k_types[0])
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint32_t rnd_u32(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static float rnd_unit(void) { return (float)((rnd_u32() & 0xffffff) / 16777216.0); }
-static float rnd_gauss(void)
-{
-    float u = rnd_unit() + 1e-7f, v = rnd_unit();
-    return sqrtf(-2.f * logf(u)) * cosf(6.2831853f * v);
-}
+static mp_test_rng rng = {0x2545f4914f6cdd1dull};
+#define k_types mp_test_weight_types
+#define N_TYPES MP_TEST_N_WEIGHT_TYPES
 
 static const char *type_name(uint32_t t)
 {
@@ -170,8 +156,8 @@ static void make_weights(uint32_t t, void *w, int64_t nrows, int64_t ncols)
     float *f = malloc(sizeof(float) * ncols);
     const size_t rs = mp_row_size(t, ncols);
     for (int64_t r = 0; r < nrows; r++) {
-        const float scale = 0.02f + 0.2f * rnd_unit();
-        for (int64_t i = 0; i < ncols; i++) f[i] = scale * rnd_gauss() * ((rnd_u32() & 63) ? 1.f : 6.f);
+        const float scale = 0.02f + 0.2f * mp_rng_unit(&rng);
+        for (int64_t i = 0; i < ncols; i++) f[i] = scale * mp_rng_gauss(&rng) * ((mp_rng_u32(&rng) & 63) ? 1.f : 6.f);
         CHECK(mp_quantize_row_ref(t, f, (uint8_t *)w + r * rs, ncols) == MP_OK);
     }
     free(f);
@@ -179,8 +165,8 @@ static void make_weights(uint32_t t, void *w, int64_t nrows, int64_t ncols)
 
 static void make_acts(float *x, int64_t n)
 {
-    const float scale = 0.1f + 3.f * rnd_unit();
-    for (int64_t i = 0; i < n; i++) x[i] = scale * rnd_gauss() * ((rnd_u32() & 31) ? 1.f : 8.f);
+    const float scale = 0.1f + 3.f * mp_rng_unit(&rng);
+    for (int64_t i = 0; i < n; i++) x[i] = scale * mp_rng_gauss(&rng) * ((mp_rng_u32(&rng) & 31) ? 1.f : 8.f);
 }
 
 /* from_float and vec_dot of one type over several row lengths. */

@@ -7,6 +7,7 @@
  * (run the ASan build for the latter).
  *
  * Needs mp-gen in $MP_BUILD (exit 77 without it). */
+#include "helpers/test_util.h"
 #include "mp_test.h"
 
 #include "model/experts.h"
@@ -33,23 +34,6 @@ static int gen(const char *name, const char *opts)
     path_of(out, sizeof out, name);
     snprintf(cmd, sizeof cmd, "'%s/mp-gen' %s --seed 7 -q -o '%s'", mp_test_build_dir(), opts, out);
     return system(cmd);
-}
-
-static uint8_t *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(sz > 0 ? (size_t)sz : 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
 }
 
 static int write_all(const char *path, const void *b, size_t n)
@@ -178,7 +162,7 @@ static void expect_open_fails(const char *path, int status, const char *want, co
 static void test_corruption(const char *pack_path)
 {
     size_t n = 0;
-    uint8_t *img = read_all(pack_path, &n);
+    uint8_t *img = (uint8_t *)mp_test_read_file(pack_path, &n);
     CHECK(img != NULL);
     if (!img) return;
     mp_pack *p = NULL;
@@ -358,7 +342,7 @@ static const uint64_t interesting[] = {0, 1, 2, 3, 64, 4095, 4096, 4097, 8192, 0
 static void fuzz(const char *pack_path, int iters)
 {
     size_t n = 0;
-    uint8_t *img = read_all(pack_path, &n);
+    uint8_t *img = (uint8_t *)mp_test_read_file(pack_path, &n);
     CHECK(img != NULL);
     if (!img) return;
     mp_pack *p = NULL;
