@@ -23,6 +23,7 @@ typedef struct mp_io_entry {
     uint64_t pos;      /* bytes of req known good; aligned when direct */
     uint32_t rawlen;   /* length of the raw read in flight */
     uint32_t retries;  /* consecutive retries without progress */
+    uint8_t low;       /* the raw read in flight is a LOW one */
     int32_t next;      /* queue or free-list link, -1 at the end */
     uint8_t state;
 } mp_io_entry;
@@ -37,6 +38,7 @@ struct mp_io {
     uint64_t file_size;
     unsigned depth;
     unsigned inflight;     /* raw reads in the backend */
+    unsigned inflight_low; /* of which LOW (prefetch) reads */
     unsigned outstanding;  /* requests submitted and not reaped */
 
     mp_io_entry *ent;
@@ -179,11 +181,21 @@ static int find_buf_index(const mp_io *io, const void *p, uint64_t len)
 static void pump(mp_io *io)
 {
     unsigned n = 0;
+    unsigned n_low = 0;
     while (io->inflight + n < io->depth) {
+        /* A LOW read starts only while no HIGH read is queued or in flight:
+         * reads in flight share the disk's bandwidth, so a prefetch started
+         * next to a demand read delays the read the compute is waiting on. */
         int32_t i = q_pop(io, MP_IO_PRIO_HIGH);
-        if (i < 0) i = q_pop(io, MP_IO_PRIO_LOW);
-        if (i < 0) break;
+        bool low = false;
+        if (i < 0) {
+            if (io->inflight - io->inflight_low + (n - n_low) > 0) break;
+            if ((i = q_pop(io, MP_IO_PRIO_LOW)) < 0) break;
+            low = true;
+            n_low++;
+        }
         mp_io_entry *e = &io->ent[i];
+        e->low = low;
         uint64_t foff = e->req.offset + e->pos;
         if (foff >= io->file_size) {
             zero_tail(io, i, e->pos);
@@ -212,6 +224,7 @@ static void pump(mp_io *io)
     }
     if (io->inflight == 0) io->busy_since = mono_ns();
     io->inflight += n;
+    io->inflight_low += n_low;
     io->cnt.reads += n;
 }
 
@@ -226,6 +239,8 @@ static void on_raw_done(mp_io *io, const mp_io_raw_done *d)
     int32_t i = (int32_t)d->tag;
     assert(i >= 0 && (uint32_t)i < io->cap_ent && io->ent[i].state == ENT_INFLIGHT);
     mp_io_entry *e = &io->ent[i];
+    if (e->low) io->inflight_low--;
+    e->low = 0;
     if (--io->inflight == 0) io->cnt.busy_ns += mono_ns() - io->busy_since;
     int32_t r = d->res;
     if (r < 0) {

@@ -85,7 +85,8 @@ typedef struct mp_io_req {
     uint64_t offset;
     uint64_t len;
     uint64_t user;
-    int prio; /* MP_IO_PRIO_*: queued HIGH requests go before LOW ones */
+    int prio; /* MP_IO_PRIO_*: queued HIGH requests go before LOW ones, and a LOW
+               * one starts only while no HIGH read is queued or in flight */
 } mp_io_req;
 
 enum { MP_IO_PRIO_HIGH = 0, MP_IO_PRIO_LOW = 1 };
