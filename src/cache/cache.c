@@ -535,6 +535,18 @@ uint32_t mp_cache_n_slots(const mp_cache *c) { return c->n_slots; }
 uint64_t mp_cache_slot_size(const mp_cache *c) { return c->slot_size; }
 mp_io *mp_cache_io(mp_cache *c) { return c->io; }
 
+void mp_cache_layer_done(mp_cache *c, uint32_t layer)
+{
+    assert(layer < c->n_layers);
+    if (!c->pol->on_expire) return;
+    for (uint32_t e = 0; e < c->n_experts; e++) {
+        int32_t slot = c->map[layer * c->n_experts + e];
+        if (slot < 0) continue;
+        const cache_slot *s = &c->slots[slot];
+        if (s->fill == MP_FILL_PREFETCH && !s->used) c->pol->on_expire(c->pol_st, (uint32_t)slot);
+    }
+}
+
 bool mp_cache_contains(const mp_cache *c, uint32_t layer, uint32_t expert)
 {
     int32_t slot = c->map[layer * c->n_experts + expert];

@@ -190,6 +190,11 @@ uint32_t mp_cache_outstanding(const mp_cache *c);
 /* Is (layer, expert) READY now? (No stats, no policy update.) */
 bool mp_cache_contains(const mp_cache *c, uint32_t layer, uint32_t expert);
 
+/* The forward pass has finished `layer` for the current chunk: experts of
+ * that layer that were prefetched and not used were mispredicted, and go
+ * first when room is needed (policy on_expire). */
+void mp_cache_layer_done(mp_cache *c, uint32_t layer);
+
 /* Copies overall stats into *total and per-layer stats into
  * per_layer[n_layers] (either may be NULL); with reset, zeroes them. */
 void mp_cache_get_stats(mp_cache *c, mp_cache_stats *total, mp_cache_stats *per_layer,

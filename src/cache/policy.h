@@ -33,6 +33,10 @@ typedef struct mp_policy_ops {
     void (*on_evict)(void *st, uint32_t slot, uint32_t key);
     /* Returns a slot for which evictable(ctx, slot) is true, or -1 if none. */
     int64_t (*victim)(void *st, mp_evictable_fn evictable, void *ctx);
+    /* Optional: the prediction that prefetched this slot has passed unused
+     * (its layer ran without it); the slot's grace period ends now, so it
+     * is the first to go. */
+    void (*on_expire)(void *st, uint32_t slot);
 } mp_policy_ops;
 
 /* Registry: NULL-terminated list of the built-in policies; lookup by name

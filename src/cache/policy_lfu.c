@@ -219,6 +219,22 @@ static void lfu_on_evict(void *st, uint32_t slot, uint32_t key)
     lfu_detach(s, slot);
 }
 
+static void lfu_on_expire(void *st, uint32_t slot)
+{
+    lfu_state *s = st;
+    assert(slot < s->n_slots);
+    if (s->where[slot] != LFU_COLD) return;
+    /* to the head of the cold list, grace period over */
+    lfu_cold_unlink(s, slot);
+    uint32_t head = s->n_slots, first = s->cnext[head];
+    s->cprev[slot] = head;
+    s->cnext[slot] = first;
+    s->cprev[first] = slot;
+    s->cnext[head] = slot;
+    s->where[slot] = LFU_COLD;
+    s->filled_at[slot] = 0;
+}
+
 /* Best-first walk of the heap: walk[] is itself a min-heap of heap indices,
  * holding the frontier below the pinned slots passed so far. */
 static int64_t lfu_heap_victim(lfu_state *s, mp_evictable_fn evictable, void *ctx)
@@ -287,5 +303,6 @@ const mp_policy_ops mp_policy_lfu_decay_ops = {
     .on_fill = lfu_on_fill,
     .on_hit = lfu_on_hit,
     .on_evict = lfu_on_evict,
+    .on_expire = lfu_on_expire,
     .victim = lfu_victim,
 };

@@ -121,6 +121,17 @@ static void lru_on_evict(void *st, uint32_t slot, uint32_t key)
     if (s->where[slot] != LRU_NONE) lru_unlink(s, slot);
 }
 
+static void lru_on_expire(void *st, uint32_t slot)
+{
+    lru_state *s = st;
+    assert(slot < s->n_slots);
+    if (s->where[slot] != LRU_COLD) return;
+    lru_unlink(s, slot);
+    lru_push_front(s, s->cold, slot); /* first in line, grace period over */
+    s->where[slot] = LRU_COLD;
+    s->filled_at[slot] = 0;
+}
+
 static int64_t lru_victim(void *st, mp_evictable_fn evictable, void *ctx)
 {
     lru_state *s = st;
@@ -146,5 +157,6 @@ const mp_policy_ops mp_policy_lru_ops = {
     .on_fill = lru_on_fill,
     .on_hit = lru_on_hit,
     .on_evict = lru_on_evict,
+    .on_expire = lru_on_expire,
     .victim = lru_victim,
 };

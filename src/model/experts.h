@@ -45,6 +45,9 @@ typedef struct mp_experts_ops {
     void (*abandon)(mp_experts *x);
     /* Lets finished reads be reaped and queued ones start (between layers). */
     void (*poll)(mp_experts *x);
+    /* Optional: layer `layer` is done for this chunk; predictions of it
+     * that were not used are wrong and may go first. */
+    void (*layer_done)(mp_experts *x, int layer);
 } mp_experts_ops;
 
 #define MP_EXPERTS_MAX_PENDING 256
@@ -104,6 +107,10 @@ static inline void mp_experts_abandon(mp_experts *x)
 static inline void mp_experts_poll(mp_experts *x)
 {
     if (x->ops->poll) x->ops->poll(x);
+}
+static inline void mp_experts_layer_done(mp_experts *x, int layer)
+{
+    if (x->ops->layer_done) x->ops->layer_done(x, layer);
 }
 
 /* The mapped-file provider: views into the GGUF mapping; never fails. */

@@ -457,6 +457,7 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
         for (int j = 0; j < n; j++) mp_experts_release(c->x, il, ex[j]);
         done += n;
     }
+    mp_experts_layer_done(c->x, il);
 
     /* h += sum over slots, in slot order, of weight * expert output */
     for (int t = 0; t < T; t++) {

@@ -74,6 +74,11 @@ static void ce_poll(mp_experts *x)
     }
 }
 
+static void ce_layer_done(mp_experts *x, int layer)
+{
+    mp_cache_layer_done(((cache_experts *)x)->cache, (uint32_t)layer);
+}
+
 static void ce_destroy(mp_experts *x) { free(x); }
 
 static const mp_experts_ops cache_ops = {
@@ -88,6 +93,7 @@ static const mp_experts_ops cache_ops = {
     .prefetch = ce_prefetch,
     .abandon = ce_abandon,
     .poll = ce_poll,
+    .layer_done = ce_layer_done,
 };
 
 int mp_experts_cache_create(mp_experts **out, const mp_model *m, mp_cache *cache, mp_err *err)
