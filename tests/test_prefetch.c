@@ -1,6 +1,8 @@
 /* Prefetch rules of the expert cache, on a real file with real reads:
- *  - demand reads go ahead of queued prefetches (priority order);
- *  - prefetched experts that turn out unused are evicted before proven ones;
+ *  - demand reads go ahead of queued prefetches (priority order), and a
+ *    prefetch read does not start while a demand read is in flight;
+ *  - prefetched experts that turn out unused are evicted before proven ones,
+ *    at once when their layer has run without them (mp_cache_layer_done);
  *  - a prefetch of an expert already loading starts no second read, and a
  *    prefetch of an expert that was just evicted reloads the right bytes;
  *  - a prefetch that finds no room is abandoned (dropped) and never blocks;
@@ -46,15 +48,47 @@ static void test_priority(mp_io_kind kind)
     mp_cache_free(c);
 }
 
+/* Depth 8, so there is room in flight for everything: a prefetch requested
+ * while a demand's reads are in flight still waits for them to finish. */
+static void test_prefetch_waits_for_demand(mp_io_kind kind)
+{
+    mp_err err = {0};
+    mp_cache *c = mp_fixture_cache(&fx, kind, 8, 8, NULL, "delay=1,delay_us=20000", &err);
+    CHECKF(c != NULL, "%s", err.msg);
+    if (!c) return;
+    mp_io_counters k0, k1, k2;
+    mp_io_get_counters(mp_cache_io(c), &k0, false);
+    CHECK(mp_cache_request(c, 0, 3, MP_CACHE_DEMAND, &err) == MP_OK);
+    mp_io_get_counters(mp_cache_io(c), &k1, false);
+    CHECKF(k1.reads > k0.reads, "the demand's reads did not start");
+    CHECK(mp_cache_request(c, 0, 4, MP_CACHE_PREFETCH, &err) == MP_OK);
+    mp_io_get_counters(mp_cache_io(c), &k2, false);
+    CHECKF(k2.reads == k1.reads, "a prefetch read started next to a demand read in flight (%llu reads, %llu before)",
+           (unsigned long long)k2.reads, (unsigned long long)k1.reads);
+    mp_cache_ready r;
+    CHECK(mp_cache_wait_any(c, &r, &err) == 1 && r.expert == 3);
+    mp_cache_release(c, 0, 3);
+    /* with the demand done, the prefetch goes */
+    for (int spin = 0; spin < 2000000 && !mp_cache_contains(c, 0, 4); spin++) (void)mp_cache_poll(c, &r, &err);
+    CHECKF(mp_cache_contains(c, 0, 4), "the prefetch never ran after the demand finished");
+    demand(c, 0, 4);
+    mp_cache_stats st;
+    mp_cache_get_stats(c, &st, NULL, false);
+    CHECK(st.prefetch_used == 1 && st.misses == 1);
+    mp_cache_free(c);
+}
+
 /* Prefetch insertion rule (both policies): a prefetched slot is protected
  * for n_slots events, so a prediction for the next layer survives until it
  * is used; after that, if still unused, it is evicted before any expert that
- * was demanded. 3 slots: A and B demanded, P prefetched. */
+ * was demanded. The grace ends at once when P's layer has run without it
+ * (mp_cache_layer_done), but not for a prefetch that was used or one of
+ * another layer. 3 slots: A and B demanded, P prefetched. */
 static void test_unused_prefetch_goes_first(mp_io_kind kind, const mp_policy_ops *pol)
 {
     mp_err err = {0};
     mp_cache_ready r;
-    for (int expire = 0; expire < 2; expire++) {
+    for (int expire = 0; expire < 3; expire++) {
         mp_cache *c = mp_fixture_cache(&fx, kind, 4, 3, pol, NULL, &err);
         CHECKF(c != NULL, "%s", err.msg);
         if (!c) return;
@@ -63,8 +97,19 @@ static void test_unused_prefetch_goes_first(mp_io_kind kind, const mp_policy_ops
         for (int spin = 0; spin < 2000000 && !mp_cache_contains(c, 1, 7); spin++) (void)mp_cache_poll(c, &r, &err);
         CHECKF(mp_cache_contains(c, 1, 7), "a prefetch never became ready through mp_cache_poll");
         demand(c, 1, 1); /* B */
-        if (expire)
+        if (expire == 1)
             for (int i = 0; i < 4; i++) demand(c, 1, (uint32_t)(i & 1)); /* A, B, A, B: P's grace runs out */
+        if (expire == 2) {
+            mp_cache_layer_done(c, 0); /* another layer: P keeps its grace */
+            demand(c, 1, 2);           /* C evicts A or B, not P */
+            CHECKF(mp_cache_contains(c, 1, 7), "policy %s: layer 0 done expired a prefetch of layer 1", pol->name);
+            mp_cache_layer_done(c, 1); /* layer 1 ran without P: P is wrong */
+            demand(c, 1, 3);           /* D: P goes first */
+            CHECKF(!mp_cache_contains(c, 1, 7), "policy %s kept an expired prefetch over proven experts", pol->name);
+            CHECK(mp_cache_contains(c, 1, 2) && mp_cache_contains(c, 1, 3));
+            mp_cache_free(c);
+            continue;
+        }
         demand(c, 1, 2); /* C needs a victim */
         if (expire) {
             CHECKF(!mp_cache_contains(c, 1, 7), "policy %s kept an unused prefetch over proven experts", pol->name);
@@ -124,6 +169,7 @@ int main(void)
         }
         mp_io_free(io);
         test_priority(kinds[k]);
+        test_prefetch_waits_for_demand(kinds[k]);
         for (const mp_policy_ops *const *p = mp_policy_list(); *p; p++) test_unused_prefetch_goes_first(kinds[k], *p);
         test_prefetch_loading_and_evicted(kinds[k]);
     }

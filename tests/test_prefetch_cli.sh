@@ -7,7 +7,8 @@
 # the last layer (d = 8 on 4 layers), extra experts, and the oracle replaying
 # a --trace-out of the same run. The oracle's trace must have one line per
 # (token, MoE layer). Lookahead must actually prefetch (the stats line shows
-# hits above the no-prefetch run's at k+1). Exit 0 pass, 1 fail, 77 if the
+# hits above the no-prefetch run's at k+1), and the oracle, which also knows
+# the next token's first layers, must hit more often than lookahead. Exit 0 pass, 1 fail, 77 if the
 # tools are not built.
 set -u
 BUILD=${MP_BUILD:-.}
@@ -58,6 +59,10 @@ for spec in "llama-moe|--arch llama-moe --type q8_0 --n-embd 256 --n-ff 256" \
   h0=$(hits "$name-ce3-none"); h1=$(hits "$name-ce3-lookahead___lookahead_1")
   echo "$name: hit rate at 3 experts/layer: none $h0%, lookahead d=1 $h1%"
   awk -v a="$h1" -v b="$h0" 'BEGIN { exit !(a > b) }' || bad "$name: lookahead did not raise the hit rate ($h0% -> $h1%)"
+  h2=$(hits "$(cd "$OUT" && ls "$name"-ce3-oracle*.log | sed 's/\.log$//')")
+  echo "$name: oracle d=2 $h2%"
+  # the oracle predicts perfectly, the next token's first layers included
+  awk -v a="$h2" -v b="$h1" 'BEGIN { exit !(a > b) }' || bad "$name: the oracle's hit rate $h2% is not above lookahead's $h1%"
 done
 if [ "$fail" -ne 0 ]; then echo "$fail failure(s)"; exit 1; fi
 echo "test_prefetch_cli.sh: all prefetch settings gave the mapped run's output"

@@ -354,17 +354,28 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
     run_tasks(c);
 }
 
-/* Queues loads of the experts that layers il+1 .. il+d are predicted to pick. */
+/* Queues loads of the experts that layers il+1 .. il+d are predicted to pick
+ * (for the oracle, past the last layer: the next token's first layers). */
 static void issue_prefetch(mp_ctx *c, int il, int T, int pos0)
 {
     if (!c->pred) return;
-    const mp_predict_in in = {il, pos0, T, c->h};
+    const int n_layer = (int)c->m->hp.n_layer;
+    const bool cross = mp_predict_crosses_tokens(c->pred);
     int32_t pred[MP_MAX_EXPERTS];
     int ids[MP_MAX_EXPERTS];
     for (int d = 1; d <= c->lookahead; d++) {
-        int n = mp_predict(c->pred, &in, il + d, pred, MP_MAX_EXPERTS);
+        int target = il + d;
+        mp_predict_in in = {il, pos0, T, c->h};
+        if (target >= n_layer) {
+            if (!cross) break;
+            target -= n_layer; /* the next token's layers (the oracle knows them) */
+            in.pos0 += T;
+            in.T = 1;
+            if (target >= n_layer) break;
+        }
+        int n = mp_predict(c->pred, &in, target, pred, MP_MAX_EXPERTS);
         for (int i = 0; i < n; i++) ids[i] = pred[i];
-        mp_experts_prefetch(c->x, il + d, ids, n);
+        mp_experts_prefetch(c->x, target, ids, n);
     }
 }
 

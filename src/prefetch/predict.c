@@ -174,3 +174,5 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
     }
     return rank(p, X, out, cap);
 }
+
+bool mp_predict_crosses_tokens(const mp_predictor *p) { return p && p->cfg.kind == MP_PREFETCH_ORACLE; }

@@ -8,13 +8,15 @@
  *   oracle:    replay the routing recorded by --trace-out in an earlier,
  *              identical run (perfect prediction; an upper bound for
  *              measurements only).
- * Predictions of layers past the last one, or of dense layers, are empty. */
+ * Predictions of dense layers are empty, and so are lookahead's of layers
+ * past the last one. */
 #ifndef MP_PREDICT_H
 #define MP_PREDICT_H
 
 #include "common/err.h"
 #include "model/model.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum mp_prefetch_kind {
@@ -51,5 +53,10 @@ void mp_predictor_free(mp_predictor *p); /* NULL-safe */
 /* Experts of target_layer predicted from `in`, best first, at most cap.
  * Returns the count (0 for dense layers or target past the last layer). */
 int mp_predict(mp_predictor *p, const mp_predict_in *in, int target_layer, int32_t *out, int cap);
+
+/* Whether the predictor also knows the routing of tokens after this chunk,
+ * so that a target past the last layer means layer target - n_layer of the
+ * next token (the oracle only; lookahead has no next hidden state). */
+bool mp_predict_crosses_tokens(const mp_predictor *p);
 
 #endif
