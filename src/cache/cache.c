@@ -512,6 +512,15 @@ int mp_cache_poll(mp_cache *c, mp_cache_ready *out, mp_err *err)
     return c->n_waiting ? MP_E_AGAIN : 0;
 }
 
+void mp_cache_reap(mp_cache *c)
+{
+    if (mp_io_outstanding(c->io) > 0) {
+        mp_err err;
+        mp_err_clear(&err);
+        (void)pump(c, false, &err); /* a failed reap shows again at the next wait */
+    }
+}
+
 void mp_cache_abandon(mp_cache *c)
 {
     while (c->n_ready > 0) {

@@ -180,6 +180,12 @@ int mp_cache_wait_any(mp_cache *c, mp_cache_ready *out, mp_err *err);
  * READY yet), or a negative status as above. */
 int mp_cache_poll(mp_cache *c, mp_cache_ready *out, mp_err *err);
 
+/* Reaps finished reads (prefetches included) and starts queued ones, without
+ * blocking and without handing anything out: demands that became ready wait
+ * for mp_cache_wait_any / mp_cache_poll. Cheap when nothing finished (no
+ * system call with io_uring), so it may be called between compute tasks. */
+void mp_cache_reap(mp_cache *c);
+
 /* Drops every outstanding, undelivered demand and its pin (after an error,
  * to leave the cache consistent). Reads in flight finish normally. */
 void mp_cache_abandon(mp_cache *c);

@@ -43,7 +43,9 @@ typedef struct mp_experts_ops {
     void (*prefetch)(mp_experts *x, int layer, const int *experts, int n);
     /* Drops undelivered demands (after an error). */
     void (*abandon)(mp_experts *x);
-    /* Lets finished reads be reaped and queued ones start (between layers). */
+    /* Lets finished reads be reaped and queued ones start; never blocks and
+     * hands nothing out. Called between compute tasks by the thread that
+     * owns the provider. */
     void (*poll)(mp_experts *x);
     /* Optional: layer `layer` is done for this chunk; predictions of it
      * that were not used are wrong and may go first. */

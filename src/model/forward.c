@@ -93,6 +93,10 @@ static void mm_worker(void *arg, int ith, int nth)
         mp_split_range(nb, ith, nth, &lo, &hi);
         int64_t r0 = lo * 16, r1 = hi * 16 < t->nrows ? hi * 16 : t->nrows;
         if (r0 < r1) mp_matmul_rows_ex(t->type, t->W, t->ncols, t->nrows, r0, r1, t->X, t->T, t->Y, t->ldy, t->mode);
+        /* The calling thread (ith 0) owns the expert provider: between its
+         * matrices it reaps finished reads and starts queued ones, so the
+         * disk does not sit idle until the compute returns. */
+        if (ith == 0) mp_experts_poll(c->x);
     }
 }
 

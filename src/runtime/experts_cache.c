@@ -65,14 +65,7 @@ static void ce_prefetch(mp_experts *x, int layer, const int *experts, int n)
 
 static void ce_abandon(mp_experts *x) { mp_cache_abandon(((cache_experts *)x)->cache); }
 
-static void ce_poll(mp_experts *x)
-{
-    mp_cache *c = ((cache_experts *)x)->cache;
-    if (mp_cache_outstanding(c) == 0) {
-        mp_cache_ready r;
-        (void)mp_cache_poll(c, &r, NULL);
-    }
-}
+static void ce_poll(mp_experts *x) { mp_cache_reap(((cache_experts *)x)->cache); }
 
 static void ce_layer_done(mp_experts *x, int layer)
 {
