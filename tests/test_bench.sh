@@ -78,17 +78,19 @@ done <"$OUT/rows.txt"
 [ $n_checked -eq 8 ] || bad "compared $n_checked rows with moepager logits, expected 8"
 
 # ---- 2. csv / jsonl / md; the all-in-RAM row; oracle -------------------------
-timeout $TO "$MP" bench "${COMMON[@]}" --cache-experts 2 --prefetch none,lookahead,oracle --lookahead 1,2 -o csv \
+timeout $TO "$MP" bench "${COMMON[@]}" --cache-experts 2 --prefetch none,lookahead,oracle --lookahead 1,2 \
+  --prefetch-min-prob 0,0.5 -o csv \
   >"$OUT/sweep.csv" 2>"$OUT/csv.err" || bad "csv sweep: exit $?: $(grep -m1 error "$OUT/csv.err")"
 python3 - "$OUT/sweep.csv" "$OUT/sweep.json" <<'EOF' || bad "csv sweep does not parse as expected"
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 keys = list(json.load(open(sys.argv[2]))[0].keys())
 assert list(rows[0].keys()) == keys, "csv header != json keys"
-assert [r["prefetch"] for r in rows] == ["none", "lookahead", "lookahead", "oracle"], [r["prefetch"] for r in rows]
-assert [r["lookahead"] for r in rows] == ["0", "1", "2", "0"]
+assert [r["prefetch"] for r in rows] == ["none"] + ["lookahead"] * 4 + ["oracle"] * 2, [r["prefetch"] for r in rows]
+assert [r["lookahead"] for r in rows] == ["0", "1", "1", "2", "2", "1", "2"]
+assert [r["prefetch_min_prob"] for r in rows] == ["0", "0", "0.5", "0", "0.5", "0", "0"]
 assert rows[0]["prefetch_precision"] == "", "n/a must be empty in csv"
-o = rows[3]
+o = rows[5]
 assert int(o["tg_prefetches"]) > 0 and float(o["prefetch_precision"]) > 0, o
 EOF
 grep -q 'recording the routing' "$OUT/csv.err" || bad "oracle: no recording announced"
@@ -115,7 +117,7 @@ ns = {"s": "http://www.w3.org/2000/svg"}
 root = ET.parse(sys.argv[1]).getroot()
 lines = root.findall(".//s:polyline[@class='series']", ns)
 names = sorted({(l.get("data-series"), l.get("data-panel")) for l in lines})
-assert names == [("lookahead d=1", "hit_rate"), ("lookahead d=1", "tps"), ("none", "hit_rate"), ("none", "tps")], names
+assert names == [("lookahead d=1 p>=0.5", "hit_rate"), ("lookahead d=1 p>=0.5", "tps"), ("none", "hit_rate"), ("none", "tps")], names
 for l in lines:
     assert len(l.get("points").split()) == 3, l.get("points")
 assert len(root.findall(".//s:circle[@class='knee']", ns)) == 2
@@ -192,6 +194,7 @@ expect_err "unknown format 'xml'" -m "$M" -o xml
 expect_err "only SVG" -m "$M" --plot x.png
 expect_err "applies to trace replay only" -m "$M" --per-layer
 expect_err "not in \[1, 64\]" -m "$M" --lookahead 1,0
+expect_err "'1.5' is not a probability in \[0, 1\]" -m "$M" --prefetch-min-prob 0.5,1.5
 expect_err "is not an integer" -m "$M" -r 0
 expect_err "too small for -p" -m "$M" -c 16 -p 32 -n 8
 expect_err "give one --mem" --suggest -m "$M"

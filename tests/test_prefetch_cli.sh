@@ -4,7 +4,8 @@
 # tokens) gives byte-identical logits and gen_ids with the whole model mapped
 # and with experts streaming through a cache of k and k+1 experts per layer
 # under every prefetch setting: none, lookahead d = 1, 2, 3, lookahead past
-# the last layer (d = 8 on 4 layers), extra experts, and the oracle replaying
+# the last layer (d = 8 on 4 layers), extra experts, gate-probability
+# thresholds of 0 and 0.9 (the default is 0.5), and the oracle replaying
 # a --trace-out of the same run. The oracle's trace must have one line per
 # (token, MoE layer). Lookahead must actually prefetch (the stats line shows
 # hits above the no-prefetch run's at k+1), and the oracle, which also knows
@@ -43,7 +44,8 @@ for spec in "llama-moe|--arch llama-moe --type q8_0 --n-embd 256 --n-ff 256" \
   [ "$lines" -eq $(((64 + 15) * 4)) ] || bad "$name: trace has $lines lines, expected $(((64 + 15) * 4))"
   for ce in 2 3; do
     for pf in "none" "lookahead --lookahead 1" "lookahead --lookahead 2" "lookahead --lookahead 3" \
-              "lookahead --lookahead 8" "lookahead --lookahead 1 --prefetch-extra 2" \
+              "lookahead --lookahead 8" "lookahead --lookahead 1 --prefetch-extra 2 --prefetch-min-prob 0" \
+              "lookahead --lookahead 2 --prefetch-min-prob 0.9" \
               "oracle --oracle-trace $OUT/$name.jsonl --lookahead 2"; do
       tag="$name-ce$ce-$(printf '%s' "$pf" | tr -c 'a-z0-9' '_' | cut -c1-40)"
       # shellcheck disable=SC2086

@@ -29,7 +29,9 @@ typedef struct bench_setting {
     const char *policy;    /* NULL: the default policy (and for RAM rows) */
     int io_depth;          /* 0: default */
     mp_prefetch_kind pf;
-    int lookahead, extra;  /* lookahead only */
+    int lookahead;         /* lookahead and oracle */
+    int extra;             /* lookahead only */
+    float min_prob;        /* lookahead only */
 } bench_setting;
 
 /* What the repetitions of one setting measured. Counters are totals over

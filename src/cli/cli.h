@@ -23,6 +23,8 @@ typedef struct cli_model_opts {
     const char *prefetch; /* --prefetch none|lookahead|oracle */
     int lookahead;      /* --lookahead d */
     int prefetch_extra; /* --prefetch-extra m */
+    float prefetch_min_prob; /* --prefetch-min-prob P, when has_min_prob */
+    bool has_min_prob;
     const char *oracle_trace; /* --oracle-trace FILE */
     const char *trace_out;    /* --trace-out FILE */
 } cli_model_opts;

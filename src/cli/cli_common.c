@@ -30,6 +30,8 @@ const char *const cli_model_opts_help =
     "  --prefetch KIND      none (default), lookahead, oracle\n"
     "  --lookahead D        layers ahead the router lookahead predicts (default 1)\n"
     "  --prefetch-extra M   also prefetch the next M experts by score (default 0)\n"
+    "  --prefetch-min-prob P  lookahead prefetches a predicted expert only if its gate\n"
+    "                       probability is at least P, extras included (default 0.5; 0: all)\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
     "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n";
 
@@ -127,6 +129,15 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 64, &o->lookahead)) return -1;
         return 1;
     }
+    if (!strcmp(a, "--prefetch-min-prob")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_float(a, v, &o->prefetch_min_prob)) return -1;
+        if (!(o->prefetch_min_prob >= 0.0f && o->prefetch_min_prob <= 1.0f)) {
+            fprintf(stderr, "error: %s: %s is not a probability in [0, 1]\n", a, v);
+            return -1;
+        }
+        o->has_min_prob = true;
+        return 1;
+    }
     if (!strcmp(a, "--prefetch-extra")) {
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 0, 4096, &o->prefetch_extra)) return -1;
         return 1;
@@ -160,13 +171,14 @@ void cli_session_params(const cli_model_opts *o, mp_session_params *sp)
     sp->policy = o->policy;
     sp->fault_spec = o->fault;
     sp->trace_out = o->trace_out;
-    if (o->prefetch || o->lookahead || o->prefetch_extra || o->oracle_trace) {
+    if (o->prefetch || o->lookahead || o->prefetch_extra || o->has_min_prob || o->oracle_trace) {
         sp->prefetch_set = true;
         sp->prefetch.kind = MP_PREFETCH_LOOKAHEAD;
         if (o->prefetch) mp_prefetch_kind_parse(o->prefetch, &sp->prefetch.kind);
         else if (o->oracle_trace) sp->prefetch.kind = MP_PREFETCH_ORACLE;
         sp->prefetch.lookahead = o->lookahead ? o->lookahead : MP_DEFAULT_LOOKAHEAD;
         sp->prefetch.extra = o->prefetch_extra;
+        sp->prefetch.min_prob = o->has_min_prob ? o->prefetch_min_prob : MP_DEFAULT_PREFETCH_MIN_PROB;
         sp->prefetch.oracle_trace = o->oracle_trace;
     }
 }
@@ -192,8 +204,8 @@ mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n
                 mp_io_name(io), mp_io_is_direct(io) ? " (O_DIRECT)" : " (buffered)", mp_io_depth(io),
                 mp_prefetch_kind_name(s->prefetch.kind));
         if (s->prefetch.kind == MP_PREFETCH_LOOKAHEAD)
-            fprintf(stderr, " (%d layer%s ahead, +%d extra)", s->prefetch.lookahead, s->prefetch.lookahead > 1 ? "s" : "",
-                    s->prefetch.extra);
+            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g)", s->prefetch.lookahead,
+                    s->prefetch.lookahead > 1 ? "s" : "", s->prefetch.extra, (double)s->prefetch.min_prob);
         fprintf(stderr, "\n");
     }
     if (s->preloaded)

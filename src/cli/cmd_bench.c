@@ -24,12 +24,13 @@ static void help(void)
 {
     printf("usage: moepager bench -m MODEL [--cache-size LIST] [--cache-experts LIST] [--mem LIST]\n"
            "                      [--policy LIST] [--prefetch LIST] [--lookahead LIST] [--prefetch-extra LIST]\n"
-           "                      [--io-depth LIST] [-p N] [-n N] [-r N] [-t N] [-o md|csv|json|jsonl] [--plot FILE.svg]\n"
+           "                      [--prefetch-min-prob LIST] [--io-depth LIST] [-p N] [-n N] [-r N] [-t N] [-o md|csv|json|jsonl] [--plot FILE.svg]\n"
            "       moepager bench --suggest -m MODEL --mem SIZE [-p N] [-n N] [-t N]\n"
            "       moepager bench --trace FILE [--cache-experts LIST] [--per-layer|--global] [--policy LIST]\n"
            "                      [--io [KIND] -m MODEL]\n\n"
-           "Runs every combination of the comma-separated lists (--lookahead and --prefetch-extra\n"
-           "apply to the lookahead predictor only) and prints one row per combination. Each\n"
+           "Runs every combination of the comma-separated lists (--lookahead applies to lookahead\n"
+           "and oracle, --prefetch-extra and --prefetch-min-prob to lookahead only) and prints one\n"
+           "row per combination. Each\n"
            "repetition is cold: a fresh session (empty expert cache) and the model file dropped\n"
            "from the page cache. A repetition evaluates a prompt of -p deterministic token ids\n"
            "(see --print-ids) in chunks of -b, then -n greedy decode steps; prompt and decode are\n"
@@ -42,8 +43,9 @@ static void help(void)
            "  --mem LIST           whole-process budgets, e.g. 1G,2G\n"
            "  --policy LIST        replacement policies (lfu-decay, lru)\n"
            "  --prefetch LIST      none, lookahead, oracle (default: none)\n"
-           "  --lookahead LIST     layers ahead for lookahead (default %d)\n"
+           "  --lookahead LIST     layers ahead for lookahead and oracle (default %d)\n"
            "  --prefetch-extra LIST extra experts by score for lookahead (default 0)\n"
+           "  --prefetch-min-prob LIST  lookahead's minimum gate probability, e.g. 0,0.5,0.9 (default %g)\n"
            "  --io-depth LIST      reads in flight (default %d)\n"
            "  -p, --n-prompt N     prompt tokens (default 512)\n"
            "  -n, --n-gen N        decode steps (default 128; 0: prompt only)\n"
@@ -54,7 +56,7 @@ static void help(void)
            "  --print-ids          print the prompt ids of -p (for moepager logits --ids) and exit\n"
            "  --trace FILE         replay a routing trace through the policies and Belady's optimum\n"
            "  -m, -t, -c, -b, --io, --oracle-trace, --trace-out as for moepager run:\n%s",
-           MP_DEFAULT_LOOKAHEAD, MP_IO_DEFAULT_DEPTH, cli_model_opts_help);
+           MP_DEFAULT_LOOKAHEAD, (double)MP_DEFAULT_PREFETCH_MIN_PROB, MP_IO_DEFAULT_DEPTH, cli_model_opts_help);
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -139,8 +141,11 @@ void bench_metrics_get(const bench_row *r, int n_gen, bench_metrics *m)
 static void prefetch_label(const bench_setting *s, char *buf, size_t cap)
 {
     if (s->kind == BENCH_RAM) snprintf(buf, cap, "-");
-    else if (s->pf == MP_PREFETCH_LOOKAHEAD && s->extra) snprintf(buf, cap, "lookahead d=%d +%d", s->lookahead, s->extra);
-    else if (s->pf == MP_PREFETCH_LOOKAHEAD) snprintf(buf, cap, "lookahead d=%d", s->lookahead);
+    else if (s->pf == MP_PREFETCH_LOOKAHEAD) {
+        int k = snprintf(buf, cap, "lookahead d=%d", s->lookahead);
+        if (s->extra && k >= 0 && (size_t)k < cap) k += snprintf(buf + k, cap - (size_t)k, " +%d", s->extra);
+        if (k >= 0 && (size_t)k < cap) snprintf(buf + k, cap - (size_t)k, " p>=%g", (double)s->min_prob);
+    } else if (s->pf == MP_PREFETCH_ORACLE) snprintf(buf, cap, "oracle d=%d", s->lookahead);
     else snprintf(buf, cap, "%s", mp_prefetch_kind_name(s->pf));
 }
 
@@ -223,6 +228,7 @@ static void session_params(const bench_run *b, const bench_setting *s, mp_sessio
     sp->prefetch.kind = s->pf;
     sp->prefetch.lookahead = s->lookahead > 0 ? s->lookahead : MP_DEFAULT_LOOKAHEAD;
     sp->prefetch.extra = s->extra;
+    sp->prefetch.min_prob = s->min_prob;
     sp->prefetch.oracle_trace = b->oracle_trace;
 }
 
@@ -404,7 +410,8 @@ static const char *kind_name(bench_budget_kind k)
 /* Field names of csv/json, in order (docs/BENCH_FORMAT.md). */
 static const char *const fields[] = {
     "model", "n_prompt", "n_gen", "reps", "threads", "budget", "budget_kind", "budget_value", "streamed",
-    "cache_bytes", "cache_slots", "slots_per_layer", "policy", "prefetch", "lookahead", "prefetch_extra", "io",
+    "cache_bytes", "cache_slots", "slots_per_layer", "policy", "prefetch", "lookahead", "prefetch_extra",
+    "prefetch_min_prob", "io",
     "io_depth", "pp_tps", "pp_tps_sd", "tg_tps", "tg_tps_sd", "hit_rate", "pp_hit_rate", "prefetch_precision",
     "prefetch_recall", "stall_share", "tg_mb_per_token", "pp_mb", "pp_chunks", "pp_loads", "pp_distinct", "io_mb_s",
     "peak_rss_mib", "page_cache_dropped", "pp_hits", "pp_late_hits", "pp_misses", "pp_evictions", "pp_bytes_read", "pp_prefetches",
@@ -436,8 +443,9 @@ static void row_values(const bench_run *b, const bench_row *r, bool json, char v
     else num(vals[i++], 160, NAN, 0);
     S("%s", r->policy_name ? r->policy_name : "-");
     S("%s", r->set.kind == BENCH_RAM ? "-" : mp_prefetch_kind_name(r->set.pf));
-    S("%d", r->set.pf == MP_PREFETCH_LOOKAHEAD ? r->set.lookahead : 0);
+    S("%d", r->set.pf == MP_PREFETCH_LOOKAHEAD || r->set.pf == MP_PREFETCH_ORACLE ? r->set.lookahead : 0);
     S("%d", r->set.pf == MP_PREFETCH_LOOKAHEAD ? r->set.extra : 0);
+    S("%g", r->set.pf == MP_PREFETCH_LOOKAHEAD ? (double)r->set.min_prob : 0.0);
     S("%s", r->io_name);
     S("%d", r->streamed ? (r->set.io_depth ? r->set.io_depth : MP_IO_DEFAULT_DEPTH) : 0);
     num(vals[i++], 160, m.pp_tps, 3);
@@ -636,6 +644,8 @@ typedef struct bench_lists {
     int n_pfs;
     int64_t lookaheads[BENCH_MAX_LIST], extras[BENCH_MAX_LIST], depths[BENCH_MAX_LIST];
     int n_lookaheads, n_extras, n_depths;
+    float min_probs[BENCH_MAX_LIST];
+    int n_min_probs;
 } bench_lists;
 
 static int take_str_list(const char *opt, const char *v, char *buf, size_t cap, const char **items, int *n)
@@ -653,6 +663,18 @@ static int take_int_list(const char *opt, const char *v, int64_t lo, int64_t hi,
         if (out[i] < lo || out[i] > hi)
             return cli_error("bench: %s: %lld is not in [%lld, %lld]", opt, (long long)out[i], (long long)lo,
                              (long long)hi);
+    return 0;
+}
+
+static int take_prob_list(const char *opt, const char *v, float *out, int *n)
+{
+    char buf[256];
+    const char *items[BENCH_MAX_LIST];
+    if (mp_parse_str_list(v, buf, sizeof buf, items, BENCH_MAX_LIST, n) != MP_OK)
+        return cli_error("bench: %s: '%s' is not a comma-separated list (at most %d items)", opt, v, BENCH_MAX_LIST);
+    for (int i = 0; i < *n; i++)
+        if (mp_parse_f32(items[i], &out[i]) != MP_OK || !(out[i] >= 0.0f && out[i] <= 1.0f))
+            return cli_error("bench: %s: '%s' is not a probability in [0, 1]", opt, items[i]);
     return 0;
 }
 
@@ -707,18 +729,21 @@ static int expand(const bench_lists *L, bench_setting *sets, int cap)
             for (int di = 0; di < (L->n_depths ? L->n_depths : 1); di++)
                 for (int fi = 0; fi < L->n_pfs; fi++) {
                     bool la = L->pfs[fi] == MP_PREFETCH_LOOKAHEAD;
-                    int nla = la ? L->n_lookaheads : 1, nex = la ? L->n_extras : 1;
+                    bool ahead = la || L->pfs[fi] == MP_PREFETCH_ORACLE;
+                    int nla = ahead ? L->n_lookaheads : 1, nex = la ? L->n_extras : 1, nmp = la ? L->n_min_probs : 1;
                     for (int li = 0; li < nla; li++)
-                        for (int ei = 0; ei < nex; ei++) {
-                            if (n >= cap) goto too_many;
-                            bench_setting s = budgets[bi];
-                            s.policy = L->n_pols ? L->pols[pi] : NULL;
-                            s.io_depth = L->n_depths ? (int)L->depths[di] : 0;
-                            s.pf = L->pfs[fi];
-                            s.lookahead = la ? (int)L->lookaheads[li] : 0;
-                            s.extra = la ? (int)L->extras[ei] : 0;
-                            sets[n++] = s;
-                        }
+                        for (int ei = 0; ei < nex; ei++)
+                            for (int mi = 0; mi < nmp; mi++) {
+                                if (n >= cap) goto too_many;
+                                bench_setting s = budgets[bi];
+                                s.policy = L->n_pols ? L->pols[pi] : NULL;
+                                s.io_depth = L->n_depths ? (int)L->depths[di] : 0;
+                                s.pf = L->pfs[fi];
+                                s.lookahead = ahead ? (int)L->lookaheads[li] : 0;
+                                s.extra = la ? (int)L->extras[ei] : 0;
+                                s.min_prob = la ? L->min_probs[mi] : 0.0f;
+                                sets[n++] = s;
+                            }
                 }
     }
     return n;
@@ -776,6 +801,7 @@ static int suggest(bench_run *b, const bench_lists *L, uint64_t mem, const char 
             s.io_depth = L->n_depths ? (int)L->depths[0] : 0;
             s.pf = v == 0 ? MP_PREFETCH_NONE : MP_PREFETCH_LOOKAHEAD;
             s.lookahead = v;
+            s.min_prob = MP_DEFAULT_PREFETCH_MIN_PROB;
             sets[n++] = s;
         }
     }
@@ -877,11 +903,13 @@ int cmd_bench(int argc, char **argv)
     L->n_lookaheads = 1;
     L->extras[0] = 0;
     L->n_extras = 1;
+    L->min_probs[0] = MP_DEFAULT_PREFETCH_MIN_PROB;
+    L->n_min_probs = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--cache-size") || !strcmp(a, "--cache-experts") || !strcmp(a, "--mem") ||
             !strcmp(a, "--policy") || !strcmp(a, "--prefetch") || !strcmp(a, "--lookahead") ||
-            !strcmp(a, "--prefetch-extra") || !strcmp(a, "--io-depth")) {
+            !strcmp(a, "--prefetch-extra") || !strcmp(a, "--prefetch-min-prob") || !strcmp(a, "--io-depth")) {
             if (!(v = cli_value(argc, argv, &i))) goto done;
             int bad = 0;
             if (!strcmp(a, "--cache-size")) bad = take_str_list(a, v, L->size_buf, sizeof L->size_buf, L->sizes, &L->n_sizes);
@@ -910,6 +938,7 @@ int cmd_bench(int argc, char **argv)
                 }
             } else if (!strcmp(a, "--lookahead")) bad = take_int_list(a, v, 1, 64, L->lookaheads, &L->n_lookaheads);
             else if (!strcmp(a, "--prefetch-extra")) bad = take_int_list(a, v, 0, 4096, L->extras, &L->n_extras);
+            else if (!strcmp(a, "--prefetch-min-prob")) bad = take_prob_list(a, v, L->min_probs, &L->n_min_probs);
             else bad = take_int_list(a, v, 1, MP_IO_MAX_DEPTH, L->depths, &L->n_depths);
             if (bad) goto done;
             continue;

@@ -166,7 +166,7 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
             int best = -1;
             for (int e = 0; e < X; e++)
                 if (p->logits[e] >= 0.0f && (best < 0 || p->logits[e] > p->logits[best])) best = e;
-            if (best < 0) break;
+            if (best < 0 || p->logits[best] < p->cfg.min_prob) break; /* sorted: the rest are lower */
             if (s < K) p->count[best]++;
             p->score[best] += p->logits[best];
             p->logits[best] = -1.0f;

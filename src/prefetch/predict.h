@@ -4,7 +4,8 @@
  * known, the forward pass asks the predictor which experts layers L+1..L+d
  * will pick, and queues them as low-priority loads.
  *   lookahead: apply layer L+d's own FFN norm and router to h (exactly as
- *              that layer would to its own input) and take its top-k (+extra).
+ *              that layer would to its own input) and take its top-k (+extra),
+ *              keeping only picks with gate probability >= min_prob.
  *   oracle:    replay the routing recorded by --trace-out in an earlier,
  *              identical run (perfect prediction; an upper bound for
  *              measurements only).
@@ -29,6 +30,8 @@ typedef struct mp_prefetch_cfg {
     mp_prefetch_kind kind;
     int lookahead;            /* d: layers ahead (>= 1) */
     int extra;                /* m: also the next m experts by score */
+    float min_prob;           /* lookahead: a token's pick is prefetched only if
+                               * its gate probability is at least this (0: all) */
     const char *oracle_trace; /* routing trace for MP_PREFETCH_ORACLE */
 } mp_prefetch_cfg;
 

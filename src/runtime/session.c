@@ -132,6 +132,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         if (!p->prefetch_set) {
             s->prefetch.kind = MP_DEFAULT_PREFETCH;
             s->prefetch.lookahead = MP_DEFAULT_LOOKAHEAD;
+            s->prefetch.min_prob = MP_DEFAULT_PREFETCH_MIN_PROB;
         }
         if (s->prefetch.lookahead < 1) s->prefetch.lookahead = MP_DEFAULT_LOOKAHEAD;
         if (s->prefetch.kind != MP_PREFETCH_NONE) {

@@ -42,6 +42,7 @@ typedef struct mp_session_params {
  * lookahead uses d=1. */
 #define MP_DEFAULT_PREFETCH MP_PREFETCH_NONE
 #define MP_DEFAULT_LOOKAHEAD 1
+#define MP_DEFAULT_PREFETCH_MIN_PROB 0.5f
 
 typedef struct mp_session {
     mp_model *model;
