@@ -84,14 +84,29 @@ timeout $TO "$MP" bench "${COMMON[@]}" --cache-experts 2 --prefetch none,lookahe
 python3 - "$OUT/sweep.csv" "$OUT/sweep.json" <<'EOF' || bad "csv sweep does not parse as expected"
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-keys = list(json.load(open(sys.argv[2]))[0].keys())
-assert list(rows[0].keys()) == keys, "csv header != json keys"
+keys = [k for k in json.load(open(sys.argv[2]))[0].keys() if not k.startswith("tg_layer_")]
+assert list(rows[0].keys()) == keys, "csv header != json keys (less the per-layer arrays)"
 assert [r["prefetch"] for r in rows] == ["none"] + ["lookahead"] * 4 + ["oracle"] * 2, [r["prefetch"] for r in rows]
 assert [r["lookahead"] for r in rows] == ["0", "1", "1", "2", "2", "1", "2"]
 assert [r["prefetch_min_prob"] for r in rows] == ["0", "0", "0.5", "0", "0.5", "0", "0"]
 assert rows[0]["prefetch_precision"] == "", "n/a must be empty in csv"
 o = rows[5]
 assert int(o["tg_prefetches"]) > 0 and float(o["prefetch_precision"]) > 0, o
+assert int(o["tg_prefetch_wasted"]) == 0 and int(o["tg_wasted_bytes"]) == 0, "the oracle wasted a prefetch"
+EOF
+timeout $TO "$MP" bench "${COMMON[@]}" --cache-experts 2 --prefetch none,lookahead --prefetch-min-prob 0 -o jsonl \
+  >"$OUT/layers.jsonl" 2>"$OUT/layers.err" || bad "per-layer jsonl: exit $?"
+python3 - "$OUT/layers.jsonl" <<'EOF' || bad "json per-layer arrays not as expected"
+import json, sys
+none, la = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for r in (none, la):
+    assert len(r["tg_layer_precision"]) == len(r["tg_layer_recall"]) == 3, r  # the test model has 3 layers
+assert all(v is None for v in none["tg_layer_precision"]), none["tg_layer_precision"]
+# lookahead never predicts layer 0 (that needs the next token's hidden state)
+assert la["tg_layer_precision"][0] is None, la["tg_layer_precision"]
+assert all(v is not None and 0 <= v <= 1 for v in la["tg_layer_precision"][1:] + la["tg_layer_recall"]), la
+# wasted = evicted unused prefetches, at most the prefetches that were not used
+assert la["tg_prefetch_wasted"] <= la["tg_prefetches"] - la["tg_prefetch_used"], la
 EOF
 grep -q 'recording the routing' "$OUT/csv.err" || bad "oracle: no recording announced"
 [ -z "$(ls -A "$OUT/tmp")" ] || bad "oracle: temporary trace left behind: $(ls "$OUT/tmp")"

@@ -61,6 +61,23 @@ for spec in "llama-moe|--arch llama-moe --type q8_0 --n-embd 256 --n-ff 256" \
   h0=$(hits "$name-ce3-none"); h1=$(hits "$name-ce3-lookahead___lookahead_1")
   echo "$name: hit rate at 3 experts/layer: none $h0%, lookahead d=1 $h1%"
   awk -v a="$h1" -v b="$h0" 'BEGIN { exit !(a > b) }' || bad "$name: lookahead did not raise the hit rate ($h0% -> $h1%)"
+  # the statistics after a run: prompt and decode lines, and the per-layer table
+  run "$name-stats" "$model" --cache-experts 3 --prefetch lookahead --prefetch-min-prob 0 --layer-stats ||
+    bad "$name: --layer-stats run failed"
+  python3 - "$OUT/$name-stats.log" <<'EOF' || bad "$name: statistics lines not as expected: $(grep -A6 '^experts, decode' "$OUT/$name-stats.log")"
+import re, sys
+log = open(sys.argv[1]).read()
+dec = re.search(r"^experts, decode: 15 tokens, stall [0-9.]+ ms/token, [0-9]+% of the time waiting for I/O, "
+                r"[0-9.]+ MB/token read; prefetch: ([0-9]+) loads, precision ([0-9.]+)%, in-time recall ([0-9.]+)%, "
+                r"([0-9.]+) MB wasted \(([0-9]+) evicted unused\)$", log, re.M)
+assert dec, "no decode line"
+assert re.search(r"^experts, prompt: 64 tokens, ", log, re.M), "no prompt line"
+table = log.split("decode per MoE layer:\n")[1].splitlines()[1:5]
+rows = [l.split() for l in table]
+assert [r[0] for r in rows] == ["0", "1", "2", "3"], table
+assert sum(int(r[5]) for r in rows) == int(dec.group(1)), "per-layer prefetches do not add up to the decode line"
+assert all(int(r[1]) == 15 * 2 for r in rows), "each layer: 15 decode tokens x 2 experts demanded"
+EOF
   h2=$(hits "$(cd "$OUT" && ls "$name"-ce3-oracle*.log | sed 's/\.log$//')")
   echo "$name: oracle d=2 $h2%"
   # the oracle predicts perfectly, the next token's first layers included

@@ -6,6 +6,7 @@
 #include "cache/cache.h"
 
 #include <assert.h>
+#include <math.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -309,7 +310,13 @@ static int get_slot(mp_cache *c, bool may_wait, uint32_t *out, mp_err *err)
             assert(evictable(c, (uint32_t)v));
             cache_slot *s = &c->slots[v];
             c->pol->on_evict(c->pol_st, (uint32_t)v, s->key);
-            lstats(c, s->key)->evictions++;
+            mp_cache_stats *st = lstats(c, s->key);
+            st->evictions++;
+            if (s->fill == MP_FILL_PREFETCH && !s->used) {
+                const cache_loc *l = &c->locs[s->key];
+                st->prefetch_wasted++;
+                for (uint32_t j = 0; j < l->n_spans; j++) st->wasted_bytes += l->span_len[j];
+            }
             c->map[s->key] = -1;
             s->state = SLOT_EMPTY;
             *out = (uint32_t)v;
@@ -560,6 +567,16 @@ bool mp_cache_contains(const mp_cache *c, uint32_t layer, uint32_t expert)
 {
     int32_t slot = c->map[layer * c->n_experts + expert];
     return slot >= 0 && c->slots[slot].state == SLOT_READY;
+}
+
+void mp_cache_prefetch_quality(const mp_cache_stats *st, double *precision, double *recall)
+{
+    const double dem = (double)(st->hits + st->late_hits + st->misses);
+    /* prefetch_used counts late hits too: those were not in time */
+    double in_time = (double)st->prefetch_used - (double)st->late_hits;
+    if (in_time < 0) in_time = 0;
+    *precision = st->prefetches ? (double)st->prefetch_used / (double)st->prefetches : NAN;
+    *recall = dem > 0 ? in_time / dem : NAN;
 }
 
 void mp_cache_get_stats(mp_cache *c, mp_cache_stats *total, mp_cache_stats *per_layer, bool reset)

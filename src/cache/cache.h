@@ -106,8 +106,15 @@ typedef struct mp_cache_stats {
     uint64_t prefetches;      /* prefetch loads started */
     uint64_t prefetch_used;   /* prefetched experts later demanded */
     uint64_t prefetch_dropped;/* prefetches refused: no evictable slot */
+    uint64_t prefetch_wasted; /* prefetched experts evicted without being used */
+    uint64_t wasted_bytes;    /* bytes those read */
     uint64_t errors;          /* failed loads (I/O or verify) */
 } mp_cache_stats;
+
+/* Prefetch quality of a stats record: precision = prefetched experts that
+ * were used / prefetched; in-time recall = demands served by a prefetch
+ * that had finished (used - late hits) / demands. NaN when undefined. */
+void mp_cache_prefetch_quality(const mp_cache_stats *st, double *precision, double *recall);
 
 /* A demanded expert handed back by mp_cache_wait_any / mp_cache_poll. */
 typedef struct mp_cache_ready {

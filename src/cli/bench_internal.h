@@ -12,6 +12,7 @@
 
 #define BENCH_MAX_REPS 100
 #define BENCH_MAX_LIST 64
+#define BENCH_MAX_LAYERS 256 /* per-layer decode statistics kept for at most this many layers */
 
 /* How the memory of one row is set. */
 typedef enum bench_budget_kind {
@@ -46,6 +47,8 @@ typedef struct bench_row {
     uint32_t slots, n_moe_layers;
     const char *policy_name;/* in effect ("-" when mapped) */
     mp_cache_stats pp, tg;  /* prefill and decode */
+    uint32_t n_layers;      /* of tg_layer */
+    mp_cache_stats tg_layer[BENCH_MAX_LAYERS]; /* decode, per layer */
     uint64_t pp_chunks, pp_distinct; /* chunks; sum over chunks of distinct (layer, expert) needed */
     uint64_t io_bytes, io_busy_ns;
     uint64_t peak_rss;      /* max over repetitions */

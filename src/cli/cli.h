@@ -27,6 +27,7 @@ typedef struct cli_model_opts {
     bool has_min_prob;
     const char *oracle_trace; /* --oracle-trace FILE */
     const char *trace_out;    /* --trace-out FILE */
+    bool layer_stats;         /* --layer-stats */
 } cli_model_opts;
 
 struct mp_session;
@@ -38,6 +39,19 @@ void cli_session_params(const cli_model_opts *o, struct mp_session_params *sp);
 struct mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override);
 /* Prints the expert-cache statistics line (if the session streams experts). */
 void cli_print_cache_stats(struct mp_session *s, double seconds, int n_tokens);
+
+/* Expert-cache statistics split at a point of the run (after the prompt):
+ * cli_stats_mark records the counters, cli_print_phase_stats prints the
+ * prompt and decode lines (stall per token and share of time waiting for
+ * I/O; with prefetch, precision, in-time recall and wasted bytes) and,
+ * with per_layer, a table of the decode phase per MoE layer. */
+typedef struct cli_stats_mark {
+    void *layers; /* mp_cache_stats[n_layer] at the mark; NULL without a cache */
+} cli_stats_mark;
+void cli_stats_mark_take(struct mp_session *s, cli_stats_mark *mark);
+void cli_print_phase_stats(struct mp_session *s, const cli_stats_mark *mark, double t_prompt, int n_prompt,
+                           double t_decode, int n_decode, bool per_layer);
+void cli_stats_mark_free(cli_stats_mark *mark);
 
 /* If argv[*i] is one of -m, -t, -c, -b (or a long form), consumes it and its
  * value, advancing *i, and returns 1; returns 0 if not ours; -1 (after

@@ -5,6 +5,7 @@
 #include "runtime/session.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@ const char *const cli_model_opts_help =
     "  --prefetch-min-prob P  lookahead prefetches a predicted expert only if its gate\n"
     "                       probability is at least P, extras included (default 0.5; 0: all)\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
-    "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n";
+    "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n"
+    "  --layer-stats        after the run, a table of the decode's expert cache and prefetch\n"
+    "                       statistics per MoE layer\n";
 
 bool cli_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
@@ -129,6 +132,10 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 64, &o->lookahead)) return -1;
         return 1;
     }
+    if (!strcmp(a, "--layer-stats")) {
+        o->layer_stats = true;
+        return 1;
+    }
     if (!strcmp(a, "--prefetch-min-prob")) {
         if (!(v = cli_value(argc, argv, i)) || cli_parse_float(a, v, &o->prefetch_min_prob)) return -1;
         if (!(o->prefetch_min_prob >= 0.0f && o->prefetch_min_prob <= 1.0f)) {
@@ -218,6 +225,88 @@ mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n
         line += len + (nl ? 1 : 0);
     }
     return s;
+}
+
+void cli_stats_mark_take(mp_session *s, cli_stats_mark *mark)
+{
+    mark->layers = NULL;
+    if (!s->cache) return;
+    mark->layers = calloc(s->model->hp.n_layer, sizeof(mp_cache_stats));
+    if (mark->layers) mp_cache_get_stats(s->cache, NULL, mark->layers, false);
+}
+
+void cli_stats_mark_free(cli_stats_mark *mark)
+{
+    free(mark->layers);
+    mark->layers = NULL;
+}
+
+static void stats_sub(mp_cache_stats *a, const mp_cache_stats *b)
+{
+    uint64_t *x = (uint64_t *)a;
+    const uint64_t *y = (const uint64_t *)b;
+    for (size_t k = 0; k < sizeof *a / sizeof(uint64_t); k++) x[k] -= y[k];
+}
+
+static void stats_add(mp_cache_stats *a, const mp_cache_stats *b)
+{
+    uint64_t *x = (uint64_t *)a;
+    const uint64_t *y = (const uint64_t *)b;
+    for (size_t k = 0; k < sizeof *a / sizeof(uint64_t); k++) x[k] += y[k];
+}
+
+static void print_phase(const char *phase, const mp_cache_stats *st, double seconds, int n_tokens, bool prefetch)
+{
+    fprintf(stderr, "%s: %d tokens, stall %.2f ms/token, %.0f%% of the time waiting for I/O, %.1f MB/token read", phase,
+            n_tokens, n_tokens > 0 ? st->wait_ns / 1e6 / n_tokens : 0.0,
+            seconds > 0 ? 100.0 * st->wait_ns / 1e9 / seconds : 0.0, n_tokens > 0 ? st->bytes_read / 1e6 / n_tokens : 0.0);
+    if (prefetch) {
+        double prec, rec;
+        mp_cache_prefetch_quality(st, &prec, &rec);
+        fprintf(stderr, "; prefetch: %llu loads, precision %.1f%%, in-time recall %.1f%%, %.1f MB wasted (%llu evicted unused)",
+                (unsigned long long)st->prefetches, isnan(prec) ? 0.0 : 100 * prec, isnan(rec) ? 0.0 : 100 * rec,
+                st->wasted_bytes / 1e6, (unsigned long long)st->prefetch_wasted);
+    }
+    fprintf(stderr, "\n");
+}
+
+void cli_print_phase_stats(mp_session *s, const cli_stats_mark *mark, double t_prompt, int n_prompt, double t_decode,
+                           int n_decode, bool per_layer)
+{
+    if (!s->cache || !mark->layers) return;
+    const uint32_t L = s->model->hp.n_layer;
+    mp_cache_stats *now = calloc(L, sizeof *now);
+    if (!now) return;
+    mp_cache_get_stats(s->cache, NULL, now, false);
+    const mp_cache_stats *at = mark->layers;
+    mp_cache_stats pp = {0}, tg = {0};
+    for (uint32_t l = 0; l < L; l++) {
+        stats_add(&pp, &at[l]);
+        stats_sub(&now[l], &at[l]); /* now: the decode phase */
+        stats_add(&tg, &now[l]);
+    }
+    const bool pf = s->prefetch.kind != MP_PREFETCH_NONE;
+    print_phase("experts, prompt", &pp, t_prompt, n_prompt, pf);
+    if (n_decode > 0) print_phase("experts, decode", &tg, t_decode, n_decode, pf);
+    if (per_layer && n_decode > 0) {
+        fprintf(stderr, "decode per MoE layer:\n%5s %8s %8s %6s %7s %10s %6s %9s %9s %10s %9s\n", "layer", "demands", "hits",
+                "late", "misses", "prefetches", "used", "precision", "recall", "wasted MB", "wait ms");
+        for (uint32_t l = 0; l < L; l++) {
+            const mp_cache_stats *st = &now[l];
+            const uint64_t dem = st->hits + st->late_hits + st->misses;
+            if (!mp_layer_is_moe(&s->model->layers[l])) continue;
+            double prec, rec;
+            mp_cache_prefetch_quality(st, &prec, &rec);
+            char ps[16] = "-", rs[16] = "-";
+            if (pf && !isnan(prec)) snprintf(ps, sizeof ps, "%.1f%%", 100 * prec);
+            if (pf && !isnan(rec)) snprintf(rs, sizeof rs, "%.1f%%", 100 * rec);
+            fprintf(stderr, "%5u %8llu %8llu %6llu %7llu %10llu %6llu %9s %9s %10.1f %9.1f\n", l, (unsigned long long)dem,
+                    (unsigned long long)st->hits, (unsigned long long)st->late_hits, (unsigned long long)st->misses,
+                    (unsigned long long)st->prefetches, (unsigned long long)st->prefetch_used, ps, rs,
+                    st->wasted_bytes / 1e6, st->wait_ns / 1e6);
+        }
+    }
+    free(now);
 }
 
 void cli_print_cache_stats(mp_session *s, double seconds, int n_tokens)

@@ -126,12 +126,7 @@ void bench_metrics_get(const bench_row *r, int n_gen, bench_metrics *m)
     double dem = (double)(t->hits + t->late_hits + t->misses);
     m->hit_rate = ratio((double)(t->hits + t->late_hits), dem);
     m->pp_hit_rate = ratio((double)(p->hits + p->late_hits), (double)(p->hits + p->late_hits + p->misses));
-    if (r->set.pf != MP_PREFETCH_NONE) {
-        m->precision = ratio((double)t->prefetch_used, (double)t->prefetches);
-        /* prefetch_used counts late hits too: those were not in time */
-        double in_time = (double)t->prefetch_used - (double)t->late_hits;
-        m->recall = ratio(in_time < 0 ? 0 : in_time, dem);
-    }
+    if (r->set.pf != MP_PREFETCH_NONE) mp_cache_prefetch_quality(t, &m->precision, &m->recall);
     m->stall_share = ratio(t->wait_ns / 1e9, r->tg_seconds);
     m->tg_mb_per_token = n_gen > 0 ? t->bytes_read / 1e6 / ((double)n_gen * r->reps) : NAN;
     m->pp_mb = p->bytes_read / 1e6 / r->reps;
@@ -329,7 +324,18 @@ static int run_rep(bench_run *b, const bench_setting *s, bench_row *row, const c
         }
     }
     double t_tg = mp_time_s() - t1;
-    if (ses->cache) mp_cache_get_stats(ses->cache, &tg, NULL, false);
+    mp_cache_stats tgl[BENCH_MAX_LAYERS];
+    const uint32_t n_layers = hp->n_layer < BENCH_MAX_LAYERS ? hp->n_layer : BENCH_MAX_LAYERS;
+    if (ses->cache) {
+        mp_cache_stats *all = calloc(hp->n_layer, sizeof *all);
+        if (!all) {
+            cli_error("out of memory");
+            goto done;
+        }
+        mp_cache_get_stats(ses->cache, &tg, all, false);
+        memcpy(tgl, all, n_layers * sizeof *tgl);
+        free(all);
+    }
     if (ses->trace_errors) {
         cli_error("%s: %llu routing records could not be written", trace_out, (unsigned long long)ses->trace_errors);
         goto done;
@@ -358,7 +364,14 @@ static int run_rep(bench_run *b, const bench_setting *s, bench_row *row, const c
 #define ADD(f) row->pp.f += pp.f, row->tg.f += tg.f
             ADD(hits), ADD(late_hits), ADD(misses), ADD(evictions), ADD(loads), ADD(reads), ADD(bytes_read);
             ADD(wait_ns), ADD(prefetches), ADD(prefetch_used), ADD(prefetch_dropped), ADD(errors);
+            ADD(prefetch_wasted), ADD(wasted_bytes);
 #undef ADD
+            row->n_layers = n_layers;
+            for (uint32_t l = 0; l < n_layers; l++) {
+                uint64_t *x = (uint64_t *)&row->tg_layer[l];
+                const uint64_t *y = (const uint64_t *)&tgl[l];
+                for (size_t k = 0; k < sizeof tgl[0] / sizeof(uint64_t); k++) x[k] += y[k];
+            }
         } else {
             row->policy_name = "-";
             snprintf(row->io_name, sizeof row->io_name, "mmap");
@@ -416,7 +429,7 @@ static const char *const fields[] = {
     "prefetch_recall", "stall_share", "tg_mb_per_token", "pp_mb", "pp_chunks", "pp_loads", "pp_distinct", "io_mb_s",
     "peak_rss_mib", "page_cache_dropped", "pp_hits", "pp_late_hits", "pp_misses", "pp_evictions", "pp_bytes_read", "pp_prefetches",
     "tg_hits", "tg_late_hits", "tg_misses", "tg_evictions", "tg_bytes_read", "tg_wait_ns", "tg_prefetches",
-    "tg_prefetch_used", "tg_prefetch_dropped", NULL,
+    "tg_prefetch_used", "tg_prefetch_dropped", "tg_prefetch_wasted", "tg_wasted_bytes", NULL,
 };
 
 /* Values of one row as strings (json: strings quoted, NaN as null). */
@@ -480,6 +493,8 @@ static void row_values(const bench_run *b, const bench_row *r, bool json, char v
     U(r->tg.prefetches);
     U(r->tg.prefetch_used);
     U(r->tg.prefetch_dropped);
+    U(r->tg.prefetch_wasted);
+    U(r->tg.wasted_bytes);
 #undef S
 #undef U
 }
@@ -490,6 +505,23 @@ static bool is_string_field(const char *f)
     for (int i = 0; s[i]; i++)
         if (!strcmp(s[i], f)) return true;
     return false;
+}
+
+/* json only: decode precision and in-time recall per MoE layer (null where
+ * undefined: no prefetch, or no demand). */
+static void print_json_layers(const bench_row *r)
+{
+    for (int which = 0; which < 2; which++) {
+        printf(", \"%s\": [", which ? "tg_layer_recall" : "tg_layer_precision");
+        for (uint32_t l = 0; l < r->n_layers; l++) {
+            double prec = NAN, rec = NAN;
+            if (r->streamed && r->set.pf != MP_PREFETCH_NONE) mp_cache_prefetch_quality(&r->tg_layer[l], &prec, &rec);
+            char v[32];
+            fmt_json(v, sizeof v, which ? rec : prec, 6);
+            printf("%s%s", l ? ", " : "", v);
+        }
+        printf("]");
+    }
 }
 
 static void print_json(const bench_run *b, const bench_row *rows, int n, bool lines)
@@ -504,6 +536,7 @@ static void print_json(const bench_run *b, const bench_row *rows, int n, bool li
             if (is_string_field(fields[i])) json_str(stdout, vals[i]);
             else printf("%s", vals[i]);
         }
+        print_json_layers(&rows[r]);
         printf("}%s\n", lines ? "" : (r + 1 < n ? "," : ""));
     }
     if (!lines) printf("]\n");

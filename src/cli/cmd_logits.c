@@ -35,6 +35,8 @@ static int argmax(const float *x, int n)
 int cmd_logits(int argc, char **argv)
 {
     cli_model_opts mo = {0};
+    cli_stats_mark mark = {0};
+    double t_dec = 0;
     const char *ids_s = NULL, *prompt = NULL, *out_path = NULL;
     bool all = false;
     int n_gen = 0;
@@ -108,6 +110,7 @@ int cmd_logits(int argc, char **argv)
         goto done;
     }
     double t1 = mp_time_s();
+    cli_stats_mark_take(s, &mark);
     printf("prompt_eval: %d tokens in %.3f ms = %.2f tok/s\n", n, (t1 - t0) * 1e3, n / (t1 - t0));
     const float *last = logits + (all ? (size_t)(n - 1) * V : 0);
     printf("top: id=%d logit=%.6f\n", argmax(last, V), last[argmax(last, V)]);
@@ -134,13 +137,16 @@ int cmd_logits(int argc, char **argv)
             cur = argmax(logits, V);
         }
         tg = mp_time_s() - tg;
+        t_dec = tg;
         printf("\n");
         if (n_gen > 1) printf("gen: %d tokens at %.2f tok/s\n", n_gen - 1, (n_gen - 1) / tg);
     }
     cli_print_cache_stats(s, mp_time_s() - t0, n + n_gen);
+    cli_print_phase_stats(s, &mark, t1 - t0, n, t_dec, n_gen > 1 ? n_gen - 1 : 0, mo.layer_stats);
     printf("peak_rss_mib: %.1f\n", mp_peak_rss_bytes() / 1048576.0);
     rc = 0;
 done:
+    cli_stats_mark_free(&mark);
     free(ids);
     free(logits);
     mp_session_free(s);

@@ -33,6 +33,7 @@ static void help(void)
 int cmd_run(int argc, char **argv)
 {
     cli_model_opts mo = {0};
+    cli_stats_mark mark = {0};
     const char *prompt = NULL, *pfile = NULL;
     int n_predict = 128, seed = 0;
     bool ignore_eos = false, echo = true;
@@ -126,6 +127,7 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     double t_prompt = mp_time_s() - t0;
+    cli_stats_mark_take(s, &mark);
 
     int n_gen = 0;
     double tg0 = mp_time_s();
@@ -156,12 +158,15 @@ int cmd_run(int argc, char **argv)
             (long long)n, n / t_prompt, n_gen, n_gen > 0 && t_gen > 0 ? n_gen / t_gen : 0.0,
             mp_peak_rss_bytes() / 1048576.0);
     cli_print_cache_stats(s, t_prompt + t_gen, (int)n + n_gen);
+    /* the first generated token came from the prompt's logits: n_gen - 1 decode steps */
+    cli_print_phase_stats(s, &mark, t_prompt, (int)n, t_gen, n_gen - 1, mo.layer_stats);
     rc = 0;
 done:
     free(text);
     free(ids);
     free(logits);
     mp_sampler_free(smp);
+    cli_stats_mark_free(&mark);
     mp_session_free(s);
     return rc;
 }
