@@ -3,6 +3,7 @@
  *    prefetch read does not start while a demand read is in flight;
  *  - prefetched experts that turn out unused are evicted before proven ones,
  *    at once when their layer has run without them (mp_cache_layer_done);
+ *  - a prefetch never evicts another prefetch still waiting for its layer;
  *  - a prefetch of an expert already loading starts no second read, and a
  *    prefetch of an expert that was just evicted reloads the right bytes;
  *  - a prefetch that finds no room is abandoned (dropped) and never blocks;
@@ -121,6 +122,32 @@ static void test_unused_prefetch_goes_first(mp_io_kind kind, const mp_policy_ops
     }
 }
 
+/* A prefetch never evicts another prefetch still waiting for its layer (it
+ * would be read twice, as deep lookahead over a prefill chunk did); once
+ * that layer has run without it, it may. 3 slots, 3 prefetches. */
+static void test_prefetch_spares_pending_prefetches(mp_io_kind kind, const mp_policy_ops *pol)
+{
+    mp_err err = {0};
+    mp_cache_ready r;
+    mp_cache *c = mp_fixture_cache(&fx, kind, 4, 3, pol, NULL, &err);
+    CHECKF(c != NULL, "%s", err.msg);
+    if (!c) return;
+    for (uint32_t l = 1; l <= 3; l++) CHECK(mp_cache_request(c, l, 0, MP_CACHE_PREFETCH, &err) == MP_OK);
+    for (int spin = 0; spin < 2000000 && !(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 2, 0) &&
+                                          mp_cache_contains(c, 3, 0)); spin++)
+        (void)mp_cache_poll(c, &r, &err);
+    CHECKF(mp_cache_request(c, 1, 5, MP_CACHE_PREFETCH, &err) == MP_E_AGAIN,
+           "policy %s: a prefetch evicted a pending one", pol->name);
+    CHECK(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 2, 0) && mp_cache_contains(c, 3, 0));
+    mp_cache_layer_done(c, 2); /* layer 2 ran without expert 0 */
+    CHECK(mp_cache_request(c, 1, 5, MP_CACHE_PREFETCH, &err) == MP_OK);
+    CHECKF(!mp_cache_contains(c, 2, 0) && mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 3, 0),
+           "policy %s: the expired prefetch was not the one evicted", pol->name);
+    demand(c, 1, 0);
+    demand(c, 1, 5);
+    mp_cache_free(c);
+}
+
 static void test_prefetch_loading_and_evicted(mp_io_kind kind)
 {
     mp_err err = {0};
@@ -170,7 +197,10 @@ int main(void)
         mp_io_free(io);
         test_priority(kinds[k]);
         test_prefetch_waits_for_demand(kinds[k]);
-        for (const mp_policy_ops *const *p = mp_policy_list(); *p; p++) test_unused_prefetch_goes_first(kinds[k], *p);
+        for (const mp_policy_ops *const *p = mp_policy_list(); *p; p++) {
+            test_unused_prefetch_goes_first(kinds[k], *p);
+            test_prefetch_spares_pending_prefetches(kinds[k], *p);
+        }
         test_prefetch_loading_and_evicted(kinds[k]);
     }
     mp_fixture_free(&fx);

@@ -33,6 +33,7 @@ typedef struct cache_slot {
     uint8_t state;
     uint8_t fill;       /* MP_FILL_DEMAND / MP_FILL_PREFETCH */
     uint8_t used;       /* a prefetch fill has been demanded since */
+    uint8_t expired;    /* a prefetch fill whose layer ran without it */
     uint8_t n_left;     /* spans still reading */
     uint32_t pins;      /* acquirers + undelivered and delivered demands */
     uint32_t waiting;   /* undelivered demands while LOADING */
@@ -77,6 +78,7 @@ struct mp_cache {
     void *verify_ctx;
 
     uint32_t cur_layer;        /* the layer waits are charged to */
+    bool for_prefetch;         /* get_slot is finding room for a prefetch */
     mp_cache_stats *stats;     /* [n_layers] */
 };
 
@@ -289,10 +291,16 @@ static int pump(mp_cache *c, bool wait, mp_err *err)
     return n;
 }
 
+/* Ready and unpinned; and when the room is for a prefetch, not a prefetch
+ * still waiting for its layer (a nearer prediction is worth more than a
+ * farther one: evicting it would read it twice). */
 static bool evictable(void *ctx, uint32_t slot)
 {
     const mp_cache *c = ctx;
-    return slot < c->n_slots && c->slots[slot].state == SLOT_READY && c->slots[slot].pins == 0;
+    if (slot >= c->n_slots) return false;
+    const cache_slot *s = &c->slots[slot];
+    if (s->state != SLOT_READY || s->pins != 0) return false;
+    return !(c->for_prefetch && s->fill == MP_FILL_PREFETCH && !s->used && !s->expired);
 }
 
 /* Finds an EMPTY slot, evicting if needed. With may_wait, waits for reads
@@ -337,6 +345,7 @@ static int start_load(mp_cache *c, uint32_t slot, uint32_t key, mp_fill_kind kin
     s->state = SLOT_LOADING;
     s->fill = (uint8_t)kind;
     s->used = 0;
+    s->expired = 0;
     s->pins = 0;
     s->waiting = 0;
     s->n_left = l->n_spans;
@@ -445,7 +454,10 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
     if (prio == MP_CACHE_PREFETCH) {
         if (c->map[key] >= 0) return MP_OK;
         uint32_t v;
-        if (get_slot(c, false, &v, err) < 0) {
+        c->for_prefetch = true;
+        int rc = get_slot(c, false, &v, err);
+        c->for_prefetch = false;
+        if (rc < 0) {
             c->stats[layer].prefetch_dropped++;
             return MP_E_AGAIN;
         }
@@ -554,12 +566,13 @@ mp_io *mp_cache_io(mp_cache *c) { return c->io; }
 void mp_cache_layer_done(mp_cache *c, uint32_t layer)
 {
     assert(layer < c->n_layers);
-    if (!c->pol->on_expire) return;
     for (uint32_t e = 0; e < c->n_experts; e++) {
         int32_t slot = c->map[layer * c->n_experts + e];
         if (slot < 0) continue;
-        const cache_slot *s = &c->slots[slot];
-        if (s->fill == MP_FILL_PREFETCH && !s->used) c->pol->on_expire(c->pol_st, (uint32_t)slot);
+        cache_slot *s = &c->slots[slot];
+        if (s->fill != MP_FILL_PREFETCH || s->used || s->expired) continue;
+        s->expired = 1;
+        if (c->pol->on_expire) c->pol->on_expire(c->pol_st, (uint32_t)slot);
     }
 }
 
@@ -575,7 +588,9 @@ void mp_cache_prefetch_quality(const mp_cache_stats *st, double *precision, doub
     /* prefetch_used counts late hits too: those were not in time */
     double in_time = (double)st->prefetch_used - (double)st->late_hits;
     if (in_time < 0) in_time = 0;
-    *precision = st->prefetches ? (double)st->prefetch_used / (double)st->prefetches : NAN;
+    /* capped: a prefetch issued at the end of one phase (the prompt) and used
+     * in the next counts as issued in the first and used in the second */
+    *precision = st->prefetches ? fmin(1.0, (double)st->prefetch_used / (double)st->prefetches) : NAN;
     *recall = dem > 0 ? in_time / dem : NAN;
 }
 

@@ -205,7 +205,8 @@ bool mp_cache_contains(const mp_cache *c, uint32_t layer, uint32_t expert);
 
 /* The forward pass has finished `layer` for the current chunk: experts of
  * that layer that were prefetched and not used were mispredicted, and go
- * first when room is needed (policy on_expire). */
+ * first when room is needed (policy on_expire). Until then, a prefetched
+ * expert is never evicted to make room for another prefetch. */
 void mp_cache_layer_done(mp_cache *c, uint32_t layer);
 
 /* Copies overall stats into *total and per-layer stats into
