@@ -132,7 +132,7 @@ ns = {"s": "http://www.w3.org/2000/svg"}
 root = ET.parse(sys.argv[1]).getroot()
 lines = root.findall(".//s:polyline[@class='series']", ns)
 names = sorted({(l.get("data-series"), l.get("data-panel")) for l in lines})
-assert names == [("lookahead d=1 p>=0.5", "hit_rate"), ("lookahead d=1 p>=0.5", "tps"), ("none", "hit_rate"), ("none", "tps")], names
+assert names == [("lookahead d=2 p>=0.5", "hit_rate"), ("lookahead d=2 p>=0.5", "tps"), ("none", "hit_rate"), ("none", "tps")], names
 for l in lines:
     assert len(l.get("points").split()) == 3, l.get("points")
 assert len(root.findall(".//s:circle[@class='knee']", ns)) == 2

@@ -42,7 +42,7 @@ static void help(void)
            "  --cache-experts LIST cache sizes in experts per MoE layer, e.g. 2,4\n"
            "  --mem LIST           whole-process budgets, e.g. 1G,2G\n"
            "  --policy LIST        replacement policies (lfu-decay, lru)\n"
-           "  --prefetch LIST      none, lookahead, oracle (default: none)\n"
+           "  --prefetch LIST      none, lookahead, oracle (default: lookahead)\n"
            "  --lookahead LIST     layers ahead for lookahead and oracle (default %d)\n"
            "  --prefetch-extra LIST extra experts by score for lookahead (default 0)\n"
            "  --prefetch-min-prob LIST  lookahead's minimum gate probability, e.g. 0,0.5,0.9 (default %g)\n"
