@@ -36,11 +36,11 @@ typedef struct mp_session_params {
 /* Chosen by measurement (issue 4's note, bench model: Mixtral-style Q8_0,
  * 2.4 GB, 16 layers x 16 experts, top-2; caches of 25% and 50% of the expert
  * bytes; two sweeps, 3 cold repetitions each). Lookahead that prefetches every
- * top-2 pick read 30-80% more bytes per token (precision 50-72%) and decoded
- * up to 17% slower than no prefetch, because the disk is the bottleneck there.
- * Keeping only picks with gate probability >= 0.5 (precision 65-85%), d=2
- * decoded 8-19% faster than none at both sizes in both sweeps; d=1 gave -1% to
- * +17%, d=3 +6% to +13%. */
+ * top-2 pick read 29-81% more bytes per token (precision 50-72%) and decoded
+ * from 6% faster to 22% slower than no prefetch, because the disk is the
+ * bottleneck there. Keeping only picks with gate probability >= 0.5 (precision
+ * 65-85%), d=2 decoded 8-19% faster than none at both sizes in both sweeps;
+ * d=1 gave -1% to +17%, d=3 +10% to +13%. */
 #define MP_DEFAULT_PREFETCH MP_PREFETCH_LOOKAHEAD
 #define MP_DEFAULT_LOOKAHEAD 2
 #define MP_DEFAULT_PREFETCH_MIN_PROB 0.5f
