@@ -146,6 +146,22 @@ static void test_prefetch_spares_pending_prefetches(mp_io_kind kind, const mp_po
     demand(c, 1, 0);
     demand(c, 1, 5);
     mp_cache_free(c);
+
+    /* predicted again after expiring (the next token, the same layer): it is
+     * pending again, not the first to go */
+    c = mp_fixture_cache(&fx, kind, 4, 3, pol, NULL, &err);
+    CHECKF(c != NULL, "%s", err.msg);
+    if (!c) return;
+    for (uint32_t l = 1; l <= 3; l++) CHECK(mp_cache_request(c, l, 0, MP_CACHE_PREFETCH, &err) == MP_OK);
+    for (int spin = 0; spin < 2000000 && !(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 2, 0) &&
+                                          mp_cache_contains(c, 3, 0)); spin++)
+        (void)mp_cache_poll(c, &r, &err);
+    mp_cache_layer_done(c, 1);                                           /* 1/0 expires */
+    CHECK(mp_cache_request(c, 1, 0, MP_CACHE_PREFETCH, &err) == MP_OK); /* and is predicted again */
+    CHECKF(mp_cache_request(c, 2, 6, MP_CACHE_PREFETCH, &err) == MP_E_AGAIN && mp_cache_contains(c, 1, 0),
+           "policy %s: a re-predicted prefetch was evicted as expired", pol->name);
+    demand(c, 1, 0);
+    mp_cache_free(c);
 }
 
 static void test_prefetch_loading_and_evicted(mp_io_kind kind)

@@ -452,7 +452,17 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
     check_key(c, layer, expert);
     uint32_t key = layer * c->n_experts + expert;
     if (prio == MP_CACHE_PREFETCH) {
-        if (c->map[key] >= 0) return MP_OK;
+        int32_t have = c->map[key];
+        if (have >= 0) {
+            cache_slot *s = &c->slots[have];
+            if (s->fill == MP_FILL_PREFETCH && !s->used && s->expired) {
+                /* predicted again (the next token, the same layer): a fresh
+                 * grace period instead of going first */
+                s->expired = 0;
+                c->pol->on_fill(c->pol_st, (uint32_t)have, key, MP_FILL_PREFETCH);
+            }
+            return MP_OK;
+        }
         uint32_t v;
         c->for_prefetch = true;
         int rc = get_slot(c, false, &v, err);

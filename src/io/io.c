@@ -192,7 +192,6 @@ static void pump(mp_io *io)
             if (io->inflight - io->inflight_low + (n - n_low) > 0) break;
             if ((i = q_pop(io, MP_IO_PRIO_LOW)) < 0) break;
             low = true;
-            n_low++;
         }
         mp_io_entry *e = &io->ent[i];
         e->low = low;
@@ -208,6 +207,7 @@ static void pump(mp_io *io)
         char *buf = (char *)e->req.buf + e->pos;
         e->rawlen = (uint32_t)len;
         e->state = ENT_INFLIGHT;
+        if (low) n_low++; /* counted only once it is in the batch (not past EOF) */
         io->batch[n++] = (mp_io_raw){ .buf = buf, .offset = foff, .len = (uint32_t)len,
                                       .buf_index = find_buf_index(io, buf, len),
                                       .tag = (uint32_t)i };
@@ -225,6 +225,7 @@ static void pump(mp_io *io)
     if (io->inflight == 0) io->busy_since = mono_ns();
     io->inflight += n;
     io->inflight_low += n_low;
+    assert(io->inflight_low <= io->inflight);
     io->cnt.reads += n;
 }
 
@@ -319,6 +320,18 @@ bool mp_io_promote(mp_io *io, uint64_t user)
         io->ent[i].req.prio = MP_IO_PRIO_HIGH;
         q_push_back(io, MP_IO_PRIO_HIGH, i);
         return true;
+    }
+    /* already in flight: from now on it counts as HIGH, so no new LOW read
+     * starts next to the read a demand now waits on */
+    for (uint32_t i = 0; i < io->cap_ent; i++) {
+        mp_io_entry *e = &io->ent[i];
+        if (e->state != ENT_INFLIGHT || e->req.user != user) continue;
+        e->req.prio = MP_IO_PRIO_HIGH;
+        if (e->low) {
+            e->low = 0;
+            io->inflight_low--;
+        }
+        return false; /* found, but not queued */
     }
     return false;
 }

@@ -148,7 +148,9 @@ int mp_io_register_buffers(mp_io *io, const struct iovec *iov, unsigned n, mp_er
 int mp_io_submit(mp_io *io, const mp_io_req *reqs, unsigned n, mp_err *err);
 
 /* Moves a still-queued LOW request (by user) ahead of the other LOW ones,
- * as HIGH. Returns true if it was found queued (not yet started). */
+ * as HIGH. A LOW read already in flight counts as HIGH from then on, so no
+ * new LOW read starts beside it. Returns true if it was found queued (not
+ * yet started). */
 bool mp_io_promote(mp_io *io, uint64_t user);
 
 /* Hands back up to max completed requests in out[]. With wait, blocks

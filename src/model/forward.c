@@ -375,7 +375,7 @@ static void issue_prefetch(mp_ctx *c, int il, int T, int pos0)
             target -= n_layer; /* the next token's layers (the oracle knows them) */
             in.pos0 += T;
             in.T = 1;
-            if (target >= n_layer) break;
+            if (target >= il) break; /* not past this layer: its layer_done would expire them */
         }
         int n = mp_predict(c->pred, &in, target, pred, MP_MAX_EXPERTS);
         for (int i = 0; i < n; i++) ids[i] = pred[i];
