@@ -79,7 +79,7 @@ done <"$OUT/rows.txt"
 
 # ---- 2. csv / jsonl / md; the all-in-RAM row; oracle -------------------------
 timeout $TO "$MP" bench "${COMMON[@]}" --cache-experts 2 --prefetch none,lookahead,oracle --lookahead 1,2 \
-  --prefetch-min-prob 0,0.5 -o csv \
+  --prefetch-min-prob 0,auto -o csv \
   >"$OUT/sweep.csv" 2>"$OUT/csv.err" || bad "csv sweep: exit $?: $(grep -m1 error "$OUT/csv.err")"
 python3 - "$OUT/sweep.csv" "$OUT/sweep.json" <<'EOF' || bad "csv sweep does not parse as expected"
 import csv, json, sys
@@ -132,7 +132,7 @@ ns = {"s": "http://www.w3.org/2000/svg"}
 root = ET.parse(sys.argv[1]).getroot()
 lines = root.findall(".//s:polyline[@class='series']", ns)
 names = sorted({(l.get("data-series"), l.get("data-panel")) for l in lines})
-assert names == [("lookahead d=2 p>=0.5", "hit_rate"), ("lookahead d=2 p>=0.5", "tps"), ("none", "hit_rate"), ("none", "tps")], names
+assert names == [("lookahead d=2 p>=1/k", "hit_rate"), ("lookahead d=2 p>=1/k", "tps"), ("none", "hit_rate"), ("none", "tps")], names
 for l in lines:
     assert len(l.get("points").split()) == 3, l.get("points")
 assert len(root.findall(".//s:circle[@class='knee']", ns)) == 2

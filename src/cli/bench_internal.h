@@ -45,6 +45,7 @@ typedef struct bench_row {
     bool streamed;          /* experts went through the cache */
     uint64_t cache_bytes;   /* slots * slot bytes (0 when mapped) */
     uint32_t slots, n_moe_layers;
+    uint32_t n_expert_used; /* k, for the resolved gate-probability threshold */
     const char *policy_name;/* in effect ("-" when mapped) */
     mp_cache_stats pp, tg;  /* prefill and decode */
     uint32_t n_layers;      /* of tg_layer */

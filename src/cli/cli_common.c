@@ -32,7 +32,8 @@ const char *const cli_model_opts_help =
     "  --lookahead D        layers ahead the router lookahead predicts (default 2)\n"
     "  --prefetch-extra M   also prefetch the next M experts by score (default 0)\n"
     "  --prefetch-min-prob P  lookahead prefetches a predicted expert only if its gate\n"
-    "                       probability is at least P, extras included (default 0.5; 0: all)\n"
+    "                       probability is at least P, extras included (default auto: 1/k,\n"
+    "                       k the experts used per token; 0: all)\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
     "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n"
     "  --layer-stats        after the run, a table of the decode's expert cache and prefetch\n"
@@ -137,8 +138,10 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         return 1;
     }
     if (!strcmp(a, "--prefetch-min-prob")) {
-        if (!(v = cli_value(argc, argv, i)) || cli_parse_float(a, v, &o->prefetch_min_prob)) return -1;
-        if (!(o->prefetch_min_prob >= 0.0f && o->prefetch_min_prob <= 1.0f)) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        if (!strcmp(v, "auto")) o->prefetch_min_prob = -1.0f;
+        else if (cli_parse_float(a, v, &o->prefetch_min_prob)) return -1;
+        else if (!(o->prefetch_min_prob >= 0.0f && o->prefetch_min_prob <= 1.0f)) {
             fprintf(stderr, "error: %s: %s is not a probability in [0, 1]\n", a, v);
             return -1;
         }
@@ -211,8 +214,9 @@ mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n
                 mp_io_name(io), mp_io_is_direct(io) ? " (O_DIRECT)" : " (buffered)", mp_io_depth(io),
                 mp_prefetch_kind_name(s->prefetch.kind));
         if (s->prefetch.kind == MP_PREFETCH_LOOKAHEAD)
-            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g)", s->prefetch.lookahead,
-                    s->prefetch.lookahead > 1 ? "s" : "", s->prefetch.extra, (double)s->prefetch.min_prob);
+            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g%s)", s->prefetch.lookahead,
+                    s->prefetch.lookahead > 1 ? "s" : "", s->prefetch.extra, (double)mp_predict_min_prob(s->pred),
+                    s->prefetch.min_prob < 0 ? " = 1/k" : "");
         fprintf(stderr, "\n");
     }
     if (s->preloaded)
@@ -257,8 +261,8 @@ static void stats_add(mp_cache_stats *a, const mp_cache_stats *b)
 
 static void print_phase(const char *phase, const mp_cache_stats *st, double seconds, int n_tokens, bool prefetch)
 {
-    fprintf(stderr, "%s: %d tokens, stall %.2f ms/token, %.0f%% of the time waiting for I/O, %.1f MB/token read", phase,
-            n_tokens, n_tokens > 0 ? st->wait_ns / 1e6 / n_tokens : 0.0,
+    fprintf(stderr, "%s: %d token%s, stall %.2f ms/token, %.0f%% of the time waiting for I/O, %.1f MB/token read", phase,
+            n_tokens, n_tokens == 1 ? "" : "s", n_tokens > 0 ? st->wait_ns / 1e6 / n_tokens : 0.0,
             seconds > 0 ? 100.0 * st->wait_ns / 1e9 / seconds : 0.0, n_tokens > 0 ? st->bytes_read / 1e6 / n_tokens : 0.0);
     if (prefetch) {
         double prec, rec;

@@ -45,7 +45,7 @@ static void help(void)
            "  --prefetch LIST      none, lookahead, oracle (default: lookahead)\n"
            "  --lookahead LIST     layers ahead for lookahead and oracle (default %d)\n"
            "  --prefetch-extra LIST extra experts by score for lookahead (default 0)\n"
-           "  --prefetch-min-prob LIST  lookahead's minimum gate probability, e.g. 0,0.5,0.9 (default %g)\n"
+           "  --prefetch-min-prob LIST  lookahead's minimum gate probability, e.g. 0,0.5,auto (default auto: 1/k)\n"
            "  --io-depth LIST      reads in flight (default %d)\n"
            "  -p, --n-prompt N     prompt tokens (default 512)\n"
            "  -n, --n-gen N        decode steps (default 128; 0: prompt only)\n"
@@ -56,7 +56,7 @@ static void help(void)
            "  --print-ids          print the prompt ids of -p (for moepager logits --ids) and exit\n"
            "  --trace FILE         replay a routing trace through the policies and Belady's optimum\n"
            "  -m, -t, -c, -b, --io, --oracle-trace, --trace-out as for moepager run:\n%s",
-           MP_DEFAULT_LOOKAHEAD, (double)MP_DEFAULT_PREFETCH_MIN_PROB, MP_IO_DEFAULT_DEPTH, cli_model_opts_help);
+           MP_DEFAULT_LOOKAHEAD, MP_IO_DEFAULT_DEPTH, cli_model_opts_help);
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -139,7 +139,10 @@ static void prefetch_label(const bench_setting *s, char *buf, size_t cap)
     else if (s->pf == MP_PREFETCH_LOOKAHEAD) {
         int k = snprintf(buf, cap, "lookahead d=%d", s->lookahead);
         if (s->extra && k >= 0 && (size_t)k < cap) k += snprintf(buf + k, cap - (size_t)k, " +%d", s->extra);
-        if (k >= 0 && (size_t)k < cap) snprintf(buf + k, cap - (size_t)k, " p>=%g", (double)s->min_prob);
+        if (k >= 0 && (size_t)k < cap) {
+            if (s->min_prob < 0) snprintf(buf + k, cap - (size_t)k, " p>=1/k");
+            else snprintf(buf + k, cap - (size_t)k, " p>=%g", (double)s->min_prob);
+        }
     } else if (s->pf == MP_PREFETCH_ORACLE) snprintf(buf, cap, "oracle d=%d", s->lookahead);
     else snprintf(buf, cap, "%s", mp_prefetch_kind_name(s->pf));
 }
@@ -353,6 +356,7 @@ static int run_rep(bench_run *b, const bench_setting *s, bench_row *row, const c
             row->slots = mp_cache_n_slots(ses->cache);
             row->cache_bytes = (uint64_t)row->slots * mp_cache_slot_size(ses->cache);
             row->n_moe_layers = ses->plan.n_moe_layers;
+            row->n_expert_used = hp->n_expert_used;
             mp_io *io = mp_cache_io(ses->cache);
             mp_io_counters ioc;
             mp_io_get_counters(io, &ioc, false);
@@ -458,7 +462,10 @@ static void row_values(const bench_run *b, const bench_row *r, bool json, char v
     S("%s", r->set.kind == BENCH_RAM ? "-" : mp_prefetch_kind_name(r->set.pf));
     S("%d", r->set.pf == MP_PREFETCH_LOOKAHEAD || r->set.pf == MP_PREFETCH_ORACLE ? r->set.lookahead : 0);
     S("%d", r->set.pf == MP_PREFETCH_LOOKAHEAD ? r->set.extra : 0);
-    S("%g", r->set.pf == MP_PREFETCH_LOOKAHEAD ? (double)r->set.min_prob : 0.0);
+    /* auto (1/k) as the value it resolved to */
+    S("%g", r->set.pf != MP_PREFETCH_LOOKAHEAD ? 0.0
+            : r->set.min_prob >= 0 ? (double)r->set.min_prob
+            : r->n_expert_used ? 1.0 / r->n_expert_used : -1.0);
     S("%s", r->io_name);
     S("%d", r->streamed ? (r->set.io_depth ? r->set.io_depth : MP_IO_DEFAULT_DEPTH) : 0);
     num(vals[i++], 160, m.pp_tps, 3);
@@ -705,9 +712,14 @@ static int take_prob_list(const char *opt, const char *v, float *out, int *n)
     const char *items[BENCH_MAX_LIST];
     if (mp_parse_str_list(v, buf, sizeof buf, items, BENCH_MAX_LIST, n) != MP_OK)
         return cli_error("bench: %s: '%s' is not a comma-separated list (at most %d items)", opt, v, BENCH_MAX_LIST);
-    for (int i = 0; i < *n; i++)
+    for (int i = 0; i < *n; i++) {
+        if (!strcmp(items[i], "auto")) {
+            out[i] = -1.0f;
+            continue;
+        }
         if (mp_parse_f32(items[i], &out[i]) != MP_OK || !(out[i] >= 0.0f && out[i] <= 1.0f))
-            return cli_error("bench: %s: '%s' is not a probability in [0, 1]", opt, items[i]);
+            return cli_error("bench: %s: '%s' is not a probability in [0, 1] or auto", opt, items[i]);
+    }
     return 0;
 }
 

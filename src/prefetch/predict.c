@@ -166,7 +166,7 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
             int best = -1;
             for (int e = 0; e < X; e++)
                 if (p->logits[e] >= 0.0f && (best < 0 || p->logits[e] > p->logits[best])) best = e;
-            if (best < 0 || p->logits[best] < p->cfg.min_prob) break; /* sorted: the rest are lower */
+            if (best < 0 || p->logits[best] < mp_predict_min_prob(p)) break; /* sorted: the rest are lower */
             if (s < K) p->count[best]++;
             p->score[best] += p->logits[best];
             p->logits[best] = -1.0f;
@@ -176,3 +176,8 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
 }
 
 bool mp_predict_crosses_tokens(const mp_predictor *p) { return p && p->cfg.kind == MP_PREFETCH_ORACLE; }
+
+float mp_predict_min_prob(const mp_predictor *p)
+{
+    return p->cfg.min_prob >= 0.0f ? p->cfg.min_prob : 1.0f / (float)p->m->hp.n_expert_used;
+}

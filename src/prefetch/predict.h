@@ -5,7 +5,8 @@
  * will pick, and queues them as low-priority loads.
  *   lookahead: apply layer L+d's own FFN norm and router to h (exactly as
  *              that layer would to its own input) and take its top-k (+extra),
- *              keeping only picks with gate probability >= min_prob.
+ *              keeping only picks with gate probability >= min_prob (by
+ *              default 1/k: a pick holding at least its share of k picks).
  *   oracle:    replay the routing recorded by --trace-out in an earlier,
  *              identical run (perfect prediction; an upper bound for
  *              measurements only).
@@ -31,7 +32,8 @@ typedef struct mp_prefetch_cfg {
     int lookahead;            /* d: layers ahead (>= 1) */
     int extra;                /* m: also the next m experts by score */
     float min_prob;           /* lookahead: a token's pick is prefetched only if
-                               * its gate probability is at least this (0: all) */
+                               * its gate probability is at least this (0: all;
+                               * negative: 1/k, k the experts used per token) */
     const char *oracle_trace; /* routing trace for MP_PREFETCH_ORACLE */
 } mp_prefetch_cfg;
 
@@ -56,6 +58,9 @@ void mp_predictor_free(mp_predictor *p); /* NULL-safe */
 /* Experts of target_layer predicted from `in`, best first, at most cap.
  * Returns the count (0 for dense layers or target past the last layer). */
 int mp_predict(mp_predictor *p, const mp_predict_in *in, int target_layer, int32_t *out, int cap);
+
+/* The gate-probability threshold lookahead applies (min_prob resolved). */
+float mp_predict_min_prob(const mp_predictor *p);
 
 /* Whether the predictor also knows the routing of tokens after this chunk,
  * so that a target past the last layer means layer target - n_layer of the
