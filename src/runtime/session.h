@@ -35,12 +35,12 @@ typedef struct mp_session_params {
 
 /* Chosen by measurement (issue 4's note, bench model: Mixtral-style Q8_0,
  * 2.4 GB, 16 layers x 16 experts, top-2; caches of 25% and 50% of the expert
- * bytes; two sweeps, 3 cold repetitions each). Lookahead that prefetches every
- * top-2 pick read 29-81% more bytes per token (precision 50-72%) and decoded
- * from 6% faster to 22% slower than no prefetch, because the disk is the
- * bottleneck there. Keeping only picks with gate probability >= 0.5 = 1/k (precision
- * 65-85%), d=2 decoded 8-19% faster than none at both sizes in both sweeps;
- * d=1 gave -1% to +17%, d=3 +10% to +13%. */
+ * bytes; three sweeps, 3 cold repetitions each). Lookahead that prefetches
+ * every top-2 pick read 29-81% more bytes per token (precision 50-72%) and
+ * decoded from 10% faster to 22% slower than no prefetch, because the disk is
+ * the bottleneck there. Keeping only picks with gate probability >= 0.5 = 1/k
+ * (precision 65-85%), d=2 decoded 6-19% faster than none at both sizes in all
+ * three sweeps (13% on average); d=1 gave -1% to +21% (12%), d=3 0% to +13%. */
 #define MP_DEFAULT_PREFETCH MP_PREFETCH_LOOKAHEAD
 #define MP_DEFAULT_LOOKAHEAD 2
 /* -1: 1/k (k experts used per token), 0.5 on the bench model. An absolute 0.5
