@@ -125,17 +125,27 @@ static void test_unused_prefetch_goes_first(mp_io_kind kind, const mp_policy_ops
 /* A prefetch never evicts another prefetch still waiting for its layer (it
  * would be read twice, as deep lookahead over a prefill chunk did); once
  * that layer has run without it, it may. 3 slots, 3 prefetches. */
-static void test_prefetch_spares_pending_prefetches(mp_io_kind kind, const mp_policy_ops *pol)
+/* A cache of 3 slots holding prefetches of expert 0 of layers 1, 2 and 3,
+ * all read; NULL on failure (reported). */
+static mp_cache *three_prefetched(mp_io_kind kind, const mp_policy_ops *pol)
 {
     mp_err err = {0};
     mp_cache_ready r;
     mp_cache *c = mp_fixture_cache(&fx, kind, 4, 3, pol, NULL, &err);
     CHECKF(c != NULL, "%s", err.msg);
-    if (!c) return;
+    if (!c) return NULL;
     for (uint32_t l = 1; l <= 3; l++) CHECK(mp_cache_request(c, l, 0, MP_CACHE_PREFETCH, &err) == MP_OK);
     for (int spin = 0; spin < 2000000 && !(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 2, 0) &&
                                           mp_cache_contains(c, 3, 0)); spin++)
         (void)mp_cache_poll(c, &r, &err);
+    return c;
+}
+
+static void test_prefetch_spares_pending_prefetches(mp_io_kind kind, const mp_policy_ops *pol)
+{
+    mp_err err = {0};
+    mp_cache *c = three_prefetched(kind, pol);
+    if (!c) return;
     CHECKF(mp_cache_request(c, 1, 5, MP_CACHE_PREFETCH, &err) == MP_E_AGAIN,
            "policy %s: a prefetch evicted a pending one", pol->name);
     CHECK(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 2, 0) && mp_cache_contains(c, 3, 0));
@@ -149,13 +159,7 @@ static void test_prefetch_spares_pending_prefetches(mp_io_kind kind, const mp_po
 
     /* predicted again after expiring (the next token, the same layer): it is
      * pending again, not the first to go */
-    c = mp_fixture_cache(&fx, kind, 4, 3, pol, NULL, &err);
-    CHECKF(c != NULL, "%s", err.msg);
-    if (!c) return;
-    for (uint32_t l = 1; l <= 3; l++) CHECK(mp_cache_request(c, l, 0, MP_CACHE_PREFETCH, &err) == MP_OK);
-    for (int spin = 0; spin < 2000000 && !(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 2, 0) &&
-                                          mp_cache_contains(c, 3, 0)); spin++)
-        (void)mp_cache_poll(c, &r, &err);
+    if (!(c = three_prefetched(kind, pol))) return;
     mp_cache_layer_done(c, 1);                                           /* 1/0 expires */
     CHECK(mp_cache_request(c, 1, 0, MP_CACHE_PREFETCH, &err) == MP_OK); /* and is predicted again */
     CHECKF(mp_cache_request(c, 2, 6, MP_CACHE_PREFETCH, &err) == MP_E_AGAIN && mp_cache_contains(c, 1, 0),
