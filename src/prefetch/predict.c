@@ -156,6 +156,7 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
     const mp_layer *l = &m->layers[target];
     const int64_t E = hp->n_embd;
     const int want = K + p->cfg.extra < X ? K + p->cfg.extra : X;
+    const float min_prob = mp_predict_min_prob(p);
     for (int t = 0; t < in->T; t++) {
         mp_rmsnorm(p->xn, in->h + (int64_t)t * E, l->ffn_norm.data, E, hp->rms_eps);
         mp_quantize_act(l->ffn_gate_inp.type, p->xn, p->xq, E);
@@ -166,7 +167,7 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
             int best = -1;
             for (int e = 0; e < X; e++)
                 if (p->logits[e] >= 0.0f && (best < 0 || p->logits[e] > p->logits[best])) best = e;
-            if (best < 0 || p->logits[best] < mp_predict_min_prob(p)) break; /* sorted: the rest are lower */
+            if (best < 0 || p->logits[best] < min_prob) break; /* sorted: the rest are lower */
             if (s < K) p->count[best]++;
             p->score[best] += p->logits[best];
             p->logits[best] = -1.0f;
