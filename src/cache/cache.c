@@ -78,7 +78,6 @@ struct mp_cache {
     void *verify_ctx;
 
     uint32_t cur_layer;        /* the layer waits are charged to */
-    bool for_prefetch;         /* get_slot is finding room for a prefetch */
     mp_cache_stats *stats;     /* [n_layers] */
 };
 
@@ -162,9 +161,11 @@ static void fill_ptrs(const mp_cache *c, uint32_t slot, mp_expert_ptrs *p)
 
 static mp_cache_stats *lstats(mp_cache *c, uint32_t key) { return &c->stats[key / c->n_experts]; }
 
-static int ready_push(mp_cache *c, uint32_t slot, uint32_t key, int status, const char *msg)
+/* Grows the delivery ring (doubling, unrolled to start at 0) until it holds
+ * at least `need` entries. */
+static int ready_grow(mp_cache *c, uint32_t need)
 {
-    if (c->n_ready == c->cap_ready) {
+    while (c->cap_ready < need) {
         uint32_t cap = c->cap_ready ? c->cap_ready * 2 : 32;
         ready_ent *r = malloc(cap * sizeof *r);
         if (!r) return MP_E_NOMEM;
@@ -174,6 +175,12 @@ static int ready_push(mp_cache *c, uint32_t slot, uint32_t key, int status, cons
         c->ready_head = 0;
         c->cap_ready = cap;
     }
+    return MP_OK;
+}
+
+static int ready_push(mp_cache *c, uint32_t slot, uint32_t key, int status, const char *msg)
+{
+    if (ready_grow(c, c->n_ready + 1) < 0) return MP_E_NOMEM;
     ready_ent *e = &c->ready[(c->ready_head + c->n_ready) % c->cap_ready];
     e->slot = slot;
     e->key = key;
@@ -187,17 +194,7 @@ static int ready_push(mp_cache *c, uint32_t slot, uint32_t key, int status, cons
  * completion (which cannot report NOMEM to anyone) never allocates. */
 static int ready_reserve(mp_cache *c, uint32_t extra)
 {
-    while (c->cap_ready < c->n_ready + c->n_waiting + extra) {
-        uint32_t cap = c->cap_ready ? c->cap_ready * 2 : 32;
-        ready_ent *r = malloc(cap * sizeof *r);
-        if (!r) return MP_E_NOMEM;
-        for (uint32_t k = 0; k < c->n_ready; k++) r[k] = c->ready[(c->ready_head + k) % c->cap_ready];
-        free(c->ready);
-        c->ready = r;
-        c->ready_head = 0;
-        c->cap_ready = cap;
-    }
-    return MP_OK;
+    return ready_grow(c, c->n_ready + c->n_waiting + extra);
 }
 
 static void free_push(mp_cache *c, uint32_t slot) { c->free_slots[c->n_free++] = slot; }
@@ -291,31 +288,37 @@ static int pump(mp_cache *c, bool wait, mp_err *err)
     return n;
 }
 
-/* Ready and unpinned; and when the room is for a prefetch, not a prefetch
- * still waiting for its layer (a nearer prediction is worth more than a
- * farther one: evicting it would read it twice). */
+/* Ready and unpinned. */
 static bool evictable(void *ctx, uint32_t slot)
 {
     const mp_cache *c = ctx;
-    if (slot >= c->n_slots) return false;
-    const cache_slot *s = &c->slots[slot];
-    if (s->state != SLOT_READY || s->pins != 0) return false;
-    return !(c->for_prefetch && s->fill == MP_FILL_PREFETCH && !s->used && !s->expired);
+    return slot < c->n_slots && c->slots[slot].state == SLOT_READY && c->slots[slot].pins == 0;
 }
 
-/* Finds an EMPTY slot, evicting if needed. With may_wait, waits for reads
- * in flight while every slot is pinned or loading. Returns MP_OK,
- * MP_E_AGAIN (!may_wait, no room) or MP_E_BUDGET. */
-static int get_slot(mp_cache *c, bool may_wait, uint32_t *out, mp_err *err)
+/* Room for a prefetch: evictable, and not a prefetch still waiting for its
+ * layer (a nearer prediction is worth more than a farther one: evicting it
+ * would read it twice). */
+static bool evictable_for_prefetch(void *ctx, uint32_t slot)
+{
+    const mp_cache *c = ctx;
+    if (!evictable(ctx, slot)) return false;
+    const cache_slot *s = &c->slots[slot];
+    return !(s->fill == MP_FILL_PREFETCH && !s->used && !s->expired);
+}
+
+/* Finds an EMPTY slot, evicting one that ok() accepts if needed. With
+ * may_wait, waits for reads in flight while every slot is pinned or loading.
+ * Returns MP_OK, MP_E_AGAIN (!may_wait, no room) or MP_E_BUDGET. */
+static int get_slot(mp_cache *c, bool may_wait, mp_evictable_fn ok, uint32_t *out, mp_err *err)
 {
     for (;;) {
         if (c->n_free > 0) {
             *out = c->free_slots[--c->n_free];
             return MP_OK;
         }
-        int64_t v = c->pol->victim(c->pol_st, evictable, c);
+        int64_t v = c->pol->victim(c->pol_st, ok, c);
         if (v >= 0) {
-            assert(evictable(c, (uint32_t)v));
+            assert(ok(c, (uint32_t)v));
             cache_slot *s = &c->slots[v];
             c->pol->on_evict(c->pol_st, (uint32_t)v, s->key);
             mp_cache_stats *st = lstats(c, s->key);
@@ -407,7 +410,7 @@ static int pin_demand(mp_cache *c, uint32_t layer, uint32_t expert, uint32_t *sl
         return MP_OK;
     }
     uint32_t v;
-    int rc = get_slot(c, true, &v, err);
+    int rc = get_slot(c, true, evictable, &v, err);
     if (rc == MP_E_BUDGET)
         return mp_err_set(err, MP_E_BUDGET,
                           "%s: layer %u expert %u: all %u expert cache slots are pinned; the cache "
@@ -464,10 +467,7 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
             return MP_OK;
         }
         uint32_t v;
-        c->for_prefetch = true;
-        int rc = get_slot(c, false, &v, err);
-        c->for_prefetch = false;
-        if (rc < 0) {
+        if (get_slot(c, false, evictable_for_prefetch, &v, err) < 0) {
             c->stats[layer].prefetch_dropped++;
             return MP_E_AGAIN;
         }
@@ -592,6 +592,22 @@ bool mp_cache_contains(const mp_cache *c, uint32_t layer, uint32_t expert)
     return slot >= 0 && c->slots[slot].state == SLOT_READY;
 }
 
+static_assert(sizeof(mp_cache_stats) % sizeof(uint64_t) == 0, "mp_cache_stats holds uint64_t counters only");
+
+void mp_cache_stats_add(mp_cache_stats *a, const mp_cache_stats *b)
+{
+    uint64_t *x = (uint64_t *)a;
+    const uint64_t *y = (const uint64_t *)b;
+    for (size_t k = 0; k < sizeof *a / sizeof(uint64_t); k++) x[k] += y[k];
+}
+
+void mp_cache_stats_sub(mp_cache_stats *a, const mp_cache_stats *b)
+{
+    uint64_t *x = (uint64_t *)a;
+    const uint64_t *y = (const uint64_t *)b;
+    for (size_t k = 0; k < sizeof *a / sizeof(uint64_t); k++) x[k] -= y[k];
+}
+
 void mp_cache_prefetch_quality(const mp_cache_stats *st, double *precision, double *recall)
 {
     const double dem = (double)(st->hits + st->late_hits + st->misses);
@@ -608,11 +624,7 @@ void mp_cache_get_stats(mp_cache *c, mp_cache_stats *total, mp_cache_stats *per_
 {
     if (total) {
         memset(total, 0, sizeof *total);
-        for (uint32_t l = 0; l < c->n_layers; l++) {
-            const uint64_t *src = (const uint64_t *)&c->stats[l];
-            uint64_t *dst = (uint64_t *)total;
-            for (size_t k = 0; k < sizeof *total / sizeof(uint64_t); k++) dst[k] += src[k];
-        }
+        for (uint32_t l = 0; l < c->n_layers; l++) mp_cache_stats_add(total, &c->stats[l]);
     }
     if (per_layer) memcpy(per_layer, c->stats, c->n_layers * sizeof *per_layer);
     if (reset) memset(c->stats, 0, c->n_layers * sizeof *c->stats);

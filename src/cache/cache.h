@@ -111,6 +111,10 @@ typedef struct mp_cache_stats {
     uint64_t errors;          /* failed loads (I/O or verify) */
 } mp_cache_stats;
 
+/* Field-wise a += b and a -= b: every field is a uint64_t counter. */
+void mp_cache_stats_add(mp_cache_stats *a, const mp_cache_stats *b);
+void mp_cache_stats_sub(mp_cache_stats *a, const mp_cache_stats *b);
+
 /* Prefetch quality of a stats record: precision = prefetched experts that
  * were used / prefetched; in-time recall = demands served by a prefetch
  * that had finished (used - late hits) / demands. NaN when undefined. */

@@ -245,20 +245,6 @@ void cli_stats_mark_free(cli_stats_mark *mark)
     mark->layers = NULL;
 }
 
-static void stats_sub(mp_cache_stats *a, const mp_cache_stats *b)
-{
-    uint64_t *x = (uint64_t *)a;
-    const uint64_t *y = (const uint64_t *)b;
-    for (size_t k = 0; k < sizeof *a / sizeof(uint64_t); k++) x[k] -= y[k];
-}
-
-static void stats_add(mp_cache_stats *a, const mp_cache_stats *b)
-{
-    uint64_t *x = (uint64_t *)a;
-    const uint64_t *y = (const uint64_t *)b;
-    for (size_t k = 0; k < sizeof *a / sizeof(uint64_t); k++) x[k] += y[k];
-}
-
 static void print_phase(const char *phase, const mp_cache_stats *st, double seconds, int n_tokens, bool prefetch)
 {
     fprintf(stderr, "%s: %d token%s, stall %.2f ms/token, %.0f%% of the time waiting for I/O, %.1f MB/token read", phase,
@@ -285,9 +271,9 @@ void cli_print_phase_stats(mp_session *s, const cli_stats_mark *mark, double t_p
     const mp_cache_stats *at = mark->layers;
     mp_cache_stats pp = {0}, tg = {0};
     for (uint32_t l = 0; l < L; l++) {
-        stats_add(&pp, &at[l]);
-        stats_sub(&now[l], &at[l]); /* now: the decode phase */
-        stats_add(&tg, &now[l]);
+        mp_cache_stats_add(&pp, &at[l]);
+        mp_cache_stats_sub(&now[l], &at[l]); /* now: the decode phase */
+        mp_cache_stats_add(&tg, &now[l]);
     }
     const bool pf = s->prefetch.kind != MP_PREFETCH_NONE;
     print_phase("experts, prompt", &pp, t_prompt, n_prompt, pf);

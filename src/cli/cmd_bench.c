@@ -365,17 +365,10 @@ static int run_rep(bench_run *b, const bench_setting *s, bench_row *row, const c
             snprintf(row->io_name, sizeof row->io_name, "%s", mp_io_name(io));
             const mp_policy_ops *pol = s->policy ? mp_policy_find(s->policy) : mp_policy_default();
             row->policy_name = pol ? pol->name : "?";
-#define ADD(f) row->pp.f += pp.f, row->tg.f += tg.f
-            ADD(hits), ADD(late_hits), ADD(misses), ADD(evictions), ADD(loads), ADD(reads), ADD(bytes_read);
-            ADD(wait_ns), ADD(prefetches), ADD(prefetch_used), ADD(prefetch_dropped), ADD(errors);
-            ADD(prefetch_wasted), ADD(wasted_bytes);
-#undef ADD
+            mp_cache_stats_add(&row->pp, &pp);
+            mp_cache_stats_add(&row->tg, &tg);
             row->n_layers = n_layers;
-            for (uint32_t l = 0; l < n_layers; l++) {
-                uint64_t *x = (uint64_t *)&row->tg_layer[l];
-                const uint64_t *y = (const uint64_t *)&tgl[l];
-                for (size_t k = 0; k < sizeof tgl[0] / sizeof(uint64_t); k++) x[k] += y[k];
-            }
+            for (uint32_t l = 0; l < n_layers; l++) mp_cache_stats_add(&row->tg_layer[l], &tgl[l]);
         } else {
             row->policy_name = "-";
             snprintf(row->io_name, sizeof row->io_name, "mmap");
