@@ -47,39 +47,32 @@ static void dq_q8_0(const mp_block_q8_0 *b, float *y, int64_t nb)
     }
 }
 
+/* One super-block of Q4_K or Q5_K: the same layout but for Q5_K's qh, the
+ * fifth bit of every element (NULL for Q4_K). 256 values into y. */
+static void dq_k4_block(uint16_t dh, uint16_t dminh, const uint8_t *scales, const uint8_t *ql, const uint8_t *qh,
+                        float *y)
+{
+    const float d = h2f(dh), dmin = h2f(dminh);
+    for (int c = 0; c < 4; c++, ql += 32) { /* 64 elements per 32 qs bytes */
+        uint8_t sc, m;
+        mp_k4_scale_min(2 * c, scales, &sc, &m);
+        const float d1 = d * sc, m1 = dmin * m;
+        mp_k4_scale_min(2 * c + 1, scales, &sc, &m);
+        const float d2 = d * sc, m2 = dmin * m;
+        const uint8_t u1 = (uint8_t)(1u << (2 * c)), u2 = (uint8_t)(2u << (2 * c));
+        for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh && (qh[l] & u1) ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - m2;
+    }
+}
+
 static void dq_q4_K(const mp_block_q4_K *b, float *y, int64_t nb)
 {
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-        const uint8_t *q = b[i].qs;
-        for (int c = 0; c < 4; c++, q += 32) { /* 64 elements per 32 qs bytes */
-            uint8_t sc, m;
-            mp_k4_scale_min(2 * c, b[i].scales, &sc, &m);
-            const float d1 = d * sc, m1 = dmin * m;
-            mp_k4_scale_min(2 * c + 1, b[i].scales, &sc, &m);
-            const float d2 = d * sc, m2 = dmin * m;
-            for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
-            for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
-        }
-    }
+    for (int64_t i = 0; i < nb; i++, y += 256) dq_k4_block(b[i].d, b[i].dmin, b[i].scales, b[i].qs, NULL, y);
 }
 
 static void dq_q5_K(const mp_block_q5_K *b, float *y, int64_t nb)
 {
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-        const uint8_t *ql = b[i].qs, *qh = b[i].qh;
-        for (int c = 0; c < 4; c++, ql += 32) {
-            uint8_t sc, m;
-            mp_k4_scale_min(2 * c, b[i].scales, &sc, &m);
-            const float d1 = d * sc, m1 = dmin * m;
-            mp_k4_scale_min(2 * c + 1, b[i].scales, &sc, &m);
-            const float d2 = d * sc, m2 = dmin * m;
-            const uint8_t u1 = (uint8_t)(1u << (2 * c)), u2 = (uint8_t)(2u << (2 * c));
-            for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
-        }
-    }
+    for (int64_t i = 0; i < nb; i++, y += 256) dq_k4_block(b[i].d, b[i].dmin, b[i].scales, b[i].qs, b[i].qh, y);
 }
 
 static void dq_q6_K(const mp_block_q6_K *b, float *y, int64_t nb)
@@ -535,26 +528,31 @@ static void dot_q4_0(int64_t n, float *s, const void *w, const void *xq)
 
 /* Q4_K / Q5_K: sum = d * y.d * sum_j sc_j * dot(q_j, y_j) - dmin * y.d * sum_j m_j * ysum_j,
  * where ysum_j (32 elements) is the sum of two Q8_K bsums. */
+/* One super-block of Q4_K or Q5_K (qh NULL for Q4_K) against a Q8_K block. */
+static float dot_k4_block(uint16_t dh, uint16_t dminh, const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+                          const mp_block_q8_K *b)
+{
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        mp_k4_scale_min(j, scales, &sc, &m);
+        const uint8_t *q = qs + 32 * (j / 2);
+        const int8_t *y = b->qs + 32 * j;
+        const int shift = (j & 1) * 4;
+        int dot = 0;
+        for (int l = 0; l < 32; l++) dot += (((q[l] >> shift) & 0xF) | (qh ? ((qh[l] >> j) & 1) << 4 : 0)) * y[l];
+        sumi += sc * dot;
+        summ += m * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
+    }
+    return b->d * h2f(dh) * (float)sumi - b->d * h2f(dminh) * (float)summ;
+}
+
 static void dot_q4_K(int64_t n, float *s, const void *w, const void *xq)
 {
     const mp_block_q4_K *a = w;
     const mp_block_q8_K *b = xq;
     float sum = 0;
-    for (int64_t i = 0; i < n / 256; i++) {
-        int sumi = 0, summ = 0;
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, m;
-            mp_k4_scale_min(j, a[i].scales, &sc, &m);
-            const uint8_t *q = a[i].qs + 32 * (j / 2);
-            const int8_t *y = b[i].qs + 32 * j;
-            const int shift = (j & 1) * 4;
-            int dot = 0;
-            for (int l = 0; l < 32; l++) dot += ((q[l] >> shift) & 0xF) * y[l];
-            sumi += sc * dot;
-            summ += m * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
-        }
-        sum += b[i].d * h2f(a[i].d) * (float)sumi - b[i].d * h2f(a[i].dmin) * (float)summ;
-    }
+    for (int64_t i = 0; i < n / 256; i++) sum += dot_k4_block(a[i].d, a[i].dmin, a[i].scales, a[i].qs, NULL, &b[i]);
     *s = sum;
 }
 
@@ -563,22 +561,7 @@ static void dot_q5_K(int64_t n, float *s, const void *w, const void *xq)
     const mp_block_q5_K *a = w;
     const mp_block_q8_K *b = xq;
     float sum = 0;
-    for (int64_t i = 0; i < n / 256; i++) {
-        int sumi = 0, summ = 0;
-        for (int j = 0; j < 8; j++) {
-            uint8_t sc, m;
-            mp_k4_scale_min(j, a[i].scales, &sc, &m);
-            const uint8_t *q = a[i].qs + 32 * (j / 2);
-            const int8_t *y = b[i].qs + 32 * j;
-            const int shift = (j & 1) * 4;
-            int dot = 0;
-            for (int l = 0; l < 32; l++)
-                dot += (((q[l] >> shift) & 0xF) | (((a[i].qh[l] >> j) & 1) << 4)) * y[l];
-            sumi += sc * dot;
-            summ += m * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
-        }
-        sum += b[i].d * h2f(a[i].d) * (float)sumi - b[i].d * h2f(a[i].dmin) * (float)summ;
-    }
+    for (int64_t i = 0; i < n / 256; i++) sum += dot_k4_block(a[i].d, a[i].dmin, a[i].scales, a[i].qs, a[i].qh, &b[i]);
     *s = sum;
 }
 
