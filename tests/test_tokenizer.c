@@ -85,6 +85,31 @@ static int64_t tokenize_all(const mp_tokenizer *tok, const char *s, size_t len, 
 }
 
 /* Runs llama.cpp's vector file pair for one vocabulary. */
+/* para repeated to len bytes, less a UTF-8 sequence cut at the end; the
+ * length kept is in *out_len. */
+static char *repeat_text(const char *para, size_t len, size_t *out_len)
+{
+    char *big = malloc(len);
+    if (!big) abort();
+    const size_t pl = strlen(para);
+    for (size_t i = 0; i < len; i++) big[i] = para[i % pl];
+    while (len > 0 && ((unsigned char)big[len - 1] & 0x80)) len--;
+    *out_len = len;
+    return big;
+}
+
+/* tokenize_all, timed and reported on stderr under name. */
+static int64_t timed_tokenize(const char *name, const mp_tokenizer *tok, const char *s, size_t len, int32_t **ids)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t n = tokenize_all(tok, s, len, false, false, ids);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "%s: %zu bytes -> %lld tokens in %.1f ms\n", name, len, (long long)n,
+            (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    return n;
+}
+
 static void check_vectors(const char *name)
 {
     char path[1024], inp_path[1100], out_path[1100];
@@ -220,21 +245,10 @@ static void check_spm_specials(void)
     CHECK(n > 2 && two[0] == 1 && two[1] == -7);
 
     /* A 100 KB text: linear-ish time and the round trip. */
-    size_t big_len = 100 * 1024;
-    char *big = malloc(big_len + 1);
-    const char *para = "The quick brown fox jumps over the lazy dog; 1234 \xc3\xa9t\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd!\n";
-    size_t pl = strlen(para);
-    for (size_t i = 0; i < big_len; i++)
-        big[i] = para[i % pl];
-    /* do not cut a UTF-8 sequence at the end */
-    while (big_len > 0 && ((unsigned char)big[big_len - 1] & 0x80))
-        big_len--;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    n = tokenize_all(tok, big, big_len, false, false, &ids);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    fprintf(stderr, "spm: %zu bytes -> %lld tokens in %.1f ms\n", big_len, (long long)n,
-            (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    size_t big_len;
+    char *big = repeat_text("The quick brown fox jumps over the lazy dog; 1234 \xc3\xa9t\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd!\n",
+                            100 * 1024, &big_len);
+    n = timed_tokenize("spm", tok, big, big_len, &ids);
     size_t dl;
     char *d = detok(tok, ids, n, &dl);
     CHECK(dl == big_len + 1 && memcmp(d + 1, big, big_len) == 0);
@@ -281,20 +295,10 @@ static void check_gpt2_specials(void)
     free(d);
     free(ids);
 
-    size_t big_len = 100 * 1024;
-    char *big = malloc(big_len);
-    const char *para = "The quick brown fox jumps over the lazy dog; 1234   \xc3\xa9t\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd!\n";
-    size_t pl = strlen(para);
-    for (size_t i = 0; i < big_len; i++)
-        big[i] = para[i % pl];
-    while (big_len > 0 && ((unsigned char)big[big_len - 1] & 0x80))
-        big_len--;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    n = tokenize_all(tok, big, big_len, false, false, &ids);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    fprintf(stderr, "gpt2: %zu bytes -> %lld tokens in %.1f ms\n", big_len, (long long)n,
-            (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    size_t big_len;
+    char *big = repeat_text("The quick brown fox jumps over the lazy dog; 1234   \xc3\xa9t\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd!\n",
+                            100 * 1024, &big_len);
+    n = timed_tokenize("gpt2", tok, big, big_len, &ids);
     d = detok(tok, ids, n, &dl);
     CHECK(dl == big_len && memcmp(d, big, big_len) == 0);
     free(d);
