@@ -140,6 +140,19 @@ static void quantize_rows(mp_ctx *c, uint32_t wtype, const float *x, int64_t ldx
     else mp_pool_run(c->pool, quant_worker, &j);
 }
 
+/* Makes c->xq hold the T rows of c->xn in wtype's activation type. *held is
+ * the activation type it holds now (-1: nothing yet); when it must change,
+ * the queued tasks that read it run first. Weights of one input that share
+ * an activation type thus share one quantization and one batch of tasks. */
+static void xn_input(mp_ctx *c, uint32_t wtype, int64_t E, int T, int *held)
+{
+    const int act = (int)mp_act_type(wtype);
+    if (act == *held) return;
+    run_tasks(c);
+    quantize_rows(c, wtype, c->xn, E, E, T, c->xq);
+    *held = act;
+}
+
 /* ---- attention ---------------------------------------------------------- */
 
 typedef struct attn_job {
@@ -198,19 +211,12 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
     for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->attn_norm.data, E, hp->rms_eps);
 
     /* q, k, v projections; the three weights may have different types */
-    quantize_rows(c, l->wq.type, c->xn, E, E, T, c->xq);
+    int held = -1;
+    xn_input(c, l->wq.type, E, T, &held);
     add_task(c, &l->wq, l->wq.data, c->xq, T, c->q, Dq);
-    if (mp_act_type(l->wk.type) == mp_act_type(l->wq.type)) {
-        add_task(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
-    } else {
-        run_tasks(c);
-        quantize_rows(c, l->wk.type, c->xn, E, E, T, c->xq);
-        add_task(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
-    }
-    if (mp_act_type(l->wv.type) != mp_act_type(l->wk.type)) {
-        run_tasks(c);
-        quantize_rows(c, l->wv.type, c->xn, E, E, T, c->xq);
-    }
+    xn_input(c, l->wk.type, E, T, &held);
+    add_task(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
+    xn_input(c, l->wv.type, E, T, &held);
     add_task(c, &l->wv, l->wv.data, c->xq, T, c->v, Dv);
     run_tasks(c);
 
@@ -274,12 +280,10 @@ static void dense_block(mp_ctx *c, int il, int T)
 {
     const mp_layer *l = &c->m->layers[il];
     const int64_t E = c->m->hp.n_embd, F = c->m->hp.n_ff;
-    quantize_rows(c, l->ffn_gate.type, c->xn, E, E, T, c->xq);
+    int held = -1;
+    xn_input(c, l->ffn_gate.type, E, T, &held);
     add_task(c, &l->ffn_gate, l->ffn_gate.data, c->xq, T, c->hg, F);
-    if (mp_act_type(l->ffn_up.type) != mp_act_type(l->ffn_gate.type)) {
-        run_tasks(c);
-        quantize_rows(c, l->ffn_up.type, c->xn, E, E, T, c->xq);
-    }
+    xn_input(c, l->ffn_up.type, E, T, &held);
     add_task(c, &l->ffn_up, l->ffn_up.data, c->xq, T, c->hu, F);
     run_tasks(c);
     swiglu_rows(c, l->ffn_down.type, F, 0, T, c->xg);
