@@ -156,34 +156,43 @@ static void FN(dot_q4_0)(int64_t n, float *s, const void *w, const void *xq)
     *s = FN(hsum_ps)(acc);
 }
 
-/* Register tiles (MP_TILE_R rows x C tokens). The weight side is made
- * unsigned once per row (Q4_0: q in 0..15; Q8_0 on VNNI: w + 128) and the
- * offset removed per token by starting the accumulator at -offset * sum(x). */
-static inline __attribute__((always_inline)) void FN(tile_q4_0_body)(int64_t n, const void *W, size_t ws,
-                                                                     const void *X, size_t xs, float *Y,
-                                                                     int64_t ldy, const int C)
+/* Register tiles (MP_TILE_R rows x C tokens) for Q4_0 and, on VNNI, Q8_0
+ * (q8 is a constant at every call, so each instance keeps one branch). The
+ * weight side is made unsigned once per row (Q4_0: q in 0..15; Q8_0: w + 128)
+ * and the offset removed per token by starting the accumulator at
+ * -offset * sum(x). */
+static inline __attribute__((always_inline)) void FN(tile_u8_body)(int64_t n, const void *W, size_t ws,
+                                                                   const void *X, size_t xs, float *Y,
+                                                                   int64_t ldy, const int C, const int q8)
 {
     __m256 acc[MP_TILE_R][MP_TILE_C];
 #pragma GCC unroll 4
     for (int r = 0; r < MP_TILE_R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();
-    const __m256i eight = _mm256_set1_epi8(8);
+    const __m256i off = q8 ? _mm256_set1_epi8((char)0x80) : _mm256_set1_epi8(8);
     for (int64_t i = 0; i < n / 32; i++) {
         __m256i q[MP_TILE_R];
         __m256 dw[MP_TILE_R];
 #pragma GCC unroll 4
         for (int r = 0; r < MP_TILE_R; r++) {
-            const mp_block_q4_0 *blk = (const mp_block_q4_0 *)((const uint8_t *)W + r * ws) + i;
-            q[r] = FN(q4_unpack)(blk->qs);
-            dw[r] = _mm256_set1_ps(FN(h2f)(blk->d));
+            const uint8_t *row = (const uint8_t *)W + r * ws;
+            if (q8) {
+                const mp_block_q8_0 *blk = (const mp_block_q8_0 *)row + i;
+                q[r] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)blk->qs), off); /* w + 128 */
+                dw[r] = _mm256_set1_ps(FN(h2f)(blk->d));
+            } else {
+                const mp_block_q4_0 *blk = (const mp_block_q4_0 *)row + i;
+                q[r] = FN(q4_unpack)(blk->qs);
+                dw[r] = _mm256_set1_ps(FN(h2f)(blk->d));
+            }
         }
 #pragma GCC unroll 4
         for (int t = 0; t < C; t++) {
             const mp_block_q8_0 *yb = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
             const __m256i y = _mm256_loadu_si256((const __m256i *)yb->qs);
             const __m256i corr = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                                  FN(dpbusd)(_mm256_setzero_si256(), eight, y));
+                                                  FN(dpbusd)(_mm256_setzero_si256(), off, y));
             const __m256 dx = _mm256_set1_ps(FN(h2f)(yb->d));
 #pragma GCC unroll 4
             for (int r = 0; r < MP_TILE_R; r++) {
@@ -198,60 +207,21 @@ static inline __attribute__((always_inline)) void FN(tile_q4_0_body)(int64_t n, 
         for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
 }
 
-#define MP_DEF_TILE(BODY, C)                                                                        \
-    static void FN(BODY##_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs,       \
+#define MP_DEF_TILE(NAME, C, Q8)                                                                    \
+    static void FN(NAME##_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs,       \
                                float *Y, int64_t ldy)                                               \
     {                                                                                               \
-        FN(BODY)(n, W, ws, X, xs, Y, ldy, C);                                                       \
+        FN(tile_u8_body)(n, W, ws, X, xs, Y, ldy, C, Q8);                                           \
     }
-MP_DEF_TILE(tile_q4_0_body, 1)
-MP_DEF_TILE(tile_q4_0_body, 2)
-MP_DEF_TILE(tile_q4_0_body, 3)
-MP_DEF_TILE(tile_q4_0_body, 4)
-
+MP_DEF_TILE(tile_q4_0_body, 1, 0)
+MP_DEF_TILE(tile_q4_0_body, 2, 0)
+MP_DEF_TILE(tile_q4_0_body, 3, 0)
+MP_DEF_TILE(tile_q4_0_body, 4, 0)
 #if MP_VNNI
-static inline __attribute__((always_inline)) void FN(tile_q8_0_body)(int64_t n, const void *W, size_t ws,
-                                                                     const void *X, size_t xs, float *Y,
-                                                                     int64_t ldy, const int C)
-{
-    __m256 acc[MP_TILE_R][MP_TILE_C];
-#pragma GCC unroll 4
-    for (int r = 0; r < MP_TILE_R; r++)
-#pragma GCC unroll 4
-        for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
-    for (int64_t i = 0; i < n / 32; i++) {
-        __m256i q[MP_TILE_R];
-        __m256 dw[MP_TILE_R];
-#pragma GCC unroll 4
-        for (int r = 0; r < MP_TILE_R; r++) {
-            const mp_block_q8_0 *blk = (const mp_block_q8_0 *)((const uint8_t *)W + r * ws) + i;
-            q[r] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)blk->qs), bias); /* w + 128 */
-            dw[r] = _mm256_set1_ps(FN(h2f)(blk->d));
-        }
-#pragma GCC unroll 4
-        for (int t = 0; t < C; t++) {
-            const mp_block_q8_0 *yb = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
-            const __m256i y = _mm256_loadu_si256((const __m256i *)yb->qs);
-            const __m256i corr = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                                  FN(dpbusd)(_mm256_setzero_si256(), bias, y));
-            const __m256 dx = _mm256_set1_ps(FN(h2f)(yb->d));
-#pragma GCC unroll 4
-            for (int r = 0; r < MP_TILE_R; r++) {
-                const __m256i p = FN(dpbusd)(corr, q[r], y);
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < C; t++)
-#pragma GCC unroll 4
-        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
-}
-MP_DEF_TILE(tile_q8_0_body, 1)
-MP_DEF_TILE(tile_q8_0_body, 2)
-MP_DEF_TILE(tile_q8_0_body, 3)
-MP_DEF_TILE(tile_q8_0_body, 4)
+MP_DEF_TILE(tile_q8_0_body, 1, 1)
+MP_DEF_TILE(tile_q8_0_body, 2, 1)
+MP_DEF_TILE(tile_q8_0_body, 3, 1)
+MP_DEF_TILE(tile_q8_0_body, 4, 1)
 #endif
 #undef MP_DEF_TILE
 
