@@ -83,5 +83,14 @@ EOF
   # the oracle predicts perfectly, the next token's first layers included
   awk -v a="$h2" -v b="$h1" 'BEGIN { exit !(a > b) }' || bad "$name: the oracle's hit rate $h2% is not above lookahead's $h1%"
 done
+# bad thresholds: one clear error line, nonzero exit
+for bad_p in 1.5 -0.1 abc; do
+  if "$MP" logits -m "$OUT/llama-moe.gguf" --ids 1,2,3 --cache-experts 3 --prefetch-min-prob "$bad_p" \
+       >"$OUT/badp.log" 2>&1; then
+    bad "--prefetch-min-prob $bad_p was accepted"
+  elif ! grep -q "^error: --prefetch-min-prob: " "$OUT/badp.log"; then
+    bad "--prefetch-min-prob $bad_p: no clear error: $(head -c 200 "$OUT/badp.log")"
+  fi
+done
 if [ "$fail" -ne 0 ]; then echo "$fail failure(s)"; exit 1; fi
 echo "test_prefetch_cli.sh: all prefetch settings gave the mapped run's output"
