@@ -6,7 +6,7 @@
  * llama.cpp itself is checked end to end by test_parity_llamacpp*.sh. */
 #include "mp_test.h"
 
-#include "model/ops.h"
+#include "kernels/ops.h"
 
 #include <math.h>
 #include <stdbool.h>

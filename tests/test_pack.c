@@ -10,9 +10,10 @@
 #include "helpers/test_util.h"
 #include "mp_test.h"
 
-#include "model/experts.h"
+#include "experts/experts.h"
 #include "pack/pack.h"
-#include "pack/pack_internal.h"
+#include "runtime/model_open.h"
+#include "runtime/pack_write.h"
 #include "runtime/session.h"
 
 #include <inttypes.h>
@@ -154,9 +155,10 @@ static void expect_open_fails(const char *path, int status, const char *want, co
     mp_pack_close(p);
     /* and the model loader refuses it too */
     mp_model *m = NULL;
+    mp_pack *mp = NULL;
     mp_err e2 = {0};
-    CHECKF(mp_model_load(&m, path, &e2) != MP_OK, "%s: the model loaded", what);
-    mp_model_free(m);
+    CHECKF(mp_model_open(path, false, &m, &mp, &e2) != MP_OK, "%s: the model loaded", what);
+    mp_model_close(m, mp);
 }
 
 static void test_corruption(const char *pack_path)
@@ -189,26 +191,39 @@ static void test_corruption(const char *pack_path)
     CHECK(write_all(bad, c, n) == 0);
     {
         mp_model *m = NULL;
+        mp_pack *mpk = NULL;
         mp_experts *x = NULL;
         mp_expert_w w;
         mp_err e = {0};
-        CHECKF(mp_model_load(&m, bad, &e) == MP_OK, "%s", e.msg);
-        CHECKF(m && mp_experts_pack_create(&x, m, &e) == MP_OK, "%s", e.msg);
+        CHECKF(mp_model_open(bad, false, &m, &mpk, &e) == MP_OK, "%s", e.msg);
+        uint8_t is_moe[64] = {0};
+        for (uint32_t il = 0; m && il < m->hp.n_layer && il < 64; il++) is_moe[il] = mp_layer_is_moe(&m->layers[il]);
+        mp_experts_shape sh = {m ? m->hp.n_layer : 0, m ? m->hp.n_expert : 0, m ? m->hp.n_expert_used : 0,
+                               m ? m->hp.n_embd : 0, is_moe};
+        CHECKF(m && mp_experts_open_pack(&x, &sh, mpk, &e) == MP_OK, "%s", e.msg);
         if (x) {
-            CHECKF(mp_experts_acquire(x, 1, 1, &w, &e) == MP_OK, "%s", e.msg);
-            mp_experts_release(x, 1, 1);
+            const mp_experts_view view = {0, 1, NULL};
+            int one = 1, two = 2, ex;
+            CHECKF(mp_experts_begin_layer(x, 1, &one, 1, &view, &e) == MP_OK, "%s", e.msg);
+            CHECKF(mp_experts_next(x, &ex, &w, 1, &e) == 1 && ex == 1, "%s", e.msg);
+            mp_experts_release(x, &ex, 1);
+            mp_experts_end_layer(x);
             mp_err_clear(&e);
-            int rc = mp_experts_acquire(x, 1, 2, &w, &e);
+            CHECK(mp_experts_begin_layer(x, 1, &two, 1, &view, &e) == MP_OK);
+            int rc = mp_experts_next(x, &ex, &w, 1, &e);
+            mp_experts_end_layer(x);
             CHECKF(rc == MP_E_CHECKSUM, "acquire of a corrupt block: %s (%s)", mp_status_name(rc), e.msg);
             snprintf(want, sizeof want, "layer 1 expert 2 at offset %" PRIu64, b12.offset);
             CHECKF(strstr(e.msg, want) && strstr(e.msg, "checksum mismatch") && strstr(e.msg, bad),
                    "message '%s' lacks '%s'", e.msg, want);
             /* every read is verified: a second try fails the same way */
             mp_err_clear(&e);
-            CHECK(mp_experts_acquire(x, 1, 2, &w, &e) == MP_E_CHECKSUM);
+            CHECK(mp_experts_begin_layer(x, 1, &two, 1, &view, &e) == MP_OK);
+            CHECK(mp_experts_next(x, &ex, &w, 1, &e) == MP_E_CHECKSUM);
+            mp_experts_end_layer(x);
         }
         mp_experts_free(x);
-        mp_model_free(m);
+        mp_model_close(m, mpk);
     }
     (void)b11;
 

@@ -5,7 +5,7 @@
 #define MP_CLI_BENCH_INTERNAL_H
 
 #include "cache/cache.h"
-#include "prefetch/predict.h"
+#include "experts/predict.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -8,6 +8,7 @@
  * the global-mode replay (capacity x trace layers slots). */
 #include "bench_internal.h"
 #include "cli.h"
+#include "runtime/model_open.h"
 
 #include "cache/policy.h"
 #include "common/parse.h"
@@ -34,6 +35,7 @@ typedef struct trace_io {
     mp_io_kind kind;
     int depth;
     mp_model *m;
+    struct mp_pack *pack;
     mp_expert_loc *locs;
     uint32_t *layer_map; /* trace layer -> model layer (MoE layers in order) */
     size_t *order;       /* records in replay order */
@@ -55,7 +57,7 @@ static int rec_cmp(const void *a, const void *b)
 static int trace_io_open(trace_io *tio, const mp_trace *t)
 {
     mp_err err = {0};
-    if (mp_model_load(&tio->m, tio->model_path, &err) || mp_expert_locs_gguf(tio->m, &tio->locs, &err))
+    if (mp_model_open(tio->model_path, false, &tio->m, &tio->pack, &err) || mp_expert_locs_gguf(tio->m, &tio->locs, &err))
         return cli_fail(&err);
     const mp_hparams *hp = &tio->m->hp;
     if (!(tio->layer_map = calloc(t->n_layers + 1, sizeof *tio->layer_map)) ||
@@ -83,7 +85,7 @@ static void trace_io_close(trace_io *tio)
     free(tio->order);
     free(tio->layer_map);
     free(tio->locs);
-    mp_model_free(tio->m);
+    mp_model_close(tio->m, tio->pack);
 }
 
 /* Replays the trace through a real cache of slots slots with real reads. */

@@ -210,13 +210,14 @@ mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n
     fprintf(stderr, "moepager: %s\n", plan);
     if (s->cache) {
         mp_io *io = mp_cache_io(s->cache);
+        const mp_prefetch_cfg pf = mp_experts_prefetch(s->experts);
         fprintf(stderr, "moepager: experts stream from %s via %s%s, %u reads in flight, prefetch %s", o->model,
                 mp_io_name(io), mp_io_is_direct(io) ? " (O_DIRECT)" : " (buffered)", mp_io_depth(io),
-                mp_prefetch_kind_name(s->prefetch.kind));
-        if (s->prefetch.kind == MP_PREFETCH_LOOKAHEAD)
-            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g%s)", s->prefetch.lookahead,
-                    s->prefetch.lookahead > 1 ? "s" : "", s->prefetch.extra, (double)mp_predict_min_prob(s->pred),
-                    s->prefetch.min_prob < 0 ? " = 1/k" : "");
+                mp_prefetch_kind_name(pf.kind));
+        if (pf.kind == MP_PREFETCH_LOOKAHEAD)
+            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g%s)", pf.lookahead,
+                    pf.lookahead > 1 ? "s" : "", pf.extra, (double)mp_experts_prefetch_min_prob(s->experts),
+                    pf.min_prob < 0 ? " = 1/k" : "");
         fprintf(stderr, "\n");
     }
     if (s->preloaded)
@@ -275,7 +276,7 @@ void cli_print_phase_stats(mp_session *s, const cli_stats_mark *mark, double t_p
         mp_cache_stats_sub(&now[l], &at[l]); /* now: the decode phase */
         mp_cache_stats_add(&tg, &now[l]);
     }
-    const bool pf = s->prefetch.kind != MP_PREFETCH_NONE;
+    const bool pf = mp_experts_prefetch(s->experts).kind != MP_PREFETCH_NONE;
     print_phase("experts, prompt", &pp, t_prompt, n_prompt, pf);
     if (n_decode > 0) print_phase("experts, decode", &tg, t_decode, n_decode, pf);
     if (per_layer && n_decode > 0) {

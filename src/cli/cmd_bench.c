@@ -6,6 +6,7 @@
  * (routing-trace replay, bench_trace.c). Output fields: docs/BENCH_FORMAT.md. */
 #include "bench_internal.h"
 #include "cli.h"
+#include "runtime/model_open.h"
 
 #include "cache/policy.h"
 #include "common/parse.h"
@@ -799,10 +800,11 @@ static int suggest(bench_run *b, const bench_lists *L, uint64_t mem, const char 
 {
     int rc = 1;
     mp_model *m = NULL;
+    struct mp_pack *pack = NULL;
     mp_expert_loc *locs = NULL;
     bench_row *rows = NULL;
     mp_err err = {0};
-    if (mp_model_load(&m, b->mo.model, &err) || mp_expert_locs_gguf(m, &locs, &err)) {
+    if (mp_model_open(b->mo.model, false, &m, &pack, &err) || mp_expert_locs_gguf(m, &locs, &err)) {
         cli_fail(&err);
         goto done;
     }
@@ -911,7 +913,7 @@ static int suggest(bench_run *b, const bench_lists *L, uint64_t mem, const char 
 done:
     free(rows);
     free(locs);
-    mp_model_free(m);
+    mp_model_close(m, pack);
     return rc;
 }
 
@@ -1026,14 +1028,15 @@ int cmd_bench(int argc, char **argv)
     b.oracle_trace = b.mo.oracle_trace;
     if (print_ids) {
         mp_model *m = NULL;
+        struct mp_pack *pack = NULL;
         mp_err err = {0};
-        if (mp_model_load(&m, b.mo.model, &err)) {
+        if (mp_model_open(b.mo.model, false, &m, &pack, &err)) {
             cli_fail(&err);
             goto done;
         }
         for (int i = 0; i < b.n_prompt; i++) printf("%s%d", i ? "," : "", prompt_id(i, m->hp.n_vocab));
         printf("\n");
-        mp_model_free(m);
+        mp_model_close(m, pack);
         rc = 0;
         goto done;
     }

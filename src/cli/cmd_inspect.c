@@ -1,5 +1,6 @@
 /* moepager inspect: architecture, sizes and the memory a model needs. */
 #include "cli.h"
+#include "runtime/model_open.h"
 
 #include "common/parse.h"
 #include "model/forward.h"
@@ -39,8 +40,9 @@ int cmd_inspect(int argc, char **argv)
     }
     if (cli_resolve_model(&mo)) return 1;
     mp_model *m = NULL;
+    struct mp_pack *pack = NULL;
     mp_err err = {0};
-    if (mp_model_load(&m, mo.model, &err)) return cli_fail(&err);
+    if (mp_model_open(mo.model, false, &m, &pack, &err)) return cli_fail(&err);
     const mp_hparams *hp = &m->hp;
     char b1[32], b2[32], b3[32];
 
@@ -94,6 +96,6 @@ int cmd_inspect(int argc, char **argv)
         printf("RAM, offloaded:  at least %s (resident + KV + scratch + %u experts)\n",
                sz(s.resident_bytes + kv + scratch + min_cache, b1), hp->n_expert_used);
     }
-    mp_model_free(m);
+    mp_model_close(m, pack);
     return 0;
 }

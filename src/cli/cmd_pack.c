@@ -3,7 +3,7 @@
 
 #include "common/parse.h"
 #include "common/sysinfo.h"
-#include "pack/pack.h"
+#include "runtime/pack_write.h"
 
 #include <stdio.h>
 #include <string.h>

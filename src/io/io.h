@@ -34,6 +34,7 @@
 #ifndef MP_IO_H
 #define MP_IO_H
 
+#include "common/defaults.h"
 #include "common/err.h"
 
 #include <stdbool.h>
@@ -52,7 +53,7 @@ typedef enum mp_io_kind {
 /* Retries of -EAGAIN / -EINTR / zero-progress short reads per request
  * before it completes with the error. */
 #define MP_IO_MAX_RETRIES 64
-#define MP_IO_DEFAULT_DEPTH 16
+#define MP_IO_DEFAULT_DEPTH MP_DEFAULT_IO_DEPTH
 #define MP_IO_MAX_DEPTH 1024
 
 typedef struct mp_io_opts {

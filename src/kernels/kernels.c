@@ -40,11 +40,13 @@ static bool cpu_has_avx512(void)
 static void init_once(void)
 {
     mp_kernels_fill_scalar(&g_tables[MP_ISA_SCALAR]);
+    mp_ops_fill_scalar(&g_tables[MP_ISA_SCALAR]);
     g_have[MP_ISA_SCALAR] = true;
 #if !defined(MP_FORCE_SCALAR) && (defined(__x86_64__) || defined(__i386__))
     if (cpu_has_avx2()) {
         g_tables[MP_ISA_AVX2] = g_tables[MP_ISA_SCALAR];
         mp_kernels_fill_avx2(&g_tables[MP_ISA_AVX2]);
+        mp_ops_fill_avx2(&g_tables[MP_ISA_AVX2]);
         g_have[MP_ISA_AVX2] = true;
     }
     if (cpu_has_avx512()) {
@@ -69,6 +71,8 @@ static inline const mp_kernel_table *table(void)
     mp_kernels_init();
     return &g_tables[__atomic_load_n(&g_isa, __ATOMIC_ACQUIRE)];
 }
+
+const mp_kernel_table *mp_kernels_table(void) { return table(); }
 
 mp_isa mp_kernels_isa(void)
 {

@@ -27,13 +27,32 @@ typedef struct mp_kernel_table {
     mp_tile_fn gemm[MP_TYPE_COUNT][MP_TILE_C];
     mp_tile_fn gemm1[MP_TYPE_COUNT];
     int gemm_step[MP_TYPE_COUNT];
+
+    /* Float ops of ops.c whose SIMD versions must give the scalar bits
+     * (every entry is set by mp_ops_fill_scalar; AVX2 replaces them). */
+    void (*f16_to_f32_row)(const uint16_t *x, float *y, int64_t n);
+    void (*f32_to_f16_row)(const float *x, uint16_t *y, int64_t n);
+    void (*swiglu)(float *g, const float *u, int64_t n);
+    /* y = exp(x - max) for 16 values, their sum added to *sum (softmax step) */
+    void (*exp_sum16)(float *y, const float *x, float max, double *sum);
+    /* f16 accumulator updates kept in f32: acc = fp16(acc * ms), acc = fp16(fma(v, vs, acc)) */
+    void (*acc16_scale)(float *acc, float ms, int64_t n);
+    void (*acc16_mad)(float *acc, const uint16_t *v, float vs, int64_t n);
+    /* tiled flash attention for one query (mp_attend_f16); scores: 64 floats */
+    void (*attend_tiled)(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                         int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores);
 } mp_kernel_table;
+
+/* The table in use (initialises the kernels on first use). */
+const mp_kernel_table *mp_kernels_table(void);
 
 /* Each fills the entries its ISA implements and leaves the rest untouched, so
  * the dispatcher fills scalar first, then AVX2, then AVX-512. */
 void mp_kernels_fill_scalar(mp_kernel_table *t);
 void mp_kernels_fill_avx2(mp_kernel_table *t);
 void mp_kernels_fill_avx512(mp_kernel_table *t);
+void mp_ops_fill_scalar(mp_kernel_table *t); /* ops.c */
+void mp_ops_fill_avx2(mp_kernel_table *t);   /* ops_avx2.c */
 
 /* Activation quantisers (scalar references). Q8_0 follows ggml-cpu's x86
  * quantize_row_q8_0 (d = amax/127, q = round-half-even(x * 127/amax)), which

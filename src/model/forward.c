@@ -4,10 +4,11 @@
  * K = n_expert_used. */
 #include "forward.h"
 
+#include "common/defaults.h"
 #include "common/threadpool.h"
 #include "kernels/kernels.h"
-#include "model/ops.h"
-#include "prefetch/predict.h"
+#include "kernels/ops.h"
+#include "model/route.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -15,7 +16,6 @@
 #include <unistd.h>
 
 #define MP_MAX_TASKS 64
-#define MP_MAX_EXPERTS 4096
 /* llama.cpp's CPU flash attention accumulates in f16 for batches of fewer
  * than 64 queries and in f32 (tiled) from 64 on, the tiled path only when
  * the value head size is a whole number of SIMD vectors (16 floats in its
@@ -41,13 +41,12 @@ struct mp_ctx {
     int n_ctx, n_batch, n_threads, n_past;
     mp_route_fn route_cb;
     void *route_ud;
-    mp_predictor *pred; /* borrowed; NULL: no prefetch */
-    int lookahead;
 
     /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)] */
     uint16_t *kc, *vc;
 
-    /* Scratch, sized for n_batch tokens. */
+    /* Scratch, sized for n_batch tokens, carved from one block (scratch_layout). */
+    uint8_t *scratch;
     float *h;        /* residual stream (T, E) */
     float *xn;       /* normed input (T, E) */
     float *q;        /* (T, n_head * head_dim) */
@@ -292,32 +291,6 @@ static void dense_block(mp_ctx *c, int il, int T)
     for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
 }
 
-/* Routing for one token: softmax over the router logits, top-k, weights
- * (renormalised when the architecture says so), as llama.cpp's build_moe_ffn. */
-static void route_token(const mp_hparams *hp, float *logits, int32_t *sel, float *w)
-{
-    const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
-    mp_softmax(logits, X);
-    for (int s = 0; s < K; s++) {
-        int best = -1;
-        for (int e = 0; e < X; e++) {
-            int taken = 0;
-            for (int p = 0; p < s; p++) taken |= sel[p] == e;
-            if (!taken && (best < 0 || logits[e] > logits[best])) best = e;
-        }
-        sel[s] = best;
-        w[s] = logits[best];
-    }
-    if (hp->norm_topk) {
-        float sum = 0.0f;
-        for (int s = 0; s < K; s++) sum += w[s];
-        if (sum < 6.103515625e-5f) sum = 6.103515625e-5f;
-        for (int s = 0; s < K; s++) w[s] /= sum;
-    }
-    if (hp->expert_weights_scale != 0.0f && hp->expert_weights_scale != 1.0f)
-        for (int s = 0; s < K; s++) w[s] *= hp->expert_weights_scale;
-}
-
 /* Experts ex[0..n) over the chunk's tokens routed to each: gather their
  * activation rows, gate and up, SwiGLU, down; outputs land in dout at each
  * expert's entries. All n experts share one job per step (fewer thread
@@ -362,31 +335,6 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
     run_tasks(c);
 }
 
-/* Queues loads of the experts that layers il+1 .. il+d are predicted to pick
- * (for the oracle, past the last layer: the next token's first layers). */
-static void issue_prefetch(mp_ctx *c, int il, int T, int pos0)
-{
-    if (!c->pred) return;
-    const int n_layer = (int)c->m->hp.n_layer;
-    const bool cross = mp_predict_crosses_tokens(c->pred);
-    int32_t pred[MP_MAX_EXPERTS];
-    int ids[MP_MAX_EXPERTS];
-    for (int d = 1; d <= c->lookahead; d++) {
-        int target = il + d;
-        mp_predict_in in = {il, pos0, T, c->h};
-        if (target >= n_layer) {
-            if (!cross) break;
-            target -= n_layer; /* the next token's layers (the oracle knows them) */
-            in.pos0 += T;
-            in.T = 1;
-            if (target >= il) break; /* not past this layer: its layer_done would expire them */
-        }
-        int n = mp_predict(c->pred, &in, target, pred, MP_MAX_EXPERTS);
-        for (int i = 0; i < n; i++) ids[i] = pred[i];
-        mp_experts_prefetch(c->x, target, ids, n);
-    }
-}
-
 static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
 {
     const mp_model *m = c->m;
@@ -400,7 +348,7 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
     add_task(c, &l->ffn_gate_inp, l->ffn_gate_inp.data, c->xq, T, c->router, X);
     run_tasks(c);
     for (int t = 0; t < T; t++) {
-        route_token(hp, c->router + (int64_t)t * X, c->sel + t * K, c->selw + t * K);
+        mp_route_token(hp, c->router + (int64_t)t * X, c->sel + t * K, c->selw + t * K);
         if (c->route_cb) c->route_cb(c->route_ud, il, pos0 + t, c->sel + t * K, c->selw + t * K, K);
     }
 
@@ -424,59 +372,23 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
     const uint32_t gate_type = l->ffn_gate_exps.type;
     quantize_rows(c, gate_type, c->xn, E, E, T, c->xq);
 
-    /* The experts this chunk needs, requested a window at a time (so a
-     * cache smaller than the layer's expert count works) and computed in
-     * the order they become ready: hits first, misses as their reads land. */
-    int needed[MP_MAX_EXPERTS], nn = 0;
+    /* The experts this chunk needs, computed in the order the streamer
+     * hands them out (hits first, misses as their reads land), batches of
+     * those that are ready together. */
+    int needed[MP_EXPERTS_MAX], nn = 0;
     for (int e = 0; e < X; e++)
         if (c->ex_count[e] > 0) needed[nn++] = e;
-    int W = c->x->max_pinned > 0 ? c->x->max_pinned / 2 : nn;
-    if (W < K) W = K;
-    if (W > nn) W = nn;
-    if (W > 64) W = 64;
-    int requested = 0, done = 0;
-    bool prefetched = false;
-    while (done < nn) {
-        if (requested < nn && requested - done < W) {
-            int nreq = W - (requested - done);
-            if (nreq > nn - requested) nreq = nn - requested;
-            int rc = mp_experts_request(c->x, il, needed + requested, nreq, err);
-            if (rc) {
-                mp_experts_abandon(c->x);
-                return rc;
-            }
-            requested += nreq;
-        }
-        if (!prefetched && requested == nn) {
-            /* every expert this layer still needs is pinned: predictions of
-             * later layers may now take the free slots */
-            issue_prefetch(c, il, T, pos0);
-            prefetched = true;
-        }
-        /* wait for one, then take every other one that is ready too */
-        int ex[64], n = 0;
-        mp_expert_w w[64];
-        int r = mp_experts_next_ready(c->x, &ex[0], &w[0], err);
-        if (r <= 0) {
-            mp_experts_abandon(c->x);
-            return r < 0 ? r : mp_err_set(err, MP_E_INVAL, "layer %d: expert requests were lost", il);
-        }
-        n = 1;
-        while (n < 64 && done + n < requested) {
-            r = mp_experts_try_next_ready(c->x, &ex[n], &w[n], err);
-            if (r == MP_E_AGAIN || r == 0) break;
-            if (r < 0) {
-                for (int j = 0; j < n; j++) mp_experts_release(c->x, il, ex[j]);
-                mp_experts_abandon(c->x);
-                return r;
-            }
-            n++;
-        }
+    const mp_experts_view view = {pos0, T, c->h};
+    int rc = mp_experts_begin_layer(c->x, il, needed, nn, &view, err);
+    if (rc) return rc;
+    int ex[MP_EXPERTS_BATCH_MAX], n;
+    mp_expert_w w[MP_EXPERTS_BATCH_MAX];
+    while ((n = mp_experts_next(c->x, ex, w, MP_EXPERTS_BATCH_MAX, err)) > 0) {
         compute_experts(c, l, ex, w, n);
-        for (int j = 0; j < n; j++) mp_experts_release(c->x, il, ex[j]);
-        done += n;
+        mp_experts_release(c->x, ex, n);
     }
-    mp_experts_layer_done(c->x, il);
+    mp_experts_end_layer(c->x);
+    if (n < 0) return n;
 
     /* h += sum over slots, in slot order, of weight * expert output */
     for (int t = 0; t < T; t++) {
@@ -571,41 +483,65 @@ uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx)
     return (uint64_t)hp->n_layer * (uint64_t)n_ctx * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2u;
 }
 
-typedef struct scratch_plan {
-    size_t act_stride;
-    int64_t max_cols, ffn_rows, F;
-} scratch_plan;
-
-static scratch_plan plan_scratch(const mp_model *m, int n_batch)
+/* Every scratch buffer of a context lives in one 64-byte-aligned block laid
+ * out by scratch_layout, so the planner's figure (mp_ctx_scratch_bytes) and
+ * what create allocates cannot drift apart. With c == NULL only the size is
+ * computed; otherwise the pointers are set into base. */
+static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int n_ctx, int n_batch, int n_threads)
 {
     const mp_hparams *hp = &m->hp;
-    scratch_plan p;
-    int64_t K = hp->n_expert ? hp->n_expert_used : 1;
-    p.F = hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp;
-    int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Do = (int64_t)hp->n_head * hp->head_dim_v;
-    p.max_cols = hp->n_embd;
-    if (Dq > p.max_cols) p.max_cols = Dq;
-    if (Do > p.max_cols) p.max_cols = Do;
-    if (p.F > p.max_cols) p.max_cols = p.F;
-    p.act_stride = ((size_t)p.max_cols * 4 + 63) & ~(size_t)63; /* f32 is the widest activation type */
-    p.ffn_rows = (int64_t)n_batch * K;
-    return p;
+    const int64_t B = n_batch, E = hp->n_embd;
+    const int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Dk = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v, Do = (int64_t)hp->n_head * hp->head_dim_v;
+    const int64_t K = hp->n_expert ? hp->n_expert_used : 1, X = hp->n_expert ? hp->n_expert : 1;
+    const int64_t F = hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp;
+    const int64_t ffn_rows = B * K; /* MoE: one row per (token, slot) */
+    int64_t max_cols = E;
+    if (Dq > max_cols) max_cols = Dq;
+    if (Do > max_cols) max_cols = Do;
+    if (F > max_cols) max_cols = F;
+    const size_t act_stride = ((size_t)max_cols * 4 + 63) & ~(size_t)63; /* f32 is the widest activation type */
+    const int kbuf_stride = (int)(hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v);
+    const int64_t per_thread_scores = n_ctx > kbuf_stride ? n_ctx : kbuf_stride;
+
+    uint64_t off = 0;
+#define CARVE(field, count)                                                                                            \
+    do {                                                                                                               \
+        if (c) c->field = (void *)(base + off);                                                                        \
+        off += ((uint64_t)(count) * sizeof *c->field + 63) & ~(uint64_t)63;                                           \
+    } while (0)
+    CARVE(h, B * E);
+    CARVE(xn, B * E);
+    CARVE(q, B * Dq);
+    CARVE(k, B * Dk);
+    CARVE(v, B * Dv);
+    CARVE(att, B * Do);
+    CARVE(tmp, B * E);
+    CARVE(router, B * X);
+    CARVE(sel, B * K);
+    CARVE(selw, B * K);
+    CARVE(ex_count, X);
+    CARVE(ex_off, X);
+    CARVE(entry_tok, B * K);
+    CARVE(slot_entry, B * K);
+    CARVE(hg, ffn_rows * F);
+    CARVE(hu, ffn_rows * F);
+    CARVE(dout, ffn_rows * E);
+    CARVE(scores, (int64_t)n_threads * per_thread_scores);
+    CARVE(kbuf, (int64_t)n_threads * 2 * kbuf_stride);
+    CARVE(xq, (uint64_t)B * act_stride);
+    CARVE(xg, (uint64_t)ffn_rows * act_stride);
+#undef CARVE
+    if (c) {
+        c->act_stride = act_stride;
+        c->kbuf_stride = kbuf_stride;
+    }
+    return off;
 }
 
 uint64_t mp_ctx_scratch_bytes(const mp_model *m, int n_ctx, int n_batch, int n_threads)
 {
-    const mp_hparams *hp = &m->hp;
-    scratch_plan p = plan_scratch(m, n_batch);
-    const uint64_t B = (uint64_t)n_batch, E = hp->n_embd;
-    const uint64_t Dq = (uint64_t)hp->n_head * hp->head_dim, Dk = (uint64_t)hp->n_head_kv * hp->head_dim;
-    const uint64_t Dv = (uint64_t)hp->n_head_kv * hp->head_dim_v, Do = (uint64_t)hp->n_head * hp->head_dim_v;
-    const uint64_t K = hp->n_expert ? hp->n_expert_used : 1, X = hp->n_expert ? hp->n_expert : 1;
-    uint64_t f = B * (3 * E + Dq + Dk + Dv + Do + X + K) + 2 * (uint64_t)p.ffn_rows * p.F + (uint64_t)p.ffn_rows * E;
-    uint64_t kb = (uint64_t)(hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v);
-    f += (uint64_t)n_threads * ((uint64_t)(n_ctx > (int)kb ? n_ctx : (int)kb) + 2 * kb);
-    uint64_t bytes = f * 4 + B * K * 4 * 2 + X * 4 * 2;
-    bytes += (B + (uint64_t)p.ffn_rows) * p.act_stride;
-    return bytes;
+    return scratch_layout(NULL, NULL, m, n_ctx, n_batch, n_threads);
 }
 
 int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_params *p, mp_err *err)
@@ -616,54 +552,25 @@ int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_p
     if (!c) return mp_err_set(err, MP_E_NOMEM, "out of memory");
     c->m = m;
     c->x = x;
-    c->n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (hp->n_ctx_train < 4096 ? (int)hp->n_ctx_train : 4096);
-    c->n_batch = p && p->n_batch > 0 ? p->n_batch : 512;
-    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
-    c->n_threads = p && p->n_threads > 0 ? p->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (c->n_threads < 1) c->n_threads = 1;
+    c->n_ctx = mp_default_n_ctx(p ? p->n_ctx : 0, hp->n_ctx_train);
+    c->n_batch = mp_default_n_batch(p ? p->n_batch : 0, c->n_ctx);
+    c->n_threads = mp_default_threads(p ? p->n_threads : 0);
 
-    const int64_t B = c->n_batch, E = hp->n_embd;
-    const int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Dk = (int64_t)hp->n_head_kv * hp->head_dim;
-    const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v, Do = (int64_t)hp->n_head * hp->head_dim_v;
-    const int64_t K = hp->n_expert ? hp->n_expert_used : 1, X = hp->n_expert ? hp->n_expert : 1;
-    scratch_plan sp = plan_scratch(m, c->n_batch);
-    c->act_stride = sp.act_stride;
-    c->kbuf_stride = (int)(hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v);
-
+    const uint64_t scratch = scratch_layout(NULL, NULL, m, c->n_ctx, c->n_batch, c->n_threads);
+    if (posix_memalign((void **)&c->scratch, 64, (size_t)scratch)) c->scratch = NULL;
+    else scratch_layout(c, c->scratch, m, c->n_ctx, c->n_batch, c->n_threads);
+    const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim, Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const size_t kv_elems = (size_t)hp->n_layer * (size_t)c->n_ctx;
     c->kc = calloc(kv_elems * (size_t)Dk, sizeof(uint16_t));
     c->vc = calloc(kv_elems * (size_t)Dv, sizeof(uint16_t));
-#define ALLOC(ptr, n) ((ptr) = calloc((size_t)(n), sizeof *(ptr)))
-    ALLOC(c->h, B * E);
-    ALLOC(c->xn, B * E);
-    ALLOC(c->q, B * Dq);
-    ALLOC(c->k, B * Dk);
-    ALLOC(c->v, B * Dv);
-    ALLOC(c->att, B * Do);
-    ALLOC(c->tmp, B * E);
-    ALLOC(c->router, B * X);
-    ALLOC(c->sel, B * K);
-    ALLOC(c->selw, B * K);
-    ALLOC(c->ex_count, X);
-    ALLOC(c->ex_off, X);
-    ALLOC(c->entry_tok, B * K);
-    ALLOC(c->slot_entry, B * K);
-    ALLOC(c->hg, sp.ffn_rows * sp.F);
-    ALLOC(c->hu, sp.ffn_rows * sp.F);
-    ALLOC(c->dout, sp.ffn_rows * E);
-    ALLOC(c->scores, (int64_t)c->n_threads * (c->n_ctx > c->kbuf_stride ? c->n_ctx : c->kbuf_stride));
-    ALLOC(c->kbuf, (int64_t)c->n_threads * 2 * c->kbuf_stride);
-#undef ALLOC
-    if (posix_memalign((void **)&c->xq, 64, (size_t)B * c->act_stride)) c->xq = NULL;
-    if (posix_memalign((void **)&c->xg, 64, (size_t)sp.ffn_rows * c->act_stride)) c->xg = NULL;
     c->pool = mp_pool_create(c->n_threads);
-    if (!c->kc || !c->vc || !c->h || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->tmp || !c->router ||
-        !c->sel || !c->selw || !c->ex_count || !c->ex_off || !c->entry_tok || !c->slot_entry || !c->hg || !c->hu ||
-        !c->dout || !c->scores || !c->kbuf || !c->xq || !c->xg || !c->pool) {
+    if (!c->scratch || !c->kc || !c->vc || !c->pool) {
+        const int n_ctx = c->n_ctx, n_batch = c->n_batch;
         mp_ctx_free(c);
-        return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d)",
-                          p && p->n_ctx ? p->n_ctx : 0, p && p->n_batch ? p->n_batch : 512);
+        return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d: %.1f MiB)",
+                          n_ctx, n_batch, (double)(scratch + mp_ctx_kv_bytes(m, n_ctx)) / 1048576.0);
     }
+    memset(c->scratch, 0, (size_t)scratch); /* as calloc'd buffers were: no stale reads, ever */
     mp_kernels_init();
     *out = c;
     return MP_OK;
@@ -675,27 +582,7 @@ void mp_ctx_free(mp_ctx *c)
     mp_pool_free(c->pool);
     free(c->kc);
     free(c->vc);
-    free(c->h);
-    free(c->xn);
-    free(c->q);
-    free(c->k);
-    free(c->v);
-    free(c->att);
-    free(c->tmp);
-    free(c->router);
-    free(c->sel);
-    free(c->selw);
-    free(c->ex_count);
-    free(c->ex_off);
-    free(c->entry_tok);
-    free(c->slot_entry);
-    free(c->hg);
-    free(c->hu);
-    free(c->dout);
-    free(c->scores);
-    free(c->kbuf);
-    free(c->xq);
-    free(c->xg);
+    free(c->scratch);
     free(c);
 }
 
@@ -705,12 +592,6 @@ void mp_ctx_truncate(mp_ctx *c, int n_past)
 {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
 }
-void mp_ctx_set_predictor(mp_ctx *c, mp_predictor *p, int lookahead)
-{
-    c->pred = p;
-    c->lookahead = lookahead < 1 ? 1 : lookahead;
-}
-
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud)
 {
     c->route_cb = fn;

@@ -6,7 +6,7 @@
 #define MP_FORWARD_H
 
 #include "common/err.h"
-#include "model/experts.h"
+#include "experts/experts.h"
 #include "model/model.h"
 
 #include <stdbool.h>
@@ -38,11 +38,6 @@ int mp_ctx_n_past(const mp_ctx *c);
 /* Forgets positions >= n_past (0 clears the cache). */
 void mp_ctx_truncate(mp_ctx *c, int n_past);
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);
-
-struct mp_predictor;
-/* Prefetch: at each MoE layer, predict layers +1..+lookahead with p
- * (borrowed) and queue their experts as low-priority loads. NULL: none. */
-void mp_ctx_set_predictor(mp_ctx *c, struct mp_predictor *p, int lookahead);
 
 /* Evaluates ids[0..n) at positions n_past.. and advances n_past. logits
  * (may be NULL) receives n_vocab floats for the last token, or n * n_vocab

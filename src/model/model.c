@@ -1,7 +1,6 @@
 #include "model.h"
 
 #include "kernels/kernels.h"
-#include "pack/pack.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -286,19 +285,16 @@ static int bind_tensors(mp_model *m, mp_err *err)
     return MP_OK;
 }
 
-/* Takes ownership of pack when given (then g is the pack's), else of g. */
-static int model_create(mp_model **out, mp_gguf *g, mp_pack *pack, const mp_gguf_tensor *extra, size_t n_extra,
-                        mp_err *err)
+int mp_model_bind(mp_model **out, mp_gguf *g, bool own_g, const mp_gguf_tensor *extra, size_t n_extra, mp_err *err)
 {
     *out = NULL;
     mp_model *m = calloc(1, sizeof *m);
     if (!m) {
-        if (pack) mp_pack_close(pack);
-        else mp_gguf_free(g);
+        if (own_g) mp_gguf_free(g);
         return mp_err_set(err, MP_E_NOMEM, "out of memory");
     }
     m->gguf = g;
-    m->pack = pack;
+    m->owns_gguf = own_g;
     m->extra = extra;
     m->n_extra = n_extra;
     m->path = strdup(mp_gguf_path(g) ? mp_gguf_path(g) : "(memory)");
@@ -313,31 +309,14 @@ static int model_create(mp_model **out, mp_gguf *g, mp_pack *pack, const mp_gguf
     return MP_OK;
 }
 
-int mp_model_from_gguf_ex(mp_model **out, mp_gguf *g, const mp_gguf_tensor *extra, size_t n_extra, mp_err *err)
-{
-    return model_create(out, g, NULL, extra, n_extra, err);
-}
-
-int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err) { return model_create(out, g, NULL, NULL, 0, err); }
+int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err) { return mp_model_bind(out, g, true, NULL, 0, err); }
 
 int mp_model_load_ex(mp_model **out, const char *path, const mp_model_load_opts *o, mp_err *err)
 {
     *out = NULL;
-    int rc;
-    if (mp_is_pack(path)) {
-        /* The pack maps only its header, embedded GGUF and index, never the
-         * expert blocks, so no_mmap changes nothing here. */
-        mp_pack *p = NULL;
-        if ((rc = mp_pack_open(&p, path, err))) return rc;
-        size_t n = 0;
-        const mp_gguf_tensor *x = mp_pack_expert_infos(p, &n);
-        rc = model_create(out, mp_pack_gguf(p), p, x, n, err);
-        if (!rc) (*out)->gguf_base = mp_pack_get_header(p)->gguf_offset;
-        return rc;
-    }
     mp_gguf *g = NULL;
     mp_gguf_open_opts go = {.no_mmap = o && o->no_mmap};
-    rc = mp_gguf_open(&g, path, &go, err);
+    int rc = mp_gguf_open(&g, path, &go, err);
     if (rc) return rc;
     return mp_model_from_gguf(out, g, err);
 }
@@ -348,8 +327,7 @@ void mp_model_free(mp_model *m)
 {
     if (!m) return;
     free(m->layers);
-    if (m->pack) mp_pack_close(m->pack); /* frees the embedded GGUF too */
-    else mp_gguf_free(m->gguf);
+    if (m->owns_gguf) mp_gguf_free(m->gguf);
     free(m->path);
     free(m);
 }

@@ -88,20 +88,12 @@ typedef struct mp_layer {
     mp_tensor ffn_down_exps;              /* (n_ff_exp -> n_embd) x n_expert */
 } mp_layer;
 
-struct mp_pack;
 
 typedef struct mp_model {
-    mp_gguf *gguf;        /* owned; for a pack, the pack's embedded GGUF (owned by pack) */
+    mp_gguf *gguf;        /* freed with the model when owns_gguf (a pack's embedded GGUF is the pack's) */
+    bool owns_gguf;
     char *path;
-    /* Set when the model was loaded from a .moepack: owns the file and the
-     * embedded GGUF; routed-expert views have data == NULL and come from the
-     * pack's expert index (mp_experts_pack_create). */
-    struct mp_pack *pack;
-    /* Absolute byte offset of gguf's image inside the file at path: 0 for a
-     * GGUF, the embedded GGUF's offset for a pack. A tensor's bytes are at
-     * gguf_base + info->offset in the file. */
-    uint64_t gguf_base;
-    /* Tensor infos bound when absent from gguf (the pack's expert tensors);
+    /* Tensor infos bound when absent from gguf (a pack's expert tensors);
      * not owned, valid while the model lives. */
     const mp_gguf_tensor *extra;
     size_t n_extra;
@@ -115,8 +107,10 @@ typedef struct mp_model {
 
 const char *mp_arch_name(mp_arch arch);
 
-/* Opens and validates a model from a GGUF file or a .moepack (told apart by
- * the magic). On failure err names the file and the key or tensor at fault. */
+/* Opens and validates a model from a GGUF file (a .moepack is opened by the
+ * runtime, runtime/model_open.h, which binds its embedded GGUF with
+ * mp_model_bind). On failure err names the file and the key or tensor at
+ * fault. */
 int mp_model_load(mp_model **out, const char *path, mp_err *err);
 
 typedef struct mp_model_load_opts {
@@ -128,11 +122,11 @@ typedef struct mp_model_load_opts {
 int mp_model_load_ex(mp_model **out, const char *path, const mp_model_load_opts *o, mp_err *err);
 /* Binds a model to an already open GGUF (takes ownership of g, even on failure). */
 int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err);
-/* Same, but a tensor absent from g is looked up by name in extra[0, n_extra)
+/* Binds a model to g, which it frees with the model (even on failure) when
+ * own_g. A tensor absent from g is looked up by name in extra[0, n_extra)
  * and bound with data == NULL (its bytes are elsewhere: a pack's expert
- * blocks). extra must stay valid while the model lives. Takes ownership of g
- * even on failure. */
-int mp_model_from_gguf_ex(mp_model **out, mp_gguf *g, const mp_gguf_tensor *extra, size_t n_extra, mp_err *err);
+ * blocks); extra must stay valid while the model lives. */
+int mp_model_bind(mp_model **out, mp_gguf *g, bool own_g, const mp_gguf_tensor *extra, size_t n_extra, mp_err *err);
 void mp_model_free(mp_model *m); /* NULL-safe */
 
 /* Byte accounting for `inspect` and the memory planner. */

@@ -1,7 +1,6 @@
 /* Pack reader: validation of the header, sections, index and block
  * placement; the embedded GGUF; block checksum and decoding. */
 #include "pack.h"
-#include "pack_internal.h"
 
 #include "common/types.h"
 

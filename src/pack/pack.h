@@ -77,7 +77,7 @@ mp_gguf *mp_pack_gguf(const mp_pack *p);
  * "blk.N.ffn_up_exps.weight" and "blk.N.ffn_down_exps.weight" with their
  * type, n_dims = 3, ne, size = bytes of the whole 3-D tensor, and offset = 0
  * (the data is not in one place). Returns the array (owned by the pack) and
- * sets *n; for binding a model with mp_model_from_gguf_ex. */
+ * sets *n; for binding a model with mp_model_bind. */
 const mp_gguf_tensor *mp_pack_expert_infos(const mp_pack *p, size_t *n);
 
 /* The layer descriptor (types, shapes, matrix offsets in a raw block);
@@ -106,34 +106,8 @@ int mp_pack_block_verify(const mp_pack *p, const mp_pack_block *b, const void *b
 int mp_pack_block_decode(const mp_pack *p, const mp_pack_block *b, const void *src, void *dst, size_t dst_cap,
                          mp_err *err);
 
-/* ---- Writer ------------------------------------------------------------ */
-
-typedef struct mp_pack_write_opts {
-    bool no_compress;      /* store every block raw */
-    int n_threads;         /* compression/hash workers; <= 0: 1 */
-    /* Called from the writing thread after each batch of blocks; done and
-     * total count expert bytes (raw) of the source. May be NULL. */
-    void (*progress)(void *ud, uint64_t done, uint64_t total);
-    void *progress_ud;
-} mp_pack_write_opts;
-
-typedef struct mp_pack_write_stats {
-    uint64_t n_blocks;       /* expert blocks written */
-    uint64_t n_compressed;   /* of which stored lz4-compressed */
-    uint64_t raw_bytes;      /* sum of raw block sizes */
-    uint64_t stored_bytes;   /* sum of stored block sizes (padding excluded) */
-    uint64_t resident_bytes; /* bytes of the embedded GGUF */
-    uint64_t file_bytes;     /* size of the pack */
-} mp_pack_write_stats;
-
-/* Packs the GGUF model at src_path (which must load as an mp_model with
- * routed experts) into dst_path. Writes "<dst_path>.tmp.<pid>" (and a
- * temporary GGUF beside it) and renames over dst_path only when complete
- * and synced; on failure nothing is left behind. Memory: a batch of
- * n_threads * 4 blocks plus the writer's buffers. stats may be NULL.
- * Returns MP_OK, MP_E_INVAL (not an MoE model, dst == src), MP_E_IO,
- * MP_E_NOMEM, or a load error of the source. */
-int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_write_opts *opts,
-                  mp_pack_write_stats *stats, mp_err *err);
+/* xxh3-64 of the MP_PACK_HEADER_SIZE header bytes at hdr with the
+ * header_hash field taken as zero (the reader checks it, the writer sets it). */
+uint64_t mp_pack_header_hash(const void *hdr);
 
 #endif

@@ -1,5 +1,6 @@
 #include "plan.h"
 
+#include "common/defaults.h"
 #include "common/parse.h"
 #include "model/forward.h"
 #include "runtime/resident.h"
@@ -45,10 +46,9 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     const mp_hparams *hp = &m->hp;
     mp_model_sizes sz;
     mp_model_sizes_get(m, &sz);
-    int n_ctx = o->n_ctx > 0 ? o->n_ctx : (hp->n_ctx_train < 4096 ? (int)hp->n_ctx_train : 4096);
-    int n_batch = o->n_batch > 0 ? o->n_batch : 512;
-    if (n_batch > n_ctx) n_batch = n_ctx;
-    int n_threads = o->n_threads > 0 ? o->n_threads : 2;
+    const int n_ctx = mp_default_n_ctx(o->n_ctx, hp->n_ctx_train);
+    const int n_batch = mp_default_n_batch(o->n_batch, n_ctx);
+    const int n_threads = mp_default_threads(o->n_threads);
     p->kv = mp_ctx_kv_bytes(m, n_ctx);
     p->scratch = mp_ctx_scratch_bytes(m, n_ctx, n_batch, n_threads);
     p->overhead = overhead_bytes(m);

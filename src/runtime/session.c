@@ -2,7 +2,8 @@
 
 #include "cache/policy.h"
 #include "io/io.h"
-#include "runtime/experts_cache.h"
+#include "model/route.h"
+#include "runtime/model_open.h"
 #include "runtime/resident.h"
 #include "trace/trace.h"
 
@@ -35,7 +36,37 @@ static int preload_all(mp_session *s, mp_err *err)
     return MP_OK;
 }
 
-static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert_loc *locs, mp_err *err)
+/* The model as the streamer sees it; is_moe: [n_layer] scratch. */
+static mp_experts_shape experts_shape(const mp_model *m, uint8_t *is_moe)
+{
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) is_moe[il] = mp_layer_is_moe(&m->layers[il]);
+    return (mp_experts_shape){m->hp.n_layer, m->hp.n_expert, m->hp.n_expert_used, m->hp.n_embd, is_moe};
+}
+
+/* Every expert as a view into the mapped file. */
+static int open_mapped(mp_session *s, const mp_experts_shape *sh, mp_err *err)
+{
+    const mp_model *m = s->model;
+    const size_t X = m->hp.n_expert;
+    mp_expert_w *views = calloc((size_t)m->hp.n_layer * (X ? X : 1), sizeof *views);
+    if (!views) return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        const mp_layer *l = &m->layers[il];
+        if (!mp_layer_is_moe(l)) continue;
+        for (size_t e = 0; e < X; e++)
+            views[il * X + e] = (mp_expert_w){
+                (const char *)l->ffn_gate_exps.data + e * l->ffn_gate_exps.expert_stride,
+                (const char *)l->ffn_up_exps.data + e * l->ffn_up_exps.expert_stride,
+                (const char *)l->ffn_down_exps.data + e * l->ffn_down_exps.expert_stride,
+            };
+    }
+    int rc = mp_experts_open_mapped(&s->experts, sh, views, err);
+    free(views);
+    return rc;
+}
+
+static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert_loc *locs,
+                      const mp_experts_shape *sh, mp_err *err)
 {
     const mp_model *m = s->model;
     mp_io_kind kind = MP_IO_AUTO;
@@ -68,7 +99,7 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
         return rc;
     }
     if (note[0]) mp_note_add(s->note, sizeof s->note, "%s", note);
-    rc = mp_experts_cache_create(&s->experts, m, s->cache, err);
+    rc = mp_experts_open_cached(&s->experts, sh, s->cache, err);
     if (!rc && !p->no_preload && s->plan.slots >= s->plan.n_experts_total) rc = preload_all(s, err);
     return rc;
 }
@@ -86,9 +117,9 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     mp_session *s = calloc(1, sizeof *s);
     if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
     mp_expert_loc *locs = NULL;
+    uint8_t *is_moe = NULL;
     const bool budget = p->mem || p->cache_bytes || p->cache_experts;
-    mp_model_load_opts lo = {.no_mmap = budget};
-    int rc = mp_model_load_ex(&s->model, p->model_path, &lo, err);
+    int rc = mp_model_open(p->model_path, budget, &s->model, &s->pack, err);
     if (rc) goto fail;
     if (p->need_tokenizer || mp_gguf_get(s->model->gguf, "tokenizer.ggml.model")) {
         rc = mp_tokenizer_load(&s->tok, s->model->gguf, err);
@@ -101,45 +132,47 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     }
     rc = mp_expert_locs_gguf(s->model, &locs, err);
     if (rc) goto fail;
+    if (!(is_moe = malloc(s->model->hp.n_layer + 1))) {
+        rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    const mp_experts_shape shape = experts_shape(s->model, is_moe);
     mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads};
     rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
     if (rc) goto fail;
-    if (s->model->pack) {
+    if (s->pack) {
         /* A pack: its resident tensors are in the mapped embedded GGUF and
          * its experts are read block by block, each verified before use. */
         if (s->plan.offload)
             mp_note_add(s->note, sizeof s->note,
                         "pack: experts are read with pread and checksummed on every use (the expert cache does not "
                         "read packs yet)");
-        rc = mp_experts_pack_create(&s->experts, s->model, err);
+        rc = mp_experts_open_pack(&s->experts, &shape, s->pack, err);
     } else if (budget && !s->plan.offload) {
         /* a dense model: nothing to stream, but the file was not mapped */
         rc = mp_resident_load(s->model, &s->resident_buf, err);
         if (rc) goto fail;
-        rc = mp_experts_mmap_create(&s->experts, s->model, err);
+        rc = open_mapped(s, &shape, err);
     } else if (s->plan.offload) {
         rc = mp_resident_load(s->model, &s->resident_buf, err);
-        if (!rc) rc = open_cache(s, p, locs, err);
+        if (!rc) rc = open_cache(s, p, locs, &shape, err);
     } else {
-        rc = mp_experts_mmap_create(&s->experts, s->model, err);
+        rc = open_mapped(s, &shape, err);
     }
     if (rc) goto fail;
     mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads};
     rc = mp_ctx_create(&s->ctx, s->model, s->experts, &cp, err);
     if (rc) goto fail;
     if (s->cache) {
-        s->prefetch = p->prefetch;
+        mp_prefetch_cfg pf = p->prefetch;
         if (!p->prefetch_set) {
-            s->prefetch.kind = MP_DEFAULT_PREFETCH;
-            s->prefetch.lookahead = MP_DEFAULT_LOOKAHEAD;
-            s->prefetch.min_prob = MP_DEFAULT_PREFETCH_MIN_PROB;
+            pf.kind = MP_DEFAULT_PREFETCH;
+            pf.lookahead = MP_DEFAULT_LOOKAHEAD;
+            pf.min_prob = MP_DEFAULT_PREFETCH_MIN_PROB;
         }
-        if (s->prefetch.lookahead < 1) s->prefetch.lookahead = MP_DEFAULT_LOOKAHEAD;
-        if (s->prefetch.kind != MP_PREFETCH_NONE) {
-            rc = mp_predictor_create(&s->pred, s->model, &s->prefetch, cp.n_batch, err);
-            if (rc) goto fail;
-            mp_ctx_set_predictor(s->ctx, s->pred, s->prefetch.lookahead);
-        }
+        if (pf.lookahead < 1) pf.lookahead = MP_DEFAULT_LOOKAHEAD;
+        rc = mp_experts_set_prefetch(s->experts, &pf, mp_model_gate_probs, s->model, err);
+        if (rc) goto fail;
     }
     if (p->trace_out) {
         rc = mp_trace_writer_open(p->trace_out, mp_gguf_get_str(s->model->gguf, "general.name"), &s->trace, err);
@@ -147,10 +180,12 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         mp_ctx_set_route_cb(s->ctx, trace_route, s);
     }
     free(locs);
+    free(is_moe);
     *out = s;
     return MP_OK;
 fail:
     free(locs);
+    free(is_moe);
     mp_session_free(s);
     return rc;
 }
@@ -159,12 +194,11 @@ void mp_session_free(mp_session *s)
 {
     if (!s) return;
     mp_ctx_free(s->ctx);
-    mp_predictor_free(s->pred);
     if (s->trace) mp_trace_writer_close(s->trace, NULL);
     mp_experts_free(s->experts);
     mp_cache_free(s->cache);
     mp_tokenizer_free(s->tok);
-    mp_model_free(s->model);
+    mp_model_close(s->model, s->pack);
     free(s->resident_buf);
     free(s);
 }

@@ -5,11 +5,11 @@
 #define MP_SESSION_H
 
 #include "cache/cache.h"
+#include "common/defaults.h"
 #include "common/err.h"
-#include "model/experts.h"
+#include "experts/experts.h"
 #include "model/forward.h"
 #include "model/model.h"
-#include "prefetch/predict.h"
 #include "runtime/plan.h"
 #include "tokenizer/tokenizer.h"
 
@@ -33,31 +33,15 @@ typedef struct mp_session_params {
     bool no_hugepages;      /* don't ask for transparent huge pages for the cache slab */
 } mp_session_params;
 
-/* Chosen by measurement (issue 4's note, bench model: Mixtral-style Q8_0,
- * 2.4 GB, 16 layers x 16 experts, top-2; caches of 25% and 50% of the expert
- * bytes; three sweeps, 3 cold repetitions each). Lookahead that prefetches
- * every top-2 pick read 29-81% more bytes per token (precision 50-72%) and
- * decoded from 10% faster to 22% slower than no prefetch, because the disk is
- * the bottleneck there. Keeping only picks with gate probability >= 0.5 = 1/k
- * (precision 65-85%), d=2 decoded 6-19% faster than none at both sizes in all
- * three sweeps (13% on average); d=1 gave -1% to +21% (12%), d=3 0% to +13%. */
-#define MP_DEFAULT_PREFETCH MP_PREFETCH_LOOKAHEAD
-#define MP_DEFAULT_LOOKAHEAD 2
-/* -1: 1/k (k experts used per token), 0.5 on the bench model. An absolute 0.5
- * would switch prefetch off on models with many experts: in the FLAME-MoE
- * trace (64 experts, top-6) only 0.7% of first picks reach 0.5. */
-#define MP_DEFAULT_PREFETCH_MIN_PROB (-1.0f)
-
 typedef struct mp_session {
     mp_model *model;
+    struct mp_pack *pack; /* the file, when the model is a .moepack */
     mp_experts *experts;
     mp_ctx *ctx;
     mp_tokenizer *tok; /* NULL when the file has none and none was required */
     mp_plan plan;
     mp_cache *cache;   /* NULL when experts are mapped */
     void *resident_buf;
-    mp_predictor *pred;
-    mp_prefetch_cfg prefetch; /* in effect */
     struct mp_trace_writer *trace;
     bool preloaded;               /* every expert was read at start */
     mp_cache_stats preload_stats; /* what that cost */

@@ -5,11 +5,10 @@
 #include <stdint.h>
 
 #include "common/types.h"
+#include "kernels/kernels_internal.h"
 
-void mp_f16_to_f32_row_f16c(const uint16_t *x, float *y, int64_t n);
-void mp_f32_to_f16_row_f16c(const float *x, uint16_t *y, int64_t n);
 
-void mp_f16_to_f32_row_f16c(const uint16_t *x, float *y, int64_t n)
+static void mp_f16_to_f32_row_f16c(const uint16_t *x, float *y, int64_t n)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -17,7 +16,7 @@ void mp_f16_to_f32_row_f16c(const uint16_t *x, float *y, int64_t n)
     for (; i < n; i++) y[i] = mp_fp16_to_fp32(x[i]);
 }
 
-void mp_f32_to_f16_row_f16c(const float *x, uint16_t *y, int64_t n)
+static void mp_f32_to_f16_row_f16c(const float *x, uint16_t *y, int64_t n)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -61,10 +60,8 @@ static __m256 mp_expf_ggml8(__m256 x)
     return _mm256_loadu_ps(res);
 }
 
-void mp_swiglu_ggml_avx2(float *g, const float *u, int64_t n);
-void mp_exp_sum16_ggml_avx2(float *y, const float *x, float max, double *sum);
 
-void mp_swiglu_ggml_avx2(float *g, const float *u, int64_t n)
+static void mp_swiglu_ggml_avx2(float *g, const float *u, int64_t n)
 {
     int64_t i = 0;
     for (; i + 16 <= n; i += 8) { /* whole 16-wide blocks, as ggml's AVX-512 loop */
@@ -83,7 +80,7 @@ void mp_swiglu_ggml_avx2(float *g, const float *u, int64_t n)
 
 /* y[0..16) = exp(x - max) as ggml_vec_soft_max_f32's AVX-512 step, and the
  * 16 values reduced in _mm512_reduce_add_ps's order, added to *sum in double. */
-void mp_exp_sum16_ggml_avx2(float *y, const float *x, float max, double *sum)
+static void mp_exp_sum16_ggml_avx2(float *y, const float *x, float max, double *sum)
 {
     const __m256 m = _mm256_set1_ps(max);
     const __m256 a = mp_expf_ggml8(_mm256_sub_ps(_mm256_loadu_ps(x), m));
@@ -96,11 +93,9 @@ void mp_exp_sum16_ggml_avx2(float *y, const float *x, float max, double *sum)
     *sum += (double)(_mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, 1)));
 }
 
-void mp_acc16_scale_f16c(float *acc, float ms, int64_t n);
-void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n);
 
 /* acc = fp16(acc * ms), as ggml_vec_scale_f16 on an f16 accumulator */
-void mp_acc16_scale_f16c(float *acc, float ms, int64_t n)
+static void mp_acc16_scale_f16c(float *acc, float ms, int64_t n)
 {
     const __m256 m = _mm256_set1_ps(ms);
     int64_t i = 0;
@@ -112,7 +107,7 @@ void mp_acc16_scale_f16c(float *acc, float ms, int64_t n)
 }
 
 /* acc = fp16(fma(v, vs, acc)), as ggml_vec_mad_f16 */
-void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n)
+static void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n)
 {
     const __m256 s = _mm256_set1_ps(vs);
     int64_t i = 0;
@@ -127,10 +122,8 @@ void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n)
 /* mp_attend_f16 (ops.c) vectorised: q.k for 8 keys at once (each key's sum
  * still one FMA chain over the dims, in dim order), values accumulated over
  * the dims 8 at a time. Same bits as the scalar version. */
-void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
-                        int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores);
 
-void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+static void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                         int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores)
 {
     enum { TILE = 64 };
@@ -203,4 +196,15 @@ void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k
     }
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int d = 0; d < dv; d++) out[d] *= inv;
+}
+
+void mp_ops_fill_avx2(mp_kernel_table *t)
+{
+    t->f16_to_f32_row = mp_f16_to_f32_row_f16c;
+    t->f32_to_f16_row = mp_f32_to_f16_row_f16c;
+    t->swiglu = mp_swiglu_ggml_avx2;
+    t->exp_sum16 = mp_exp_sum16_ggml_avx2;
+    t->acc16_scale = mp_acc16_scale_f16c;
+    t->acc16_mad = mp_acc16_mad_f16c;
+    t->attend_tiled = mp_attend_f16_avx2;
 }

@@ -1,8 +1,8 @@
 /* Expert predictors for prefetching, behind one interface.
  *
  * At MoE layer L, once the hidden state h that feeds layer L's experts is
- * known, the forward pass asks the predictor which experts layers L+1..L+d
- * will pick, and queues them as low-priority loads.
+ * known, the streamer (stream.c) asks the predictor which experts layers
+ * L+1..L+d will pick, and queues them as low-priority loads.
  *   lookahead: apply layer L+d's own FFN norm and router to h (exactly as
  *              that layer would to its own input) and take its top-k (+extra),
  *              keeping only picks with gate probability >= min_prob (by
@@ -16,7 +16,8 @@
 #define MP_PREDICT_H
 
 #include "common/err.h"
-#include "model/model.h"
+
+#include <stddef.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,6 +43,16 @@ int mp_prefetch_kind_parse(const char *s, mp_prefetch_kind *out);
 const char *mp_prefetch_kind_name(mp_prefetch_kind k);
 
 typedef struct mp_predictor mp_predictor;
+struct mp_experts_shape;
+
+/* The model's router, for lookahead: fills probs[n_expert] with the gate
+ * probabilities layer `layer` gives the hidden row h (n_embd floats, the
+ * residual entering that layer's FFN; the FFN norm is applied inside), as
+ * that layer's own routing computes them. scratch: MP_GATE_SCRATCH_BYTES
+ * bytes, 64-byte aligned. The model supplies it (model/route.h), so the
+ * streamer needs no model internals. */
+typedef void (*mp_gate_fn)(const void *ud, int layer, const float *h, float *probs, void *scratch);
+#define MP_GATE_SCRATCH_BYTES(n_embd) ((size_t)(n_embd) * 8 + 128)
 
 /* What the predictor sees at layer L for a chunk of T tokens. */
 typedef struct mp_predict_in {
@@ -50,9 +61,10 @@ typedef struct mp_predict_in {
     const float *h;   /* (T, n_embd) residual stream entering L's FFN */
 } mp_predict_in;
 
-/* Creates a predictor for model m (borrowed). Oracle reads cfg->oracle_trace. */
-int mp_predictor_create(mp_predictor **out, const mp_model *m, const mp_prefetch_cfg *cfg, int max_tokens,
-                        mp_err *err);
+/* Creates a predictor for a model of shape sh (copied). Lookahead calls
+ * gate(gate_ud, ...); the oracle reads cfg->oracle_trace now. */
+int mp_predictor_create(mp_predictor **out, const struct mp_experts_shape *sh, const mp_prefetch_cfg *cfg,
+                        mp_gate_fn gate, const void *gate_ud, mp_err *err);
 void mp_predictor_free(mp_predictor *p); /* NULL-safe */
 
 /* Experts of target_layer predicted from `in`, best first, at most cap.

@@ -1,7 +1,7 @@
 #include "ops.h"
 
 #include "common/types.h"
-#include "kernels/kernels.h"
+#include "kernels/kernels_internal.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -61,14 +61,6 @@ void mp_softmax(float *x, int64_t n)
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-#if !defined(MP_FORCE_SCALAR) && defined(__x86_64__)
-void mp_swiglu_ggml_avx2(float *g, const float *u, int64_t n);
-void mp_exp_sum16_ggml_avx2(float *y, const float *x, float max, double *sum);
-void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
-                        int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores);
-#define MP_HAVE_GGML_EXP 1
-#endif
-
 /* ggml's AVX-512 ggml_v_expf for one lane (its CPU build on this class of
  * machine computes SwiGLU and flash-attention softmax with it). */
 static float expf_ggml(float x)
@@ -85,14 +77,8 @@ static float expf_ggml(float x)
 
 /* y = exp(x - max) for 16 values, and their sum in _mm512_reduce_add_ps's
  * order added to *sum in double (one step of ggml_vec_soft_max_f32). */
-static void exp_sum16(float *y, const float *x, float max, double *sum)
+static void exp_sum16_ref(float *y, const float *x, float max, double *sum)
 {
-#ifdef MP_HAVE_GGML_EXP
-    if (mp_kernels_isa() >= MP_ISA_AVX2) {
-        mp_exp_sum16_ggml_avx2(y, x, max, sum);
-        return;
-    }
-#endif
     float t[8];
     for (int i = 0; i < 16; i++) y[i] = expf_ggml(x[i] - max);
     for (int i = 0; i < 8; i++) t[i] = y[8 + i] + y[i];
@@ -100,64 +86,55 @@ static void exp_sum16(float *y, const float *x, float max, double *sum)
     *sum += (double)((t[0] + t[2]) + (t[1] + t[3]));
 }
 
-void mp_swiglu(float *g, const float *u, int64_t n)
+void mp_swiglu(float *g, const float *u, int64_t n) { mp_kernels_table()->swiglu(g, u, n); }
+
+static void swiglu_ref(float *g, const float *u, int64_t n)
 {
     int64_t i = 0;
-#ifdef MP_HAVE_GGML_EXP
-    if (mp_kernels_isa() >= MP_ISA_AVX2) {
-        mp_swiglu_ggml_avx2(g, u, n);
-        return;
-    }
-#endif
     /* 16-wide blocks with the vector exp, the tail with expf, as ggml_vec_swiglu_f32 */
     for (const int64_t nb = n - n % 16; i < nb; i++) g[i] = g[i] / (1.0f + expf_ggml(-g[i])) * u[i];
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-#if !defined(MP_FORCE_SCALAR) && defined(__x86_64__)
-void mp_f16_to_f32_row_f16c(const uint16_t *x, float *y, int64_t n);
-void mp_f32_to_f16_row_f16c(const float *x, uint16_t *y, int64_t n);
-void mp_acc16_scale_f16c(float *acc, float ms, int64_t n);
-void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n);
-#define MP_HAVE_F16C_ROWS 1
-#endif
+void mp_f16_to_f32_row(const uint16_t *x, float *y, int64_t n) { mp_kernels_table()->f16_to_f32_row(x, y, n); }
+void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n) { mp_kernels_table()->f32_to_f16_row(x, y, n); }
 
-void mp_f16_to_f32_row(const uint16_t *x, float *y, int64_t n)
+static void f16_to_f32_row_ref(const uint16_t *x, float *y, int64_t n)
 {
-#ifdef MP_HAVE_F16C_ROWS
-    if (mp_kernels_isa() >= MP_ISA_AVX2) {
-        mp_f16_to_f32_row_f16c(x, y, n);
-        return;
-    }
-#endif
     for (int64_t i = 0; i < n; i++) y[i] = mp_fp16_to_fp32(x[i]);
 }
 
-void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n)
+static void f32_to_f16_row_ref(const float *x, uint16_t *y, int64_t n)
 {
-#ifdef MP_HAVE_F16C_ROWS
-    if (mp_kernels_isa() >= MP_ISA_AVX2) {
-        mp_f32_to_f16_row_f16c(x, y, n);
-        return;
-    }
-#endif
     for (int64_t i = 0; i < n; i++) y[i] = mp_fp32_to_fp16(x[i]);
+}
+
+/* The f16 accumulator of ggml's small-batch flash attention, kept as floats
+ * that are always f16 values: ggml_vec_scale_f16 and ggml_vec_mad_f16 round
+ * every element back to f16 after the update. */
+static void acc16_scale_ref(float *acc, float ms, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) acc[i] = mp_fp16_to_fp32(mp_fp32_to_fp16(acc[i] * ms));
+}
+
+static void acc16_mad_ref(float *acc, const uint16_t *v, float vs, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) acc[i] = mp_fp16_to_fp32(mp_fp32_to_fp16(fmaf(mp_fp16_to_fp32(v[i]), vs, acc[i])));
 }
 
 void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                    int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores, float *kbuf)
 {
+    const mp_kernel_table *tab = mp_kernels_table();
+    if (tab->attend_tiled) {
+        tab->attend_tiled(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, scores);
+        return;
+    }
     /* ggml's tiled flash attention, one query row: keys in tiles of 64; q.k
      * an FMA chain over the dims; per tile an online-softmax rescale (expf)
      * then the vector exp summed in blocks of 16; values accumulated by an
      * FMA chain over the tile's keys. Masked keys add exact zeros. */
     enum { TILE = 64 };
-#ifdef MP_HAVE_GGML_EXP
-    if (mp_kernels_isa() >= MP_ISA_AVX2) {
-        mp_attend_f16_avx2(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, scores);
-        return;
-    }
-#endif
     float M = -INFINITY, S = 0.0f;
     memset(out, 0, (size_t)dv * sizeof(float));
     for (int ic = 0; ic < n_kv; ic += TILE) {
@@ -182,7 +159,7 @@ void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stri
         }
         M = Mnew;
         double sum = 0.0;
-        for (int i = 0; i < TILE; i += 16) exp_sum16(scores + i, scores + i, Mnew, &sum);
+        for (int i = 0; i < TILE; i += 16) tab->exp_sum16(scores + i, scores + i, Mnew, &sum);
         S = (float)((double)S + sum);
         for (int tk = 0; tk < kt; tk++) {
             mp_f16_to_f32_row(v + (int64_t)(ic + tk) * v_stride, kbuf, dv);
@@ -201,9 +178,7 @@ static void acc16_range(float *acc, float *Mp, float *Sp, const uint16_t *q16, c
                         uint16_t *acc16)
 {
     const mp_vec_dot_fn dot = mp_get_vec_dot(MP_TYPE_F16);
-#ifdef MP_HAVE_F16C_ROWS
-    const bool fast = mp_kernels_isa() >= MP_ISA_AVX2;
-#endif
+    const mp_kernel_table *kt = mp_kernels_table();
     memset(acc, 0, (size_t)dv * sizeof(float));
     float M = -INFINITY, S = 0.0f;
     for (int j = j0; j < j1; j++) {
@@ -215,32 +190,11 @@ static void acc16_range(float *acc, float *Mp, float *Sp, const uint16_t *q16, c
             const float Mold = M;
             M = s;
             ms = expf(Mold - M);
-            /* ggml_vec_scale_f16: the rescaled accumulator is rounded to f16 */
-#ifdef MP_HAVE_F16C_ROWS
-            if (fast) {
-                mp_acc16_scale_f16c(acc, ms, dv);
-            } else
-#endif
-            {
-                for (int d = 0; d < dv; d++) acc[d] *= ms;
-                mp_f32_to_f16_row(acc, acc16, dv);
-                mp_f16_to_f32_row(acc16, acc, dv);
-            }
+            kt->acc16_scale(acc, ms, dv); /* ggml_vec_scale_f16 */
         } else {
             vs = expf(s - M);
         }
-        /* ggml_vec_mad_f16: rounded to f16 after the multiply-add */
-#ifdef MP_HAVE_F16C_ROWS
-        if (fast) {
-            mp_acc16_mad_f16c(acc, v + (int64_t)j * v_stride, vs, dv);
-        } else
-#endif
-        {
-            mp_f16_to_f32_row(v + (int64_t)j * v_stride, kbuf, dv);
-            for (int d = 0; d < dv; d++) acc[d] = fmaf(kbuf[d], vs, acc[d]);
-            mp_f32_to_f16_row(acc, acc16, dv);
-            mp_f16_to_f32_row(acc16, acc, dv);
-        }
+        kt->acc16_mad(acc, v + (int64_t)j * v_stride, vs, dv); /* ggml_vec_mad_f16 */
         S = S * ms + vs;
     }
     *Mp = M;
@@ -286,4 +240,15 @@ void mp_attend_f16_split(float *out, const float *q, const uint16_t *k, int64_t 
         const float inv = 1.0f / S;
         for (int d = 0; d < dv; d++) out[d] *= inv;
     }
+}
+
+void mp_ops_fill_scalar(mp_kernel_table *t)
+{
+    t->f16_to_f32_row = f16_to_f32_row_ref;
+    t->f32_to_f16_row = f32_to_f16_row_ref;
+    t->swiglu = swiglu_ref;
+    t->exp_sum16 = exp_sum16_ref;
+    t->acc16_scale = acc16_scale_ref;
+    t->acc16_mad = acc16_mad_ref;
+    t->attend_tiled = NULL; /* mp_attend_f16's own loop */
 }

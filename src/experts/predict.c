@@ -1,19 +1,19 @@
-#include "predict.h"
+#include "experts/predict.h"
 
-#include "kernels/kernels.h"
-#include "model/ops.h"
+#include "experts/experts.h"
 #include "trace/trace.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct mp_predictor {
-    const mp_model *m;
+    uint32_t n_layer, n_expert, n_used, n_embd;
+    uint8_t *is_moe; /* [n_layer] */
     mp_prefetch_cfg cfg;
-    int max_tokens;
-    float *xn;      /* (n_embd) normed row */
-    uint8_t *xq;    /* activation row for the router */
-    float *logits;  /* (n_expert) */
+    mp_gate_fn gate;
+    const void *gate_ud;
+    void *scratch;  /* MP_GATE_SCRATCH_BYTES(n_embd) for gate */
+    float *logits;  /* (n_expert) gate probabilities */
     int32_t *count; /* (n_expert) votes over the chunk's tokens */
     float *score;   /* (n_expert) summed probabilities */
     /* oracle: experts of (pos, layer), k each; -1 where unknown */
@@ -40,49 +40,56 @@ static int load_oracle(mp_predictor *p, mp_err *err)
     mp_trace *t = NULL;
     int rc = mp_trace_read(p->cfg.oracle_trace, &t, err);
     if (rc) return rc;
-    const mp_hparams *hp = &p->m->hp;
     int64_t max_pos = -1;
     for (size_t i = 0; i < t->n_recs; i++)
         if (t->recs[i].token_idx > max_pos) max_pos = t->recs[i].token_idx;
-    if (t->n_recs == 0 || max_pos < 0 || max_pos > (1 << 24) || t->n_layers > hp->n_layer || t->n_experts > hp->n_expert) {
+    if (t->n_recs == 0 || max_pos < 0 || max_pos > (1 << 24) || t->n_layers > p->n_layer || t->n_experts > p->n_expert) {
         mp_trace_free(t);
         return mp_err_set(err, MP_E_INVAL, "%s: this trace does not fit the model (%u layers, %u experts)",
-                          p->cfg.oracle_trace, hp->n_layer, hp->n_expert);
+                          p->cfg.oracle_trace, p->n_layer, p->n_expert);
     }
     p->oracle_npos = (int)max_pos + 1;
-    p->oracle_k = (int)hp->n_expert_used;
-    p->oracle = malloc(sizeof(int32_t) * (size_t)p->oracle_npos * hp->n_layer * p->oracle_k);
+    p->oracle_k = (int)p->n_used;
+    p->oracle = malloc(sizeof(int32_t) * (size_t)p->oracle_npos * p->n_layer * p->oracle_k);
     if (!p->oracle) {
         mp_trace_free(t);
         return mp_err_set(err, MP_E_NOMEM, "out of memory");
     }
-    memset(p->oracle, 0xff, sizeof(int32_t) * (size_t)p->oracle_npos * hp->n_layer * p->oracle_k);
+    memset(p->oracle, 0xff, sizeof(int32_t) * (size_t)p->oracle_npos * p->n_layer * p->oracle_k);
     for (size_t i = 0; i < t->n_recs; i++) {
         const mp_trace_rec *r = &t->recs[i];
-        int32_t *dst = p->oracle + ((size_t)r->token_idx * hp->n_layer + r->layer) * p->oracle_k;
+        int32_t *dst = p->oracle + ((size_t)r->token_idx * p->n_layer + r->layer) * p->oracle_k;
         for (uint32_t j = 0; j < r->k && (int)j < p->oracle_k; j++) dst[j] = (int32_t)t->experts[r->off + j];
     }
     mp_trace_free(t);
     return MP_OK;
 }
 
-int mp_predictor_create(mp_predictor **out, const mp_model *m, const mp_prefetch_cfg *cfg, int max_tokens,
-                        mp_err *err)
+int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp_prefetch_cfg *cfg,
+                        mp_gate_fn gate, const void *gate_ud, mp_err *err)
 {
     *out = NULL;
+    if (cfg->kind == MP_PREFETCH_LOOKAHEAD && !gate)
+        return mp_err_set(err, MP_E_INVAL, "lookahead prefetch needs the model's router");
     mp_predictor *p = calloc(1, sizeof *p);
     if (!p) return mp_err_set(err, MP_E_NOMEM, "out of memory");
-    p->m = m;
+    p->n_layer = sh->n_layer;
+    p->n_expert = sh->n_expert;
+    p->n_used = sh->n_expert_used;
+    p->n_embd = sh->n_embd;
     p->cfg = *cfg;
     if (p->cfg.lookahead < 1) p->cfg.lookahead = 1;
-    p->max_tokens = max_tokens;
-    const int64_t E = m->hp.n_embd, X = m->hp.n_expert ? m->hp.n_expert : 1;
-    p->xn = malloc(sizeof(float) * (size_t)E);
-    p->xq = malloc((size_t)E * 4 + 64);
-    p->logits = malloc(sizeof(float) * (size_t)X);
-    p->count = malloc(sizeof(int32_t) * (size_t)X);
-    p->score = malloc(sizeof(float) * (size_t)X);
-    int rc = (p->xn && p->xq && p->logits && p->count && p->score) ? MP_OK : mp_err_set(err, MP_E_NOMEM, "out of memory");
+    p->gate = gate;
+    p->gate_ud = gate_ud;
+    const size_t X = sh->n_expert ? sh->n_expert : 1;
+    p->is_moe = malloc(sh->n_layer ? sh->n_layer : 1);
+    if (p->is_moe) memcpy(p->is_moe, sh->is_moe, sh->n_layer);
+    if (posix_memalign(&p->scratch, 64, MP_GATE_SCRATCH_BYTES(sh->n_embd))) p->scratch = NULL;
+    p->logits = malloc(sizeof(float) * X);
+    p->count = malloc(sizeof(int32_t) * X);
+    p->score = malloc(sizeof(float) * X);
+    int rc = (p->is_moe && p->scratch && p->logits && p->count && p->score) ? MP_OK
+                                                                           : mp_err_set(err, MP_E_NOMEM, "out of memory");
     if (!rc && cfg->kind == MP_PREFETCH_ORACLE) {
         if (!cfg->oracle_trace) rc = mp_err_set(err, MP_E_INVAL, "--prefetch oracle needs --oracle-trace FILE (a --trace-out of an identical run)");
         else rc = load_oracle(p, err);
@@ -98,8 +105,8 @@ int mp_predictor_create(mp_predictor **out, const mp_model *m, const mp_prefetch
 void mp_predictor_free(mp_predictor *p)
 {
     if (!p) return;
-    free(p->xn);
-    free(p->xq);
+    free(p->is_moe);
+    free(p->scratch);
     free(p->logits);
     free(p->count);
     free(p->score);
@@ -136,32 +143,25 @@ static int rank(const mp_predictor *p, int X, int32_t *out, int cap)
 
 int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *out, int cap)
 {
-    const mp_model *m = p->m;
-    const mp_hparams *hp = &m->hp;
-    if (target < 0 || target >= (int)hp->n_layer || !mp_layer_is_moe(&m->layers[target])) return 0;
-    const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
+    if (target < 0 || target >= (int)p->n_layer || !p->is_moe[target]) return 0;
+    const int X = (int)p->n_expert, K = (int)p->n_used;
     memset(p->count, 0, sizeof(int32_t) * (size_t)X);
     memset(p->score, 0, sizeof(float) * (size_t)X);
     if (p->cfg.kind == MP_PREFETCH_ORACLE) {
         for (int t = 0; t < in->T; t++) {
             const int pos = in->pos0 + t;
             if (pos >= p->oracle_npos) continue;
-            const int32_t *r = p->oracle + ((size_t)pos * hp->n_layer + target) * p->oracle_k;
+            const int32_t *r = p->oracle + ((size_t)pos * p->n_layer + target) * p->oracle_k;
             for (int j = 0; j < p->oracle_k; j++)
                 if (r[j] >= 0 && r[j] < X) p->count[r[j]]++;
         }
         return rank(p, X, out, cap);
     }
     if (p->cfg.kind != MP_PREFETCH_LOOKAHEAD) return 0;
-    const mp_layer *l = &m->layers[target];
-    const int64_t E = hp->n_embd;
     const int want = K + p->cfg.extra < X ? K + p->cfg.extra : X;
     const float min_prob = mp_predict_min_prob(p);
     for (int t = 0; t < in->T; t++) {
-        mp_rmsnorm(p->xn, in->h + (int64_t)t * E, l->ffn_norm.data, E, hp->rms_eps);
-        mp_quantize_act(l->ffn_gate_inp.type, p->xn, p->xq, E);
-        mp_matmul_rows(l->ffn_gate_inp.type, l->ffn_gate_inp.data, E, 0, X, p->xq, 1, p->logits, X);
-        mp_softmax(p->logits, X);
+        p->gate(p->gate_ud, target, in->h + (int64_t)t * p->n_embd, p->logits, p->scratch);
         /* top `want` of this token */
         for (int s = 0; s < want; s++) {
             int best = -1;
@@ -180,5 +180,5 @@ bool mp_predict_crosses_tokens(const mp_predictor *p) { return p && p->cfg.kind 
 
 float mp_predict_min_prob(const mp_predictor *p)
 {
-    return p->cfg.min_prob >= 0.0f ? p->cfg.min_prob : 1.0f / (float)p->m->hp.n_expert_used;
+    return p->cfg.min_prob >= 0.0f ? p->cfg.min_prob : 1.0f / (float)p->n_used;
 }

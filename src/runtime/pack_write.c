@@ -7,8 +7,9 @@
  * in parallel; this thread writes them in index order, because a block's
  * offset depends on the stored sizes before it), then the index, then the
  * header, fsync, rename. */
-#include "pack.h"
-#include "pack_internal.h"
+#include "runtime/pack_write.h"
+
+#include "pack/pack.h"
 
 #include "common/threadpool.h"
 #include "model/model.h"
@@ -200,12 +201,9 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
         return mp_err_set(err, MP_E_INVAL, "%s: the output would overwrite the input", dst_path);
     /* not mapped: the source is read with pread, so packing a model larger
      * than RAM does not fill this process's RSS with its pages */
+    if (mp_is_pack(src_path)) return mp_err_set(err, MP_E_INVAL, "%s: is already a pack", src_path);
     mp_model_load_opts lo = {.no_mmap = true};
     if ((rc = mp_model_load_ex(&m, src_path, &lo, err))) return rc;
-    if (m->pack) {
-        rc = mp_err_set(err, MP_E_INVAL, "%s: is already a pack", src_path);
-        goto done;
-    }
     const mp_hparams *hp = &m->hp;
     if (hp->n_expert == 0) {
         rc = mp_err_set(err, MP_E_INVAL, "%s: a dense model has no routed experts to pack", src_path);

@@ -4,8 +4,9 @@
  * expert cache in src/cache/ is the fast path); slots exist only so that
  * several experts can be pinned at once. Not thread-safe: one forward pass
  * drives it. */
-#include "model/experts.h"
-#include "pack.h"
+#include "experts/provider.h"
+
+#include "pack/pack.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -20,7 +21,7 @@ typedef struct pack_slot {
 } pack_slot;
 
 typedef struct pack_experts {
-    mp_experts base;
+    mp_provider base;
     const mp_pack *pack;
     uint8_t *stage;  /* stored bytes of a compressed block */
     size_t raw_cap, stage_cap;
@@ -72,7 +73,7 @@ static pack_slot *free_slot(pack_experts *px, mp_err *err)
     return s;
 }
 
-static int pack_acquire(mp_experts *x, int layer, int expert, mp_expert_w *out, mp_err *err)
+static int pack_acquire(mp_provider *x, int layer, int expert, mp_expert_w *out, mp_err *err)
 {
     pack_experts *px = (pack_experts *)x;
     const mp_pack *p = px->pack;
@@ -97,7 +98,7 @@ static int pack_acquire(mp_experts *x, int layer, int expert, mp_expert_w *out, 
     return MP_OK;
 }
 
-static void pack_release(mp_experts *x, int layer, int expert)
+static void pack_release(mp_provider *x, int layer, int expert)
 {
     pack_experts *px = (pack_experts *)x;
     for (int i = 0; i < px->n_slots; i++) {
@@ -109,7 +110,7 @@ static void pack_release(mp_experts *x, int layer, int expert)
     }
 }
 
-static void pack_destroy(mp_experts *x)
+static void pack_destroy(mp_provider *x)
 {
     pack_experts *px = (pack_experts *)x;
     for (int i = 0; i < px->n_slots; i++) free(px->slots[i].buf);
@@ -118,27 +119,23 @@ static void pack_destroy(mp_experts *x)
     free(px);
 }
 
-static const mp_experts_ops pack_ops = {
+static const mp_provider_ops pack_ops = {
     .name = "pack",
     .acquire = pack_acquire,
     .release = pack_release,
-    .hint = NULL,
     .destroy = pack_destroy,
 };
 
-int mp_experts_pack_create(mp_experts **out, const mp_model *m, mp_err *err)
+int mp_provider_pack_create(mp_provider **out, const mp_experts_shape *sh, const mp_pack *p, mp_err *err)
 {
     *out = NULL;
-    if (!m->pack) return mp_err_set(err, MP_E_INVAL, "%s: not a pack", m->path);
-    const mp_pack *p = m->pack;
-    if (mp_pack_get_header(p)->n_layer != m->hp.n_layer || mp_pack_get_header(p)->n_expert != m->hp.n_expert)
+    if (mp_pack_get_header(p)->n_layer != sh->n_layer || mp_pack_get_header(p)->n_expert != sh->n_expert)
         return mp_err_set(err, MP_E_CORRUPT, "%s: the expert index has %u layers x %u experts, the model %u x %u",
-                          m->path, mp_pack_get_header(p)->n_layer, mp_pack_get_header(p)->n_expert, m->hp.n_layer,
-                          m->hp.n_expert);
+                          mp_pack_path(p), mp_pack_get_header(p)->n_layer, mp_pack_get_header(p)->n_expert,
+                          sh->n_layer, sh->n_expert);
     pack_experts *px = calloc(1, sizeof *px);
     if (!px) return mp_err_set(err, MP_E_NOMEM, "out of memory");
     px->base.ops = &pack_ops;
-    px->base.model = m;
     px->pack = p;
     px->raw_cap = (size_t)mp_pack_max_raw_size(p);
     px->stage_cap = (size_t)mp_pack_max_stored_size(p);
