@@ -10,8 +10,10 @@
 #include "helpers/test_util.h"
 #include "mp_test.h"
 
-#include "model/experts.h"
+#include "cache/cache.h"
+#include "io/io.h"
 #include "pack/pack.h"
+#include "pack/pack_cache.h"
 #include "pack/pack_internal.h"
 #include "runtime/session.h"
 
@@ -159,6 +161,122 @@ static void expect_open_fails(const char *path, int status, const char *want, co
     mp_model_free(m);
 }
 
+static void fix_hashes(uint8_t *img, size_t n);
+
+/* The expert cache over a pack, opened by hand as the session does: the
+ * pack's block locations, the real io (io_uring where it works, O_DIRECT)
+ * and the pack's verify hook. */
+static mp_cache *pack_cache_open(const mp_pack *p, const char *path, uint32_t n_slots, mp_err *e)
+{
+    mp_expert_loc *locs = NULL;
+    if (mp_pack_expert_locs(p, &locs, e)) return NULL;
+    const mp_pack_header *h = mp_pack_get_header(p);
+    mp_io *io = NULL;
+    mp_io_opts o = {.depth = 8};
+    char note[512];
+    mp_cache *c = NULL;
+    if (mp_io_open(MP_IO_AUTO, path, &o, &io, note, sizeof note, e) == MP_OK) {
+        mp_cache_config cc = {.n_layers = h->n_layer, .n_experts = h->n_expert, .locs = locs, .n_slots = n_slots,
+                              .io = io, .verify = mp_pack_verify_block, .verify_ctx = (void *)p};
+        if (mp_cache_create(&cc, &c, note, sizeof note, e)) {
+            mp_io_free(io);
+            c = NULL;
+        } else if (mp_io_align(mp_cache_io(c)) == MP_PACK_ALIGNMENT) {
+            /* the planner sizes slots the same way: room for every decode */
+            CHECK(mp_cache_slot_size(c) == mp_cache_slot_bytes(locs, (uint64_t)h->n_layer * h->n_expert, 4096));
+        }
+        for (uint32_t l = 0; c && l < h->n_layer; l++)
+            for (uint32_t x = 0; x < h->n_expert; x++) {
+                const mp_pack_block *b = mp_pack_block_get(p, l, x);
+                if (b) CHECK(mp_cache_slot_size(c) >= mp_pack_block_in_place_bytes(b));
+            }
+    }
+    free(locs);
+    return c;
+}
+
+/* Acquires (layer, expert) and checks that gate/up/down are the block's
+ * decoded matrices (from the pristine image img), 64-byte aligned. */
+static void expect_expert(mp_cache *c, const mp_pack *p, const uint8_t *img, size_t n, uint32_t layer, uint32_t expert)
+{
+    mp_expert_ptrs w;
+    mp_err e = {0};
+    int rc = mp_cache_acquire(c, layer, expert, &w, &e);
+    CHECKF(rc == MP_OK, "acquire %u/%u: %s", layer, expert, e.msg);
+    if (rc) return;
+    mp_pack *q = NULL;
+    CHECK(mp_pack_open_mem(&q, img, n, "img", NULL) == MP_OK);
+    const mp_pack_block *b = q ? mp_pack_block_get(q, layer, expert) : NULL;
+    const mp_pack_layer_desc *L = mp_pack_layer(p, layer);
+    uint8_t *raw = b ? malloc((size_t)b->raw_size) : NULL;
+    if (raw && mp_pack_block_decode(q, b, img + b->offset, raw, (size_t)b->raw_size, NULL) == MP_OK) {
+        const uint64_t off[3] = {L->gate_off, L->up_off, L->down_off};
+        CHECK(w.n_parts == 3);
+        for (int i = 0; i < 3 && w.n_parts == 3; i++) {
+            CHECKF(w.len[i] > 0 && memcmp(w.part[i], raw + off[i], (size_t)w.len[i]) == 0,
+                   "layer %u expert %u part %d: wrong bytes", layer, expert, i);
+            CHECKF((uintptr_t)w.part[i] % MP_PACK_MATRIX_ALIGN == 0, "part %d at %p", i, w.part[i]);
+        }
+    } else {
+        CHECK(!"decoding the pristine block");
+    }
+    free(raw);
+    mp_pack_close(q);
+    mp_cache_release(c, layer, expert);
+}
+
+/* path is img with block (layer, expert) spoiled: a demand for it fails
+ * with status and a message holding where and what; so does a demand after
+ * a prefetch found it bad (the prefetch neither crashes nor leaves it in
+ * the cache); every other expert, lz4 or raw, is served intact. */
+static void test_cache_corrupt(const char *path, const uint8_t *img, size_t n, uint32_t layer, uint32_t expert,
+                               int status, const char *where, const char *what)
+{
+    mp_pack *p = NULL;
+    mp_err e = {0};
+    CHECKF(mp_pack_open(&p, path, &e) == MP_OK, "%s", e.msg);
+    if (!p) return;
+    const mp_pack_header *h = mp_pack_get_header(p);
+    for (int prefetch = 0; prefetch < 2; prefetch++) {
+        mp_cache *c = pack_cache_open(p, path, 4, &e);
+        CHECKF(c != NULL, "cache over %s: %s", path, e.msg);
+        if (!c) break;
+        if (prefetch) {
+            CHECK(mp_cache_request(c, layer, expert, MP_CACHE_PREFETCH, NULL) == MP_OK);
+            mp_cache_stats st = {0};
+            for (int t = 0; t < 10000 && st.errors == 0; t++) { /* up to 10 s */
+                mp_cache_reap(c);
+                mp_cache_get_stats(c, &st, NULL, false);
+                if (!st.errors) usleep(1000);
+            }
+            CHECKF(st.errors == 1 && st.prefetches == 1, "the prefetch of a bad block: %" PRIu64 " errors",
+                   st.errors);
+            CHECK(!mp_cache_contains(c, layer, expert));
+        }
+        for (uint32_t x = 0; x < h->n_expert; x++)
+            if (x != expert) expect_expert(c, p, img, n, layer, x);
+        for (int again = 0; again < 2; again++) { /* every read is verified */
+            mp_expert_ptrs w;
+            mp_err_clear(&e);
+            int rc = mp_cache_acquire(c, layer, expert, &w, &e);
+            CHECKF(rc == status, "acquire of a bad block: %s (%s)", mp_status_name(rc), e.msg);
+            CHECKF(strstr(e.msg, where) && strstr(e.msg, what) && strstr(e.msg, path) && !strchr(e.msg, '\n'),
+                   "message '%s' lacks '%s' or '%s'", e.msg, where, what);
+            CHECK(!mp_cache_contains(c, layer, expert));
+        }
+        /* the async door reports it too, naming the expert */
+        mp_err_clear(&e);
+        CHECK(mp_cache_request(c, layer, expert, MP_CACHE_DEMAND, &e) == MP_OK);
+        mp_cache_ready r;
+        int rc = mp_cache_wait_any(c, &r, &e);
+        CHECKF(rc == status && r.layer == layer && r.expert == expert && strstr(e.msg, where), "wait_any: %d %s", rc,
+               e.msg);
+        CHECK(mp_cache_wait_any(c, &r, &e) == 0);
+        mp_cache_free(c);
+    }
+    mp_pack_close(p);
+}
+
 static void test_corruption(const char *pack_path)
 {
     size_t n = 0;
@@ -181,36 +299,31 @@ static void test_corruption(const char *pack_path)
     char bad[1200], want[1600];
     path_of(bad, sizeof bad, "bad.moepack");
 
-    /* a flipped byte in block (1, 2): open succeeds, acquiring (1, 2) fails
-     * with MP_E_CHECKSUM naming layer, expert and offset; (1, 1) is fine */
+    /* a flipped byte in block (1, 2): open succeeds; through the expert
+     * cache (real io, the pack's verify hook) (1, 1) is served and (1, 2)
+     * fails with MP_E_CHECKSUM naming layer, expert and offset, whether a
+     * demand or a prefetch reads it first */
     uint8_t *c = malloc(n);
     memcpy(c, img, n);
     c[b12.offset + b12.stored_size / 2] ^= 0x10;
     CHECK(write_all(bad, c, n) == 0);
-    {
-        mp_model *m = NULL;
-        mp_experts *x = NULL;
-        mp_expert_w w;
-        mp_err e = {0};
-        CHECKF(mp_model_load(&m, bad, &e) == MP_OK, "%s", e.msg);
-        CHECKF(m && mp_experts_pack_create(&x, m, &e) == MP_OK, "%s", e.msg);
-        if (x) {
-            CHECKF(mp_experts_acquire(x, 1, 1, &w, &e) == MP_OK, "%s", e.msg);
-            mp_experts_release(x, 1, 1);
-            mp_err_clear(&e);
-            int rc = mp_experts_acquire(x, 1, 2, &w, &e);
-            CHECKF(rc == MP_E_CHECKSUM, "acquire of a corrupt block: %s (%s)", mp_status_name(rc), e.msg);
-            snprintf(want, sizeof want, "layer 1 expert 2 at offset %" PRIu64, b12.offset);
-            CHECKF(strstr(e.msg, want) && strstr(e.msg, "checksum mismatch") && strstr(e.msg, bad),
-                   "message '%s' lacks '%s'", e.msg, want);
-            /* every read is verified: a second try fails the same way */
-            mp_err_clear(&e);
-            CHECK(mp_experts_acquire(x, 1, 2, &w, &e) == MP_E_CHECKSUM);
-        }
-        mp_experts_free(x);
-        mp_model_free(m);
+    snprintf(want, sizeof want, "layer 1 expert 2 at offset %" PRIu64, b12.offset);
+    test_cache_corrupt(bad, img, n, 1, 2, MP_E_CHECKSUM, want, "checksum mismatch");
+
+    /* an lz4 block whose bytes are garbage but whose index hash matches
+     * them (a pack written wrong, not damaged on disk): MP_E_CORRUPT */
+    if (b11.compression == MP_PACK_COMP_LZ4) {
+        memcpy(c, img, n);
+        memset(c + b11.offset + b11.stored_size / 4, 0xff, (size_t)(b11.stored_size / 2));
+        uint64_t hh = XXH3_64bits(c + b11.offset, (size_t)b11.stored_size);
+        uint64_t ent = h.index_offset + (uint64_t)h.n_layer * sizeof(mp_pack_layer_desc) +
+                       ((uint64_t)1 * h.n_expert + 1) * sizeof(mp_pack_entry);
+        memcpy(c + ent + offsetof(mp_pack_entry, hash), &hh, sizeof hh);
+        fix_hashes(c, n);
+        CHECK(write_all(bad, c, n) == 0);
+        snprintf(want, sizeof want, "layer 1 expert 1 at offset %" PRIu64, b11.offset);
+        test_cache_corrupt(bad, img, n, 1, 1, MP_E_CORRUPT, want, "does not decompress");
     }
-    (void)b11;
 
     /* a flipped byte in every block of layer 0: the forward pass stops with
      * MP_E_CHECKSUM, never with logits */

@@ -118,11 +118,4 @@ static inline void mp_experts_layer_done(mp_experts *x, int layer)
 /* The mapped-file provider: views into the GGUF mapping; never fails. */
 int mp_experts_mmap_create(mp_experts **out, const mp_model *m, mp_err *err);
 
-/* The pack provider (src/pack/experts_pack.c), for a model loaded from a
- * .moepack (m->pack set): each acquire preads the expert's block, verifies
- * its xxh3-64 before use, decompresses it if needed, and returns views into
- * a buffer that stays valid until release. Errors (MP_E_CHECKSUM, MP_E_IO,
- * MP_E_CORRUPT) name the file, layer, expert and offset. Not thread-safe. */
-int mp_experts_pack_create(mp_experts **out, const mp_model *m, mp_err *err);
-
 #endif

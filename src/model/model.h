@@ -94,8 +94,8 @@ typedef struct mp_model {
     mp_gguf *gguf;        /* owned; for a pack, the pack's embedded GGUF (owned by pack) */
     char *path;
     /* Set when the model was loaded from a .moepack: owns the file and the
-     * embedded GGUF; routed-expert views have data == NULL and come from the
-     * pack's expert index (mp_experts_pack_create). */
+     * embedded GGUF; routed-expert views have data == NULL: the experts are
+     * read block by block through the expert cache (src/pack/pack_cache.h). */
     struct mp_pack *pack;
     /* Absolute byte offset of gguf's image inside the file at path: 0 for a
      * GGUF, the embedded GGUF's offset for a pack. A tensor's bytes are at

@@ -44,7 +44,12 @@ typedef struct mp_plan {
  * gate, up and down ranges (n_parts 0 for dense layers). Caller frees. */
 int mp_expert_locs_gguf(const mp_model *m, mp_expert_loc **locs, mp_err *err);
 
-/* Makes the plan. Offload when any budget option is set. Returns MP_OK or
+/* Expert byte ranges of the model's file: a GGUF's (above) or a pack's
+ * (one block per expert, src/pack/pack_cache.h). Caller frees. */
+int mp_expert_locs(const mp_model *m, mp_expert_loc **locs, mp_err *err);
+
+/* Makes the plan. Offload when any budget option is set, and always for a
+ * pack (a cache of every expert without a budget). Returns MP_OK or
  * MP_E_BUDGET with err saying the minimum and its parts. */
 int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opts *o, mp_plan *p, mp_err *err);
 

@@ -2,6 +2,7 @@
 
 #include "cache/policy.h"
 #include "io/io.h"
+#include "pack/pack_cache.h"
 #include "runtime/experts_cache.h"
 #include "runtime/resident.h"
 #include "trace/trace.h"
@@ -60,6 +61,10 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
         .policy = pol,
         .file_name = m->path,
         .hugepages = !p->no_hugepages,
+        /* a pack's blocks are checked (and lz4 decoded) in their slot on
+         * every load, before anything uses them */
+        .verify = m->pack ? mp_pack_verify_block : NULL,
+        .verify_ctx = m->pack,
     };
     note[0] = '\0';
     rc = mp_cache_create(&cc, &s->cache, note, sizeof note, err);
@@ -99,26 +104,22 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         }
         if (rc) goto fail;
     }
-    rc = mp_expert_locs_gguf(s->model, &locs, err);
+    rc = mp_expert_locs(s->model, &locs, err);
     if (rc) goto fail;
     mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads};
     rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
     if (rc) goto fail;
-    if (s->model->pack) {
-        /* A pack: its resident tensors are in the mapped embedded GGUF and
-         * its experts are read block by block, each verified before use. */
-        if (s->plan.offload)
-            mp_note_add(s->note, sizeof s->note,
-                        "pack: experts are read with pread and checksummed on every use (the expert cache does not "
-                        "read packs yet)");
-        rc = mp_experts_pack_create(&s->experts, s->model, err);
-    } else if (budget && !s->plan.offload) {
+    if (budget && !s->plan.offload) {
         /* a dense model: nothing to stream, but the file was not mapped */
         rc = mp_resident_load(s->model, &s->resident_buf, err);
         if (rc) goto fail;
         rc = mp_experts_mmap_create(&s->experts, s->model, err);
     } else if (s->plan.offload) {
+        /* (a pack always: its blocks are verified in the cache, which holds
+         * every expert when there is no budget) */
         rc = mp_resident_load(s->model, &s->resident_buf, err);
+        /* the resident bytes are copied: the pack's mapping of them goes */
+        if (!rc && s->model->pack) mp_pack_drop_pages(s->model->pack);
         if (!rc) rc = open_cache(s, p, locs, err);
     } else {
         rc = mp_experts_mmap_create(&s->experts, s->model, err);
