@@ -7,6 +7,7 @@
  * (run the ASan build for the latter).
  *
  * Needs mp-gen in $MP_BUILD (exit 77 without it). */
+#include "helpers/pack_fixture.h"
 #include "helpers/test_util.h"
 #include "mp_test.h"
 
@@ -99,46 +100,6 @@ static int pack_file(const char *src, const char *dst, bool no_compress, mp_pack
     mp_pack_write_opts o = {.no_compress = no_compress, .n_threads = 2};
     int rc = mp_pack_write(src, dst, &o, st, &err);
     CHECKF(rc == MP_OK, "pack %s: %s", src, err.msg);
-    return rc;
-}
-
-/* A copy of src whose odd experts repeat the first half of their rows in
- * the second half: those blocks compress, the even (random) ones do not. */
-static int make_compressible(const char *src, const char *dst)
-{
-    mp_err err = {0};
-    mp_gguf *g = NULL;
-    if (mp_gguf_open(&g, src, NULL, &err)) return -1;
-    mp_gguf_writer *w = mp_gguf_writer_create();
-    uint64_t nt = mp_gguf_n_tensors(g);
-    uint8_t **bufs = calloc(nt, sizeof *bufs);
-    int rc = -1;
-    for (uint64_t i = 0; i < mp_gguf_n_kv(g); i++) {
-        const mp_gguf_kv *kv = mp_gguf_kv_at(g, i);
-        if (mp_gguf_writer_set_value(w, kv->key.ptr, &kv->value)) goto done;
-    }
-    for (uint64_t i = 0; i < nt; i++) {
-        const mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
-        const void *data = mp_gguf_tensor_data(g, t);
-        if (strstr(t->name, "_exps.")) {
-            bufs[i] = malloc((size_t)t->size);
-            memcpy(bufs[i], data, (size_t)t->size);
-            size_t rs = mp_row_size(t->type, t->ne[0]);
-            int64_t rows = t->ne[1], half = rows / 2;
-            for (int64_t e = 1; e < t->ne[2]; e += 2) {
-                uint8_t *m = bufs[i] + (size_t)e * rs * (size_t)rows;
-                for (int64_t r = half; r < 2 * half; r++) memcpy(m + (size_t)r * rs, m + (size_t)(r - half) * rs, rs);
-            }
-            data = bufs[i];
-        }
-        if (mp_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, data)) goto done;
-    }
-    rc = mp_gguf_writer_write(w, dst, NULL, NULL, &err) ? -1 : 0;
-done:
-    for (uint64_t i = 0; i < nt; i++) free(bufs[i]);
-    free(bufs);
-    mp_gguf_writer_free(w);
-    mp_gguf_free(g);
     return rc;
 }
 
@@ -563,7 +524,7 @@ int main(void)
     path_of(src, sizeof src, "llama-moe.gguf");
     char comp[1200];
     path_of(comp, sizeof comp, "compressible.gguf");
-    CHECK(make_compressible(src, comp) == 0);
+    CHECK(mp_test_make_compressible(src, comp) == 0);
     path_of(dst, sizeof dst, "compressible.moepack");
     mp_pack_write_stats st = {0};
     if (!pack_file(comp, dst, false, &st)) {
