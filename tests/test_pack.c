@@ -1,6 +1,9 @@
 /* The packed expert file: a pack gives bit-identical logits to its GGUF
- * (three architectures, raw and lz4 blocks); a corrupted expert block fails
- * the run with MP_E_CHECKSUM naming layer, expert and offset; truncated and
+ * (three architectures, raw and lz4 blocks); through the expert cache (real
+ * io, the pack's verify hook) every expert comes out as its decoded block,
+ * 64-byte aligned, and a corrupted expert block, found by a demand or by a
+ * prefetch, fails with MP_E_CHECKSUM naming layer, expert and offset (an lz4
+ * block that does not decode: MP_E_CORRUPT), as does a whole run; truncated and
  * corrupted packs are rejected at open with a clear line; a seeded mutation
  * fuzz of mp_pack_open_mem (hashes fixed up after mutating, so the
  * structural checks behind them are reached) neither crashes nor leaks
@@ -264,6 +267,28 @@ static void test_corruption(const char *pack_path)
      * cache (real io, the pack's verify hook) (1, 1) is served and (1, 2)
      * fails with MP_E_CHECKSUM naming layer, expert and offset, whether a
      * demand or a prefetch reads it first */
+    /* the hook refuses a slot without room to decode in place (the
+     * planner and the cache size slots so that this never happens) */
+    {
+        mp_pack *q = NULL;
+        CHECK(mp_pack_open_mem(&q, img, n, "img", NULL) == MP_OK);
+        for (uint32_t x = 0; q && x < 2; x++) {
+            const mp_pack_block *b = mp_pack_block_get(q, 1, x);
+            uint64_t cap = mp_pack_block_in_place_bytes(b) - (b->compression == MP_PACK_COMP_LZ4 ? 1 : 0);
+            uint8_t *slot = malloc((size_t)cap);
+            memcpy(slot, img + b->offset, (size_t)b->stored_size);
+            mp_expert_ptrs w = {.part = {slot}, .len = {b->stored_size}, .n_parts = 1};
+            mp_err e = {0};
+            int rc = mp_pack_verify_block(q, 1, x, slot, cap, &w, &e);
+            if (b->compression == MP_PACK_COMP_LZ4)
+                CHECKF(rc == MP_E_RANGE && strstr(e.msg, "decode in place"), "%s (%s)", mp_status_name(rc), e.msg);
+            else
+                CHECKF(rc == MP_OK && w.n_parts == 3, "%s (%s)", mp_status_name(rc), e.msg);
+            free(slot);
+        }
+        mp_pack_close(q);
+    }
+
     uint8_t *c = malloc(n);
     memcpy(c, img, n);
     c[b12.offset + b12.stored_size / 2] ^= 0x10;
