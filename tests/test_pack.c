@@ -1,17 +1,23 @@
 /* The packed expert file: a pack gives bit-identical logits to its GGUF
- * (three architectures, raw and lz4 blocks); a corrupted expert block fails
- * the run with MP_E_CHECKSUM naming layer, expert and offset; truncated and
+ * (three architectures, raw and lz4 blocks); through the expert cache (real
+ * io, the pack's verify hook) every expert comes out as its decoded block,
+ * 64-byte aligned, and a corrupted expert block, found by a demand or by a
+ * prefetch, fails with MP_E_CHECKSUM naming layer, expert and offset (an lz4
+ * block that does not decode: MP_E_CORRUPT), as does a whole run; truncated and
  * corrupted packs are rejected at open with a clear line; a seeded mutation
  * fuzz of mp_pack_open_mem (hashes fixed up after mutating, so the
  * structural checks behind them are reached) neither crashes nor leaks
  * (run the ASan build for the latter).
  *
  * Needs mp-gen in $MP_BUILD (exit 77 without it). */
+#include "helpers/pack_fixture.h"
 #include "helpers/test_util.h"
 #include "mp_test.h"
 
-#include "experts/experts.h"
+#include "cache/cache.h"
+#include "io/io.h"
 #include "pack/pack.h"
+#include "pack/pack_cache.h"
 #include "runtime/model_open.h"
 #include "runtime/pack_write.h"
 #include "runtime/session.h"
@@ -101,46 +107,6 @@ static int pack_file(const char *src, const char *dst, bool no_compress, mp_pack
     return rc;
 }
 
-/* A copy of src whose odd experts repeat the first half of their rows in
- * the second half: those blocks compress, the even (random) ones do not. */
-static int make_compressible(const char *src, const char *dst)
-{
-    mp_err err = {0};
-    mp_gguf *g = NULL;
-    if (mp_gguf_open(&g, src, NULL, &err)) return -1;
-    mp_gguf_writer *w = mp_gguf_writer_create();
-    uint64_t nt = mp_gguf_n_tensors(g);
-    uint8_t **bufs = calloc(nt, sizeof *bufs);
-    int rc = -1;
-    for (uint64_t i = 0; i < mp_gguf_n_kv(g); i++) {
-        const mp_gguf_kv *kv = mp_gguf_kv_at(g, i);
-        if (mp_gguf_writer_set_value(w, kv->key.ptr, &kv->value)) goto done;
-    }
-    for (uint64_t i = 0; i < nt; i++) {
-        const mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
-        const void *data = mp_gguf_tensor_data(g, t);
-        if (strstr(t->name, "_exps.")) {
-            bufs[i] = malloc((size_t)t->size);
-            memcpy(bufs[i], data, (size_t)t->size);
-            size_t rs = mp_row_size(t->type, t->ne[0]);
-            int64_t rows = t->ne[1], half = rows / 2;
-            for (int64_t e = 1; e < t->ne[2]; e += 2) {
-                uint8_t *m = bufs[i] + (size_t)e * rs * (size_t)rows;
-                for (int64_t r = half; r < 2 * half; r++) memcpy(m + (size_t)r * rs, m + (size_t)(r - half) * rs, rs);
-            }
-            data = bufs[i];
-        }
-        if (mp_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, data)) goto done;
-    }
-    rc = mp_gguf_writer_write(w, dst, NULL, NULL, &err) ? -1 : 0;
-done:
-    for (uint64_t i = 0; i < nt; i++) free(bufs[i]);
-    free(bufs);
-    mp_gguf_writer_free(w);
-    mp_gguf_free(g);
-    return rc;
-}
-
 /* Opens path expecting failure with `status`, and a message holding want
  * (NULL: any). */
 static void expect_open_fails(const char *path, int status, const char *want, const char *what)
@@ -159,6 +125,122 @@ static void expect_open_fails(const char *path, int status, const char *want, co
     mp_err e2 = {0};
     CHECKF(mp_model_open(path, false, &m, &mp, &e2) != MP_OK, "%s: the model loaded", what);
     mp_model_close(m, mp);
+}
+
+static void fix_hashes(uint8_t *img, size_t n);
+
+/* The expert cache over a pack, opened by hand as the session does: the
+ * pack's block locations, the real io (io_uring where it works, O_DIRECT)
+ * and the pack's verify hook. */
+static mp_cache *pack_cache_open(const mp_pack *p, const char *path, uint32_t n_slots, mp_err *e)
+{
+    mp_expert_loc *locs = NULL;
+    if (mp_pack_expert_locs(p, &locs, e)) return NULL;
+    const mp_pack_header *h = mp_pack_get_header(p);
+    mp_io *io = NULL;
+    mp_io_opts o = {.depth = 8};
+    char note[512];
+    mp_cache *c = NULL;
+    if (mp_io_open(MP_IO_AUTO, path, &o, &io, note, sizeof note, e) == MP_OK) {
+        mp_cache_config cc = {.n_layers = h->n_layer, .n_experts = h->n_expert, .locs = locs, .n_slots = n_slots,
+                              .io = io, .verify = mp_pack_verify_block, .verify_ctx = (void *)p};
+        if (mp_cache_create(&cc, &c, note, sizeof note, e)) {
+            mp_io_free(io);
+            c = NULL;
+        } else if (mp_io_align(mp_cache_io(c)) == MP_PACK_ALIGNMENT) {
+            /* the planner sizes slots the same way: room for every decode */
+            CHECK(mp_cache_slot_size(c) == mp_cache_slot_bytes(locs, (uint64_t)h->n_layer * h->n_expert, 4096));
+        }
+        for (uint32_t l = 0; c && l < h->n_layer; l++)
+            for (uint32_t x = 0; x < h->n_expert; x++) {
+                const mp_pack_block *b = mp_pack_block_get(p, l, x);
+                if (b) CHECK(mp_cache_slot_size(c) >= mp_pack_block_in_place_bytes(b));
+            }
+    }
+    free(locs);
+    return c;
+}
+
+/* Acquires (layer, expert) and checks that gate/up/down are the block's
+ * decoded matrices (from the pristine image img), 64-byte aligned. */
+static void expect_expert(mp_cache *c, const mp_pack *p, const uint8_t *img, size_t n, uint32_t layer, uint32_t expert)
+{
+    mp_expert_ptrs w;
+    mp_err e = {0};
+    int rc = mp_cache_acquire(c, layer, expert, &w, &e);
+    CHECKF(rc == MP_OK, "acquire %u/%u: %s", layer, expert, e.msg);
+    if (rc) return;
+    mp_pack *q = NULL;
+    CHECK(mp_pack_open_mem(&q, img, n, "img", NULL) == MP_OK);
+    const mp_pack_block *b = q ? mp_pack_block_get(q, layer, expert) : NULL;
+    const mp_pack_layer_desc *L = mp_pack_layer(p, layer);
+    uint8_t *raw = b ? malloc((size_t)b->raw_size) : NULL;
+    if (raw && mp_pack_block_decode(q, b, img + b->offset, raw, (size_t)b->raw_size, NULL) == MP_OK) {
+        const uint64_t off[3] = {L->gate_off, L->up_off, L->down_off};
+        CHECK(w.n_parts == 3);
+        for (int i = 0; i < 3 && w.n_parts == 3; i++) {
+            CHECKF(w.len[i] > 0 && memcmp(w.part[i], raw + off[i], (size_t)w.len[i]) == 0,
+                   "layer %u expert %u part %d: wrong bytes", layer, expert, i);
+            CHECKF((uintptr_t)w.part[i] % MP_PACK_MATRIX_ALIGN == 0, "part %d at %p", i, w.part[i]);
+        }
+    } else {
+        CHECK(!"decoding the pristine block");
+    }
+    free(raw);
+    mp_pack_close(q);
+    mp_cache_release(c, layer, expert);
+}
+
+/* path is img with block (layer, expert) spoiled: a demand for it fails
+ * with status and a message holding where and what; so does a demand after
+ * a prefetch found it bad (the prefetch neither crashes nor leaves it in
+ * the cache); every other expert, lz4 or raw, is served intact. */
+static void test_cache_corrupt(const char *path, const uint8_t *img, size_t n, uint32_t layer, uint32_t expert,
+                               int status, const char *where, const char *what)
+{
+    mp_pack *p = NULL;
+    mp_err e = {0};
+    CHECKF(mp_pack_open(&p, path, &e) == MP_OK, "%s", e.msg);
+    if (!p) return;
+    const mp_pack_header *h = mp_pack_get_header(p);
+    for (int prefetch = 0; prefetch < 2; prefetch++) {
+        mp_cache *c = pack_cache_open(p, path, 4, &e);
+        CHECKF(c != NULL, "cache over %s: %s", path, e.msg);
+        if (!c) break;
+        if (prefetch) {
+            CHECK(mp_cache_request(c, layer, expert, MP_CACHE_PREFETCH, NULL) == MP_OK);
+            mp_cache_stats st = {0};
+            for (int t = 0; t < 10000 && st.errors == 0; t++) { /* up to 10 s */
+                mp_cache_reap(c);
+                mp_cache_get_stats(c, &st, NULL, false);
+                if (!st.errors) usleep(1000);
+            }
+            CHECKF(st.errors == 1 && st.prefetches == 1, "the prefetch of a bad block: %" PRIu64 " errors",
+                   st.errors);
+            CHECK(!mp_cache_contains(c, layer, expert));
+        }
+        for (uint32_t x = 0; x < h->n_expert; x++)
+            if (x != expert) expect_expert(c, p, img, n, layer, x);
+        for (int again = 0; again < 2; again++) { /* every read is verified */
+            mp_expert_ptrs w;
+            mp_err_clear(&e);
+            int rc = mp_cache_acquire(c, layer, expert, &w, &e);
+            CHECKF(rc == status, "acquire of a bad block: %s (%s)", mp_status_name(rc), e.msg);
+            CHECKF(strstr(e.msg, where) && strstr(e.msg, what) && strstr(e.msg, path) && !strchr(e.msg, '\n'),
+                   "message '%s' lacks '%s' or '%s'", e.msg, where, what);
+            CHECK(!mp_cache_contains(c, layer, expert));
+        }
+        /* the async door reports it too, naming the expert */
+        mp_err_clear(&e);
+        CHECK(mp_cache_request(c, layer, expert, MP_CACHE_DEMAND, &e) == MP_OK);
+        mp_cache_ready r;
+        int rc = mp_cache_wait_any(c, &r, &e);
+        CHECKF(rc == status && r.layer == layer && r.expert == expert && strstr(e.msg, where), "wait_any: %d %s", rc,
+               e.msg);
+        CHECK(mp_cache_wait_any(c, &r, &e) == 0);
+        mp_cache_free(c);
+    }
+    mp_pack_close(p);
 }
 
 static void test_corruption(const char *pack_path)
@@ -183,49 +265,53 @@ static void test_corruption(const char *pack_path)
     char bad[1200], want[1600];
     path_of(bad, sizeof bad, "bad.moepack");
 
-    /* a flipped byte in block (1, 2): open succeeds, acquiring (1, 2) fails
-     * with MP_E_CHECKSUM naming layer, expert and offset; (1, 1) is fine */
+    /* a flipped byte in block (1, 2): open succeeds; through the expert
+     * cache (real io, the pack's verify hook) (1, 1) is served and (1, 2)
+     * fails with MP_E_CHECKSUM naming layer, expert and offset, whether a
+     * demand or a prefetch reads it first */
+    /* the hook refuses a slot without room to decode in place (the
+     * planner and the cache size slots so that this never happens) */
+    {
+        mp_pack *q = NULL;
+        CHECK(mp_pack_open_mem(&q, img, n, "img", NULL) == MP_OK);
+        for (uint32_t x = 0; q && x < 2; x++) {
+            const mp_pack_block *b = mp_pack_block_get(q, 1, x);
+            uint64_t cap = mp_pack_block_in_place_bytes(b) - (b->compression == MP_PACK_COMP_LZ4 ? 1 : 0);
+            uint8_t *slot = malloc((size_t)cap);
+            memcpy(slot, img + b->offset, (size_t)b->stored_size);
+            mp_expert_ptrs w = {.part = {slot}, .len = {b->stored_size}, .n_parts = 1};
+            mp_err e = {0};
+            int rc = mp_pack_verify_block(q, 1, x, slot, cap, &w, &e);
+            if (b->compression == MP_PACK_COMP_LZ4)
+                CHECKF(rc == MP_E_RANGE && strstr(e.msg, "decode in place"), "%s (%s)", mp_status_name(rc), e.msg);
+            else
+                CHECKF(rc == MP_OK && w.n_parts == 3, "%s (%s)", mp_status_name(rc), e.msg);
+            free(slot);
+        }
+        mp_pack_close(q);
+    }
+
     uint8_t *c = malloc(n);
     memcpy(c, img, n);
     c[b12.offset + b12.stored_size / 2] ^= 0x10;
     CHECK(write_all(bad, c, n) == 0);
-    {
-        mp_model *m = NULL;
-        mp_pack *mpk = NULL;
-        mp_experts *x = NULL;
-        mp_expert_w w;
-        mp_err e = {0};
-        CHECKF(mp_model_open(bad, false, &m, &mpk, &e) == MP_OK, "%s", e.msg);
-        uint8_t is_moe[64] = {0};
-        for (uint32_t il = 0; m && il < m->hp.n_layer && il < 64; il++) is_moe[il] = mp_layer_is_moe(&m->layers[il]);
-        mp_experts_shape sh = {m ? m->hp.n_layer : 0, m ? m->hp.n_expert : 0, m ? m->hp.n_expert_used : 0,
-                               m ? m->hp.n_embd : 0, is_moe};
-        CHECKF(m && mp_experts_open_pack(&x, &sh, mpk, &e) == MP_OK, "%s", e.msg);
-        if (x) {
-            const mp_experts_view view = {0, 1, NULL};
-            int one = 1, two = 2, ex;
-            CHECKF(mp_experts_begin_layer(x, 1, &one, 1, &view, &e) == MP_OK, "%s", e.msg);
-            CHECKF(mp_experts_next(x, &ex, &w, 1, &e) == 1 && ex == 1, "%s", e.msg);
-            mp_experts_release(x, &ex, 1);
-            mp_experts_end_layer(x);
-            mp_err_clear(&e);
-            CHECK(mp_experts_begin_layer(x, 1, &two, 1, &view, &e) == MP_OK);
-            int rc = mp_experts_next(x, &ex, &w, 1, &e);
-            mp_experts_end_layer(x);
-            CHECKF(rc == MP_E_CHECKSUM, "acquire of a corrupt block: %s (%s)", mp_status_name(rc), e.msg);
-            snprintf(want, sizeof want, "layer 1 expert 2 at offset %" PRIu64, b12.offset);
-            CHECKF(strstr(e.msg, want) && strstr(e.msg, "checksum mismatch") && strstr(e.msg, bad),
-                   "message '%s' lacks '%s'", e.msg, want);
-            /* every read is verified: a second try fails the same way */
-            mp_err_clear(&e);
-            CHECK(mp_experts_begin_layer(x, 1, &two, 1, &view, &e) == MP_OK);
-            CHECK(mp_experts_next(x, &ex, &w, 1, &e) == MP_E_CHECKSUM);
-            mp_experts_end_layer(x);
-        }
-        mp_experts_free(x);
-        mp_model_close(m, mpk);
+    snprintf(want, sizeof want, "layer 1 expert 2 at offset %" PRIu64, b12.offset);
+    test_cache_corrupt(bad, img, n, 1, 2, MP_E_CHECKSUM, want, "checksum mismatch");
+
+    /* an lz4 block whose bytes are garbage but whose index hash matches
+     * them (a pack written wrong, not damaged on disk): MP_E_CORRUPT */
+    if (b11.compression == MP_PACK_COMP_LZ4) {
+        memcpy(c, img, n);
+        memset(c + b11.offset + b11.stored_size / 4, 0xff, (size_t)(b11.stored_size / 2));
+        uint64_t hh = XXH3_64bits(c + b11.offset, (size_t)b11.stored_size);
+        uint64_t ent = h.index_offset + (uint64_t)h.n_layer * sizeof(mp_pack_layer_desc) +
+                       ((uint64_t)1 * h.n_expert + 1) * sizeof(mp_pack_entry);
+        memcpy(c + ent + offsetof(mp_pack_entry, hash), &hh, sizeof hh);
+        fix_hashes(c, n);
+        CHECK(write_all(bad, c, n) == 0);
+        snprintf(want, sizeof want, "layer 1 expert 1 at offset %" PRIu64, b11.offset);
+        test_cache_corrupt(bad, img, n, 1, 1, MP_E_CORRUPT, want, "does not decompress");
     }
-    (void)b11;
 
     /* a flipped byte in every block of layer 0: the forward pass stops with
      * MP_E_CHECKSUM, never with logits */
@@ -465,7 +551,7 @@ int main(void)
     path_of(src, sizeof src, "llama-moe.gguf");
     char comp[1200];
     path_of(comp, sizeof comp, "compressible.gguf");
-    CHECK(make_compressible(src, comp) == 0);
+    CHECK(mp_test_make_compressible(src, comp) == 0);
     path_of(dst, sizeof dst, "compressible.moepack");
     mp_pack_write_stats st = {0};
     if (!pack_file(comp, dst, false, &st)) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # moepager pack from the command line: packs mp-gen models of three
 # architectures, `moepager logits` gives byte-identical logits (and greedy
-# tokens) on the GGUF and on the pack, `inspect` and `run` accept the pack,
-# a flipped byte in the expert blocks makes `logits` exit nonzero with a
-# checksum error naming layer/expert/offset and no output file, a truncated
+# tokens) on the GGUF and on the pack (also one with lz4 blocks, with and
+# without a cache budget), `inspect` and `run` accept the pack, a flipped
+# byte in the expert blocks makes `logits` exit nonzero with a checksum error
+# naming layer/expert/offset and no output file (preloaded or budgeted), a truncated
 # or header-corrupted pack is refused at open, bad command lines are
 # refused. Exit 0 pass, 1 fail, 77 when mp-gen or moepager is not built.
 set -u
@@ -56,6 +57,26 @@ grep -q " 0 lz4-compressed" "$OUT/raw.out" || bad "--no-compress compressed some
 "$MP" logits -m "$OUT/raw.moepack" --ids $IDS --all -n 4 -o "$OUT/raw.bin" >/dev/null 2>&1 &&
   cmp -s "$OUT/raw.bin" "$OUT/llama-moe.gguf.bin" || bad "--no-compress logits differ"
 
+# lz4 blocks (random weights never compress: mp-compressible makes the odd
+# experts compressible): the same logits as the GGUF, with and without a
+# budget, and with the pread backend
+COMP="$BUILD/mp-compressible"
+if [ -x "$COMP" ]; then
+  "$COMP" "$OUT/qwen3moe.gguf" "$OUT/lz4.gguf" || bad "mp-compressible"
+  "$MP" pack "$OUT/lz4.gguf" -o "$OUT/lz4.moepack" -q >"$OUT/lz4.out" 2>&1 || bad "pack lz4: $(cat "$OUT/lz4.out")"
+  read -r nb nz <<<"$(sed -n 's/^experts: \([0-9]*\) blocks, \([0-9]*\) lz4-compressed.*/\1 \2/p' "$OUT/lz4.out")"
+  [ -n "${nz:-}" ] && [ "$nz" -gt 0 ] && [ "$nz" -lt "$nb" ] || bad "lz4 and raw blocks: $(grep '^experts' "$OUT/lz4.out")"
+  "$MP" logits -m "$OUT/lz4.gguf" --ids $IDS --all -n 4 -o "$OUT/lz4.gguf.bin" >/dev/null 2>&1 || bad "logits lz4.gguf"
+  for opt in "" "--cache-experts 2" "--cache-experts 2 --io pread" "--cache-experts 1 --prefetch none"; do
+    rm -f "$OUT/lz4.bin"
+    # shellcheck disable=SC2086
+    o=$("$MP" logits -m "$OUT/lz4.moepack" --ids $IDS --all -n 4 $opt -o "$OUT/lz4.bin" 2>&1) || bad "lz4 pack $opt: $o"
+    cmp -s "$OUT/lz4.gguf.bin" "$OUT/lz4.bin" || bad "lz4 pack $opt: logits differ from the GGUF's"
+  done
+else
+  bad "$COMP not built"
+fi
+
 # corruption: a flipped byte in every expert block of the data section
 P="$OUT/llama-moe.moepack"
 size=$(stat -c %s "$P")
@@ -71,6 +92,14 @@ fi
 grep -q "error: .*flip.moepack: checksum mismatch in expert block layer [0-9]* expert [0-9]* at offset [0-9]*" "$OUT/flip.out" ||
   bad "checksum error message: $(cat "$OUT/flip.out")"
 [ ! -e "$OUT/flip.bin" ] || bad "logits were written from a corrupt pack"
+# the same through a cache of 2 experts per layer (demand loads and
+# prefetches, no preload): one error line, no logits
+if "$MP" logits -m "$OUT/flip.moepack" --ids $IDS --cache-experts 2 -o "$OUT/flip.bin" >"$OUT/flip2.out" 2>&1; then
+  bad "a corrupt expert block was used by a budgeted run"
+fi
+[ "$(grep -c "error: .*flip.moepack: checksum mismatch in expert block layer [0-9]* expert [0-9]* at offset [0-9]*" \
+      "$OUT/flip2.out")" = 1 ] || bad "budgeted checksum error: $(cat "$OUT/flip2.out")"
+[ ! -e "$OUT/flip.bin" ] || bad "logits were written from a corrupt pack (budgeted)"
 
 # truncation and a corrupted header: refused at open, before any compute
 head -c $((size - 4096 - 100)) "$P" >"$OUT/trunc.moepack"

@@ -76,6 +76,7 @@ struct mp_cache {
     char *file;
     mp_cache_verify_fn verify;
     void *verify_ctx;
+    mp_expert_ptrs *vptrs;     /* [n_slots] with a verify hook: what it left */
 
     uint32_t cur_layer;        /* the layer waits are charged to */
     mp_cache_stats *stats;     /* [n_layers] */
@@ -126,6 +127,8 @@ static uint64_t layout(const mp_expert_loc *l, size_t align, cache_loc *out)
         }
         span_of[order[k]] = j;
     }
+    if (n > 0 && l->min_slot_bytes > total) /* room to decode into */
+        total = (l->min_slot_bytes + align - 1) / align * align;
     for (uint32_t i = 0; i < n; i++) {
         int32_t j = span_of[i];
         c.part_slot[i] = c.span_slot[j] + (l->part[i].offset - c.span_off[j]);
@@ -145,7 +148,8 @@ uint64_t mp_cache_slot_bytes(const mp_expert_loc *locs, uint64_t n, size_t align
     return m;
 }
 
-static void fill_ptrs(const mp_cache *c, uint32_t slot, mp_expert_ptrs *p)
+/* The ranges as read into the slot (what the verify hook is given). */
+static void fill_ptrs_read(const mp_cache *c, uint32_t slot, mp_expert_ptrs *p)
 {
     const cache_slot *s = &c->slots[slot];
     const cache_loc *l = &c->locs[s->key];
@@ -157,6 +161,18 @@ static void fill_ptrs(const mp_cache *c, uint32_t slot, mp_expert_ptrs *p)
     }
     p->n_parts = l->n_parts;
     p->slot = slot;
+}
+
+/* What a READY slot hands out: the verify hook's pointers when there is
+ * one, else the ranges as read. */
+static void fill_ptrs(const mp_cache *c, uint32_t slot, mp_expert_ptrs *p)
+{
+    if (c->vptrs) {
+        *p = c->vptrs[slot];
+        p->slot = slot;
+        return;
+    }
+    fill_ptrs_read(c, slot, p);
 }
 
 static mp_cache_stats *lstats(mp_cache *c, uint32_t key) { return &c->stats[key / c->n_experts]; }
@@ -239,9 +255,20 @@ static void finish_slot(mp_cache *c, uint32_t slot)
         mp_expert_ptrs p;
         mp_err verr;
         mp_err_clear(&verr);
-        fill_ptrs(c, slot, &p);
-        int rc = c->verify(c->verify_ctx, layer, expert, c->slab + (uint64_t)slot * c->slot_size,
-                           c->slot_size, &p, &verr);
+        fill_ptrs_read(c, slot, &p);
+        const char *base = c->slab + (uint64_t)slot * c->slot_size;
+        int rc = c->verify(c->verify_ctx, layer, expert, (void *)base, c->slot_size, &p, &verr);
+        /* the hook's pointers must stay inside the slot: checked here, in
+         * release builds too, rather than trusted by every kernel later */
+        for (uint32_t i = 0; rc >= 0 && i < MP_EXPERT_MAX_PARTS; i++) {
+            const char *q = p.part[i];
+            bool inside = i >= p.n_parts ||
+                          (q >= base && (uint64_t)(q - base) <= c->slot_size &&
+                           p.len[i] <= c->slot_size - (uint64_t)(q - base));
+            if (p.n_parts > MP_EXPERT_MAX_PARTS || !inside)
+                rc = mp_err_set(&verr, MP_E_INVAL, "%s: layer %u expert %u: the verify hook left part %u "
+                                "outside its slot", c->file, layer, expert, i);
+        }
         if (rc < 0) {
             if (!verr.msg[0])
                 snprintf(verr.msg, sizeof verr.msg, "%s: layer %u expert %u: %s", c->file, layer,
@@ -249,6 +276,7 @@ static void finish_slot(mp_cache *c, uint32_t slot)
             fail_slot(c, slot, rc, verr.msg);
             return;
         }
+        c->vptrs[slot] = p;
     }
     s->state = SLOT_READY;
     for (uint32_t k = 0; k < s->waiting; k++) ready_push(c, slot, key, MP_OK, NULL);
@@ -717,6 +745,7 @@ int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size
     }
 
     c->slots = calloc(c->n_slots, sizeof *c->slots);
+    if (c->verify && !(c->vptrs = calloc(c->n_slots, sizeof *c->vptrs))) goto nomem;
     c->free_slots = malloc(c->n_slots * sizeof *c->free_slots);
     c->done_cap = mp_io_depth(cfg->io) * 2 + MP_EXPERT_MAX_PARTS;
     c->done = malloc(c->done_cap * sizeof *c->done);
@@ -763,6 +792,7 @@ void mp_cache_free(mp_cache *c)
         for (uint32_t i = 0; i < c->n_slots; i++) free(c->slots[i].fail_msg);
     free(c->ready);
     free(c->slots);
+    free(c->vptrs);
     free(c->free_slots);
     free(c->done);
     free(c->stats);

@@ -54,10 +54,14 @@ typedef struct mp_byte_range {
 } mp_byte_range;
 
 /* Where one expert's bytes are. n_parts == 0: the expert cannot be
- * requested (e.g. a layer without routed experts). */
+ * requested (e.g. a layer without routed experts). min_slot_bytes: the
+ * slot must hold at least this many bytes, more than the ranges read when
+ * a verify hook decodes in place (a pack's lz4 block grows to its raw
+ * size); 0: the ranges' bytes. */
 typedef struct mp_expert_loc {
     mp_byte_range part[MP_EXPERT_MAX_PARTS];
     uint32_t n_parts;
+    uint64_t min_slot_bytes;
 } mp_expert_loc;
 
 /* An expert inside its slot: part[i] points at the first byte of range i
@@ -69,11 +73,13 @@ typedef struct mp_expert_ptrs {
     uint32_t slot;
 } mp_expert_ptrs;
 
-/* Called on every completed load before the slot becomes READY. Returns
- * MP_OK, or a negative status (MP_E_CHECKSUM) with err naming what failed;
- * the slot is then emptied and the load fails with that status. May
- * rewrite ptrs inside [slot, slot + slot_bytes) (e.g. after decompressing
- * in place). */
+/* Called on every completed load before the slot becomes READY, with ptrs
+ * at the ranges as read. Returns MP_OK, or a negative status
+ * (MP_E_CHECKSUM) with err naming what failed; the slot is then emptied
+ * and the load fails with that status. May rewrite the slot's bytes and
+ * ptrs (part, len, n_parts) inside [slot, slot + slot_bytes) (e.g. after
+ * decompressing in place): the rewritten ptrs are what acquire and
+ * delivery hand out for this fill. */
 typedef int (*mp_cache_verify_fn)(void *ctx, uint32_t layer, uint32_t expert, void *slot,
                                   uint64_t slot_bytes, mp_expert_ptrs *ptrs, mp_err *err);
 
@@ -127,8 +133,9 @@ typedef struct mp_cache_ready {
 } mp_cache_ready;
 
 /* Bytes one slot needs for these experts: max over experts of the sum of
- * their ranges rounded out to align (overlapping rounded ranges merged),
- * itself a multiple of align. 0 if no expert has parts. For the planner. */
+ * their ranges rounded out to align (overlapping rounded ranges merged) or
+ * of min_slot_bytes, itself a multiple of align. 0 if no expert has parts.
+ * For the planner. */
 uint64_t mp_cache_slot_bytes(const mp_expert_loc *locs, uint64_t n, size_t align);
 
 /* Creates the cache: allocates the slab once (page aligned, optionally

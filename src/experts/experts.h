@@ -1,7 +1,7 @@
 /* The streamer: the one door through which the forward pass reaches
  * routed-expert weights. The forward pass says which experts a layer needs
  * and computes them as they become ready; everything about where the bytes
- * are (a mapped file, the expert cache reading from disk, a pack), how many
+ * are (a mapped file, or the expert cache reading a GGUF or a pack), how many
  * are requested at once (the streaming window) and what is loaded ahead
  * (the predictor and its prefetches) lives behind this header.
  *
@@ -57,16 +57,12 @@ typedef struct mp_experts_shape {
 
 typedef struct mp_experts mp_experts;
 struct mp_cache;
-struct mp_pack;
 
 /* Views into a mapped file: views[layer * n_expert + expert] (copied; the
  * mapping must outlive the streamer). Never fails after creation. */
 int mp_experts_open_mapped(mp_experts **out, const mp_experts_shape *sh, const mp_expert_w *views, mp_err *err);
 /* Through the expert cache (borrowed: it must outlive the streamer). */
 int mp_experts_open_cached(mp_experts **out, const mp_experts_shape *sh, struct mp_cache *cache, mp_err *err);
-/* A .moepack read block by block with pread, each block verified before
- * use (borrowed pack). */
-int mp_experts_open_pack(mp_experts **out, const mp_experts_shape *sh, const struct mp_pack *pack, mp_err *err);
 void mp_experts_free(mp_experts *x); /* NULL-safe */
 
 /* Prefetching: creates the predictor for cfg (kind NONE: none). gate is the

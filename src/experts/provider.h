@@ -1,6 +1,6 @@
 /* Private to src/experts: where an expert's bytes come from. The streamer
- * (stream.c) drives one provider: mapped views (provider_mmap.c), the expert
- * cache (provider_cache.c) or a pack read with pread (provider_pack.c).
+ * (stream.c) drives one provider: mapped views (provider_mmap.c) or the
+ * expert cache (provider_cache.c; GGUF experts and pack blocks alike).
  *
  * A provider is either synchronous (acquire: pin and return at once, or
  * after a blocking read) or asynchronous (request a layer's experts, then
@@ -46,7 +46,5 @@ struct mp_provider {
 
 int mp_provider_mmap_create(mp_provider **out, const mp_experts_shape *sh, const mp_expert_w *views, mp_err *err);
 int mp_provider_cache_create(mp_provider **out, struct mp_cache *cache, mp_err *err);
-int mp_provider_pack_create(mp_provider **out, const mp_experts_shape *sh, const struct mp_pack *pack,
-                            mp_err *err);
 
 #endif

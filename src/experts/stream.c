@@ -84,15 +84,6 @@ int mp_experts_open_cached(mp_experts **out, const mp_experts_shape *sh, struct 
     return rc ? rc : open_with(out, sh, p, err);
 }
 
-int mp_experts_open_pack(mp_experts **out, const mp_experts_shape *sh, const struct mp_pack *pack, mp_err *err)
-{
-    *out = NULL;
-    mp_provider *p = NULL;
-    int rc = check_shape(sh, err);
-    if (!rc) rc = mp_provider_pack_create(&p, sh, pack, err);
-    return rc ? rc : open_with(out, sh, p, err);
-}
-
 void mp_experts_free(mp_experts *x)
 {
     if (!x) return;

@@ -93,6 +93,10 @@ typedef struct mp_model {
     mp_gguf *gguf;        /* freed with the model when owns_gguf (a pack's embedded GGUF is the pack's) */
     bool owns_gguf;
     char *path;
+    /* Absolute byte offset of gguf's image inside the file at path: 0 for a
+     * GGUF, the embedded GGUF's offset for a pack (set by runtime/model_open).
+     * A tensor's bytes are at gguf_base + info->offset in the file. */
+    uint64_t gguf_base;
     /* Tensor infos bound when absent from gguf (a pack's expert tensors);
      * not owned, valid while the model lives. */
     const mp_gguf_tensor *extra;

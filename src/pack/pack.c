@@ -431,6 +431,13 @@ void mp_pack_close(mp_pack *p)
     free(p);
 }
 
+void mp_pack_drop_pages(mp_pack *p)
+{
+    if (!p->map) return;
+    (void)madvise(p->map, p->map_size, MADV_DONTNEED);
+    (void)posix_fadvise(p->fd, 0, (off_t)p->map_size, POSIX_FADV_DONTNEED);
+}
+
 const char *mp_pack_path(const mp_pack *p) { return p->path; }
 int mp_pack_fd(const mp_pack *p) { return p->fd; }
 const void *mp_pack_image(const mp_pack *p) { return p->map ? NULL : p->base; }
@@ -486,4 +493,33 @@ int mp_pack_block_decode(const mp_pack *p, const mp_pack_block *b, const void *s
                           " bytes (lz4 returned %d)",
                           p->path, b->layer, b->expert, b->offset, b->raw_size, n);
     return MP_OK;
+}
+
+#ifndef LZ4_DECOMPRESS_INPLACE_BUFFER_SIZE /* lz4 < 1.9.2 */
+#define LZ4_DECOMPRESS_INPLACE_BUFFER_SIZE(n) ((n) + ((n) >> 8) + 32)
+#endif
+
+uint64_t mp_pack_block_in_place_bytes(const mp_pack_block *b)
+{
+    return b->compression == MP_PACK_COMP_LZ4 ? LZ4_DECOMPRESS_INPLACE_BUFFER_SIZE(b->raw_size) : b->raw_size;
+}
+
+int mp_pack_block_decode_in_place(const mp_pack *p, const mp_pack_block *b, void *buf, uint64_t cap, uint64_t src_off,
+                                  mp_err *err)
+{
+    uint8_t *base = buf;
+    if (cap < mp_pack_block_in_place_bytes(b) || src_off > cap || b->stored_size > cap - src_off)
+        return mp_err_set(err, MP_E_RANGE,
+                          "%s: expert block layer %u expert %u needs %" PRIu64 " bytes to decode in place, the buffer "
+                          "has %" PRIu64 " (stored bytes at %" PRIu64 ")",
+                          p->path, b->layer, b->expert, mp_pack_block_in_place_bytes(b), cap, src_off);
+    if (b->compression == MP_PACK_COMP_NONE) {
+        if (src_off) memmove(base, base + src_off, (size_t)b->stored_size);
+        return MP_OK;
+    }
+    /* input at the very end: the output [0, raw) then stays behind the
+     * input cursor all the way (lz4.h, "In-place decompression") */
+    uint8_t *src = base + cap - b->stored_size;
+    if (src != base + src_off) memmove(src, base + src_off, (size_t)b->stored_size);
+    return mp_pack_block_decode(p, b, src, base, (size_t)b->raw_size, err);
 }

@@ -67,6 +67,13 @@ const void *mp_pack_image(const mp_pack *p); /* the buffer of mp_pack_open_mem, 
 uint64_t mp_pack_file_size(const mp_pack *p);
 const mp_pack_header *mp_pack_get_header(const mp_pack *p); /* validated copy */
 
+/* Drops the pages of the mapping (header, embedded GGUF, index) from the
+ * process and the page cache, e.g. once the resident tensors are copied
+ * out: opening the pack hashed all of it, and a memory budget should not
+ * pay for it twice. Later reads through the mapping fault the bytes back
+ * from the file. Nothing for an in-memory pack. */
+void mp_pack_drop_pages(mp_pack *p);
+
 /* The embedded GGUF: all metadata and the resident (non-expert) tensors,
  * their data readable through mp_gguf_tensor_data(). Owned by the pack:
  * valid until mp_pack_close(), never to be freed by the caller. */
@@ -105,6 +112,24 @@ int mp_pack_block_verify(const mp_pack *p, const mp_pack_block *b, const void *b
  * (dst_cap too small) or MP_E_CORRUPT (naming file, layer, expert, offset). */
 int mp_pack_block_decode(const mp_pack *p, const mp_pack_block *b, const void *src, void *dst, size_t dst_cap,
                          mp_err *err);
+
+/* Bytes a buffer needs to decode block b in place with
+ * mp_pack_block_decode_in_place: raw_size for a raw block, lz4's in-place
+ * buffer size (raw + raw/256 + 32) for an lz4 block. */
+uint64_t mp_pack_block_in_place_bytes(const mp_pack_block *b);
+
+/* Decodes a verified stored block in place: buf[0, cap) holds the stored
+ * bytes at buf[src_off, src_off + b->stored_size); afterwards buf[0,
+ * b->raw_size) holds the raw block. A raw block is moved to buf[0] (nothing
+ * to do when src_off == 0). An lz4 block is moved to the end of the buffer,
+ * buf[cap - stored_size, cap), and decompressed from there, which lz4
+ * allows when cap >= mp_pack_block_in_place_bytes(b); it never reads or
+ * writes outside buf[0, cap), even on hostile input. Returns MP_OK,
+ * MP_E_RANGE (cap too small or the stored bytes not inside buf) or
+ * MP_E_CORRUPT (does not decompress to raw_size; names file, layer, expert,
+ * offset), the buffer's bytes then undefined. */
+int mp_pack_block_decode_in_place(const mp_pack *p, const mp_pack_block *b, void *buf, uint64_t cap, uint64_t src_off,
+                                  mp_err *err);
 
 /* xxh3-64 of the MP_PACK_HEADER_SIZE header bytes at hdr with the
  * header_hash field taken as zero (the reader checks it, the writer sets it). */

@@ -22,6 +22,7 @@ int mp_model_open(const char *path, bool no_mmap, mp_model **model, mp_pack **pa
         mp_pack_close(p);
         return rc;
     }
+    (*model)->gguf_base = mp_pack_get_header(p)->gguf_offset;
     *pack = p;
     return MP_OK;
 }

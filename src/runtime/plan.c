@@ -56,7 +56,9 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     p->budget = o->mem;
     for (uint32_t il = 0; il < hp->n_layer; il++) p->n_moe_layers += mp_layer_is_moe(&m->layers[il]);
     p->n_experts_total = (uint64_t)p->n_moe_layers * hp->n_expert;
-    p->offload = (o->mem || o->cache_bytes || o->cache_experts) && p->n_moe_layers > 0;
+    /* a pack always streams: its blocks are checked (and decoded) in cache
+     * slots, never used from a mapping */
+    p->offload = (o->mem || o->cache_bytes || o->cache_experts || o->pack) && p->n_moe_layers > 0;
     if (!p->offload) {
         p->resident = sz.total_bytes;
         p->total = sz.total_bytes + p->kv + p->scratch + p->overhead;
@@ -69,7 +71,8 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     uint64_t slots;
     if (o->cache_experts) slots = (uint64_t)o->cache_experts * p->n_moe_layers;
     else if (o->cache_bytes) slots = o->cache_bytes / p->slot_bytes;
-    else slots = o->mem > fixed ? (o->mem - fixed) / p->slot_bytes : 0;
+    else if (o->mem) slots = o->mem > fixed ? (o->mem - fixed) / p->slot_bytes : 0;
+    else slots = p->n_experts_total; /* a pack without a budget: every expert, read once */
     if (slots > p->n_experts_total) slots = p->n_experts_total;
     char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
     if (slots < p->min_slots) {

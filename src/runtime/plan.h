@@ -23,6 +23,7 @@ typedef struct mp_plan_opts {
     uint64_t cache_bytes;   /* --cache-size: expert cache alone; 0: none */
     uint32_t cache_experts; /* --cache-experts: slots per MoE layer; 0: none */
     int n_ctx, n_batch, n_threads;
+    bool pack;              /* the experts are a pack's blocks (always streamed) */
 } mp_plan_opts;
 
 typedef struct mp_plan {
@@ -44,7 +45,8 @@ typedef struct mp_plan {
  * gate, up and down ranges (n_parts 0 for dense layers). Caller frees. */
 int mp_expert_locs_gguf(const mp_model *m, mp_expert_loc **locs, mp_err *err);
 
-/* Makes the plan. Offload when any budget option is set. Returns MP_OK or
+/* Makes the plan. Offload when any budget option is set, and always for a
+ * pack (a cache of every expert without a budget). Returns MP_OK or
  * MP_E_BUDGET with err saying the minimum and its parts. */
 int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opts *o, mp_plan *p, mp_err *err);
 

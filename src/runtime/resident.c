@@ -57,6 +57,7 @@ typedef struct load_ctx {
     const char *path;
     uint8_t *buf;
     uint64_t off;
+    uint64_t base; /* the GGUF image's offset in the file (a pack's embedded GGUF) */
     mp_err *err;
 } load_ctx;
 
@@ -67,11 +68,11 @@ static int load_one(void *arg, mp_tensor *t)
     uint64_t done = 0, size = t->info->size;
     while (done < size) {
         ssize_t r = pread(lc->fd, dst + done, size - done > (1u << 30) ? (1u << 30) : size - done,
-                          (off_t)(t->info->offset + done));
+                          (off_t)(lc->base + t->info->offset + done));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0)
             return mp_err_set(lc->err, MP_E_IO, "%s: tensor '%s': read of %" PRIu64 " bytes at offset %" PRIu64 " failed: %s",
-                              lc->path, t->info->name, size - done, t->info->offset + done,
+                              lc->path, t->info->name, size - done, lc->base + t->info->offset + done,
                               r < 0 ? strerror(errno) : "unexpected end of file");
         done += (uint64_t)r;
     }
@@ -98,7 +99,7 @@ int mp_resident_load(mp_model *m, void **buf, mp_err *err)
         free(b);
         return mp_err_set(err, MP_E_IO, "%s: %s", m->path, strerror(errno));
     }
-    load_ctx lc = {fd, m->path, b, 0, err};
+    load_ctx lc = {fd, m->path, b, 0, m->gguf_base, err};
     int rc = mp_model_for_each_resident(m, load_one, &lc);
     /* The bytes now live in our buffer; do not keep a second copy in the page cache. */
     posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);

@@ -3,6 +3,7 @@
 #include "cache/policy.h"
 #include "io/io.h"
 #include "model/route.h"
+#include "pack/pack_cache.h"
 #include "runtime/model_open.h"
 #include "runtime/resident.h"
 #include "trace/trace.h"
@@ -91,6 +92,10 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
         .policy = pol,
         .file_name = m->path,
         .hugepages = !p->no_hugepages,
+        /* a pack's blocks are checked (and lz4 decoded) in their slot on
+         * every load, before anything uses them */
+        .verify = s->pack ? mp_pack_verify_block : NULL,
+        .verify_ctx = s->pack,
     };
     note[0] = '\0';
     rc = mp_cache_create(&cc, &s->cache, note, sizeof note, err);
@@ -130,31 +135,27 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         }
         if (rc) goto fail;
     }
-    rc = mp_expert_locs_gguf(s->model, &locs, err);
+    rc = s->pack ? mp_pack_expert_locs(s->pack, &locs, err) : mp_expert_locs_gguf(s->model, &locs, err);
     if (rc) goto fail;
     if (!(is_moe = malloc(s->model->hp.n_layer + 1))) {
         rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
         goto fail;
     }
     const mp_experts_shape shape = experts_shape(s->model, is_moe);
-    mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads};
+    mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads, s->pack != NULL};
     rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
     if (rc) goto fail;
-    if (s->pack) {
-        /* A pack: its resident tensors are in the mapped embedded GGUF and
-         * its experts are read block by block, each verified before use. */
-        if (s->plan.offload)
-            mp_note_add(s->note, sizeof s->note,
-                        "pack: experts are read with pread and checksummed on every use (the expert cache does not "
-                        "read packs yet)");
-        rc = mp_experts_open_pack(&s->experts, &shape, s->pack, err);
-    } else if (budget && !s->plan.offload) {
+    if (budget && !s->plan.offload) {
         /* a dense model: nothing to stream, but the file was not mapped */
         rc = mp_resident_load(s->model, &s->resident_buf, err);
         if (rc) goto fail;
         rc = open_mapped(s, &shape, err);
     } else if (s->plan.offload) {
+        /* (a pack always: its blocks are verified in the cache, which holds
+         * every expert when there is no budget) */
         rc = mp_resident_load(s->model, &s->resident_buf, err);
+        /* the resident bytes are copied: the pack's mapping of them goes */
+        if (!rc && s->pack) mp_pack_drop_pages(s->pack);
         if (!rc) rc = open_cache(s, p, locs, &shape, err);
     } else {
         rc = open_mapped(s, &shape, err);
