@@ -86,10 +86,38 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     mp_session *s = calloc(1, sizeof *s);
     if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
     mp_expert_loc *locs = NULL;
+    int rc;
     const bool budget = p->mem || p->cache_bytes || p->cache_experts;
+    if (p->mmap && budget) {
+        rc = mp_err_set(err, MP_E_INVAL, "--mmap (or --mem 0) maps the whole file: it cannot go with --mem, --cache-size "
+                                         "or --cache-experts");
+        goto fail;
+    }
     mp_model_load_opts lo = {.no_mmap = budget};
-    int rc = mp_model_load_ex(&s->model, p->model_path, &lo, err);
+    rc = mp_model_load_ex(&s->model, p->model_path, &lo, err);
     if (rc) goto fail;
+    rc = mp_expert_locs_gguf(s->model, &locs, err);
+    if (rc) goto fail;
+    /* No budget option and no --mmap: the planner budgets from what the
+     * machine allows (it maps when the model fits). */
+    mp_mem_allowance machine;
+    if (!budget && !p->mmap) mp_mem_allowance_read(NULL, &machine);
+    mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads,
+                       !budget && !p->mmap ? &machine : NULL};
+    rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
+    if (rc) goto fail;
+    char plan_note[512];
+    mp_plan_note(&s->plan, plan_note, sizeof plan_note);
+    if (plan_note[0]) mp_note_add(s->note, sizeof s->note, "%s", plan_note);
+    if (s->plan.auto_mode == MP_PLAN_AUTO_STREAM && !s->model->pack) {
+        /* Streaming after all: reopen without the mapping, as --mem does
+         * (the expert offsets in locs and the plan stay valid: same file). */
+        mp_model_free(s->model);
+        s->model = NULL;
+        lo.no_mmap = true;
+        rc = mp_model_load_ex(&s->model, p->model_path, &lo, err);
+        if (rc) goto fail;
+    }
     if (p->need_tokenizer || mp_gguf_get(s->model->gguf, "tokenizer.ggml.model")) {
         rc = mp_tokenizer_load(&s->tok, s->model->gguf, err);
         if (rc && !p->need_tokenizer) {
@@ -99,11 +127,6 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         }
         if (rc) goto fail;
     }
-    rc = mp_expert_locs_gguf(s->model, &locs, err);
-    if (rc) goto fail;
-    mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads};
-    rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
-    if (rc) goto fail;
     if (s->model->pack) {
         /* A pack: its resident tensors are in the mapped embedded GGUF and
          * its experts are read block by block, each verified before use. */
