@@ -47,6 +47,9 @@ uint64_t mp_plan_margin(uint64_t allowed)
     return share > floor ? share : floor;
 }
 
+/* The default budget for an allowance: allowed less the margin, whole MiB. */
+static uint64_t auto_budget(uint64_t allowed) { return (allowed - mp_plan_margin(allowed)) & ~(MP_PLAN_AUTO_ROUND - 1); }
+
 /* Experts streamed through a cache sized by o's budget option (o->mem may be
  * the default budget); kv, scratch, overhead and the model counts are set. */
 static int plan_offload(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opts *o, int n_ctx, mp_plan *p,
@@ -120,7 +123,7 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
      * allows less the margin, else stream with that as --mem. */
     p->machine = *o->machine;
     p->margin = mp_plan_margin(p->machine.allowed);
-    const uint64_t usable = (p->machine.allowed - p->margin) & ~((1ull << 20) - 1); /* whole MiB: --mem reproduces it */
+    const uint64_t usable = auto_budget(p->machine.allowed);
     if (p->mapped_total <= usable) {
         p->auto_mode = MP_PLAN_AUTO_FITS;
         return MP_OK;
@@ -177,8 +180,7 @@ void mp_plan_note(const mp_plan *p, char *buf, size_t cap)
     const mp_mem_allowance *a = &p->machine;
     char need[32], allow[32], lim[32], margin[32], other[32], min[32];
     mp_format_size(p->mapped_total, need, sizeof need);
-    const uint64_t usable = (a->allowed - p->margin) & ~((1ull << 20) - 1);
-    mp_format_size(usable, allow, sizeof allow);
+    mp_format_size(auto_budget(a->allowed), allow, sizeof allow);
     mp_format_size(a->allowed, lim, sizeof lim);
     mp_format_size(p->margin, margin, sizeof margin);
     /* which figure binds, and the other one for the record */
@@ -193,7 +195,7 @@ void mp_plan_note(const mp_plan *p, char *buf, size_t cap)
     switch (p->auto_mode) {
     case MP_PLAN_AUTO_STREAM:
         snprintf(buf + n, cap - (size_t)n, ": streaming experts with --mem %lluM (--mmap maps the whole file)",
-                 (unsigned long long)(p->budget >> 20));
+                 (unsigned long long)(p->budget / MP_PLAN_AUTO_ROUND));
         break;
     case MP_PLAN_AUTO_TOO_SMALL:
         mp_format_size(p->stream_min, min, sizeof min);

@@ -36,6 +36,10 @@
 #define MP_PLAN_MARGIN_DIV 16     /* 1/16 of the allowance ... */
 #define MP_PLAN_MARGIN_MIN_DIV 8  /* ... at least min(MP_PLAN_MARGIN_MIN, 1/8 of it) */
 
+/* The default budget is rounded down to a multiple of this (1 MiB), so the
+ * "--mem NM" its note prints gives the very same plan. */
+#define MP_PLAN_AUTO_ROUND (1ull << 20)
+
 /* Bytes the default budget leaves free of allowed (see above). */
 uint64_t mp_plan_margin(uint64_t allowed);
 
