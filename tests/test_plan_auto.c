@@ -3,7 +3,7 @@
  * 1. Parsers, fed text: /proc/meminfo fields, /proc/self/cgroup (v1, v2,
  *    hybrid, malformed), /proc/self/mountinfo (escapes, optional fields,
  *    several candidate mounts) and cgroup limit files ("max", v1's
- *    "unlimited" figure, garbage).
+ *    "unlimited" figure, garbage); random texts do not crash them.
  * 2. mp_mem_allowance_read on real files laid out in a temporary directory:
  *    a v1 tree where an ancestor's limit binds, a v2 tree where memory.high
  *    binds below memory.max and MemAvailable binds below both, a container
@@ -150,6 +150,40 @@ static void test_parse_limit(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         v = 77;
         CHECKF(mp_parse_cgroup_limit(bad[i], &v) == MP_E_INVAL && v == 77, "'%s'", bad[i]);
+    }
+}
+
+/* Random texts built from the pieces these files are made of: no parser
+ * reads outside its input or its output buffers (run under ASan), and
+ * every output stays NUL-terminated within its capacity. */
+static void test_parse_random(void)
+{
+    static const char *const pieces[] = {"0", "4", ":", "::", "memory", ",", "/", "/a", "\n", " ", " - ", "cgroup",
+                                         "cgroup2", "rw,memory", "\\040", "\\", "max", "MemAvailable:", " kB",
+                                         "99999999999999999999", "-", "x"};
+    const int n_pieces = (int)(sizeof pieces / sizeof pieces[0]);
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    char text[512], a[16], b[16];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = 0;
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        int n = (int)(state % 40);
+        for (int i = 0; i < n; i++) {
+            state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+            const char *piece = pieces[state % (uint64_t)n_pieces];
+            size_t pl = strlen(piece);
+            if (len + pl >= sizeof text) break;
+            memcpy(text + len, piece, pl);
+            len += pl;
+        }
+        text[len] = '\0';
+        (void)mp_parse_proc_kb(text, "MemAvailable");
+        mp_parse_proc_cgroup(text, a, sizeof a, b, sizeof b);
+        CHECK(strlen(a) < sizeof a && strlen(b) < sizeof b);
+        int rc = mp_parse_mountinfo_cgroup(text, iter & 1, "/a/b", a, sizeof a, b, sizeof b);
+        CHECK(rc != MP_OK || (strlen(a) < sizeof a && strlen(b) < sizeof b));
+        uint64_t v;
+        (void)mp_parse_cgroup_limit(text, &v);
     }
 }
 
@@ -487,6 +521,7 @@ int main(void)
     test_parse_proc_cgroup();
     test_parse_mountinfo();
     test_parse_limit();
+    test_parse_random();
     test_read_tree();
     test_read_real();
     test_margin();
