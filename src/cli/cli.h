@@ -16,6 +16,7 @@ typedef struct cli_model_opts {
     uint64_t mem;       /* --mem SIZE */
     uint64_t cache_bytes; /* --cache-size SIZE */
     int cache_experts;  /* --cache-experts N (per MoE layer) */
+    bool mmap;          /* --mmap or --mem 0: map the whole file, no default budget */
     const char *io;     /* --io auto|uring|pread */
     int io_depth;       /* --io-depth N */
     const char *policy; /* --policy NAME */

@@ -22,7 +22,10 @@ const char *const cli_model_opts_help =
     "  -c, --ctx-size N     context length in tokens (default: min(model's, 4096))\n"
     "  -b, --batch-size N   tokens per prefill chunk (default: 512)\n"
     "  --mem SIZE           memory budget for the whole process (e.g. 1536M, 4G): stream\n"
-    "                       routed experts from disk through an expert cache that fits\n"
+    "                       routed experts from disk through an expert cache that fits;\n"
+    "                       default: what this machine allows (MemAvailable, the cgroup's\n"
+    "                       limit) when the whole model does not fit in it; 0: --mmap\n"
+    "  --mmap               map the whole file even when it does not fit (the machine pages)\n"
     "  --cache-size SIZE    expert cache size alone (instead of --mem)\n"
     "  --cache-experts N    expert cache of N experts per MoE layer (instead of --mem)\n"
     "  --io KIND            expert reads: auto (io_uring, else pread), uring, pread\n"
@@ -93,12 +96,18 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
     if (!strcmp(a, "--mem") || !strcmp(a, "--cache-size")) {
         if (!(v = cli_value(argc, argv, i))) return -1;
         uint64_t b;
-        if (mp_parse_size(v, &b) != MP_OK || b == 0) {
+        const bool mem = !strcmp(a, "--mem");
+        if (mp_parse_size(v, &b) != MP_OK || (b == 0 && !mem)) {
             fprintf(stderr, "error: %s: '%s' is not a size (like 512M or 4G)\n", a, v);
             return -1;
         }
-        if (!strcmp(a, "--mem")) o->mem = b;
+        if (mem && b == 0) o->mmap = true; /* --mem 0: no budget at all, as --mmap */
+        else if (mem) o->mem = b;
         else o->cache_bytes = b;
+        return 1;
+    }
+    if (!strcmp(a, "--mmap")) {
+        o->mmap = true;
         return 1;
     }
     if (!strcmp(a, "--cache-experts")) {
@@ -176,6 +185,7 @@ void cli_session_params(const cli_model_opts *o, mp_session_params *sp)
     sp->mem = o->mem;
     sp->cache_bytes = o->cache_bytes;
     sp->cache_experts = (uint32_t)o->cache_experts;
+    sp->mmap = o->mmap;
     sp->io = o->io;
     sp->io_depth = (unsigned)o->io_depth;
     sp->policy = o->policy;

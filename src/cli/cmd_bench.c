@@ -211,6 +211,7 @@ static void session_params(const bench_run *b, const bench_setting *s, mp_sessio
     cli_model_opts o = b->mo;
     o.mem = o.cache_bytes = 0;
     o.cache_experts = 0;
+    o.mmap = s->kind == BENCH_RAM; /* "all in RAM" maps whatever the machine allows */
     o.prefetch = NULL;
     o.lookahead = o.prefetch_extra = 0;
     o.oracle_trace = NULL;

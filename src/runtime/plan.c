@@ -40,34 +40,30 @@ static uint64_t overhead_bytes(const mp_model *m)
     return MP_PLAN_OVERHEAD_BASE + 3 * mp_gguf_data_offset(m->gguf);
 }
 
-int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opts *o, mp_plan *p, mp_err *err)
+uint64_t mp_plan_margin(uint64_t allowed)
 {
-    memset(p, 0, sizeof *p);
+    uint64_t floor = allowed / MP_PLAN_MARGIN_MIN_DIV;
+    if (floor > MP_PLAN_MARGIN_MIN) floor = MP_PLAN_MARGIN_MIN;
+    const uint64_t share = allowed / MP_PLAN_MARGIN_DIV;
+    return share > floor ? share : floor;
+}
+
+/* The default budget for an allowance: allowed less the margin, whole MiB. */
+static uint64_t auto_budget(uint64_t allowed) { return (allowed - mp_plan_margin(allowed)) & ~(MP_PLAN_AUTO_ROUND - 1); }
+
+/* Experts streamed through a cache sized by o's budget option (o->mem may be
+ * the default budget); kv, scratch, overhead and the model counts are set. */
+static int plan_offload(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opts *o, int n_ctx, mp_plan *p,
+                        mp_err *err)
+{
     const mp_hparams *hp = &m->hp;
-    mp_model_sizes sz;
-    mp_model_sizes_get(m, &sz);
-    const int n_ctx = mp_default_n_ctx(o->n_ctx, hp->n_ctx_train);
-    const int n_batch = mp_default_n_batch(o->n_batch, n_ctx);
-    const int n_threads = mp_default_threads(o->n_threads);
-    p->kv = mp_ctx_kv_bytes(m, n_ctx);
-    p->scratch = mp_ctx_scratch_bytes(m, n_ctx, n_batch, n_threads);
-    p->overhead = overhead_bytes(m);
-    p->expert_bytes = sz.expert_bytes;
+    p->offload = true;
     p->budget = o->mem;
-    for (uint32_t il = 0; il < hp->n_layer; il++) p->n_moe_layers += mp_layer_is_moe(&m->layers[il]);
-    p->n_experts_total = (uint64_t)p->n_moe_layers * hp->n_expert;
-    /* a pack always streams: its blocks are checked (and decoded) in cache
-     * slots, never used from a mapping */
-    p->offload = (o->mem || o->cache_bytes || o->cache_experts || o->pack) && p->n_moe_layers > 0;
-    if (!p->offload) {
-        p->resident = sz.total_bytes;
-        p->total = sz.total_bytes + p->kv + p->scratch + p->overhead;
-        return MP_OK;
-    }
     p->resident = mp_resident_bytes(m);
     p->slot_bytes = mp_cache_slot_bytes(locs, (uint64_t)hp->n_layer * hp->n_expert, PLAN_ALIGN);
     p->min_slots = hp->n_expert_used;
     const uint64_t fixed = p->resident + p->kv + p->scratch + p->overhead;
+    p->stream_min = fixed + (uint64_t)p->min_slots * p->slot_bytes;
     uint64_t slots;
     if (o->cache_experts) slots = (uint64_t)o->cache_experts * p->n_moe_layers;
     else if (o->cache_bytes) slots = o->cache_bytes / p->slot_bytes;
@@ -76,8 +72,7 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     if (slots > p->n_experts_total) slots = p->n_experts_total;
     char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
     if (slots < p->min_slots) {
-        uint64_t need = fixed + (uint64_t)p->min_slots * p->slot_bytes;
-        mp_format_size(need, a, sizeof a);
+        mp_format_size(p->stream_min, a, sizeof a);
         mp_format_size(p->resident, b, sizeof b);
         mp_format_size(p->kv, c, sizeof c);
         mp_format_size(p->scratch, d, sizeof d);
@@ -101,6 +96,67 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     return MP_OK;
 }
 
+int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opts *o, mp_plan *p, mp_err *err)
+{
+    memset(p, 0, sizeof *p);
+    const mp_hparams *hp = &m->hp;
+    mp_model_sizes sz;
+    mp_model_sizes_get(m, &sz);
+    const int n_ctx = mp_default_n_ctx(o->n_ctx, hp->n_ctx_train);
+    const int n_batch = mp_default_n_batch(o->n_batch, n_ctx);
+    const int n_threads = mp_default_threads(o->n_threads);
+    p->kv = mp_ctx_kv_bytes(m, n_ctx);
+    p->scratch = mp_ctx_scratch_bytes(m, n_ctx, n_batch, n_threads);
+    p->overhead = overhead_bytes(m);
+    p->expert_bytes = sz.expert_bytes;
+    for (uint32_t il = 0; il < hp->n_layer; il++) p->n_moe_layers += mp_layer_is_moe(&m->layers[il]);
+    p->n_experts_total = (uint64_t)p->n_moe_layers * hp->n_expert;
+    /* the whole file mapped: every tensor counts, experts included */
+    p->mapped_total = sz.total_bytes + p->kv + p->scratch + p->overhead;
+    const bool option = o->mem || o->cache_bytes || o->cache_experts;
+    if (option && p->n_moe_layers > 0) return plan_offload(m, locs, o, n_ctx, p, err);
+    /* a pack always streams: its blocks are checked (and decoded) in cache
+     * slots, never used from a mapping; without a budget the cache holds
+     * every expert, unless the machine allows less (below) */
+    const bool known = o->machine && o->machine->allowed;
+    if (o->pack && p->n_moe_layers > 0 && !known) return plan_offload(m, locs, o, n_ctx, p, err);
+    p->budget = o->mem;
+    p->resident = sz.total_bytes;
+    p->total = p->mapped_total;
+    if (option || !o->machine || !o->machine->allowed) return MP_OK;
+
+    /* The default budget: map when the mapped total fits what the machine
+     * allows less the margin, else stream with that as --mem. */
+    p->machine = *o->machine;
+    p->margin = mp_plan_margin(p->machine.allowed);
+    const uint64_t usable = auto_budget(p->machine.allowed);
+    if (p->mapped_total <= usable) {
+        int rc = o->pack && p->n_moe_layers > 0 ? plan_offload(m, locs, o, n_ctx, p, err) : MP_OK;
+        p->auto_mode = MP_PLAN_AUTO_FITS;
+        return rc;
+    }
+    if (p->n_moe_layers == 0) {
+        p->auto_mode = MP_PLAN_AUTO_NO_EXPERTS;
+        return MP_OK;
+    }
+    mp_plan_opts ao = *o;
+    ao.mem = usable;
+    ao.machine = NULL;
+    mp_plan sp = *p;
+    mp_err e = {0};
+    if (plan_offload(m, locs, &ao, n_ctx, &sp, &e) == MP_OK) {
+        *p = sp;
+        p->auto_mode = MP_PLAN_AUTO_STREAM;
+        return MP_OK;
+    }
+    /* Even the smallest cache does not fit: mapping still runs, paging (a
+     * pack cannot be mapped: say what it needs). */
+    if (o->pack) return plan_offload(m, locs, &ao, n_ctx, p, err);
+    p->stream_min = sp.stream_min;
+    p->auto_mode = MP_PLAN_AUTO_TOO_SMALL;
+    return MP_OK;
+}
+
 void mp_plan_describe(const mp_plan *p, char *buf, size_t cap)
 {
     char r[32], k[32], s[32], o[32], c[32], sl[32], t[32], b[32];
@@ -118,8 +174,48 @@ void mp_plan_describe(const mp_plan *p, char *buf, size_t cap)
     }
     snprintf(buf, cap,
              "memory plan: resident %s + KV %s + scratch %s + overhead %s + expert cache %s (%u slots of %s, %.1f per "
-             "layer, %.0f%% of expert bytes) = %s%s%s%s",
+             "layer, %.0f%% of expert bytes) = %s%s%s%s%s",
              r, k, s, o, c, p->slots, sl, p->n_moe_layers ? (double)p->slots / p->n_moe_layers : 0.0,
              p->expert_bytes ? 100.0 * (double)p->cache_bytes / (double)p->expert_bytes : 0.0, t,
-             p->budget ? " (budget " : "", p->budget ? b : "", p->budget ? ")" : "");
+             p->budget ? " (budget " : "", p->budget ? b : "",
+             p->auto_mode == MP_PLAN_AUTO_STREAM ? ", from what this machine allows" : "", p->budget ? ")" : "");
+}
+
+void mp_plan_note(const mp_plan *p, char *buf, size_t cap)
+{
+    if (!cap) return;
+    buf[0] = '\0';
+    if (p->auto_mode == MP_PLAN_AUTO_OFF || p->auto_mode == MP_PLAN_AUTO_FITS) return;
+    const mp_mem_allowance *a = &p->machine;
+    char need[32], allow[32], lim[32], margin[32], other[32], min[32];
+    mp_format_size(p->mapped_total, need, sizeof need);
+    mp_format_size(auto_budget(a->allowed), allow, sizeof allow);
+    mp_format_size(a->allowed, lim, sizeof lim);
+    mp_format_size(p->margin, margin, sizeof margin);
+    /* which figure binds, and the other one for the record */
+    const bool by_cgroup = a->cgroup_limit && a->cgroup_limit == a->allowed;
+    if (by_cgroup && a->mem_available) mp_format_size(a->mem_available, other, sizeof other);
+    else if (!by_cgroup && a->cgroup_limit) mp_format_size(a->cgroup_limit, other, sizeof other);
+    else snprintf(other, sizeof other, "%s", by_cgroup ? "unknown" : "none");
+    int n = snprintf(buf, cap, "plan: the model needs %s mapped; this machine allows %s (%s %s less %s for the rest; %s %s)",
+                     need, allow, by_cgroup ? "cgroup limit" : "MemAvailable", lim, margin,
+                     by_cgroup ? "MemAvailable" : "cgroup limit", other);
+    if (n < 0 || (size_t)n >= cap) return;
+    switch (p->auto_mode) {
+    case MP_PLAN_AUTO_STREAM:
+        snprintf(buf + n, cap - (size_t)n, ": streaming experts with --mem %lluM (--mmap maps the whole file)",
+                 (unsigned long long)(p->budget / MP_PLAN_AUTO_ROUND));
+        break;
+    case MP_PLAN_AUTO_TOO_SMALL:
+        mp_format_size(p->stream_min, min, sizeof min);
+        snprintf(buf + n, cap - (size_t)n,
+                 ", and streaming experts needs at least %s: mapping the whole file anyway (expect paging; --mem sets "
+                 "a budget)",
+                 min);
+        break;
+    default:
+        snprintf(buf + n, cap - (size_t)n,
+                 ", and it has no routed experts to stream: mapping the whole file anyway (expect paging)");
+        break;
+    }
 }

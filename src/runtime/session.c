@@ -123,9 +123,37 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
     mp_expert_loc *locs = NULL;
     uint8_t *is_moe = NULL;
+    int rc;
     const bool budget = p->mem || p->cache_bytes || p->cache_experts;
-    int rc = mp_model_open(p->model_path, budget, &s->model, &s->pack, err);
+    if (p->mmap && budget) {
+        rc = mp_err_set(err, MP_E_INVAL, "--mmap (or --mem 0) maps the whole file: it cannot go with --mem, --cache-size "
+                                         "or --cache-experts");
+        goto fail;
+    }
+    rc = mp_model_open(p->model_path, budget, &s->model, &s->pack, err);
     if (rc) goto fail;
+    rc = s->pack ? mp_pack_expert_locs(s->pack, &locs, err) : mp_expert_locs_gguf(s->model, &locs, err);
+    if (rc) goto fail;
+    /* No budget option and no --mmap: the planner budgets from what the
+     * machine allows (it maps when the model fits). */
+    mp_mem_allowance machine;
+    const bool auto_budget = !budget && !p->mmap;
+    if (auto_budget) mp_mem_allowance_read(NULL, &machine);
+    mp_plan_opts po = {p->mem,      p->cache_bytes, p->cache_experts,           p->n_ctx, p->n_batch,
+                       p->n_threads, s->pack != NULL, auto_budget ? &machine : NULL};
+    rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
+    if (rc) goto fail;
+    char plan_note[512];
+    mp_plan_note(&s->plan, plan_note, sizeof plan_note);
+    if (plan_note[0]) mp_note_add(s->note, sizeof s->note, "%s", plan_note);
+    if (s->plan.auto_mode == MP_PLAN_AUTO_STREAM && !s->pack) {
+        /* Streaming after all: reopen without the mapping, as --mem does
+         * (the expert offsets in locs and the plan stay valid: same file). */
+        mp_model_close(s->model, NULL);
+        s->model = NULL;
+        rc = mp_model_open(p->model_path, true, &s->model, &s->pack, err);
+        if (rc) goto fail;
+    }
     if (p->need_tokenizer || mp_gguf_get(s->model->gguf, "tokenizer.ggml.model")) {
         rc = mp_tokenizer_load(&s->tok, s->model->gguf, err);
         if (rc && !p->need_tokenizer) {
@@ -135,16 +163,11 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         }
         if (rc) goto fail;
     }
-    rc = s->pack ? mp_pack_expert_locs(s->pack, &locs, err) : mp_expert_locs_gguf(s->model, &locs, err);
-    if (rc) goto fail;
     if (!(is_moe = malloc(s->model->hp.n_layer + 1))) {
         rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
         goto fail;
     }
     const mp_experts_shape shape = experts_shape(s->model, is_moe);
-    mp_plan_opts po = {p->mem, p->cache_bytes, p->cache_experts, p->n_ctx, p->n_batch, p->n_threads, s->pack != NULL};
-    rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
-    if (rc) goto fail;
     if (budget && !s->plan.offload) {
         /* a dense model: nothing to stream, but the file was not mapped */
         rc = mp_resident_load(s->model, &s->resident_buf, err);

@@ -17,10 +17,15 @@ typedef struct mp_session_params {
     const char *model_path;
     int n_ctx, n_batch, n_threads;
     bool need_tokenizer; /* fail if the file has no usable tokenizer */
-    /* Memory budget: any of these streams experts through the cache. */
+    /* Memory budget: any of these streams experts through the cache. With
+     * none (and not mmap) the planner reads what the machine allows
+     * (MemAvailable, the cgroup's limit) and streams with a budget that fits
+     * when the whole file would not (mp_plan_auto, a note says so). */
     uint64_t mem;           /* --mem: whole process */
     uint64_t cache_bytes;   /* --cache-size */
     uint32_t cache_experts; /* --cache-experts: slots per MoE layer */
+    bool mmap;              /* --mmap / --mem 0: map the whole file whatever the machine
+                             * allows (MP_E_INVAL with a budget option) */
     const char *io;         /* "auto" (NULL), "uring", "pread" */
     unsigned io_depth;      /* 0: default */
     const char *policy;     /* replacement policy name; NULL: default */
