@@ -23,8 +23,12 @@ typedef struct mp_session_params {
     uint32_t cache_experts; /* --cache-experts: slots per MoE layer */
     const char *io;         /* "auto" (NULL), "uring", "pread" */
     unsigned io_depth;      /* 0: default */
+    uint32_t io_timeout_ms; /* a read that has not completed after this long fails the run; 0: default
+                             * (30 s) [public API field; the io helper adds the behaviour] */
     const char *policy;     /* replacement policy name; NULL: default */
     const char *fault_spec; /* I/O fault injection (tests); NULL: none */
+    bool mmap;              /* map the whole file, never stream (--mmap, --mem 0) [public API field;
+                             * the budget-by-default helper adds the behaviour] */
     /* Prefetch (only when experts stream through the cache). */
     mp_prefetch_cfg prefetch;
     bool prefetch_set;      /* false: the default (MP_DEFAULT_PREFETCH) */
