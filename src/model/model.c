@@ -313,11 +313,6 @@ static int model_create(mp_model **out, mp_gguf *g, mp_pack *pack, const mp_gguf
     return MP_OK;
 }
 
-int mp_model_from_gguf_ex(mp_model **out, mp_gguf *g, const mp_gguf_tensor *extra, size_t n_extra, mp_err *err)
-{
-    return model_create(out, g, NULL, extra, n_extra, err);
-}
-
 int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err) { return model_create(out, g, NULL, NULL, 0, err); }
 
 int mp_model_load_ex(mp_model **out, const char *path, const mp_model_load_opts *o, mp_err *err)

@@ -128,11 +128,6 @@ typedef struct mp_model_load_opts {
 int mp_model_load_ex(mp_model **out, const char *path, const mp_model_load_opts *o, mp_err *err);
 /* Binds a model to an already open GGUF (takes ownership of g, even on failure). */
 int mp_model_from_gguf(mp_model **out, mp_gguf *g, mp_err *err);
-/* Same, but a tensor absent from g is looked up by name in extra[0, n_extra)
- * and bound with data == NULL (its bytes are elsewhere: a pack's expert
- * blocks). extra must stay valid while the model lives. Takes ownership of g
- * even on failure. */
-int mp_model_from_gguf_ex(mp_model **out, mp_gguf *g, const mp_gguf_tensor *extra, size_t n_extra, mp_err *err);
 void mp_model_free(mp_model *m); /* NULL-safe */
 
 /* Byte accounting for `inspect` and the memory planner. */

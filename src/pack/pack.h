@@ -64,7 +64,6 @@ void mp_pack_close(mp_pack *p); /* NULL-safe; frees the embedded mp_gguf too */
 const char *mp_pack_path(const mp_pack *p);
 int mp_pack_fd(const mp_pack *p);            /* -1 for an in-memory pack */
 const void *mp_pack_image(const mp_pack *p); /* the buffer of mp_pack_open_mem, else NULL */
-uint64_t mp_pack_file_size(const mp_pack *p);
 const mp_pack_header *mp_pack_get_header(const mp_pack *p); /* validated copy */
 
 /* The embedded GGUF: all metadata and the resident (non-expert) tensors,
@@ -77,7 +76,7 @@ mp_gguf *mp_pack_gguf(const mp_pack *p);
  * "blk.N.ffn_up_exps.weight" and "blk.N.ffn_down_exps.weight" with their
  * type, n_dims = 3, ne, size = bytes of the whole 3-D tensor, and offset = 0
  * (the data is not in one place). Returns the array (owned by the pack) and
- * sets *n; for binding a model with mp_model_from_gguf_ex. */
+ * sets *n; model.c binds a pack's model with them. */
 const mp_gguf_tensor *mp_pack_expert_infos(const mp_pack *p, size_t *n);
 
 /* The layer descriptor (types, shapes, matrix offsets in a raw block);
