@@ -215,6 +215,8 @@ typedef struct mp_engine_info {
     uint64_t preload_bytes;   /* what that read */
 } mp_engine_info;
 
+/* Fills *out (every field; those that do not apply are 0 / ""). Cheap: no
+ * system call. */
 void mp_engine_get_info(const mp_engine *e, mp_engine_info *out);
 
 /* ---- tokens ----------------------------------------------------------------- */
@@ -266,7 +268,7 @@ int32_t mp_engine_eos(const mp_engine *e); /* -1 if none */
 int mp_engine_eval(mp_engine *e, const int32_t *ids, size_t n, float *logits, size_t logits_cap, bool all,
                    mp_err *err);
 
-/* Tokens in the KV cache, and its capacity. */
+/* Tokens in the KV cache, and its capacity (0 for a vocab-only engine). */
 int32_t mp_engine_n_past(const mp_engine *e);
 int32_t mp_engine_n_ctx(const mp_engine *e);
 
