@@ -3,6 +3,7 @@
  * the library needs beside it: phase-split statistics, a routing observer,
  * notes through the log callback, tokenizer-only opening. No logic of the
  * engine lives here; this file translates. */
+#define _GNU_SOURCE /* qsort_r */
 #include "moepager/moepager.h"
 
 #include "cache/cache.h"
@@ -782,12 +783,12 @@ struct mp_trace_io {
     size_t *order;       /* records in replay order */
 };
 
-static const mp_trace *g_sort_trace; /* qsort has no context argument */
-
-static int rec_cmp(const void *a, const void *b)
+/* Replay order: sequence, token, layer (file order among equals). */
+static int rec_cmp(const void *a, const void *b, void *ctx)
 {
+    const mp_trace *t = ctx;
     size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    const mp_trace_rec *x = &g_sort_trace->recs[i], *y = &g_sort_trace->recs[j];
+    const mp_trace_rec *x = &t->recs[i], *y = &t->recs[j];
     if (x->problem != y->problem) return x->problem < y->problem ? -1 : 1;
     if (x->token_idx != y->token_idx) return x->token_idx < y->token_idx ? -1 : 1;
     if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
@@ -832,9 +833,7 @@ int mp_trace_io_open(mp_trace_io **out, const mp_trace *t, const char *model_pat
         goto fail;
     }
     for (size_t i = 0; i < t->n_recs; i++) r->order[i] = i;
-    g_sort_trace = t;
-    qsort(r->order, t->n_recs, sizeof *r->order, rec_cmp);
-    g_sort_trace = NULL;
+    qsort_r(r->order, t->n_recs, sizeof *r->order, rec_cmp, (void *)t); /* glibc: reentrant */
     *out = r;
     return MP_OK;
 nomem:
