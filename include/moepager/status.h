@@ -38,6 +38,23 @@ const char *mp_strerror(int status);
 /* Returns the enum's name ("MP_E_IO"), or "MP_E_?" for unknown codes. */
 const char *mp_status_name(int status);
 
+/* An error report: the status plus one line that names the file, tensor,
+ * layer/expert and byte offset involved ("model.gguf: layer 3 expert 7: read
+ * of 1048576 bytes at offset 123 failed: Input/output error"). Functions that
+ * can fail take an `mp_err *err` (may be NULL) and, on failure, fill it with
+ * the first (innermost) failure; the caller owns it, usually on its stack:
+ *     mp_err err = {0};
+ *     if (mp_engine_open(&e, path, &p, &err) != MP_OK) fprintf(stderr, "error: %s\n", err.msg);
+ * The message never ends with a newline and never contains "error:". Clear
+ * it (or zero it) before reusing it for a new call: a failure is only
+ * recorded when err holds none yet. */
+#define MP_ERR_MSG_MAX 512
+
+typedef struct mp_err {
+    int status;                 /* MP_OK or a negative mp_status */
+    char msg[MP_ERR_MSG_MAX];   /* NUL-terminated; "" when status == MP_OK */
+} mp_err;
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,11 +1,17 @@
-/* moepager bench: the pieces shared by the sweep (cmd_bench.c), the plot
- * (bench_svg.c) and the trace replay (bench_trace.c). Not a library API:
- * these print to stdout/stderr like the rest of the CLI. */
+/* moepager bench, split by job:
+ *   bench_options.c  cmd_bench: the flags, the combinations to sweep, dispatch
+ *   bench_sweep.c    runs every combination, each repetition cold
+ *   bench_output.c   derived figures and the md / csv / json / jsonl writers
+ *   bench_suggest.c  --suggest: a short sweep inside --mem and a recommendation
+ *   bench_svg.c      --plot
+ *   bench_trace.c    --trace: routing-trace replay
+ * Built on the public API (moepager.h) like every command. Not a library
+ * API: these print to stdout/stderr like the rest of the CLI. Output
+ * fields: docs/BENCH_FORMAT.md. */
 #ifndef MP_CLI_BENCH_INTERNAL_H
 #define MP_CLI_BENCH_INTERNAL_H
 
-#include "cache/cache.h"
-#include "experts/predict.h"
+#include "cli.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +28,12 @@ typedef enum bench_budget_kind {
     BENCH_MEM = 3,           /* --mem bytes for the whole process */
 } bench_budget_kind;
 
+/* The prefetch settings bench sweeps (names as mp_params.prefetch). */
+typedef enum bench_pf { BENCH_PF_NONE = 0, BENCH_PF_LOOKAHEAD = 1, BENCH_PF_ORACLE = 2 } bench_pf;
+const char *bench_pf_name(bench_pf pf);
+/* Returns 0 and *out for "none", "lookahead", "oracle"; -1 otherwise. */
+int bench_pf_parse(const char *s, bench_pf *out);
+
 /* One combination of the swept settings. */
 typedef struct bench_setting {
     bench_budget_kind kind;
@@ -29,7 +41,7 @@ typedef struct bench_setting {
     char label[32];        /* "512M", "4/layer", "mem 2G", "all in RAM" */
     const char *policy;    /* NULL: the default policy (and for RAM rows) */
     int io_depth;          /* 0: default */
-    mp_prefetch_kind pf;
+    bench_pf pf;
     int lookahead;         /* lookahead and oracle */
     int extra;             /* lookahead only */
     float min_prob;        /* lookahead only */
@@ -47,9 +59,9 @@ typedef struct bench_row {
     uint32_t slots, n_moe_layers;
     uint32_t n_expert_used; /* k, for the resolved gate-probability threshold */
     const char *policy_name;/* in effect ("-" when mapped) */
-    mp_cache_stats pp, tg;  /* prefill and decode */
+    mp_expert_stats pp, tg; /* prefill and decode */
     uint32_t n_layers;      /* of tg_layer */
-    mp_cache_stats tg_layer[BENCH_MAX_LAYERS]; /* decode, per layer */
+    mp_expert_stats tg_layer[BENCH_MAX_LAYERS]; /* decode, per layer */
     uint64_t pp_chunks, pp_distinct; /* chunks; sum over chunks of distinct (layer, expert) needed */
     uint64_t io_bytes, io_busy_ns;
     uint64_t peak_rss;      /* max over repetitions */
@@ -71,6 +83,9 @@ typedef struct bench_metrics {
 
 void bench_metrics_get(const bench_row *r, int n_gen, bench_metrics *m);
 
+/* "lookahead d=2 +1 p>=1/k", "oracle d=2", "none"; "-" for a RAM row. */
+void bench_prefetch_label(const bench_setting *s, char *buf, size_t cap);
+
 /* Series label of a row: the prefetch setting, plus the policy and the
  * I/O depth when the sweep varies them. */
 void bench_series_label(const bench_row *r, bool with_policy, bool with_depth, char *buf, size_t cap);
@@ -88,5 +103,47 @@ int bench_svg_write(const char *path, const char *model, const bench_row *rows, 
 /* moepager bench --trace ...: the trace replay mode (argv as given to
  * cmd_bench). */
 int bench_trace_main(int argc, char **argv);
+
+/* What every row of one invocation shares. */
+typedef struct bench_run {
+    cli_model_opts mo;      /* shared flags (-m, -t, -c, -b, --io) */
+    int n_prompt, n_gen, reps;
+    int n_ctx;
+    const char *oracle_trace; /* recorded or given */
+    bool quiet_rss_note, quiet_drop_note;
+    char notes[2048];       /* engine notes already printed */
+} bench_run;
+
+/* Prompt id i: 1 + splitmix64(i) mod (n_vocab - 1), so never 0 and the same
+ * for every run (documented in docs/BENCH_FORMAT.md). */
+int32_t bench_prompt_id(int i, uint32_t n_vocab);
+
+/* Runs sets[0..n) into rows[0..n), b->reps cold repetitions each, printing
+ * progress on stderr. Rows with the oracle (or every row, when trace_out is
+ * set) first record the routing into trace_out, or into a temporary file
+ * whose name goes to tmp_trace[tmp_cap] (the caller unlinks it). Returns 0,
+ * or 1 after printing the error. */
+int bench_sweep(bench_run *b, const bench_setting *sets, int n, bench_row *rows, const char *trace_out,
+                char *tmp_trace, size_t tmp_cap);
+
+/* Prints rows[0..n) on stdout as fmt: "md", "csv", "json" or "jsonl". */
+void bench_print(const bench_run *b, const bench_row *rows, int n, const char *fmt);
+
+/* The lists given on the command line, before expansion. */
+typedef struct bench_lists {
+    char size_buf[1024], exp_buf[1024], mem_buf[1024], pol_buf[1024];
+    const char *sizes[BENCH_MAX_LIST], *exps[BENCH_MAX_LIST], *mems[BENCH_MAX_LIST], *pols[BENCH_MAX_LIST];
+    int n_sizes, n_exps, n_mems, n_pols;
+    bench_pf pfs[8];
+    int n_pfs;
+    int64_t lookaheads[BENCH_MAX_LIST], extras[BENCH_MAX_LIST], depths[BENCH_MAX_LIST];
+    int n_lookaheads, n_extras, n_depths;
+    float min_probs[BENCH_MAX_LIST];
+    int n_min_probs;
+} bench_lists;
+
+/* --suggest: a short sweep inside the mem budget and the recommended flags.
+ * Returns the exit code. */
+int bench_suggest(bench_run *b, const bench_lists *L, uint64_t mem, const char *out_fmt);
 
 #endif

@@ -4,9 +4,6 @@
  * depth when the sweep varies them), the all-in-RAM ceiling as a dashed
  * line, and a ring at each line's knee (rule in bench_internal.h). */
 #include "bench_internal.h"
-#include "cli.h"
-
-#include "common/parse.h"
 
 #include <math.h>
 #include <stdio.h>

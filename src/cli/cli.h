@@ -1,8 +1,10 @@
-/* The moepager command: shared option handling for the subcommands. */
+/* The moepager command: shared option handling for the subcommands. The
+ * commands are built on the public API alone (include/moepager/moepager.h);
+ * unlike the library, they print. */
 #ifndef MP_CLI_H
 #define MP_CLI_H
 
-#include "common/err.h"
+#include "moepager/moepager.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,9 +18,10 @@ typedef struct cli_model_opts {
     uint64_t mem;       /* --mem SIZE */
     uint64_t cache_bytes; /* --cache-size SIZE */
     int cache_experts;  /* --cache-experts N (per MoE layer) */
-    bool mmap;          /* --mmap or --mem 0: map the whole file, no default budget */
+    bool mmap;          /* --mmap or --mem 0: map the whole file */
     const char *io;     /* --io auto|uring|pread */
     int io_depth;       /* --io-depth N */
+    uint32_t io_timeout_ms; /* --io-timeout SECONDS; 0: the library's default */
     const char *policy; /* --policy NAME */
     const char *fault;  /* --io-fault SPEC (testing) */
     const char *prefetch; /* --prefetch none|lookahead|oracle */
@@ -31,28 +34,22 @@ typedef struct cli_model_opts {
     bool layer_stats;         /* --layer-stats */
 } cli_model_opts;
 
-struct mp_session;
-struct mp_session_params;
-/* Fills session parameters from the shared options. */
-void cli_session_params(const cli_model_opts *o, struct mp_session_params *sp);
-/* Opens a session, printing the memory plan and any fallback notes on
- * stderr. Returns NULL after printing the error. */
-struct mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override);
-/* Prints the expert-cache statistics line (if the session streams experts). */
-void cli_print_cache_stats(struct mp_session *s, double seconds, int n_tokens);
+/* Fills engine parameters from the shared options. */
+void cli_params(const cli_model_opts *o, mp_params *p);
+/* Opens an engine, printing the memory plan, how experts stream and any
+ * fallback notes on stderr. n_ctx_override (> 0) replaces the default
+ * context when -c is absent. Returns NULL after printing the error. */
+mp_engine *cli_open_engine(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override);
+/* Prints the expert-cache statistics line (if the engine streams experts). */
+void cli_print_cache_stats(mp_engine *e, double seconds, int n_tokens);
 
-/* Expert-cache statistics split at a point of the run (after the prompt):
- * cli_stats_mark records the counters, cli_print_phase_stats prints the
- * prompt and decode lines (stall per token and share of time waiting for
- * I/O; with prefetch, precision, in-time recall and wasted bytes) and,
- * with per_layer, a table of the decode phase per MoE layer. */
-typedef struct cli_stats_mark {
-    void *layers; /* mp_cache_stats[n_layer] at the mark; NULL without a cache */
-} cli_stats_mark;
-void cli_stats_mark_take(struct mp_session *s, cli_stats_mark *mark);
-void cli_print_phase_stats(struct mp_session *s, const cli_stats_mark *mark, double t_prompt, int n_prompt,
-                           double t_decode, int n_decode, bool per_layer);
-void cli_stats_mark_free(cli_stats_mark *mark);
+/* Expert-cache statistics split at a point of the run (after the prompt,
+ * marked with mp_engine_stats_mark(e, MP_PHASE_DECODE)): the prompt and
+ * decode lines (stall per token and share of time waiting for I/O; with
+ * prefetch, precision, in-time recall and wasted bytes) and, with
+ * per_layer, a table of the decode phase per MoE layer. */
+void cli_print_phase_stats(mp_engine *e, double t_prompt, int n_prompt, double t_decode, int n_decode,
+                           bool per_layer);
 
 /* If argv[*i] is one of -m, -t, -c, -b (or a long form), consumes it and its
  * value, advancing *i, and returns 1; returns 0 if not ours; -1 (after

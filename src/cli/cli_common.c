@@ -1,9 +1,5 @@
 #include "cli.h"
 
-#include "common/parse.h"
-#include "io/io.h"
-#include "runtime/session.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -22,14 +18,15 @@ const char *const cli_model_opts_help =
     "  -c, --ctx-size N     context length in tokens (default: min(model's, 4096))\n"
     "  -b, --batch-size N   tokens per prefill chunk (default: 512)\n"
     "  --mem SIZE           memory budget for the whole process (e.g. 1536M, 4G): stream\n"
-    "                       routed experts from disk through an expert cache that fits;\n"
-    "                       default: what this machine allows (MemAvailable, the cgroup's\n"
-    "                       limit) when the whole model does not fit in it; 0: --mmap\n"
-    "  --mmap               map the whole file even when it does not fit (the machine pages)\n"
+    "                       routed experts from disk through an expert cache that fits\n"
+    "                       (--mem 0: map the whole file, as --mmap)\n"
+    "  --mmap               map the whole file and never stream experts\n"
     "  --cache-size SIZE    expert cache size alone (instead of --mem)\n"
     "  --cache-experts N    expert cache of N experts per MoE layer (instead of --mem)\n"
     "  --io KIND            expert reads: auto (io_uring, else pread), uring, pread\n"
     "  --io-depth N         reads in flight (default 16)\n"
+    "  --io-timeout SECONDS end the run with an error when a read has not completed\n"
+    "                       after this long (default 30)\n"
     "  --policy NAME        cache replacement policy: lfu-decay (default), lru\n"
     "  --prefetch KIND      lookahead (default), none, oracle\n"
     "  --lookahead D        layers ahead the router lookahead predicts (default 2)\n"
@@ -93,21 +90,24 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 1 << 16, &o->n_batch)) return -1;
         return 1;
     }
+    if (!strcmp(a, "--mmap")) {
+        o->mmap = true;
+        return 1;
+    }
+    if (!strcmp(a, "--mem") && *i + 1 < argc && !strcmp(argv[*i + 1], "0")) {
+        ++*i;
+        o->mmap = true; /* --mem 0: no budget, map everything */
+        return 1;
+    }
     if (!strcmp(a, "--mem") || !strcmp(a, "--cache-size")) {
         if (!(v = cli_value(argc, argv, i))) return -1;
         uint64_t b;
-        const bool mem = !strcmp(a, "--mem");
-        if (mp_parse_size(v, &b) != MP_OK || (b == 0 && !mem)) {
+        if (mp_parse_size(v, &b) != MP_OK || b == 0) {
             fprintf(stderr, "error: %s: '%s' is not a size (like 512M or 4G)\n", a, v);
             return -1;
         }
-        if (mem && b == 0) o->mmap = true; /* --mem 0: no budget at all, as --mmap */
-        else if (mem) o->mem = b;
+        if (!strcmp(a, "--mem")) o->mem = b;
         else o->cache_bytes = b;
-        return 1;
-    }
-    if (!strcmp(a, "--mmap")) {
-        o->mmap = true;
         return 1;
     }
     if (!strcmp(a, "--cache-experts")) {
@@ -120,7 +120,18 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         return 1;
     }
     if (!strcmp(a, "--io-depth")) {
-        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 1024, &o->io_depth)) return -1;
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, MP_MAX_IO_DEPTH, &o->io_depth)) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--io-timeout")) {
+        float sec;
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_float(a, v, &sec)) return -1;
+        if (!(sec > 0.0f && sec <= 86400.0f)) {
+            fprintf(stderr, "error: %s: %s is not a number of seconds in (0, 86400]\n", a, v);
+            return -1;
+        }
+        o->io_timeout_ms = (uint32_t)(sec * 1000.0f + 0.5f);
+        if (o->io_timeout_ms == 0) o->io_timeout_ms = 1;
         return 1;
     }
     if (!strcmp(a, "--policy")) {
@@ -130,8 +141,7 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
     }
     if (!strcmp(a, "--prefetch")) {
         if (!(v = cli_value(argc, argv, i))) return -1;
-        mp_prefetch_kind k;
-        if (mp_prefetch_kind_parse(v, &k) != MP_OK) {
+        if (!mp_prefetch_known(v)) {
             fprintf(stderr, "error: --prefetch: unknown predictor '%s' (none, lookahead, oracle)\n", v);
             return -1;
         }
@@ -175,95 +185,74 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
     return 0;
 }
 
-void cli_session_params(const cli_model_opts *o, mp_session_params *sp)
+void cli_params(const cli_model_opts *o, mp_params *p)
 {
-    memset(sp, 0, sizeof *sp);
-    sp->model_path = o->model;
-    sp->n_ctx = o->n_ctx;
-    sp->n_batch = o->n_batch;
-    sp->n_threads = o->n_threads;
-    sp->mem = o->mem;
-    sp->cache_bytes = o->cache_bytes;
-    sp->cache_experts = (uint32_t)o->cache_experts;
-    sp->mmap = o->mmap;
-    sp->io = o->io;
-    sp->io_depth = (unsigned)o->io_depth;
-    sp->policy = o->policy;
-    sp->fault_spec = o->fault;
-    sp->trace_out = o->trace_out;
-    if (o->prefetch || o->lookahead || o->prefetch_extra || o->has_min_prob || o->oracle_trace) {
-        sp->prefetch_set = true;
-        sp->prefetch.kind = MP_PREFETCH_LOOKAHEAD;
-        if (o->prefetch) mp_prefetch_kind_parse(o->prefetch, &sp->prefetch.kind);
-        else if (o->oracle_trace) sp->prefetch.kind = MP_PREFETCH_ORACLE;
-        sp->prefetch.lookahead = o->lookahead ? o->lookahead : MP_DEFAULT_LOOKAHEAD;
-        sp->prefetch.extra = o->prefetch_extra;
-        sp->prefetch.min_prob = o->has_min_prob ? o->prefetch_min_prob : MP_DEFAULT_PREFETCH_MIN_PROB;
-        sp->prefetch.oracle_trace = o->oracle_trace;
-    }
+    *p = mp_params_default();
+    p->n_ctx = o->n_ctx;
+    p->n_batch = o->n_batch;
+    p->n_threads = o->n_threads;
+    p->mem = o->mem;
+    p->cache_bytes = o->cache_bytes;
+    p->cache_experts = (uint32_t)o->cache_experts;
+    p->mmap = o->mmap;
+    p->io = o->io;
+    if (o->io_depth) p->io_depth = (uint32_t)o->io_depth;
+    p->io_timeout_ms = o->io_timeout_ms;
+    p->policy = o->policy;
+    p->io_fault = o->fault;
+    p->trace_out = o->trace_out;
+    p->prefetch = o->prefetch;
+    if (o->lookahead) p->lookahead = o->lookahead;
+    p->prefetch_extra = o->prefetch_extra;
+    if (o->has_min_prob) p->prefetch_min_prob = o->prefetch_min_prob;
+    p->oracle_trace = o->oracle_trace;
 }
 
-mp_session *cli_open_session(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override)
+mp_engine *cli_open_engine(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override)
 {
-    mp_session_params sp;
-    cli_session_params(o, &sp);
-    sp.need_tokenizer = need_tokenizer;
-    if (!o->n_ctx && n_ctx_override > 0) sp.n_ctx = n_ctx_override;
-    mp_session *s = NULL;
+    mp_params p;
+    cli_params(o, &p);
+    p.need_tokenizer = need_tokenizer;
+    if (!o->n_ctx && n_ctx_override > 0) p.n_ctx = n_ctx_override;
+    mp_engine *e = NULL;
     mp_err err = {0};
-    if (mp_session_open(&s, &sp, &err)) {
+    if (mp_engine_open(&e, o->model, &p, &err)) {
         cli_fail(&err);
         return NULL;
     }
+    mp_engine_info in;
+    mp_engine_get_info(e, &in);
     char plan[512];
-    mp_plan_describe(&s->plan, plan, sizeof plan);
+    mp_plan_text(&in.plan, plan, sizeof plan);
     fprintf(stderr, "moepager: %s\n", plan);
-    if (s->cache) {
-        mp_io *io = mp_cache_io(s->cache);
-        const mp_prefetch_cfg pf = mp_experts_prefetch(s->experts);
-        fprintf(stderr, "moepager: experts stream from %s via %s%s, %u reads in flight, prefetch %s", o->model,
-                mp_io_name(io), mp_io_is_direct(io) ? " (O_DIRECT)" : " (buffered)", mp_io_depth(io),
-                mp_prefetch_kind_name(pf.kind));
-        if (pf.kind == MP_PREFETCH_LOOKAHEAD)
-            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g%s)", pf.lookahead,
-                    pf.lookahead > 1 ? "s" : "", pf.extra, (double)mp_experts_prefetch_min_prob(s->experts),
-                    pf.min_prob < 0 ? " = 1/k" : "");
+    if (in.plan.streamed && in.io[0]) {
+        fprintf(stderr, "moepager: experts stream from %s via %s%s, %u reads in flight, prefetch %s", o->model, in.io,
+                in.io_direct ? " (O_DIRECT)" : " (buffered)", in.io_depth, in.prefetch);
+        if (!strcmp(in.prefetch, "lookahead"))
+            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g%s)", in.lookahead,
+                    in.lookahead > 1 ? "s" : "", in.prefetch_extra, (double)in.prefetch_min_prob,
+                    in.prefetch_min_prob_auto ? " = 1/k" : "");
         fprintf(stderr, "\n");
     }
-    if (s->preloaded)
-        fprintf(stderr, "moepager: the cache holds every expert: preloaded %.1f MB at start\n",
-                s->preload_stats.bytes_read / 1e6);
-    for (char *line = s->note; *line;) {
-        char *nl = strchr(line, '\n');
+    if (in.preloaded)
+        fprintf(stderr, "moepager: the cache holds every expert: preloaded %.1f MB at start\n", in.preload_bytes / 1e6);
+    for (const char *line = mp_engine_notes(e); *line;) {
+        const char *nl = strchr(line, '\n');
         int len = nl ? (int)(nl - line) : (int)strlen(line);
         if (len) fprintf(stderr, "moepager: %.*s\n", len, line);
         line += len + (nl ? 1 : 0);
     }
-    return s;
+    return e;
 }
 
-void cli_stats_mark_take(mp_session *s, cli_stats_mark *mark)
-{
-    mark->layers = NULL;
-    if (!s->cache) return;
-    mark->layers = calloc(s->model->hp.n_layer, sizeof(mp_cache_stats));
-    if (mark->layers) mp_cache_get_stats(s->cache, NULL, mark->layers, false);
-}
-
-void cli_stats_mark_free(cli_stats_mark *mark)
-{
-    free(mark->layers);
-    mark->layers = NULL;
-}
-
-static void print_phase(const char *phase, const mp_cache_stats *st, double seconds, int n_tokens, bool prefetch)
+static void print_phase(const char *phase, const mp_expert_stats *st, double seconds, int n_tokens, bool prefetch)
 {
     fprintf(stderr, "%s: %d token%s, stall %.2f ms/token, %.0f%% of the time waiting for I/O, %.1f MB/token read", phase,
             n_tokens, n_tokens == 1 ? "" : "s", n_tokens > 0 ? st->wait_ns / 1e6 / n_tokens : 0.0,
             seconds > 0 ? 100.0 * st->wait_ns / 1e9 / seconds : 0.0, n_tokens > 0 ? st->bytes_read / 1e6 / n_tokens : 0.0);
     if (prefetch) {
         double prec, rec;
-        mp_cache_prefetch_quality(st, &prec, &rec);
+        mp_expert_stats_rates(st, NULL, &prec, &rec);
         fprintf(stderr, "; prefetch: %llu loads, precision %.1f%%, in-time recall %.1f%%, %.1f MB wasted (%llu evicted unused)",
                 (unsigned long long)st->prefetches, isnan(prec) ? 0.0 : 100 * prec, isnan(rec) ? 0.0 : 100 * rec,
                 st->wasted_bytes / 1e6, (unsigned long long)st->prefetch_wasted);
@@ -271,64 +260,58 @@ static void print_phase(const char *phase, const mp_cache_stats *st, double seco
     fprintf(stderr, "\n");
 }
 
-void cli_print_phase_stats(mp_session *s, const cli_stats_mark *mark, double t_prompt, int n_prompt, double t_decode,
-                           int n_decode, bool per_layer)
+void cli_print_phase_stats(mp_engine *e, double t_prompt, int n_prompt, double t_decode, int n_decode, bool per_layer)
 {
-    if (!s->cache || !mark->layers) return;
-    const uint32_t L = s->model->hp.n_layer;
-    mp_cache_stats *now = calloc(L, sizeof *now);
+    mp_stats st;
+    mp_engine_stats(e, &st);
+    if (!st.streamed) return;
+    mp_engine_info in;
+    mp_engine_get_info(e, &in);
+    const bool pf = strcmp(in.prefetch, "none") != 0;
+    print_phase("experts, prompt", &st.phase[MP_PHASE_PREFILL], t_prompt, n_prompt, pf);
+    if (n_decode > 0) print_phase("experts, decode", &st.phase[MP_PHASE_DECODE], t_decode, n_decode, pf);
+    if (!per_layer || n_decode <= 0) return;
+    const uint32_t L = st.n_layers;
+    mp_expert_stats *now = calloc(L ? L : 1, sizeof *now);
     if (!now) return;
-    mp_cache_get_stats(s->cache, NULL, now, false);
-    const mp_cache_stats *at = mark->layers;
-    mp_cache_stats pp = {0}, tg = {0};
+    mp_engine_layer_stats(e, MP_PHASE_DECODE, now, L);
+    fprintf(stderr, "decode per MoE layer:\n%5s %8s %8s %6s %7s %10s %6s %9s %9s %10s %9s\n", "layer", "demands", "hits",
+            "late", "misses", "prefetches", "used", "precision", "recall", "wasted MB", "wait ms");
     for (uint32_t l = 0; l < L; l++) {
-        mp_cache_stats_add(&pp, &at[l]);
-        mp_cache_stats_sub(&now[l], &at[l]); /* now: the decode phase */
-        mp_cache_stats_add(&tg, &now[l]);
-    }
-    const bool pf = mp_experts_prefetch(s->experts).kind != MP_PREFETCH_NONE;
-    print_phase("experts, prompt", &pp, t_prompt, n_prompt, pf);
-    if (n_decode > 0) print_phase("experts, decode", &tg, t_decode, n_decode, pf);
-    if (per_layer && n_decode > 0) {
-        fprintf(stderr, "decode per MoE layer:\n%5s %8s %8s %6s %7s %10s %6s %9s %9s %10s %9s\n", "layer", "demands", "hits",
-                "late", "misses", "prefetches", "used", "precision", "recall", "wasted MB", "wait ms");
-        for (uint32_t l = 0; l < L; l++) {
-            const mp_cache_stats *st = &now[l];
-            const uint64_t dem = st->hits + st->late_hits + st->misses;
-            if (!mp_layer_is_moe(&s->model->layers[l])) continue;
-            double prec, rec;
-            mp_cache_prefetch_quality(st, &prec, &rec);
-            char ps[16] = "-", rs[16] = "-";
-            if (pf && !isnan(prec)) snprintf(ps, sizeof ps, "%.1f%%", 100 * prec);
-            if (pf && !isnan(rec)) snprintf(rs, sizeof rs, "%.1f%%", 100 * rec);
-            fprintf(stderr, "%5u %8llu %8llu %6llu %7llu %10llu %6llu %9s %9s %10.1f %9.1f\n", l, (unsigned long long)dem,
-                    (unsigned long long)st->hits, (unsigned long long)st->late_hits, (unsigned long long)st->misses,
-                    (unsigned long long)st->prefetches, (unsigned long long)st->prefetch_used, ps, rs,
-                    st->wasted_bytes / 1e6, st->wait_ns / 1e6);
-        }
+        const mp_expert_stats *s = &now[l];
+        const uint64_t dem = s->hits + s->late_hits + s->misses;
+        if (dem == 0) continue; /* a dense layer: every decoded token demands k experts of each MoE layer */
+        double prec, rec;
+        mp_expert_stats_rates(s, NULL, &prec, &rec);
+        char ps[16] = "-", rs[16] = "-";
+        if (pf && !isnan(prec)) snprintf(ps, sizeof ps, "%.1f%%", 100 * prec);
+        if (pf && !isnan(rec)) snprintf(rs, sizeof rs, "%.1f%%", 100 * rec);
+        fprintf(stderr, "%5u %8llu %8llu %6llu %7llu %10llu %6llu %9s %9s %10.1f %9.1f\n", l, (unsigned long long)dem,
+                (unsigned long long)s->hits, (unsigned long long)s->late_hits, (unsigned long long)s->misses,
+                (unsigned long long)s->prefetches, (unsigned long long)s->prefetch_used, ps, rs, s->wasted_bytes / 1e6,
+                s->wait_ns / 1e6);
     }
     free(now);
 }
 
-void cli_print_cache_stats(mp_session *s, double seconds, int n_tokens)
+void cli_print_cache_stats(mp_engine *e, double seconds, int n_tokens)
 {
-    if (!s->cache) return;
-    mp_cache_stats st;
-    mp_cache_get_stats(s->cache, &st, NULL, false);
+    mp_stats s;
+    mp_engine_stats(e, &s);
+    if (!s.streamed) return;
+    const mp_expert_stats *st = &s.total;
     /* Expert bytes per second of time the device had reads in flight:
      * the figure to set beside fio's random-read bandwidth. */
-    mp_io_counters ioc;
-    mp_io_get_counters(mp_cache_io(s->cache), &ioc, false);
-    double busy_s = ioc.busy_ns / 1e9;
-    uint64_t demanded = st.hits + st.late_hits + st.misses;
+    double busy_s = s.io.busy_ns / 1e9;
+    uint64_t demanded = st->hits + st->late_hits + st->misses;
     fprintf(stderr,
             "expert cache: %.1f%% hits (%llu hits, %llu misses, %llu evictions), %.1f MB read, %.1f MB/token, "
             "waited %.2f s for I/O (%.0f%% of %.2f s), I/O busy %.2f s, %.0f MB/s while busy\n",
-            demanded ? 100.0 * (double)(st.hits + st.late_hits) / (double)demanded : 0.0, (unsigned long long)st.hits,
-            (unsigned long long)st.misses, (unsigned long long)st.evictions, st.bytes_read / 1e6,
-            n_tokens > 0 ? st.bytes_read / 1e6 / n_tokens : 0.0, st.wait_ns / 1e9,
-            seconds > 0 ? 100.0 * st.wait_ns / 1e9 / seconds : 0.0, seconds, busy_s,
-            busy_s > 0 ? st.bytes_read / 1e6 / busy_s : 0.0);
+            demanded ? 100.0 * (double)(st->hits + st->late_hits) / (double)demanded : 0.0, (unsigned long long)st->hits,
+            (unsigned long long)st->misses, (unsigned long long)st->evictions, st->bytes_read / 1e6,
+            n_tokens > 0 ? st->bytes_read / 1e6 / n_tokens : 0.0, st->wait_ns / 1e9,
+            seconds > 0 ? 100.0 * st->wait_ns / 1e9 / seconds : 0.0, seconds, busy_s,
+            busy_s > 0 ? st->bytes_read / 1e6 / busy_s : 0.0);
 }
 
 int cli_resolve_model(cli_model_opts *o)

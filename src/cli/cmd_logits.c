@@ -1,10 +1,6 @@
 /* moepager logits: evaluate token ids, write raw float32 logits. */
 #include "cli.h"
 
-#include "common/parse.h"
-#include "common/sysinfo.h"
-#include "runtime/session.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +31,6 @@ static int argmax(const float *x, int n)
 int cmd_logits(int argc, char **argv)
 {
     cli_model_opts mo = {0};
-    cli_stats_mark mark = {0};
     double t_dec = 0;
     const char *ids_s = NULL, *prompt = NULL, *out_path = NULL;
     bool all = false;
@@ -69,7 +64,7 @@ int cmd_logits(int argc, char **argv)
     int32_t *ids = NULL;
     int n = 0, rc = 1;
     float *logits = NULL;
-    mp_session *s = NULL;
+    mp_engine *e = NULL;
     mp_err err = {0};
     if (ids_s) {
         int64_t tmp[65536];
@@ -87,37 +82,44 @@ int cmd_logits(int argc, char **argv)
         }
     }
     int need = (ids_s ? n : (int)strlen(prompt) + 2) + n_gen; /* enough for prompt + generation, like llama_logits */
-    if (!(s = cli_open_session(&mo, prompt != NULL, need < 256 ? 256 : ((need + 255) / 256) * 256))) goto done;
+    if (!(e = cli_open_engine(&mo, prompt != NULL, need < 256 ? 256 : ((need + 255) / 256) * 256))) goto done;
     if (prompt) {
-        int64_t cnt = mp_tokenize(s->tok, prompt, strlen(prompt), true, false, NULL, 0);
-        if (cnt <= 0) {
+        size_t cnt = 0;
+        int trc = mp_engine_tokenize(e, prompt, strlen(prompt), MP_TOKENIZE_ADD_SPECIAL, NULL, 0, &cnt, NULL);
+        if ((trc != MP_OK && trc != MP_E_RANGE) || cnt == 0) {
             cli_error("%s: the prompt tokenized to nothing", mo.model);
             goto done;
         }
-        ids = malloc(sizeof *ids * (size_t)cnt);
+        ids = malloc(sizeof *ids * cnt);
         if (!ids) goto done;
-        n = (int)mp_tokenize(s->tok, prompt, strlen(prompt), true, false, ids, cnt);
+        if (mp_engine_tokenize(e, prompt, strlen(prompt), MP_TOKENIZE_ADD_SPECIAL, ids, cnt, &cnt, &err)) {
+            cli_fail(&err);
+            goto done;
+        }
+        n = (int)cnt;
     }
-    const int V = (int)s->model->hp.n_vocab;
-    logits = malloc(sizeof *logits * (size_t)V * (all ? (size_t)n : 1));
+    mp_engine_info info;
+    mp_engine_get_info(e, &info);
+    const int V = info.n_vocab;
+    const size_t n_logits = (size_t)V * (all ? (size_t)n : 1);
+    logits = malloc(sizeof *logits * n_logits);
     if (!logits) {
         cli_error("out of memory");
         goto done;
     }
     double t0 = mp_time_s();
-    if (mp_ctx_eval(s->ctx, ids, n, logits, all, &err)) {
+    if (mp_engine_eval(e, ids, (size_t)n, logits, n_logits, all, &err)) {
         cli_fail(&err);
         goto done;
     }
     double t1 = mp_time_s();
-    cli_stats_mark_take(s, &mark);
+    mp_engine_stats_mark(e, MP_PHASE_DECODE);
     printf("prompt_eval: %d tokens in %.3f ms = %.2f tok/s\n", n, (t1 - t0) * 1e3, n / (t1 - t0));
     const float *last = logits + (all ? (size_t)(n - 1) * V : 0);
     printf("top: id=%d logit=%.6f\n", argmax(last, V), last[argmax(last, V)]);
     if (out_path) {
         FILE *f = fopen(out_path, "wb");
-        size_t cnt = (size_t)V * (all ? (size_t)n : 1);
-        if (!f || fwrite(logits, sizeof(float), cnt, f) != cnt || fclose(f) != 0) {
+        if (!f || fwrite(logits, sizeof(float), n_logits, f) != n_logits || fclose(f) != 0) {
             cli_error("%s: cannot write the logits", out_path);
             goto done;
         }
@@ -129,7 +131,7 @@ int cmd_logits(int argc, char **argv)
         for (int g = 0; g < n_gen; g++) {
             printf("%s%d", g ? "," : " ", cur);
             if (g == n_gen - 1) break;
-            if (mp_ctx_eval(s->ctx, &cur, 1, logits, false, &err)) {
+            if (mp_engine_eval(e, &cur, 1, logits, n_logits, false, &err)) {
                 printf("\n");
                 cli_fail(&err);
                 goto done;
@@ -141,14 +143,13 @@ int cmd_logits(int argc, char **argv)
         printf("\n");
         if (n_gen > 1) printf("gen: %d tokens at %.2f tok/s\n", n_gen - 1, (n_gen - 1) / tg);
     }
-    cli_print_cache_stats(s, mp_time_s() - t0, n + n_gen);
-    cli_print_phase_stats(s, &mark, t1 - t0, n, t_dec, n_gen > 1 ? n_gen - 1 : 0, mo.layer_stats);
+    cli_print_cache_stats(e, mp_time_s() - t0, n + n_gen);
+    cli_print_phase_stats(e, t1 - t0, n, t_dec, n_gen > 1 ? n_gen - 1 : 0, mo.layer_stats);
     printf("peak_rss_mib: %.1f\n", mp_peak_rss_bytes() / 1048576.0);
     rc = 0;
 done:
-    cli_stats_mark_free(&mark);
     free(ids);
     free(logits);
-    mp_session_free(s);
+    mp_engine_free(e);
     return rc;
 }

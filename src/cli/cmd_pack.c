@@ -1,10 +1,6 @@
 /* moepager pack: GGUF -> .moepack (one aligned, checksummed block per expert). */
 #include "cli.h"
 
-#include "common/parse.h"
-#include "common/sysinfo.h"
-#include "runtime/pack_write.h"
-
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,16 +76,16 @@ int cmd_pack(int argc, char **argv)
     if (!out) return cli_error("pack: no output file: give -o MODEL.moepack");
 
     progress pr = {mp_time_s(), 0.0, isatty(2) != 0};
-    mp_pack_write_opts o = {
+    mp_pack_params o = {
         .no_compress = no_compress,
-        .n_threads = n_threads ? n_threads : mp_n_cpus(),
+        .n_threads = n_threads, /* 0: all CPUs */
         .progress = quiet ? NULL : on_progress,
         .progress_ud = &pr,
     };
-    mp_pack_write_stats st;
+    mp_pack_result st;
     mp_err err = {0};
     double t0 = mp_time_s();
-    if (mp_pack_write(in, out, &o, &st, &err)) {
+    if (mp_pack_model(in, out, &o, &st, &err)) {
         if (pr.tty && !quiet) fputc('\n', stderr);
         return cli_fail(&err);
     }

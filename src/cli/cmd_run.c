@@ -1,10 +1,6 @@
 /* moepager run: generate text from a prompt, streaming tokens. */
 #include "cli.h"
 
-#include "common/sysinfo.h"
-#include "runtime/session.h"
-#include "sample/sample.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +29,6 @@ static void help(void)
 int cmd_run(int argc, char **argv)
 {
     cli_model_opts mo = {0};
-    cli_stats_mark mark = {0};
     const char *prompt = NULL, *pfile = NULL;
     int n_predict = 128, seed = 0;
     bool ignore_eos = false, echo = true;
@@ -83,7 +78,7 @@ int cmd_run(int argc, char **argv)
     int32_t *ids = NULL;
     float *logits = NULL;
     mp_sampler *smp = NULL;
-    mp_session *s = NULL;
+    mp_engine *e = NULL;
     mp_err err = {0};
     if (pfile) {
         if (!(text = cli_read_file(pfile, NULL))) return 1;
@@ -91,10 +86,13 @@ int cmd_run(int argc, char **argv)
     }
     if (!prompt) prompt = "";
 
-    if (!(s = cli_open_session(&mo, true, 0))) goto done;
-    const int n_ctx = mp_ctx_n_ctx(s->ctx);
-    int64_t n = mp_tokenize(s->tok, prompt, strlen(prompt), true, false, NULL, 0);
-    if (n < 0) {
+    if (!(e = cli_open_engine(&mo, true, 0))) goto done;
+    mp_engine_info info;
+    mp_engine_get_info(e, &info);
+    const int n_ctx = mp_engine_n_ctx(e);
+    size_t n = 0;
+    int trc = mp_engine_tokenize(e, prompt, strlen(prompt), MP_TOKENIZE_ADD_SPECIAL, NULL, 0, &n, NULL);
+    if (trc != MP_OK && trc != MP_E_RANGE) {
         cli_error("%s: cannot tokenize the prompt", mo.model);
         goto done;
     }
@@ -102,32 +100,34 @@ int cmd_run(int argc, char **argv)
         cli_error("run: empty prompt and the vocabulary adds no BOS token: give -p TEXT");
         goto done;
     }
-    if (n >= n_ctx) {
+    if (n >= (size_t)n_ctx) {
         cli_error("run: the prompt has %lld tokens but the context holds %d (use -c)", (long long)n, n_ctx);
         goto done;
     }
-    ids = malloc(sizeof *ids * (size_t)n);
-    logits = malloc(sizeof *logits * s->model->hp.n_vocab);
-    smp = mp_sampler_create(&sp, (int32_t)s->model->hp.n_vocab);
-    if (!ids || !logits || !smp) {
+    ids = malloc(sizeof *ids * n);
+    logits = malloc(sizeof *logits * (size_t)info.n_vocab);
+    if (!ids || !logits || mp_sampler_open(&smp, &sp, info.n_vocab, &err)) {
         cli_error("out of memory");
         goto done;
     }
-    mp_tokenize(s->tok, prompt, strlen(prompt), true, false, ids, n);
-    for (int64_t i = 0; i < n; i++) mp_sampler_accept(smp, ids[i]);
+    if (mp_engine_tokenize(e, prompt, strlen(prompt), MP_TOKENIZE_ADD_SPECIAL, ids, n, &n, &err)) {
+        cli_fail(&err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) mp_sampler_accept(smp, ids[i]);
     if (echo) {
         fputs(prompt, stdout);
         fflush(stdout);
     }
 
     double t0 = mp_time_s();
-    if (mp_ctx_eval(s->ctx, ids, (int)n, logits, false, &err)) {
+    if (mp_engine_eval(e, ids, n, logits, (size_t)info.n_vocab, false, &err)) {
         printf("\n");
         cli_fail(&err);
         goto done;
     }
     double t_prompt = mp_time_s() - t0;
-    cli_stats_mark_take(s, &mark);
+    mp_engine_stats_mark(e, MP_PHASE_DECODE);
 
     int n_gen = 0;
     double tg0 = mp_time_s();
@@ -136,16 +136,17 @@ int cmd_run(int argc, char **argv)
         int32_t tok = mp_sampler_sample(smp, logits);
         mp_sampler_accept(smp, tok);
         n_gen++;
-        if (!ignore_eos && mp_tokenizer_is_eog(s->tok, tok)) break;
-        int len = mp_token_to_piece(s->tok, tok, piece, sizeof piece, false);
-        if (len > 0) fwrite(piece, 1, (size_t)(len < (int)sizeof piece ? len : (int)sizeof piece), stdout);
+        if (!ignore_eos && mp_engine_is_eog(e, tok)) break;
+        size_t len = 0;
+        int prc = mp_engine_token_to_piece(e, tok, false, piece, sizeof piece, &len, NULL);
+        if ((prc == MP_OK || prc == MP_E_RANGE) && len > 0) fwrite(piece, 1, len < sizeof piece ? len : sizeof piece, stdout);
         fflush(stdout);
         if (n_predict >= 0 && n_gen >= n_predict) break;
-        if (mp_ctx_n_past(s->ctx) >= n_ctx) {
+        if (mp_engine_n_past(e) >= n_ctx) {
             fprintf(stderr, "\nmoepager: context full (%d tokens)\n", n_ctx);
             break;
         }
-        if (mp_ctx_eval(s->ctx, &tok, 1, logits, false, &err)) {
+        if (mp_engine_eval(e, &tok, 1, logits, (size_t)info.n_vocab, false, &err)) {
             printf("\n");
             cli_fail(&err);
             goto done;
@@ -157,16 +158,15 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "prompt: %lld tokens, %.2f tok/s | generation: %d tokens, %.2f tok/s | peak RSS: %.1f MiB\n",
             (long long)n, n / t_prompt, n_gen, n_gen > 0 && t_gen > 0 ? n_gen / t_gen : 0.0,
             mp_peak_rss_bytes() / 1048576.0);
-    cli_print_cache_stats(s, t_prompt + t_gen, (int)n + n_gen);
+    cli_print_cache_stats(e, t_prompt + t_gen, (int)n + n_gen);
     /* the first generated token came from the prompt's logits: n_gen - 1 decode steps */
-    cli_print_phase_stats(s, &mark, t_prompt, (int)n, t_gen, n_gen - 1, mo.layer_stats);
+    cli_print_phase_stats(e, t_prompt, (int)n, t_gen, n_gen - 1, mo.layer_stats);
     rc = 0;
 done:
     free(text);
     free(ids);
     free(logits);
     mp_sampler_free(smp);
-    cli_stats_mark_free(&mark);
-    mp_session_free(s);
+    mp_engine_free(e);
     return rc;
 }

@@ -1,9 +1,6 @@
 /* moepager tokenize: print the token ids of a text. */
 #include "cli.h"
 
-#include "gguf/gguf.h"
-#include "tokenizer/tokenizer.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,11 +51,11 @@ int cmd_tokenize(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     int32_t *ids = NULL;
-    mp_gguf *g = NULL;
-    mp_tokenizer *tok = NULL;
+    mp_engine *e = NULL;
     mp_err err = {0};
-    mp_gguf_open_opts oo = {.no_mmap = true};
-    if (mp_gguf_open(&g, mo.model, &oo, &err) || mp_tokenizer_load(&tok, g, &err)) {
+    mp_params p = mp_params_default();
+    p.vocab_only = true; /* the tokenizer alone: vocab-only files work, nothing is mapped */
+    if (mp_engine_open(&e, mo.model, &p, &err)) {
         cli_fail(&err);
         goto done;
     }
@@ -68,21 +65,27 @@ int cmd_tokenize(int argc, char **argv)
         if (!(text = cli_read_file(file ? file : "-", &len))) goto done;
         prompt = text;
     }
-    int64_t n = mp_tokenize(tok, prompt, len, bos, special, NULL, 0);
-    if (n < 0) {
+    const unsigned flags = (bos ? MP_TOKENIZE_ADD_SPECIAL : 0) | (special ? MP_TOKENIZE_PARSE_SPECIAL : 0);
+    size_t n = 0;
+    int trc = mp_engine_tokenize(e, prompt, len, flags, NULL, 0, &n, NULL);
+    if (trc != MP_OK && trc != MP_E_RANGE) {
         cli_error("%s: tokenization failed", mo.model);
         goto done;
     }
-    ids = malloc(sizeof *ids * (size_t)(n ? n : 1));
+    ids = malloc(sizeof *ids * (n ? n : 1));
     if (!ids) goto done;
-    mp_tokenize(tok, prompt, len, bos, special, ids, n);
+    if (mp_engine_tokenize(e, prompt, len, flags, ids, n, &n, &err)) {
+        cli_fail(&err);
+        goto done;
+    }
     char piece[512];
-    for (int64_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (pieces) {
-            int pl = mp_token_to_piece(tok, ids[i], piece, sizeof piece, true);
-            if (pl < 0) pl = 0;
-            if (pl > (int)sizeof piece) pl = (int)sizeof piece;
-            printf("%d:'%.*s'\n", ids[i], pl, piece);
+            size_t pl = 0;
+            int prc = mp_engine_token_to_piece(e, ids[i], true, piece, sizeof piece, &pl, NULL);
+            if (prc != MP_OK && prc != MP_E_RANGE) pl = 0;
+            if (pl > sizeof piece) pl = sizeof piece;
+            printf("%d:'%.*s'\n", ids[i], (int)pl, piece);
         } else {
             printf("%s%d", i ? " " : "", ids[i]);
         }
@@ -92,7 +95,6 @@ int cmd_tokenize(int argc, char **argv)
 done:
     free(text);
     free(ids);
-    mp_tokenizer_free(tok);
-    mp_gguf_free(g);
+    mp_engine_free(e);
     return rc;
 }

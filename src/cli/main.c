@@ -19,7 +19,8 @@ static const struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: moepager COMMAND [options]   (moepager COMMAND --help for its options)\n\ncommands:\n");
+    fprintf(f, "usage: moepager COMMAND [options]   (moepager COMMAND --help for its options)\n"
+               "       moepager --version\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
@@ -34,8 +35,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("moepager 0.1.0\n");
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("moepager %s\n", mp_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -11,12 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#define MP_ERR_MSG_MAX 512
-
-typedef struct mp_err {
-    int status;                 /* MP_OK or a negative mp_status */
-    char msg[MP_ERR_MSG_MAX];   /* NUL-terminated; "" when status == MP_OK */
-} mp_err;
+/* mp_err itself (status + message) is public: include/moepager/status.h. */
 
 /* Clears err (NULL-safe). */
 void mp_err_clear(mp_err *err);

@@ -441,7 +441,6 @@ void mp_pack_drop_pages(mp_pack *p)
 const char *mp_pack_path(const mp_pack *p) { return p->path; }
 int mp_pack_fd(const mp_pack *p) { return p->fd; }
 const void *mp_pack_image(const mp_pack *p) { return p->map ? NULL : p->base; }
-uint64_t mp_pack_file_size(const mp_pack *p) { return p->file_size; }
 const mp_pack_header *mp_pack_get_header(const mp_pack *p) { return &p->hdr; }
 mp_gguf *mp_pack_gguf(const mp_pack *p) { return p->gguf; }
 uint64_t mp_pack_max_raw_size(const mp_pack *p) { return p->max_raw; }

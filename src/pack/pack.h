@@ -64,7 +64,6 @@ void mp_pack_close(mp_pack *p); /* NULL-safe; frees the embedded mp_gguf too */
 const char *mp_pack_path(const mp_pack *p);
 int mp_pack_fd(const mp_pack *p);            /* -1 for an in-memory pack */
 const void *mp_pack_image(const mp_pack *p); /* the buffer of mp_pack_open_mem, else NULL */
-uint64_t mp_pack_file_size(const mp_pack *p);
 const mp_pack_header *mp_pack_get_header(const mp_pack *p); /* validated copy */
 
 /* Drops the pages of the mapping (header, embedded GGUF, index) from the

@@ -32,24 +32,12 @@
 #ifndef MP_SAMPLE_H
 #define MP_SAMPLE_H
 
+#include "moepager/moepager.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct mp_sampler_params {
-    float temp;           /* <= 0: greedy (argmax) */
-    int32_t top_k;        /* <= 0: off */
-    float top_p;          /* >= 1: off */
-    float min_p;          /* <= 0: off */
-    float repeat_penalty; /* 1: off */
-    int32_t repeat_last_n;/* tokens of history the penalty looks at; <= 0: off */
-    uint64_t seed;
-} mp_sampler_params;
-
-/* Defaults as llama.cpp's CLI: temp 0.8, top_k 40, top_p 0.95, min_p 0.05,
- * repeat_penalty 1.0, repeat_last_n 64, seed 0. */
-mp_sampler_params mp_sampler_default_params(void);
-
-typedef struct mp_sampler mp_sampler;
+/* mp_sampler_params and the mp_sampler handle are public (moepager.h). */
 
 /* Makes a sampler for a vocabulary of n_vocab (>= 1) tokens; copies *p.
  * Preallocates n_vocab candidates and the history ring (about
