@@ -9,6 +9,7 @@
  *  - a prefetch that finds no room is abandoned (dropped) and never blocks;
  *  - a demand that catches a queued prefetch promotes it (a late hit). */
 #include "cache/policy.h"
+#include "common/sysinfo.h"
 #include "helpers/cache_fixture.h"
 #include "io/io.h"
 #include "mp_test.h"
@@ -28,6 +29,10 @@ static void demand(mp_cache *c, uint32_t l, uint32_t e)
         mp_cache_release(c, l, e);
     }
 }
+
+/* How long a test polls for a read to land before calling it lost: only a
+ * hang comes near it (reads here take at most a second). */
+#define POLL_LIMIT_S 30.0
 
 /* Depth 1 and slow reads: prefetches A (in flight), B, C (queued), then a
  * demand D. D must be read before B and C. */
@@ -50,11 +55,14 @@ static void test_priority(mp_io_kind kind)
 }
 
 /* Depth 8, so there is room in flight for everything: a prefetch requested
- * while a demand's reads are in flight still waits for them to finish. */
+ * while a demand's reads are in flight still waits for them to finish. The
+ * demand's read takes 1 s, so that a loaded machine descheduling this thread
+ * between the two requests cannot let it finish first (with 20 ms it did,
+ * under a load average of 24). */
 static void test_prefetch_waits_for_demand(mp_io_kind kind)
 {
     mp_err err = {0};
-    mp_cache *c = mp_fixture_cache(&fx, kind, 8, 8, NULL, "delay=1,delay_us=20000", &err);
+    mp_cache *c = mp_fixture_cache(&fx, kind, 8, 8, NULL, "delay=1,delay_us=1000000", &err);
     CHECKF(c != NULL, "%s", err.msg);
     if (!c) return;
     mp_io_counters k0, k1, k2;
@@ -70,7 +78,8 @@ static void test_prefetch_waits_for_demand(mp_io_kind kind)
     CHECK(mp_cache_wait_any(c, &r, &err) == 1 && r.expert == 3);
     mp_cache_release(c, 0, 3);
     /* with the demand done, the prefetch goes */
-    for (int spin = 0; spin < 2000000 && !mp_cache_contains(c, 0, 4); spin++) (void)mp_cache_poll(c, &r, &err);
+    for (double t0 = mp_time_s(); !mp_cache_contains(c, 0, 4) && mp_time_s() - t0 < POLL_LIMIT_S;)
+        (void)mp_cache_poll(c, &r, &err);
     CHECKF(mp_cache_contains(c, 0, 4), "the prefetch never ran after the demand finished");
     demand(c, 0, 4);
     mp_cache_stats st;
@@ -95,7 +104,8 @@ static void test_unused_prefetch_goes_first(mp_io_kind kind, const mp_policy_ops
         if (!c) return;
         demand(c, 1, 0);                                                     /* A */
         CHECK(mp_cache_request(c, 1, 7, MP_CACHE_PREFETCH, &err) == MP_OK); /* P */
-        for (int spin = 0; spin < 2000000 && !mp_cache_contains(c, 1, 7); spin++) (void)mp_cache_poll(c, &r, &err);
+        for (double t0 = mp_time_s(); !mp_cache_contains(c, 1, 7) && mp_time_s() - t0 < POLL_LIMIT_S;)
+            (void)mp_cache_poll(c, &r, &err);
         CHECKF(mp_cache_contains(c, 1, 7), "a prefetch never became ready through mp_cache_poll");
         demand(c, 1, 1); /* B */
         if (expire == 1)
@@ -135,8 +145,8 @@ static mp_cache *three_prefetched(mp_io_kind kind, const mp_policy_ops *pol)
     CHECKF(c != NULL, "%s", err.msg);
     if (!c) return NULL;
     for (uint32_t l = 1; l <= 3; l++) CHECK(mp_cache_request(c, l, 0, MP_CACHE_PREFETCH, &err) == MP_OK);
-    for (int spin = 0; spin < 2000000 && !(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 2, 0) &&
-                                          mp_cache_contains(c, 3, 0)); spin++)
+    for (double t0 = mp_time_s(); !(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 2, 0) &&
+                                    mp_cache_contains(c, 3, 0)) && mp_time_s() - t0 < POLL_LIMIT_S;)
         (void)mp_cache_poll(c, &r, &err);
     return c;
 }
