@@ -18,6 +18,7 @@ typedef struct cli_model_opts {
     int cache_experts;  /* --cache-experts N (per MoE layer) */
     const char *io;     /* --io auto|uring|pread */
     int io_depth;       /* --io-depth N */
+    int io_timeout_s;   /* --io-timeout SECONDS; 0: default (30) */
     const char *policy; /* --policy NAME */
     const char *fault;  /* --io-fault SPEC (testing) */
     const char *prefetch; /* --prefetch none|lookahead|oracle */

@@ -27,6 +27,7 @@ const char *const cli_model_opts_help =
     "  --cache-experts N    expert cache of N experts per MoE layer (instead of --mem)\n"
     "  --io KIND            expert reads: auto (io_uring, else pread), uring, pread\n"
     "  --io-depth N         reads in flight (default 16)\n"
+    "  --io-timeout SECONDS  fail the run when no read completes for this long (default 30)\n"
     "  --policy NAME        cache replacement policy: lfu-decay (default), lru\n"
     "  --prefetch KIND      lookahead (default), none, oracle\n"
     "  --lookahead D        layers ahead the router lookahead predicts (default 2)\n"
@@ -114,6 +115,10 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 1024, &o->io_depth)) return -1;
         return 1;
     }
+    if (!strcmp(a, "--io-timeout")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 86400, &o->io_timeout_s)) return -1;
+        return 1;
+    }
     if (!strcmp(a, "--policy")) {
         if (!(v = cli_value(argc, argv, i))) return -1;
         o->policy = v;
@@ -178,6 +183,7 @@ void cli_session_params(const cli_model_opts *o, mp_session_params *sp)
     sp->cache_experts = (uint32_t)o->cache_experts;
     sp->io = o->io;
     sp->io_depth = (unsigned)o->io_depth;
+    sp->io_timeout_ms = (uint32_t)o->io_timeout_s * 1000u;
     sp->policy = o->policy;
     sp->fault_spec = o->fault;
     sp->trace_out = o->trace_out;

@@ -25,6 +25,7 @@ typedef struct mp_session_params {
     unsigned io_depth;      /* 0: default */
     const char *policy;     /* replacement policy name; NULL: default */
     const char *fault_spec; /* I/O fault injection (tests); NULL: none */
+    uint32_t io_timeout_ms; /* a read wait this long without progress fails the run; 0: 30000 */
     /* Prefetch (only when experts stream through the cache). */
     mp_prefetch_cfg prefetch;
     bool prefetch_set;      /* false: the default (MP_DEFAULT_PREFETCH) */

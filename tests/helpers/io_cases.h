@@ -1,9 +1,10 @@
-/* I/O backends (src/io): every backend reads the right bytes at unaligned
- * ranges (checked against pread of the same file), past end of file reads
- * zeros, and the recovery paths (short reads, EAGAIN, EIO, delays) work
- * through the fault backend without hangs. Fallbacks: pread when io_uring
- * is unavailable, buffered when O_DIRECT is refused, a file on /dev/shm.
- * Exits 77 at the end (after the pread checks) if io_uring is unavailable. */
+/* Cases shared by test_io_pread.c and test_io_uring.c (one program per
+ * backend, so the pread half runs where io_uring is missing): every case
+ * takes the backend to run on. Included once per program (static
+ * functions, so CHECK counts into that program's failures). */
+#ifndef MP_TEST_IO_CASES_H
+#define MP_TEST_IO_CASES_H
+
 #define _GNU_SOURCE
 #include "io/io.h"
 #include "mp_test.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FILE_SIZE ((8u << 20) + 1234u) /* not a multiple of 4096: a ragged tail */
@@ -249,119 +251,233 @@ static void test_low_past_eof(mp_io_kind kind, const char *path)
     free(buf);
 }
 
-static void test_fixed_buffers(const char *path, int ref_fd)
+/* ---- failure paths: submit fails, submit starts nothing, stall -------- */
+
+static double secs_since(const struct timespec *t0)
 {
-    char note[256];
-    mp_io *io = open_io(MP_IO_URING, path, 8, NULL, note, sizeof note);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+static mp_io *open_io_t(mp_io_kind kind, const char *path, unsigned depth, const char *fault,
+                        uint32_t timeout_ms)
+{
+    mp_io_opts o = { .depth = depth, .fault_spec = fault, .timeout_ms = timeout_ms };
+    mp_io *io = NULL;
+    mp_err err;
+    mp_err_clear(&err);
+    int rc = mp_io_open(kind, path, &o, &io, NULL, 0, &err);
+    CHECKF(rc == MP_OK, "open %s (%s): %s", path, fault ? fault : "", err.msg);
+    return io;
+}
+
+/* Big O_DIRECT reads (so they are still in the kernel for a while) of
+ * n x 2 MiB into separate aligned buffers. */
+#define BIG (2u << 20)
+static uint8_t **big_bufs(mp_io *io, int n, mp_io_req *req, int prio)
+{
+    uint8_t **b = calloc(n, sizeof *b);
+    for (int i = 0; i < n; i++) {
+        if (posix_memalign((void **)&b[i], mp_io_align(io), BIG)) abort();
+        memset(b[i], 0x11, BIG);
+        req[i] = (mp_io_req){ b[i], (uint64_t)(i % 4) * BIG, BIG, (uint64_t)i, prio };
+    }
+    return b;
+}
+
+/* After mp_io_free said the buffers are free: a canary written now must
+ * stay (no read the io gave up on writes into reused memory later). */
+static void canary_fill(uint8_t **b, int n)
+{
+    for (int i = 0; i < n; i++) memset(b[i], 0xC5, BIG);
+}
+
+/* Waits wait_ms, checks the canary, frees the buffers. */
+static void canary_check(uint8_t **b, int n, long wait_ms, const char *what)
+{
+    struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+    for (int i = 0; i < n; i++) {
+        uint64_t bad = 0;
+        for (uint64_t k = 0; k < BIG; k++) bad += b[i][k] != 0xC5;
+        CHECKF(bad == 0, "%s: buffer %d: %llu bytes written after mp_io_free", what, i,
+               (unsigned long long)bad);
+        free(b[i]);
+    }
+    free(b);
+}
+
+static void canary_holds(uint8_t **b, int n, const char *what)
+{
+    canary_fill(b, n);
+    canary_check(b, n, 100, what);
+}
+
+/* A batch submit that fails (part of it started, as a partial
+ * io_uring_submit) or starts nothing (io_uring_submit returned 0): the io
+ * fails, hands nothing back, refuses more work, does not hang, and after
+ * mp_io_free (true) nothing writes the buffers. nth: which submit. */
+static void test_submit_failure(mp_io_kind kind, const char *path, const char *spec, int nth)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    mp_io *io = open_io_t(kind, path, 8, spec, 500);
     if (!io) return;
-    size_t a = mp_io_align(io), sz = 64 * a;
-    uint8_t *slab;
-    if (posix_memalign((void **)&slab, a, sz)) abort();
-    struct iovec iov[2] = { { slab, sz / 2 }, { slab + sz / 2, sz / 2 } };
+    enum { N = 6 };
+    mp_io_req req[N];
+    uint8_t **b = big_bufs(io, N, req, MP_IO_PRIO_HIGH);
     mp_err err;
     mp_err_clear(&err);
-    int rc = mp_io_register_buffers(io, iov, 2, &err);
-    CHECKF(rc == MP_OK, "%s", err.msg);
-    CHECK(mp_io_has_fixed_buffers(io) == (rc == MP_OK));
-    /* Reads inside each buffer, and one spanning both (a plain read). */
-    mp_io_req req[3] = {
-        { slab, 3 * a, 8 * a, 0, 0 },
-        { slab + sz / 2 + 8 * a, 100 * a, 16 * a, 1, 0 },
-        { slab + sz / 2 - 4 * a, 7 * a, 8 * a, 2, 0 },
-    };
-    CHECK(mp_io_submit(io, req, 3, &err) == MP_OK);
-    int got = 0;
-    while (got < 3) {
-        mp_io_done d[3];
-        int k = mp_io_reap(io, d, 3, true, &err);
-        CHECK(k > 0);
-        if (k <= 0) break;
-        for (int j = 0; j < k; j++) CHECK(d[j].res == (int64_t)req[d[j].user].len);
-        got += k;
+    int rc = MP_OK;
+    if (nth == 2) { /* a first batch in flight when the second fails */
+        rc = mp_io_submit(io, req, 3, &err);
+        CHECKF(rc == MP_OK, "%s: first submit: %s", spec, err.msg);
+        rc = mp_io_submit(io, req + 3, N - 3, &err);
+    } else {
+        rc = mp_io_submit(io, req, N, &err);
     }
-    uint8_t *ref = malloc(16 * a);
-    for (int i = 0; i < 3; i++) {
-        CHECK(pread(ref_fd, ref, req[i].len, (off_t)req[i].offset) == (ssize_t)req[i].len);
-        CHECK(memcmp(req[i].buf, ref, req[i].len) == 0);
-    }
-    mp_io_free(io);
-    free(ref);
-    free(slab);
+    CHECKF(rc == MP_E_IO && strstr(err.msg, path) && strstr(err.msg, "cannot start"),
+           "%s: submit returned %d: %s", spec, rc, err.msg);
+    mp_io_failure_info f;
+    CHECK(mp_io_failure(io, &f) == MP_E_IO && !f.timed_out && f.reason &&
+          strstr(f.reason, "injected"));
+    CHECKF(f.offset == req[nth == 2 ? 3 : 0].offset, "%s: failure at offset %llu", spec,
+           (unsigned long long)f.offset);
+    /* Nothing is handed back: not as done, not as failed. */
+    mp_io_done d[N];
+    mp_err_clear(&err);
+    CHECK(mp_io_reap(io, d, N, true, &err) == MP_E_IO && strstr(err.msg, "cannot start"));
+    CHECK(mp_io_reap(io, d, N, false, &err) == MP_E_IO);
+    CHECK(mp_io_outstanding(io) == N);
+    mp_err_clear(&err);
+    CHECK(mp_io_submit(io, req, 1, &err) == MP_E_IO && err.msg[0]);
+    CHECK(mp_io_free(io));
+    double s = secs_since(&t0);
+    CHECKF(s < 3.0, "%s: %.2f s", spec, s);
+    canary_holds(b, N, spec);
 }
 
-int main(void)
+/* One read never completes: the wait ends after the timeout with
+ * "FILE: no read completed for 0.2 s (offset N)", the other reads are
+ * handed back first, and teardown is quick. */
+static void test_stall(mp_io_kind kind, const char *path)
 {
-    char path[4096], shm[256];
-    snprintf(path, sizeof path, "%s/test_io.%d.bin", mp_test_build_dir(), (int)getpid());
-    snprintf(shm, sizeof shm, "/dev/shm/mp_test_io.%d.bin", (int)getpid());
-    if (make_file(path, FILE_SIZE) < 0) MP_TEST_SKIP("cannot write %s", path);
-    int ref_fd = open(path, O_RDONLY);
-    CHECK(ref_fd >= 0);
-
-    /* Is io_uring available here? */
-    char note[512];
-    mp_io *probe = NULL;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    mp_io *io = open_io_t(kind, path, 8, "stall=2", 200);
+    if (!io) return;
+    enum { N = 4 };
+    mp_io_req req[N];
+    uint8_t **b = big_bufs(io, N, req, MP_IO_PRIO_HIGH);
     mp_err err;
     mp_err_clear(&err);
-    int urc = mp_io_open(MP_IO_URING, path, NULL, &probe, note, sizeof note, &err);
-    bool have_uring = urc == MP_OK;
-    if (!have_uring) CHECK(urc == MP_E_UNSUPPORTED);
-    mp_io_free(probe);
-
-    test_backend(MP_IO_PREAD, path, ref_fd);
-    test_priority(MP_IO_PREAD, path);
-    test_low_past_eof(MP_IO_PREAD, path);
-    if (have_uring) {
-        test_backend(MP_IO_URING, path, ref_fd);
-        test_priority(MP_IO_URING, path);
-        test_low_past_eof(MP_IO_URING, path);
-        test_fixed_buffers(path, ref_fd);
+    CHECK(mp_io_submit(io, req, N, &err) == MP_OK);
+    int got = 0, rc;
+    mp_io_done d;
+    while ((rc = mp_io_reap(io, &d, 1, true, &err)) == 1) {
+        CHECK(d.user != 1 && d.res == (int64_t)BIG);
+        got++;
     }
-
-    /* Fallback: io_uring unavailable -> pread with a note; asked for
-     * io_uring explicitly -> MP_E_UNSUPPORTED. */
-    int64_t e;
-    mp_io *io = open_io(MP_IO_AUTO, path, 4, "no_uring", note, sizeof note);
-    CHECK(io && !strcmp(mp_io_name(io), "pread") && strstr(note, "io_uring unavailable"));
-    CHECK(io && read_ranges(io, ref_fd, 8, 50000, &e) == 0);
-    mp_io_free(io);
-    io = NULL;
+    CHECK(got == N - 1 && rc == MP_E_IO);
+    char want[600];
+    snprintf(want, sizeof want, "%s: no read completed for 0.2 s (offset %llu)", path,
+             (unsigned long long)req[1].offset);
+    CHECKF(!strcmp(err.msg, want), "message '%s', want '%s'", err.msg, want);
+    mp_io_failure_info f;
+    CHECK(mp_io_failure(io, &f) == MP_E_IO && f.timed_out && f.user == 1 && f.timeout_ms == 200 &&
+          f.offset == req[1].offset);
+    double s = secs_since(&t0);
+    CHECKF(s >= 0.19 && s < 2.0, "stall reported after %.2f s", s);
     mp_err_clear(&err);
-    CHECK(mp_io_open(MP_IO_URING, path, &(mp_io_opts){ .fault_spec = "no_uring" }, &io, note,
-                     sizeof note, &err) == MP_E_UNSUPPORTED && !io && err.msg[0]);
-
-    /* Fallback: O_DIRECT refused -> buffered with a note, same contract. */
-    io = open_io(MP_IO_AUTO, path, 4, "refuse_direct", note, sizeof note);
-    CHECK(io && !mp_io_is_direct(io) && strstr(note, "O_DIRECT"));
-    CHECK(io && read_ranges(io, ref_fd, 16, 50000, &e) == 0);
-    mp_io_free(io);
-
-    /* A file on tmpfs: O_DIRECT or, where refused, buffered. */
-    if (make_file(shm, 1u << 20) == 0) {
-        int shm_fd = open(shm, O_RDONLY);
-        io = open_io(MP_IO_AUTO, shm, 4, NULL, note, sizeof note);
-        if (io) {
-            fprintf(stderr, "tmpfs: %s, %s%s%s\n", mp_io_name(io),
-                    mp_io_is_direct(io) ? "O_DIRECT" : "buffered", note[0] ? ": " : "", note);
-            CHECK(mp_io_is_direct(io) || strstr(note, "O_DIRECT"));
-            CHECK(read_ranges(io, shm_fd, 16, 100000, &e) == 0);
-            mp_io_free(io);
-        }
-        close(shm_fd);
-        unlink(shm);
-    }
-
-    /* Bad specs and a missing file are clear errors. */
-    mp_err_clear(&err);
-    CHECK(mp_io_open(MP_IO_AUTO, path, &(mp_io_opts){ .fault_spec = "eio=2" }, &io, NULL, 0,
-                     &err) == MP_E_INVAL && strstr(err.msg, "eio=2"));
-    mp_err_clear(&err);
-    CHECK(mp_io_open(MP_IO_AUTO, "/nonexistent/x", NULL, &io, NULL, 0, &err) == MP_E_IO &&
-          strstr(err.msg, "/nonexistent/x"));
-
-    close(ref_fd);
-    unlink(path);
-    if (!have_uring && !mp_test_failures)
-        MP_TEST_SKIP("io_uring unavailable (pread and fallbacks passed)");
-    MP_TEST_DONE();
+    CHECK(mp_io_reap(io, &d, 1, true, &err) == MP_E_IO && !strcmp(err.msg, want)); /* at once */
+    CHECK(mp_io_free(io));
+    s = secs_since(&t0);
+    CHECKF(s < 2.5, "stall and teardown took %.2f s", s);
+    canary_holds(b, N, "stall");
 }
+
+/* A read that starts late (stall_ms) after the io timed out: it must not
+ * write into the buffer once mp_io_free returned. And a late read within
+ * the timeout is just slow: all data arrives. */
+static void test_stall_late(mp_io_kind kind, const char *path, int ref_fd)
+{
+    mp_io *io = open_io_t(kind, path, 4, "stall=1,stall_ms=400", 100);
+    if (!io) return;
+    mp_io_req req[2];
+    uint8_t **b = big_bufs(io, 2, req, MP_IO_PRIO_HIGH);
+    mp_err err;
+    mp_err_clear(&err);
+    CHECK(mp_io_submit(io, req, 2, &err) == MP_OK);
+    mp_io_done d;
+    int rc;
+    while ((rc = mp_io_reap(io, &d, 1, true, &err)) == 1) CHECK(d.user == 1);
+    CHECKF(rc == MP_E_IO && strstr(err.msg, "no read completed for 0.1 s"), "%s", err.msg);
+    CHECK(mp_io_free(io));
+    canary_fill(b, 2);
+    canary_check(b, 2, 600, "late read after the timeout"); /* past its late start */
+
+    int64_t e;
+    io = open_io_t(kind, path, 4, "stall=2,stall_ms=50", 2000);
+    if (!io) return;
+    CHECK(read_ranges(io, ref_fd, 6, 100000, &e) == 0);
+    mp_io_free(io);
+}
+
+/* Reads in flight when a healthy io is freed are waited for. */
+static void test_free_in_flight(mp_io_kind kind, const char *path)
+{
+    mp_io *io = open_io_t(kind, path, 8, NULL, 0);
+    if (!io) return;
+    CHECK(mp_io_timeout_ms(io) == MP_IO_DEFAULT_TIMEOUT_MS);
+    enum { N = 8 };
+    mp_io_req req[N];
+    uint8_t **b = big_bufs(io, N, req, MP_IO_PRIO_LOW);
+    mp_err err;
+    mp_err_clear(&err);
+    CHECK(mp_io_submit(io, req, N, &err) == MP_OK);
+    CHECK(mp_io_free(io));
+    canary_holds(b, N, "free with reads in flight");
+}
+
+/* A device with an O_DIRECT alignment above a page (align=A): requests are
+ * rounded to it and the data is right. */
+static void test_big_align(mp_io_kind kind, const char *path, int ref_fd)
+{
+    int64_t e;
+    mp_io *io = open_io(kind, path, 8, "align=65536", NULL, 0);
+    if (!io) return;
+    CHECK(mp_io_align(io) == 65536);
+    CHECK(read_ranges(io, ref_fd, 16, 200000, &e) == 0);
+    mp_io_free(io);
+}
+
+/* Every failure mode on one backend, each bounded in time. */
+static void test_failures(mp_io_kind kind, const char *path, int ref_fd)
+{
+    test_submit_failure(kind, path, "submit_fail", 1);
+    test_submit_failure(kind, path, "submit_fail=2", 2);
+    test_submit_failure(kind, path, "submit_zero", 1);
+    test_submit_failure(kind, path, "submit_zero=2", 2);
+    test_stall(kind, path);
+    test_stall_late(kind, path, ref_fd);
+    test_free_in_flight(kind, path);
+    test_big_align(kind, path, ref_fd);
+}
+
+/* Bad fault specs are refused with the item named. */
+static void test_bad_specs(const char *path)
+{
+    const char *bad[] = { "eio=2", "stall=0", "stall=x", "submit_fail=0", "align=1000",
+                          "align=256", "stall_ms=-1" };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        mp_io *io = NULL;
+        mp_err err;
+        mp_err_clear(&err);
+        CHECKF(mp_io_open(MP_IO_AUTO, path, &(mp_io_opts){ .fault_spec = bad[k] }, &io, NULL, 0,
+                          &err) == MP_E_INVAL && !io && strstr(err.msg, bad[k]),
+               "%s: %s", bad[k], err.msg);
+    }
+}
+
+#endif
