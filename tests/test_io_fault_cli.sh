@@ -68,6 +68,9 @@ fails() {
     bad "$what: killed by signal $((rc - 128))"
   else
     local n line
+    # sanitizer builds: a leak or UB on the failure path shows here
+    grep -q 'Sanitizer\|runtime error' "$OUT/$tag.err" && bad "$what: sanitizer report: $(cat "$OUT/$tag.err")"
+    [ $rc -eq 1 ] || bad "$what: exit $rc (want 1)"
     n=$(grep -c '^error:' "$OUT/$tag.err")
     line=$(grep '^error:' "$OUT/$tag.err")
     [ "$n" -eq 1 ] || bad "$what: $n error lines: $(cat "$OUT/$tag.err")"
