@@ -26,9 +26,12 @@ typedef struct pread_be {
     bool stop;                /* workers exit once the queue is empty */
     bool drop;                /* ... and drop what is still queued (the io failed) */
     unsigned alive;           /* workers not yet exited */
+    bool orphaned;            /* pread_free gave up waiting: the last worker out frees p */
     pthread_t *threads;
     unsigned n_threads;
 } pread_be;
+
+static void pread_destroy(pread_be *p);
 
 static void *pread_worker(void *arg)
 {
@@ -51,8 +54,10 @@ static void *pread_worker(void *arg)
         pthread_cond_signal(&p->done_cv);
     }
     p->alive--;
+    bool last_orphan = p->orphaned && p->alive == 0;
     pthread_cond_signal(&p->exit_cv);
     pthread_mutex_unlock(&p->mu);
+    if (last_orphan) pread_destroy(p); /* no one else holds p any more */
     return NULL;
 }
 
@@ -129,16 +134,17 @@ static bool pread_free(mp_io_backend *b, bool cancel, uint64_t deadline_ns)
     struct timespec ts = abs_mono(deadline_ns);
     while (p->alive > 0)
         if (pthread_cond_timedwait(&p->exit_cv, &p->mu, &ts) == ETIMEDOUT) break;
-    bool all_out = p->alive == 0;
-    pthread_mutex_unlock(&p->mu);
-    if (!all_out) {
+    if (p->alive > 0) {
         /* A worker is stuck in pread(2) (a stalled device): it cannot be
-         * interrupted safely, so it is detached and exits when the call
-         * returns; it still writes its buffer then, and uses p, so p stays
-         * allocated (leaked) and the caller is told to keep the buffers. */
+         * interrupted safely, so the workers are detached; the stuck one
+         * writes its buffer when the call returns (the caller is told to
+         * keep the buffers), then exits, and the last worker out frees p. */
         for (unsigned t = 0; t < p->n_threads; t++) pthread_detach(p->threads[t]);
+        p->orphaned = true;
+        pthread_mutex_unlock(&p->mu);
         return false;
     }
+    pthread_mutex_unlock(&p->mu);
     for (unsigned t = 0; t < p->n_threads; t++) pthread_join(p->threads[t], NULL);
     pread_destroy(p);
     return true;
