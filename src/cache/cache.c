@@ -77,6 +77,7 @@ struct mp_cache {
      * take): reads of LOADING slots may still be in the kernel, so no slot
      * is reused; every later call returns this. */
     mp_err fail;
+    uint32_t fail_key;         /* the expert it names (0 if none) */
 
     mp_io *io;
     mp_io_done *done;          /* reap buffer [done_cap] */
@@ -310,6 +311,7 @@ static int fail_cache(mp_cache *c, int status, mp_err *err)
         uint32_t slot = (uint32_t)(f.user >> 2);
         bool named = slot < c->n_slots && c->slots[slot].state == SLOT_LOADING;
         uint32_t key = named ? c->slots[slot].key : 0;
+        c->fail_key = key;
         char where[64] = "";
         if (named)
             snprintf(where, sizeof where, "layer %u expert %u", key / c->n_experts, key % c->n_experts);
@@ -579,25 +581,35 @@ static int deliver(mp_cache *c, mp_cache_ready *out, mp_err *err)
     return 1;
 }
 
+/* A failure not tied to a delivered demand: out names the expert the io
+ * failure names (or layer 0 expert 0), holding nothing. */
+static int fail_out(mp_cache *c, mp_cache_ready *out, int rc)
+{
+    memset(out, 0, sizeof *out);
+    out->layer = c->fail_key / c->n_experts;
+    out->expert = c->fail_key % c->n_experts;
+    return rc;
+}
+
 int mp_cache_wait_any(mp_cache *c, mp_cache_ready *out, mp_err *err)
 {
-    if (c->fail.status) return mp_err_reset(err, c->fail.status, "%s", c->fail.msg);
+    if (c->fail.status) return fail_out(c, out, mp_err_reset(err, c->fail.status, "%s", c->fail.msg));
     for (;;) {
         if (c->n_ready > 0) return deliver(c, out, err);
         if (c->n_waiting == 0) return 0;
         int rc = pump(c, true, err);
-        if (rc < 0) return rc;
+        if (rc < 0) return fail_out(c, out, rc);
     }
 }
 
 int mp_cache_poll(mp_cache *c, mp_cache_ready *out, mp_err *err)
 {
-    if (c->fail.status) return mp_err_reset(err, c->fail.status, "%s", c->fail.msg);
+    if (c->fail.status) return fail_out(c, out, mp_err_reset(err, c->fail.status, "%s", c->fail.msg));
     /* Reap whatever finished, prefetches included, so their slots become
      * READY and queued reads start even when no demand is outstanding. */
     if (c->n_ready == 0 && c->n_loading > 0) {
         int rc = pump(c, false, err);
-        if (rc < 0) return rc;
+        if (rc < 0) return fail_out(c, out, rc);
     }
     if (c->n_ready > 0) return deliver(c, out, err);
     return c->n_waiting ? MP_E_AGAIN : 0;

@@ -487,7 +487,7 @@ static void test_stall(mp_io_kind kind)
               check_bytes(0, 0, &r.ptrs));
         mp_cache_release(c, 0, 0);
         mp_err_clear(&err);
-        CHECK(mp_cache_wait_any(c, &r, &err) == MP_E_IO);
+        CHECK(mp_cache_wait_any(c, &r, &err) == MP_E_IO && r.layer == 0 && r.expert == 1);
         snprintf(want, sizeof want, "%s: no read completed for 0.3 s (layer 0 expert 1, offset %llu)",
                  g_path, (unsigned long long)first_read_offset(0, 1));
         CHECKF(!strcmp(err.msg, want), "message '%s', want '%s'", err.msg, want);
