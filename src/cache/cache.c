@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { SLOT_EMPTY = 0, SLOT_LOADING = 1, SLOT_READY = 2 };
 
@@ -41,13 +42,11 @@ typedef struct cache_slot {
     int32_t io_err;     /* first -errno among the spans */
     uint8_t err_span;
     int fail_status;    /* last failure, for acquire */
-    char *fail_msg;
 } cache_slot;
 
 typedef struct ready_ent {
     uint32_t slot, key;
-    int status;
-    char *msg;          /* failures only; owned */
+    int status;         /* failures: the message is ready_msg[] at the same index */
 } ready_ent;
 
 struct mp_cache {
@@ -66,7 +65,19 @@ struct mp_cache {
     uint32_t n_waiting;        /* sum of slots[].waiting */
 
     ready_ent *ready;          /* FIFO ring */
+    char (*ready_msg)[MP_ERR_MSG_MAX]; /* [cap_ready], beside ready[] */
     uint32_t ready_head, n_ready, cap_ready;
+
+    /* The acquire in progress: a failure of its slot writes its message
+     * here (a completion must not allocate, so no copy is kept). */
+    int32_t acq_slot;
+    mp_err *acq_err;
+
+    /* Set once the io failed (a stall, a submit the backend could not
+     * take): reads of LOADING slots may still be in the kernel, so no slot
+     * is reused; every later call returns this. */
+    mp_err fail;
+    uint32_t fail_key;         /* the expert it names (0 if none) */
 
     mp_io *io;
     mp_io_done *done;          /* reap buffer [done_cap] */
@@ -184,26 +195,39 @@ static int ready_grow(mp_cache *c, uint32_t need)
     while (c->cap_ready < need) {
         uint32_t cap = c->cap_ready ? c->cap_ready * 2 : 32;
         ready_ent *r = malloc(cap * sizeof *r);
-        if (!r) return MP_E_NOMEM;
-        for (uint32_t k = 0; k < c->n_ready; k++) r[k] = c->ready[(c->ready_head + k) % c->cap_ready];
+        char(*m)[MP_ERR_MSG_MAX] = malloc(cap * sizeof *m);
+        if (!r || !m) {
+            free(r);
+            free(m);
+            return MP_E_NOMEM;
+        }
+        for (uint32_t k = 0; k < c->n_ready; k++) {
+            uint32_t from = (c->ready_head + k) % c->cap_ready;
+            r[k] = c->ready[from];
+            if (r[k].status < 0) memcpy(m[k], c->ready_msg[from], sizeof m[k]);
+        }
         free(c->ready);
+        free(c->ready_msg);
         c->ready = r;
+        c->ready_msg = m;
         c->ready_head = 0;
         c->cap_ready = cap;
     }
     return MP_OK;
 }
 
-static int ready_push(mp_cache *c, uint32_t slot, uint32_t key, int status, const char *msg)
+/* Room was reserved when the demand was accepted (ready_reserve), so this
+ * never allocates: it runs on the completion path. */
+static void ready_push(mp_cache *c, uint32_t slot, uint32_t key, int status, const char *msg)
 {
-    if (ready_grow(c, c->n_ready + 1) < 0) return MP_E_NOMEM;
-    ready_ent *e = &c->ready[(c->ready_head + c->n_ready) % c->cap_ready];
+    assert(c->n_ready < c->cap_ready);
+    uint32_t at = (c->ready_head + c->n_ready) % c->cap_ready;
+    ready_ent *e = &c->ready[at];
     e->slot = slot;
     e->key = key;
     e->status = status;
-    e->msg = msg ? strdup(msg) : NULL;
+    if (status < 0) snprintf(c->ready_msg[at], MP_ERR_MSG_MAX, "%s", msg ? msg : mp_strerror(status));
     c->n_ready++;
-    return MP_OK;
 }
 
 /* The delivery queue grows before a demand is accepted, so pushing from a
@@ -232,8 +256,7 @@ static void fail_slot(mp_cache *c, uint32_t slot, int status, const char *msg)
     s->state = SLOT_EMPTY;
     s->gen++;
     s->fail_status = status;
-    free(s->fail_msg);
-    s->fail_msg = strdup(msg);
+    if ((int32_t)slot == c->acq_slot) mp_err_set(c->acq_err, status, "%s", msg);
     free_push(c, slot);
 }
 
@@ -303,12 +326,39 @@ static void on_done(mp_cache *c, const mp_io_done *d)
 
 /* Reaps completions; with wait, blocks until at least one (time charged
  * to the current layer). */
+/* The io failed: the cache fails with a message naming the expert. Its
+ * LOADING slots stay LOADING (never reused) until mp_cache_free. */
+static int fail_cache(mp_cache *c, int status, mp_err *err)
+{
+    if (!c->fail.status) {
+        mp_io_failure_info f;
+        if (mp_io_failure(c->io, &f) == MP_OK) {
+            /* not the io's failed state (e.g. out of memory): report as is */
+            return status;
+        }
+        uint32_t slot = (uint32_t)(f.user >> 2);
+        bool named = slot < c->n_slots && c->slots[slot].state == SLOT_LOADING;
+        uint32_t key = named ? c->slots[slot].key : 0;
+        c->fail_key = key;
+        char where[64] = "";
+        if (named)
+            snprintf(where, sizeof where, "layer %u expert %u", key / c->n_experts, key % c->n_experts);
+        if (f.timed_out)
+            mp_err_reset(&c->fail, f.status, "%s: %s (%s%soffset %llu)", c->file, f.reason, where,
+                         named ? ", " : "", (unsigned long long)f.offset);
+        else
+            mp_err_reset(&c->fail, f.status, "%s: %s%sread at offset %llu: %s", c->file, where,
+                         named ? ": " : "", (unsigned long long)f.offset, f.reason);
+    }
+    return mp_err_reset(err, c->fail.status, "%s", c->fail.msg);
+}
+
 static int pump(mp_cache *c, bool wait, mp_err *err)
 {
     uint64_t t0 = wait ? now_ns() : 0;
     int n = mp_io_reap(c->io, c->done, c->done_cap, wait, err);
     if (wait) c->stats[c->cur_layer].wait_ns += now_ns() - t0;
-    if (n < 0) return n;
+    if (n < 0) return fail_cache(c, n, err);
     if (n == 0 && wait && c->n_loading > 0 && mp_io_outstanding(c->io) == 0)
         return mp_err_set(err, MP_E_IO, "%s: %u expert loads have no reads outstanding",
                           c->file, c->n_loading); /* a bug, reported rather than a hang */
@@ -391,6 +441,12 @@ static int start_load(mp_cache *c, uint32_t slot, uint32_t key, mp_fill_kind kin
                               .len = l->span_len[j], .user = ((uint64_t)slot << 2) | j,
                               .prio = kind == MP_FILL_PREFETCH ? MP_IO_PRIO_LOW : MP_IO_PRIO_HIGH };
     int rc = mp_io_submit(c->io, req, l->n_spans, err);
+    if (rc < 0 && c->fail.status == MP_OK && mp_io_failure(c->io, &(mp_io_failure_info){ 0 }) < 0) {
+        /* The io failed under this load: its reads may be in the kernel,
+         * so the slot stays LOADING, never reused. */
+        c->n_loading++;
+        return fail_cache(c, rc, err);
+    }
     if (rc < 0) {
         c->pol->on_evict(c->pol_st, slot, key);
         c->map[key] = -1;
@@ -456,15 +512,21 @@ int mp_cache_acquire(mp_cache *c, uint32_t layer, uint32_t expert, mp_expert_ptr
                      mp_err *err)
 {
     check_key(c, layer, expert);
+    if (c->fail.status) return mp_err_reset(err, c->fail.status, "%s", c->fail.msg);
     uint32_t slot;
     int rc = pin_demand(c, layer, expert, &slot, err);
     if (rc < 0) return rc;
     cache_slot *s = &c->slots[slot];
     uint32_t gen = s->gen;
+    c->acq_slot = (int32_t)slot; /* fail_slot writes its message into err */
+    c->acq_err = err;
     while (s->gen == gen && s->state == SLOT_LOADING) {
-        if ((rc = pump(c, true, err)) < 0) return rc;
+        if ((rc = pump(c, true, err)) < 0) break;
     }
-    if (s->gen != gen) return mp_err_set(err, s->fail_status, "%s", s->fail_msg);
+    c->acq_slot = -1;
+    c->acq_err = NULL;
+    if (rc < 0) return rc;
+    if (s->gen != gen) return s->fail_status;
     fill_ptrs(c, slot, out);
     return MP_OK;
 }
@@ -481,6 +543,7 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
                      mp_err *err)
 {
     check_key(c, layer, expert);
+    if (c->fail.status) return mp_err_reset(err, c->fail.status, "%s", c->fail.msg);
     uint32_t key = layer * c->n_experts + expert;
     if (prio == MP_CACHE_PREFETCH) {
         int32_t have = c->map[key];
@@ -495,7 +558,7 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
             return MP_OK;
         }
         uint32_t v;
-        if (get_slot(c, false, evictable_for_prefetch, &v, err) < 0) {
+        if (get_slot(c, false, evictable_for_prefetch, &v, NULL) < 0) {
             c->stats[layer].prefetch_dropped++;
             return MP_E_AGAIN;
         }
@@ -531,39 +594,50 @@ int mp_cache_request_layer(mp_cache *c, uint32_t layer, const uint32_t *experts,
 
 static int deliver(mp_cache *c, mp_cache_ready *out, mp_err *err)
 {
-    ready_ent e = c->ready[c->ready_head];
+    uint32_t at = c->ready_head;
+    ready_ent e = c->ready[at];
     c->ready_head = (c->ready_head + 1) % c->cap_ready;
     c->n_ready--;
     out->layer = e.key / c->n_experts;
     out->expert = e.key % c->n_experts;
     if (e.status < 0) {
         memset(&out->ptrs, 0, sizeof out->ptrs);
-        mp_err_set(err, e.status, "%s", e.msg ? e.msg : mp_strerror(e.status));
-        free(e.msg);
-        return e.status;
+        return mp_err_set(err, e.status, "%s", c->ready_msg[at]);
     }
     assert(c->slots[e.slot].state == SLOT_READY && c->slots[e.slot].key == e.key);
     fill_ptrs(c, e.slot, &out->ptrs);
     return 1;
 }
 
+/* A failure not tied to a delivered demand: out names the expert the io
+ * failure names (or layer 0 expert 0), holding nothing. */
+static int fail_out(mp_cache *c, mp_cache_ready *out, int rc)
+{
+    memset(out, 0, sizeof *out);
+    out->layer = c->fail_key / c->n_experts;
+    out->expert = c->fail_key % c->n_experts;
+    return rc;
+}
+
 int mp_cache_wait_any(mp_cache *c, mp_cache_ready *out, mp_err *err)
 {
+    if (c->fail.status) return fail_out(c, out, mp_err_reset(err, c->fail.status, "%s", c->fail.msg));
     for (;;) {
         if (c->n_ready > 0) return deliver(c, out, err);
         if (c->n_waiting == 0) return 0;
         int rc = pump(c, true, err);
-        if (rc < 0) return rc;
+        if (rc < 0) return fail_out(c, out, rc);
     }
 }
 
 int mp_cache_poll(mp_cache *c, mp_cache_ready *out, mp_err *err)
 {
+    if (c->fail.status) return fail_out(c, out, mp_err_reset(err, c->fail.status, "%s", c->fail.msg));
     /* Reap whatever finished, prefetches included, so their slots become
      * READY and queued reads start even when no demand is outstanding. */
     if (c->n_ready == 0 && c->n_loading > 0) {
         int rc = pump(c, false, err);
-        if (rc < 0) return rc;
+        if (rc < 0) return fail_out(c, out, rc);
     }
     if (c->n_ready > 0) return deliver(c, out, err);
     return c->n_waiting ? MP_E_AGAIN : 0;
@@ -571,7 +645,7 @@ int mp_cache_poll(mp_cache *c, mp_cache_ready *out, mp_err *err)
 
 void mp_cache_reap(mp_cache *c)
 {
-    if (mp_io_outstanding(c->io) > 0) {
+    if (!c->fail.status && mp_io_outstanding(c->io) > 0) {
         mp_err err;
         mp_err_clear(&err);
         (void)pump(c, false, &err); /* a failed reap shows again at the next wait */
@@ -583,7 +657,6 @@ void mp_cache_abandon(mp_cache *c)
     while (c->n_ready > 0) {
         ready_ent *e = &c->ready[c->ready_head];
         if (e->status == MP_OK && c->slots[e->slot].pins > 0) c->slots[e->slot].pins--;
-        free(e->msg);
         c->ready_head = (c->ready_head + 1) % c->cap_ready;
         c->n_ready--;
     }
@@ -671,6 +744,7 @@ int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size
     c->n_layers = cfg->n_layers;
     c->n_experts = cfg->n_experts;
     c->n_keys = cfg->n_layers * cfg->n_experts;
+    c->acq_slot = -1;
     c->file = strdup(cfg->file_name ? cfg->file_name : mp_io_path(cfg->io));
     c->verify = cfg->verify;
     c->verify_ctx = cfg->verify_ctx;
@@ -725,10 +799,16 @@ int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size
     }
     c->n_slots = (uint32_t)n_slots;
 
-    /* The slab: one mapping, page aligned (2 MiB aligned for huge pages). */
+    /* The slab: one mapping whose start is aligned to what the io needs
+     * (mp_io_align: 4096, or the device's O_DIRECT alignment, which statx
+     * may raise above a page), and to 2 MiB for huge pages. Slots are
+     * multiples of that alignment, so every slot, and every span in it,
+     * is aligned as mp_io_submit requires. */
     uint64_t bytes = (uint64_t)c->n_slots * c->slot_size;
-    size_t huge = 2u << 20;
-    c->slab_map_len = bytes + (cfg->hugepages ? huge : 0);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t slab_align = align > page ? align : page;
+    if (cfg->hugepages && slab_align < (2u << 20)) slab_align = 2u << 20;
+    c->slab_map_len = bytes + (slab_align > page ? slab_align : 0);
     c->slab_map = mmap(NULL, c->slab_map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                        -1, 0);
     if (c->slab_map == MAP_FAILED) {
@@ -737,9 +817,8 @@ int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size
                         c->file, (unsigned long long)bytes, strerror(errno));
         goto fail;
     }
-    c->slab = c->slab_map;
+    c->slab = (char *)(((uintptr_t)c->slab_map + slab_align - 1) & ~(uintptr_t)(slab_align - 1));
     if (cfg->hugepages) {
-        c->slab = (char *)(((uintptr_t)c->slab_map + huge - 1) & ~(uintptr_t)(huge - 1));
         if (madvise(c->slab, bytes, MADV_HUGEPAGE) != 0)
             mp_note_add(note, note_cap, "expert cache: no transparent huge pages (%s)", strerror(errno));
     }
@@ -784,13 +863,15 @@ fail:
 void mp_cache_free(mp_cache *c)
 {
     if (!c) return;
-    mp_io_free(c->io); /* drains reads that still write into the slab */
+    /* Drains (after a failure: cancels) reads that still write into the
+     * slab. If one is stuck in the kernel past the io timeout the slab
+     * stays mapped (leaked): unmapping it would let the address range be
+     * reused by memory that read could then overwrite. */
+    bool slab_free = mp_io_free(c->io);
     if (c->pol_st) c->pol->destroy(c->pol_st);
-    if (c->slab_map) munmap(c->slab_map, c->slab_map_len);
-    for (uint32_t k = 0; k < c->n_ready; k++) free(c->ready[(c->ready_head + k) % c->cap_ready].msg);
-    if (c->slots)
-        for (uint32_t i = 0; i < c->n_slots; i++) free(c->slots[i].fail_msg);
+    if (c->slab_map && slab_free) munmap(c->slab_map, c->slab_map_len);
     free(c->ready);
+    free(c->ready_msg);
     free(c->slots);
     free(c->vptrs);
     free(c->free_slots);

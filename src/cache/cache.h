@@ -138,8 +138,9 @@ typedef struct mp_cache_ready {
  * For the planner. */
 uint64_t mp_cache_slot_bytes(const mp_expert_loc *locs, uint64_t n, size_t align);
 
-/* Creates the cache: allocates the slab once (page aligned, optionally
- * huge pages) and registers it with the io as fixed buffers (1 GiB chunks)
+/* Creates the cache: allocates the slab once (aligned to mp_io_align(io),
+ * which may exceed a page, and to 2 MiB for huge pages; optionally huge
+ * pages) and registers it with the io as fixed buffers (1 GiB chunks)
  * unless told not to. Announcements (fixed buffers refused, huge pages)
  * go to note[note_cap] as "\n"-separated lines, "" if none; note may be
  * NULL.
@@ -149,8 +150,11 @@ uint64_t mp_cache_slot_bytes(const mp_expert_loc *locs, uint64_t n, size_t align
 int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size_t note_cap,
                     mp_err *err);
 
-/* Waits for reads in flight, frees the slab, the io and the cache
- * (NULL-safe). Pointers from the cache are invalid afterwards. */
+/* Waits for reads in flight (cancelling them first if the io failed; at
+ * most the io timeout), frees the slab, the io and the cache (NULL-safe).
+ * Pointers from the cache are invalid afterwards. If a read is still stuck
+ * in the kernel then, the slab stays mapped (leaked) so that read cannot
+ * write into memory reused for something else. */
 void mp_cache_free(mp_cache *c);
 
 uint32_t mp_cache_n_slots(const mp_cache *c);
@@ -189,7 +193,15 @@ int mp_cache_request_layer(mp_cache *c, uint32_t layer, const uint32_t *experts,
  * completion order), blocking for I/O if none is. Returns 1 with *out
  * filled (pinned); 0 when no demand is outstanding; or a negative status
  * when a demanded load failed: out->layer/expert name it, err says why,
- * and it holds no pin. The other outstanding demands stay outstanding. */
+ * and it holds no pin. The other outstanding demands stay outstanding.
+ *
+ * When the io fails (no read completes for its timeout: "FILE: no read
+ * completed for 30 s (layer L expert E, offset N)"; or it cannot start
+ * reads: "FILE: layer L expert E: read at offset N: cannot start it:
+ * ..."), the CACHE fails: this and every later call (acquire, request,
+ * poll) returns MP_E_IO with that message, out naming that expert. No
+ * slot is reused from then on, since reads may still be in the kernel;
+ * mp_cache_free cancels and drains them (bounded by the io timeout). */
 int mp_cache_wait_any(mp_cache *c, mp_cache_ready *out, mp_err *err);
 
 /* Like mp_cache_wait_any but never blocks: reaps finished reads (demand or

@@ -24,6 +24,7 @@ typedef struct mp_io_entry {
     uint32_t rawlen;   /* length of the raw read in flight */
     uint32_t retries;  /* consecutive retries without progress */
     uint8_t low;       /* the raw read in flight is a LOW one */
+    uint64_t started_ns; /* when the raw read in flight was handed to the backend */
     int32_t next;      /* queue or free-list link, -1 at the end */
     uint8_t state;
 } mp_io_entry;
@@ -37,7 +38,8 @@ struct mp_io {
     size_t align;
     uint64_t file_size;
     unsigned depth;
-    unsigned inflight;     /* raw reads in the backend */
+    uint32_t timeout_ms;
+    unsigned inflight;     /* raw reads in the backend (after a failed submit: that may be) */
     unsigned inflight_low; /* of which LOW (prefetch) reads */
     unsigned outstanding;  /* requests submitted and not reaped */
 
@@ -56,13 +58,34 @@ struct mp_io {
     mp_io_raw_done *rdone; /* [depth] */
     mp_io_counters cnt;
     uint64_t busy_since;   /* when inflight last went 0 -> 1 (ns) */
+    /* The failed state (see io.h): status != MP_OK from then on. */
+    mp_io_failure_info fail;
+    char fail_reason[MP_ERR_MSG_MAX / 2]; /* fail.reason */
+    char fail_msg[MP_ERR_MSG_MAX];        /* what submit and reap report */
 };
 
-static uint64_t mono_ns(void)
+static uint64_t mono_ns(void) { return mp_io_now_ns(); }
+
+/* Enters the failed state with the message for submit and reap; the
+ * first failure is the one kept. */
+static void fail_io(mp_io *io, bool timed_out, uint64_t user, uint64_t offset, const char *reason)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (io->fail.status) return;
+    io->fail = (mp_io_failure_info){ .status = MP_E_IO, .timed_out = timed_out,
+                                     .timeout_ms = io->timeout_ms, .user = user, .offset = offset,
+                                     .reason = io->fail_reason };
+    snprintf(io->fail_reason, sizeof io->fail_reason, "%s", reason);
+    if (timed_out)
+        snprintf(io->fail_msg, sizeof io->fail_msg, "%s: %s (offset %llu)", io->path, reason,
+                 (unsigned long long)offset);
+    else
+        snprintf(io->fail_msg, sizeof io->fail_msg, "%s: read at offset %llu: %s", io->path,
+                 (unsigned long long)offset, reason);
+}
+
+static int failed(const mp_io *io, mp_err *err)
+{
+    return mp_err_set(err, io->fail.status, "%s", io->fail_msg);
 }
 
 /* ---- queues ---------------------------------------------------------- */
@@ -182,6 +205,8 @@ static void pump(mp_io *io)
 {
     unsigned n = 0;
     unsigned n_low = 0;
+    uint64_t now = 0;
+    if (io->fail.status) return; /* a failed io starts nothing */
     while (io->inflight + n < io->depth) {
         /* A LOW read starts only while no HIGH read is queued or in flight:
          * reads in flight share the disk's bandwidth, so a prefetch started
@@ -207,6 +232,8 @@ static void pump(mp_io *io)
         char *buf = (char *)e->req.buf + e->pos;
         e->rawlen = (uint32_t)len;
         e->state = ENT_INFLIGHT;
+        if (!now) now = mono_ns();
+        e->started_ns = now;
         if (low) n_low++; /* counted only once it is in the batch (not past EOF) */
         io->batch[n++] = (mp_io_raw){ .buf = buf, .offset = foff, .len = (uint32_t)len,
                                       .buf_index = find_buf_index(io, buf, len),
@@ -215,12 +242,17 @@ static void pump(mp_io *io)
     if (!n) return;
     mp_err serr;
     mp_err_clear(&serr);
-    int rc = io->be->ops->submit(io->be, io->batch, n, &serr);
+    int rc = io->be->ops->submit(io->be, io->batch, n, MP_IO_SIM_NONE, &serr);
     if (rc < 0) {
-        /* The backend could not start them: complete them as failed so the
-         * caller reports the file and range; nothing is left hanging. */
-        for (unsigned k = 0; k < n; k++) complete(io, (int32_t)io->batch[k].tag, -EIO);
-        return;
+        /* Some of these reads may be in the kernel already (a partial
+         * io_uring_submit), or go there with the ring's next enter: their
+         * buffers stay ours, INFLIGHT, until mp_io_free has cancelled and
+         * drained them. Completing them as failed here would let the
+         * caller reuse memory the kernel may still write. */
+        const mp_io_entry *e0 = &io->ent[io->batch[0].tag];
+        char why[MP_ERR_MSG_MAX / 2];
+        snprintf(why, sizeof why, "cannot start it: %.200s", serr.msg[0] ? serr.msg : mp_strerror(rc));
+        fail_io(io, false, e0->req.user, io->batch[0].offset, why);
     }
     if (io->inflight == 0) io->busy_since = mono_ns();
     io->inflight += n;
@@ -288,6 +320,7 @@ static void on_raw_done(mp_io *io, const mp_io_raw_done *d)
 
 int mp_io_submit(mp_io *io, const mp_io_req *reqs, unsigned n, mp_err *err)
 {
+    if (io->fail.status) return failed(io, err);
     if (ent_reserve(io, n) < 0 || done_reserve(io, io->outstanding + n) < 0)
         return mp_err_set(err, MP_E_NOMEM, "%s: out of memory queueing %u reads", io->path, n);
     for (unsigned k = 0; k < n; k++) {
@@ -305,7 +338,7 @@ int mp_io_submit(mp_io *io, const mp_io_req *reqs, unsigned n, mp_err *err)
         io->outstanding++;
     }
     pump(io);
-    return MP_OK;
+    return io->fail.status ? failed(io, err) : MP_OK;
 }
 
 bool mp_io_promote(mp_io *io, uint64_t user)
@@ -336,10 +369,24 @@ bool mp_io_promote(mp_io *io, uint64_t user)
     return false;
 }
 
+/* The read in flight that started first: the one a stall is blamed on. */
+static int32_t oldest_inflight(const mp_io *io)
+{
+    int32_t best = -1;
+    for (uint32_t i = 0; i < io->cap_ent; i++)
+        if (io->ent[i].state == ENT_INFLIGHT &&
+            (best < 0 || io->ent[i].started_ns < io->ent[best].started_ns))
+            best = (int32_t)i;
+    return best;
+}
+
 int mp_io_reap(mp_io *io, mp_io_done *out, unsigned max, bool wait, mp_err *err)
 {
+    uint64_t deadline = 0; /* set at the first blocking wait; moved on by every completion */
     for (;;) {
+        if (io->fail.status) return failed(io, err);
         pump(io);
+        if (io->fail.status) return failed(io, err);
         if (io->n_done > 0 || max == 0) {
             unsigned k = 0;
             for (; k < max && io->n_done > 0; k++) {
@@ -354,8 +401,27 @@ int mp_io_reap(mp_io *io, mp_io_done *out, unsigned max, bool wait, mp_err *err)
             if (io->qhead[0] < 0 && io->qhead[1] < 0) return 0;
             continue; /* pump starts them */
         }
-        int k = io->be->ops->reap(io->be, io->rdone, io->depth, wait, err);
-        if (k < 0) return k;
+        if (wait && !deadline) deadline = mono_ns() + (uint64_t)io->timeout_ms * 1000000u;
+        mp_err berr;
+        mp_err_clear(&berr);
+        int k = io->be->ops->reap(io->be, io->rdone, io->depth, wait ? deadline : 0, &berr);
+        if (k < 0) {
+            int32_t i = oldest_inflight(io);
+            fail_io(io, false, i >= 0 ? io->ent[i].req.user : 0,
+                    i >= 0 ? io->ent[i].req.offset + io->ent[i].pos : 0,
+                    berr.msg[0] ? berr.msg : mp_strerror(k));
+            return failed(io, err);
+        }
+        if (k == 0 && wait && mono_ns() >= deadline) {
+            int32_t i = oldest_inflight(io);
+            uint64_t user = i >= 0 ? io->ent[i].req.user : 0;
+            uint64_t off = i >= 0 ? io->ent[i].req.offset + io->ent[i].pos : 0;
+            char why[64];
+            snprintf(why, sizeof why, "no read completed for %g s", io->timeout_ms / 1000.0);
+            fail_io(io, true, user, off, why);
+            return failed(io, err);
+        }
+        if (k > 0 && wait) deadline = mono_ns() + (uint64_t)io->timeout_ms * 1000000u;
         for (int j = 0; j < k; j++) on_raw_done(io, &io->rdone[j]);
         if (k == 0 && !wait) {
             pump(io);
@@ -372,6 +438,14 @@ bool mp_io_is_direct(const mp_io *io) { return io->direct; }
 bool mp_io_has_fixed_buffers(const mp_io *io) { return io->n_reg > 0; }
 uint64_t mp_io_file_size(const mp_io *io) { return io->file_size; }
 unsigned mp_io_depth(const mp_io *io) { return io->depth; }
+uint32_t mp_io_timeout_ms(const mp_io *io) { return io->timeout_ms; }
+
+int mp_io_failure(const mp_io *io, mp_io_failure_info *out)
+{
+    *out = io->fail;
+    out->timeout_ms = io->timeout_ms;
+    return io->fail.status;
+}
 
 void mp_io_get_counters(mp_io *io, mp_io_counters *out, bool reset)
 {
@@ -456,6 +530,7 @@ int mp_io_open(mp_io_kind kind, const char *path, const mp_io_opts *opts, mp_io 
     io->fd = -1;
     io->free_head = io->qhead[0] = io->qhead[1] = io->qtail[0] = io->qtail[1] = -1;
     io->depth = o.depth;
+    io->timeout_ms = o.timeout_ms ? o.timeout_ms : MP_IO_DEFAULT_TIMEOUT_MS;
     io->sim_no_fixed = fs.no_fixed;
     io->path = strdup(path);
     io->batch = malloc(o.depth * sizeof *io->batch);
@@ -497,6 +572,7 @@ int mp_io_open(mp_io_kind kind, const char *path, const mp_io_opts *opts, mp_io 
     }
     io->file_size = (uint64_t)end;
     io->align = io->direct ? direct_align(io->fd) : 4096;
+    if (fs.align > io->align) io->align = fs.align;
 
     if (kind == MP_IO_AUTO || kind == MP_IO_URING) {
         int sys = 0;
@@ -525,10 +601,15 @@ fail:
     return rc;
 }
 
-void mp_io_free(mp_io *io)
+bool mp_io_free(mp_io *io)
 {
-    if (!io) return;
-    if (io->be) io->be->ops->free(io->be);
+    if (!io) return true;
+    bool safe = true;
+    if (io->be) {
+        uint64_t deadline = mono_ns() + (uint64_t)io->timeout_ms * 1000000u;
+        safe = io->be->ops->free(io->be, io->fail.status != MP_OK, deadline);
+    }
+    /* A read stuck in the kernel holds its own reference to the file. */
     if (io->fd >= 0) close(io->fd);
     free(io->ent);
     free(io->done);
@@ -537,4 +618,5 @@ void mp_io_free(mp_io *io)
     free(io->rdone);
     free(io->path);
     free(io);
+    return safe;
 }

@@ -21,7 +21,16 @@
  *    the last tensor); a file that ends before its size at open time
  *    completes with -ENODATA;
  *  - other errors complete the request with -errno; the caller names the
- *    file, layer, expert and offset in its message.
+ *    file, layer, expert and offset in its message;
+ *  - every blocking wait ends after opts.timeout_ms without a completed
+ *    read (a stalled device): the io then FAILS, like when a backend
+ *    cannot start reads (a failed or partial io_uring_submit).
+ *
+ * A failed io (mp_io_failure) hands nothing back any more: submit and reap
+ * return the failure, and the requests not yet reaped stay the io's, with
+ * their buffers: some of their reads may still be in the kernel and write.
+ * mp_io_free cancels them and waits (bounded) for them to end; only when
+ * it returns true may those buffers be reused or freed.
  *
  * Alignment: every request's buf, offset and len are multiples of
  * mp_io_align(io) (4096, or the file's O_DIRECT alignment if larger), even
@@ -55,11 +64,14 @@ typedef enum mp_io_kind {
 #define MP_IO_MAX_RETRIES 64
 #define MP_IO_DEFAULT_DEPTH MP_DEFAULT_IO_DEPTH
 #define MP_IO_MAX_DEPTH 1024
+/* A blocking wait that sees no read complete for this long fails the io. */
+#define MP_IO_DEFAULT_TIMEOUT_MS 30000u
 
 typedef struct mp_io_opts {
     unsigned depth;         /* reads in flight, 1..MP_IO_MAX_DEPTH; 0: 16 */
     unsigned n_threads;     /* pread workers; 0: min(depth, 8) */
     bool buffered;          /* never try O_DIRECT */
+    uint32_t timeout_ms;    /* no completion for this long fails the io; 0: 30000 */
     /* Fault injection (tests; see io_fault.c), NULL or "" for none:
      * comma-separated key=value items, e.g. "seed=7,short=0.3,eagain=0.2".
      *   eio=P          each read fails with EIO with probability P
@@ -74,7 +86,19 @@ typedef struct mp_io_opts {
      *   refuse_direct  open behaves as if O_DIRECT gave EINVAL (tmpfs)
      *   no_uring       io_uring setup behaves as if it gave ENOSYS
      *   no_fixed       buffer registration behaves as if it gave ENOMEM
-     *                  (RLIMIT_MEMLOCK) */
+     *                  (RLIMIT_MEMLOCK)
+     *   submit_fail[=N] the Nth batch submit (default 1st) starts the first
+     *                  half of its reads, then fails (a partial
+     *                  io_uring_submit); the io fails
+     *   submit_zero[=N] the Nth batch submit starts none of its reads
+     *                  (io_uring_submit returned 0; with io_uring they
+     *                  stay in the ring); the io fails
+     *   stall[=N]      the Nth read (default 1st) never completes
+     *   stall_from=N   every read from the Nth on never completes
+     *   stall_ms=D     a stalled read starts D ms late instead of never,
+     *                  so it writes its buffer D ms after its submit
+     *   align=A        mp_io_align is at least A (a power of two; a device
+     *                  whose O_DIRECT alignment is larger than a page) */
     const char *fault_spec;
 } mp_io_opts;
 
@@ -133,8 +157,13 @@ int mp_io_open(mp_io_kind kind, const char *path, const mp_io_opts *opts, mp_io 
                char *note, size_t note_cap, mp_err *err);
 
 /* Closes the file and frees everything (NULL-safe). Waits for reads still
- * in flight, so buffers can be freed after this returns. */
-void mp_io_free(mp_io *io);
+ * in flight (cancelling them first when the io failed), at most the
+ * timeout. Returns true when no read can write into a caller buffer any
+ * more, so the buffers can be freed; false when a read is still stuck in
+ * the kernel (or a pread thread in its system call; that thread is
+ * detached and exits when the call returns): the caller must then leave
+ * the buffers mapped (leak them) rather than free or reuse them. */
+bool mp_io_free(mp_io *io);
 
 /* Registers caller memory as fixed buffers (io_uring; no-op for pread).
  * Each iovec must be <= 1 GiB; at most one registration per mp_io, kept
@@ -145,7 +174,9 @@ void mp_io_free(mp_io *io);
 int mp_io_register_buffers(mp_io *io, const struct iovec *iov, unsigned n, mp_err *err);
 
 /* Queues n requests and starts as many as the depth allows, in one batch.
- * Never blocks on I/O. Returns MP_OK or MP_E_NOMEM (no request queued). */
+ * Never blocks on I/O. Returns MP_OK; MP_E_NOMEM (no request queued); or,
+ * when the io has failed (now, the backend refusing to start the reads, or
+ * earlier), that failure with err filled: see mp_io_failure. */
 int mp_io_submit(mp_io *io, const mp_io_req *reqs, unsigned n, mp_err *err);
 
 /* Moves a still-queued LOW request (by user) ahead of the other LOW ones,
@@ -155,11 +186,28 @@ int mp_io_submit(mp_io *io, const mp_io_req *reqs, unsigned n, mp_err *err);
 bool mp_io_promote(mp_io *io, uint64_t user);
 
 /* Hands back up to max completed requests in out[]. With wait, blocks
- * until at least one completes, unless nothing is outstanding. Returns the
- * number written (0: nothing completed, or nothing outstanding), or a
- * negative status if the backend itself broke (err says how); requests are
- * then still outstanding and the io should be freed. */
+ * until at least one completes, unless nothing is outstanding, but no
+ * longer than the timeout without any read completing. Returns the number
+ * written (0: nothing completed, or nothing outstanding), or a negative
+ * status when the io has failed (a timeout: "FILE: no read completed for
+ * 30 s (offset N)"; the backend broke); requests are then still
+ * outstanding and the io should be freed. */
 int mp_io_reap(mp_io *io, mp_io_done *out, unsigned max, bool wait, mp_err *err);
+
+/* Why an io failed. */
+typedef struct mp_io_failure_info {
+    int status;          /* MP_OK while the io works, else MP_E_IO */
+    bool timed_out;      /* a wait ran out; else a submit failed */
+    uint32_t timeout_ms; /* the timeout in effect */
+    uint64_t user;       /* the request involved: the oldest read in flight at */
+    uint64_t offset;     /* a timeout, the first of the batch at a failed submit; */
+                         /* offset: the file offset that read started at */
+    const char *reason;  /* "no read completed for 30 s", "cannot start it: ..."; */
+                         /* valid until mp_io_free */
+} mp_io_failure_info;
+
+/* Fills *out (see above) and returns out->status. */
+int mp_io_failure(const mp_io *io, mp_io_failure_info *out);
 
 /* Requests submitted and not yet reaped. */
 unsigned mp_io_outstanding(const mp_io *io);
@@ -171,6 +219,7 @@ bool mp_io_is_direct(const mp_io *io);     /* opened with O_DIRECT */
 bool mp_io_has_fixed_buffers(const mp_io *io);
 uint64_t mp_io_file_size(const mp_io *io); /* at open time */
 unsigned mp_io_depth(const mp_io *io);
+uint32_t mp_io_timeout_ms(const mp_io *io);
 
 /* Copies the counters into *out (may be NULL) and, with reset, zeroes them.
  * busy_ns includes the busy interval still open at the call. */

@@ -12,6 +12,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
+
+/* CLOCK_MONOTONIC in ns: every deadline below is on this clock. */
+static inline uint64_t mp_io_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Largest single raw read; longer requests proceed as short reads do. */
 #define MP_IO_MAX_RAW (1u << 30)
@@ -31,20 +40,37 @@ typedef struct mp_io_raw_done {
 
 typedef struct mp_io_backend mp_io_backend;
 
+/* What a submit is asked to pretend (the fault backend's submit_fail and
+ * submit_zero), at the point where the backend hands reads to the kernel,
+ * so the real backend's own failure handling runs. */
+enum {
+    MP_IO_SIM_NONE = 0,
+    MP_IO_SIM_SUBMIT_FAIL = 1, /* the first half of the reads start, then the submit fails */
+    MP_IO_SIM_SUBMIT_ZERO = 2, /* the submit starts none of them (io_uring_submit returned 0) */
+};
+
 typedef struct mp_io_ops {
     const char *name;
     /* Starts n reads. io.c never has more than the backend's depth reads
-     * in flight. Returns MP_OK, or a negative status with err filled, in
-     * which case none of the n reads is in flight. */
-    int (*submit)(mp_io_backend *be, const mp_io_raw *r, unsigned n, mp_err *err);
-    /* Writes up to max completions; with wait, blocks until at least one
-     * (io.c only waits while reads are in flight). Returns the count or a
-     * negative status. */
-    int (*reap)(mp_io_backend *be, mp_io_raw_done *out, unsigned max, bool wait, mp_err *err);
+     * in flight. Returns MP_OK (all n in flight), or a negative status with
+     * err filled, in which case ANY of the n reads may be in flight, now
+     * or later (io_uring cannot take back an SQE it has put in the ring):
+     * io.c then fails the io and keeps their buffers until free. */
+    int (*submit)(mp_io_backend *be, const mp_io_raw *r, unsigned n, int sim, mp_err *err);
+    /* Writes up to max completions. deadline_ns == 0: never blocks; else
+     * blocks until at least one completes or CLOCK_MONOTONIC reaches
+     * deadline_ns (then returns 0). Returns the count or a negative
+     * status. */
+    int (*reap)(mp_io_backend *be, mp_io_raw_done *out, unsigned max, uint64_t deadline_ns,
+                mp_err *err);
     /* Returns 0 or -errno. NULL: nothing to register (pread). */
     int (*register_buffers)(mp_io_backend *be, const struct iovec *iov, unsigned n);
-    /* Waits for reads in flight, then frees be (the fd is not closed). */
-    void (*free)(mp_io_backend *be);
+    /* Frees be (the fd is not closed). With cancel (the io failed), first
+     * asks for the reads in flight to be cancelled; then waits for them,
+     * but never past deadline_ns. Returns true when no read can write into
+     * a caller buffer any more; false when one still may (a read stuck in
+     * the kernel): the caller must then never free or reuse the buffers. */
+    bool (*free)(mp_io_backend *be, bool cancel, uint64_t deadline_ns);
 } mp_io_ops;
 
 struct mp_io_backend {
@@ -69,6 +95,10 @@ typedef struct mp_io_fault_spec {
     bool has_eio_off;
     uint64_t delay_us;
     uint64_t seed;
+    uint64_t submit_fail, submit_zero; /* the Nth batch submit fails / starts nothing; 0: off */
+    uint64_t stall_nth, stall_from;    /* the Nth read / every read from the Nth on stalls */
+    uint64_t stall_ms;                 /* a stalled read starts this late; 0: never */
+    uint64_t align;                    /* raise mp_io_align to this (a power of two); 0: off */
     bool refuse_direct, no_uring, no_fixed;
     bool any_read_fault;          /* a read-time fault is configured */
 } mp_io_fault_spec;

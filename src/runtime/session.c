@@ -76,7 +76,7 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
     const mp_policy_ops *pol = NULL;
     if (p->policy && !(pol = mp_policy_find(p->policy)))
         return mp_err_set(err, MP_E_INVAL, "--policy: unknown replacement policy '%s'", p->policy);
-    mp_io_opts io_opts = {.depth = p->io_depth, .fault_spec = p->fault_spec};
+    mp_io_opts io_opts = {.depth = p->io_depth, .fault_spec = p->fault_spec, .timeout_ms = p->io_timeout_ms};
     mp_io *io = NULL;
     char note[512] = "";
     int rc = mp_io_open(kind, m->path, &io_opts, &io, note, sizeof note, err);

@@ -28,10 +28,9 @@ typedef struct mp_session_params {
                              * allows (MP_E_INVAL with a budget option) */
     const char *io;         /* "auto" (NULL), "uring", "pread" */
     unsigned io_depth;      /* 0: default */
-    uint32_t io_timeout_ms; /* a read that has not completed after this long fails the run; 0: default
-                             * (30 s) [public API field; the io helper adds the behaviour] */
     const char *policy;     /* replacement policy name; NULL: default */
     const char *fault_spec; /* I/O fault injection (tests); NULL: none */
+    uint32_t io_timeout_ms; /* a read wait this long without progress fails the run; 0: 30000 */
     /* Prefetch (only when experts stream through the cache). */
     mp_prefetch_cfg prefetch;
     bool prefetch_set;      /* false: the default (MP_DEFAULT_PREFETCH) */

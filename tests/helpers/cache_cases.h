@@ -1,10 +1,17 @@
-/* Expert cache (src/cache/cache.c) on a real file with plain-GGUF-like
+/* Cases shared by test_cache_pread.c and test_cache_uring.c (one program
+ * per io backend, so the pread half runs where io_uring is missing): the
+ * expert cache (src/cache/cache.c) on a real file with plain-GGUF-like
  * expert locations (three unaligned ranges per expert in three per-layer
- * tensors): eviction order under LRU, pinning under pressure, the minimum
- * cache, async delivery order, prefetch, I/O errors and verify failures,
- * every fallback (pread, buffered, tmpfs) and a random-access stress with
- * faults that compares every acquired expert's bytes with the file.
- * Exits 77 at the end if io_uring is unavailable (pread paths still run). */
+ * tensors): eviction order, pinning under pressure, the minimum cache,
+ * async delivery order, prefetch, I/O errors and verify failures, a
+ * random-access stress with faults that compares every expert's bytes with
+ * the file, and the io failing under the cache (a stalled read, a submit
+ * that fails or starts nothing): one exact message naming the file, layer,
+ * expert and offset, in bounded time, every later call refused. Included
+ * once per program (static functions: CHECK counts into that program). */
+#ifndef MP_TEST_CACHE_CASES_H
+#define MP_TEST_CACHE_CASES_H
+
 #define _GNU_SOURCE
 #include "cache/cache.h"
 #include "helpers/cache_fixture.h"
@@ -12,9 +19,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define N_LAYERS 4
@@ -67,11 +76,12 @@ static const mp_policy_ops tlru_ops = { "test-lru", "strict LRU", tlru_create, t
 static const char *g_path;
 static bool g_hugepages;
 static char g_note[512]; /* the last cache's announcements */
+static uint32_t g_timeout_ms; /* io timeout of the next caches; 0: the default */
 
 static mp_cache *make_cache(mp_io_kind kind, const char *path, uint32_t n_slots,
                             const mp_policy_ops *pol, const char *fault, mp_cache_verify_fn verify)
 {
-    mp_io_opts o = { .depth = 8, .fault_spec = fault };
+    mp_io_opts o = { .depth = 8, .fault_spec = fault, .timeout_ms = g_timeout_ms };
     mp_io *io = NULL;
     mp_err err;
     mp_err_clear(&err);
@@ -396,53 +406,213 @@ static void test_stress(mp_io_kind kind, const char *path, const char *fault, in
     mp_cache_free(c);
 }
 
-int main(void)
+
+/* ---- the io fails under the cache ------------------------------------- */
+
+static double secs_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+/* The file offset of an expert's first read: its lowest range rounded
+ * down to the io alignment (4096 for these files). */
+static uint64_t first_read_offset(uint32_t l, uint32_t e)
+{
+    const mp_expert_loc *x = &fx.locs[l * N_EXPERTS + e];
+    uint64_t m = UINT64_MAX;
+    for (uint32_t i = 0; i < x->n_parts; i++)
+        if (x->part[i].offset < m) m = x->part[i].offset;
+    return m & ~(uint64_t)4095;
+}
+
+/* Every call after the failure returns it at once, with the same message. */
+static void refuses_all(mp_cache *c, const char *want)
+{
+    mp_expert_ptrs p;
+    mp_cache_ready r;
+    mp_err err;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    mp_err_clear(&err);
+    CHECKF(mp_cache_acquire(c, 0, 0, &p, &err) == MP_E_IO && !strcmp(err.msg, want), "%s", err.msg);
+    mp_err_clear(&err);
+    CHECK(mp_cache_request(c, 3, 7, MP_CACHE_DEMAND, &err) == MP_E_IO && !strcmp(err.msg, want));
+    CHECK(mp_cache_request(c, 3, 6, MP_CACHE_PREFETCH, NULL) == MP_E_IO);
+    mp_err_clear(&err);
+    CHECK(mp_cache_wait_any(c, &r, &err) == MP_E_IO && !strcmp(err.msg, want));
+    CHECK(mp_cache_poll(c, &r, NULL) == MP_E_IO);
+    mp_cache_reap(c);
+    mp_cache_abandon(c);
+    CHECK(secs_since(&t0) < 0.5);
+}
+
+/* A read that never completes: acquire ends after the timeout with
+ * exactly "FILE: no read completed for 0.3 s (layer L expert E, offset N)";
+ * so does an async demand (the expert before it still delivered); the
+ * cache then refuses everything and frees without hanging. */
+static void test_stall(mp_io_kind kind)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    g_timeout_ms = 300;
+    char want[700];
+    mp_cache *c = make_cache(kind, g_path, 3, &tlru_ops, "stall", NULL);
+    if (c) {
+        mp_expert_ptrs p;
+        mp_err err;
+        mp_err_clear(&err);
+        CHECK(mp_cache_acquire(c, 2, 3, &p, &err) == MP_E_IO);
+        snprintf(want, sizeof want, "%s: no read completed for 0.3 s (layer 2 expert 3, offset %llu)",
+                 g_path, (unsigned long long)first_read_offset(2, 3));
+        CHECKF(!strcmp(err.msg, want), "message '%s', want '%s'", err.msg, want);
+        double s = secs_since(&t0);
+        CHECKF(s >= 0.29 && s < 2.0, "stall reported after %.2f s", s);
+        refuses_all(c, want);
+        mp_cache_stats t;
+        mp_cache_get_stats(c, &t, NULL, false);
+        CHECK(t.misses == 1);
+        mp_cache_free(c);
+    }
+    /* async: the 4th read (the second expert's first) stalls */
+    c = make_cache(kind, g_path, 3, &tlru_ops, "stall=4", NULL);
+    if (c) {
+        mp_err err;
+        mp_err_clear(&err);
+        uint32_t e[2] = { 0, 1 };
+        CHECK(mp_cache_request_layer(c, 0, e, 2, &err) == MP_OK);
+        mp_cache_ready r;
+        CHECK(mp_cache_wait_any(c, &r, &err) == 1 && r.layer == 0 && r.expert == 0 &&
+              check_bytes(0, 0, &r.ptrs));
+        mp_cache_release(c, 0, 0);
+        mp_err_clear(&err);
+        CHECK(mp_cache_wait_any(c, &r, &err) == MP_E_IO && r.layer == 0 && r.expert == 1);
+        snprintf(want, sizeof want, "%s: no read completed for 0.3 s (layer 0 expert 1, offset %llu)",
+                 g_path, (unsigned long long)first_read_offset(0, 1));
+        CHECKF(!strcmp(err.msg, want), "message '%s', want '%s'", err.msg, want);
+        refuses_all(c, want);
+        mp_cache_free(c);
+    }
+    g_timeout_ms = 0;
+    double s = secs_since(&t0);
+    CHECKF(s < 3.0, "two stalls took %.2f s", s);
+}
+
+/* A submit that fails part way or starts nothing (spec), on the nth load:
+ * "FILE: layer L expert E: read at offset N: cannot start it: ..."; the
+ * slot is never reused (its reads may be in the kernel), every later call
+ * is refused, free does not hang. */
+static void test_submit_failure(mp_io_kind kind, const char *spec, bool second)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    g_timeout_ms = 500;
+    mp_cache *c = make_cache(kind, g_path, 3, &tlru_ops, spec, NULL);
+    g_timeout_ms = 0;
+    if (!c) return;
+    mp_expert_ptrs p;
+    mp_err err;
+    if (second) acq(c, 1, 0), mp_cache_release(c, 1, 0);
+    mp_err_clear(&err);
+    CHECK(mp_cache_acquire(c, 1, 1, &p, &err) == MP_E_IO);
+    char want[700];
+    int n = snprintf(want, sizeof want, "%s: layer 1 expert 1: read at offset %llu: cannot start it: ",
+                     g_path, (unsigned long long)first_read_offset(1, 1));
+    CHECKF(!strncmp(err.msg, want, (size_t)n) && strstr(err.msg, "(injected)"),
+           "%s: message '%s', want '%s...'", spec, err.msg, want);
+    snprintf(want, sizeof want, "%s", err.msg);
+    refuses_all(c, want);
+    mp_cache_free(c);
+    double s = secs_since(&t0);
+    CHECKF(s < 2.0, "%s: %.2f s", spec, s);
+
+    /* a prefetch that hits the failure: the demand after it is refused */
+    c = make_cache(kind, g_path, 3, &tlru_ops, spec, NULL);
+    if (!c) return;
+    if (second) acq(c, 1, 0), mp_cache_release(c, 1, 0);
+    CHECK(mp_cache_request(c, 2, 2, MP_CACHE_PREFETCH, NULL) == MP_E_IO);
+    mp_err_clear(&err);
+    CHECKF(mp_cache_acquire(c, 2, 2, &p, &err) == MP_E_IO && strstr(err.msg, "layer 2 expert 2"),
+           "%s", err.msg);
+    mp_cache_free(c);
+}
+
+/* A device whose O_DIRECT alignment (64 KiB here) is above a page: the
+ * slab, every slot and every span are aligned to it, with and without
+ * huge pages, and the bytes are right. */
+static void test_big_align(mp_io_kind kind)
+{
+    for (int huge = 0; huge < 2; huge++) {
+        g_hugepages = huge;
+        mp_cache *c = make_cache(kind, g_path, 4, NULL, "align=65536", NULL);
+        g_hugepages = false;
+        if (!c) continue;
+        CHECK(mp_io_align(mp_cache_io(c)) == 65536 && mp_cache_slot_size(c) % 65536 == 0);
+        for (uint32_t k = 0; k < 12; k++) {
+            uint32_t l = k % N_LAYERS, e = (k * 3) % N_EXPERTS;
+            mp_expert_ptrs p;
+            mp_err err;
+            mp_err_clear(&err);
+            int rc = mp_cache_acquire(c, l, e, &p, &err);
+            CHECKF(rc == MP_OK, "%s", err.msg);
+            if (rc) continue;
+            CHECK(check_bytes(l, e, &p));
+            const mp_expert_loc *x = &fx.locs[l * N_EXPERTS + e];
+            for (uint32_t i = 0; i < p.n_parts; i++)
+                CHECKF((uintptr_t)p.part[i] % 65536 == x->part[i].offset % 65536,
+                       "layer %u expert %u part %u at %p: the span is not 64 KiB aligned", l, e, i,
+                       p.part[i]);
+            mp_cache_release(c, l, e);
+        }
+        mp_cache_free(c);
+    }
+}
+
+/* Everything on one backend. */
+static void run_all(mp_io_kind kind)
+{
+    test_eviction_order(kind, &tlru_ops);
+    const mp_policy_ops *lru = mp_policy_find("lru");
+    if (lru) test_eviction_order(kind, lru);
+    test_pinning(kind);
+    test_minimum_and_async(kind, NULL);
+    test_minimum_and_async(kind, "seed=5,short=0.3,eagain=0.2,delay=0.2,delay_us=200");
+    test_prefetch(kind);
+    test_io_error(kind);
+    test_verify(kind);
+    test_stress(kind, g_path, "seed=11,short=0.2,eagain=0.1,delay=0.1,delay_us=100", 600);
+    test_stall(kind);
+    test_submit_failure(kind, "submit_fail", false);
+    test_submit_failure(kind, "submit_fail=2", true);
+    test_submit_failure(kind, "submit_zero", false);
+    test_submit_failure(kind, "submit_zero=2", true);
+    test_big_align(kind);
+    g_hugepages = true; /* a huge-page slab */
+    test_stress(kind, g_path, NULL, 100);
+    g_hugepages = false;
+}
+
+/* Writes the fixture file; exits 77 if it cannot. */
+static void setup(const char *prog)
 {
     char name[64];
-    snprintf(name, sizeof name, "test_cache.%d.bin", (int)getpid());
+    snprintf(name, sizeof name, "%s.%d.bin", prog, (int)getpid());
     if (mp_fixture_make(&fx, mp_test_build_dir(), name, N_LAYERS, N_EXPERTS) < 0)
         MP_TEST_SKIP("cannot write %s/%s", mp_test_build_dir(), name);
-    const char *path = fx.path;
-    g_path = path;
-
-    mp_io *probe = NULL;
-    bool have_uring = mp_io_open(MP_IO_URING, path, NULL, &probe, NULL, 0, NULL) == MP_OK;
-    mp_io_free(probe);
-
-    test_slot_size();
-    const mp_io_kind kinds[2] = { MP_IO_PREAD, MP_IO_URING };
-    for (int k = 0; k < 2; k++) {
-        if (kinds[k] == MP_IO_URING && !have_uring) break;
-        test_eviction_order(kinds[k], &tlru_ops);
-        const mp_policy_ops *lru = mp_policy_find("lru");
-        if (lru) test_eviction_order(kinds[k], lru);
-        test_pinning(kinds[k]);
-        test_minimum_and_async(kinds[k], NULL);
-        test_minimum_and_async(kinds[k], "seed=5,short=0.3,eagain=0.2,delay=0.2,delay_us=200");
-        test_prefetch(kinds[k]);
-        test_io_error(kinds[k]);
-        test_verify(kinds[k]);
-        test_stress(kinds[k], path, "seed=11,short=0.2,eagain=0.1,delay=0.1,delay_us=100", 600);
-    }
-    /* Fallbacks: buffered when O_DIRECT is refused, and a tmpfs file;
-     * fixed buffers refused (RLIMIT_MEMLOCK); a huge-page slab. */
-    test_stress(MP_IO_AUTO, path, "refuse_direct", 200);
-    if (have_uring) {
-        test_stress(MP_IO_URING, path, "no_fixed", 100);
-        CHECKF(strstr(g_note, "cannot register") && strstr(g_note, "unregistered"), "note: %s",
-               g_note);
-    }
-    g_hugepages = true;
-    test_stress(MP_IO_AUTO, path, NULL, 100);
-    g_hugepages = false;
-    test_stress(MP_IO_AUTO, path, "no_uring,refuse_direct,short=0.3", 200);
-    /* the same file on tmpfs */
-    mp_fixture shm;
-    snprintf(name, sizeof name, "mp_test_cache.%d.bin", (int)getpid());
-    if (mp_fixture_make(&shm, "/dev/shm", name, N_LAYERS, N_EXPERTS) == 0) test_stress(MP_IO_AUTO, shm.path, NULL, 200);
-    mp_fixture_free(&shm);
-    mp_fixture_free(&fx);
-    if (!have_uring && !mp_test_failures)
-        MP_TEST_SKIP("io_uring unavailable (pread paths passed)");
-    MP_TEST_DONE();
+    g_path = fx.path;
 }
+
+/* The same experts from a file on tmpfs (O_DIRECT, or buffered where
+ * refused). */
+static void test_tmpfs(mp_io_kind kind, const char *prog)
+{
+    char name[64];
+    mp_fixture shm;
+    snprintf(name, sizeof name, "mp_%s.%d.bin", prog, (int)getpid());
+    if (mp_fixture_make(&shm, "/dev/shm", name, N_LAYERS, N_EXPERTS) == 0)
+        test_stress(kind, shm.path, NULL, 200);
+    mp_fixture_free(&shm);
+}
+
+#endif
