@@ -507,6 +507,22 @@ static size_t direct_align(int fd)
     return a;
 }
 
+size_t mp_io_file_align(const char *path, const char *fault_spec)
+{
+    size_t a = 4096;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd >= 0) {
+        a = direct_align(fd);
+        close(fd);
+    }
+    mp_io_fault_spec fs;
+    memset(&fs, 0, sizeof fs);
+    mp_err e;
+    mp_err_clear(&e);
+    if (fault_spec && fault_spec[0] && mp_io_fault_parse(fault_spec, &fs, &e) >= 0 && fs.align > a) a = fs.align;
+    return a;
+}
+
 int mp_io_open(mp_io_kind kind, const char *path, const mp_io_opts *opts, mp_io **out,
                char *note, size_t note_cap, mp_err *err)
 {

@@ -215,6 +215,11 @@ unsigned mp_io_outstanding(const mp_io *io);
 const char *mp_io_name(const mp_io *io);   /* "io_uring", "pread", "fault(io_uring)" */
 const char *mp_io_path(const mp_io *io);
 size_t mp_io_align(const mp_io *io);
+/* The alignment mp_io_open will use for path (and fault_spec, which may
+ * raise it; NULL: none), without opening an io: 4096, or what statx says
+ * the file's O_DIRECT reads need if more. For the planner, so that the slot
+ * size it counts is the one the cache will use. */
+size_t mp_io_file_align(const char *path, const char *fault_spec);
 bool mp_io_is_direct(const mp_io *io);     /* opened with O_DIRECT */
 bool mp_io_has_fixed_buffers(const mp_io *io);
 uint64_t mp_io_file_size(const mp_io *io); /* at open time */

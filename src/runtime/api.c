@@ -733,6 +733,7 @@ int mp_model_plan(const char *path, const mp_params *p, mp_plan_info *out, mp_er
                            .n_batch = p->n_batch,
                            .n_threads = p->n_threads,
                            .pack = pack != NULL,
+                           .align = mp_io_file_align(path, p->io_fault),
                            .machine = auto_budget ? &machine : NULL};
         mp_plan plan;
         rc = mp_plan_make(m, locs, &po, &plan, err);

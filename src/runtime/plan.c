@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PLAN_ALIGN 4096
 
 int mp_expert_locs_gguf(const mp_model *m, mp_expert_loc **locs, mp_err *err)
 {
@@ -60,7 +59,9 @@ static int plan_offload(const mp_model *m, const mp_expert_loc *locs, const mp_p
     p->offload = true;
     p->budget = o->mem;
     p->resident = mp_resident_bytes(m);
-    p->slot_bytes = mp_cache_slot_bytes(locs, (uint64_t)hp->n_layer * hp->n_expert, PLAN_ALIGN);
+    /* the io's real alignment (statx can raise it past 4096): the slot the
+     * cache will make, not a guess */
+    p->slot_bytes = mp_cache_slot_bytes(locs, (uint64_t)hp->n_layer * hp->n_expert, o->align ? o->align : 4096);
     p->min_slots = hp->n_expert_used;
     const uint64_t fixed = p->resident + p->kv + p->scratch + p->overhead;
     p->stream_min = fixed + (uint64_t)p->min_slots * p->slot_bytes;

@@ -49,6 +49,7 @@ typedef struct mp_plan_opts {
     uint32_t cache_experts; /* --cache-experts: slots per MoE layer; 0: none */
     int n_ctx, n_batch, n_threads;
     bool pack;              /* the experts are a pack's blocks (always streamed) */
+    size_t align;           /* the io's read alignment (mp_io_file_align); 0: 4096 */
     /* What the machine allows (mp_mem_allowance_read), for the default
      * budget: used only when no budget option above is set. NULL (or
      * allowed 0): map the whole file, as --mmap does. */

@@ -103,6 +103,10 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
         mp_io_free(io);
         return rc;
     }
+    if (mp_cache_slot_size(s->cache) != s->plan.slot_bytes)
+        return mp_err_set(err, MP_E_BUDGET, "%s: the cache's slots are %llu bytes, the plan counted %llu (io alignment %zu)",
+                          m->path, (unsigned long long)mp_cache_slot_size(s->cache),
+                          (unsigned long long)s->plan.slot_bytes, mp_io_align(io));
     if (note[0]) mp_note_add(s->note, sizeof s->note, "%s", note);
     rc = mp_experts_open_cached(&s->experts, sh, s->cache, err);
     if (!rc && !p->no_preload && s->plan.slots >= s->plan.n_experts_total) rc = preload_all(s, err);
@@ -139,8 +143,15 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     mp_mem_allowance machine;
     const bool auto_budget = !budget && !p->mmap;
     if (auto_budget) mp_mem_allowance_read(NULL, &machine);
-    mp_plan_opts po = {p->mem,      p->cache_bytes, p->cache_experts,           p->n_ctx, p->n_batch,
-                       p->n_threads, s->pack != NULL, auto_budget ? &machine : NULL};
+    mp_plan_opts po = {.mem = p->mem,
+                       .cache_bytes = p->cache_bytes,
+                       .cache_experts = p->cache_experts,
+                       .n_ctx = p->n_ctx,
+                       .n_batch = p->n_batch,
+                       .n_threads = p->n_threads,
+                       .pack = s->pack != NULL,
+                       .align = mp_io_file_align(p->model_path, p->fault_spec),
+                       .machine = auto_budget ? &machine : NULL};
     rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
     if (rc) goto fail;
     char plan_note[512];
