@@ -21,7 +21,7 @@ runtime    model experts prefetch pack tokenizer sample trace cache io kernels g
 model      experts kernels gguf common
 experts    prefetch pack trace cache io kernels gguf common
 prefetch   trace kernels common
-pack       gguf common
+pack       cache io gguf common
 tokenizer  gguf common
 sample     common
 trace      cache common
@@ -37,7 +37,9 @@ common
 # - prefetch (the router-lookahead predictor) is used by experts and runtime; it runs the
 #   routers with kernels, not with model/ops. It may move into experts/.
 # - pack (the expert-major file format) is read by experts and chosen by runtime, so the
-#   model never knows about packs; the pack writer sees models through gguf.
+#   model never knows about packs; the pack writer sees models through gguf. It may use
+#   the cache and io below it: a pack expert is a byte range read into a cache slot, and
+#   pack supplies the cache's verify hook (xxh3, lz4 in place).
 # - tokenizer and sample are used by runtime only.
 # - trace (routing traces, Belady replay) sits above cache because the replay drives the
 #   replacement policies; prefetch reads traces for the oracle.
