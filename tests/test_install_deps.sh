@@ -11,7 +11,7 @@
 # Skips (77) where dpkg-query is absent (not Debian).
 set -u
 S=${MP_SRC:-..}
-D="$S/tools/install_deps.sh"
+D="$(cd "$S" && pwd)/tools/install_deps.sh"
 command -v dpkg-query >/dev/null || { echo "SKIP: no dpkg-query (not a Debian system)"; exit 77; }
 dpkg-query -W -f='${Status}' coreutils 2>/dev/null | grep -q 'install ok installed' ||
     { echo "SKIP: coreutils is not a dpkg package here"; exit 77; }

@@ -77,7 +77,8 @@ run_apt() {
   "${APT[@]}" "$@"
 }
 
-echo "deps: installing ${missing[*]} ${peer_missing[*]}"
+all=("${missing[@]}" "${peer_missing[@]}")
+echo "deps: installing ${all[*]}"
 log=$(mktemp "${TMPDIR:-/tmp}/mp-apt.XXXXXX")
 trap 'rm -f "$log"' EXIT
 if ! run_apt update -qq >"$log" 2>&1; then
