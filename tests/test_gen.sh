@@ -82,12 +82,11 @@ if [ -f "$OUT/llama-f32.gguf" ]; then
 fi
 
 # llama.cpp, when a built one is around.
+# (tests/helpers/parity.sh: $MP_PEER, build/peer/llamacpp, ../shared/peers/llamacpp)
 LL=""
-for c in "${MP_PEER:-$SRC/../shared/peers/llamacpp}/build/llama_logits" "$SRC/../shared/peers/llamacpp/build/llama_logits"; do
-  if [ -x "$c" ]; then LL=$c; break; fi
-done
+. "$SRC/tests/helpers/parity.sh" && PEER=$(mp_find_peer) && LL="$PEER/build/llama_logits"
 if [ -z "$LL" ]; then
-  echo "note: no built llama.cpp found (set MP_PEER); skipped the llama.cpp loads"
+  echo "note: no built llama.cpp found (set MP_PEER, or run tools/test.sh); skipped the llama.cpp loads"
 else
   for m in "${MODELS[@]}"; do
     name=${m%%|*}

@@ -3,8 +3,9 @@
  * byte through reader + writer, and a copy rewritten with a different
  * alignment (256) must give llama.cpp bit-identical logits. Skips (77) when
  * the peer build is absent; the logits part is skipped without llama_logits.
- * $MP_PEER (default $MP_SRC/../shared/peers/llamacpp) is the peer checkout; models and binaries
- * are looked for in $MP_PEER/build and $MP_PEER. */
+ * The peer is the first of $MP_PEER, $MP_BUILD/peer/llamacpp, $MP_SRC/build/peer/llamacpp
+ * (where tools/test.sh builds it) and $MP_SRC/../shared/peers/llamacpp that has the models;
+ * models and binaries are looked for in <peer>/build and <peer>. */
 #include "gguf/gguf.h"
 #include "mp_test.h"
 
@@ -54,19 +55,23 @@ static int files_equal(const char *a, const char *b)
 
 int main(void)
 {
-    char shared[256];
-    snprintf(shared, sizeof shared, "%.200s/../shared/peers/llamacpp", mp_test_src_dir());
-    const char *peer = getenv("MP_PEER") ? getenv("MP_PEER") : shared;
+    char cand[3][256];
+    snprintf(cand[0], sizeof cand[0], "%.200s/peer/llamacpp", mp_test_build_dir());
+    snprintf(cand[1], sizeof cand[1], "%.200s/build/peer/llamacpp", mp_test_src_dir());
+    snprintf(cand[2], sizeof cand[2], "%.200s/../shared/peers/llamacpp", mp_test_src_dir());
+    const char *peers[] = {getenv("MP_PEER"), cand[0], cand[1], cand[2]};
     static const char *const models[] = {"tiny-llama.gguf", "tiny-llama-moe.gguf", "tiny-qwen3moe.gguf",
                                          "tiny-olmoe.gguf"};
-    char dir[512], path[600], logits[600], cmd[8192];
-    snprintf(dir, sizeof dir, "%s/build", peer);
-    snprintf(path, sizeof path, "%s/%s", dir, models[0]);
-    if (access(path, R_OK) != 0) {
-        snprintf(dir, sizeof dir, "%s", peer);
-        snprintf(path, sizeof path, "%s/%s", dir, models[0]);
-        if (access(path, R_OK) != 0) MP_TEST_SKIP("no peer models under %s", peer);
+    char dir[512] = "", path[600], logits[600], cmd[8192];
+    for (size_t i = 0; i < sizeof peers / sizeof peers[0] && !dir[0]; i++) {
+        if (!peers[i]) continue;
+        static const char *const sub[] = {"/build", ""};
+        for (size_t j = 0; j < 2 && !dir[0]; j++) {
+            snprintf(path, sizeof path, "%.500s%s/%s", peers[i], sub[j], models[0]);
+            if (access(path, R_OK) == 0) snprintf(dir, sizeof dir, "%.500s%s", peers[i], sub[j]);
+        }
     }
+    if (!dir[0]) MP_TEST_SKIP("no peer models (set MP_PEER, or run tools/test.sh, which builds the peer)");
     snprintf(logits, sizeof logits, "%s/llama_logits", dir);
     int have_logits = access(logits, X_OK) == 0;
     int found = 0;

@@ -11,7 +11,9 @@
  *     so without CPU_REPACK buffers, as llama_logits --no-repack).
  * $MP_GGML_VARIANT=haswell (or another variant this CPU runs) checks that
  * variant instead, against our kernels of the same ISA (AVX2 for haswell).
- * Skips (77) when no peer is found ($MP_PEER or $MP_SRC/../shared/peers/llamacpp; or $MP_GGML_BINS, the directory holding the .so files) or when
+ * Skips (77) when no peer is found ($MP_PEER, $MP_BUILD/peer/llamacpp, $MP_SRC/build/peer/llamacpp
+ * (tools/test.sh builds it there) or $MP_SRC/../shared/peers/llamacpp; or $MP_GGML_BINS, the
+ * directory holding the .so files) or when
  * our kernels lack the variant's ISA. */
 #include "kernels/kernels.h"
 #include "moepager/status.h"
@@ -136,9 +138,11 @@ static bool find_bins(char *out, size_t cap)
         return true;
     }
     const char *src = mp_test_src_dir();
-    char shared[4096];
+    char built[4096], built_src[4096], shared[4096];
+    snprintf(built, sizeof built, "%s/peer/llamacpp", mp_test_build_dir());
+    snprintf(built_src, sizeof built_src, "%s/build/peer/llamacpp", src);
     snprintf(shared, sizeof shared, "%s/../shared/peers/llamacpp", src);
-    const char *peers[] = {getenv("MP_PEER"), shared};
+    const char *peers[] = {getenv("MP_PEER"), built, built_src, shared};
     for (size_t i = 0; i < sizeof peers / sizeof peers[0]; i++) {
         if (!peers[i]) continue;
         snprintf(out, cap, "%s/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64", peers[i]);
