@@ -17,10 +17,9 @@ cd "${1:-$(dirname "$0")/..}" || exit 2
 # component  may include (each one further down this table)
 LAYERS='
 cli
-runtime    model experts prefetch pack tokenizer sample trace cache io kernels gguf common
+runtime    model experts pack tokenizer sample trace cache io kernels gguf common
 model      experts kernels gguf common
-experts    prefetch pack trace cache io kernels gguf common
-prefetch   trace kernels common
+experts    pack trace cache io kernels gguf common
 pack       cache io gguf common
 tokenizer  gguf common
 sample     common
@@ -32,17 +31,17 @@ gguf       common
 common
 '
 # Where the side components sit, and why:
-# - experts (the expert providers: mapped, cache-backed, pack; the predictor and the
-#   streaming window) sits between model and the cache: forward.c asks it for experts.
-# - prefetch (the router-lookahead predictor) is used by experts and runtime; it runs the
-#   routers with kernels, not with model/ops. It may move into experts/.
-# - pack (the expert-major file format) is read by experts and chosen by runtime, so the
-#   model never knows about packs; the pack writer sees models through gguf. It may use
+# - experts (the streamer: the expert providers, mapped and cache-backed; the predictor,
+#   which reaches the model's router through a callback; the streaming window and every
+#   prefetch) sits between model and the cache: forward.c asks it for experts.
+# - pack (the expert-major file format and the cache's verify hook for its blocks) is
+#   chosen by runtime (runtime/model_open.c), so the model never knows about packs; the
+#   pack writer reads models, so it lives in runtime. It may use
 #   the cache and io below it: a pack expert is a byte range read into a cache slot, and
 #   pack supplies the cache's verify hook (xxh3, lz4 in place).
 # - tokenizer and sample are used by runtime only.
 # - trace (routing traces, Belady replay) sits above cache because the replay drives the
-#   replacement policies; prefetch reads traces for the oracle.
+#   replacement policies; the predictor reads traces for the oracle.
 # - gguf is a reader/writer with no dependency but common.
 
 declare -A rank=() allow=()
