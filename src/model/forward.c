@@ -79,6 +79,7 @@ struct mp_ctx {
     mm_task tasks[MP_MAX_TASKS];
     int n_tasks;
     long task_piece0[MP_MAX_TASKS + 1]; /* pieces of task i: [task_piece0[i], task_piece0[i + 1]) (run_tasks) */
+    int polled_task;                    /* the task after whose piece the caller last polled; caller only */
 };
 
 /* ---- parallel jobs ------------------------------------------------------ */
@@ -104,9 +105,12 @@ static void mm_worker(void *arg, int ith, long lo, long hi)
         const int64_t r0 = b0 * 16, r1 = b1 * 16 < t->nrows ? b1 * 16 : t->nrows;
         mp_matmul_rows_ex(t->type, t->W, t->ncols, t->nrows, r0, r1, t->X, t->T, t->Y, t->ldy, t->mode);
         /* The calling thread (ith 0) owns the expert provider: between its
-         * pieces it reaps finished reads and starts queued ones, so the
+         * matrices it reaps finished reads and starts queued ones, so the
          * disk does not sit idle until the compute returns. */
-        if (ith == 0) mp_experts_poll(c->x);
+        if (ith == 0 && i != c->polled_task) {
+            mp_experts_poll(c->x);
+            c->polled_task = i;
+        }
     }
 }
 
@@ -123,6 +127,7 @@ static void run_tasks(mp_ctx *c)
         n += (long)((nb + per_piece - 1) / per_piece);
     }
     c->task_piece0[c->n_tasks] = n;
+    c->polled_task = -1;
     mp_pool_for(c->pool, n, 1, mm_worker, c);
     c->n_tasks = 0;
 }
