@@ -57,7 +57,7 @@
 
 struct mp_pool {
     int n;      /* threads, the caller included */
-    int n_wake; /* workers one mp_pool_for job wakes: the other CPUs we may run on */
+    int n_wake; /* workers an mp_pool_for job wants awake: the other CPUs we may run on */
     pthread_t *threads;
     uint32_t job; /* last job number published; the caller's alone */
 
@@ -214,15 +214,24 @@ void mp_pool_free(mp_pool *pool)
     free(pool);
 }
 
-/* Publishes the job whose fields are set; wakes up to n_wake sleepers. */
-static void publish(mp_pool *pool, int n_wake)
+/* Publishes the job whose fields are set and wakes sleepers until `awake`
+ * workers are awake (INT_MAX: all). Those counted awake but about to sleep
+ * see the new seq and stay up (the protocol above). */
+static void publish(mp_pool *pool, int awake)
 {
     atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
     const uint32_t g = ++pool->job;
     atomic_store_explicit(&pool->state, (uint64_t)g << 32, memory_order_release);
     atomic_store(&pool->seq, g);
-    if (atomic_load(&pool->sleepers) > 0) futex_wake(&pool->seq, n_wake);
+    const int sleepers = atomic_load(&pool->sleepers);
+    if (sleepers <= 0) return;
+    if (awake == INT_MAX) {
+        futex_wake(&pool->seq, INT_MAX);
+        return;
+    }
+    const int wake = awake - (pool->n - 1 - sleepers);
+    if (wake > 0) futex_wake(&pool->seq, wake);
 }
 
 /* Waits until `want` workers have finished the job. */
@@ -251,8 +260,10 @@ void mp_pool_for(mp_pool *pool, long n, long chunk, mp_pool_range_fn fn, void *c
     pool->ctx = ctx;
     pool->n_units = n;
     pool->chunk = chunk;
-    /* more workers than there are pieces, or than other CPUs, would only
-     * take turns on the cores the rest need */
+    /* more workers awake than there are pieces, or than other CPUs, would
+     * only take turns on the cores the rest need (a worker stays awake while
+     * jobs come faster than its spin, so waking one more per job would soon
+     * have every worker of an oversized pool spinning) */
     const long pieces = (n + chunk - 1) / chunk;
     publish(pool, pieces - 1 < pool->n_wake ? (int)(pieces - 1) : pool->n_wake);
     take_units(pool, 0);
