@@ -221,7 +221,8 @@ static void publish(mp_pool *pool, int awake)
 {
     atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
-    const uint32_t g = ++pool->job;
+    if (++pool->job == 0) pool->job = 1; /* 0 is what a new worker has "seen" */
+    const uint32_t g = pool->job;
     atomic_store_explicit(&pool->state, (uint64_t)g << 32, memory_order_release);
     atomic_store(&pool->seq, g);
     const int sleepers = atomic_load(&pool->sleepers);
