@@ -17,7 +17,8 @@
  * issues hundreds of jobs per token with a few microseconds of serial work
  * between them, so a worker that spins that long usually catches the next
  * job without the cost of a wake-up (a futex wake is a syscall for the
- * caller and tens of microseconds of latency in a VM). Past the spin it
+ * caller, and a sleeping thread needs the scheduler to run it again; the old
+ * pool spun ~1 ms, 20000 pauses of ~50 ns here, before sleeping). Past the spin it
  * yields (another runnable thread on this CPU, maybe one of ours holding
  * work, runs first) and past the yield phase it sleeps, so a waiting thread
  * never holds a core a descheduled one needs for longer than this. */
@@ -51,7 +52,10 @@
  * and returns at once. The same pattern covers the caller sleeping on done
  * (caller_waiting, then done re-read; a worker adds to done, then reads
  * caller_waiting and wakes). A wake meant for an older job or a spurious
- * return only makes a waiter re-check its condition. */
+ * return only makes a waiter re-check its condition. mp_pool_run and
+ * mp_pool_free wake every sleeper; mp_pool_for wakes only enough to have
+ * n_wake workers awake, and a worker left asleep simply misses that job,
+ * which shared work allows. */
 #define MP_POOL_CLOSED (UINT64_C(1) << 31)
 #define MP_POOL_JOINED UINT64_C(0xffff)
 
