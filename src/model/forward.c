@@ -90,7 +90,7 @@ struct mp_ctx {
  * so taking a piece costs little next to computing it. Threads take pieces
  * from one counter (mp_pool_for), so a descheduled thread holds back at most
  * the piece it is in. */
-#define MP_MM_PIECE_BYTES (64 * 1024)
+#define MP_MM_PIECE_BYTES (256 * 1024)
 
 static void mm_worker(void *arg, int ith, long lo, long hi)
 {
