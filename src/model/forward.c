@@ -77,31 +77,57 @@ struct mp_ctx {
     /* job descriptions shared with the workers */
     mm_task tasks[MP_MAX_TASKS];
     int n_tasks;
+    long task_piece0[MP_MAX_TASKS + 1]; /* pieces of task i: [task_piece0[i], task_piece0[i + 1]) (run_tasks) */
+    int polled_task;                    /* the task after whose piece the caller last polled; caller only */
 };
 
 /* ---- parallel jobs ------------------------------------------------------ */
 
-static void mm_worker(void *arg, int ith, int nth)
+/* A job of queued matmuls is cut into pieces: whole 16-row blocks (SIMD
+ * tiles stay whole, so a row's result does not depend on which thread or
+ * piece computes it), about MP_MM_PIECE_BYTES of weights times tokens each
+ * so taking a piece costs little next to computing it. Threads take pieces
+ * from one counter (mp_pool_for), so a descheduled thread holds back at most
+ * the piece it is in. */
+#define MP_MM_PIECE_BYTES (256 * 1024)
+
+static void mm_worker(void *arg, int ith, long lo, long hi)
 {
     mp_ctx *c = arg;
-    for (int i = 0; i < c->n_tasks; i++) {
+    int i = 0;
+    for (long p = lo; p < hi; p++) {
+        while (p >= c->task_piece0[i + 1]) i++;
         const mm_task *t = &c->tasks[i];
-        if (t->T == 0) continue;
-        /* Split rows in blocks of 16 so SIMD tiles stay whole. */
-        long nb = (long)((t->nrows + 15) / 16), lo, hi;
-        mp_split_range(nb, ith, nth, &lo, &hi);
-        int64_t r0 = lo * 16, r1 = hi * 16 < t->nrows ? hi * 16 : t->nrows;
-        if (r0 < r1) mp_matmul_rows_ex(t->type, t->W, t->ncols, t->nrows, r0, r1, t->X, t->T, t->Y, t->ldy, t->mode);
+        const long p0 = c->task_piece0[i], np = c->task_piece0[i + 1] - p0;
+        long b0, b1; /* blocks of 16 rows */
+        mp_split_range((long)((t->nrows + 15) / 16), (int)(p - p0), (int)np, &b0, &b1);
+        const int64_t r0 = b0 * 16, r1 = b1 * 16 < t->nrows ? b1 * 16 : t->nrows;
+        mp_matmul_rows_ex(t->type, t->W, t->ncols, t->nrows, r0, r1, t->X, t->T, t->Y, t->ldy, t->mode);
         /* The calling thread (ith 0) owns the expert provider: between its
          * matrices it reaps finished reads and starts queued ones, so the
          * disk does not sit idle until the compute returns. */
-        if (ith == 0) mp_experts_poll(c->x);
+        if (ith == 0 && i != c->polled_task) {
+            mp_experts_poll(c->x);
+            c->polled_task = i;
+        }
     }
 }
 
 static void run_tasks(mp_ctx *c)
 {
-    if (c->n_tasks) mp_pool_run(c->pool, mm_worker, c);
+    long n = 0;
+    for (int i = 0; i < c->n_tasks; i++) {
+        const mm_task *t = &c->tasks[i];
+        const int64_t nb = t->T ? (t->nrows + 15) / 16 : 0;
+        const int64_t block_cost = 16 * (int64_t)mp_row_size(t->type, t->ncols) * t->T;
+        int64_t per_piece = MP_MM_PIECE_BYTES / (block_cost ? block_cost : 1);
+        if (per_piece < 1) per_piece = 1;
+        c->task_piece0[i] = n;
+        n += (long)((nb + per_piece - 1) / per_piece);
+    }
+    c->task_piece0[c->n_tasks] = n;
+    c->polled_task = -1;
+    mp_pool_for(c->pool, n, 1, mm_worker, c);
     c->n_tasks = 0;
 }
 
@@ -122,11 +148,16 @@ typedef struct quant_job {
     size_t stride; /* packed: mp_act_row_size(wtype, ncols) */
 } quant_job;
 
-static void quant_worker(void *arg, int ith, int nth)
+/* Row-wise jobs (quantisation, SwiGLU) are taken in pieces of about
+ * MP_ROWS_PIECE_ELEMS elements, and run inline when they are one piece. */
+#define MP_ROWS_PIECE_ELEMS 16384
+
+static long rows_per_piece(int64_t ncols) { return (long)((MP_ROWS_PIECE_ELEMS + ncols - 1) / ncols); }
+
+static void quant_worker(void *arg, int ith, long lo, long hi)
 {
+    (void)ith;
     const quant_job *j = arg;
-    long lo, hi;
-    mp_split_range((long)j->T, ith, nth, &lo, &hi);
     for (long t = lo; t < hi; t++) mp_quantize_act(j->wtype, j->x + t * j->ldx, j->dst + t * j->stride, j->ncols);
 }
 
@@ -135,8 +166,7 @@ static void quantize_rows(mp_ctx *c, uint32_t wtype, const float *x, int64_t ldx
                           uint8_t *dst)
 {
     quant_job j = {wtype, x, ldx, ncols, T, dst, mp_act_row_size(wtype, ncols)};
-    if (T * ncols < 16384) quant_worker(&j, 0, 1);
-    else mp_pool_run(c->pool, quant_worker, &j);
+    mp_pool_for(c->pool, (long)T, rows_per_piece(ncols), quant_worker, &j);
 }
 
 /* Makes c->xq hold the T rows of c->xn in wtype's activation type. *held is
@@ -159,7 +189,7 @@ typedef struct attn_job {
     int il, T, pos0;
 } attn_job;
 
-static void attn_worker(void *arg, int ith, int nth)
+static void attn_worker(void *arg, int ith, long lo, long hi)
 {
     const attn_job *j = arg;
     mp_ctx *c = j->c;
@@ -170,9 +200,10 @@ static void attn_worker(void *arg, int ith, int nth)
     const uint16_t *kc = c->kc + (int64_t)j->il * c->n_ctx * Dk;
     const uint16_t *vc = c->vc + (int64_t)j->il * c->n_ctx * Dv;
     const float scale = 1.0f / sqrtf((float)dk);
-    /* (token, head) pairs dealt round-robin: with the causal mask later
-     * tokens cost more, so contiguous ranges would leave threads idle */
-    for (long i = ith; i < (long)j->T * H; i += nth) {
+    /* (token, head) pairs [lo, hi), taken from a counter (attention_block):
+     * with the causal mask later tokens cost more, and a thread that is
+     * descheduled takes none */
+    for (long i = lo; i < hi; i++) {
         const int t = (int)(i / H), h = (int)(i % H), hk = h / gqa;
         const int n_kv = j->pos0 + t + 1; /* causal: positions 0..pos */
         float *o = c->att + (int64_t)t * H * dv + (int64_t)h * dv;
@@ -238,8 +269,10 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
         mp_f32_to_f16_row(c->v + t * Dv, c->vc + slot * Dv, Dv);
     }
 
+    /* pieces of about 16K key/value elements (a pair reads pos + 1 keys) */
     attn_job aj = {c, il, T, pos0};
-    mp_pool_run(c->pool, attn_worker, &aj);
+    const int64_t pair_cost = (int64_t)(pos0 + T / 2 + 1) * (hp->head_dim + hp->head_dim_v);
+    mp_pool_for(c->pool, (long)T * hp->n_head, (long)(1 + 16384 / pair_cost), attn_worker, &aj);
 
     quantize_rows(c, l->wo.type, c->att, Do, Do, T, c->xq);
     add_task(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
@@ -256,11 +289,10 @@ typedef struct swiglu_job {
     uint8_t *dst;          /* activation rows for the down projection */
 } swiglu_job;
 
-static void swiglu_worker(void *arg, int ith, int nth)
+static void swiglu_worker(void *arg, int ith, long lo, long hi)
 {
+    (void)ith;
     const swiglu_job *j = arg;
-    long lo, hi;
-    mp_split_range((long)j->rows, ith, nth, &lo, &hi);
     for (long r = j->row0 + lo; r < j->row0 + hi; r++) {
         float *g = j->c->hg + r * j->F;
         mp_swiglu(g, j->c->hu + r * j->F, j->F);
@@ -271,8 +303,7 @@ static void swiglu_worker(void *arg, int ith, int nth)
 static void swiglu_rows(mp_ctx *c, uint32_t down_type, int64_t F, int64_t row0, int64_t rows, uint8_t *dst)
 {
     swiglu_job j = {c, down_type, F, row0, rows, dst};
-    if (rows * F < 16384) swiglu_worker(&j, 0, 1);
-    else mp_pool_run(c->pool, swiglu_worker, &j);
+    mp_pool_for(c->pool, (long)rows, rows_per_piece(F), swiglu_worker, &j);
 }
 
 static void dense_block(mp_ctx *c, int il, int T)
