@@ -13,7 +13,6 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_OLMOE] = "olmoe",
 };
 
-const char *mp_arch_name(mp_arch arch) { return arch < MP_ARCH_COUNT ? arch_names[arch] : "?"; }
 
 /* Reads "<arch>.<suffix>" as u32. required: absent -> error. */
 static int get_arch_u32(const mp_model *m, const char *suffix, uint32_t *out, bool required,

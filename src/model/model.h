@@ -109,7 +109,6 @@ typedef struct mp_model {
     mp_layer *layers;     /* n_layer */
 } mp_model;
 
-const char *mp_arch_name(mp_arch arch);
 
 /* Opens and validates a model from a GGUF file (a .moepack is opened by the
  * runtime, runtime/model_open.h, which binds its embedded GGUF with

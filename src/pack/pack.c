@@ -40,7 +40,7 @@ struct mp_pack {
     mp_gguf_tensor *infos;       /* 3 per layer with experts */
     size_t n_infos;
     char *names;                 /* storage for infos[].name */
-    uint64_t max_raw, max_stored;
+    uint64_t max_raw;
     mp_gguf *gguf;
 };
 
@@ -235,7 +235,6 @@ static int check_entries(mp_pack *p, const mp_pack_entry *ents, mp_err *err)
             any_comp |= e.compression == MP_PACK_COMP_LZ4;
             *b = (mp_pack_block){e.offset, e.stored_size, e.raw_size, e.hash, il, ie, e.compression};
             if (e.raw_size > p->max_raw) p->max_raw = e.raw_size;
-            if (e.stored_size > p->max_stored) p->max_stored = e.stored_size;
         }
     }
     if (any_comp != !!(h->flags & MP_PACK_FLAG_COMPRESSED))
@@ -439,12 +438,9 @@ void mp_pack_drop_pages(mp_pack *p)
 }
 
 const char *mp_pack_path(const mp_pack *p) { return p->path; }
-int mp_pack_fd(const mp_pack *p) { return p->fd; }
-const void *mp_pack_image(const mp_pack *p) { return p->map ? NULL : p->base; }
 const mp_pack_header *mp_pack_get_header(const mp_pack *p) { return &p->hdr; }
 mp_gguf *mp_pack_gguf(const mp_pack *p) { return p->gguf; }
 uint64_t mp_pack_max_raw_size(const mp_pack *p) { return p->max_raw; }
-uint64_t mp_pack_max_stored_size(const mp_pack *p) { return p->max_stored; }
 
 const mp_gguf_tensor *mp_pack_expert_infos(const mp_pack *p, size_t *n)
 {

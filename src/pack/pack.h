@@ -18,8 +18,8 @@
  *    the end of the file (F bytes)"
  *
  * The reader maps only [0, data_offset) (header, embedded GGUF, index); expert
- * blocks are read by the caller through mp_pack_fd(), so they never enter the
- * process through the mapping. */
+ * blocks are read by the expert cache's io (pack_cache.h: one byte range per
+ * expert), so they never enter the process through the mapping. */
 #ifndef MP_PACK_H
 #define MP_PACK_H
 
@@ -56,14 +56,12 @@ int mp_pack_open(mp_pack **out, const char *path, mp_err *err);
 
 /* Validates a pack image held in memory (for tests and fuzzing): the same
  * checks as mp_pack_open. buf must stay valid while the pack lives; name is
- * used in messages. mp_pack_fd() returns -1 and mp_pack_image() the buffer. */
+ * used in messages. */
 int mp_pack_open_mem(mp_pack **out, const void *buf, size_t size, const char *name, mp_err *err);
 
 void mp_pack_close(mp_pack *p); /* NULL-safe; frees the embedded mp_gguf too */
 
 const char *mp_pack_path(const mp_pack *p);
-int mp_pack_fd(const mp_pack *p);            /* -1 for an in-memory pack */
-const void *mp_pack_image(const mp_pack *p); /* the buffer of mp_pack_open_mem, else NULL */
 const mp_pack_header *mp_pack_get_header(const mp_pack *p); /* validated copy */
 
 /* Drops the pages of the mapping (header, embedded GGUF, index) from the
@@ -96,7 +94,6 @@ const mp_pack_block *mp_pack_block_get(const mp_pack *p, uint32_t layer, uint32_
 
 /* Largest raw_size / stored_size over all blocks (to size buffers). */
 uint64_t mp_pack_max_raw_size(const mp_pack *p);
-uint64_t mp_pack_max_stored_size(const mp_pack *p);
 
 /* Checks that bytes[0, b->stored_size) hash to b->hash. Returns MP_OK or
  * MP_E_CHECKSUM with err naming the file, layer, expert and offset:
