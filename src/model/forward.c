@@ -10,12 +10,17 @@
 #include "kernels/ops.h"
 #include "model/route.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define MP_MAX_TASKS 64
+/* Matmuls queued for one parallel job: compute_experts queues gate and up of
+ * at most MP_EXPERTS_BATCH_MAX experts (the most one mp_experts_next hands
+ * out), the other blocks at most three. queue_matmul never flushes on its
+ * own: every job runs where run_matmuls is written, in reading order. */
+#define MP_MAX_TASKS (2 * MP_EXPERTS_BATCH_MAX)
 /* llama.cpp's CPU flash attention accumulates in f16 for batches of fewer
  * than 64 queries and in f32 (tiled) from 64 on, the tiled path only when
  * the value head size is a whole number of SIMD vectors (16 floats in its
@@ -77,7 +82,7 @@ struct mp_ctx {
     /* job descriptions shared with the workers */
     mm_task tasks[MP_MAX_TASKS];
     int n_tasks;
-    long task_piece0[MP_MAX_TASKS + 1]; /* pieces of task i: [task_piece0[i], task_piece0[i + 1]) (run_tasks) */
+    long task_piece0[MP_MAX_TASKS + 1]; /* pieces of task i: [task_piece0[i], task_piece0[i + 1]) (run_matmuls) */
     int polled_task;                    /* the task after whose piece the caller last polled; caller only */
 };
 
@@ -113,7 +118,8 @@ static void mm_worker(void *arg, int ith, long lo, long hi)
     }
 }
 
-static void run_tasks(mp_ctx *c)
+/* Runs the queued matmuls as one parallel job and empties the queue. */
+static void run_matmuls(mp_ctx *c)
 {
     long n = 0;
     for (int i = 0; i < c->n_tasks; i++) {
@@ -131,10 +137,11 @@ static void run_tasks(mp_ctx *c)
     c->n_tasks = 0;
 }
 
-static void add_task(mp_ctx *c, const mp_tensor *w, const void *data, const void *X, int64_t T, float *Y,
-                     int64_t ldy)
+/* Queues Y = W * X (T rows) for the next run_matmuls. */
+static void queue_matmul(mp_ctx *c, const mp_tensor *w, const void *data, const void *X, int64_t T, float *Y,
+                         int64_t ldy)
 {
-    if (c->n_tasks == MP_MAX_TASKS) run_tasks(c);
+    assert(c->n_tasks < MP_MAX_TASKS); /* see MP_MAX_TASKS */
     /* expert stacks (3-D) are llama.cpp MUL_MAT_ID, summed in vec_dot order */
     const int mode = w->ne[2] > 1 || c->ffn_vec_dot ? MP_MM_VEC_DOT : MP_MM_GEMM;
     c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode};
@@ -170,14 +177,15 @@ static void quantize_rows(mp_ctx *c, uint32_t wtype, const float *x, int64_t ldx
 }
 
 /* Makes c->xq hold the T rows of c->xn in wtype's activation type. *held is
- * the activation type it holds now (-1: nothing yet); when it must change,
- * the queued tasks that read it run first. Weights of one input that share
- * an activation type thus share one quantization and one batch of tasks. */
-static void xn_input(mp_ctx *c, uint32_t wtype, int64_t E, int T, int *held)
+ * the activation type it holds now (-1: nothing yet). When it must change,
+ * this runs the queued matmuls first (they read xq): so q, k and v (or gate
+ * and up) whose weights share an activation type share one quantisation and
+ * one parallel job, and otherwise run one job each. */
+static void quantize_xn_as(mp_ctx *c, uint32_t wtype, int64_t E, int T, int *held)
 {
     const int act = (int)mp_act_type(wtype);
     if (act == *held) return;
-    run_tasks(c);
+    run_matmuls(c);
     quantize_rows(c, wtype, c->xn, E, E, T, c->xq);
     *held = act;
 }
@@ -242,13 +250,13 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
 
     /* q, k, v projections; the three weights may have different types */
     int held = -1;
-    xn_input(c, l->wq.type, E, T, &held);
-    add_task(c, &l->wq, l->wq.data, c->xq, T, c->q, Dq);
-    xn_input(c, l->wk.type, E, T, &held);
-    add_task(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
-    xn_input(c, l->wv.type, E, T, &held);
-    add_task(c, &l->wv, l->wv.data, c->xq, T, c->v, Dv);
-    run_tasks(c);
+    quantize_xn_as(c, l->wq.type, E, T, &held);
+    queue_matmul(c, &l->wq, l->wq.data, c->xq, T, c->q, Dq);
+    quantize_xn_as(c, l->wk.type, E, T, &held);
+    queue_matmul(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
+    quantize_xn_as(c, l->wv.type, E, T, &held);
+    queue_matmul(c, &l->wv, l->wv.data, c->xq, T, c->v, Dv);
+    run_matmuls(c);
 
     for (int t = 0; t < T; t++) {
         float *q = c->q + t * Dq, *k = c->k + t * Dk;
@@ -275,8 +283,8 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
     mp_pool_for(c->pool, (long)T * hp->n_head, (long)(1 + 16384 / pair_cost), attn_worker, &aj);
 
     quantize_rows(c, l->wo.type, c->att, Do, Do, T, c->xq);
-    add_task(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
-    run_tasks(c);
+    queue_matmul(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
+    run_matmuls(c);
     for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
 }
 
@@ -311,14 +319,14 @@ static void dense_block(mp_ctx *c, int il, int T)
     const mp_layer *l = &c->m->layers[il];
     const int64_t E = c->m->hp.n_embd, F = c->m->hp.n_ff;
     int held = -1;
-    xn_input(c, l->ffn_gate.type, E, T, &held);
-    add_task(c, &l->ffn_gate, l->ffn_gate.data, c->xq, T, c->hg, F);
-    xn_input(c, l->ffn_up.type, E, T, &held);
-    add_task(c, &l->ffn_up, l->ffn_up.data, c->xq, T, c->hu, F);
-    run_tasks(c);
+    quantize_xn_as(c, l->ffn_gate.type, E, T, &held);
+    queue_matmul(c, &l->ffn_gate, l->ffn_gate.data, c->xq, T, c->hg, F);
+    quantize_xn_as(c, l->ffn_up.type, E, T, &held);
+    queue_matmul(c, &l->ffn_up, l->ffn_up.data, c->xq, T, c->hu, F);
+    run_matmuls(c);
     swiglu_rows(c, l->ffn_down.type, F, 0, T, c->xg);
-    add_task(c, &l->ffn_down, l->ffn_down.data, c->xg, T, c->tmp, E);
-    run_tasks(c);
+    queue_matmul(c, &l->ffn_down, l->ffn_down.data, c->xg, T, c->tmp, E);
+    run_matmuls(c);
     for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
 }
 
@@ -341,10 +349,10 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
             memcpy(c->xg + (int64_t)entry * arow, c->xq + (int64_t)t * arow, arow);
         }
         const uint8_t *xe = c->xg + (int64_t)off * arow;
-        add_task(c, &l->ffn_gate_exps, w[j].gate, xe, cnt, c->hg + (int64_t)off * F, F);
-        if (same_up) add_task(c, &l->ffn_up_exps, w[j].up, xe, cnt, c->hu + (int64_t)off * F, F);
+        queue_matmul(c, &l->ffn_gate_exps, w[j].gate, xe, cnt, c->hg + (int64_t)off * F, F);
+        if (same_up) queue_matmul(c, &l->ffn_up_exps, w[j].up, xe, cnt, c->hu + (int64_t)off * F, F);
     }
-    run_tasks(c);
+    run_matmuls(c);
     if (!same_up) { /* rare: up needs another activation type */
         const size_t urow = mp_act_row_size(l->ffn_up_exps.type, E);
         for (int j = 0; j < n; j++) {
@@ -353,17 +361,17 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
                 const int entry = off + i, t = c->entry_tok[entry] / K;
                 mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
             }
-            add_task(c, &l->ffn_up_exps, w[j].up, c->xg + (int64_t)off * urow, cnt, c->hu + (int64_t)off * F, F);
+            queue_matmul(c, &l->ffn_up_exps, w[j].up, c->xg + (int64_t)off * urow, cnt, c->hu + (int64_t)off * F, F);
         }
-        run_tasks(c);
+        run_matmuls(c);
     }
     const size_t drow = mp_act_row_size(l->ffn_down_exps.type, F);
     for (int j = 0; j < n; j++) {
         const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
         swiglu_rows(c, l->ffn_down_exps.type, F, off, cnt, c->xg);
-        add_task(c, &l->ffn_down_exps, w[j].down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
+        queue_matmul(c, &l->ffn_down_exps, w[j].down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
     }
-    run_tasks(c);
+    run_matmuls(c);
 }
 
 static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
@@ -376,8 +384,8 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
 
     /* router logits (T, X) */
     quantize_rows(c, l->ffn_gate_inp.type, c->xn, E, E, T, c->xq);
-    add_task(c, &l->ffn_gate_inp, l->ffn_gate_inp.data, c->xq, T, c->router, X);
-    run_tasks(c);
+    queue_matmul(c, &l->ffn_gate_inp, l->ffn_gate_inp.data, c->xq, T, c->router, X);
+    run_matmuls(c);
     for (int t = 0; t < T; t++) {
         mp_route_token(hp, c->router + (int64_t)t * X, c->sel + t * K, c->selw + t * K);
         if (c->route_cb) c->route_cb(c->route_ud, il, pos0 + t, c->sel + t * K, c->selw + t * K, K);
@@ -475,8 +483,8 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
         const int t0 = all ? 0 : T - 1, nt = all ? T : 1;
         for (int t = t0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, m->output_norm.data, E, hp->rms_eps);
         quantize_rows(c, m->output.type, c->xn + t0 * E, E, E, nt, c->xq);
-        add_task(c, &m->output, m->output.data, c->xq, nt, logits, V);
-        run_tasks(c);
+        queue_matmul(c, &m->output, m->output.data, c->xq, nt, logits, V);
+        run_matmuls(c);
     }
     c->n_past += T;
     return MP_OK;
