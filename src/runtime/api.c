@@ -474,44 +474,22 @@ int mp_sampler_open(mp_sampler **out, const mp_sampler_params *p, int32_t n_voca
 
 /* ---- statistics ------------------------------------------------------------ */
 
+/* The counters mp_expert_stats (public) and mp_cache_stats share. */
+#define MP_SHARED_STATS(X)                                                                                      \
+    X(hits) X(late_hits) X(misses) X(evictions) X(loads) X(reads) X(bytes_read) X(wait_ns) X(prefetches)         \
+        X(prefetch_used) X(prefetch_dropped) X(prefetch_wasted) X(wasted_bytes) X(errors)
+#define MP_COPY_FIELD(f) o->f = s->f;
+
 static void stats_copy(mp_expert_stats *o, const mp_cache_stats *s)
 {
-    *o = (mp_expert_stats){
-        .hits = s->hits,
-        .late_hits = s->late_hits,
-        .misses = s->misses,
-        .evictions = s->evictions,
-        .loads = s->loads,
-        .reads = s->reads,
-        .bytes_read = s->bytes_read,
-        .wait_ns = s->wait_ns,
-        .prefetches = s->prefetches,
-        .prefetch_used = s->prefetch_used,
-        .prefetch_dropped = s->prefetch_dropped,
-        .prefetch_wasted = s->prefetch_wasted,
-        .wasted_bytes = s->wasted_bytes,
-        .errors = s->errors,
-    };
+    memset(o, 0, sizeof *o);
+    MP_SHARED_STATS(MP_COPY_FIELD)
 }
 
 static void to_cache_stats(mp_cache_stats *o, const mp_expert_stats *s)
 {
-    *o = (mp_cache_stats){
-        .hits = s->hits,
-        .late_hits = s->late_hits,
-        .misses = s->misses,
-        .evictions = s->evictions,
-        .loads = s->loads,
-        .reads = s->reads,
-        .bytes_read = s->bytes_read,
-        .wait_ns = s->wait_ns,
-        .prefetches = s->prefetches,
-        .prefetch_used = s->prefetch_used,
-        .prefetch_dropped = s->prefetch_dropped,
-        .prefetch_wasted = s->prefetch_wasted,
-        .wasted_bytes = s->wasted_bytes,
-        .errors = s->errors,
-    };
+    memset(o, 0, sizeof *o);
+    MP_SHARED_STATS(MP_COPY_FIELD)
 }
 
 void mp_expert_stats_add(mp_expert_stats *a, const mp_expert_stats *b)
@@ -719,24 +697,11 @@ int mp_model_plan(const char *path, const mp_params *p, mp_plan_info *out, mp_er
     mp_expert_loc *locs = NULL;
     int rc = mp_model_open(path, false, &m, &pack, err);
     if (!rc) rc = pack ? mp_pack_expert_locs(pack, &locs, err) : mp_expert_locs_gguf(m, &locs, err);
-    if (!rc && p->mmap && (p->mem || p->cache_bytes || p->cache_experts))
-        rc = mp_err_set(err, MP_E_INVAL, "--mmap (or --mem 0) maps the whole file: it cannot go with --mem, "
-                                         "--cache-size or --cache-experts");
-    mp_mem_allowance machine;
-    const bool auto_budget = !p->mmap && !p->mem && !p->cache_bytes && !p->cache_experts;
-    if (!rc && auto_budget) mp_mem_allowance_read(NULL, &machine);
+    mp_session_params sp;
+    if (!rc) rc = to_session_params(path, p, &sp, err);
     if (!rc) {
-        mp_plan_opts po = {.mem = p->mem,
-                           .cache_bytes = p->cache_bytes,
-                           .cache_experts = p->cache_experts,
-                           .n_ctx = p->n_ctx,
-                           .n_batch = p->n_batch,
-                           .n_threads = p->n_threads,
-                           .pack = pack != NULL,
-                           .align = mp_io_file_align(path, p->io_fault),
-                           .machine = auto_budget ? &machine : NULL};
         mp_plan plan;
-        rc = mp_plan_make(m, locs, &po, &plan, err);
+        rc = mp_session_plan(&sp, m, pack != NULL, locs, &plan, err);
         if (!rc) plan_to_public(&plan, out);
     }
     free(locs);

@@ -120,24 +120,13 @@ static void trace_route(void *ud, int layer, int pos, const int32_t *experts, co
         s->trace_errors++;
 }
 
-int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
+int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, const mp_expert_loc *locs,
+                    mp_plan *plan, mp_err *err)
 {
-    *out = NULL;
-    mp_session *s = calloc(1, sizeof *s);
-    if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
-    mp_expert_loc *locs = NULL;
-    uint8_t *is_moe = NULL;
-    int rc;
     const bool budget = p->mem || p->cache_bytes || p->cache_experts;
-    if (p->mmap && budget) {
-        rc = mp_err_set(err, MP_E_INVAL, "--mmap (or --mem 0) maps the whole file: it cannot go with --mem, --cache-size "
-                                         "or --cache-experts");
-        goto fail;
-    }
-    rc = mp_model_open(p->model_path, budget, &s->model, &s->pack, err);
-    if (rc) goto fail;
-    rc = s->pack ? mp_pack_expert_locs(s->pack, &locs, err) : mp_expert_locs_gguf(s->model, &locs, err);
-    if (rc) goto fail;
+    if (p->mmap && budget)
+        return mp_err_set(err, MP_E_INVAL, "--mmap (or --mem 0) maps the whole file: it cannot go with --mem, "
+                                           "--cache-size or --cache-experts");
     /* No budget option and no --mmap: the planner budgets from what the
      * machine allows (it maps when the model fits). */
     mp_mem_allowance machine;
@@ -149,10 +138,30 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
                        .n_ctx = p->n_ctx,
                        .n_batch = p->n_batch,
                        .n_threads = p->n_threads,
-                       .pack = s->pack != NULL,
+                       .pack = pack,
                        .align = mp_io_file_align(p->model_path, p->fault_spec),
                        .machine = auto_budget ? &machine : NULL};
-    rc = mp_plan_make(s->model, locs, &po, &s->plan, err);
+    return mp_plan_make(m, locs, &po, plan, err);
+}
+
+int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
+{
+    *out = NULL;
+    mp_session *s = calloc(1, sizeof *s);
+    if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    mp_expert_loc *locs = NULL;
+    uint8_t *is_moe = NULL;
+    int rc;
+    const bool budget = p->mem || p->cache_bytes || p->cache_experts;
+    if (p->mmap && budget) {
+        rc = mp_session_plan(p, NULL, false, NULL, NULL, err); /* says why */
+        goto fail;
+    }
+    rc = mp_model_open(p->model_path, budget, &s->model, &s->pack, err);
+    if (rc) goto fail;
+    rc = s->pack ? mp_pack_expert_locs(s->pack, &locs, err) : mp_expert_locs_gguf(s->model, &locs, err);
+    if (rc) goto fail;
+    rc = mp_session_plan(p, s->model, s->pack != NULL, locs, &s->plan, err);
     if (rc) goto fail;
     char plan_note[512];
     mp_plan_note(&s->plan, plan_note, sizeof plan_note);
