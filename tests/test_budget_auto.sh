@@ -42,14 +42,8 @@ rm -rf "$OUT" && mkdir -p "$OUT" || exit 1
 fail=0
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
-bash "$CGRUN" "$LIMIT" -- dd if=/dev/zero of=/dev/null bs=128M count=1 status=none 2>"$OUT/probe.log"
-rc=$?
-if [ $rc -eq 77 ]; then
-  echo "SKIP: $(grep -m1 'cgroup_run:' "$OUT/probe.log")"
-  rm -rf "$OUT"
-  exit 77
-fi
-[ $rc -ne 0 ] || bad "dd of 128 MiB under a $LIMIT limit was not stopped: $(cat "$OUT/probe.log")"
+. "$SRC/tests/helpers/memlimit.sh"
+memlimit_probe
 
 M="$OUT/moe.gguf"
 "$GEN" --arch llama-moe --type q8_0 --n-embd 512 --n-ff 1024 --n-layer 4 --n-expert 16 \

@@ -34,15 +34,8 @@ rm -rf "$OUT" && mkdir -p "$OUT" || exit 1
 fail=0
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
-# The limit bites: dd touches a 128 MiB buffer.
-bash "$CGRUN" "$LIMIT" -- dd if=/dev/zero of=/dev/null bs=128M count=1 status=none 2>"$OUT/probe.log"
-rc=$?
-if [ $rc -eq 77 ]; then
-  echo "SKIP: $(grep -m1 'cgroup_run:' "$OUT/probe.log")"
-  rm -rf "$OUT"
-  exit 77
-fi
-[ $rc -ne 0 ] || bad "dd of 128 MiB under a $LIMIT limit was not stopped: $(cat "$OUT/probe.log")"
+. "$SRC/tests/helpers/memlimit.sh"
+memlimit_probe
 
 M="$OUT/big.gguf"
 "$GEN" --arch llama-moe --type q8_0 --n-embd 512 --n-ff 1024 --n-layer 8 --n-expert 16 \
@@ -62,25 +55,7 @@ limited() {
     >"$OUT/$tag.log" 2>&1
   local rc=$?
   local log="$OUT/$tag.log"
-  if [ $rc -eq 137 ] || grep -q 'oom_kill [1-9]' "$log"; then
-    bad "$tag: OOM-killed under $LIMIT: $(grep -m1 '^cgroup:' "$log")"
-    return
-  fi
-  if [ $rc -ne 0 ]; then
-    bad "$tag: exit $rc: $(grep -m1 'error' "$log")"
-    return
-  fi
-  # "... = 62.46 MiB (budget 64 MiB)": the plan's total, in bytes.
-  local total
-  total=$(sed -n 's/^moepager: memory plan: .* = \([0-9.]*\) \([KMG]iB\).*/\1 \2/p' "$log")
-  if [ -z "$total" ]; then
-    bad "$tag: no plan total in: $(grep 'memory plan' "$log")"
-  elif ! awk -v t="$total" -v lim="$LIMIT_B" 'BEGIN {
-           split(t, a, " "); m = a[2] == "KiB" ? 1024 : a[2] == "MiB" ? 1048576 : 1073741824;
-           exit !(a[1] * m <= lim) }'; then
-    bad "$tag: plan total $total is above the limit $LIMIT"
-  fi
-  grep -q 'memory plan: .*expert cache' "$log" || bad "$tag: experts are not streamed under --mem"
+  memlimit_check "$tag" $rc "$log" || return
   grep -q '^cgroup: ' "$log" || bad "$tag: no cgroup report"
   echo "$tag: $(grep '^cgroup: ' "$log"); $(grep -o '[0-9.]* MB read' "$log")"
 }
