@@ -96,11 +96,26 @@ struct mp_ctx {
  * the piece it is in. */
 #define MP_MM_PIECE_BYTES (256 * 1024)
 
+/* The counter hands out units 0, 1, 2, ...; unit u is piece q(u), where
+ * residue class u % nth maps onto the class's own contiguous run of pieces.
+ * With threads taking turns, each streams through one contiguous share of
+ * the job's weights, as a static split would (two threads interleaving
+ * 256 KiB pieces of one matrix decoded 5-14% slower in RAM at -t 2); one
+ * that is faster or not descheduled simply takes more. A bijection on
+ * [0, n), so every piece runs once. */
+static long piece_of_unit(long u, long n, int nth)
+{
+    const long k = u % nth, j = u / nth;
+    const long start = k * (n / nth) + (k < n % nth ? k : n % nth); /* pieces of residues < k */
+    return start + j;
+}
+
 static void mm_worker(void *arg, int ith, long lo, long hi)
 {
     mp_ctx *c = arg;
-    int i = 0;
-    for (long p = lo; p < hi; p++) {
+    for (long u = lo; u < hi; u++) {
+        const long p = piece_of_unit(u, c->task_piece0[c->n_tasks], c->n_threads);
+        int i = 0;
         while (p >= c->task_piece0[i + 1]) i++;
         const mm_task *t = &c->tasks[i];
         const long p0 = c->task_piece0[i], np = c->task_piece0[i + 1] - p0;
