@@ -153,10 +153,6 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     uint8_t *is_moe = NULL;
     int rc;
     const bool budget = p->mem || p->cache_bytes || p->cache_experts;
-    if (p->mmap && budget) {
-        rc = mp_session_plan(p, NULL, false, NULL, NULL, err); /* says why */
-        goto fail;
-    }
     rc = mp_model_open(p->model_path, budget, &s->model, &s->pack, err);
     if (rc) goto fail;
     rc = s->pack ? mp_pack_expert_locs(s->pack, &locs, err) : mp_expert_locs_gguf(s->model, &locs, err);

@@ -59,7 +59,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err);
 /* The memory plan mp_session_open makes for p, model m (pack: its experts
  * are a pack's blocks) and expert locations locs: a budget option, --mmap,
  * or (neither) what the machine allows. MP_E_INVAL for --mmap with a budget
- * option (m may then be NULL); else mp_plan_make's result. */
+ * option; else mp_plan_make's result. */
 int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, const mp_expert_loc *locs,
                     mp_plan *plan, mp_err *err);
 void mp_session_free(mp_session *s); /* NULL-safe */
