@@ -105,7 +105,4 @@ void mp_experts_end_layer(mp_experts *x);
  * hands nothing out. Cheap; call it between compute tasks. */
 void mp_experts_poll(mp_experts *x);
 
-/* The window in use for a layer that needs n experts (tests, stats). */
-int mp_experts_window(const mp_experts *x, int n);
-
 #endif

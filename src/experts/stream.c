@@ -113,7 +113,7 @@ mp_prefetch_cfg mp_experts_prefetch(const mp_experts *x) { return x->prefetch; }
 
 float mp_experts_prefetch_min_prob(const mp_experts *x) { return x->pred ? mp_predict_min_prob(x->pred) : 0.0f; }
 
-int mp_experts_window(const mp_experts *x, int n)
+static int window_for(const mp_experts *x, int n)
 {
     /* Half the slots, so that predictions of later layers find room while
      * this layer's experts are pinned; at least k, so one token's experts
@@ -143,7 +143,7 @@ int mp_experts_begin_layer(mp_experts *x, int layer, const int *needed, int n, c
     x->layer = layer;
     x->view = view;
     x->n_needed = n;
-    x->window = mp_experts_window(x, n);
+    x->window = window_for(x, n);
     x->requested = x->delivered = x->released = 0;
     x->sync_head = 0;
     x->prefetched = false;
