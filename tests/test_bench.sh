@@ -88,7 +88,7 @@ keys = [k for k in json.load(open(sys.argv[2]))[0].keys() if not k.startswith("t
 assert list(rows[0].keys()) == keys, "csv header != json keys (less the per-layer arrays)"
 assert [r["prefetch"] for r in rows] == ["none"] + ["lookahead"] * 4 + ["oracle"] * 2, [r["prefetch"] for r in rows]
 assert [r["lookahead"] for r in rows] == ["0", "1", "1", "2", "2", "1", "2"]
-assert [r["prefetch_min_prob"] for r in rows] == ["0", "0", "0.5", "0", "0.5", "0", "0"]
+assert [r["prefetch_min_prob"] for r in rows] == ["0", "0", "-1", "0", "-1", "0", "0"]
 assert rows[0]["prefetch_precision"] == "", "n/a must be empty in csv"
 o = rows[5]
 assert int(o["tg_prefetches"]) > 0 and float(o["prefetch_precision"]) > 0, o
@@ -132,7 +132,7 @@ ns = {"s": "http://www.w3.org/2000/svg"}
 root = ET.parse(sys.argv[1]).getroot()
 lines = root.findall(".//s:polyline[@class='series']", ns)
 names = sorted({(l.get("data-series"), l.get("data-panel")) for l in lines})
-assert names == [("lookahead d=2 p>=1/k", "hit_rate"), ("lookahead d=2 p>=1/k", "tps"), ("none", "hit_rate"), ("none", "tps")], names
+assert names == [("lookahead d=2 adaptive", "hit_rate"), ("lookahead d=2 adaptive", "tps"), ("none", "hit_rate"), ("none", "tps")], names
 for l in lines:
     assert len(l.get("points").split()) == 3, l.get("points")
 assert len(root.findall(".//s:circle[@class='knee']", ns)) == 2

@@ -112,9 +112,10 @@ typedef struct mp_params {
                              * NULL: "oracle" when oracle_trace is set, else "lookahead" */
     int32_t lookahead;      /* layers ahead (lookahead and oracle); 0: 2 */
     int32_t prefetch_extra; /* lookahead: also the next m experts by score */
-    float prefetch_min_prob;/* lookahead: prefetch a pick only if its gate probability
-                             * is at least this; negative: 1/k (the default);
-                             * 0: every pick */
+    float prefetch_min_prob;/* lookahead: negative (the default): adaptive, learning
+                             * online which picks get used; >= 0: a fixed rule,
+                             * prefetch a pick only if its gate probability is at
+                             * least this (0: every pick) */
     const char *oracle_trace; /* routing recorded by trace_out of an identical run;
                                * borrowed until mp_engine_free */
 
@@ -125,7 +126,7 @@ typedef struct mp_params {
     void *log_ud;
 } mp_params;
 
-/* The defaults every field above documents (prefetch_min_prob -1 = 1/k). */
+/* The defaults every field above documents (prefetch_min_prob -1 = adaptive). */
 mp_params mp_params_default(void);
 
 #define MP_MAX_IO_DEPTH 1024
@@ -211,8 +212,9 @@ typedef struct mp_engine_info {
     uint64_t slot_bytes;
     char prefetch[16];        /* "none", "lookahead", "oracle" */
     int32_t lookahead, prefetch_extra;
-    float prefetch_min_prob;  /* resolved threshold (1/k when auto) */
-    bool prefetch_min_prob_auto;
+    float prefetch_min_prob;  /* the fixed rule's threshold; when auto (adaptive), 1/k,
+                               * the threshold its cold start resembles */
+    bool prefetch_min_prob_auto; /* adaptive lookahead */
     bool preloaded;           /* the cache holds every expert and was filled at open */
     uint64_t preload_bytes;   /* what that read */
 } mp_engine_info;
@@ -384,6 +386,11 @@ typedef struct mp_stats {
     mp_io_stats io;
     uint32_t n_layers;                      /* per-layer entries (the model's layers) */
     uint64_t trace_errors;                  /* routing records trace_out failed to write */
+    /* Adaptive lookahead (0 otherwise): prediction events (a layer, d ahead)
+     * for which the router was applied, and those skipped while it stood
+     * aside (its picks there were not getting used); picks checked against
+     * what their layer then used, and how many of those were used. */
+    uint64_t lookahead_computed, lookahead_skipped, lookahead_checked, lookahead_used;
 } mp_stats;
 
 /* A snapshot of the counters since open or the last reset (cheap: no

@@ -687,6 +687,11 @@ void mp_cache_layer_done(mp_cache *c, uint32_t layer)
     }
 }
 
+bool mp_cache_present(const mp_cache *c, uint32_t layer, uint32_t expert)
+{
+    return layer < c->n_layers && expert < c->n_experts && c->map[layer * c->n_experts + expert] >= 0;
+}
+
 bool mp_cache_contains(const mp_cache *c, uint32_t layer, uint32_t expert)
 {
     int32_t slot = c->map[layer * c->n_experts + expert];

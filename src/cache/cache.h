@@ -223,6 +223,10 @@ void mp_cache_abandon(mp_cache *c);
 /* Demands requested and not yet delivered. */
 uint32_t mp_cache_outstanding(const mp_cache *c);
 
+/* Does (layer, expert) hold a slot, READY or LOADING? (No stats, no policy
+ * update.) */
+bool mp_cache_present(const mp_cache *c, uint32_t layer, uint32_t expert);
+
 /* Is (layer, expert) READY now? (No stats, no policy update.) */
 bool mp_cache_contains(const mp_cache *c, uint32_t layer, uint32_t expert);
 

@@ -36,7 +36,7 @@ static void help(void)
            "  --prefetch LIST      none, lookahead, oracle (default: lookahead)\n"
            "  --lookahead LIST     layers ahead for lookahead and oracle (default %d)\n"
            "  --prefetch-extra LIST extra experts by score for lookahead (default 0)\n"
-           "  --prefetch-min-prob LIST  lookahead's minimum gate probability, e.g. 0,0.5,auto (default auto: 1/k)\n"
+           "  --prefetch-min-prob LIST  lookahead's fixed minimum gate probability, e.g. 0,0.5,auto (default auto: adaptive)\n"
            "  --io-depth LIST      reads in flight (default %d)\n"
            "  -p, --n-prompt N     prompt tokens (default 512)\n"
            "  -n, --n-gen N        decode steps (default 128; 0: prompt only)\n"

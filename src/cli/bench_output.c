@@ -69,7 +69,7 @@ void bench_prefetch_label(const bench_setting *s, char *buf, size_t cap)
         int k = snprintf(buf, cap, "lookahead d=%d", s->lookahead);
         if (s->extra && k >= 0 && (size_t)k < cap) k += snprintf(buf + k, cap - (size_t)k, " +%d", s->extra);
         if (k >= 0 && (size_t)k < cap) {
-            if (s->min_prob < 0) snprintf(buf + k, cap - (size_t)k, " p>=1/k");
+            if (s->min_prob < 0) snprintf(buf + k, cap - (size_t)k, " adaptive");
             else snprintf(buf + k, cap - (size_t)k, " p>=%g", (double)s->min_prob);
         }
     } else if (s->pf == BENCH_PF_ORACLE) snprintf(buf, cap, "oracle d=%d", s->lookahead);
@@ -172,10 +172,8 @@ static void row_values(const bench_run *b, const bench_row *r, bool json, char v
     S("%s", r->set.kind == BENCH_RAM ? "-" : bench_pf_name(r->set.pf));
     S("%d", r->set.pf == BENCH_PF_LOOKAHEAD || r->set.pf == BENCH_PF_ORACLE ? r->set.lookahead : 0);
     S("%d", r->set.pf == BENCH_PF_LOOKAHEAD ? r->set.extra : 0);
-    /* auto (1/k) as the value it resolved to */
-    S("%g", r->set.pf != BENCH_PF_LOOKAHEAD ? 0.0
-            : r->set.min_prob >= 0 ? (double)r->set.min_prob
-            : r->n_expert_used ? 1.0 / r->n_expert_used : -1.0);
+    /* auto (adaptive) as -1 */
+    S("%g", r->set.pf != BENCH_PF_LOOKAHEAD ? 0.0 : r->set.min_prob >= 0 ? (double)r->set.min_prob : -1.0);
     S("%s", r->io_name);
     S("%d", r->streamed ? (r->set.io_depth ? r->set.io_depth : MP_DEFAULT_IO_DEPTH) : 0);
     num(vals[i++], 160, m.pp_tps, 3);

@@ -29,11 +29,13 @@ const char *const cli_model_opts_help =
     "                       after this long (default 30)\n"
     "  --policy NAME        cache replacement policy: lfu-decay (default), lru\n"
     "  --prefetch KIND      lookahead (default), none, oracle\n"
-    "  --lookahead D        layers ahead the router lookahead predicts (default 2)\n"
+    "  --lookahead D        most layers ahead the router lookahead predicts (default 2)\n"
     "  --prefetch-extra M   also prefetch the next M experts by score (default 0)\n"
-    "  --prefetch-min-prob P  lookahead prefetches a predicted expert only if its gate\n"
-    "                       probability is at least P, extras included (default auto: 1/k,\n"
-    "                       k the experts used per token; 0: all)\n"
+    "  --prefetch-min-prob P  a fixed rule instead of the adaptive one: lookahead prefetches\n"
+    "                       a predicted expert only if its gate probability is at least P\n"
+    "                       (0: all). Default auto: adaptive (it learns, per layer and\n"
+    "                       distance, which picks get used, lets through those used at\n"
+    "                       least half the time, and stops predicting where none are)\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
     "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n"
     "  --layer-stats        after the run, a table of the decode's expert cache and prefetch\n"
@@ -228,10 +230,12 @@ mp_engine *cli_open_engine(const cli_model_opts *o, bool need_tokenizer, int n_c
     if (in.plan.streamed && in.io[0]) {
         fprintf(stderr, "moepager: experts stream from %s via %s%s, %u reads in flight, prefetch %s", o->model, in.io,
                 in.io_direct ? " (O_DIRECT)" : " (buffered)", in.io_depth, in.prefetch);
-        if (!strcmp(in.prefetch, "lookahead"))
-            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g%s)", in.lookahead,
-                    in.lookahead > 1 ? "s" : "", in.prefetch_extra, (double)in.prefetch_min_prob,
-                    in.prefetch_min_prob_auto ? " = 1/k" : "");
+        if (!strcmp(in.prefetch, "lookahead") && in.prefetch_min_prob_auto)
+            fprintf(stderr, " (up to %d layer%s ahead, +%d extra, adaptive: picks go when picks like them were used)",
+                    in.lookahead, in.lookahead > 1 ? "s" : "", in.prefetch_extra);
+        else if (!strcmp(in.prefetch, "lookahead"))
+            fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g)", in.lookahead,
+                    in.lookahead > 1 ? "s" : "", in.prefetch_extra, (double)in.prefetch_min_prob);
         fprintf(stderr, "\n");
     }
     if (in.preloaded)
@@ -270,6 +274,14 @@ void cli_print_phase_stats(mp_engine *e, double t_prompt, int n_prompt, double t
     const bool pf = strcmp(in.prefetch, "none") != 0;
     print_phase("experts, prompt", &st.phase[MP_PHASE_PREFILL], t_prompt, n_prompt, pf);
     if (n_decode > 0) print_phase("experts, decode", &st.phase[MP_PHASE_DECODE], t_decode, n_decode, pf);
+    const uint64_t events = st.lookahead_computed + st.lookahead_skipped;
+    if (events > 0)
+        fprintf(stderr,
+                "lookahead: router applied for %.0f%% of %llu predictions (standing aside for the rest), "
+                "%.1f%% of its %llu decode picks used\n",
+                100.0 * st.lookahead_computed / events, (unsigned long long)events,
+                st.lookahead_checked ? 100.0 * st.lookahead_used / st.lookahead_checked : 0.0,
+                (unsigned long long)st.lookahead_checked);
     if (!per_layer || n_decode <= 0) return;
     const uint32_t L = st.n_layers;
     mp_expert_stats *now = calloc(L ? L : 1, sizeof *now);

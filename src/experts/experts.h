@@ -76,6 +76,9 @@ int mp_experts_set_prefetch(mp_experts *x, const mp_prefetch_cfg *cfg, mp_gate_f
  * the gate-probability threshold lookahead applies (its default resolved). */
 mp_prefetch_cfg mp_experts_prefetch(const mp_experts *x);
 float mp_experts_prefetch_min_prob(const mp_experts *x);
+/* The adaptive lookahead's counters since the streamer was made (zeros
+ * for other predictors). */
+mp_predict_stats mp_experts_predict_stats(const mp_experts *x);
 
 /* What the predictor may look at while layer L runs for a chunk of T tokens
  * at positions pos0..: h is (T, n_embd), the residual entering L's FFN. */

@@ -3,6 +3,7 @@
 #include "experts/experts.h"
 #include "trace/trace.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,21 @@ struct mp_predictor {
     /* oracle: experts of (pos, layer), k each; -1 where unknown */
     int32_t *oracle;
     int oracle_npos, oracle_k;
+
+    /* Adaptive lookahead (min_prob < 0): how often a pick of gate
+     * probability bucket b, made d layers ahead for layer T, was then used
+     * by T. calib[(T * D + d-1) * MP_PRED_BUCKETS + b]; decode tokens only. */
+    bool adaptive;
+    int D, want;
+    mp_pred_calib *calib;
+    /* picks of the token in flight, not yet checked against their layer:
+     * pend[(T * D + d-1) * want + i], pend_n[T * D + d-1] of them */
+    mp_pred_pick *pend;
+    int *pend_n;
+    uint16_t *idle;    /* [T * D + d-1]: computed events in a row that let nothing through */
+    uint16_t *skipped; /* [T * D + d-1]: events skipped since the last probe */
+    uint8_t *needed;   /* (n_expert) scratch: the observed layer's needs */
+    mp_predict_stats st;
 };
 
 int mp_prefetch_kind_parse(const char *s, mp_prefetch_kind *out)
@@ -65,6 +81,29 @@ static int load_oracle(mp_predictor *p, mp_err *err)
     return MP_OK;
 }
 
+/* Gate-probability buckets, powers of two: b = 7 for p >= 1/2, 6 for
+ * [1/4, 1/2), ..., 1 for [1/128, 1/64), 0 below. */
+static int bucket_of(float p)
+{
+    int b = MP_PRED_BUCKETS - 1;
+    for (float lo = 0.5f; b > 0 && p < lo; lo *= 0.5f) b--;
+    return b;
+}
+
+/* The lower bound of bucket b (0 for the last one). */
+static float bucket_lo(int b) { return b == 0 ? 0.0f : ldexpf(1.0f, b - (MP_PRED_BUCKETS - 1) - 1); }
+
+/* Estimated precision of bucket c: its observations with a prior of
+ * MP_PRED_PRIOR_N pseudo-picks, right 3/4 of the time for buckets at or
+ * above 1/k (the fixed rule's threshold) and 1/4 below, so that a cold
+ * predictor starts where the fixed rule was and evidence takes over within
+ * a few tokens. */
+static float est_precision(const mp_predictor *p, const mp_pred_calib *c, int b)
+{
+    const float prior = bucket_lo(b) >= 1.0f / (float)p->n_used - 1e-9f ? 0.75f : 0.25f;
+    return (c->used + prior * MP_PRED_PRIOR_N) / (c->picks + MP_PRED_PRIOR_N);
+}
+
 int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp_prefetch_cfg *cfg,
                         mp_gate_fn gate, const void *gate_ud, mp_err *err)
 {
@@ -90,6 +129,21 @@ int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp
     p->score = malloc(sizeof(float) * X);
     int rc = (p->is_moe && p->scratch && p->logits && p->count && p->score) ? MP_OK
                                                                            : mp_err_set(err, MP_E_NOMEM, "out of memory");
+    p->adaptive = cfg->kind == MP_PREFETCH_LOOKAHEAD && cfg->min_prob < 0.0f;
+    if (!rc && p->adaptive) {
+        p->D = p->cfg.lookahead;
+        p->want = (int)sh->n_expert_used + (p->cfg.extra > 0 ? p->cfg.extra : 0);
+        if (p->want > (int)X) p->want = (int)X;
+        const size_t ev = (size_t)sh->n_layer * (size_t)p->D;
+        p->calib = calloc(ev * MP_PRED_BUCKETS, sizeof *p->calib);
+        p->pend = calloc(ev * (size_t)(p->want ? p->want : 1), sizeof *p->pend);
+        p->pend_n = calloc(ev ? ev : 1, sizeof *p->pend_n);
+        p->idle = calloc(ev ? ev : 1, sizeof *p->idle);
+        p->skipped = calloc(ev ? ev : 1, sizeof *p->skipped);
+        p->needed = calloc(X, 1);
+        if (!p->calib || !p->pend || !p->pend_n || !p->idle || !p->skipped || !p->needed)
+            rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
+    }
     if (!rc && cfg->kind == MP_PREFETCH_ORACLE) {
         if (!cfg->oracle_trace) rc = mp_err_set(err, MP_E_INVAL, "--prefetch oracle needs --oracle-trace FILE (a --trace-out of an identical run)");
         else rc = load_oracle(p, err);
@@ -111,6 +165,12 @@ void mp_predictor_free(mp_predictor *p)
     free(p->count);
     free(p->score);
     free(p->oracle);
+    free(p->calib);
+    free(p->pend);
+    free(p->pend_n);
+    free(p->idle);
+    free(p->skipped);
+    free(p->needed);
     free(p);
 }
 
@@ -141,6 +201,60 @@ static int rank(const mp_predictor *p, int X, int32_t *out, int cap)
     return n;
 }
 
+/* Lookahead that learns which of its picks pay (min_prob < 0, the
+ * default). A pick is let through when picks of its gate-probability
+ * bucket, made at the same distance for the same layer, were used at least
+ * MP_PRED_MIN_PRECISION of the time (est_precision). Where nothing gets
+ * through for MP_PRED_IDLE_AFTER events in a row (guesses that are noise,
+ * e.g. a run whose routing comes from a trace), the router is not even
+ * applied any more, except every MP_PRED_PROBE_EVERY-th event, which
+ * re-checks and lets through what has become good again. Picks are checked
+ * against what their layer then used (mp_predict_observe) for decode
+ * tokens (T == 1); a prefill chunk applies what decode learned. */
+static int predict_adaptive(mp_predictor *p, const mp_predict_in *in, int target, int32_t *out, int cap)
+{
+    const int X = (int)p->n_expert, K = (int)p->n_used;
+    const int d = target - in->layer;
+    if (d < 1 || d > p->D) return 0;
+    const size_t ev = (size_t)target * (size_t)p->D + (size_t)(d - 1);
+    const mp_pred_calib *cal = p->calib + ev * MP_PRED_BUCKETS;
+    p->pend_n[ev] = 0;
+    if (p->idle[ev] >= MP_PRED_IDLE_AFTER) {
+        if (++p->skipped[ev] < MP_PRED_PROBE_EVERY) {
+            p->st.skipped++;
+            return 0;
+        }
+        p->skipped[ev] = 0;
+    }
+    p->st.computed++;
+    bool pass[MP_PRED_BUCKETS];
+    for (int b = 0; b < MP_PRED_BUCKETS; b++) pass[b] = est_precision(p, &cal[b], b) >= MP_PRED_MIN_PRECISION;
+    const bool record = in->T == 1;
+    mp_pred_pick *pk = p->pend + ev * (size_t)p->want;
+    int n_pass = 0;
+    for (int t = 0; t < in->T; t++) {
+        p->gate(p->gate_ud, target, in->h + (int64_t)t * p->n_embd, p->logits, p->scratch);
+        for (int s = 0; s < p->want; s++) {
+            int best = -1;
+            for (int e = 0; e < X; e++)
+                if (p->logits[e] >= 0.0f && (best < 0 || p->logits[e] > p->logits[best])) best = e;
+            if (best < 0) break;
+            const int b = bucket_of(p->logits[best]);
+            if (record && !(in->present && in->present(in->present_ctx, target, best)))
+                pk[p->pend_n[ev]++] = (mp_pred_pick){best, (uint8_t)b};
+            if (pass[b]) {
+                n_pass++;
+                if (s < K) p->count[best]++;
+                p->score[best] += p->logits[best];
+            }
+            p->logits[best] = -1.0f;
+        }
+    }
+    if (n_pass) p->idle[ev] = 0;
+    else if (p->idle[ev] < UINT16_MAX) p->idle[ev]++;
+    return rank(p, X, out, cap);
+}
+
 int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *out, int cap)
 {
     if (target < 0 || target >= (int)p->n_layer || !p->is_moe[target]) return 0;
@@ -158,6 +272,7 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
         return rank(p, X, out, cap);
     }
     if (p->cfg.kind != MP_PREFETCH_LOOKAHEAD) return 0;
+    if (p->adaptive) return predict_adaptive(p, in, target, out, cap);
     const int want = K + p->cfg.extra < X ? K + p->cfg.extra : X;
     const float min_prob = mp_predict_min_prob(p);
     for (int t = 0; t < in->T; t++) {
@@ -174,6 +289,39 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
         }
     }
     return rank(p, X, out, cap);
+}
+
+void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n)
+{
+    if (!p->adaptive || layer < 0 || layer >= (int)p->n_layer) return;
+    for (int i = 0; i < n; i++)
+        if (needed[i] >= 0 && needed[i] < (int)p->n_expert) p->needed[needed[i]] = 1;
+    for (int d = 1; d <= p->D; d++) {
+        const size_t ev = (size_t)layer * (size_t)p->D + (size_t)(d - 1);
+        const mp_pred_pick *pk = p->pend + ev * (size_t)p->want;
+        mp_pred_calib *cal = p->calib + ev * MP_PRED_BUCKETS;
+        for (int i = 0; i < p->pend_n[ev]; i++) {
+            mp_pred_calib *c = &cal[pk[i].bucket];
+            const bool used = p->needed[pk[i].expert] != 0;
+            c->picks += 1.0f;
+            c->used += used ? 1.0f : 0.0f;
+            p->st.checked++;
+            p->st.checked_used += used;
+            if (c->picks > MP_PRED_WINDOW) { /* forget slowly: routing drifts */
+                c->picks *= 0.5f;
+                c->used *= 0.5f;
+            }
+        }
+        p->pend_n[ev] = 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (needed[i] >= 0 && needed[i] < (int)p->n_expert) p->needed[needed[i]] = 0;
+}
+
+mp_predict_stats mp_predict_get_stats(const mp_predictor *p)
+{
+    mp_predict_stats z = {0};
+    return p ? p->st : z;
 }
 
 bool mp_predict_crosses_tokens(const mp_predictor *p) { return p && p->cfg.kind == MP_PREFETCH_ORACLE; }

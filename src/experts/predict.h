@@ -4,9 +4,14 @@
  * known, the streamer (stream.c) asks the predictor which experts layers
  * L+1..L+d will pick, and queues them as low-priority loads.
  *   lookahead: apply layer L+d's own FFN norm and router to h (exactly as
- *              that layer would to its own input) and take its top-k (+extra),
- *              keeping only picks with gate probability >= min_prob (by
- *              default 1/k: a pick holding at least its share of k picks).
+ *              that layer would to its own input) and take its top-k (+extra).
+ *              By default (min_prob < 0) it learns online which picks pay:
+ *              per target layer, distance and gate-probability bucket, how
+ *              often such picks were used; it lets through those used at
+ *              least half the time, and stops applying the router where
+ *              nothing gets through (predict_adaptive in predict.c). With
+ *              min_prob >= 0, a fixed rule: picks with gate probability
+ *              >= min_prob.
  *   oracle:    replay the routing recorded by --trace-out in an earlier,
  *              identical run (perfect prediction; an upper bound for
  *              measurements only).
@@ -32,9 +37,9 @@ typedef struct mp_prefetch_cfg {
     mp_prefetch_kind kind;
     int lookahead;            /* d: layers ahead (>= 1) */
     int extra;                /* m: also the next m experts by score */
-    float min_prob;           /* lookahead: a token's pick is prefetched only if
-                               * its gate probability is at least this (0: all;
-                               * negative: 1/k, k the experts used per token) */
+    float min_prob;           /* lookahead: negative: adaptive (the default);
+                               * >= 0: a token's pick is prefetched only if its
+                               * gate probability is at least this (0: all) */
     const char *oracle_trace; /* routing trace for MP_PREFETCH_ORACLE */
 } mp_prefetch_cfg;
 
@@ -59,6 +64,12 @@ typedef struct mp_predict_in {
     int layer;        /* L */
     int pos0, T;      /* positions pos0 .. pos0+T-1 */
     const float *h;   /* (T, n_embd) residual stream entering L's FFN */
+    /* Optional: is (layer, expert) in memory or on its way (then a pick of
+     * it costs no read, and the adaptive lookahead leaves it out of what it
+     * learns: it learns how often the picks it would have to read are
+     * used)? NULL: nothing is. */
+    bool (*present)(void *ctx, int layer, int expert);
+    void *present_ctx;
 } mp_predict_in;
 
 /* Creates a predictor for a model of shape sh (copied). Lookahead calls
@@ -73,6 +84,35 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target_layer, int32
 
 /* The gate-probability threshold lookahead applies (min_prob resolved). */
 float mp_predict_min_prob(const mp_predictor *p);
+
+/* Adaptive lookahead (min_prob < 0): calibration of picks per bucket. */
+#define MP_PRED_BUCKETS 8
+#define MP_PRED_MIN_PRECISION 0.5f /* a pick goes when picks like it were used this often */
+#define MP_PRED_PRIOR_N 4.0f       /* pseudo-picks behind the cold-start guess */
+#define MP_PRED_WINDOW 64.0f       /* picks per bucket before old ones count half */
+#define MP_PRED_IDLE_AFTER 4       /* events letting nothing through before standing aside */
+#define MP_PRED_PROBE_EVERY 8      /* while aside, one event in this many is still computed */
+
+typedef struct mp_pred_calib {
+    float picks, used;
+} mp_pred_calib;
+
+typedef struct mp_pred_pick {
+    int32_t expert;
+    uint8_t bucket;
+} mp_pred_pick;
+
+/* What the adaptive lookahead did: prediction events (a layer, d ahead)
+ * computed and skipped while standing aside; picks checked against their
+ * layer's use and how many of those were used. */
+typedef struct mp_predict_stats {
+    uint64_t computed, skipped, checked, checked_used;
+} mp_predict_stats;
+
+/* Adaptive lookahead: layer `layer` now runs and needs needed[0..n); the
+ * picks made for it are scored. No-op for other predictors. */
+void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n);
+mp_predict_stats mp_predict_get_stats(const mp_predictor *p); /* zeros for NULL */
 
 /* Whether the predictor also knows the routing of tokens after this chunk,
  * so that a target past the last layer means layer target - n_layer of the

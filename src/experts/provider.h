@@ -35,6 +35,9 @@ typedef struct mp_provider_ops {
     void (*abandon)(mp_provider *p);
     /* Optional. Reaps finished reads and starts queued ones; never blocks. */
     void (*poll)(mp_provider *p);
+    /* Optional. Is the expert in memory or being read (a prefetch of it
+     * would cost nothing)? */
+    bool (*present)(mp_provider *p, int layer, int expert);
     /* Optional. `layer` is done for this chunk: its unused predictions were wrong. */
     void (*layer_done)(mp_provider *p, int layer);
 } mp_provider_ops;

@@ -51,6 +51,11 @@ static void cp_prefetch(mp_provider *p, int layer, const int *experts, int n)
             break; /* no room: the rest would be dropped too */
 }
 
+static bool cp_present(mp_provider *p, int layer, int expert)
+{
+    return mp_cache_present(cache_of(p), (uint32_t)layer, (uint32_t)expert);
+}
+
 static void cp_abandon(mp_provider *p) { mp_cache_abandon(cache_of(p)); }
 static void cp_poll(mp_provider *p) { mp_cache_reap(cache_of(p)); }
 static void cp_layer_done(mp_provider *p, int layer) { mp_cache_layer_done(cache_of(p), (uint32_t)layer); }
@@ -66,6 +71,7 @@ static const mp_provider_ops cache_ops = {
     .abandon = cp_abandon,
     .poll = cp_poll,
     .layer_done = cp_layer_done,
+    .present = cp_present,
 };
 
 int mp_provider_cache_create(mp_provider **out, mp_cache *cache, mp_err *err)

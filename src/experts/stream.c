@@ -111,6 +111,8 @@ int mp_experts_set_prefetch(mp_experts *x, const mp_prefetch_cfg *cfg, mp_gate_f
 
 mp_prefetch_cfg mp_experts_prefetch(const mp_experts *x) { return x->prefetch; }
 
+mp_predict_stats mp_experts_predict_stats(const mp_experts *x) { return mp_predict_get_stats(x->pred); }
+
 float mp_experts_prefetch_min_prob(const mp_experts *x) { return x->pred ? mp_predict_min_prob(x->pred) : 0.0f; }
 
 static int window_for(const mp_experts *x, int n)
@@ -140,6 +142,7 @@ int mp_experts_begin_layer(mp_experts *x, int layer, const int *needed, int n, c
             return mp_err_set(err, MP_E_INVAL, "layer %d: expert %d out of range [0, %u)", layer, needed[i],
                               x->n_expert);
     memcpy(x->needed, needed, sizeof(int) * (size_t)n);
+    if (x->pred && view && view->T == 1) mp_predict_observe(x->pred, layer, needed, n);
     x->layer = layer;
     x->view = view;
     x->n_needed = n;
@@ -152,6 +155,12 @@ int mp_experts_begin_layer(mp_experts *x, int layer, const int *needed, int n, c
 
 /* Queues loads of the experts that layers L+1 .. L+d are predicted to pick
  * (for the oracle, past the last layer: the next token's first layers). */
+static bool present_in(void *ctx, int layer, int expert)
+{
+    mp_provider *p = ctx;
+    return p->ops->present(p, layer, expert);
+}
+
 static void issue_prefetch(mp_experts *x)
 {
     if (!x->pred || !x->prov->ops->prefetch) return;
@@ -161,7 +170,11 @@ static void issue_prefetch(mp_experts *x)
     int ids[MP_EXPERTS_MAX];
     for (int d = 1; d <= x->prefetch.lookahead; d++) {
         int target = il + d;
-        mp_predict_in in = {il, x->view->pos0, x->view->T, x->view->h};
+        mp_predict_in in = {il, x->view->pos0, x->view->T, x->view->h, NULL, NULL};
+        if (x->prov->ops->present) {
+            in.present = present_in;
+            in.present_ctx = x->prov;
+        }
         if (target >= n_layer) {
             if (!cross) break;
             target -= n_layer; /* the next token's layers (the oracle knows them) */

@@ -163,6 +163,7 @@ struct mp_engine {
     uint32_t n_layers;
     mp_cache_stats *acc[MP_PHASE_COUNT], *last, *now;
     int phase;
+    mp_predict_stats pred_base; /* the lookahead's counters at the last reset */
     char notes[1024];
 };
 
@@ -560,6 +561,11 @@ void mp_engine_stats(mp_engine *e, mp_stats *out)
     mp_io_counters c;
     mp_io_get_counters(mp_cache_io(e->s->cache), &c, false);
     out->io = (mp_io_stats){c.reqs, c.reads, c.bytes, c.short_reads, c.retries, c.zero_filled, c.errors, c.busy_ns};
+    const mp_predict_stats ps = mp_experts_predict_stats(e->s->experts);
+    out->lookahead_computed = ps.computed - e->pred_base.computed;
+    out->lookahead_skipped = ps.skipped - e->pred_base.skipped;
+    out->lookahead_checked = ps.checked - e->pred_base.checked;
+    out->lookahead_used = ps.checked_used - e->pred_base.checked_used;
 }
 
 uint32_t mp_engine_layer_stats(mp_engine *e, int phase, mp_expert_stats *out, uint32_t cap)
@@ -608,6 +614,7 @@ void mp_engine_stats_reset(mp_engine *e)
     if (has_cache(e)) {
         mp_cache_get_stats(e->s->cache, NULL, NULL, true);
         mp_io_get_counters(mp_cache_io(e->s->cache), NULL, true);
+        e->pred_base = mp_experts_predict_stats(e->s->experts);
     }
     for (int ph = 0; ph < MP_PHASE_COUNT; ph++)
         if (e->acc[ph]) memset(e->acc[ph], 0, e->n_layers * sizeof(mp_cache_stats));

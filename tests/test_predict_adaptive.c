@@ -1,0 +1,159 @@
+/* The adaptive lookahead (experts/predict.c, min_prob < 0), driven the way
+ * the streamer drives it (mp_predict at layer L for L+d, then
+ * mp_predict_observe when L+d runs), with a router the test controls:
+ *  - right guesses of low gate probability, which the old fixed rule
+ *    (p >= 1/k) never let through, get through once they have proved right;
+ *  - guesses that are never used stop being let through, and then the
+ *    router stops being applied at all, except for one probe in
+ *    MP_PRED_PROBE_EVERY events (the stand-aside of a run whose routing
+ *    does not come from its own router);
+ *  - picks already in memory (present) cost nothing and are not learned
+ *    from;
+ *  - a fixed min_prob keeps the fixed rule. */
+#include "experts/experts.h"
+#include "experts/predict.h"
+#include "mp_test.h"
+
+#include <string.h>
+
+#define NL 4
+#define NX 16
+#define NK 2
+#define EMBD 8
+
+/* The test's router: probability `prob` on experts a and b, the rest spread
+ * over the others. */
+typedef struct gate_state {
+    int a, b;
+    float prob;
+    int calls;
+} gate_state;
+
+static void gate(const void *ud, int layer, const float *h, float *probs, void *scratch)
+{
+    gate_state *g = (gate_state *)ud;
+    g->calls++;
+    const float rest = (1.0f - 2 * g->prob) / (NX - 2);
+    for (int e = 0; e < NX; e++) probs[e] = rest * (1.0f - 0.001f * e); /* distinct, below the two */
+    probs[g->a] = g->prob;
+    probs[g->b] = g->prob;
+}
+
+static bool present_none(void *ctx, int layer, int expert) { return false; }
+static bool present_all(void *ctx, int layer, int expert) { return true; }
+
+/* One decode token through layers 0..NL-1 with lookahead d=1: at each layer
+ * L, predict L+1, then layer L+1 needs `need`. Returns the number of
+ * experts predicted for the last target that were in `need`; *n_pred gets
+ * how many were predicted in all over the token. */
+static int token(mp_predictor *p, gate_state *g, const int need[NK], bool (*present)(void *, int, int), int *n_pred)
+{
+    float h[EMBD] = {0};
+    int32_t out[NX];
+    int right = 0;
+    *n_pred = 0;
+    for (int L = 0; L + 1 < NL; L++) {
+        mp_predict_in in = {L, 0, 1, h, present, NULL};
+        int n = mp_predict(p, &in, L + 1, out, NX);
+        *n_pred += n;
+        right = 0;
+        for (int i = 0; i < n; i++) right += out[i] == need[0] || out[i] == need[1];
+        mp_predict_observe(p, L + 1, need, NK);
+    }
+    (void)g;
+    return right;
+}
+
+static mp_predictor *make(gate_state *g, float min_prob)
+{
+    uint8_t is_moe[NL] = {1, 1, 1, 1};
+    mp_experts_shape sh = {NL, NX, NK, EMBD, is_moe};
+    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 1, 0, min_prob, NULL};
+    mp_predictor *p = NULL;
+    mp_err err;
+    mp_err_clear(&err);
+    CHECKF(mp_predictor_create(&p, &sh, &cfg, gate, g, &err) == MP_OK, "%s", err.msg);
+    return p;
+}
+
+/* Right guesses at gate probability 0.1 (< 1/k = 0.5): blocked at first,
+ * let through once proved. */
+static void test_learns_low_probability_picks(void)
+{
+    gate_state g = {3, 7, 0.1f, 0};
+    mp_predictor *p = make(&g, -1.0f);
+    if (!p) return;
+    const int need[NK] = {3, 7};
+    int n, right = token(p, &g, need, present_none, &n);
+    CHECKF(n == 0, "cold start let %d picks of probability 0.1 through (the prior blocks them)", n);
+    for (int t = 0; t < 10; t++) right = token(p, &g, need, present_none, &n);
+    CHECKF(n == 2 * (NL - 1) && right == 2, "after ten right tokens: %d predicted, %d right of the last", n, right);
+    mp_predict_stats st = mp_predict_get_stats(p);
+    CHECK(st.skipped == 0 && st.checked > 0 && st.checked_used == st.checked);
+    mp_predictor_free(p);
+}
+
+/* Guesses at probability 0.5 (= 1/k, which the cold-start prior lets
+ * through) that are never used: blocked after evidence, then the router is
+ * applied only on probes. */
+static void test_stands_aside_on_noise(void)
+{
+    gate_state g = {3, 7, 0.5f, 0};
+    mp_predictor *p = make(&g, -1.0f);
+    if (!p) return;
+    const int need[NK] = {0, 1}; /* never what the router guesses */
+    int n;
+    token(p, &g, need, present_none, &n);
+    CHECKF(n == 2 * (NL - 1), "cold start: %d picks of probability 1/k let through (the prior's %d)", n, 2 * (NL - 1));
+    for (int t = 0; t < 20; t++) token(p, &g, need, present_none, &n);
+    CHECKF(n == 0, "wrong guesses still let through after 20 tokens: %d", n);
+    const int calls0 = g.calls;
+    for (int t = 0; t < 80; t++) token(p, &g, need, present_none, &n);
+    const int calls = g.calls - calls0, events = 80 * (NL - 1);
+    CHECKF(calls <= events / MP_PRED_PROBE_EVERY + NL, "standing aside: router applied %d times in %d events", calls,
+           events);
+    CHECKF(calls > 0, "standing aside: never probes");
+    mp_predict_stats st = mp_predict_get_stats(p);
+    CHECK(st.skipped > 0 && st.checked_used == 0);
+    mp_predictor_free(p);
+}
+
+/* Picks already present are neither counted nor learned from: a router that
+ * guesses only present experts wrongly never gets blocked for it. */
+static void test_present_picks_not_learned(void)
+{
+    gate_state g = {3, 7, 0.5f, 0};
+    mp_predictor *p = make(&g, -1.0f);
+    if (!p) return;
+    const int need[NK] = {0, 1};
+    int n;
+    for (int t = 0; t < 20; t++) token(p, &g, need, present_all, &n);
+    mp_predict_stats st = mp_predict_get_stats(p);
+    CHECKF(st.checked == 0, "%llu present picks were learned from", (unsigned long long)st.checked);
+    CHECKF(n == 2 * (NL - 1), "present picks: %d let through (the prior's, unchanged)", n);
+    mp_predictor_free(p);
+}
+
+/* A fixed threshold: no learning, no standing aside. */
+static void test_fixed_rule(void)
+{
+    gate_state g = {3, 7, 0.1f, 0};
+    mp_predictor *p = make(&g, 0.05f);
+    if (!p) return;
+    const int need[NK] = {0, 1};
+    int n;
+    for (int t = 0; t < 30; t++) token(p, &g, need, present_none, &n);
+    CHECKF(n == 2 * (NL - 1), "fixed rule p >= 0.05: %d predicted", n);
+    mp_predict_stats st = mp_predict_get_stats(p);
+    CHECK(st.computed == 0 && st.skipped == 0 && st.checked == 0);
+    mp_predictor_free(p);
+}
+
+int main(void)
+{
+    test_learns_low_probability_picks();
+    test_stands_aside_on_noise();
+    test_present_picks_not_learned();
+    test_fixed_rule();
+    MP_TEST_DONE();
+}
