@@ -9,7 +9,10 @@
  *              default 1/k: a pick holding at least its share of k picks).
  *   oracle:    replay the routing recorded by --trace-out in an earlier,
  *              identical run (perfect prediction; an upper bound for
- *              measurements only).
+ *              measurements only), or, when the run replays a routing
+ *              trace (--routing-trace), that same routing table. Positions
+ *              map as trace/routing.h says (sequences concatenated); trace
+ *              layer i is the model's i-th MoE layer.
  * Predictions of dense layers are empty, and so are lookahead's of layers
  * past the last one. */
 #ifndef MP_PREDICT_H
@@ -36,6 +39,9 @@ typedef struct mp_prefetch_cfg {
                                * its gate probability is at least this (0: all;
                                * negative: 1/k, k the experts used per token) */
     const char *oracle_trace; /* routing trace for MP_PREFETCH_ORACLE */
+    const struct mp_routing *routing; /* the routing the run replays (borrowed, outlives
+                                       * the predictor); the oracle reads it instead of
+                                       * oracle_trace; NULL: none */
 } mp_prefetch_cfg;
 
 /* Parses "none", "lookahead", "oracle". */
