@@ -81,7 +81,9 @@ int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp
     int rc = (p->is_moe && p->scratch && p->logits && p->count && p->score) ? MP_OK
                                                                            : mp_err_set(err, MP_E_NOMEM, "out of memory");
     if (!rc && cfg->kind == MP_PREFETCH_ORACLE) {
-        if (!cfg->oracle_trace && !cfg->routing) rc = mp_err_set(err, MP_E_INVAL, "--prefetch oracle needs --oracle-trace FILE (a --trace-out of an identical run)");
+        if (!cfg->oracle_trace && !cfg->routing)
+            rc = mp_err_set(err, MP_E_INVAL, "--prefetch oracle needs --oracle-trace FILE (a --trace-out of an "
+                                             "identical run) or --routing-trace FILE");
         else rc = load_oracle(p, err);
     }
     if (rc) {

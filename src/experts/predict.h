@@ -68,7 +68,8 @@ typedef struct mp_predict_in {
 } mp_predict_in;
 
 /* Creates a predictor for a model of shape sh (copied). Lookahead calls
- * gate(gate_ud, ...); the oracle reads cfg->oracle_trace now. */
+ * gate(gate_ud, ...); the oracle borrows cfg->routing, or reads
+ * cfg->oracle_trace now (MP_E_INVAL naming the file when it does not fit). */
 int mp_predictor_create(mp_predictor **out, const struct mp_experts_shape *sh, const mp_prefetch_cfg *cfg,
                         mp_gate_fn gate, const void *gate_ud, mp_err *err);
 void mp_predictor_free(mp_predictor *p); /* NULL-safe */
