@@ -119,6 +119,21 @@ typedef struct mp_params {
     const char *oracle_trace; /* routing recorded by trace_out of an identical run;
                                * borrowed until mp_engine_free */
 
+    /* Routing replay. The router's choices and weights come from a recorded
+     * trace (docs/TRACE_FORMAT.md, "Replay") instead of the model's router,
+     * matched by position and MoE layer (trace layer i = the model's i-th MoE
+     * layer); weights are the trace's gating_probs (1/k for a record without
+     * them). Positions: the trace's sequences concatenated in order of first
+     * appearance, or one of them (routing_one_seq). The oracle predicts from
+     * the same table (oracle_trace must then be NULL). Opening fails with
+     * MP_E_INVAL naming the file when the trace's layers, experts or k do
+     * not fit the model; an eval at a position the trace lacks fails with
+     * MP_E_RANGE naming it. */
+    const char *routing_trace; /* NULL: the model's own routing */
+    bool routing_one_seq;      /* replay only sequence routing_seq (position p =
+                                * its token_idx p); false: all, concatenated */
+    uint32_t routing_seq;      /* index in order of first appearance, from 0 */
+
     /* Output. */
     const char *trace_out;  /* write the routing of every token and MoE layer here
                              * (JSON lines, docs/TRACE_FORMAT.md); NULL: none */
@@ -217,6 +232,12 @@ typedef struct mp_engine_info {
     bool prefetch_min_prob_auto; /* adaptive lookahead */
     bool preloaded;           /* the cache holds every expert and was filled at open */
     uint64_t preload_bytes;   /* what that read */
+    /* Routing replayed from params.routing_trace (else all 0): not the
+     * model's own. */
+    bool routing_replayed;
+    int64_t routing_positions;   /* the trace routes positions 0 .. this - 1 */
+    uint32_t routing_sequences;  /* sequences those positions come from */
+    uint64_t routing_uniform;    /* records without gating_probs (weights 1/k) */
 } mp_engine_info;
 
 /* Fills *out (every field; those that do not apply are 0 / ""). Cheap: no

@@ -111,6 +111,7 @@ typedef struct bench_run {
     int n_ctx;
     const char *oracle_trace; /* recorded or given */
     bool quiet_rss_note, quiet_drop_note;
+    bool routing_noted;     /* the routing-replay line was printed */
     char notes[2048];       /* engine notes already printed */
 } bench_run;
 

@@ -143,8 +143,16 @@ static const char *const fields[] = {
     "prefetch_recall", "stall_share", "tg_mb_per_token", "pp_mb", "pp_chunks", "pp_loads", "pp_distinct", "io_mb_s",
     "peak_rss_mib", "page_cache_dropped", "pp_hits", "pp_late_hits", "pp_misses", "pp_evictions", "pp_bytes_read", "pp_prefetches",
     "tg_hits", "tg_late_hits", "tg_misses", "tg_evictions", "tg_bytes_read", "tg_wait_ns", "tg_prefetches",
-    "tg_prefetch_used", "tg_prefetch_dropped", "tg_prefetch_wasted", "tg_wasted_bytes", NULL,
+    "tg_prefetch_used", "tg_prefetch_dropped", "tg_prefetch_wasted", "tg_wasted_bytes", "routing", NULL,
 };
+
+/* "model" (its own router), or the replayed trace: "FILE" or "FILE#seq N". */
+static void routing_label(const bench_run *b, char *buf, size_t cap)
+{
+    if (!b->mo.routing_trace) snprintf(buf, cap, "model");
+    else if (b->mo.has_routing_seq) snprintf(buf, cap, "%s#seq %d", b->mo.routing_trace, b->mo.routing_seq);
+    else snprintf(buf, cap, "%s", b->mo.routing_trace);
+}
 
 /* Values of one row as strings (json: strings quoted, NaN as null). */
 static void row_values(const bench_run *b, const bench_row *r, bool json, char vals[][160])
@@ -210,13 +218,14 @@ static void row_values(const bench_run *b, const bench_row *r, bool json, char v
     U(r->tg.prefetch_dropped);
     U(r->tg.prefetch_wasted);
     U(r->tg.wasted_bytes);
+    routing_label(b, vals[i++], 160);
 #undef S
 #undef U
 }
 
 static bool is_string_field(const char *f)
 {
-    static const char *const s[] = {"model", "budget", "budget_kind", "policy", "prefetch", "io", NULL};
+    static const char *const s[] = {"model", "budget", "budget_kind", "policy", "prefetch", "io", "routing", NULL};
     for (int i = 0; s[i]; i++)
         if (!strcmp(s[i], f)) return true;
     return false;
@@ -284,6 +293,11 @@ static void print_csv(const bench_run *b, const bench_row *rows, int n)
 
 static void print_md(const bench_run *b, const bench_row *rows, int n)
 {
+    if (b->mo.routing_trace) {
+        char rl[160];
+        routing_label(b, rl, sizeof rl);
+        printf("Routing replayed from %s (--routing-trace): not the model's own router.\n\n", rl);
+    }
     printf("| budget | cache | slots/layer | policy | prefetch | io depth | pp t/s | tg t/s | hit %% | prec %% | "
            "recall %% | stall %% | MB/tok | pp MB | pp loads/needed | I/O MB/s | peak RSS MiB |\n");
     printf("|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");

@@ -78,7 +78,8 @@ static void engine_params(const bench_run *b, const bench_setting *s, mp_params 
     p->lookahead = s->lookahead > 0 ? s->lookahead : 0; /* 0: the default */
     p->prefetch_extra = s->extra;
     p->prefetch_min_prob = s->min_prob;
-    p->oracle_trace = b->oracle_trace;
+    /* with --routing-trace the oracle predicts from the replayed routing */
+    p->oracle_trace = b->mo.routing_trace ? NULL : b->oracle_trace;
 }
 
 /* The registry's own copy of a policy name (static), so rows outlive the
@@ -143,6 +144,15 @@ static int run_rep(bench_run *b, const bench_setting *s, bench_row *row, const c
     print_notes(b, mp_engine_notes(e));
     mp_engine_info in;
     mp_engine_get_info(e, &in);
+    if (in.routing_replayed) {
+        if (!b->routing_noted) cli_routing_line(&b->mo, &in, "moepager: ", stderr);
+        b->routing_noted = true;
+        if ((int64_t)b->n_prompt + b->n_gen > in.routing_positions) {
+            cli_error("bench: -p %d + -n %d tokens need positions 0..%d, but %s routes positions 0..%lld", b->n_prompt,
+                      b->n_gen, b->n_prompt + b->n_gen - 1, b->mo.routing_trace, (long long)in.routing_positions - 1);
+            goto done;
+        }
+    }
     const int V = in.n_vocab;
     if (!(logits = malloc(sizeof *logits * (size_t)V)) || !(ids = malloc(sizeof *ids * (size_t)b->n_prompt))) {
         cli_error("out of memory");
@@ -265,7 +275,10 @@ int bench_sweep(bench_run *b, const bench_setting *sets, int n, bench_row *rows,
         memset(&rows[i], 0, sizeof rows[i]);
         rows[i].set = sets[i];
         rows[i].dropped = true;
-        if (sets[i].kind != BENCH_RAM && (sets[i].pf == BENCH_PF_ORACLE || trace_out) && !b->oracle_trace) {
+        /* the oracle needs a recording of the same tokens' routing, unless
+         * the routing is replayed (it then predicts from that) */
+        if (sets[i].kind != BENCH_RAM && ((sets[i].pf == BENCH_PF_ORACLE && !b->mo.routing_trace) || trace_out) &&
+            !b->oracle_trace) {
             const char *path = trace_out;
             if (!path) {
                 const char *dir = getenv("TMPDIR");

@@ -7,6 +7,7 @@
 #include "moepager/moepager.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Options shared by the commands that run a model. */
@@ -31,6 +32,9 @@ typedef struct cli_model_opts {
     bool has_min_prob;
     const char *oracle_trace; /* --oracle-trace FILE */
     const char *trace_out;    /* --trace-out FILE */
+    const char *routing_trace; /* --routing-trace FILE: replay this routing */
+    int routing_seq;          /* --routing-seq N; -1 (all, concatenated) unless given */
+    bool has_routing_seq;
     bool layer_stats;         /* --layer-stats */
 } cli_model_opts;
 
@@ -40,6 +44,9 @@ void cli_params(const cli_model_opts *o, mp_params *p);
  * fallback notes on stderr. n_ctx_override (> 0) replaces the default
  * context when -c is absent. Returns NULL after printing the error. */
 mp_engine *cli_open_engine(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override);
+/* With routing replay (in->routing_replayed), one line saying where the
+ * routing comes from and that it is not the model's own, after prefix. */
+void cli_routing_line(const cli_model_opts *o, const mp_engine_info *in, const char *prefix, FILE *f);
 /* Prints the expert-cache statistics line (if the engine streams experts). */
 void cli_print_cache_stats(mp_engine *e, double seconds, int n_tokens);
 

@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,10 @@ const char *const cli_model_opts_help =
     "                       least half the time, and stops predicting where none are)\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
     "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n"
+    "  --routing-trace FILE replay recorded routing instead of the model's router: experts and\n"
+    "                       weights of every position and MoE layer come from FILE (its\n"
+    "                       sequences concatenated; docs/TRACE_FORMAT.md); the oracle uses it too\n"
+    "  --routing-seq N      replay only sequence N of the routing trace (0 = the first)\n"
     "  --layer-stats        after the run, a table of the decode's expert cache and prefetch\n"
     "                       statistics per MoE layer\n";
 
@@ -179,6 +184,16 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         else o->oracle_trace = v;
         return 1;
     }
+    if (!strcmp(a, "--routing-trace")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        o->routing_trace = v;
+        return 1;
+    }
+    if (!strcmp(a, "--routing-seq")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 0, INT32_MAX, &o->routing_seq)) return -1;
+        o->has_routing_seq = true;
+        return 1;
+    }
     if (!strcmp(a, "--io-fault")) {
         if (!(v = cli_value(argc, argv, i))) return -1;
         o->fault = v;
@@ -208,6 +223,19 @@ void cli_params(const cli_model_opts *o, mp_params *p)
     p->prefetch_extra = o->prefetch_extra;
     if (o->has_min_prob) p->prefetch_min_prob = o->prefetch_min_prob;
     p->oracle_trace = o->oracle_trace;
+    p->routing_trace = o->routing_trace;
+    p->routing_one_seq = o->has_routing_seq;
+    p->routing_seq = o->has_routing_seq ? (uint32_t)o->routing_seq : 0;
+}
+
+void cli_routing_line(const cli_model_opts *o, const mp_engine_info *in, const char *prefix, FILE *f)
+{
+    if (!in->routing_replayed) return;
+    fprintf(f, "%srouting replayed from %s (", prefix, o->routing_trace);
+    if (o->has_routing_seq) fprintf(f, "sequence %d", o->routing_seq);
+    else fprintf(f, "%u sequence%s", in->routing_sequences, in->routing_sequences == 1 ? "" : "s concatenated");
+    fprintf(f, ": positions 0..%lld; weights %s): not the model's own router\n", (long long)in->routing_positions - 1,
+            in->routing_uniform ? "1/k where the trace has no gating_probs" : "from gating_probs");
 }
 
 mp_engine *cli_open_engine(const cli_model_opts *o, bool need_tokenizer, int n_ctx_override)
@@ -238,6 +266,7 @@ mp_engine *cli_open_engine(const cli_model_opts *o, bool need_tokenizer, int n_c
                     in.lookahead > 1 ? "s" : "", in.prefetch_extra, (double)in.prefetch_min_prob);
         fprintf(stderr, "\n");
     }
+    cli_routing_line(o, &in, "moepager: ", stderr);
     if (in.preloaded)
         fprintf(stderr, "moepager: the cache holds every expert: preloaded %.1f MB at start\n", in.preload_bytes / 1e6);
     for (const char *line = mp_engine_notes(e); *line;) {

@@ -1,7 +1,7 @@
 #include "experts/predict.h"
 
 #include "experts/experts.h"
-#include "trace/trace.h"
+#include "trace/routing.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,9 +17,11 @@ struct mp_predictor {
     float *logits;  /* (n_expert) gate probabilities */
     int32_t *count; /* (n_expert) votes over the chunk's tokens */
     float *score;   /* (n_expert) summed probabilities */
-    /* oracle: experts of (pos, layer), k each; -1 where unknown */
-    int32_t *oracle;
-    int oracle_npos, oracle_k;
+    /* oracle: the routing table (cfg.routing, or own_routing read from
+     * cfg.oracle_trace) and each layer's index among the MoE layers */
+    const struct mp_routing *routing;
+    struct mp_routing *own_routing;
+    int32_t *moe_index; /* [n_layer]; -1 for a dense layer */
 
     /* Adaptive lookahead (min_prob < 0): how often a pick of gate
      * probability bucket b, made d layers ahead for layer T, was then used
@@ -51,34 +53,22 @@ const char *mp_prefetch_kind_name(mp_prefetch_kind k)
     return k == MP_PREFETCH_LOOKAHEAD ? "lookahead" : k == MP_PREFETCH_ORACLE ? "oracle" : "none";
 }
 
+/* The oracle's routing: the run's own (cfg.routing) or a file's, with the
+ * same position mapping and checks as --routing-trace. */
 static int load_oracle(mp_predictor *p, mp_err *err)
 {
-    mp_trace *t = NULL;
-    int rc = mp_trace_read(p->cfg.oracle_trace, &t, err);
-    if (rc) return rc;
-    int64_t max_pos = -1;
-    for (size_t i = 0; i < t->n_recs; i++)
-        if (t->recs[i].token_idx > max_pos) max_pos = t->recs[i].token_idx;
-    if (t->n_recs == 0 || max_pos < 0 || max_pos > (1 << 24) || t->n_layers > p->n_layer || t->n_experts > p->n_expert) {
-        mp_trace_free(t);
-        return mp_err_set(err, MP_E_INVAL, "%s: this trace does not fit the model (%u layers, %u experts)",
-                          p->cfg.oracle_trace, p->n_layer, p->n_expert);
-    }
-    p->oracle_npos = (int)max_pos + 1;
-    p->oracle_k = (int)p->n_used;
-    p->oracle = malloc(sizeof(int32_t) * (size_t)p->oracle_npos * p->n_layer * p->oracle_k);
-    if (!p->oracle) {
-        mp_trace_free(t);
+    if (!(p->moe_index = malloc(sizeof(int32_t) * (p->n_layer ? p->n_layer : 1))))
         return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    uint32_t n_moe = 0;
+    for (uint32_t l = 0; l < p->n_layer; l++) p->moe_index[l] = p->is_moe[l] ? (int32_t)n_moe++ : -1;
+    if (p->cfg.routing) {
+        p->routing = p->cfg.routing;
+        return MP_OK;
     }
-    memset(p->oracle, 0xff, sizeof(int32_t) * (size_t)p->oracle_npos * p->n_layer * p->oracle_k);
-    for (size_t i = 0; i < t->n_recs; i++) {
-        const mp_trace_rec *r = &t->recs[i];
-        int32_t *dst = p->oracle + ((size_t)r->token_idx * p->n_layer + r->layer) * p->oracle_k;
-        for (uint32_t j = 0; j < r->k && (int)j < p->oracle_k; j++) dst[j] = (int32_t)t->experts[r->off + j];
-    }
-    mp_trace_free(t);
-    return MP_OK;
+    const mp_routing_opts o = {.n_layers = n_moe, .n_experts = p->n_expert, .k = p->n_used};
+    int rc = mp_routing_load(p->cfg.oracle_trace, &o, &p->own_routing, err);
+    p->routing = p->own_routing;
+    return rc;
 }
 
 /* Gate-probability buckets, powers of two: b = 7 for p >= 1/2, 6 for
@@ -145,7 +135,9 @@ int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp
             rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
     }
     if (!rc && cfg->kind == MP_PREFETCH_ORACLE) {
-        if (!cfg->oracle_trace) rc = mp_err_set(err, MP_E_INVAL, "--prefetch oracle needs --oracle-trace FILE (a --trace-out of an identical run)");
+        if (!cfg->oracle_trace && !cfg->routing)
+            rc = mp_err_set(err, MP_E_INVAL, "--prefetch oracle needs --oracle-trace FILE (a --trace-out of an "
+                                             "identical run) or --routing-trace FILE");
         else rc = load_oracle(p, err);
     }
     if (rc) {
@@ -164,7 +156,8 @@ void mp_predictor_free(mp_predictor *p)
     free(p->logits);
     free(p->count);
     free(p->score);
-    free(p->oracle);
+    free(p->moe_index);
+    mp_routing_free(p->own_routing);
     free(p->calib);
     free(p->pend);
     free(p->pend_n);
@@ -263,10 +256,9 @@ int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *ou
     memset(p->score, 0, sizeof(float) * (size_t)X);
     if (p->cfg.kind == MP_PREFETCH_ORACLE) {
         for (int t = 0; t < in->T; t++) {
-            const int pos = in->pos0 + t;
-            if (pos >= p->oracle_npos) continue;
-            const int32_t *r = p->oracle + ((size_t)pos * p->n_layer + target) * p->oracle_k;
-            for (int j = 0; j < p->oracle_k; j++)
+            const int32_t *r = mp_routing_get(p->routing, in->pos0 + t, (uint32_t)p->moe_index[target], NULL);
+            if (!r) continue; /* a position the trace lacks */
+            for (int j = 0; j < K; j++)
                 if (r[j] >= 0 && r[j] < X) p->count[r[j]]++;
         }
         return rank(p, X, out, cap);

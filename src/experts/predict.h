@@ -14,7 +14,10 @@
  *              >= min_prob.
  *   oracle:    replay the routing recorded by --trace-out in an earlier,
  *              identical run (perfect prediction; an upper bound for
- *              measurements only).
+ *              measurements only), or, when the run replays a routing
+ *              trace (--routing-trace), that same routing table. Positions
+ *              map as trace/routing.h says (sequences concatenated); trace
+ *              layer i is the model's i-th MoE layer.
  * Predictions of dense layers are empty, and so are lookahead's of layers
  * past the last one. */
 #ifndef MP_PREDICT_H
@@ -41,6 +44,9 @@ typedef struct mp_prefetch_cfg {
                                * >= 0: a token's pick is prefetched only if its
                                * gate probability is at least this (0: all) */
     const char *oracle_trace; /* routing trace for MP_PREFETCH_ORACLE */
+    const struct mp_routing *routing; /* the routing the run replays (borrowed, outlives
+                                       * the predictor); the oracle reads it instead of
+                                       * oracle_trace; NULL: none */
 } mp_prefetch_cfg;
 
 /* Parses "none", "lookahead", "oracle". */
@@ -73,7 +79,8 @@ typedef struct mp_predict_in {
 } mp_predict_in;
 
 /* Creates a predictor for a model of shape sh (copied). Lookahead calls
- * gate(gate_ud, ...); the oracle reads cfg->oracle_trace now. */
+ * gate(gate_ud, ...); the oracle borrows cfg->routing, or reads
+ * cfg->oracle_trace now (MP_E_INVAL naming the file when it does not fit). */
 int mp_predictor_create(mp_predictor **out, const struct mp_experts_shape *sh, const mp_prefetch_cfg *cfg,
                         mp_gate_fn gate, const void *gate_ud, mp_err *err);
 void mp_predictor_free(mp_predictor *p); /* NULL-safe */

@@ -46,6 +46,8 @@ struct mp_ctx {
     int n_ctx, n_batch, n_threads, n_past;
     mp_route_fn route_cb;
     void *route_ud;
+    mp_route_override_fn route_override;
+    void *override_ud;
 
     /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)] */
     uint16_t *kc, *vc;
@@ -403,6 +405,14 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
     run_matmuls(c);
     for (int t = 0; t < T; t++) {
         mp_route_token(hp, c->router + (int64_t)t * X, c->sel + t * K, c->selw + t * K);
+        if (c->route_override) {
+            int rc = c->route_override(c->override_ud, il, pos0 + t, c->sel + t * K, c->selw + t * K, K, err);
+            if (rc) return rc;
+            for (int s = 0; s < K; s++) /* the grouping below indexes by expert */
+                if (c->sel[t * K + s] < 0 || c->sel[t * K + s] >= X)
+                    return mp_err_set(err, MP_E_INVAL, "layer %d, position %d: replaced routing picks expert %d of %d",
+                                      il, pos0 + t, c->sel[t * K + s], X);
+        }
         if (c->route_cb) c->route_cb(c->route_ud, il, pos0 + t, c->sel + t * K, c->selw + t * K, K);
     }
 
@@ -646,6 +656,12 @@ void mp_ctx_truncate(mp_ctx *c, int n_past)
 {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
 }
+void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud)
+{
+    c->route_override = fn;
+    c->override_ud = ud;
+}
+
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud)
 {
     c->route_cb = fn;

@@ -22,6 +22,16 @@ typedef struct mp_ctx_params {
  * and their final weights; used for routing traces and statistics. */
 typedef void (*mp_route_fn)(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k);
 
+/* Replaces the routing of one token at one MoE layer (layer: the model's
+ * layer index, pos: the token's position). Called after the model's own
+ * routing with its choice in experts[k] (best first) and weights[k], which
+ * it may overwrite (experts in [0, n_expert)). Returns MP_OK, or a negative
+ * status with err filled, which fails the eval. The route callback then
+ * sees the replaced choice. Routing replay (--routing-trace) uses it, so the
+ * model knows nothing of traces. */
+typedef int (*mp_route_override_fn)(void *ud, int layer, int pos, int32_t *experts, float *weights, int k,
+                                    mp_err *err);
+
 typedef struct mp_ctx mp_ctx;
 
 /* The context borrows m and x (both must outlive it). */
@@ -38,6 +48,7 @@ int mp_ctx_n_past(const mp_ctx *c);
 /* Forgets positions >= n_past (0 clears the cache). */
 void mp_ctx_truncate(mp_ctx *c, int n_past);
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);
+void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud); /* NULL: the model's own */
 
 /* Evaluates ids[0..n) at positions n_past.. and advances n_past. logits
  * (may be NULL) receives n_vocab floats for the last token, or n * n_vocab

@@ -6,6 +6,7 @@
 #include "pack/pack_cache.h"
 #include "runtime/model_open.h"
 #include "runtime/resident.h"
+#include "trace/routing.h"
 #include "trace/trace.h"
 
 #include <stdio.h>
@@ -113,11 +114,69 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
     return rc;
 }
 
+/* Trace layers are indices among the MoE layers (docs/TRACE_FORMAT.md). */
 static void trace_route(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k)
 {
     mp_session *s = ud;
-    if (mp_trace_writer_write(s->trace, 0, pos, (uint32_t)layer, experts, weights, (uint32_t)k, NULL) != MP_OK)
+    if (mp_trace_writer_write(s->trace, 0, pos, s->moe_index[layer], experts, weights, (uint32_t)k, NULL) != MP_OK)
         s->trace_errors++;
+}
+
+static int missing_routing(const mp_session *s, int64_t pos, uint32_t moe_layer, mp_err *err)
+{
+    const mp_routing *r = s->routing;
+    const int64_t n_pos = mp_routing_n_pos(r);
+    if (pos >= n_pos)
+        return mp_err_set(err, MP_E_RANGE,
+                          "%s: no routing for position %lld: the trace maps positions 0..%lld (%u sequence%s)",
+                          mp_routing_name(r), (long long)pos, (long long)n_pos - 1, mp_routing_n_seqs(r),
+                          mp_routing_n_seqs(r) == 1 ? "" : "s, concatenated");
+    uint32_t seq;
+    int64_t tok;
+    mp_routing_locate(r, pos, &seq, &tok);
+    return mp_err_set(err, MP_E_RANGE, "%s: no routing for position %lld (sequence %u, token_idx %lld) at MoE layer %u",
+                      mp_routing_name(r), (long long)pos, seq, (long long)tok, moe_layer);
+}
+
+/* mp_route_override_fn: the recorded experts and weights replace the
+ * model's choice. */
+static int replay_route(void *ud, int layer, int pos, int32_t *experts, float *weights, int k, mp_err *err)
+{
+    const mp_session *s = ud;
+    const float *w;
+    const int32_t *e = mp_routing_get(s->routing, pos, s->moe_index[layer], &w);
+    if (!e) return missing_routing(s, pos, s->moe_index[layer], err);
+    memcpy(experts, e, sizeof *experts * (size_t)k); /* k == the table's k: checked when it was built */
+    memcpy(weights, w, sizeof *weights * (size_t)k);
+    return MP_OK;
+}
+
+int mp_session_check_routing(const mp_session *s, int64_t pos0, int64_t n, mp_err *err)
+{
+    if (!s->routing) return MP_OK;
+    const mp_hparams *hp = &s->model->hp;
+    for (int64_t pos = pos0; pos < pos0 + n; pos++)
+        for (uint32_t il = 0; il < hp->n_layer; il++)
+            if (mp_layer_is_moe(&s->model->layers[il]) && !mp_routing_get(s->routing, pos, s->moe_index[il], NULL))
+                return missing_routing(s, pos, s->moe_index[il], err);
+    return MP_OK;
+}
+
+/* Reads p->routing_trace into s->routing for s's model. */
+static int open_routing(mp_session *s, const mp_session_params *p, mp_err *err)
+{
+    const mp_hparams *hp = &s->model->hp;
+    uint32_t n_moe = 0;
+    for (uint32_t il = 0; il < hp->n_layer; il++) n_moe += mp_layer_is_moe(&s->model->layers[il]);
+    if (n_moe == 0 || hp->n_expert == 0)
+        return mp_err_set(err, MP_E_INVAL, "%s: --routing-trace: %s has no MoE layers to route", p->routing_trace,
+                          s->model->path);
+    const mp_routing_opts o = {.one_seq = p->routing_one_seq,
+                               .seq = p->routing_seq,
+                               .n_layers = n_moe,
+                               .n_experts = hp->n_expert,
+                               .k = hp->n_expert_used};
+    return mp_routing_load(p->routing_trace, &o, &s->routing, err);
 }
 
 int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, const mp_expert_loc *locs,
@@ -184,6 +243,12 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         goto fail;
     }
     const mp_experts_shape shape = experts_shape(s->model, is_moe);
+    if (!(s->moe_index = calloc(s->model->hp.n_layer + 1, sizeof *s->moe_index))) {
+        rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (uint32_t il = 0, n = 0; il < s->model->hp.n_layer; il++) s->moe_index[il] = is_moe[il] ? n++ : 0;
+    if (p->routing_trace && (rc = open_routing(s, p, err))) goto fail;
     if (budget && !s->plan.offload) {
         /* a dense model: nothing to stream, but the file was not mapped */
         rc = mp_resident_load(s->model, &s->resident_buf, err);
@@ -211,9 +276,11 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
             pf.min_prob = MP_DEFAULT_PREFETCH_MIN_PROB;
         }
         if (pf.lookahead < 1) pf.lookahead = MP_DEFAULT_LOOKAHEAD;
+        pf.routing = s->routing; /* the oracle predicts the routing the run replays */
         rc = mp_experts_set_prefetch(s->experts, &pf, mp_model_gate_probs, s->model, err);
         if (rc) goto fail;
     }
+    if (s->routing) mp_ctx_set_route_override(s->ctx, replay_route, s);
     if (p->trace_out) {
         rc = mp_trace_writer_open(p->trace_out, mp_gguf_get_str(s->model->gguf, "general.name"), &s->trace, err);
         if (rc) goto fail;
@@ -237,6 +304,8 @@ void mp_session_free(mp_session *s)
     if (s->trace) mp_trace_writer_close(s->trace, NULL);
     mp_experts_free(s->experts);
     mp_cache_free(s->cache);
+    mp_routing_free(s->routing); /* after the predictor, which borrows it */
+    free(s->moe_index);
     mp_tokenizer_free(s->tok);
     mp_model_close(s->model, s->pack);
     free(s->resident_buf);

@@ -35,6 +35,12 @@ typedef struct mp_session_params {
     mp_prefetch_cfg prefetch;
     bool prefetch_set;      /* false: the default (MP_DEFAULT_PREFETCH) */
     const char *trace_out;  /* write the routing of every token and layer here */
+    /* Routing replay: the experts and weights of every (position, MoE layer)
+     * come from this trace instead of the model's router (trace/routing.h
+     * says how positions map); NULL: the model's own routing. */
+    const char *routing_trace;
+    bool routing_one_seq;   /* only sequence routing_seq; else all, concatenated */
+    uint32_t routing_seq;
     bool no_preload;        /* don't fill a cache that holds every expert at start */
     bool no_hugepages;      /* don't ask for transparent huge pages for the cache slab */
 } mp_session_params;
@@ -49,6 +55,8 @@ typedef struct mp_session {
     mp_cache *cache;   /* NULL when experts are mapped */
     void *resident_buf;
     struct mp_trace_writer *trace;
+    struct mp_routing *routing;   /* the replayed routing, or NULL */
+    uint32_t *moe_index;          /* [n_layer] index of each layer among the MoE layers */
     bool preloaded;               /* every expert was read at start */
     mp_cache_stats preload_stats; /* what that cost */
     uint64_t trace_errors;
@@ -63,5 +71,11 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err);
 int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, const mp_expert_loc *locs,
                     mp_plan *plan, mp_err *err);
 void mp_session_free(mp_session *s); /* NULL-safe */
+
+/* With routing replay: MP_OK when the trace routes positions pos0 ..
+ * pos0+n-1 at every MoE layer, else MP_E_RANGE naming the first position
+ * and layer it lacks (checked before an eval, so a run fails before it
+ * computes anything it cannot finish). MP_OK without replay. */
+int mp_session_check_routing(const mp_session *s, int64_t pos0, int64_t n, mp_err *err);
 
 #endif

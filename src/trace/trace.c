@@ -270,7 +270,7 @@ static bool key_is(const char *raw, size_t n, const char *name)
     return strlen(name) == n && memcmp(raw, name, n) == 0;
 }
 
-static bool parse_line(scan *s, trace_build *b, bool *oom)
+static bool parse_line(scan *s, trace_build *b, size_t line, bool *oom)
 {
     mp_trace *t = b->t;
     uint32_t experts[MP_TRACE_MAX_K];
@@ -383,7 +383,9 @@ static bool parse_line(scan *s, trace_build *b, bool *oom)
     r->layer = (uint32_t)layer;
     r->token_idx = token;
     r->k = k;
+    r->line = line < UINT32_MAX ? (uint32_t)line : UINT32_MAX;
     r->off = b->n_vals;
+    r->has_probs = (seen & K_PROBS) != 0;
     for (uint32_t i = 0; i < k; i++) {
         t->experts[b->n_vals + i] = experts[i];
         t->probs[b->n_vals + i] = (seen & K_PROBS) ? probs[i] : 0.0f;
@@ -412,7 +414,7 @@ int mp_trace_parse(const char *name, const char *buf, size_t len, mp_trace **out
         skip_ws(&s);
         if (s.p < s.end) {
             bool oom = false;
-            if (!parse_line(&s, &b, &oom)) {
+            if (!parse_line(&s, &b, line, &oom)) {
                 if (oom) {
                     rc = mp_err_set(err, MP_E_NOMEM, "%s:%zu: out of memory reading the trace", name, line);
                 } else {

@@ -26,6 +26,7 @@
 
 #include "common/err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +39,9 @@ typedef struct mp_trace_rec {
     uint32_t layer;
     int64_t token_idx;
     uint32_t k;         /* number of experts */
+    uint32_t line;      /* its line in the file, 1-based (for messages; saturates) */
     size_t off;         /* experts and probs at trace->experts[off .. off + k) */
+    bool has_probs;     /* the line had gating_probs */
 } mp_trace_rec;
 
 typedef struct mp_trace {
