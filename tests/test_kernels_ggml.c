@@ -6,9 +6,11 @@
  *   - the dispatched vec_dot returns the same float bits as ggml's vec_dot;
  *   - mp_matmul_rows (vec_dot order, as ggml's MUL_MAT_ID and decode) and
  *     mp_matmul_rows_ex(MP_MM_GEMM) (as ggml's MUL_MAT over T >= 2 tokens,
- *     where llamafile's tinyBLAS takes F32/F16/BF16/Q8_0/Q4_0) give the bits
+ *     where llamafile's tinyBLAS takes F32/F16/BF16/Q8_0/Q4_0/IQ4_NL, and its
+ *     IQ panel GEMM IQ4_XS from 8 tokens) give the bits
  *     of a one-node ggml graph (mul_mat, computed with ggml_graph_compute_with_ctx,
- *     so without CPU_REPACK buffers, as llama_logits --no-repack).
+ *     so without CPU_REPACK buffers, as llama_logits --no-repack);
+ *   - our reference quantisers write the bytes of ggml's quantize_row_*_ref.
  * $MP_GGML_VARIANT=haswell (or another variant this CPU runs) checks that
  * variant instead, against our kernels of the same ISA (AVX2 for haswell).
  * Skips (77) when no peer is found ($MP_PEER, $MP_BUILD/peer/llamacpp, $MP_SRC/build/peer/llamacpp
@@ -72,6 +74,10 @@ static const char *type_name(uint32_t t)
     case MP_TYPE_Q4_K: return "q4_K";
     case MP_TYPE_Q5_K: return "q5_K";
     case MP_TYPE_Q6_K: return "q6_K";
+    case MP_TYPE_Q2_K: return "q2_K";
+    case MP_TYPE_Q3_K: return "q3_K";
+    case MP_TYPE_IQ4_NL: return "iq4_nl";
+    case MP_TYPE_IQ4_XS: return "iq4_xs";
     }
     return "?";
 }
@@ -85,6 +91,7 @@ static uint32_t fbits(float f)
 
 /* Opens base + the best-scoring CPU variant in dir; false if none loads. */
 static const char *g_variant;
+static void *g_base;
 
 static bool load_ggml(const char *dir)
 {
@@ -96,6 +103,7 @@ static bool load_ggml(const char *dir)
     snprintf(path, sizeof path, "%s/libggml-base.so", dir);
     void *base = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (!base) return false;
+    g_base = base;
     void *best = NULL;
     int best_score = 0;
     const char *best_name = NULL;
@@ -181,9 +189,7 @@ static void test_vec_dot(uint32_t t)
         CHECKF(0, "ggml has no vec_dot for %s", type_name(t));
         return;
     }
-    const int64_t blk = t == MP_TYPE_Q4_K || t == MP_TYPE_Q5_K || t == MP_TYPE_Q6_K ? 256
-                        : t == MP_TYPE_Q8_0 || t == MP_TYPE_Q4_0                    ? 32
-                                                                                     : 1;
+    const int64_t blk = mp_type_get(t)->blck_size;
     static const int64_t sizes[] = {256, 512, 768, 1024, 1280, 2048, 2816, 4096, 32, 64, 96, 160, 33, 47, 100, 1000};
     const mp_vec_dot_fn dot = mp_get_vec_dot(t);
     int mism_q = 0, mism_d = 0, total = 0;
@@ -225,6 +231,47 @@ static void test_vec_dot(uint32_t t)
     CHECKF(mism_d == 0, "%s: vec_dot bits differ from ggml's", type_name(t));
 }
 
+/* Our reference quantiser writes the bytes of ggml's quantize_row_<type>_ref
+ * (libggml-base) on random rows, zero and tiny blocks included. */
+static void test_quantize_ref(void *base)
+{
+    static const struct { uint32_t t; const char *sym; } q[] = {
+        {MP_TYPE_Q8_0, "quantize_row_q8_0_ref"}, {MP_TYPE_Q4_0, "quantize_row_q4_0_ref"},
+        {MP_TYPE_Q2_K, "quantize_row_q2_K_ref"}, {MP_TYPE_Q3_K, "quantize_row_q3_K_ref"},
+        {MP_TYPE_Q4_K, "quantize_row_q4_K_ref"}, {MP_TYPE_Q5_K, "quantize_row_q5_K_ref"},
+        {MP_TYPE_Q6_K, "quantize_row_q6_K_ref"}, {MP_TYPE_IQ4_NL, "quantize_row_iq4_nl_ref"},
+        {MP_TYPE_IQ4_XS, "quantize_row_iq4_xs_ref"},
+    };
+    enum { N = 4096 };
+    float *x = malloc(sizeof(float) * N);
+    uint8_t *a = malloc(N * 2), *b = malloc(N * 2);
+    for (size_t k = 0; k < sizeof q / sizeof q[0]; k++) {
+        void (*ref)(const float *, void *, int64_t) = (void (*)(const float *, void *, int64_t))dlsym(base, q[k].sym);
+        if (!ref) {
+            CHECKF(0, "libggml-base has no %s", q[k].sym);
+            continue;
+        }
+        const size_t bytes = mp_row_size(q[k].t, N);
+        int bad_rows = 0;
+        for (int rep = 0; rep < 16; rep++) {
+            const float scale = rep % 4 == 3 ? 1e-3f : 0.02f + mp_rng_unit(&rng);
+            for (int i = 0; i < N; i++) x[i] = scale * mp_rng_gauss(&rng) * ((mp_rng_u32(&rng) & 63) ? 1.f : 6.f);
+            if (rep == 1) memset(x + 256, 0, sizeof(float) * 512); /* all-zero blocks (not for iq4_nl: see kernels.h) */
+            if (rep == 2) for (int i = 0; i < 64; i++) x[i] = (float)(i % 5) - 2.f; /* ties */
+            CHECK(mp_quantize_row_ref(q[k].t, x, a, N) == MP_OK);
+            memset(b, 0, bytes);
+            ref(x, b, N);
+            if (q[k].t == MP_TYPE_IQ4_NL && rep == 1) continue;
+            if (memcmp(a, b, bytes)) bad_rows++;
+        }
+        fprintf(stderr, "%-6s quantize_row_ref: %d/16 rows differ\n", type_name(q[k].t), bad_rows);
+        CHECKF(bad_rows == 0, "%s: our quantize_row_ref bytes differ from ggml's %s", type_name(q[k].t), q[k].sym);
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+
 /* One ggml mul_mat node (W: nrows x ncols of t, X: T x ncols f32) against
  * mp_matmul_rows_ex with the matching mode. */
 static void test_matmul(uint32_t t, int64_t nrows, int64_t ncols, int64_t T)
@@ -253,6 +300,18 @@ static void test_matmul(uint32_t t, int64_t nrows, int64_t ncols, int64_t T)
     mp_matmul_rows_ex(t, g.get_data(W), ncols, nrows, 0, nrows, xq, T, yo, nrows, MP_MM_GEMM);
     int mism = 0;
     for (int64_t i = 0; i < nrows * T; i++) mism += fbits(yo[i]) != fbits(yg[i]);
+    if (mism && getenv("MP_DEBUG_MM")) { /* which order ggml took: its vec_dot's bits or others */
+        const g_type_traits_cpu *tr = g.traits((int)t);
+        int shown = 0;
+        for (int64_t i = 0; i < nrows * T && shown < 8; i++) {
+            if (fbits(yo[i]) == fbits(yg[i])) continue;
+            const int64_t tok = i / nrows, r = i % nrows;
+            float sg;
+            tr->vec_dot((int)ncols, &sg, 0, (const uint8_t *)g.get_data(W) + r * mp_row_size(t, ncols), 0, xq + tok * xs, 0, 1);
+            fprintf(stderr, "  t=%lld r=%lld ours %.9g ggml-mm %.9g ggml-vecdot %.9g\n", (long long)tok, (long long)r, yo[i], yg[i], sg);
+            shown++;
+        }
+    }
     CHECKF(mism == 0, "%s mul_mat %lldx%lld T=%lld: %d of %lld outputs differ from ggml", type_name(t),
            (long long)nrows, (long long)ncols, (long long)T, mism, (long long)(nrows * T));
 
@@ -286,7 +345,11 @@ int main(void)
     if (!mp_kernels_set_isa(want)) MP_TEST_SKIP("kernels lack ISA %s on this CPU/build", mp_isa_name(want));
     fprintf(stderr, "isa: %s\n", mp_isa_name(want));
     for (size_t i = 0; i < N_TYPES; i++) test_vec_dot(k_types[i]);
-    static const int64_t shapes[][3] = {{64, 256, 1}, {64, 256, 2}, {36, 512, 7}, {128, 768, 64}, {20, 1024, 5}, {8, 4096, 3}};
+    test_quantize_ref(g_base);
+    /* 30 and 9 rows: tinyBLAS takes IQ4_NL (and Q8_0/Q4_0) whatever nrows % 4; IQ4_XS takes the
+     * IQ panel order from T = 8 when nrows % 8 == 0 (128x768x64, 24x256x8), not at 36 rows */
+    static const int64_t shapes[][3] = {{64, 256, 1}, {64, 256, 2}, {36, 512, 7}, {128, 768, 64}, {20, 1024, 5},
+                                        {8, 4096, 3}, {30, 512, 6}, {9, 1280, 2}, {36, 512, 9}, {24, 256, 8}};
     for (size_t i = 0; i < N_TYPES; i++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             test_matmul(k_types[i], shapes[s][0], shapes[s][1], shapes[s][2]);
