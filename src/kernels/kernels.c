@@ -201,7 +201,7 @@ void mp_matmul_rows_ex(uint32_t wtype, const void *W, int64_t ncols, int64_t nro
     const mp_kernel_table *tb = table();
     /* ggml's IQ panel GEMM serves both MUL_MAT and MUL_MAT_ID (per expert)
      * from MP_PANEL_MIN_T tokens when the rows come in panels of 8 */
-    if (tb->panel[wtype] && T >= MP_PANEL_MIN_T && nrows % 8 == 0 && ncols % MP_QK_K == 0) {
+    if (mode != MP_MM_VEC_DOT && tb->panel[wtype] && T >= MP_PANEL_MIN_T && nrows % 8 == 0 && ncols % MP_QK_K == 0) {
         const size_t wrow = mp_row_size(wtype, ncols);
         tb->panel[wtype](ncols, (const uint8_t *)W + (size_t)r0 * wrow, wrow, r1 - r0, Xq,
                          mp_act_row_size(wtype, ncols), T, Y + r0, ldy);

@@ -111,8 +111,9 @@ void mp_matmul_rows(uint32_t wtype, const void *W, int64_t ncols, int64_t r0, in
 /* Summation orders of mp_matmul_rows_ex, named after the llama.cpp CPU op
  * whose float results they reproduce bit for bit (on the x86 build llama.cpp
  * picks for this CPU):
- *   MP_MM_VEC_DOT: vec_dot per (row, token): ggml's MUL_MAT_ID (routed
- *                  experts) and MUL_MAT over one token;
+ *   MP_MM_VEC_DOT: vec_dot per (row, token), whatever T: ggml's MUL_MAT and
+ *                  MUL_MAT_ID over one token (the last layer's FFN when only
+ *                  the last token's logits are wanted);
  *   MP_MM_GEMM:    ggml's MUL_MAT (dense weights): over T >= 2 tokens
  *                  llamafile's tinyBLAS takes F32/F16/BF16 (one accumulator
  *                  per output, 16 or 32 elements per step) and Q8_0/Q4_0/
@@ -120,11 +121,13 @@ void mp_matmul_rows(uint32_t wtype, const void *W, int64_t ncols, int64_t r0, in
  *                  when nrows % 4 == 0 (F32/F16/BF16 only) and ncols divides
  *                  into its steps; otherwise the vec_dot order. For Q8_0/Q4_0
  *                  the two orders are the same; IQ4_NL's vec_dot alternates
- *                  two accumulators.
- * In both modes IQ4_XS over T >= 8 tokens with nrows % 8 == 0 takes ggml's
- * IQ panel order (ggml-cpu/iqp.cpp, MUL_MAT and per expert MUL_MAT_ID): one
- * float per output, fma((float)block_sum, d * y.d, acc) per super-block. */
-enum { MP_MM_VEC_DOT = 0, MP_MM_GEMM = 1 };
+ *                  two accumulators;
+ *   MP_MM_ID:      ggml's MUL_MAT_ID for one expert's T tokens: the vec_dot
+ *                  order.
+ * In MP_MM_GEMM and MP_MM_ID, IQ4_XS over T >= 8 tokens with nrows % 8 == 0
+ * takes ggml's IQ panel order (ggml-cpu/iqp.cpp): one float per output,
+ * fma((float)block_sum, d * y.d, acc) per super-block. */
+enum { MP_MM_VEC_DOT = 0, MP_MM_GEMM = 1, MP_MM_ID = 2 };
 
 /* mp_matmul_rows with a summation order (above). The GEMM order depends on
  * the whole matrix (nrows, the full row count, decides whether tinyBLAS
