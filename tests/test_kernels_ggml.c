@@ -10,6 +10,8 @@
  *     IQ panel GEMM IQ4_XS from 8 tokens) give the bits
  *     of a one-node ggml graph (mul_mat, computed with ggml_graph_compute_with_ctx,
  *     so without CPU_REPACK buffers, as llama_logits --no-repack);
+ *   - mp_matmul_rows_ex(MP_MM_ID) per expert gives the bits of a ggml
+ *     mul_mat_id node (experts with 4, 12 and 16 rows);
  *   - our reference quantisers write the bytes of ggml's quantize_row_*_ref.
  * $MP_GGML_VARIANT=haswell (or another variant this CPU runs) checks that
  * variant instead, against our kernels of the same ISA (AVX2 for haswell).
@@ -53,6 +55,8 @@ static struct {
     void (*free)(void *ctx);
     void *(*new_tensor_2d)(void *ctx, int type, int64_t ne0, int64_t ne1);
     void *(*mul_mat)(void *ctx, void *a, void *b);
+    void *(*mul_mat_id)(void *ctx, void *as, void *b, void *ids);
+    void *(*new_tensor_3d)(void *ctx, int type, int64_t ne0, int64_t ne1, int64_t ne2);
     void *(*new_graph)(void *ctx);
     void (*build_forward_expand)(void *graph, void *tensor);
     int (*compute)(void *ctx, void *graph, int n_threads);
@@ -131,10 +135,13 @@ static bool load_ggml(const char *dir)
     *(void **)&g.free = dlsym(base, "ggml_free");
     *(void **)&g.new_tensor_2d = dlsym(base, "ggml_new_tensor_2d");
     *(void **)&g.mul_mat = dlsym(base, "ggml_mul_mat");
+    *(void **)&g.mul_mat_id = dlsym(base, "ggml_mul_mat_id");
+    *(void **)&g.new_tensor_3d = dlsym(base, "ggml_new_tensor_3d");
     *(void **)&g.new_graph = dlsym(base, "ggml_new_graph");
     *(void **)&g.build_forward_expand = dlsym(base, "ggml_build_forward_expand");
     *(void **)&g.get_data = dlsym(base, "ggml_get_data");
     return g.traits && g.compute && g.init && g.free && g.new_tensor_2d && g.mul_mat && g.new_graph &&
+           g.mul_mat_id && g.new_tensor_3d &&
            g.build_forward_expand && g.get_data;
 }
 
@@ -333,6 +340,57 @@ static void test_matmul(uint32_t t, int64_t nrows, int64_t ncols, int64_t T)
     g.free(ctx);
 }
 
+/* One ggml mul_mat_id node (3 experts of nrows x ncols, 2 slots x 16
+ * tokens; the experts get 12, 4 and 16 rows, so IQ4_XS's panel order applies
+ * to two of them) against mp_matmul_rows_ex(MP_MM_ID) per expert over its
+ * gathered rows. */
+static void test_matmul_id(uint32_t t, int64_t nrows, int64_t ncols)
+{
+    enum { NE = 3, NU = 2, NT = 16 };
+    const size_t wrow = mp_row_size(t, ncols), xs = mp_act_row_size(t, ncols);
+    g_init_params ip = {wrow * nrows * NE + sizeof(float) * (size_t)(ncols + nrows) * NU * NT + (4u << 20), NULL, false};
+    void *ctx = g.init(ip);
+    if (!ctx) {
+        CHECK(ctx != NULL);
+        return;
+    }
+    void *As = g.new_tensor_3d(ctx, (int)t, ncols, nrows, NE);
+    void *B = g.new_tensor_3d(ctx, MP_TYPE_F32, ncols, NU, NT);
+    void *Ids = g.new_tensor_2d(ctx, MP_TYPE_I32, NU, NT);
+    make_weights(t, g.get_data(As), nrows * NE, ncols);
+    float *x = g.get_data(B);
+    for (int64_t i = 0; i < NU * NT; i++) make_acts(x + i * ncols, ncols);
+    int32_t *ids = g.get_data(Ids);
+    for (int tok = 0; tok < NT; tok++) {
+        ids[tok * NU + 0] = tok < 12 ? 0 : 1;
+        ids[tok * NU + 1] = 2;
+    }
+    void *Y = g.mul_mat_id(ctx, As, B, Ids); /* (nrows, NU, NT) */
+    void *gf = g.new_graph(ctx);
+    g.build_forward_expand(gf, Y);
+    CHECK(g.compute(ctx, gf, 1) == 0);
+    const float *yg = g.get_data(Y);
+
+    uint8_t *xq = malloc(xs * NU * NT);
+    float *yo = malloc(sizeof(float) * nrows * NU * NT);
+    int mism = 0;
+    for (int e = 0; e < NE; e++) {
+        int rows[NU * NT], n = 0; /* (token, slot) pairs routed to e, as slot + NU * token */
+        for (int i = 0; i < NU * NT; i++)
+            if (ids[i] == e) rows[n++] = i;
+        for (int k = 0; k < n; k++) mp_quantize_act(t, x + (size_t)rows[k] * ncols, xq + (size_t)k * xs, ncols);
+        mp_matmul_rows_ex(t, (const uint8_t *)g.get_data(As) + (size_t)e * wrow * nrows, ncols, nrows, 0, nrows, xq, n,
+                          yo, nrows, MP_MM_ID);
+        for (int k = 0; k < n; k++)
+            for (int64_t r = 0; r < nrows; r++) mism += fbits(yo[k * nrows + r]) != fbits(yg[(size_t)rows[k] * nrows + r]);
+    }
+    CHECKF(mism == 0, "%s mul_mat_id %lldx%lld: %d of %d outputs differ from ggml", type_name(t), (long long)nrows,
+           (long long)ncols, mism, (int)(nrows * NU * NT));
+    free(xq);
+    free(yo);
+    g.free(ctx);
+}
+
 int main(void)
 {
     char dir[4096];
@@ -353,5 +411,9 @@ int main(void)
     for (size_t i = 0; i < N_TYPES; i++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             test_matmul(k_types[i], shapes[s][0], shapes[s][1], shapes[s][2]);
+    for (size_t i = 0; i < N_TYPES; i++) {
+        test_matmul_id(k_types[i], 64, 512);
+        test_matmul_id(k_types[i], 36, 256); /* rows not in panels of 8: vec_dot order */
+    }
     MP_TEST_DONE();
 }
