@@ -135,6 +135,104 @@ static void test_kat_q6_K(void)
     CHECK(y[16] == 2 * -32);
 }
 
+static void test_kat_q2_K(void)
+{
+    mp_block_q2_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3C00;    /* 1.0 */
+    b.dmin = 0x3800; /* 0.5 */
+    b.scales[0] = 0x21; /* sub-block 0: scale 1, min 2 */
+    b.scales[5] = 0x13; /* sub-block 5: scale 3, min 1 */
+    b.scales[9] = 0x04; /* sub-block 9: scale 4, min 0 */
+    b.qs[0] = 0x03;  /* element 0: bits 0-1 of qs[0] = 3 */
+    b.qs[16] = 0x20; /* element 80 = 64 + 16: bits 4-5 of qs[16] = 2 */
+    b.qs[54] = 0x01; /* element 150 = 128 + 22: bits 0-1 of qs[32 + 22] = 1 */
+    float y[256];
+    CHECK(mp_dequantize_row(MP_TYPE_Q2_K, &b, y, 256) == MP_OK);
+    CHECK(y[0] == 1 * 3 - 0.5f * 2);
+    CHECK(y[1] == -1.0f);
+    CHECK(y[80] == 3 * 2 - 0.5f * 1);
+    CHECK(y[81] == -0.5f);
+    CHECK(y[150] == 4 * 1);
+    CHECK(y[16] == 0.0f);
+    /* the dot: q . y - min terms; y = 1 everywhere (Q8_K d 1, bsums 16) */
+    static mp_block_q8_K x;
+    x.d = 1.f;
+    memset(x.qs, 1, 256);
+    for (int j = 0; j < 16; j++) x.bsums[j] = 16;
+    float s = 0, want = 0;
+    for (int i = 0; i < 256; i++) want += y[i];
+    mp_get_vec_dot_isa(MP_TYPE_Q2_K, MP_ISA_SCALAR)(256, &s, &b, &x);
+    CHECK(s == want);
+}
+
+static void test_kat_q3_K(void)
+{
+    mp_block_q3_K b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3C00;
+    /* sub-block 0: stored 33 (scale +1): low nibble 1 in scales[0], top bits 2 at bits 0-1 of scales[8];
+     * sub-block 9: stored 29 (-3): low nibble 13 in the high nibble of scales[1], top bits 1 at
+     * bits 4-5 of scales[9]; every other sub-block stored 0 (-32) */
+    b.scales[0] = 0x01;
+    b.scales[8] = 0x02;
+    b.scales[1] = 0xD0;
+    b.scales[9] = 0x10;
+    b.qs[0] = 0x03;     /* element 0: low bits 3 */
+    b.hmask[0] = 0x01;  /* element 0: high bit set -> q = 3 */
+    b.qs[54] = 0x02;    /* element 150: low bits 2 */
+    b.hmask[22] = 0x10; /* element 150: bit 150/32 = 4 of hmask[150 % 32] -> q = 2 */
+    float y[256];
+    CHECK(mp_dequantize_row(MP_TYPE_Q3_K, &b, y, 256) == MP_OK);
+    CHECK(y[0] == 3.0f);
+    CHECK(y[1] == -4.0f);     /* high bit clear: 0 - 4 */
+    CHECK(y[16] == 128.0f);   /* sub-block 1: -32 * -4 */
+    CHECK(y[150] == -6.0f);
+    CHECK(y[151] == 12.0f);
+    /* quantise -> dequantise keeps an exactly representable row */
+    float x[256], z[256];
+    for (int i = 0; i < 256; i++) x[i] = (float)((i * 5) % 8 - 4) * 0.25f;
+    CHECK(mp_quantize_row_ref(MP_TYPE_Q3_K, x, &b, 256) == MP_OK);
+    CHECK(mp_dequantize_row(MP_TYPE_Q3_K, &b, z, 256) == MP_OK);
+    for (int i = 0; i < 256; i++) CHECKF(fabsf(z[i] - x[i]) < 1e-3f, "q3_K %d: %g vs %g", i, z[i], x[i]);
+}
+
+static void test_kat_iq4(void)
+{
+    mp_block_iq4_nl b;
+    memset(&b, 0x88, sizeof b);
+    b.d = 0x3800;   /* 0.5 */
+    b.qs[0] = 0xF0; /* element 0: level 0 (-127), element 16: level 15 (113) */
+    b.qs[3] = 0x98; /* element 3: level 8 (1), element 19: level 9 (13) */
+    float y[256];
+    CHECK(mp_dequantize_row(MP_TYPE_IQ4_NL, &b, y, 32) == MP_OK);
+    CHECK(y[0] == -63.5f && y[16] == 56.5f && y[3] == 0.5f && y[19] == 6.5f && y[1] == 0.5f);
+    /* a row of the levels themselves quantises exactly (d = max / -127 = 1) */
+    float x[32];
+    for (int j = 0; j < 32; j++) x[j] = mp_kvalues_iq4nl[(j * 7) % 16];
+    CHECK(mp_quantize_row_ref(MP_TYPE_IQ4_NL, x, &b, 32) == MP_OK);
+    CHECK(b.d == 0x3C00);
+    CHECK(mp_dequantize_row(MP_TYPE_IQ4_NL, &b, y, 32) == MP_OK);
+    for (int j = 0; j < 32; j++) CHECK(y[j] == x[j]);
+
+    mp_block_iq4_xs c;
+    memset(&c, 0x88, sizeof c);
+    c.d = 0x3C00;
+    /* sub-block 0: low nibble 15 (scales_l[0] low), top bits 2 (scales_h bits 0-1): 47 - 32 = 15;
+     * sub-block 1: low 1 (scales_l[0] high), top 0: -31; sub-block 7: low 5, top 3: 21 */
+    c.scales_l[0] = 0x1F;
+    c.scales_l[1] = 0x00; /* sub-blocks 2, 3: stored 0 */
+    c.scales_l[3] = 0x50;
+    c.scales_h = (uint16_t)(0x2 | (3u << 14));
+    c.qs[117] = 0x8F; /* sub-block 7, element 5: level 15 */
+    c.qs[17] = 0x08;  /* sub-block 1, element 16 + 1: level 0 */
+    CHECK(mp_dequantize_row(MP_TYPE_IQ4_XS, &c, y, 256) == MP_OK);
+    CHECK(y[0] == 15.0f);
+    CHECK(y[49] == -31.0f * -127);
+    CHECK(y[229] == 21.0f * 113);
+    CHECK(y[64] == -32.0f); /* sub-block 2: stored 0 -> -32, level 8 (1) */
+}
+
 static void test_kat_q8_K_and_float(void)
 {
     static mp_block_q8_K b;
@@ -174,6 +272,7 @@ static void test_roundtrip(void)
     static const struct { uint32_t type; double max_rel_rmse; } cases[] = {
         {MP_TYPE_F16, 4e-4},  {MP_TYPE_BF16, 3e-3}, {MP_TYPE_Q8_0, 8e-3}, {MP_TYPE_Q8_K, 0.012},
         {MP_TYPE_Q4_0, 0.11}, {MP_TYPE_Q4_K, 0.09}, {MP_TYPE_Q5_K, 0.05}, {MP_TYPE_Q6_K, 0.025},
+        {MP_TYPE_Q2_K, 0.40}, {MP_TYPE_Q3_K, 0.20}, {MP_TYPE_IQ4_NL, 0.12}, {MP_TYPE_IQ4_XS, 0.10},
     };
     enum { N = 4096 };
     static float x[N], y[N];
@@ -229,6 +328,11 @@ static void make_weights(uint32_t type, int64_t n, void *w, bool raw_bytes)
             memcpy(blk + 2, &d, 2);
             break;
         case MP_TYPE_Q6_K: memcpy(blk + 208, &d, 2); break;
+        case MP_TYPE_Q2_K:
+            memcpy(blk + 80, &d, 2);
+            memcpy(blk + 82, &d, 2);
+            break;
+        case MP_TYPE_Q3_K: memcpy(blk + 108, &d, 2); break;
         default: memcpy(blk, &d, 2); break;
         }
     }
@@ -351,11 +455,19 @@ int main(void)
     test_kat_q4_K();
     test_kat_q5_K();
     test_kat_q6_K();
+    test_kat_q2_K();
+    test_kat_q3_K();
+    test_kat_iq4();
     test_kat_q8_K_and_float();
     test_roundtrip();
     CHECK(mp_act_type(MP_TYPE_Q4_0) == MP_TYPE_Q8_0 && mp_act_type(MP_TYPE_Q6_K) == MP_TYPE_Q8_K);
     CHECK(mp_act_type(MP_TYPE_Q4_1) == MP_TYPE_COUNT && !mp_type_supported(MP_TYPE_Q4_1));
     CHECK(mp_act_row_size(MP_TYPE_Q4_K, 512) == 2 * 292);
+    CHECK(mp_act_type(MP_TYPE_Q2_K) == MP_TYPE_Q8_K && mp_act_type(MP_TYPE_Q3_K) == MP_TYPE_Q8_K);
+    CHECK(mp_act_type(MP_TYPE_IQ4_XS) == MP_TYPE_Q8_K && mp_act_type(MP_TYPE_IQ4_NL) == MP_TYPE_Q8_0);
+    CHECK(mp_row_size(MP_TYPE_Q2_K, 512) == 168 && mp_row_size(MP_TYPE_Q3_K, 256) == 110);
+    CHECK(mp_row_size(MP_TYPE_IQ4_NL, 64) == 36 && mp_row_size(MP_TYPE_IQ4_XS, 256) == 136);
+    CHECK(!mp_type_supported(MP_TYPE_IQ3_S) && !mp_type_supported(MP_TYPE_Q5_0));
 
     const mp_isa start = mp_kernels_isa();
     int ran = 0;

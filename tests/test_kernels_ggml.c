@@ -6,9 +6,13 @@
  *   - the dispatched vec_dot returns the same float bits as ggml's vec_dot;
  *   - mp_matmul_rows (vec_dot order, as ggml's MUL_MAT_ID and decode) and
  *     mp_matmul_rows_ex(MP_MM_GEMM) (as ggml's MUL_MAT over T >= 2 tokens,
- *     where llamafile's tinyBLAS takes F32/F16/BF16/Q8_0/Q4_0) give the bits
+ *     where llamafile's tinyBLAS takes F32/F16/BF16/Q8_0/Q4_0/IQ4_NL, and its
+ *     IQ panel GEMM IQ4_XS from 8 tokens) give the bits
  *     of a one-node ggml graph (mul_mat, computed with ggml_graph_compute_with_ctx,
- *     so without CPU_REPACK buffers, as llama_logits --no-repack).
+ *     so without CPU_REPACK buffers, as llama_logits --no-repack);
+ *   - mp_matmul_rows_ex(MP_MM_ID) per expert gives the bits of a ggml
+ *     mul_mat_id node (experts with 4, 12 and 16 rows);
+ *   - our reference quantisers write the bytes of ggml's quantize_row_*_ref.
  * $MP_GGML_VARIANT=haswell (or another variant this CPU runs) checks that
  * variant instead, against our kernels of the same ISA (AVX2 for haswell).
  * Skips (77) when no peer is found ($MP_PEER, $MP_BUILD/peer/llamacpp, $MP_SRC/build/peer/llamacpp
@@ -51,6 +55,8 @@ static struct {
     void (*free)(void *ctx);
     void *(*new_tensor_2d)(void *ctx, int type, int64_t ne0, int64_t ne1);
     void *(*mul_mat)(void *ctx, void *a, void *b);
+    void *(*mul_mat_id)(void *ctx, void *as, void *b, void *ids);
+    void *(*new_tensor_3d)(void *ctx, int type, int64_t ne0, int64_t ne1, int64_t ne2);
     void *(*new_graph)(void *ctx);
     void (*build_forward_expand)(void *graph, void *tensor);
     int (*compute)(void *ctx, void *graph, int n_threads);
@@ -72,6 +78,10 @@ static const char *type_name(uint32_t t)
     case MP_TYPE_Q4_K: return "q4_K";
     case MP_TYPE_Q5_K: return "q5_K";
     case MP_TYPE_Q6_K: return "q6_K";
+    case MP_TYPE_Q2_K: return "q2_K";
+    case MP_TYPE_Q3_K: return "q3_K";
+    case MP_TYPE_IQ4_NL: return "iq4_nl";
+    case MP_TYPE_IQ4_XS: return "iq4_xs";
     }
     return "?";
 }
@@ -85,6 +95,7 @@ static uint32_t fbits(float f)
 
 /* Opens base + the best-scoring CPU variant in dir; false if none loads. */
 static const char *g_variant;
+static void *g_base;
 
 static bool load_ggml(const char *dir)
 {
@@ -96,6 +107,7 @@ static bool load_ggml(const char *dir)
     snprintf(path, sizeof path, "%s/libggml-base.so", dir);
     void *base = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (!base) return false;
+    g_base = base;
     void *best = NULL;
     int best_score = 0;
     const char *best_name = NULL;
@@ -123,10 +135,13 @@ static bool load_ggml(const char *dir)
     *(void **)&g.free = dlsym(base, "ggml_free");
     *(void **)&g.new_tensor_2d = dlsym(base, "ggml_new_tensor_2d");
     *(void **)&g.mul_mat = dlsym(base, "ggml_mul_mat");
+    *(void **)&g.mul_mat_id = dlsym(base, "ggml_mul_mat_id");
+    *(void **)&g.new_tensor_3d = dlsym(base, "ggml_new_tensor_3d");
     *(void **)&g.new_graph = dlsym(base, "ggml_new_graph");
     *(void **)&g.build_forward_expand = dlsym(base, "ggml_build_forward_expand");
     *(void **)&g.get_data = dlsym(base, "ggml_get_data");
     return g.traits && g.compute && g.init && g.free && g.new_tensor_2d && g.mul_mat && g.new_graph &&
+           g.mul_mat_id && g.new_tensor_3d &&
            g.build_forward_expand && g.get_data;
 }
 
@@ -181,9 +196,7 @@ static void test_vec_dot(uint32_t t)
         CHECKF(0, "ggml has no vec_dot for %s", type_name(t));
         return;
     }
-    const int64_t blk = t == MP_TYPE_Q4_K || t == MP_TYPE_Q5_K || t == MP_TYPE_Q6_K ? 256
-                        : t == MP_TYPE_Q8_0 || t == MP_TYPE_Q4_0                    ? 32
-                                                                                     : 1;
+    const int64_t blk = mp_type_get(t)->blck_size;
     static const int64_t sizes[] = {256, 512, 768, 1024, 1280, 2048, 2816, 4096, 32, 64, 96, 160, 33, 47, 100, 1000};
     const mp_vec_dot_fn dot = mp_get_vec_dot(t);
     int mism_q = 0, mism_d = 0, total = 0;
@@ -225,6 +238,47 @@ static void test_vec_dot(uint32_t t)
     CHECKF(mism_d == 0, "%s: vec_dot bits differ from ggml's", type_name(t));
 }
 
+/* Our reference quantiser writes the bytes of ggml's quantize_row_<type>_ref
+ * (libggml-base) on random rows, zero and tiny blocks included. */
+static void test_quantize_ref(void *base)
+{
+    static const struct { uint32_t t; const char *sym; } q[] = {
+        {MP_TYPE_Q8_0, "quantize_row_q8_0_ref"}, {MP_TYPE_Q4_0, "quantize_row_q4_0_ref"},
+        {MP_TYPE_Q2_K, "quantize_row_q2_K_ref"}, {MP_TYPE_Q3_K, "quantize_row_q3_K_ref"},
+        {MP_TYPE_Q4_K, "quantize_row_q4_K_ref"}, {MP_TYPE_Q5_K, "quantize_row_q5_K_ref"},
+        {MP_TYPE_Q6_K, "quantize_row_q6_K_ref"}, {MP_TYPE_IQ4_NL, "quantize_row_iq4_nl_ref"},
+        {MP_TYPE_IQ4_XS, "quantize_row_iq4_xs_ref"},
+    };
+    enum { N = 4096 };
+    float *x = malloc(sizeof(float) * N);
+    uint8_t *a = malloc(N * 2), *b = malloc(N * 2);
+    for (size_t k = 0; k < sizeof q / sizeof q[0]; k++) {
+        void (*ref)(const float *, void *, int64_t) = (void (*)(const float *, void *, int64_t))dlsym(base, q[k].sym);
+        if (!ref) {
+            CHECKF(0, "libggml-base has no %s", q[k].sym);
+            continue;
+        }
+        const size_t bytes = mp_row_size(q[k].t, N);
+        int bad_rows = 0;
+        for (int rep = 0; rep < 16; rep++) {
+            const float scale = rep % 4 == 3 ? 1e-3f : 0.02f + mp_rng_unit(&rng);
+            for (int i = 0; i < N; i++) x[i] = scale * mp_rng_gauss(&rng) * ((mp_rng_u32(&rng) & 63) ? 1.f : 6.f);
+            if (rep == 1) memset(x + 256, 0, sizeof(float) * 512); /* all-zero blocks (not for iq4_nl: see kernels.h) */
+            if (rep == 2) for (int i = 0; i < 64; i++) x[i] = (float)(i % 5) - 2.f; /* ties */
+            CHECK(mp_quantize_row_ref(q[k].t, x, a, N) == MP_OK);
+            memset(b, 0, bytes);
+            ref(x, b, N);
+            if (q[k].t == MP_TYPE_IQ4_NL && rep == 1) continue;
+            if (memcmp(a, b, bytes)) bad_rows++;
+        }
+        fprintf(stderr, "%-6s quantize_row_ref: %d/16 rows differ\n", type_name(q[k].t), bad_rows);
+        CHECKF(bad_rows == 0, "%s: our quantize_row_ref bytes differ from ggml's %s", type_name(q[k].t), q[k].sym);
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+
 /* One ggml mul_mat node (W: nrows x ncols of t, X: T x ncols f32) against
  * mp_matmul_rows_ex with the matching mode. */
 static void test_matmul(uint32_t t, int64_t nrows, int64_t ncols, int64_t T)
@@ -253,6 +307,18 @@ static void test_matmul(uint32_t t, int64_t nrows, int64_t ncols, int64_t T)
     mp_matmul_rows_ex(t, g.get_data(W), ncols, nrows, 0, nrows, xq, T, yo, nrows, MP_MM_GEMM);
     int mism = 0;
     for (int64_t i = 0; i < nrows * T; i++) mism += fbits(yo[i]) != fbits(yg[i]);
+    if (mism && getenv("MP_DEBUG_MM")) { /* which order ggml took: its vec_dot's bits or others */
+        const g_type_traits_cpu *tr = g.traits((int)t);
+        int shown = 0;
+        for (int64_t i = 0; i < nrows * T && shown < 8; i++) {
+            if (fbits(yo[i]) == fbits(yg[i])) continue;
+            const int64_t tok = i / nrows, r = i % nrows;
+            float sg;
+            tr->vec_dot((int)ncols, &sg, 0, (const uint8_t *)g.get_data(W) + r * mp_row_size(t, ncols), 0, xq + tok * xs, 0, 1);
+            fprintf(stderr, "  t=%lld r=%lld ours %.9g ggml-mm %.9g ggml-vecdot %.9g\n", (long long)tok, (long long)r, yo[i], yg[i], sg);
+            shown++;
+        }
+    }
     CHECKF(mism == 0, "%s mul_mat %lldx%lld T=%lld: %d of %lld outputs differ from ggml", type_name(t),
            (long long)nrows, (long long)ncols, (long long)T, mism, (long long)(nrows * T));
 
@@ -274,6 +340,57 @@ static void test_matmul(uint32_t t, int64_t nrows, int64_t ncols, int64_t T)
     g.free(ctx);
 }
 
+/* One ggml mul_mat_id node (3 experts of nrows x ncols, 2 slots x 16
+ * tokens; the experts get 12, 4 and 16 rows, so IQ4_XS's panel order applies
+ * to two of them) against mp_matmul_rows_ex(MP_MM_ID) per expert over its
+ * gathered rows. */
+static void test_matmul_id(uint32_t t, int64_t nrows, int64_t ncols)
+{
+    enum { NE = 3, NU = 2, NT = 16 };
+    const size_t wrow = mp_row_size(t, ncols), xs = mp_act_row_size(t, ncols);
+    g_init_params ip = {wrow * nrows * NE + sizeof(float) * (size_t)(ncols + nrows) * NU * NT + (4u << 20), NULL, false};
+    void *ctx = g.init(ip);
+    if (!ctx) {
+        CHECK(ctx != NULL);
+        return;
+    }
+    void *As = g.new_tensor_3d(ctx, (int)t, ncols, nrows, NE);
+    void *B = g.new_tensor_3d(ctx, MP_TYPE_F32, ncols, NU, NT);
+    void *Ids = g.new_tensor_2d(ctx, MP_TYPE_I32, NU, NT);
+    make_weights(t, g.get_data(As), nrows * NE, ncols);
+    float *x = g.get_data(B);
+    for (int64_t i = 0; i < NU * NT; i++) make_acts(x + i * ncols, ncols);
+    int32_t *ids = g.get_data(Ids);
+    for (int tok = 0; tok < NT; tok++) {
+        ids[tok * NU + 0] = tok < 12 ? 0 : 1;
+        ids[tok * NU + 1] = 2;
+    }
+    void *Y = g.mul_mat_id(ctx, As, B, Ids); /* (nrows, NU, NT) */
+    void *gf = g.new_graph(ctx);
+    g.build_forward_expand(gf, Y);
+    CHECK(g.compute(ctx, gf, 1) == 0);
+    const float *yg = g.get_data(Y);
+
+    uint8_t *xq = malloc(xs * NU * NT);
+    float *yo = malloc(sizeof(float) * nrows * NU * NT);
+    int mism = 0;
+    for (int e = 0; e < NE; e++) {
+        int rows[NU * NT], n = 0; /* (token, slot) pairs routed to e, as slot + NU * token */
+        for (int i = 0; i < NU * NT; i++)
+            if (ids[i] == e) rows[n++] = i;
+        for (int k = 0; k < n; k++) mp_quantize_act(t, x + (size_t)rows[k] * ncols, xq + (size_t)k * xs, ncols);
+        mp_matmul_rows_ex(t, (const uint8_t *)g.get_data(As) + (size_t)e * wrow * nrows, ncols, nrows, 0, nrows, xq, n,
+                          yo, nrows, MP_MM_ID);
+        for (int k = 0; k < n; k++)
+            for (int64_t r = 0; r < nrows; r++) mism += fbits(yo[k * nrows + r]) != fbits(yg[(size_t)rows[k] * nrows + r]);
+    }
+    CHECKF(mism == 0, "%s mul_mat_id %lldx%lld: %d of %d outputs differ from ggml", type_name(t), (long long)nrows,
+           (long long)ncols, mism, (int)(nrows * NU * NT));
+    free(xq);
+    free(yo);
+    g.free(ctx);
+}
+
 int main(void)
 {
     char dir[4096];
@@ -286,9 +403,17 @@ int main(void)
     if (!mp_kernels_set_isa(want)) MP_TEST_SKIP("kernels lack ISA %s on this CPU/build", mp_isa_name(want));
     fprintf(stderr, "isa: %s\n", mp_isa_name(want));
     for (size_t i = 0; i < N_TYPES; i++) test_vec_dot(k_types[i]);
-    static const int64_t shapes[][3] = {{64, 256, 1}, {64, 256, 2}, {36, 512, 7}, {128, 768, 64}, {20, 1024, 5}, {8, 4096, 3}};
+    test_quantize_ref(g_base);
+    /* 30 and 9 rows: tinyBLAS takes IQ4_NL (and Q8_0/Q4_0) whatever nrows % 4; IQ4_XS takes the
+     * IQ panel order from T = 8 when nrows % 8 == 0 (128x768x64, 24x256x8), not at 36 rows */
+    static const int64_t shapes[][3] = {{64, 256, 1}, {64, 256, 2}, {36, 512, 7}, {128, 768, 64}, {20, 1024, 5},
+                                        {8, 4096, 3}, {30, 512, 6}, {9, 1280, 2}, {36, 512, 9}, {24, 256, 8}};
     for (size_t i = 0; i < N_TYPES; i++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             test_matmul(k_types[i], shapes[s][0], shapes[s][1], shapes[s][2]);
+    for (size_t i = 0; i < N_TYPES; i++) {
+        test_matmul_id(k_types[i], 64, 512);
+        test_matmul_id(k_types[i], 36, 256); /* rows not in panels of 8: vec_dot order */
+    }
     MP_TEST_DONE();
 }

@@ -405,6 +405,65 @@ static void gen_q6_K(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
     }
 }
 
+/* Q2_K {u8 scales[16]; u8 qs[64]; fp16 d, dmin}: value d*sc*q - dmin*m with
+ * q in 0..3 (std 1.12); sc in 6..9 (rms 7.6), m = round(1.5*sc) centres each
+ * sub-block (dmin = d): std 8.5*d. */
+static void gen_q2_K(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    static const uint8_t mins[4] = {9, 11, 12, 14};
+    const float d0 = t->scale / 8.5f;
+    for (size_t b = 0; b < n; b++, dst += 84) {
+        const uint64_t v = mp_rng_next(r);
+        for (int j = 0; j < 16; j++) dst[j] = (uint8_t)((6 + ((v >> (2 * j)) & 3)) | (mins[(v >> (2 * j)) & 3] << 4));
+        mp_rng_bytes(r, dst + 16, 64);
+        const float d = d0 * block_jitter[(v >> 32) & 3];
+        put_f16(dst + 80, d);
+        put_f16(dst + 82, d);
+    }
+}
+
+/* Q3_K {u8 hmask[32]; u8 qs[64]; u8 scales[12]; fp16 d}: value d*(s-32)*q
+ * with q in -4..3 (std 2.29); stored scales s = 40..47 (scale 8..15, rms
+ * 11.7): low nibbles 8..15, top bits 2 in every 2-bit field: std 26.8*d. */
+static void gen_q3_K(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    const float d0 = t->scale / 26.8f;
+    for (size_t b = 0; b < n; b++, dst += 110) {
+        mp_rng_bytes(r, dst, 96);
+        const uint64_t v = mp_rng_next(r);
+        for (int j = 0; j < 8; j++)
+            dst[96 + j] = (uint8_t)((8 + ((v >> (3 * j)) & 7)) | ((8 + ((v >> (3 * j + 24)) & 7)) << 4));
+        memset(dst + 104, 0xAA, 4);
+        put_f16(dst + 108, d0 * block_jitter[(v >> 48) & 3]);
+    }
+}
+
+/* IQ4_NL {fp16 d; u8 qs[16]}: value d*kvalues_iq4nl[idx], levels -127..113
+ * (std 67.2 over uniform indices): std 67.2*d. */
+static void gen_iq4_nl(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    const float d0 = t->scale / 67.2f;
+    for (size_t b = 0; b < n; b++, dst += 18) {
+        mp_rng_bytes(r, dst, 18);
+        put_f16(dst, d0 * block_jitter[dst[2] & 3]);
+    }
+}
+
+/* IQ4_XS {fp16 d; u16 scales_h; u8 scales_l[4]; u8 qs[128]}: value
+ * d*(s-32)*kvalues[idx]; stored s = 40..47 (low nibbles 8..15, top bits 2):
+ * std 67.2*11.7*d = 786*d. */
+static void gen_iq4_xs(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    const float d0 = t->scale / 786.f;
+    for (size_t b = 0; b < n; b++, dst += 136) {
+        const uint64_t v = mp_rng_next(r);
+        put_f16(dst, d0 * block_jitter[(v >> 32) & 3]);
+        dst[2] = dst[3] = 0xAA;
+        for (int j = 0; j < 4; j++) dst[4 + j] = (uint8_t)((8 + ((v >> (3 * j)) & 7)) | ((8 + ((v >> (3 * j + 12)) & 7)) << 4));
+        mp_rng_bytes(r, dst + 8, 128);
+    }
+}
+
 static void gen_units(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
 {
     switch (t->type) {
@@ -416,6 +475,10 @@ static void gen_units(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
     case MP_TYPE_Q4_K: gen_q4_K(t, r, dst, n); break;
     case MP_TYPE_Q5_K: gen_q5_K(t, r, dst, n); break;
     case MP_TYPE_Q6_K: gen_q6_K(t, r, dst, n); break;
+    case MP_TYPE_Q2_K: gen_q2_K(t, r, dst, n); break;
+    case MP_TYPE_Q3_K: gen_q3_K(t, r, dst, n); break;
+    case MP_TYPE_IQ4_NL: gen_iq4_nl(t, r, dst, n); break;
+    case MP_TYPE_IQ4_XS: gen_iq4_xs(t, r, dst, n); break;
     default: memset(dst, 0, n * mp_type_get(t->type)->type_size); break;
     }
 }
@@ -639,7 +702,8 @@ static void usage(FILE *f)
         "       mp-gen --self-test            check the generator's chunked output\n"
         "\n"
         "  --arch A            llama | llama-moe | qwen3moe | olmoe (default llama)\n"
-        "  --type T            matrix type: f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K,\n"
+        "  --type T            matrix type: f32 f16 bf16 q8_0 q4_0 q2_K q3_K q4_K q5_K\n"
+        "                      q6_K iq4_nl iq4_xs,\n"
         "                      or q4_K_m / q5_K_m (attn_v, ffn_down(_exps) and output\n"
         "                      in q6_K, the rest q4_K / q5_K)  (default f32)\n"
         "  --expert-type T     type of ffn_{gate,up,down}_exps (overrides --type)\n"
@@ -662,7 +726,7 @@ static void usage(FILE *f)
         "  -h, --help\n"
         "\n"
         "Quantised types need row lengths that are multiples of their block size\n"
-        "(32 for q8_0/q4_0, 256 for the K types). Norms and the router\n"
+        "(32 for q8_0/q4_0/iq4_nl, 256 for the K types and iq4_xs). Norms and the router\n"
         "(ffn_gate_inp) are always f32. olmoe forces n_head_kv = n_head.\n",
         f);
 }
@@ -674,7 +738,8 @@ static int parse_type(const char *s)
         uint32_t type;
     } tab[] = {{"f32", MP_TYPE_F32},   {"f16", MP_TYPE_F16},   {"bf16", MP_TYPE_BF16},
                {"q8_0", MP_TYPE_Q8_0}, {"q4_0", MP_TYPE_Q4_0}, {"q4_K", MP_TYPE_Q4_K},
-               {"q5_K", MP_TYPE_Q5_K}, {"q6_K", MP_TYPE_Q6_K}};
+               {"q5_K", MP_TYPE_Q5_K}, {"q6_K", MP_TYPE_Q6_K}, {"q2_K", MP_TYPE_Q2_K},
+               {"q3_K", MP_TYPE_Q3_K}, {"iq4_nl", MP_TYPE_IQ4_NL}, {"iq4_xs", MP_TYPE_IQ4_XS}};
     for (size_t i = 0; i < sizeof(tab) / sizeof(*tab); i++)
         if (strcasecmp(s, tab[i].name) == 0) return (int)tab[i].type;
     return -1;
@@ -690,6 +755,10 @@ static uint32_t llama_ftype(uint32_t type)
     case MP_TYPE_Q4_K: return 14; /* Q4_K_S */
     case MP_TYPE_Q5_K: return 16; /* Q5_K_S */
     case MP_TYPE_Q6_K: return 18;
+    case MP_TYPE_Q2_K: return 10;
+    case MP_TYPE_Q3_K: return 11; /* Q3_K_S */
+    case MP_TYPE_IQ4_NL: return 25;
+    case MP_TYPE_IQ4_XS: return 30;
     case MP_TYPE_BF16: return 32;
     default: return 0;
     }
@@ -1014,6 +1083,10 @@ static int64_t scan_tensor(const mp_gguf_tensor *t, const uint8_t *d)
         case MP_TYPE_Q4_K:
         case MP_TYPE_Q5_K: ok = finite_f16(b) && finite_f16(b + 2); break;
         case MP_TYPE_Q6_K: ok = finite_f16(b + 208); break;
+        case MP_TYPE_Q2_K: ok = finite_f16(b + 80) && finite_f16(b + 82); break;
+        case MP_TYPE_Q3_K: ok = finite_f16(b + 108); break;
+        case MP_TYPE_IQ4_NL:
+        case MP_TYPE_IQ4_XS: ok = finite_f16(b); break;
         default: break;
         }
         if (!ok) return i;
@@ -1243,8 +1316,8 @@ out:
  * index must restart the stream. Returns 0 when all agree. */
 static int do_self_test(void)
 {
-    static const uint32_t types[] = {MP_TYPE_F32,  MP_TYPE_F16,  MP_TYPE_BF16, MP_TYPE_Q8_0,
-                                     MP_TYPE_Q4_0, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K};
+    static const uint32_t types[] = {MP_TYPE_F32,  MP_TYPE_F16,  MP_TYPE_BF16, MP_TYPE_Q8_0,   MP_TYPE_Q4_0,  MP_TYPE_Q4_K,
+                                     MP_TYPE_Q5_K, MP_TYPE_Q6_K, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_IQ4_NL, MP_TYPE_IQ4_XS};
     static const size_t chunks[] = {1, 7, 33, 255, 1000, 4099};
     int bad = 0;
     for (size_t k = 0; k < sizeof(types) / sizeof(*types); k++) {

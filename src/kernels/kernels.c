@@ -102,7 +102,8 @@ bool mp_type_supported(uint32_t wtype)
 {
     switch (wtype) {
     case MP_TYPE_F32: case MP_TYPE_F16: case MP_TYPE_BF16: case MP_TYPE_Q8_0: case MP_TYPE_Q4_0:
-    case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: case MP_TYPE_Q6_K:
+    case MP_TYPE_Q2_K: case MP_TYPE_Q3_K: case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: case MP_TYPE_Q6_K:
+    case MP_TYPE_IQ4_NL: case MP_TYPE_IQ4_XS:
         return true;
     default:
         return false;
@@ -113,8 +114,9 @@ uint32_t mp_act_type(uint32_t wtype)
 {
     switch (wtype) {
     case MP_TYPE_F32: case MP_TYPE_F16: case MP_TYPE_BF16: return wtype;
-    case MP_TYPE_Q8_0: case MP_TYPE_Q4_0: return MP_TYPE_Q8_0;
-    case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: case MP_TYPE_Q6_K: return MP_TYPE_Q8_K;
+    case MP_TYPE_Q8_0: case MP_TYPE_Q4_0: case MP_TYPE_IQ4_NL: return MP_TYPE_Q8_0;
+    case MP_TYPE_Q2_K: case MP_TYPE_Q3_K: case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: case MP_TYPE_Q6_K:
+    case MP_TYPE_IQ4_XS: return MP_TYPE_Q8_K;
     default: return MP_TYPE_COUNT;
     }
 }
@@ -197,9 +199,19 @@ void mp_matmul_rows_ex(uint32_t wtype, const void *W, int64_t ncols, int64_t nro
                        const void *Xq, int64_t T, float *Y, int64_t ldy, int mode)
 {
     const mp_kernel_table *tb = table();
+    /* ggml's IQ panel GEMM serves both MUL_MAT and MUL_MAT_ID (per expert)
+     * from MP_PANEL_MIN_T tokens when the rows come in panels of 8 */
+    if (mode != MP_MM_VEC_DOT && tb->panel[wtype] && T >= MP_PANEL_MIN_T && nrows % 8 == 0 && ncols % MP_QK_K == 0) {
+        const size_t wrow = mp_row_size(wtype, ncols);
+        tb->panel[wtype](ncols, (const uint8_t *)W + (size_t)r0 * wrow, wrow, r1 - r0, Xq,
+                         mp_act_row_size(wtype, ncols), T, Y + r0, ldy);
+        return;
+    }
     const int step = tb->gemm_step[wtype];
-    /* tinyBLAS serves MUL_MAT for T >= 2 when nrows % 4 == 0 and ncols % step == 0 */
-    if (mode != MP_MM_GEMM || T < 2 || !tb->gemm1[wtype] || nrows % 4 || ncols % step) {
+    /* tinyBLAS serves MUL_MAT for T >= 2 when ncols % step == 0 and (float
+     * types) nrows % 4 == 0 */
+    if (mode != MP_MM_GEMM || T < 2 || !tb->gemm1[wtype] || (nrows % 4 && !tb->gemm_any_rows[wtype]) ||
+        ncols % step) {
         mp_matmul_rows(wtype, W, ncols, r0, r1, Xq, T, Y, ldy);
         return;
     }

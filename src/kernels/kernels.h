@@ -11,8 +11,9 @@
  * r * mp_row_size(wtype, ncols). Activations are float rows of ncols that are
  * first converted to the weight type's "activation type" (as ggml's
  * vec_dot_type): F32->F32, F16->F16, BF16->BF16, Q4_0/Q8_0->Q8_0,
- * Q4_K/Q5_K/Q6_K->Q8_K. Supported weight types: F32, F16, BF16, Q8_0, Q4_0,
- * Q4_K, Q5_K, Q6_K. */
+ * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS->Q8_K, IQ4_NL->Q8_0. Supported weight
+ * types: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL,
+ * IQ4_XS. */
 #ifndef MP_KERNELS_H
 #define MP_KERNELS_H
 
@@ -27,6 +28,7 @@
 #define MP_QK8_0 32
 #define MP_QK_K 256
 #define MP_K_SCALE_SIZE 12
+#define MP_QK4_NL 32
 
 typedef struct { uint16_t d; uint8_t qs[MP_QK4_0 / 2]; } mp_block_q4_0;        /* 18 B */
 typedef struct { uint16_t d; int8_t qs[MP_QK8_0]; } mp_block_q8_0;             /* 34 B */
@@ -34,6 +36,26 @@ typedef struct { uint16_t d, dmin; uint8_t scales[MP_K_SCALE_SIZE]; uint8_t qs[M
 typedef struct { uint16_t d, dmin; uint8_t scales[MP_K_SCALE_SIZE]; uint8_t qh[MP_QK_K / 8]; uint8_t qs[MP_QK_K / 2]; } mp_block_q5_K; /* 176 B */
 typedef struct { uint8_t ql[MP_QK_K / 2]; uint8_t qh[MP_QK_K / 4]; int8_t scales[MP_QK_K / 16]; uint16_t d; } mp_block_q6_K; /* 210 B */
 typedef struct { float d; int8_t qs[MP_QK_K]; int16_t bsums[MP_QK_K / 16]; } mp_block_q8_K; /* 292 B */
+/* Q2_K: 16 sub-blocks of 16; scales[j] = scale (low nibble) | min (high nibble)
+ * of sub-block j; element e is bits 2*((e%128)/32) of qs[32*(e/128) + e%32];
+ * value d*scale*q - dmin*min, q in 0..3. */
+typedef struct { uint8_t scales[MP_QK_K / 16]; uint8_t qs[MP_QK_K / 4]; uint16_t d, dmin; } mp_block_q2_K; /* 84 B */
+/* Q3_K: as Q2_K's 2-bit qs, plus the third bit of element e at bit e/32 of
+ * hmask[e%32] (set: q in 0..3, clear: q - 4); 16 signed 6-bit scales (stored
+ * +32: low nibbles of sub-blocks 0-7 / 8-15 in scales[0..7] low / high
+ * nibbles, top 2 bits of sub-block j at bit 2*(j/4) of scales[8 + j%4]);
+ * value d*(scale-32)*q, q in -4..3. */
+typedef struct { uint8_t hmask[MP_QK_K / 8]; uint8_t qs[MP_QK_K / 4]; uint8_t scales[12]; uint16_t d; } mp_block_q3_K; /* 110 B */
+/* IQ4_NL: 32 elements, 4-bit indices into mp_kvalues_iq4nl (low nibbles
+ * elements 0..15, high 16..31); value d*kvalues[idx]. */
+typedef struct { uint16_t d; uint8_t qs[MP_QK4_NL / 2]; } mp_block_iq4_nl; /* 18 B */
+/* IQ4_XS: 8 sub-blocks of 32 laid out as IQ4_NL blocks without their own d;
+ * sub-block ib has the 6-bit scale (scales_l[ib/2] >> 4*(ib%2) & 15) |
+ * ((scales_h >> 2*ib) & 3) << 4, stored +32; value d*(scale-32)*kvalues[idx]. */
+typedef struct { uint16_t d; uint16_t scales_h; uint8_t scales_l[MP_QK_K / 64]; uint8_t qs[MP_QK_K / 2]; } mp_block_iq4_xs; /* 136 B */
+
+/* The 16 non-linear levels of IQ4_NL / IQ4_XS (ggml's kvalues_iq4nl). */
+extern const int8_t mp_kvalues_iq4nl[16];
 
 typedef enum mp_isa { MP_ISA_SCALAR = 0, MP_ISA_AVX2 = 1, MP_ISA_AVX512 = 2 } mp_isa;
 
@@ -60,7 +82,9 @@ size_t mp_act_row_size(uint32_t wtype, int64_t ncols);
 int mp_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
 /* Reference quantisation (round to nearest, ggml's *_ref algorithms) of n
- * elements; supports F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K.
+ * elements; supports F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+ * IQ4_NL, IQ4_XS, Q8_K. (IQ4_NL follows quantize_row_iq4_nl_ref: no scale
+ * search; llama-quantize's IQ4_NL searches 15 scales, as IQ4_XS does here.)
  * Returns MP_OK or MP_E_UNSUPPORTED. */
 int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n);
 
@@ -87,14 +111,23 @@ void mp_matmul_rows(uint32_t wtype, const void *W, int64_t ncols, int64_t r0, in
 /* Summation orders of mp_matmul_rows_ex, named after the llama.cpp CPU op
  * whose float results they reproduce bit for bit (on the x86 build llama.cpp
  * picks for this CPU):
- *   MP_MM_VEC_DOT: vec_dot per (row, token): ggml's MUL_MAT_ID (routed
- *                  experts) and MUL_MAT over one token;
+ *   MP_MM_VEC_DOT: vec_dot per (row, token), whatever T: ggml's MUL_MAT and
+ *                  MUL_MAT_ID over one token (the last layer's FFN when only
+ *                  the last token's logits are wanted);
  *   MP_MM_GEMM:    ggml's MUL_MAT (dense weights): over T >= 2 tokens
  *                  llamafile's tinyBLAS takes F32/F16/BF16 (one accumulator
- *                  per output, 16 or 32 elements per step) and Q8_0/Q4_0 when
- *                  nrows % 4 == 0 (F32/F16/BF16) and ncols divides into its
- *                  steps; otherwise the vec_dot order. */
-enum { MP_MM_VEC_DOT = 0, MP_MM_GEMM = 1 };
+ *                  per output, 16 or 32 elements per step) and Q8_0/Q4_0/
+ *                  IQ4_NL (one 8-lane accumulator over 32-element blocks)
+ *                  when nrows % 4 == 0 (F32/F16/BF16 only) and ncols divides
+ *                  into its steps; otherwise the vec_dot order. For Q8_0/Q4_0
+ *                  the two orders are the same; IQ4_NL's vec_dot alternates
+ *                  two accumulators;
+ *   MP_MM_ID:      ggml's MUL_MAT_ID for one expert's T tokens: the vec_dot
+ *                  order.
+ * In MP_MM_GEMM and MP_MM_ID, IQ4_XS over T >= 8 tokens with nrows % 8 == 0
+ * takes ggml's IQ panel order (ggml-cpu/iqp.cpp): one float per output,
+ * fma((float)block_sum, d * y.d, acc) per super-block. */
+enum { MP_MM_VEC_DOT = 0, MP_MM_GEMM = 1, MP_MM_ID = 2 };
 
 /* mp_matmul_rows with a summation order (above). The GEMM order depends on
  * the whole matrix (nrows, the full row count, decides whether tinyBLAS

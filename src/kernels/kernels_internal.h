@@ -14,6 +14,7 @@ typedef void (*mp_quant_act_fn)(const float *x, void *xq, int64_t n);
 typedef void (*mp_tile_fn)(int64_t n, const void *W, size_t wstride, const void *X,
                            size_t xstride, float *Y, int64_t ldy);
 
+#define MP_PANEL_MIN_T 8 /* GGML_IQP_MIN_BATCH(_ID) */
 #define MP_TILE_R 4
 #define MP_TILE_C 4
 
@@ -27,6 +28,15 @@ typedef struct mp_kernel_table {
     mp_tile_fn gemm[MP_TYPE_COUNT][MP_TILE_C];
     mp_tile_fn gemm1[MP_TYPE_COUNT];
     int gemm_step[MP_TYPE_COUNT];
+    /* ggml's IQ panel GEMM order (ggml-cpu/iqp.cpp; MUL_MAT and, per expert,
+     * MUL_MAT_ID over T >= MP_PANEL_MIN_T tokens when nrows % 8 == 0):
+     * Y[t * ldy + r] for rows [0, nr) of W, all T rows of X; NULL: the type
+     * has no such order. */
+    void (*panel[MP_TYPE_COUNT])(int64_t ncols, const void *W, size_t ws, int64_t nr, const void *X, size_t xs,
+                                 int64_t T, float *Y, int64_t ldy);
+    /* true where tinyBLAS takes the type whatever nrows (its quantised
+     * kernels: IQ4_NL); false: nrows % 4 == 0 only (F32/F16/BF16) */
+    bool gemm_any_rows[MP_TYPE_COUNT];
 
     /* Float ops of ops.c whose SIMD versions must give the scalar bits
      * (every entry is set by mp_ops_fill_scalar; AVX2 replaces them). */

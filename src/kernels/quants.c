@@ -17,7 +17,16 @@ static_assert(sizeof(mp_block_q4_K) == 144, "q4_K block");
 static_assert(sizeof(mp_block_q5_K) == 176, "q5_K block");
 static_assert(sizeof(mp_block_q6_K) == 210, "q6_K block");
 static_assert(sizeof(mp_block_q8_K) == 292, "q8_K block");
+static_assert(sizeof(mp_block_q2_K) == 84, "q2_K block");
+static_assert(sizeof(mp_block_q3_K) == 110, "q3_K block");
+static_assert(sizeof(mp_block_iq4_nl) == 18, "iq4_nl block");
+static_assert(sizeof(mp_block_iq4_xs) == 136, "iq4_xs block");
 static_assert(offsetof(mp_block_q6_K, d) == 208, "q6_K d last");
+static_assert(offsetof(mp_block_q2_K, d) == 80, "q2_K d, dmin last");
+static_assert(offsetof(mp_block_q3_K, d) == 108, "q3_K d last");
+static_assert(offsetof(mp_block_iq4_xs, qs) == 8, "iq4_xs qs after the scales");
+
+const int8_t mp_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 static_assert(offsetof(mp_block_q5_K, qs) == 48, "q5_K qs after qh");
 
 #define MP_GROUP_MAX_EPS 1e-15f
@@ -97,6 +106,79 @@ static void dq_q6_K(const mp_block_q6_K *b, float *y, int64_t nb)
     }
 }
 
+/* Q2_K: element e of a block lies in sub-block e/16, at bits 2*((e%128)/32)
+ * of qs[32*(e/128) + e%32]. */
+static void dq_q2_K(const mp_block_q2_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        for (int e = 0; e < 256; e++) {
+            const uint8_t sc = b[i].scales[e / 16];
+            const int q = (b[i].qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            const float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
+            *y++ = dl * q - ml;
+        }
+    }
+}
+
+/* Signed 6-bit scale j (0..15) of a Q3_K block, -32..31. */
+static inline int q3_K_scale(const uint8_t *sc, int j)
+{
+    const int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
+    const int hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return (lo | hi << 4) - 32;
+}
+
+/* Q3_K element e: Q2_K's two low bits, minus 4 unless bit e/32 of hmask[e%32] is set. */
+static inline int q3_K_q(const mp_block_q3_K *b, int e)
+{
+    const int lo = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+    return lo - ((b->hmask[e % 32] >> (e / 32)) & 1 ? 0 : 4);
+}
+
+static void dq_q3_K(const mp_block_q3_K *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d);
+        for (int e = 0; e < 256; e++) {
+            const float dl = d * q3_K_scale(b[i].scales, e / 16);
+            *y++ = dl * q3_K_q(&b[i], e);
+        }
+    }
+}
+
+static void dq_iq4_nl(const mp_block_iq4_nl *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = h2f(b[i].d);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * mp_kvalues_iq4nl[b[i].qs[j] & 0xF];
+            y[j + 16] = d * mp_kvalues_iq4nl[b[i].qs[j] >> 4];
+        }
+    }
+}
+
+/* Signed 6-bit scale of IQ4_XS sub-block ib (0..7), -32..31. */
+static inline int iq4_xs_scale(const mp_block_iq4_xs *b, int ib)
+{
+    return (((b->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((b->scales_h >> 2 * ib) & 3) << 4)) - 32;
+}
+
+static void dq_iq4_xs(const mp_block_iq4_xs *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d);
+        for (int ib = 0; ib < 8; ib++, y += 32) {
+            const float dl = d * iq4_xs_scale(&b[i], ib);
+            const uint8_t *qs = b[i].qs + 16 * ib;
+            for (int j = 0; j < 16; j++) {
+                y[j] = dl * mp_kvalues_iq4nl[qs[j] & 0xF];
+                y[j + 16] = dl * mp_kvalues_iq4nl[qs[j] >> 4];
+            }
+        }
+    }
+}
+
 static void dq_q8_K(const mp_block_q8_K *b, float *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++)
@@ -126,6 +208,10 @@ int mp_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     case MP_TYPE_Q5_K: dq_q5_K(src, dst, nb); return MP_OK;
     case MP_TYPE_Q6_K: dq_q6_K(src, dst, nb); return MP_OK;
     case MP_TYPE_Q8_K: dq_q8_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q2_K: dq_q2_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q3_K: dq_q3_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_IQ4_NL: dq_iq4_nl(src, dst, nb); return MP_OK;
+    case MP_TYPE_IQ4_XS: dq_iq4_xs(src, dst, nb); return MP_OK;
     default: return MP_E_UNSUPPORTED;
     }
 }
@@ -167,10 +253,11 @@ static void q_q8_0(const float *x, mp_block_q8_0 *y, int64_t nb)
 
 /* ggml's make_qkx2_quants: an asymmetric (scale, min) fit of n values to
  * 0..nmax, starting from the min/max fit and trying nstep+1 rescaled grids,
- * keeping the one with the least weighted squared error. Returns the scale;
- * *the_min receives -min (>= 0). */
+ * keeping the one with the least weighted squared error (weighted absolute
+ * error with use_mad, as Q2_K asks). Returns the scale; *the_min receives
+ * -min (>= 0). */
 static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
-                           float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep)
+                           float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep, bool use_mad)
 {
     float min = x[0], max = x[0], sum_w = w[0], sum_x = sum_w * x[0];
     for (int i = 1; i < n; i++) {
@@ -191,7 +278,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
     for (int i = 0; i < n; i++) {
         L[i] = (uint8_t)imax(0, imin(nmax, mp_nearest_int(iscale * (x[i] - min))));
         const float diff = scale * L[i] + min - x[i];
-        best_error += w[i] * (diff * diff);
+        best_error += w[i] * (use_mad ? fabsf(diff) : diff * diff);
     }
     for (int is = 0; is <= nstep; is++) {
         iscale = (rmin + rdelta * is + nmax) / (max - min);
@@ -214,7 +301,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
             float err = 0;
             for (int i = 0; i < n; i++) {
                 const float diff = this_scale * Laux[i] + this_min - x[i];
-                err += w[i] * (diff * diff);
+                err += w[i] * (use_mad ? fabsf(diff) : diff * diff);
             }
             if (err < best_error) {
                 memcpy(L, Laux, (size_t)n);
@@ -291,7 +378,7 @@ static void k4_fit_block(const float *x, int nmax, float rmin, int nstep, uint8_
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
         scales[j] = fit_scale_min(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin,
-                                  0.1f, nstep);
+                                  0.1f, nstep, false);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -392,6 +479,274 @@ static void q_q6_K(const float *x, mp_block_q6_K *y, int64_t nb)
     }
 }
 
+/* 2-bit fields of 256 levels (0..3) into qs[64]: element e at bits
+ * 2*((e%128)/32) of qs[32*(e/128) + e%32] (Q2_K and Q3_K). */
+static void pack_2bit(const uint8_t *L, uint8_t qs[64])
+{
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *Lh = L + 128 * h;
+            qs[32 * h + l] = (uint8_t)(Lh[l] | (Lh[l + 32] << 2) | (Lh[l + 64] << 4) | (Lh[l + 96] << 6));
+        }
+}
+
+/* quantize_row_q2_K_ref: per 16-element sub-block an asymmetric fit to
+ * 0..3 (weights |x|, absolute error), scales and mins to 4 bits against
+ * fp16 super-scales, then the levels against the quantised scales. */
+static void q_q2_K(const float *x, mp_block_q2_K *y, int64_t nb)
+{
+    uint8_t L[256], Laux[16];
+    float weights[16], mins[16], scales[16];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
+            scales[j] = fit_scale_min(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        if (max_scale > 0) {
+            const float iscale = 15.f / max_scale;
+            for (int j = 0; j < 16; j++) y[i].scales[j] = (uint8_t)mp_nearest_int(iscale * scales[j]);
+            y[i].d = mp_fp32_to_fp16(max_scale / 15.f);
+        } else {
+            memset(y[i].scales, 0, 16);
+            y[i].d = mp_fp32_to_fp16(0.f);
+        }
+        if (max_min > 0) {
+            const float iscale = 15.f / max_min;
+            for (int j = 0; j < 16; j++) y[i].scales[j] |= (uint8_t)(mp_nearest_int(iscale * mins[j]) << 4);
+            y[i].dmin = mp_fp32_to_fp16(max_min / 15.f);
+        } else {
+            y[i].dmin = mp_fp32_to_fp16(0.f);
+        }
+        for (int j = 0; j < 16; j++) {
+            const float d = h2f(y[i].d) * (y[i].scales[j] & 0xF);
+            if (!d) continue;
+            const float dm = h2f(y[i].dmin) * (y[i].scales[j] >> 4);
+            for (int ii = 0; ii < 16; ii++)
+                L[16 * j + ii] = (uint8_t)imax(0, imin(3, mp_nearest_int((x[16 * j + ii] + dm) / d)));
+        }
+        pack_2bit(L, y[i].qs);
+    }
+}
+
+/* ggml's make_q3_quants with do_rmse: a symmetric fit of n values to
+ * -nmax..nmax-1 (stored +nmax in L), then up to 5 passes moving single
+ * levels while the weighted (x^2) fit improves. Returns the scale. */
+static float fit_scale_q3(int n, int nmax, const float *x, int8_t *L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < MP_GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    const float iscale = -nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = imax(-nmax, imin(nmax - 1, mp_nearest_int(iscale * x[i])));
+        L[i] = (int8_t)l;
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int n_changed = 0;
+        for (int i = 0; i < n; i++) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * L[i];
+            if (slx > 0) {
+                float sl2 = suml2 - w * L[i] * L[i];
+                const int new_l = imax(-nmax, imin(nmax - 1, mp_nearest_int(x[i] * sl2 / slx)));
+                if (new_l != L[i]) {
+                    slx += w * x[i] * new_l;
+                    sl2 += w * new_l * new_l;
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (int8_t)new_l;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed++;
+                    }
+                }
+            }
+        }
+        if (!n_changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* quantize_row_q3_K_ref: per 16-element sub-block a symmetric fit to -4..3,
+ * scales to signed 6 bits against an fp16 super-scale, then the levels. */
+static void q_q3_K(const float *x, mp_block_q3_K *y, int64_t nb)
+{
+    int8_t L[256];
+    float scales[16];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scales[j] = fit_scale_q3(16, 4, x + 16 * j, L + 16 * j);
+            if (fabsf(scales[j]) > amax) {
+                amax = fabsf(scales[j]);
+                max_scale = scales[j];
+            }
+        }
+        memset(y[i].scales, 0, 12);
+        if (max_scale) {
+            const float iscale = -32.f / max_scale;
+            for (int j = 0; j < 16; j++) {
+                const int l = imax(-32, imin(31, (int8_t)mp_nearest_int(iscale * scales[j]))) + 32;
+                if (j < 8) y[i].scales[j] = (uint8_t)(l & 0xF);
+                else y[i].scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
+                y[i].scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+            }
+            y[i].d = mp_fp32_to_fp16(1 / iscale);
+        } else {
+            y[i].d = mp_fp32_to_fp16(0.f);
+        }
+        for (int j = 0; j < 16; j++) {
+            const float d = h2f(y[i].d) * q3_K_scale(y[i].scales, j);
+            if (!d) continue;
+            for (int ii = 0; ii < 16; ii++)
+                L[16 * j + ii] = (int8_t)(imax(-4, imin(3, mp_nearest_int(x[16 * j + ii] / d))) + 4);
+        }
+        /* third bit of element e at bit e/32 of hmask[e%32]; the low two bits stay in L */
+        memset(y[i].hmask, 0, 32);
+        uint8_t Lu[256];
+        for (int e = 0; e < 256; e++) {
+            int l = L[e];
+            if (l > 3) {
+                y[i].hmask[e % 32] |= (uint8_t)(1u << (e / 32));
+                l -= 4;
+            }
+            Lu[e] = (uint8_t)l;
+        }
+        pack_2bit(Lu, y[i].qs);
+    }
+}
+
+/* ggml's best_index_int8: the index of the level of val[16] (ascending)
+ * nearest x, ties to the lower one. */
+static int iq4_nearest(float x)
+{
+    const int8_t *val = mp_kvalues_iq4nl;
+    if (x <= val[0]) return 0;
+    if (x >= val[15]) return 15;
+    int lo = 0, hi = 15;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (x < val[mid]) hi = mid;
+        else lo = mid;
+    }
+    return x - val[hi - 1] < val[hi] - x ? hi - 1 : hi;
+}
+
+/* ggml's quantize_row_iq4_nl_impl without importance weights (w = x^2) for
+ * one super-block of nsub 32-element sub-blocks: per sub-block a scale
+ * from the largest |x| mapped to level -127, refined over the 2*ntry+1
+ * grids (itry + kvalues[0]) / max (none when ntry < 0). With nsub 1 (IQ4_NL)
+ * *d_out is that scale; with nsub 8 (IQ4_XS) the scales become signed 6-bit
+ * multiples of d = -max_scale/32 and the levels are re-picked against them.
+ * qs receives the 4-bit indices (low nibbles elements 0..15 of each 32). */
+static void iq4_fit(const float *x, int nsub, int ntry, uint16_t *d_out, uint16_t *scales_h, uint8_t *scales_l,
+                    uint8_t *qs)
+{
+    const int8_t *values = mp_kvalues_iq4nl;
+    uint8_t L[256] = {0}; /* an all-zero IQ4_NL block keeps index 0 (ggml: the previous block's) */
+    float scales[8], weight[32];
+    memset(qs, 0, (size_t)nsub * 16);
+    *d_out = mp_fp32_to_fp16(0.f);
+    float max_scale = 0, amax_scale = 0;
+    for (int ib = 0; ib < nsub; ib++) {
+        const float *xb = x + 32 * ib;
+        uint8_t *Lb = L + 32 * ib;
+        for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++) {
+            const float ax = fabsf(xb[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = xb[j];
+            }
+        }
+        if (amax < MP_GROUP_MAX_EPS) {
+            scales[ib] = 0;
+            continue;
+        }
+        float d = ntry > 0 ? -max / values[0] : max / values[0];
+        float id = 1 / d;
+        float sumqx = 0, sumq2 = 0;
+        for (int j = 0; j < 32; j++) {
+            const int l = iq4_nearest(id * xb[j]);
+            Lb[j] = (uint8_t)l;
+            const float q = values[l], w = weight[j];
+            sumqx += w * q * xb[j];
+            sumq2 += w * q * q;
+        }
+        d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+        float best = d * sumqx;
+        for (int itry = -ntry; itry <= ntry; itry++) {
+            id = (itry + values[0]) / max;
+            sumqx = sumq2 = 0;
+            for (int j = 0; j < 32; j++) {
+                const float q = values[iq4_nearest(id * xb[j])], w = weight[j];
+                sumqx += w * q * xb[j];
+                sumq2 += w * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+        scales[ib] = d;
+        if (fabsf(d) > amax_scale) {
+            amax_scale = fabsf(d);
+            max_scale = d;
+        }
+    }
+    if (nsub > 1) {
+        *scales_h = 0;
+        const float d = -max_scale / 32;
+        *d_out = mp_fp32_to_fp16(d);
+        const float id = d ? 1 / d : 0.f;
+        for (int ib = 0; ib < nsub; ib++) {
+            int l = imax(-32, imin(31, mp_nearest_int(id * scales[ib])));
+            const float dl = d * l;
+            const float idl = dl ? 1 / dl : 0.f;
+            for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)iq4_nearest(idl * x[32 * ib + j]);
+            l += 32;
+            if (ib % 2 == 0) scales_l[ib / 2] = (uint8_t)(l & 0xF);
+            else scales_l[ib / 2] |= (uint8_t)((l & 0xF) << 4);
+            *scales_h |= (uint16_t)((l >> 4) << (2 * ib));
+        }
+    } else {
+        *d_out = mp_fp32_to_fp16(scales[0]);
+        if (ntry > 0) {
+            const float id = scales[0] ? 1 / scales[0] : 0;
+            for (int j = 0; j < 32; j++) L[j] = (uint8_t)iq4_nearest(id * x[j]);
+        }
+    }
+    for (int ib = 0; ib < nsub; ib++)
+        for (int j = 0; j < 16; j++) qs[16 * ib + j] = (uint8_t)(L[32 * ib + j] | (L[32 * ib + 16 + j] << 4));
+}
+
+static void q_iq4_nl(const float *x, mp_block_iq4_nl *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += 32) iq4_fit(x, 1, -1, &y[i].d, NULL, NULL, y[i].qs);
+}
+
+static void q_iq4_xs(const float *x, mp_block_iq4_xs *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += 256) iq4_fit(x, 8, 7, &y[i].d, &y[i].scales_h, y[i].scales_l, y[i].qs);
+}
+
 void mp_quant_act_q8_K_ref(const float *x, void *xq, int64_t n)
 {
     mp_block_q8_K *y = xq;
@@ -466,6 +821,10 @@ int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n)
     case MP_TYPE_Q5_K: q_q5_K(src, dst, nb); return MP_OK;
     case MP_TYPE_Q6_K: q_q6_K(src, dst, nb); return MP_OK;
     case MP_TYPE_Q8_K: mp_quant_act_q8_K_ref(src, dst, n); return MP_OK;
+    case MP_TYPE_Q2_K: q_q2_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q3_K: q_q3_K(src, dst, nb); return MP_OK;
+    case MP_TYPE_IQ4_NL: q_iq4_nl(src, dst, nb); return MP_OK;
+    case MP_TYPE_IQ4_XS: q_iq4_xs(src, dst, nb); return MP_OK;
     default: return MP_E_UNSUPPORTED;
     }
 }
@@ -591,8 +950,86 @@ static void dot_q6_K(int64_t n, float *s, const void *w, const void *xq)
     *s = sum;
 }
 
+/* Q2_K: d * y.d * sum_j sc_j * dot(q_j, y_j) - dmin * y.d * sum_j m_j * bsum_j
+ * over the 16 sub-blocks of 16 (bsum_j: the Q8_K sum of sub-block j). */
+static void dot_q2_K(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q2_K *a = w;
+    const mp_block_q8_K *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        int sumi = 0, summ = 0;
+        for (int j = 0; j < 16; j++) {
+            const int base = 32 * (j / 8) + 16 * (j & 1), shift = 2 * ((j % 8) / 2);
+            int dot = 0;
+            for (int l = 0; l < 16; l++) dot += ((a[i].qs[base + l] >> shift) & 3) * b[i].qs[16 * j + l];
+            sumi += (a[i].scales[j] & 0xF) * dot;
+            summ += (a[i].scales[j] >> 4) * b[i].bsums[j];
+        }
+        sum += b[i].d * h2f(a[i].d) * (float)sumi - b[i].d * h2f(a[i].dmin) * (float)summ;
+    }
+    *s = sum;
+}
+
+static void dot_q3_K(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q3_K *a = w;
+    const mp_block_q8_K *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        int sumi = 0;
+        for (int j = 0; j < 16; j++) {
+            int dot = 0;
+            for (int l = 0; l < 16; l++) dot += q3_K_q(&a[i], 16 * j + l) * b[i].qs[16 * j + l];
+            sumi += q3_K_scale(a[i].scales, j) * dot;
+        }
+        sum += b[i].d * h2f(a[i].d) * (float)sumi;
+    }
+    *s = sum;
+}
+
+static void dot_iq4_nl(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_iq4_nl *a = w;
+    const mp_block_q8_0 *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sumi = 0;
+        for (int j = 0; j < 16; j++) {
+            sumi += mp_kvalues_iq4nl[a[i].qs[j] & 0xF] * b[i].qs[j];
+            sumi += mp_kvalues_iq4nl[a[i].qs[j] >> 4] * b[i].qs[j + 16];
+        }
+        sum += (float)sumi * (h2f(a[i].d) * h2f(b[i].d));
+    }
+    *s = sum;
+}
+
+static void dot_iq4_xs(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_iq4_xs *a = w;
+    const mp_block_q8_K *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 256; i++) {
+        int sumi = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8_t *qs = a[i].qs + 16 * ib;
+            const int8_t *y = b[i].qs + 32 * ib;
+            int dot = 0;
+            for (int j = 0; j < 16; j++)
+                dot += mp_kvalues_iq4nl[qs[j] & 0xF] * y[j] + mp_kvalues_iq4nl[qs[j] >> 4] * y[j + 16];
+            sumi += iq4_xs_scale(&a[i], ib) * dot;
+        }
+        sum += h2f(a[i].d) * b[i].d * (float)sumi;
+    }
+    *s = sum;
+}
+
 void mp_kernels_fill_scalar(mp_kernel_table *t)
 {
+    t->vec_dot[MP_TYPE_Q2_K] = dot_q2_K;
+    t->vec_dot[MP_TYPE_Q3_K] = dot_q3_K;
+    t->vec_dot[MP_TYPE_IQ4_NL] = dot_iq4_nl;
+    t->vec_dot[MP_TYPE_IQ4_XS] = dot_iq4_xs;
     t->vec_dot[MP_TYPE_F32] = dot_f32;
     t->vec_dot[MP_TYPE_F16] = dot_f16;
     t->vec_dot[MP_TYPE_BF16] = dot_bf16;

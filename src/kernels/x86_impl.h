@@ -354,6 +354,252 @@ static void FN(dot_q6_K)(int64_t n, float *s, const void *w, const void *xq)
     *s = FN(hsum_ps)(acc);
 }
 
+/* ------------------------------------------- Q2_K, Q3_K, IQ4_XS, IQ4_NL
+ * Float results bit-identical to ggml-cpu's x86 vec_dots (AVX2 paths, which
+ * its AVX-512 builds also take for these types): every int32 lane holds the
+ * same integer as ggml's (lane l of a 32-byte step covers bytes 4l..4l+3,
+ * each times its sub-block scale), and the float accumulators are updated
+ * in ggml's order: Q2_K fma(-y.d*dmin, min lanes) then fma(y.d*d, sum lanes)
+ * per block; IQ4_NL two accumulators for even and odd blocks, summed before
+ * the horizontal add, an odd last block added in scalar. */
+
+/* int16 word k of each 128-bit half broadcast to that half: the scale of
+ * bytes 0..15 is word 2c of scales, of bytes 16..31 word 2c+1 (Q2_K/Q3_K
+ * sub-blocks of 16: one 32-byte step spans two). */
+static inline __m256i FN(scale_pair)(__m256i sc16, int c)
+{
+    const __m256i ctl = _mm256_set_m128i(_mm_set1_epi16((short)((4 * c + 2) | ((4 * c + 3) << 8))),
+                                         _mm_set1_epi16((short)((4 * c) | ((4 * c + 1) << 8))));
+    return _mm256_shuffle_epi8(sc16, ctl);
+}
+
+static void FN(dot_q2_K)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q2_K *a = w;
+    const mp_block_q8_K *b = xq;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) {
+        const float d = b[i].d * FN(h2f)(a[i].d), dmin = -b[i].d * FN(h2f)(a[i].dmin);
+        const __m128i packed = _mm_loadu_si128((const __m128i *)a[i].scales);
+        /* min lanes: m_{2l} * bsum_{2l} + m_{2l+1} * bsum_{2l+1} */
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+        const __m256i mprod = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)b[i].bsums));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mprod), acc);
+        /* scales of sub-blocks 8h..8h+7 as int16 in both halves, h = 0, 1 */
+        const __m128i sc8 = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
+        const __m256i sc[2] = {_mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8)),
+                               _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(sc8, 8)))};
+        __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                const __m256i qc = _mm256_and_si256(_mm256_srli_epi16(q, 2 * c), m3);
+                const __m256i y = _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * c));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(qc, y), FN(scale_pair)(sc[h], c)));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = FN(hsum_ps)(acc);
+}
+
+static void FN(dot_q3_K)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q3_K *a = w;
+    const mp_block_q8_K *b = xq;
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) {
+        const float d = b[i].d * FN(h2f)(a[i].d);
+        /* 16 signed scales: low nibbles in bytes 0..7 (sub-blocks 0-7 low,
+         * 8-15 high nibble), top 2 bits of sub-block j at bit 2*(j/4) of byte 8 + j%4 */
+        uint32_t u[3];
+        memcpy(u, a[i].scales, 12);
+        const uint32_t k2 = 0x0f0f0f0fu, k1 = 0x03030303u;
+        const __m128i sc8 = _mm_sub_epi8(_mm_set_epi32((int)(((u[1] >> 4) & k2) | (((u[2] >> 6) & k1) << 4)),
+                                                       (int)(((u[0] >> 4) & k2) | (((u[2] >> 4) & k1) << 4)),
+                                                       (int)((u[1] & k2) | (((u[2] >> 2) & k1) << 4)),
+                                                       (int)((u[0] & k2) | ((u[2] & k1) << 4))),
+                                         _mm_set1_epi8(32));
+        const __m256i sc[2] = {_mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc8)),
+                               _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)))};
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask);
+        __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                const int bit = 4 * h + c; /* hmask bit of elements 128h + 32c .. +31 */
+                const __m256i ql = _mm256_and_si256(_mm256_srli_epi16(q, 2 * c), m3);
+                /* 4 where the high bit is clear: q = ql - that */
+                const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << bit))),
+                                                        _mm256_setzero_si256());
+                const __m256i qh = _mm256_and_si256(clear, four);
+                const __m256i y = _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * c));
+                const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(ql, y), _mm256_maddubs_epi16(qh, y));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, FN(scale_pair)(sc[h], c)));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = FN(hsum_ps)(acc);
+}
+
+/* 16 IQ4 index bytes -> 32 signed levels, low nibbles (elements 0..15) first. */
+static inline __m256i FN(iq4_levels)(const uint8_t *qs)
+{
+    const __m128i tab = _mm_loadu_si128((const __m128i *)mp_kvalues_iq4nl), m4 = _mm_set1_epi8(0x0F);
+    const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_set_m128i(_mm_shuffle_epi8(tab, _mm_and_si128(_mm_srli_epi16(raw, 4), m4)),
+                            _mm_shuffle_epi8(tab, _mm_and_si128(raw, m4)));
+}
+
+/* int16 pair sums of q * y for signed q, y (|q| <= 127, y > -128: exact) */
+static inline __m256i FN(mul_pairs)(__m256i q, __m256i y)
+{
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
+}
+
+static void FN(dot_iq4_xs)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_iq4_xs *a = w;
+    const mp_block_q8_K *b = xq;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) {
+        __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int ib = 0; ib < 8; ib++) {
+            const int ls = (((a[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((a[i].scales_h >> 2 * ib) & 3) << 4)) - 32;
+            const __m256i p = FN(mul_pairs)(FN(iq4_levels)(a[i].qs + 16 * ib),
+                                            _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * ib)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16((short)ls)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(FN(h2f)(a[i].d) * b[i].d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = FN(hsum_ps)(acc);
+}
+
+/* IQ4_XS in ggml's IQ panel order (iqp.cpp, its AVX2 kernels): each output
+ * is one float, acc = fma((float)sumi, d * y.d, acc) per super-block, with
+ * sumi the block's exact integer dot (the lane order does not matter). */
+static void FN(panel_iq4_xs)(int64_t n, const void *W, size_t ws, int64_t nr, const void *X, size_t xs, int64_t T,
+                             float *Y, int64_t ldy)
+{
+    const int64_t nb = n / 256;
+    for (int64_t r = 0; r < nr; r++) {
+        const mp_block_iq4_xs *a = (const mp_block_iq4_xs *)((const uint8_t *)W + r * ws);
+        for (int64_t t0 = 0; t0 < T; t0 += MP_TILE_C) {
+            const int64_t C = T - t0 < MP_TILE_C ? T - t0 : MP_TILE_C;
+            float acc[MP_TILE_C] = {0};
+            for (int64_t i = 0; i < nb; i++) {
+                __m256i q[8], ls[8];
+                for (int ib = 0; ib < 8; ib++) {
+                    q[ib] = FN(iq4_levels)(a[i].qs + 16 * ib);
+                    ls[ib] = _mm256_set1_epi16(
+                        (short)((((a[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xF) | (((a[i].scales_h >> 2 * ib) & 3) << 4)) -
+                                32));
+                }
+                const float d = FN(h2f)(a[i].d);
+                for (int64_t c = 0; c < C; c++) {
+                    const mp_block_q8_K *b = (const mp_block_q8_K *)((const uint8_t *)X + (t0 + c) * xs) + i;
+                    __m256i sumi = _mm256_setzero_si256();
+                    for (int ib = 0; ib < 8; ib++) {
+                        const __m256i p = FN(mul_pairs)(q[ib], _mm256_loadu_si256((const __m256i *)(b->qs + 32 * ib)));
+                        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, ls[ib]));
+                    }
+                    acc[c] = fmaf((float)FN(hsum_epi32)(sumi), d * b->d, acc[c]);
+                }
+            }
+            for (int64_t c = 0; c < C; c++) Y[(t0 + c) * ldy + r] = acc[c];
+        }
+    }
+}
+
+/* int32 lanes of one IQ4_NL block against one Q8_0 block */
+static inline __m256i FN(iq4_nl_lanes)(const mp_block_iq4_nl *a, const mp_block_q8_0 *b)
+{
+    const __m256i q = FN(iq4_levels)(a->qs);
+    return FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q),
+                      _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
+}
+
+static void FN(dot_iq4_nl)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_iq4_nl *a = w;
+    const mp_block_q8_0 *b = xq;
+    const int64_t nb = n / 32;
+    __m256 acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(FN(h2f)(b[i].d) * FN(h2f)(a[i].d)),
+                               _mm256_cvtepi32_ps(FN(iq4_nl_lanes)(a + i, b + i)), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_set1_ps(FN(h2f)(b[i + 1].d) * FN(h2f)(a[i + 1].d)),
+                               _mm256_cvtepi32_ps(FN(iq4_nl_lanes)(a + i + 1, b + i + 1)), acc2);
+    }
+    float sum = FN(hsum_ps)(_mm256_add_ps(acc1, acc2));
+    if (i < nb) { /* ggml adds an odd last block in scalar code, fused */
+        const float d = FN(h2f)(b[i].d) * FN(h2f)(a[i].d);
+        sum = fmaf(d, (float)FN(hsum_epi32)(FN(iq4_nl_lanes)(a + i, b + i)), sum);
+    }
+    *s = sum;
+}
+
+/* IQ4_NL in the GEMM order (tinyBLAS_Q0_AVX): one 8-lane accumulator per
+ * output over the blocks in order, then hsum. MP_TILE_R rows x C tokens. */
+static inline __attribute__((always_inline)) void FN(gemm_iq4_nl_body)(int64_t n, const void *W, size_t ws,
+                                                                       const void *X, size_t xs, float *Y,
+                                                                       int64_t ldy, const int R, const int C)
+{
+    __m256 acc[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m256i q[MP_TILE_R], qa[MP_TILE_R];
+        float dw[MP_TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const mp_block_iq4_nl *blk = (const mp_block_iq4_nl *)((const uint8_t *)W + r * ws) + i;
+            q[r] = FN(iq4_levels)(blk->qs);
+            qa[r] = _mm256_sign_epi8(q[r], q[r]);
+            dw[r] = FN(h2f)(blk->d);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) {
+            const mp_block_q8_0 *yb = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)yb->qs);
+            const float dx = FN(h2f)(yb->d);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), qa[r], _mm256_sign_epi8(y, q[r]));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), _mm256_cvtepi32_ps(p), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+}
+
+#define MP_DEF_GEMM_IQ4(R, C)                                                                       \
+    static void FN(gemm_iq4_nl_##R##x##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, \
+                                          float *Y, int64_t ldy)                                    \
+    {                                                                                               \
+        FN(gemm_iq4_nl_body)(n, W, ws, X, xs, Y, ldy, R, C);                                        \
+    }
+MP_DEF_GEMM_IQ4(4, 1)
+MP_DEF_GEMM_IQ4(4, 2)
+MP_DEF_GEMM_IQ4(4, 3)
+MP_DEF_GEMM_IQ4(4, 4)
+MP_DEF_GEMM_IQ4(1, 1)
+#undef MP_DEF_GEMM_IQ4
+
 /* ------------------------------------------------ activation quantisers
  * Bit-identical to mp_quant_act_*_ref: the same scalar scale arithmetic, a
  * vector multiply by the same factor, round half to even, saturating packs. */
@@ -476,6 +722,18 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->vec_dot[MP_TYPE_Q4_K] = FN(dot_q4_K);
     t->vec_dot[MP_TYPE_Q5_K] = FN(dot_q5_K);
     t->vec_dot[MP_TYPE_Q6_K] = FN(dot_q6_K);
+    t->vec_dot[MP_TYPE_Q2_K] = FN(dot_q2_K);
+    t->vec_dot[MP_TYPE_Q3_K] = FN(dot_q3_K);
+    t->vec_dot[MP_TYPE_IQ4_XS] = FN(dot_iq4_xs);
+    t->vec_dot[MP_TYPE_IQ4_NL] = FN(dot_iq4_nl);
+    t->gemm[MP_TYPE_IQ4_NL][0] = FN(gemm_iq4_nl_4x1);
+    t->gemm[MP_TYPE_IQ4_NL][1] = FN(gemm_iq4_nl_4x2);
+    t->gemm[MP_TYPE_IQ4_NL][2] = FN(gemm_iq4_nl_4x3);
+    t->gemm[MP_TYPE_IQ4_NL][3] = FN(gemm_iq4_nl_4x4);
+    t->gemm1[MP_TYPE_IQ4_NL] = FN(gemm_iq4_nl_1x1);
+    t->gemm_step[MP_TYPE_IQ4_NL] = 32;
+    t->gemm_any_rows[MP_TYPE_IQ4_NL] = true;
+    t->panel[MP_TYPE_IQ4_XS] = FN(panel_iq4_xs);
     t->quant_act[MP_TYPE_F16] = FN(act_f16);
     t->quant_act[MP_TYPE_BF16] = FN(act_bf16);
     t->quant_act[MP_TYPE_Q8_0] = FN(act_q8_0);

@@ -36,7 +36,8 @@ typedef struct mm_task {
     int64_t T;
     float *Y;        /* Y[t * ldy + r] */
     int64_t ldy;
-    int mode;        /* MP_MM_GEMM (dense, llama.cpp MUL_MAT) or MP_MM_VEC_DOT (experts, MUL_MAT_ID) */
+    int mode;        /* MP_MM_GEMM (dense, llama.cpp MUL_MAT), MP_MM_ID (experts, MUL_MAT_ID) or
+                      * MP_MM_VEC_DOT (the last layer's FFN for one output token) */
 } mm_task;
 
 struct mp_ctx {
@@ -159,8 +160,9 @@ static void queue_matmul(mp_ctx *c, const mp_tensor *w, const void *data, const 
                          int64_t ldy)
 {
     assert(c->n_tasks < MP_MAX_TASKS); /* see MP_MAX_TASKS */
-    /* expert stacks (3-D) are llama.cpp MUL_MAT_ID, summed in vec_dot order */
-    const int mode = w->ne[2] > 1 || c->ffn_vec_dot ? MP_MM_VEC_DOT : MP_MM_GEMM;
+    /* expert stacks (3-D) are llama.cpp MUL_MAT_ID; the last layer's FFN over
+     * the one output token (ffn_vec_dot) is vec_dot order for all T */
+    const int mode = c->ffn_vec_dot ? MP_MM_VEC_DOT : w->ne[2] > 1 ? MP_MM_ID : MP_MM_GEMM;
     c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode};
 }
 

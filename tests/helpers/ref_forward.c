@@ -354,9 +354,9 @@ void mp_ref_reset(mp_ref_model *m) { m->n_past = 0; }
 /* Rounds an activation row the way llama.cpp's CPU backend converts it
  * before a product with a weight of type wtype (ggml's vec_dot_type):
  *   F32 weights: the float value;  F16 / BF16: to that half type;
- *   Q4_0 / Q8_0: Q8_0 blocks of 32, d = amax/127 stored as f16,
+ *   Q4_0 / Q8_0 / IQ4_NL: Q8_0 blocks of 32, d = amax/127 stored as f16,
  *                q = round(x / d) (ties to even: the x86 path);
- *   Q4_K / Q5_K / Q6_K: Q8_K blocks of 256, iscale = -127/x_amax (x_amax the
+ *   Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS: Q8_K blocks of 256, iscale = -127/x_amax (x_amax the
  *                element of largest magnitude, with its sign), q =
  *                min(127, round(iscale * x)), d = 1/iscale as float.
  * out[i] is the value the product then sees (d * q). */
@@ -371,6 +371,7 @@ static void act_round(uint32_t wtype, const double *x, double *out, int64_t n)
         return;
     case MP_TYPE_Q4_0:
     case MP_TYPE_Q8_0:
+    case MP_TYPE_IQ4_NL:
         for (int64_t b = 0; b + 32 <= n; b += 32) {
             float amax = 0;
             for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf((float)x[b + j]));
@@ -379,9 +380,12 @@ static void act_round(uint32_t wtype, const double *x, double *out, int64_t n)
             for (int j = 0; j < 32; j++) out[b + j] = (double)dh * nearbyintf((float)x[b + j] * id);
         }
         return;
+    case MP_TYPE_Q2_K:
+    case MP_TYPE_Q3_K:
     case MP_TYPE_Q4_K:
     case MP_TYPE_Q5_K:
     case MP_TYPE_Q6_K:
+    case MP_TYPE_IQ4_XS:
         for (int64_t b = 0; b + 256 <= n; b += 256) {
             float amax = 0, max = 0;
             for (int j = 0; j < 256; j++) {

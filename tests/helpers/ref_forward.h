@@ -38,8 +38,9 @@ typedef struct mp_ref_opts {
     bool kv_double;
     /* false (the default): before each matrix product the activation row is
      * rounded to what llama.cpp's CPU backend multiplies with for that
-     * weight type: F16/BF16 for F16/BF16 weights, Q8_0 blocks for Q4_0/Q8_0,
-     * Q8_K blocks for Q4_K/Q5_K/Q6_K (F32 weights: float). This rounding is
+     * weight type: F16/BF16 for F16/BF16 weights, Q8_0 blocks for
+     * Q4_0/Q8_0/IQ4_NL, Q8_K blocks for Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS (F32
+     * weights: float). This rounding is
      * part of llama.cpp's output (up to ~2e-2 of max|logit| on random Q8_0
      * models); the products themselves are still exact sums in double.
      * true: activations stay double. */

@@ -1,0 +1,85 @@
+# Parity with llama.cpp on files made by llama.cpp's own quantiser: an F32
+# mp-gen model of each parity architecture is quantised by the peer's
+# llama_model_quantize (what llama-quantize runs; no importance matrix, which
+# none of these types needs) to Q2_K, Q3_K_M, Q4_K_M, IQ4_XS and IQ4_NL, so the
+# files carry llama.cpp's own type mixes (Q2_K: q2_K/q3_K/q6_K; Q3_K_M:
+# q3_K/q4_K/q5_K/q6_K; IQ4_XS: iq4_xs/q6_K ...). For each file, on the parity
+# prompt: max|engine - llama.cpp| / max|llama.cpp| <= 1e-2 and the same 32
+# greedy tokens (0 difference today on AVX-512), once with the file mapped and
+# once with the routed experts streamed through an expert cache of 2 of the 4
+# experts per layer (--cache-experts 2: most expert uses are cache misses read
+# from the file into cache slots sized from the tensors' byte sizes; the dense
+# llama model only mapped).
+# The quantiser driver (tests/helpers/peer/peer_quantize.c) is compiled here against
+# the peer's headers and libraries. Skips (77) without a built peer or a C
+# compiler. A scalar build or an $MP_ISA cap: 3e-2, greedy tokens only reported
+# (tests/helpers/parity.sh, mp_parity_exact).
+set -u
+B=${MP_BUILD:-.}
+S=${MP_SRC:-..}
+. "$S/tests/helpers/parity.sh" || exit 1
+PEER=$(mp_find_peer) || { echo "SKIP: no built llama.cpp peer (set MP_PEER, or run tools/test.sh, which builds one)"; exit 77; }
+LL="$PEER/build/llama_logits"
+BINS="$PEER/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
+INC="$PEER/build/llama.cpp-src"
+for exe in moepager mp-gen mp-cmp-logits; do
+    if [ ! -x "$B/$exe" ]; then echo "FAIL: $B/$exe not built"; exit 1; fi
+done
+CC=${CC:-cc}
+command -v "$CC" >/dev/null 2>&1 || { echo "SKIP: no C compiler ($CC) to build the peer quantiser"; exit 77; }
+[ -f "$INC/include/llama.h" ] && [ -f "$BINS/libllama.v0.5.0.so" ] ||
+    { echo "SKIP: the peer has no llama.h / libllama ($INC, $BINS)"; exit 77; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/mp-peerquant.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+QZ="$T/peer-quantize"
+if ! "$CC" -O1 -std=gnu11 -I"$INC/include" -I"$INC/ggml/include" -o "$QZ" "$S/tests/helpers/peer/peer_quantize.c" \
+        -L"$BINS" -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so -Wl,-rpath,"$BINS" 2>"$T/cc.err"; then
+    echo "FAIL: cannot build the peer quantiser:"; cat "$T/cc.err"; exit 1
+fi
+echo "peer: $LL"
+IDS=$MP_PARITY_IDS
+tol=$(mp_parity_tol q4_K)
+
+fail=0
+printf "%-10s %-7s %-34s %-12s %-8s %-12s %-8s %s\n" arch ftype "weight types" mapped greedy32 streamed greedy32 misses
+for arch in ${MP_PARITY_ARCHS}; do
+    f32="$T/$arch-f32.gguf"
+    if ! mp_parity_gen "$B/mp-gen" "$arch" f32 "$f32"; then echo "FAIL: mp-gen $arch f32"; fail=1; continue; fi
+    for ft in ${MP_PEERQUANT_FTYPES:-q2_K q3_K_M q4_K_M iq4_xs iq4_nl}; do
+        m="$T/$arch-$ft.gguf"
+        if ! "$QZ" "$f32" "$m" "$ft" >"$T/q.log" 2>&1; then
+            echo "FAIL: peer quantise $arch $ft:"; tail -3 "$T/q.log"; fail=1; continue
+        fi
+        types=$(grep -o 'converting to [a-z0-9_A-Z]*' "$T/q.log" | awk '{print $3}' | sort -u | paste -sd, -)
+        lc=$("$LL" -m "$m" --ids "$IDS" -n $MP_PARITY_NGEN -t 2 --no-repack --dump "$T/l.f32" 2>&1)
+        if [ $? -ne 0 ]; then echo "FAIL: llama_logits $arch $ft:"; echo "$lc" | tail -5; fail=1; continue; fi
+        gl=$(echo "$lc" | grep '^gen_ids:')
+        row="$(printf "%-10s %-7s %-34s" "$arch" "$ft" "$types")"
+        misses=-
+        modes="mapped streamed"
+        [ "$arch" = llama ] && modes=mapped # dense: no routed experts to stream
+        for mode in $modes; do
+            extra=""
+            [ $mode = streamed ] && extra="--cache-experts 2 --layer-stats"
+            # shellcheck disable=SC2086
+            eng=$("$B/moepager" logits -m "$m" --ids "$IDS" -o "$T/e.f32" -n $MP_PARITY_NGEN -t 2 $extra 2>"$T/e.err")
+            if [ $? -ne 0 ]; then echo "FAIL: moepager logits $arch $ft ($mode):"; cat "$T/e.err"; fail=1; continue 2; fi
+            out=$("$B/mp-cmp-logits" "$T/e.f32" "$T/l.f32" --tol $tol); rc=$?
+            ratio=$(echo "$out" | awk '{print $6}')
+            ge=$(echo "$eng" | grep '^gen_ids:')
+            g=same
+            if [ -z "$gl" ]; then g=DIFF; fail=1
+            elif [ "$gl" != "$ge" ]; then g=DIFF; mp_parity_exact && fail=1; fi
+            if [ $mode = streamed ]; then
+                # the --layer-stats table: column 5 is each layer's cache misses
+                misses=$(echo "$eng" "$(cat "$T/e.err")" | awk '$1 ~ /^[0-9]+$/ && NF >= 10 {s += $5} END {print s + 0}')
+                [ "$misses" -gt 0 ] || { echo "FAIL: $arch $ft: no expert was streamed (0 cache misses)"; fail=1; }
+            fi
+            row="$row $(printf "%-12s %-8s" "$ratio" "$g")"
+            if [ $rc -ne 0 ]; then echo "FAIL: $arch $ft ($mode): $out (tol $tol)"; fail=1; fi
+            if [ "$g" = DIFF ]; then echo "  llama.cpp $gl"; echo "  engine    $ge"; fi
+        done
+        echo "$row $misses"
+    done
+done
+exit $fail
