@@ -412,6 +412,7 @@ typedef struct mp_stats {
      * aside (its picks there were not getting used); picks checked against
      * what their layer then used, and how many of those were used. */
     uint64_t lookahead_computed, lookahead_skipped, lookahead_checked, lookahead_used;
+    uint64_t lookahead_cpu_ns; /* CPU time the forward thread spent on lookahead's routers */
 } mp_stats;
 
 /* A snapshot of the counters since open or the last reset (cheap: no

@@ -307,10 +307,12 @@ void cli_print_phase_stats(mp_engine *e, double t_prompt, int n_prompt, double t
     if (events > 0)
         fprintf(stderr,
                 "lookahead: router applied for %.0f%% of %llu predictions (standing aside for the rest), "
-                "%.1f%% of its %llu decode picks used\n",
+                "%.1f%% of its %llu decode picks that needed a read were used, %.1f ms of CPU\n",
                 100.0 * st.lookahead_computed / events, (unsigned long long)events,
                 st.lookahead_checked ? 100.0 * st.lookahead_used / st.lookahead_checked : 0.0,
-                (unsigned long long)st.lookahead_checked);
+                (unsigned long long)st.lookahead_checked, st.lookahead_cpu_ns / 1e6);
+    else if (st.lookahead_cpu_ns > 0)
+        fprintf(stderr, "lookahead: %.1f ms of CPU\n", st.lookahead_cpu_ns / 1e6);
     if (!per_layer || n_decode <= 0) return;
     const uint32_t L = st.n_layers;
     mp_expert_stats *now = calloc(L ? L : 1, sizeof *now);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct mp_predictor {
     uint32_t n_layer, n_expert, n_used, n_embd;
@@ -248,7 +249,27 @@ static int predict_adaptive(mp_predictor *p, const mp_predict_in *in, int target
     return rank(p, X, out, cap);
 }
 
+static int predict_lookahead(mp_predictor *p, const mp_predict_in *in, int target, int32_t *out, int cap);
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int mp_predict(mp_predictor *p, const mp_predict_in *in, int target, int32_t *out, int cap)
+{
+    if (p->cfg.kind != MP_PREFETCH_LOOKAHEAD) return predict_lookahead(p, in, target, out, cap);
+    /* what lookahead costs the forward thread: the router of a later layer,
+     * applied to every token of the chunk */
+    const uint64_t t0 = cpu_ns();
+    int n = predict_lookahead(p, in, target, out, cap);
+    p->st.cpu_ns += cpu_ns() - t0;
+    return n;
+}
+
+static int predict_lookahead(mp_predictor *p, const mp_predict_in *in, int target, int32_t *out, int cap)
 {
     if (target < 0 || target >= (int)p->n_layer || !p->is_moe[target]) return 0;
     const int X = (int)p->n_expert, K = (int)p->n_used;

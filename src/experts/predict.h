@@ -114,6 +114,7 @@ typedef struct mp_pred_pick {
  * layer's use and how many of those were used. */
 typedef struct mp_predict_stats {
     uint64_t computed, skipped, checked, checked_used;
+    uint64_t cpu_ns; /* lookahead (fixed or adaptive): thread CPU time spent predicting */
 } mp_predict_stats;
 
 /* Adaptive lookahead: layer `layer` now runs and needs needed[0..n); the

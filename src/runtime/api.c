@@ -582,6 +582,7 @@ void mp_engine_stats(mp_engine *e, mp_stats *out)
     out->lookahead_skipped = ps.skipped - e->pred_base.skipped;
     out->lookahead_checked = ps.checked - e->pred_base.checked;
     out->lookahead_used = ps.checked_used - e->pred_base.checked_used;
+    out->lookahead_cpu_ns = ps.cpu_ns - e->pred_base.cpu_ns;
 }
 
 uint32_t mp_engine_layer_stats(mp_engine *e, int phase, mp_expert_stats *out, uint32_t cap)
