@@ -19,8 +19,11 @@ void mp_route_token(const mp_hparams *hp, float *logits, int32_t *sel, float *w)
         w[s] = logits[best];
     }
     if (hp->norm_topk) {
-        float sum = 0.0f;
-        for (int s = 0; s < K; s++) sum += w[s];
+        /* ggml_sum_rows sums in double (ggml_vec_sum_f32), then rounds: with
+         * k >= 3 a float sum differs */
+        double dsum = 0.0;
+        for (int s = 0; s < K; s++) dsum += (double)w[s];
+        float sum = (float)dsum;
         if (sum < 6.103515625e-5f) sum = 6.103515625e-5f;
         for (int s = 0; s < K; s++) w[s] /= sum;
     }
