@@ -222,43 +222,47 @@ static void test_lfu_cycle_order(void)
     CHECK(o != NULL && d != NULL);
     memset(pinned, 0, sizeof pinned);
     void *s = o->create(4, 12, 4), *ds = d->create(4, 12, 4);
-    /* slot 0: key 1 (layer 0) used 4 times; slot 1: key 5 (layer 1) once;
-     * slot 2: key 9 (layer 2) 3 times; slot 3: key 2 (layer 0) once, last */
+    /* slot 0: key 1 (layer 0) used 4 times; slot 1: key 9 (layer 2) once;
+     * slot 2: key 5 (layer 1) 3 times; slot 3: key 2 (layer 0) once, last */
     void *both[2] = {s, ds};
     const mp_policy_ops *ops[2] = {o, d};
     for (int i = 0; i < 2; i++) {
         ops[i]->on_fill(both[i], 0, 1, MP_FILL_DEMAND);
         for (int j = 0; j < 3; j++) ops[i]->on_hit(both[i], 0, 1);
-        ops[i]->on_fill(both[i], 1, 5, MP_FILL_DEMAND);
-        ops[i]->on_fill(both[i], 2, 9, MP_FILL_DEMAND);
-        ops[i]->on_hit(both[i], 2, 9);
-        ops[i]->on_hit(both[i], 2, 9);
+        ops[i]->on_fill(both[i], 1, 9, MP_FILL_DEMAND);
+        ops[i]->on_fill(both[i], 2, 5, MP_FILL_DEMAND);
+        ops[i]->on_hit(both[i], 2, 5);
+        ops[i]->on_hit(both[i], 2, 5);
         ops[i]->on_fill(both[i], 3, 2, MP_FILL_DEMAND);
     }
     /* Layer 0 ran last: layer 1 runs next (d = 1), layer 2 after (d = 2),
-     * layer 0 last (d = 3). count / d: key 1 4/3, key 5 1/1, key 9 3/2,
-     * key 2 1/3. lfu-decay goes by count alone: key 5 (as old as key 2's
-     * single use but earlier) first. */
+     * layer 0 last (d = 3). count / sqrt(d): key 1 4/1.73 = 2.3, key 9
+     * 1/1.41 = 0.71, key 5 3/1 = 3, key 2 1/1.73 = 0.58. lfu-decay goes by
+     * count alone: key 9 (one use, like key 2, but earlier) first. */
     CHECK(o->victim(s, evictable, NULL) == 3);
     CHECK(d->victim(ds, evictable, NULL) == 1);
     pinned[3] = true;
     CHECK(o->victim(s, evictable, NULL) == 1);
     pinned[1] = true;
-    CHECK(o->victim(s, evictable, NULL) == 0); /* 4/3 < 3/2; lfu-decay: key 9 */
+    CHECK(o->victim(s, evictable, NULL) == 0); /* 2.3 < 3; lfu-decay: key 5 (3 < 4) */
     CHECK(d->victim(ds, evictable, NULL) == 2);
     pinned[0] = true;
     CHECK(o->victim(s, evictable, NULL) == 2);
     pinned[2] = true;
     CHECK(o->victim(s, evictable, NULL) == -1);
     memset(pinned, 0, sizeof pinned);
-    /* A demand use of key 5 makes layer 1 the current one: now layer 2 is
-     * next (d = 1), layer 0 (d = 2), layer 1 (d = 3). count / d: key 1 4/2,
-     * key 2 1/2, key 5 2/3, key 9 3/1. */
-    o->on_hit(s, 1, 5);
+    /* A demand use of key 9 makes layer 2 the current one: layer 0 is next
+     * (d = 1), then layer 1 (d = 2), layer 2 (d = 3). count / sqrt(d): key 1
+     * 4/1 = 4, key 2 1/1 = 1, key 5 3/1.41 = 2.1, key 9 2/1.73 = 1.2. */
+    o->on_hit(s, 1, 9);
     CHECK(o->victim(s, evictable, NULL) == 3);
+    pinned[1] = pinned[3] = true;
+    CHECK(o->victim(s, evictable, NULL) == 2); /* before the use of key 9: slot 0 */
+    memset(pinned, 0, sizeof pinned);
     /* A prefetch fill is not a use: it moves neither counts nor the current
      * layer. Key 2 out, key 4 (layer 1) prefetched into slot 3: in its grace
-     * period, so the heaps give the victim, key 5 (2/3). */
+     * period, so the heaps give the victim, key 9 (1.2). Had the prefetch
+     * made layer 1 current, key 5 (3/1.73) would go before key 9 (2/1). */
     o->on_evict(s, 3, 2);
     o->on_fill(s, 3, 4, MP_FILL_PREFETCH);
     CHECK(o->victim(s, evictable, NULL) == 1);

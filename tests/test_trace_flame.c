@@ -65,7 +65,7 @@ int main(void)
     static const uint32_t caps[] = {4, 8, 16, 32};
     static const uint64_t lru_hits[2][4] = {{2815, 13338, 25617, 51750}, {0, 10383, 21523, 48251}};
     static const uint64_t decay_hits[2][4] = {{5987, 14591, 29769, 55992}, {6297, 14614, 29257, 55663}};
-    static const uint64_t def_hits[2][4] = {{5987, 14591, 29769, 55992}, {7240, 15433, 30045, 56189}};
+    static const uint64_t def_hits[2][4] = {{5987, 14591, 29769, 55992}, {7222, 15467, 30033, 56233}};
     static const uint64_t opt_hits[2][4] = {{20609, 24636, 51178, 77378}, {24553, 39046, 57439, 79559}};
     for (int m = 0; m < 2; m++) {
         mp_replay_mode mode = m ? MP_REPLAY_GLOBAL : MP_REPLAY_PER_LAYER;

@@ -14,23 +14,27 @@
  * "lfu-cycle": the forward pass visits layers in order, 0 .. L-1, then again
  * for the next token, so an expert of the layer after the current one gets
  * its next chance to be used one layer from now, and one of the current layer
- * (outside the experts in use) L layers from now. A slot held for d layers
- * for a key whose score estimates its chance of use per visit is worth
- * score / d per layer-time; lfu-cycle evicts the lowest score / d, where
- * d = ((layer - current - 1) mod L) + 1 and the current layer is that of the
- * last demand use (a prefetch fill does not move it). With one layer (d is
- * always 1) it is lfu-decay exactly. On the FLAME-MoE-290M trace with one
- * cache for all layers it hits 0.6-0.9 points more than lfu-decay at every
- * size from 4 to 32 experts per layer, on either half of the sequences
- * (docs/measurements/policy-2026-12-06.md). Keys of a layer are consecutive:
- * layer = key / n_experts (the create argument).
+ * (outside the experts in use) L layers from now: keeping it ties its slot up
+ * d = ((layer - current - 1) mod L) + 1 layers, the current layer being that
+ * of the last demand use (a prefetch fill does not move it). lfu-cycle evicts
+ * the lowest score / sqrt(d). Mostly this orders the many rarely used experts
+ * that every layer leaves behind: those of the layer that just ran go first,
+ * those whose layer is next are kept for it. score / d (hits per slot-layer)
+ * does as well on the FLAME-MoE-290M trace, but the square root never lost
+ * to lfu-decay on synthetic traces, where score / d gave back up to 0.4
+ * points with caches of half a layer's experts. With one cache for all
+ * layers on FLAME it hits 0.6-0.9 points more than lfu-decay at every size
+ * from 4 to 32 experts per layer, on either half of the sequences
+ * (docs/measurements/policy-2026-12-06.md). With one layer (d is always 1)
+ * it is lfu-decay exactly. Keys of a layer are consecutive: layer = key /
+ * n_experts (the create argument).
  *
  * Resident slots sit in binary min-heaps by their key's score, one heap per
  * layer for lfu-cycle (one in all for lfu-decay): a use only raises a score,
  * so it is one sift-down: O(log n_slots). The victim is the lowest-scored
  * evictable slot of each heap, found by a best-first walk that passes over
  * pinned slots (O((1 + p) log p) for p pinned slots passed), then the lowest
- * score / d among the heaps: O(L) more per eviction, for L layers.
+ * score / sqrt(d) among the heaps: O(L) more per eviction, for L layers.
  *
  * Prefetches: a slot filled by a prefetch is not a use, so it adds nothing to
  * the score and waits in a cold FIFO outside the heaps. Its first hit counts
@@ -54,6 +58,7 @@ typedef struct lfu_state {
     uint32_t n_heaps;    /* layers: ceil(n_keys / n_experts) */
     uint32_t hcap;       /* entries per heap: n_slots, or min(n_slots, n_experts) per layer */
     uint32_t cur;        /* layer of the last demand use */
+    double *rsqrt_d;     /* (n_heaps + 1) 1 / sqrt(d) for d = 1 .. n_heaps */
     double *score;       /* (n_keys) decayed use count, scaled by inc */
     double inc;          /* what one use adds now: g^clock, rescaled */
     double growth;       /* g */
@@ -185,6 +190,7 @@ static void lfu_destroy(void *st)
     lfu_state *s = st;
     if (!s) return;
     free(s->score);
+    free(s->rsqrt_d);
     free(s->slot_key);
     free(s->where);
     free(s->heap);
@@ -211,6 +217,7 @@ static void *lfu_create_heaps(uint32_t n_slots, uint32_t n_keys, uint32_t n_expe
     /* one heap holds up to every slot; a layer's heap up to its experts */
     s->hcap = s->n_heaps == 1 || n_slots < n_experts ? n_slots : n_experts;
     s->score = calloc((size_t)n_keys + 1, sizeof *s->score);
+    s->rsqrt_d = calloc((size_t)s->n_heaps + 1, sizeof *s->rsqrt_d);
     s->slot_key = calloc(ns, sizeof *s->slot_key);
     s->where = calloc(ns, 1);
     s->heap = calloc((size_t)s->n_heaps * s->hcap + 1, sizeof *s->heap);
@@ -220,7 +227,7 @@ static void *lfu_create_heaps(uint32_t n_slots, uint32_t n_keys, uint32_t n_expe
     s->cprev = calloc(ns, sizeof *s->cprev);
     s->cnext = calloc(ns, sizeof *s->cnext);
     s->filled_at = calloc(ns, sizeof *s->filled_at);
-    if (!s->score || !s->slot_key || !s->where || !s->heap || !s->heap_len || !s->heap_pos || !s->walk ||
+    if (!s->score || !s->rsqrt_d || !s->slot_key || !s->where || !s->heap || !s->heap_len || !s->heap_pos || !s->walk ||
         !s->cprev || !s->cnext || !s->filled_at) {
         lfu_destroy(s);
         return NULL;
@@ -228,6 +235,7 @@ static void *lfu_create_heaps(uint32_t n_slots, uint32_t n_keys, uint32_t n_expe
     s->inc = 1.0;
     s->growth = exp2(1.0 / (LFU_HALF_LIFE_SLOTS * (n_slots ? n_slots : 1)));
     s->cprev[n_slots] = s->cnext[n_slots] = n_slots;
+    for (uint32_t d = 1; d <= s->n_heaps; d++) s->rsqrt_d[d] = 1.0 / sqrt((double)d);
     return s;
 }
 
@@ -342,7 +350,7 @@ static int64_t lfu_heap_victim(lfu_state *s, uint32_t h, mp_evictable_fn evictab
     return -1;
 }
 
-/* The lowest score / d over the heaps' own victims. Heaps are visited from
+/* The lowest score / sqrt(d) over the heaps' own victims. Heaps are visited from
  * the current layer (d = L) down to the next one (d = 1), so a tie goes to
  * the layer whose turn is farthest. */
 static int64_t lfu_heaps_victim(lfu_state *s, mp_evictable_fn evictable, void *ctx)
@@ -355,7 +363,7 @@ static int64_t lfu_heaps_victim(lfu_state *s, mp_evictable_fn evictable, void *c
         if (s->heap_len[h] == 0) continue;
         int64_t v = lfu_heap_victim(s, h, evictable, ctx);
         if (v < 0) continue;
-        double val = lfu_slot_score(s, (uint32_t)v) / (double)(L - j);
+        double val = lfu_slot_score(s, (uint32_t)v) * s->rsqrt_d[L - j];
         if (best < 0 || val < best_v) {
             best = v;
             best_v = val;
@@ -393,7 +401,7 @@ const mp_policy_ops mp_policy_lfu_decay_ops = {
 
 const mp_policy_ops mp_policy_lfu_cycle_ops = {
     .name = "lfu-cycle",
-    .description = "lfu-decay, each expert's count divided by the layers until its layer runs again",
+    .description = "lfu-decay, each count divided by the square root of the layers until its layer runs again",
     .create = lfu_cycle_create,
     .destroy = lfu_destroy,
     .on_fill = lfu_on_fill,
