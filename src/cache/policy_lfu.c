@@ -21,10 +21,10 @@
  * that every layer leaves behind: those of the layer that just ran go first,
  * those whose layer is next are kept for it. score / d (hits per slot-layer)
  * does as well on the FLAME-MoE-290M trace, but the square root never lost
- * to lfu-decay on synthetic traces, where score / d gave back up to 0.4
- * points with caches of half a layer's experts. With one cache for all
- * layers on FLAME it hits 0.6-0.9 points more than lfu-decay at every size
- * from 4 to 32 experts per layer, on either half of the sequences
+ * to lfu-decay on synthetic traces, where score / d fell below it with
+ * caches of half a layer's experts. With one cache for all layers on FLAME
+ * it hits 0.6-0.9 points more than lfu-decay at every size from 4 to 32
+ * experts per layer, on either half of the sequences
  * (docs/measurements/policy-2026-12-06.md). With one layer (d is always 1)
  * it is lfu-decay exactly. Keys of a layer are consecutive: layer = key /
  * n_experts (the create argument).
