@@ -3,6 +3,11 @@
  *
  *   bench_trace_replay --trace FILE [--cache-experts 4,8,16,32]
  *                      [--per-layer | --global] [--policy lru,lfu-decay]
+ *                      [--sequences A-B]
+ *
+ * --sequences A-B replays only the sequences A to B (0-based, in order of
+ * first appearance in the file): a policy tuned on one half of a trace is
+ * checked on the other half.
  *
  * Cache sizes are experts per layer; global mode shares that many times the
  * number of layers among all layers. The access model is in trace/replay.h. */
@@ -33,7 +38,7 @@ static int parse_list(const char *s, uint32_t *out)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_trace_replay --trace FILE [--cache-experts 4,8,16,32] [--per-layer|--global] "
-                    "[--policy NAME,...]\npolicies:");
+                    "[--policy NAME,...] [--sequences A-B]\npolicies:");
     for (const mp_policy_ops *const *p = mp_policy_list(); *p; p++) fprintf(stderr, " %s", (*p)->name);
     fputc('\n', stderr);
 }
@@ -44,6 +49,7 @@ int main(int argc, char **argv)
     uint32_t caps[MAX_LIST] = {4, 8, 16, 32};
     int n_caps = 4;
     int modes = 3; /* bit 0 per-layer, bit 1 global */
+    unsigned long seq_lo = 0, seq_hi = (unsigned long)-1;
     const mp_policy_ops *pols[MAX_LIST];
     int n_pols = 0;
     for (const mp_policy_ops *const *p = mp_policy_list(); *p && n_pols < MAX_LIST; p++) pols[n_pols++] = *p;
@@ -55,6 +61,14 @@ int main(int argc, char **argv)
             n_caps = parse_list(argv[++i], caps);
             if (n_caps <= 0) {
                 fprintf(stderr, "bad --cache-experts list: %s\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--sequences") && i + 1 < argc) {
+            char *end;
+            const char *a = argv[++i];
+            seq_lo = strtoul(a, &end, 10);
+            if (end == a || *end != '-' || (seq_hi = strtoul(end + 1, &end, 10), *end) || seq_hi < seq_lo) {
+                fprintf(stderr, "bad --sequences range: %s (want A-B, A <= B)\n", a);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--per-layer")) {
@@ -91,6 +105,16 @@ int main(int argc, char **argv)
     if (mp_trace_read(path, &t, &err) != MP_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
         return 1;
+    }
+    if (seq_lo > 0 || seq_hi != (unsigned long)-1) {
+        /* keep the records of the chosen sequences; replay sorts them anyway */
+        size_t m = 0;
+        for (size_t r = 0; r < t->n_recs; r++)
+            if (t->recs[r].problem >= seq_lo && t->recs[r].problem <= seq_hi) t->recs[m++] = t->recs[r];
+        unsigned long top = seq_hi < t->n_problems ? seq_hi : (unsigned long)t->n_problems - 1;
+        printf("sequences %lu-%lu (%lu of %u): ", seq_lo, seq_hi, seq_lo <= top ? top - seq_lo + 1 : 0,
+               t->n_problems);
+        t->n_recs = m;
     }
     printf("trace %s: %zu records, %u sequences, %u layers, %u experts, top-%u\n\n", path, t->n_recs,
            t->n_problems, t->n_layers, t->n_experts, t->k_max);

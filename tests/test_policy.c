@@ -1,12 +1,16 @@
 /* Replacement policies (cache/policy.h): the registry, LRU's eviction order
  * on hand-made event sequences, prefetch-aware insertion, what makes
- * lfu-decay differ from LRU, and for every policy: victims are always
- * evictable, and none is found when nothing is. */
+ * lfu-decay differ from LRU and lfu-cycle differ from lfu-decay (and where
+ * they must not), and for every policy, with and without layers: victims
+ * are always evictable, and none is found when nothing is. */
 #include "mp_test.h"
 #include "trace/replay.h"
+#include "trace/trace.h"
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool pinned[64];
@@ -38,6 +42,7 @@ static void test_registry(void)
     CHECK(n >= 2);
     CHECK(mp_policy_find("lru") != NULL);
     CHECK(mp_policy_find("lfu-decay") != NULL);
+    CHECK(mp_policy_find("lfu-cycle") != NULL);
     CHECK(mp_policy_find("nope") == NULL);
     CHECK(mp_policy_find(NULL) == NULL);
 }
@@ -46,7 +51,7 @@ static void test_lru_order(void)
 {
     const mp_policy_ops *o = mp_policy_find("lru");
     memset(pinned, 0, sizeof pinned);
-    void *s = o->create(4, 100);
+    void *s = o->create(4, 100, 100);
     CHECK(s != NULL);
     /* fill slots 0..3 with keys 10..13, then touch 0 and 2 */
     for (uint32_t i = 0; i < 4; i++) o->on_fill(s, i, 10 + i, MP_FILL_DEMAND);
@@ -93,7 +98,7 @@ static void test_lru_order(void)
 static void test_prefetch(const mp_policy_ops *o)
 {
     memset(pinned, 0, sizeof pinned);
-    void *s = o->create(4, 100);
+    void *s = o->create(4, 100, 100);
     CHECK(s != NULL);
     o->on_fill(s, 0, 1, MP_FILL_DEMAND);
     o->on_fill(s, 1, 2, MP_FILL_DEMAND);
@@ -132,7 +137,7 @@ static void test_lfu_decay(void)
      * evict 7 (least recent); lfu-decay remembers 7's uses and evicts 8. */
     const mp_policy_ops *o = mp_policy_find("lfu-decay");
     memset(pinned, 0, sizeof pinned);
-    void *s = o->create(2, 10);
+    void *s = o->create(2, 10, 10);
     o->on_fill(s, 0, 7, MP_FILL_DEMAND);
     o->on_hit(s, 0, 7);
     o->on_hit(s, 0, 7);
@@ -145,7 +150,7 @@ static void test_lfu_decay(void)
     o->on_hit(s, 1, 8);
     CHECK(o->victim(s, evictable, NULL) == 1);
     const mp_policy_ops *l = mp_policy_find("lru");
-    void *ls = l->create(2, 10);
+    void *ls = l->create(2, 10, 10);
     l->on_fill(ls, 0, 7, MP_FILL_DEMAND);
     l->on_fill(ls, 1, 8, MP_FILL_DEMAND);
     l->on_hit(ls, 1, 8);
@@ -156,21 +161,34 @@ static void test_lfu_decay(void)
 
 /* Random events on every policy: the victim is always an evictable resident
  * slot; -1 exactly when none is. */
-static void test_random(const mp_policy_ops *o)
+static void test_random(const mp_policy_ops *o, uint32_t n_experts)
 {
     enum { NS = 13, NK = 40 };
     bool resident[NS] = {false};
     uint32_t key[NS] = {0};
-    void *s = o->create(NS, NK);
+    void *s = o->create(NS, NK, n_experts);
     CHECK(s != NULL);
     for (int it = 0; it < 20000; it++) {
         uint32_t slot = rnd(NS);
-        switch (rnd(4)) {
-        case 0:
+        switch (rnd(5)) {
+        case 0: {
             if (resident[slot]) o->on_evict(s, slot, key[slot]);
-            key[slot] = rnd(NK);
+            resident[slot] = false;
+            /* a key is resident in one slot at most (policy.h) */
+            uint32_t k;
+            bool taken;
+            do {
+                k = rnd(NK);
+                taken = false;
+                for (int i = 0; i < NS; i++) taken |= resident[i] && key[i] == k;
+            } while (taken);
+            key[slot] = k;
             o->on_fill(s, slot, key[slot], rnd(3) ? MP_FILL_DEMAND : MP_FILL_PREFETCH);
             resident[slot] = true;
+            break;
+        }
+        case 4:
+            if (resident[slot] && o->on_expire) o->on_expire(s, slot);
             break;
         case 1:
             if (resident[slot]) o->on_hit(s, slot, key[slot]);
@@ -195,6 +213,155 @@ static void test_random(const mp_policy_ops *o)
     o->destroy(s);
 }
 
+/* lfu-cycle on a hand-made sequence: 3 layers of 4 experts (key = layer *
+ * 4 + expert), 4 slots. Counts decay by 2^(-1/64) per event here, too little
+ * to change any order below. */
+static void test_lfu_cycle_order(void)
+{
+    const mp_policy_ops *o = mp_policy_find("lfu-cycle"), *d = mp_policy_find("lfu-decay");
+    CHECK(o != NULL && d != NULL);
+    memset(pinned, 0, sizeof pinned);
+    void *s = o->create(4, 12, 4), *ds = d->create(4, 12, 4);
+    /* slot 0: key 1 (layer 0) used 4 times; slot 1: key 9 (layer 2) once;
+     * slot 2: key 5 (layer 1) 3 times; slot 3: key 2 (layer 0) once, last */
+    void *both[2] = {s, ds};
+    const mp_policy_ops *ops[2] = {o, d};
+    for (int i = 0; i < 2; i++) {
+        ops[i]->on_fill(both[i], 0, 1, MP_FILL_DEMAND);
+        for (int j = 0; j < 3; j++) ops[i]->on_hit(both[i], 0, 1);
+        ops[i]->on_fill(both[i], 1, 9, MP_FILL_DEMAND);
+        ops[i]->on_fill(both[i], 2, 5, MP_FILL_DEMAND);
+        ops[i]->on_hit(both[i], 2, 5);
+        ops[i]->on_hit(both[i], 2, 5);
+        ops[i]->on_fill(both[i], 3, 2, MP_FILL_DEMAND);
+    }
+    /* Layer 0 ran last: layer 1 runs next (d = 1), layer 2 after (d = 2),
+     * layer 0 last (d = 3). count / sqrt(d): key 1 4/1.73 = 2.3, key 9
+     * 1/1.41 = 0.71, key 5 3/1 = 3, key 2 1/1.73 = 0.58. lfu-decay goes by
+     * count alone: key 9 (one use, like key 2, but earlier) first. */
+    CHECK(o->victim(s, evictable, NULL) == 3);
+    CHECK(d->victim(ds, evictable, NULL) == 1);
+    pinned[3] = true;
+    CHECK(o->victim(s, evictable, NULL) == 1);
+    pinned[1] = true;
+    CHECK(o->victim(s, evictable, NULL) == 0); /* 2.3 < 3; lfu-decay: key 5 (3 < 4) */
+    CHECK(d->victim(ds, evictable, NULL) == 2);
+    pinned[0] = true;
+    CHECK(o->victim(s, evictable, NULL) == 2);
+    pinned[2] = true;
+    CHECK(o->victim(s, evictable, NULL) == -1);
+    memset(pinned, 0, sizeof pinned);
+    /* A demand use of key 9 makes layer 2 the current one: layer 0 is next
+     * (d = 1), then layer 1 (d = 2), layer 2 (d = 3). count / sqrt(d): key 1
+     * 4/1 = 4, key 2 1/1 = 1, key 5 3/1.41 = 2.1, key 9 2/1.73 = 1.2. */
+    o->on_hit(s, 1, 9);
+    CHECK(o->victim(s, evictable, NULL) == 3);
+    pinned[1] = pinned[3] = true;
+    CHECK(o->victim(s, evictable, NULL) == 2); /* before the use of key 9: slot 0 */
+    memset(pinned, 0, sizeof pinned);
+    /* A prefetch fill is not a use: it moves neither counts nor the current
+     * layer. Key 2 out, key 4 (layer 1) prefetched into slot 3: in its grace
+     * period, so the heaps give the victim, key 9 (1.2). Had the prefetch
+     * made layer 1 current, key 5 (3/1.73) would go before key 9 (2/1). */
+    o->on_evict(s, 3, 2);
+    o->on_fill(s, 3, 4, MP_FILL_PREFETCH);
+    CHECK(o->victim(s, evictable, NULL) == 1);
+    /* its prediction passed unused: first to go, before any used expert */
+    o->on_expire(s, 3);
+    CHECK(o->victim(s, evictable, NULL) == 3);
+    /* ...unless it is pinned (a caller is using it) */
+    pinned[3] = true;
+    CHECK(o->victim(s, evictable, NULL) == 1);
+    memset(pinned, 0, sizeof pinned);
+    o->destroy(s);
+    d->destroy(ds);
+}
+
+/* Without layers (n_experts == n_keys: every d is 1) lfu-cycle is lfu-decay:
+ * the same victim after every event of a random sequence with pins and
+ * prefetches. */
+static void test_lfu_cycle_no_layers(void)
+{
+    const mp_policy_ops *o = mp_policy_find("lfu-cycle"), *d = mp_policy_find("lfu-decay");
+    enum { NS = 9, NK = 30 };
+    void *s = o->create(NS, NK, NK), *ds = d->create(NS, NK, NK);
+    bool resident[NS] = {false};
+    uint32_t key[NS] = {0};
+    int same = 0, compared = 0;
+    for (int it = 0; it < 5000; it++) {
+        uint32_t slot = rnd(NS);
+        if (rnd(3) == 0) {
+            if (resident[slot]) o->on_evict(s, slot, key[slot]), d->on_evict(ds, slot, key[slot]);
+            resident[slot] = false;
+            uint32_t k;
+            bool taken;
+            do {
+                k = rnd(NK);
+                taken = false;
+                for (int i = 0; i < NS; i++) taken |= resident[i] && key[i] == k;
+            } while (taken);
+            key[slot] = k;
+            mp_fill_kind kind = rnd(4) ? MP_FILL_DEMAND : MP_FILL_PREFETCH;
+            o->on_fill(s, slot, k, kind);
+            d->on_fill(ds, slot, k, kind);
+            resident[slot] = true;
+        } else if (resident[slot]) {
+            o->on_hit(s, slot, key[slot]);
+            d->on_hit(ds, slot, key[slot]);
+        }
+        for (int i = 0; i < NS; i++) pinned[i] = !resident[i] || rnd(4) == 0;
+        int64_t a = o->victim(s, evictable, NULL), b = d->victim(ds, evictable, NULL);
+        compared++;
+        same += a == b;
+    }
+    CHECKF(same == compared, "lfu-cycle without layers: %d of %d victims as lfu-decay", same, compared);
+    memset(pinned, 0, sizeof pinned);
+    o->destroy(s);
+    d->destroy(ds);
+}
+
+/* The trace replayer gives the policy the trace's layers: on a synthetic
+ * skewed trace (4 layers of 16 experts, top-2, 300 tokens) lfu-cycle equals
+ * lfu-decay with a cache per layer (one layer each) and differs from it with
+ * one cache for all layers. */
+static void test_lfu_cycle_replay(void)
+{
+    size_t cap = 300 * 4 * 96, len = 0;
+    char *buf = malloc(cap);
+    CHECK(buf != NULL);
+    if (!buf) return;
+    for (int tok = 0; tok < 300; tok++)
+        for (int l = 0; l < 4; l++) {
+            /* expert popularity ~ 1/(1 + e): a low id is likelier */
+            uint32_t a = rnd(16) * rnd(16) / 16, b;
+            do b = rnd(16) * rnd(16) / 16; while (b == a);
+            len += (size_t)snprintf(buf + len, cap - len,
+                                    "{\"problem_id\": 0, \"token_idx\": %d, \"layer\": %d, \"experts\": [%u, %u]}\n",
+                                    tok, l, a, b);
+        }
+    mp_trace *t = NULL;
+    mp_err e;
+    mp_err_clear(&e);
+    CHECKF(mp_trace_parse("synthetic", buf, len, &t, &e) == MP_OK, "%s", e.msg);
+    free(buf);
+    if (!t) return;
+    const mp_policy_ops *o = mp_policy_find("lfu-cycle"), *d = mp_policy_find("lfu-decay");
+    mp_replay_stats a, b;
+    for (uint32_t c = 2; c <= 8; c *= 2) {
+        CHECK(mp_trace_replay(t, o, c, MP_REPLAY_PER_LAYER, &a, &e) == MP_OK);
+        CHECK(mp_trace_replay(t, d, c, MP_REPLAY_PER_LAYER, &b, &e) == MP_OK);
+        CHECKF(a.hits == b.hits, "per-layer %u: lfu-cycle %llu, lfu-decay %llu", c, (unsigned long long)a.hits,
+               (unsigned long long)b.hits);
+        CHECK(mp_trace_replay(t, o, c, MP_REPLAY_GLOBAL, &a, &e) == MP_OK);
+        CHECK(mp_trace_replay(t, d, c, MP_REPLAY_GLOBAL, &b, &e) == MP_OK);
+        CHECKF(a.hits != b.hits, "global %u: lfu-cycle %llu, lfu-decay %llu", c, (unsigned long long)a.hits,
+               (unsigned long long)b.hits);
+        printf("synthetic, %u per layer: global lfu-cycle %llu hits, lfu-decay %llu (of %llu)\n", c,
+               (unsigned long long)a.hits, (unsigned long long)b.hits, (unsigned long long)a.accesses);
+    }
+    mp_trace_free(t);
+}
+
 int main(void)
 {
     test_registry();
@@ -202,7 +369,12 @@ int main(void)
     test_lfu_decay();
     for (const mp_policy_ops *const *p = mp_policy_list(); *p; p++) {
         test_prefetch(*p);
-        test_random(*p);
+        test_random(*p, 40); /* no layers */
+        test_random(*p, 8);  /* 5 layers of 8 */
+        test_random(*p, 3);  /* 14 layers, the last one short */
     }
+    test_lfu_cycle_order();
+    test_lfu_cycle_no_layers();
+    test_lfu_cycle_replay();
     MP_TEST_DONE();
 }

@@ -836,7 +836,7 @@ int mp_cache_create(const mp_cache_config *cfg, mp_cache **out, char *note, size
     if (!c->slots || !c->free_slots || !c->done) goto nomem;
     for (uint32_t i = c->n_slots; i-- > 0;) free_push(c, i);
 
-    c->pol_st = c->pol->create(c->n_slots, c->n_keys);
+    c->pol_st = c->pol->create(c->n_slots, c->n_keys, c->n_experts);
     if (!c->pol_st) goto nomem;
 
     if (!cfg->no_fixed_buffers && c->slot_size <= (1u << 30)) {

@@ -7,8 +7,8 @@
  * allows). Slot states: EMPTY -> LOADING (reads in flight) -> READY.
  * A slot is evicted only when READY with no pins: a caller using an expert
  * or waiting for it holds a pin, and a LOADING slot is never chosen. The
- * replacement policy (policy.h; LRU by default) picks among evictable
- * slots.
+ * replacement policy (policy.h; the registry's first, lfu-cycle, by
+ * default) picks among evictable slots.
  *
  * Two ways in:
  *  - synchronous: mp_cache_acquire blocks until the expert is READY and

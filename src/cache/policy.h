@@ -5,8 +5,9 @@
  * The cache owns n_slots slots. The policy sees events on slots and, when the
  * cache needs room, picks a victim among the slots the cache says are
  * evictable (ready and unpinned). A key identifies an expert:
- * key = layer * n_experts + expert. All calls come from one thread (the
- * cache's lock holder); policies need no locking. */
+ * key = layer * n_experts + expert, and is resident in one slot at most.
+ * All calls come from one thread (the cache's lock holder); policies need no
+ * locking. */
 #ifndef MP_CACHE_POLICY_H
 #define MP_CACHE_POLICY_H
 
@@ -25,8 +26,10 @@ typedef bool (*mp_evictable_fn)(void *cache_ctx, uint32_t slot);
 typedef struct mp_policy_ops {
     const char *name;        /* "lru", ... */
     const char *description; /* one line for --help */
-    /* Creates the policy state for n_slots slots; NULL on OOM. */
-    void *(*create)(uint32_t n_slots, uint32_t n_keys);
+    /* Creates the policy state for n_slots slots and keys below n_keys, of
+     * which each layer has n_experts (layer = key / n_experts; n_experts ==
+     * n_keys: no layers); NULL on OOM. */
+    void *(*create)(uint32_t n_slots, uint32_t n_keys, uint32_t n_experts);
     void (*destroy)(void *st);
     void (*on_fill)(void *st, uint32_t slot, uint32_t key, mp_fill_kind kind);
     void (*on_hit)(void *st, uint32_t slot, uint32_t key);

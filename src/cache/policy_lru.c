@@ -64,9 +64,10 @@ static void lru_destroy(void *st)
     free(s);
 }
 
-static void *lru_create(uint32_t n_slots, uint32_t n_keys)
+static void *lru_create(uint32_t n_slots, uint32_t n_keys, uint32_t n_experts)
 {
     (void)n_keys;
+    (void)n_experts;
     lru_state *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->n_slots = n_slots;

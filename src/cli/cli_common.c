@@ -28,7 +28,7 @@ const char *const cli_model_opts_help =
     "  --io-depth N         reads in flight (default 16)\n"
     "  --io-timeout SECONDS end the run with an error when a read has not completed\n"
     "                       after this long (default 30)\n"
-    "  --policy NAME        cache replacement policy: lfu-decay (default), lru\n"
+    "  --policy NAME        cache replacement policy: lfu-cycle (default), lfu-decay, lru\n"
     "  --prefetch KIND      lookahead (default), none, oracle\n"
     "  --lookahead D        most layers ahead the router lookahead predicts (default 2)\n"
     "  --prefetch-extra M   also prefetch the next M experts by score (default 0)\n"

@@ -71,8 +71,10 @@ static bool sim_evictable(void *ctx, uint32_t slot)
     return c->pinned_in[c->slot_key[slot]] != c->group;
 }
 
-int mp_replay_groups(const mp_policy_ops *ops, const uint32_t *keys, const size_t *group_off, size_t n_groups,
-                     uint32_t n_keys, uint32_t capacity, mp_replay_stats *st, mp_err *err)
+/* mp_replay_groups with keys in layers of n_experts (the policy's create
+ * argument, see policy.h). */
+static int replay_groups(const mp_policy_ops *ops, const uint32_t *keys, const size_t *group_off, size_t n_groups,
+                         uint32_t n_keys, uint32_t n_experts, uint32_t capacity, mp_replay_stats *st, mp_err *err)
 {
     memset(st, 0, sizeof *st);
     if (capacity == 0) return mp_err_set(err, MP_E_INVAL, "replay: a cache needs at least one slot");
@@ -85,7 +87,7 @@ int mp_replay_groups(const mp_policy_ops *ops, const uint32_t *keys, const size_
     int64_t *key_slot = malloc((size_t)n_keys * sizeof *key_slot);
     c.slot_key = malloc((size_t)capacity * sizeof *c.slot_key);
     c.pinned_in = calloc((size_t)n_keys + 1, sizeof *c.pinned_in);
-    pol = ops->create(capacity, n_keys);
+    pol = ops->create(capacity, n_keys, n_experts);
     if (!key_slot || !c.slot_key || !c.pinned_in || !pol) {
         rc = mp_err_set(err, MP_E_NOMEM, "replay: out of memory for %u slots, %u keys (policy %s)", capacity,
                         n_keys, ops->name);
@@ -133,6 +135,12 @@ done:
     free(c.pinned_in);
     free(off);
     return rc;
+}
+
+int mp_replay_groups(const mp_policy_ops *ops, const uint32_t *keys, const size_t *group_off, size_t n_groups,
+                     uint32_t n_keys, uint32_t capacity, mp_replay_stats *st, mp_err *err)
+{
+    return replay_groups(ops, keys, group_off, n_groups, n_keys, n_keys, capacity, st, err);
 }
 
 /* ---- Belady's MIN ------------------------------------------------------------
@@ -302,7 +310,7 @@ static int trace_run(const mp_trace *t, const mp_policy_ops *ops, uint32_t capac
         }
         mp_replay_stats s;
         uint32_t cap = mode == MP_REPLAY_GLOBAL ? (uint32_t)global_cap : capacity;
-        rc = ops ? mp_replay_groups(ops, keys, goff, ng, n_keys, cap, &s, err)
+        rc = ops ? replay_groups(ops, keys, goff, ng, n_keys, t->n_experts, cap, &s, err)
                  : mp_replay_groups_belady(keys, goff, ng, n_keys, cap, &s, err);
         if (rc != MP_OK) goto done;
         st->accesses += s.accesses;

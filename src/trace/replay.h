@@ -51,7 +51,9 @@ int mp_trace_belady(const mp_trace *t, uint32_t capacity, mp_replay_mode mode, m
 /* The building blocks, on a plain group sequence: group g is
  * keys[group_off[g] .. group_off[g + 1]), n_groups + 1 offsets, keys below
  * n_keys and distinct within a group (MP_E_INVAL otherwise). One cache of
- * `capacity` slots. Used by the trace functions above and by tests. */
+ * `capacity` slots; the keys have no layers (the policy is created with
+ * n_experts = n_keys, policy.h), while the trace functions above give it
+ * the trace's layers. Used by the trace functions above and by tests. */
 int mp_replay_groups(const mp_policy_ops *ops, const uint32_t *keys, const size_t *group_off, size_t n_groups,
                      uint32_t n_keys, uint32_t capacity, mp_replay_stats *st, mp_err *err);
 int mp_replay_groups_belady(const uint32_t *keys, const size_t *group_off, size_t n_groups, uint32_t n_keys,

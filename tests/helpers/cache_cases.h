@@ -45,7 +45,7 @@ typedef struct tlru {
     uint32_t n;
     uint64_t clock, *last; /* last use per slot; 0 = unused */
 } tlru;
-static void *tlru_create(uint32_t n_slots, uint32_t n_keys)
+static void *tlru_create(uint32_t n_slots, uint32_t n_keys, uint32_t n_experts)
 {
     tlru *t = calloc(1, sizeof *t);
     t->n = n_slots;
