@@ -3,6 +3,7 @@
 #include "common/defaults.h"
 #include "common/parse.h"
 #include "model/forward.h"
+#include "model/route.h"
 #include "runtime/resident.h"
 
 #include <inttypes.h>
@@ -35,8 +36,9 @@ int mp_expert_locs_gguf(const mp_model *m, mp_expert_loc **locs, mp_err *err)
 
 static uint64_t overhead_bytes(const mp_model *m)
 {
-    /* metadata is held twice: parsed GGUF keys and tokenizer tables */
-    return MP_PLAN_OVERHEAD_BASE + 3 * mp_gguf_data_offset(m->gguf);
+    /* metadata is held twice: parsed GGUF keys and tokenizer tables; and
+     * the lookahead's compact copy of the routers when experts stream */
+    return MP_PLAN_OVERHEAD_BASE + 3 * mp_gguf_data_offset(m->gguf) + mp_model_gate_copy_bytes(m);
 }
 
 uint64_t mp_plan_margin(uint64_t allowed)

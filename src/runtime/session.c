@@ -277,7 +277,9 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         }
         if (pf.lookahead < 1) pf.lookahead = MP_DEFAULT_LOOKAHEAD;
         pf.routing = s->routing; /* the oracle predicts the routing the run replays */
-        rc = mp_experts_set_prefetch(s->experts, &pf, mp_model_gate_probs, s->model, err);
+        if (pf.kind == MP_PREFETCH_LOOKAHEAD && (rc = mp_model_gate_copy_create(&s->gate, s->model, err))) goto fail;
+        rc = s->gate ? mp_experts_set_prefetch(s->experts, &pf, mp_model_gate_probs_compact, s->gate, err)
+                     : mp_experts_set_prefetch(s->experts, &pf, mp_model_gate_probs, s->model, err);
         if (rc) goto fail;
     }
     if (s->routing) mp_ctx_set_route_override(s->ctx, replay_route, s);
@@ -305,6 +307,7 @@ void mp_session_free(mp_session *s)
     mp_experts_free(s->experts);
     mp_cache_free(s->cache);
     mp_routing_free(s->routing); /* after the predictor, which borrows it */
+    mp_model_gate_copy_free(s->gate); /* the same */
     free(s->moe_index);
     mp_tokenizer_free(s->tok);
     mp_model_close(s->model, s->pack);

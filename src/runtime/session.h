@@ -56,6 +56,7 @@ typedef struct mp_session {
     void *resident_buf;
     struct mp_trace_writer *trace;
     struct mp_routing *routing;   /* the replayed routing, or NULL */
+    struct mp_gate_copy *gate;    /* lookahead's compact routers, or NULL */
     uint32_t *moe_index;          /* [n_layer] index of each layer among the MoE layers */
     bool preloaded;               /* every expert was read at start */
     mp_cache_stats preload_stats; /* what that cost */
