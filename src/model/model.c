@@ -3,6 +3,7 @@
 #include "kernels/kernels.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_LLAMA] = "llama",
     [MP_ARCH_QWEN3MOE] = "qwen3moe",
     [MP_ARCH_OLMOE] = "olmoe",
+    [MP_ARCH_DEEPSEEK2] = "deepseek2",
 };
 
 
@@ -43,6 +45,78 @@ static int get_arch_f32(const mp_model *m, const char *suffix, float *out, mp_er
     return rc == MP_E_NOTFOUND ? MP_OK : rc;
 }
 
+/* deepseek2's keys (llama.cpp src/models/deepseek2.cpp load_arch_hparams).
+ * Runs after the generic keys: head_dim / head_dim_v / n_head_kv hold
+ * attention.key_length / value_length / head_count_kv as the file gives
+ * them, which the MLA layout decides. */
+static int load_deepseek2(mp_model *m, mp_err *err)
+{
+    mp_hparams *hp = &m->hp;
+    int rc;
+    hp->rope_kind = MP_ROPE_NORM;
+    hp->qk_norm = MP_QK_NORM_NONE;
+    hp->norm_topk = false;
+    hp->mla = true;
+    if (hp->n_expert == 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: deepseek2 model without 'deepseek2.expert_count'", m->path);
+    if ((rc = get_arch_u32(m, "expert_feed_forward_length", &hp->n_ff_exp, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "expert_shared_count", &hp->n_shared, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "leading_dense_block_count", &hp->n_dense_lead, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "attention.kv_lora_rank", &hp->kv_lora, true, err))) return rc;
+    /* llama.cpp takes a file of 26 or 27 layers (or 48 with a 128256 vocabulary)
+     * for a "lite" model and ignores its q_lora_rank */
+    uint32_t nv = 0;
+    if ((rc = get_arch_u32(m, "vocab_size", &nv, false, err))) return rc;
+    const bool lite = hp->n_layer == 27 || hp->n_layer == 26 || (hp->n_layer == 48 && nv == 128256);
+    if (!lite && (rc = get_arch_u32(m, "attention.q_lora_rank", &hp->q_lora, true, err))) return rc;
+    uint32_t dk_mla = 0, dv_mla = 0;
+    if ((rc = get_arch_u32(m, "attention.key_length_mla", &dk_mla, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "attention.value_length_mla", &dv_mla, false, err))) return rc;
+    hp->mla_absorbed = dk_mla && dv_mla;
+    hp->mla_dk = hp->mla_absorbed ? dk_mla : hp->head_dim;
+    hp->mla_dv = hp->mla_absorbed ? dv_mla : hp->head_dim_v;
+    if ((rc = get_arch_u32(m, "expert_group_count", &hp->n_group, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "expert_group_used_count", &hp->n_group_used, false, err))) return rc;
+    hp->gating = MP_GATING_SOFTMAX;
+    if ((hp->n_layer == 47 || hp->n_layer == 48) && nv == 154880) hp->gating = MP_GATING_SIGMOID; /* GLM-4.7-Flash */
+
+    if (hp->kv_lora == 0 || hp->kv_lora > 65536 || hp->q_lora > 65536 || hp->mla_dk <= hp->n_rot ||
+        hp->mla_dk > 1024 || hp->mla_dv == 0 || hp->mla_dv > 1024 || hp->n_ff_exp == 0)
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: inconsistent MLA ranks: kv_lora_rank %u, q_lora_rank %u, key length %u (must exceed "
+                          "rope dims %u), value length %u, expert FFN %u",
+                          m->path, hp->kv_lora, hp->q_lora, hp->mla_dk, hp->n_rot, hp->mla_dv, hp->n_ff_exp);
+    if (hp->mla_absorbed) {
+        /* the latent cache: key = [latent (kv_lora) | k_pe (n_rot)], value = latent */
+        if (hp->n_head_kv != 1 || hp->head_dim != hp->kv_lora + hp->n_rot || hp->head_dim_v != hp->kv_lora)
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: inconsistent MLA ranks: head_count_kv %u, key_length %u, value_length %u; the "
+                              "attn_k_b/attn_v_b layout needs 1, kv_lora_rank + rope dims = %u, kv_lora_rank = %u",
+                              m->path, hp->n_head_kv, hp->head_dim, hp->head_dim_v, hp->kv_lora + hp->n_rot,
+                              hp->kv_lora);
+        hp->kv_in_k = true;
+    } else if (hp->n_head_kv != hp->n_head) {
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: inconsistent MLA ranks: the attn_kv_b layout needs head_count_kv = head_count (%u), "
+                          "not %u",
+                          m->path, hp->n_head, hp->n_head_kv);
+    }
+    if (hp->n_dense_lead > hp->n_layer)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: leading_dense_block_count %u exceeds block_count %u", m->path,
+                          hp->n_dense_lead, hp->n_layer);
+    if (hp->n_dense_lead > 0 && hp->n_ff == 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: dense layers without 'deepseek2.feed_forward_length'", m->path);
+    if (hp->n_group > 1 &&
+        (hp->n_expert % hp->n_group != 0 || hp->n_group_used == 0 || hp->n_group_used >= hp->n_group ||
+         hp->n_expert / hp->n_group < 2 || hp->n_expert_used > hp->n_group_used * (hp->n_expert / hp->n_group)))
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: expert groups do not fit: %u experts in %u groups, %u groups used, %u experts used "
+                          "(the groups must divide the experts, at least 2 each, and 0 < used groups < groups "
+                          "hold the used experts)",
+                          m->path, hp->n_expert, hp->n_group, hp->n_group_used, hp->n_expert_used);
+    return MP_OK;
+}
+
 static int load_hparams(mp_model *m, mp_err *err)
 {
     mp_hparams *hp = &m->hp;
@@ -57,7 +131,7 @@ static int load_hparams(mp_model *m, mp_err *err)
         if (!strcmp(arch, arch_names[a])) found = a;
     if (found < 0)
         return mp_err_set(err, MP_E_UNSUPPORTED,
-                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe)", m->path,
+                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe, deepseek2)", m->path,
                           arch);
     hp->arch = (mp_arch)found;
 
@@ -99,15 +173,47 @@ static int load_hparams(mp_model *m, mp_err *err)
     hp->rope_base = 10000.0f;
     if ((rc = get_arch_f32(m, "rope.freq_base", &hp->rope_base, err))) return rc;
     hp->rope_scale = 1.0f;
+    hp->yarn_attn_factor = 1.0f;
+    hp->n_ctx_orig = hp->n_ctx_train;
     {
         char key[128];
         snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
         const char *st = mp_gguf_get_str(m->gguf, key);
         float factor = 0.0f;
         if ((rc = get_arch_f32(m, "rope.scaling.factor", &factor, err))) return rc;
-        if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0)
+        const bool yarn = st && !strcmp(st, "yarn") && hp->arch == MP_ARCH_DEEPSEEK2;
+        if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0 && !yarn)
             return mp_err_set(err, MP_E_UNSUPPORTED, "%s: rope scaling type '%s' is not supported", m->path, st);
-        if (st && !strcmp(st, "linear") && factor > 0.0f) hp->rope_scale = 1.0f / factor;
+        /* llama.cpp: freq_scale = 1 / factor unless the type is "none" (default "linear") */
+        if ((!st || strcmp(st, "none") != 0) && factor > 0.0f) hp->rope_scale = 1.0f / factor;
+        if ((rc = get_arch_u32(m, "rope.scaling.original_context_length", &hp->n_ctx_orig, false, err))) return rc;
+        float log_mul = 0.0f, attn = 1.0f;
+        if ((rc = get_arch_f32(m, "rope.scaling.yarn_log_multiplier", &log_mul, err))) return rc;
+        if ((rc = get_arch_f32(m, "rope.scaling.attn_factor", &attn, err))) return rc;
+        if (log_mul != 0.0f) log_mul /= 0.1f; /* stored as 0.1 * mscale_all_dim; the loader divides */
+        float af = 1.0f;
+        if (yarn) {
+            /* llama.cpp's context setup (llama-context.cpp): the cos/sin
+             * magnitude passed to ggml_rope_ext, pre-divided by the factor
+             * ggml multiplies back in */
+            hp->yarn_ext_factor = 1.0f;
+            const float f = 1.0f / hp->rope_scale;
+#define MSCALE(s_, m_) ((s_) <= 1.0f ? 1.0f : (0.1f * (m_) * logf(s_) + 1.0f))
+            if (log_mul != 0.0f) {
+                const float msc = log_mul != 1.0f ? log_mul : 1.0f; /* deepseek2's special case */
+                af = MSCALE(f, msc) / MSCALE(f, log_mul);
+            } else {
+                af = MSCALE(f, 1.0f);
+            }
+#undef MSCALE
+            af *= 1.0f / (1.0f + 0.1f * logf(f));
+        }
+        hp->yarn_attn_factor = af * attn;
+        if (hp->arch == MP_ARCH_DEEPSEEK2) {
+            /* deepseek2.cpp: undo the pre-division; kq_scale = mscale^2 / sqrt(mla_dk), finished below */
+            const float org = hp->yarn_attn_factor * (1.0f + 0.1f * logf(1.0f / hp->rope_scale));
+            hp->kq_scale = org * (1.0f + 0.1f * log_mul * logf(1.0f / hp->rope_scale));
+        }
     }
     if ((rc = get_arch_f32(m, "expert_weights_scale", &hp->expert_weights_scale, err))) return rc;
 
@@ -131,6 +237,12 @@ static int load_hparams(mp_model *m, mp_err *err)
         if (hp->n_expert == 0)
             return mp_err_set(err, MP_E_CORRUPT, "%s: olmoe model without '%s.expert_count'", m->path, arch);
         break;
+    case MP_ARCH_DEEPSEEK2: {
+        if ((rc = load_deepseek2(m, err))) return rc;
+        const float mscale = hp->kq_scale;
+        hp->kq_scale = 1.0f * mscale * mscale / sqrtf((float)hp->mla_dk);
+        break;
+    }
     default:
         break;
     }
@@ -144,10 +256,20 @@ static int load_hparams(mp_model *m, mp_err *err)
         snprintf(key, sizeof key, "%s.expert_gating_func", arch);
         uint32_t gf;
         rc = mp_gguf_get_u32(m->gguf, key, &gf, err);
-        if (rc == MP_OK && gf != 1 /* softmax */)
-            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: expert gating function %u is not supported (softmax only)",
-                              m->path, gf);
         if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
+        if (hp->arch != MP_ARCH_DEEPSEEK2) {
+            hp->gating = MP_GATING_SOFTMAX;
+            if (rc == MP_OK && gf != 1 /* softmax */)
+                return mp_err_set(err, MP_E_UNSUPPORTED,
+                                  "%s: expert gating function %u is not supported for %s (softmax only)", m->path, gf,
+                                  arch);
+        } else if (rc == MP_OK && gf != 0) {
+            if (gf != MP_GATING_SOFTMAX && gf != MP_GATING_SIGMOID)
+                return mp_err_set(err, MP_E_UNSUPPORTED,
+                                  "%s: key '%s' = %u: unknown expert gating function (supported: 1 softmax, 2 sigmoid)",
+                                  m->path, key, gf);
+            hp->gating = (mp_gating)gf;
+        }
     }
     mp_err_clear(err);
     return MP_OK;
@@ -201,6 +323,34 @@ static int bind(mp_model *m, mp_tensor *t, const char *name, bool required, bool
         if (rc_) return rc_;                                                                    \
     } while (0)
 
+/* deepseek2's attention tensors (deepseek2.cpp load_arch_tensors). */
+static int bind_mla(mp_model *m, mp_layer *l, uint32_t il, mp_err *err)
+{
+    const mp_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, H = hp->n_head, R = hp->n_rot, L = hp->kv_lora;
+    const int64_t nope = hp->mla_dk - hp->n_rot;
+    char n[96];
+#define TN(suffix) (snprintf(n, sizeof n, "blk.%u." suffix ".weight", il), n)
+    if (hp->q_lora > 0) {
+        BIND(&l->wq_a, true, true, TN("attn_q_a"), E, hp->q_lora);
+        BIND(&l->q_a_norm, true, false, TN("attn_q_a_norm"), hp->q_lora);
+        BIND(&l->wq_b, true, true, TN("attn_q_b"), hp->q_lora, H * hp->mla_dk);
+    } else {
+        BIND(&l->wq, true, true, TN("attn_q"), E, H * hp->mla_dk);
+    }
+    BIND(&l->wkv_a_mqa, true, true, TN("attn_kv_a_mqa"), E, L + R);
+    BIND(&l->kv_a_norm, true, false, TN("attn_kv_a_norm"), L);
+    if (hp->mla_absorbed) {
+        BIND(&l->wk_b, true, true, TN("attn_k_b"), nope, L, H);
+        BIND(&l->wv_b, true, true, TN("attn_v_b"), L, hp->mla_dv, H);
+    } else {
+        BIND(&l->wkv_b, true, true, TN("attn_kv_b"), L, H * (nope + hp->mla_dv));
+    }
+    BIND(&l->wo, true, true, TN("attn_output"), H * hp->mla_dv, E);
+#undef TN
+    return MP_OK;
+}
+
 static int bind_tensors(mp_model *m, mp_err *err)
 {
     mp_hparams *hp = &m->hp;
@@ -241,10 +391,15 @@ static int bind_tensors(mp_model *m, mp_err *err)
         if (mp_gguf_find_tensor(m->gguf, TN("attn_qkv")))
             return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused tensor '%s' is not supported", m->path, n);
         BIND(&l->attn_norm, true, false, TN("attn_norm"), E);
-        BIND(&l->wq, true, true, TN("attn_q"), E, Dq);
-        BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
-        BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
-        BIND(&l->wo, true, true, TN("attn_output"), Do, E);
+        if (hp->mla) {
+            int rc = bind_mla(m, l, il, err);
+            if (rc) return rc;
+        } else {
+            BIND(&l->wq, true, true, TN("attn_q"), E, Dq);
+            BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
+            BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
+            BIND(&l->wo, true, true, TN("attn_output"), Do, E);
+        }
         if (hp->qk_norm == MP_QK_NORM_HEAD) {
             BIND(&l->q_norm, true, false, TN("attn_q_norm"), hp->head_dim);
             BIND(&l->k_norm, true, false, TN("attn_k_norm"), hp->head_dim);
@@ -253,7 +408,7 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->k_norm, true, false, TN("attn_k_norm"), Dk);
         }
         BIND(&l->ffn_norm, true, false, TN("ffn_norm"), E);
-        if (hp->n_expert > 0) {
+        if (hp->n_expert > 0 && il >= hp->n_dense_lead) {
             const int64_t X = hp->n_expert;
             BIND(&l->ffn_gate_inp, true, true, TN("ffn_gate_inp"), E, X);
             const mp_gguf_tensor *g = mp_gguf_find_tensor(m->gguf, TN("ffn_gate_exps"));
@@ -268,8 +423,17 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->ffn_gate_exps, true, true, TN("ffn_gate_exps"), E, F, X);
             BIND(&l->ffn_up_exps, true, true, TN("ffn_up_exps"), E, F, X);
             BIND(&l->ffn_down_exps, true, true, TN("ffn_down_exps"), F, E, X);
-            if (mp_gguf_find_tensor(m->gguf, TN("ffn_gate_shexp")))
-                return mp_err_set(err, MP_E_UNSUPPORTED, "%s: shared experts ('%s') are not supported yet", m->path, n);
+            if (hp->n_shared > 0) {
+                const int64_t S = F * hp->n_shared;
+                BIND(&l->ffn_gate_shexp, true, true, TN("ffn_gate_shexp"), E, S);
+                BIND(&l->ffn_up_shexp, true, true, TN("ffn_up_shexp"), E, S);
+                BIND(&l->ffn_down_shexp, true, true, TN("ffn_down_shexp"), S, E);
+            } else if (mp_gguf_find_tensor(m->gguf, TN("ffn_gate_shexp"))) {
+                return mp_err_set(err, MP_E_UNSUPPORTED, "%s: shared experts ('%s') are not supported for %s", m->path,
+                                  n, hp->arch_name);
+            }
+            snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", il);
+            BIND(&l->exp_probs_b, false, false, n, X);
         } else {
             if (hp->n_ff == 0)
                 return mp_err_set(err, MP_E_CORRUPT, "%s: key '%s.feed_forward_length' is missing", m->path,

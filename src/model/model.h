@@ -20,6 +20,7 @@ typedef enum mp_arch {
     MP_ARCH_LLAMA = 0,   /* dense llama, and Mixtral-style llama with experts */
     MP_ARCH_QWEN3MOE,
     MP_ARCH_OLMOE,
+    MP_ARCH_DEEPSEEK2,   /* MLA attention, shared experts, sigmoid/group routing */
     MP_ARCH_COUNT
 } mp_arch;
 
@@ -33,6 +34,12 @@ typedef enum mp_qk_norm {
     MP_QK_NORM_HEAD = 1, /* RMS norm over each head (qwen3moe) */
     MP_QK_NORM_FULL = 2  /* RMS norm over the whole q / k vector (olmoe) */
 } mp_qk_norm;
+
+/* llama.cpp's expert_gating_func values (llama-hparams.h) */
+typedef enum mp_gating {
+    MP_GATING_SOFTMAX = 1, /* softmax over all experts */
+    MP_GATING_SIGMOID = 2  /* independent sigmoid per expert */
+} mp_gating;
 
 typedef struct mp_hparams {
     mp_arch arch;
@@ -57,6 +64,24 @@ typedef struct mp_hparams {
     mp_rope_kind rope_kind;
     mp_qk_norm qk_norm;
     bool norm_topk;          /* renormalise the k routing weights */
+    mp_gating gating;
+    uint32_t n_group, n_group_used; /* group-limited routing when n_group > 1 */
+    uint32_t n_dense_lead;   /* the first n layers have a dense FFN (n_ff) */
+    uint32_t n_shared;       /* shared experts (one FFN of n_ff_exp * n_shared), always run */
+    /* Attention: kq_scale multiplies q.k (1/sqrt(head_dim) unless YaRN's
+     * mscale says otherwise). RoPE with YaRN as ggml computes it: ext_factor
+     * 0 or 1, attn_factor the cos/sin magnitude passed in, corr dims from
+     * n_ctx_orig and beta_fast 32 / beta_slow 1. */
+    float kq_scale;
+    float yarn_ext_factor, yarn_attn_factor;
+    uint32_t n_ctx_orig;
+    /* deepseek2 MLA. mla_absorbed (attn_k_b / attn_v_b): the KV cache holds
+     * one head of head_dim = kv_lora + n_rot per token, whose first kv_lora
+     * values are also the value (head_dim_v = kv_lora; kv_in_k). Otherwise
+     * (attn_kv_b) plain MHA with head_dim = mla_dk, head_dim_v = mla_dv. */
+    bool mla, mla_absorbed, kv_in_k;
+    uint32_t q_lora, kv_lora;
+    uint32_t mla_dk, mla_dv; /* per-head q/k size (nope + n_rot) and value size */
 } mp_hparams;
 
 /* A weight tensor: ne[0] is the row length. For 3-D expert tensors,
@@ -86,6 +111,18 @@ typedef struct mp_layer {
     mp_tensor ffn_gate_inp;     /* router (n_embd -> n_expert), f32 */
     mp_tensor ffn_gate_exps, ffn_up_exps; /* (n_embd -> n_ff_exp) x n_expert */
     mp_tensor ffn_down_exps;              /* (n_ff_exp -> n_embd) x n_expert */
+    mp_tensor exp_probs_b;                /* (n_expert) f32 selection bias, optional */
+    mp_tensor ffn_gate_shexp, ffn_up_shexp; /* (n_embd -> n_ff_exp * n_shared) */
+    mp_tensor ffn_down_shexp;               /* (n_ff_exp * n_shared -> n_embd) */
+    /* deepseek2 MLA (wq above when there is no q LoRA) */
+    mp_tensor wq_a;       /* (n_embd -> q_lora) */
+    mp_tensor q_a_norm;   /* (q_lora) */
+    mp_tensor wq_b;       /* (q_lora -> n_head * mla_dk) */
+    mp_tensor wkv_a_mqa;  /* (n_embd -> kv_lora + n_rot): [latent | k_pe] */
+    mp_tensor kv_a_norm;  /* (kv_lora) */
+    mp_tensor wk_b;       /* (nope -> kv_lora) x n_head: absorbs W_UK into q */
+    mp_tensor wv_b;       /* (kv_lora -> mla_dv) x n_head: latent output -> value heads */
+    mp_tensor wkv_b;      /* (kv_lora -> n_head * (nope + mla_dv)), the older layout */
 } mp_layer;
 
 
