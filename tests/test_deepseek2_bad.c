@@ -5,6 +5,7 @@
  * fault, and nothing leaked (the ASan build checks). The unmodified copy
  * must load. Needs mp-gen from the build tree. */
 #include "gguf/gguf.h"
+#include "model/forward.h"
 #include "model/model.h"
 #include "mp_test.h"
 
@@ -108,6 +109,15 @@ int main(void)
         mp_err e = {0};
         int rc = mp_model_load(&m, path, &e);
         CHECKF(rc == f->want_rc, "%s: rc %d (%s), want %d", f->what, rc, e.msg, f->want_rc);
+        if (rc == MP_OK && m) {
+            /* the planner's KV figure: the latent cache, one row of kv_lora (32) + rope dims (8)
+             * per token and layer in f16, no separate value rows */
+            CHECK(m->hp.kv_in_k && m->hp.n_head_kv == 1 && m->hp.head_dim == 40 && m->hp.head_dim_v == 32);
+            CHECKF(mp_ctx_kv_bytes(m, 100) == 2u * 100 * 40 * 2, "kv bytes %llu",
+                   (unsigned long long)mp_ctx_kv_bytes(m, 100));
+            CHECK(m->layers[0].ffn_gate.info && !m->layers[0].ffn_gate_inp.info); /* dense lead */
+            CHECK(m->layers[1].ffn_gate_inp.info && m->layers[1].ffn_gate_shexp.info && m->layers[1].exp_probs_b.info);
+        }
         if (f->want_rc != MP_OK) {
             CHECKF(m == NULL, "%s: a model despite the error", f->what);
             CHECKF(strstr(e.msg, path) != NULL, "%s: message does not name the file: %s", f->what, e.msg);
