@@ -2,8 +2,8 @@
 # option mixes below, the 64-token parity prompt and 32 greedy tokens:
 #   max|engine - llama.cpp| / max|llama.cpp| <= 1e-4 for f32 (0 on AVX-512 today),
 #   <= 1e-2 for the quantised types, and the same greedy tokens;
-# the last mix also runs with its experts streamed under --mem and must give the
-# in-RAM run's logits byte for byte.
+# the last model (fused ffn_gate_up_exps) also runs with its experts streamed under
+# --mem, and from a pack, and must give the in-RAM run's logits byte for byte.
 # Mixes: V2-Lite-like (attn_q, softmax, dense lead, YaRN mscale 0.707), V3-like
 # (q LoRA, sigmoid + exp_probs_b + groups, weights norm and scale 2.5, YaRN),
 # V2-like older attn_kv_b layout (softmax, groups, scale 16), each in f32, plus
@@ -57,15 +57,34 @@ run v2kvb f32 $V2KVB
 for t in f16 q8_0 q4_K q4_K_m; do run v3 $t $V3; done
 }
 
-# streamed: 64 experts top-6, 2 shared, groups 8/3, under a budget that holds ~11% of the experts
+# streamed: 64 experts top-6, 2 shared, groups 8/3, fused ffn_gate_up_exps, under a
+# budget that holds ~7% of the experts; then the same from a pack
 m="$T/stream.gguf"
 # shellcheck disable=SC2086
 "$B/mp-gen" $BASE $V3 --type q8_0 --n-ff-exp 512 --n-layer 4 --n-expert 64 --n-expert-used 6 --n-shared 2 \
-    --n-group 8 --n-group-used 3 -o "$m" || { echo "FAIL: mp-gen stream"; exit 1; }
+    --n-group 8 --n-group-used 3 --fused-gate-up -o "$m" || { echo "FAIL: mp-gen stream"; exit 1; }
+run_file() { # NAME FILE: parity of an existing file against llama.cpp
+    local lc eng out rc gl ge
+    lc=$("$LL" -m "$2" --ids "$IDS" -n $MP_PARITY_NGEN -t 2 --no-repack --dump "$T/l.f32" 2>&1) ||
+        { echo "FAIL: llama_logits $1"; echo "$lc" | tail -5; fail=1; return; }
+    eng=$("$B/moepager" logits -m "$2" --ids "$IDS" -o "$T/e.f32" -n $MP_PARITY_NGEN -t 2 2>"$T/e.err") ||
+        { echo "FAIL: moepager logits $1"; cat "$T/e.err"; fail=1; return; }
+    out=$("$B/mp-cmp-logits" "$T/e.f32" "$T/l.f32" --tol 1e-2); rc=$?
+    gl=$(echo "$lc" | grep '^gen_ids:'); ge=$(echo "$eng" | grep '^gen_ids:')
+    printf "%-8s %-8s %-12s %-8s\n" "$1" q8_0 "$(echo "$out" | awk '{print $6}')" "$([ "$gl" = "$ge" ] && echo same || echo DIFF)"
+    [ $rc -eq 0 ] || { echo "FAIL: $1: $out"; fail=1; }
+    if [ "$gl" != "$ge" ] && mp_parity_exact; then fail=1; fi
+}
+run_file fused "$m"
 "$B/moepager" logits -m "$m" --ids "$IDS" -o "$T/ram.f32" -n 8 -t 2 >/dev/null 2>"$T/e.err" || { cat "$T/e.err"; exit 1; }
 "$B/moepager" logits -m "$m" --ids "$IDS" -o "$T/mem.f32" -n 8 -t 2 --mem 60M >/dev/null 2>"$T/e.err" ||
     { echo "FAIL: streamed run:"; cat "$T/e.err"; exit 1; }
 grep -q "expert cache:" "$T/e.err" || { echo "FAIL: the --mem run did not stream its experts"; cat "$T/e.err"; fail=1; }
 if cmp -s "$T/ram.f32" "$T/mem.f32"; then echo "streamed (--mem 60M): identical to the in-RAM run"
 else echo "FAIL: streamed logits differ from the in-RAM run"; fail=1; fi
+"$B/moepager" pack "$m" -o "$T/stream.moepack" -q >/dev/null 2>"$T/e.err" || { echo "FAIL: pack"; cat "$T/e.err"; exit 1; }
+"$B/moepager" logits -m "$T/stream.moepack" --ids "$IDS" -o "$T/pack.f32" -n 8 -t 2 --mem 60M >/dev/null 2>"$T/e.err" ||
+    { echo "FAIL: pack run:"; cat "$T/e.err"; exit 1; }
+if cmp -s "$T/ram.f32" "$T/pack.f32"; then echo "packed, streamed: identical to the in-RAM run"
+else echo "FAIL: the pack's logits differ from the in-RAM run"; fail=1; fi
 exit $fail

@@ -414,14 +414,31 @@ static int bind_tensors(mp_model *m, mp_err *err)
             const mp_gguf_tensor *g = mp_gguf_find_tensor(m->gguf, TN("ffn_gate_exps"));
             for (size_t i = 0; !g && i < m->n_extra; i++)
                 if (!strcmp(m->extra[i].name, n)) g = &m->extra[i];
-            if (!g) return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", m->path, n);
+            const mp_gguf_tensor *gu = g ? NULL : mp_gguf_find_tensor(m->gguf, TN("ffn_gate_up_exps"));
+            if (!g && !gu) {
+                TN("ffn_gate_exps");
+                return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", m->path, n);
+            }
+            if (!g) g = gu;
             if (g->n_dims != 3)
-                return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has %u dims, expected 3", m->path, n, g->n_dims);
-            int64_t F = g->ne[1];
+                return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has %u dims, expected 3", m->path, g->name,
+                                  g->n_dims);
+            int64_t F = gu ? g->ne[1] / 2 : g->ne[1];
             if (hp->n_ff_exp == 0) hp->n_ff_exp = (uint32_t)F;
             F = hp->n_ff_exp;
-            BIND(&l->ffn_gate_exps, true, true, TN("ffn_gate_exps"), E, F, X);
-            BIND(&l->ffn_up_exps, true, true, TN("ffn_up_exps"), E, F, X);
+            if (gu) {
+                /* one mul_mat_id in llama.cpp, then the gate and up halves: the
+                 * same vec_dot per row as two tensors; views keep the rest of
+                 * the engine (and the expert byte ranges) unchanged */
+                BIND(&l->ffn_gate_up_exps, true, true, TN("ffn_gate_up_exps"), E, 2 * F, X);
+                l->ffn_gate_exps = l->ffn_up_exps = l->ffn_gate_up_exps;
+                l->ffn_gate_exps.ne[1] = l->ffn_up_exps.ne[1] = F;
+                l->ffn_up_exps.view_off = (size_t)F * l->ffn_gate_up_exps.row_size;
+                if (l->ffn_up_exps.data) l->ffn_up_exps.data = (const char *)l->ffn_up_exps.data + l->ffn_up_exps.view_off;
+            } else {
+                BIND(&l->ffn_gate_exps, true, true, TN("ffn_gate_exps"), E, F, X);
+                BIND(&l->ffn_up_exps, true, true, TN("ffn_up_exps"), E, F, X);
+            }
             BIND(&l->ffn_down_exps, true, true, TN("ffn_down_exps"), F, E, X);
             if (hp->n_shared > 0) {
                 const int64_t S = F * hp->n_shared;
@@ -515,11 +532,15 @@ void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s)
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {
         const mp_layer *l = &m->layers[il];
         if (!mp_layer_is_moe(l)) continue;
-        uint64_t b = tensor_bytes(&l->ffn_gate_exps) + tensor_bytes(&l->ffn_up_exps) + tensor_bytes(&l->ffn_down_exps);
-        uint64_t p = tensor_params(&l->ffn_gate_exps) + tensor_params(&l->ffn_up_exps) + tensor_params(&l->ffn_down_exps);
+        const bool fused = l->ffn_gate_up_exps.info != NULL; /* gate and up are views of one tensor */
+        uint64_t b = tensor_bytes(&l->ffn_gate_exps) + (fused ? 0 : tensor_bytes(&l->ffn_up_exps)) +
+                     tensor_bytes(&l->ffn_down_exps);
+        uint64_t p = tensor_params(&l->ffn_gate_exps) + (fused ? 0 : tensor_params(&l->ffn_up_exps)) +
+                     tensor_params(&l->ffn_down_exps);
         s->expert_bytes += b;
         s->expert_params += p;
-        uint64_t one = l->ffn_gate_exps.expert_stride + l->ffn_up_exps.expert_stride + l->ffn_down_exps.expert_stride;
+        uint64_t one = mp_tensor_expert_bytes(&l->ffn_gate_exps) + mp_tensor_expert_bytes(&l->ffn_up_exps) +
+                       mp_tensor_expert_bytes(&l->ffn_down_exps);
         if (one > s->one_expert_bytes) s->one_expert_bytes = one;
         active_expert_params += p / m->hp.n_expert * m->hp.n_expert_used;
     }

@@ -92,8 +92,19 @@ typedef struct mp_tensor {
     uint32_t type;
     int64_t ne[4];
     size_t row_size;            /* bytes of one row */
-    size_t expert_stride;       /* bytes of one expert's matrix (3-D only) */
+    size_t expert_stride;       /* bytes from one expert's slab to the next (3-D only) */
+    /* A view of part of each expert's slab (the gate or up half of a fused
+     * ffn_gate_up_exps): bytes from the slab's start; data already includes
+     * it. The part is ne[1] rows of row_size bytes. 0 for whole tensors. */
+    size_t view_off;
 } mp_tensor;
+
+/* File offset (within the GGUF image) and size of expert e's part of t. */
+static inline uint64_t mp_tensor_expert_offset(const mp_tensor *t, uint32_t e)
+{
+    return t->info->offset + t->view_off + (uint64_t)e * t->expert_stride;
+}
+static inline uint64_t mp_tensor_expert_bytes(const mp_tensor *t) { return (uint64_t)t->row_size * (uint64_t)t->ne[1]; }
 
 typedef struct mp_layer {
     mp_tensor attn_norm;  /* (n_embd) f32 */
@@ -111,6 +122,9 @@ typedef struct mp_layer {
     mp_tensor ffn_gate_inp;     /* router (n_embd -> n_expert), f32 */
     mp_tensor ffn_gate_exps, ffn_up_exps; /* (n_embd -> n_ff_exp) x n_expert */
     mp_tensor ffn_down_exps;              /* (n_ff_exp -> n_embd) x n_expert */
+    /* a fused (n_embd -> 2 n_ff_exp) x n_expert tensor, rows [0, n_ff_exp) gate and
+     * [n_ff_exp, 2 n_ff_exp) up; ffn_gate_exps / ffn_up_exps are then views of it */
+    mp_tensor ffn_gate_up_exps;
     mp_tensor exp_probs_b;                /* (n_expert) f32 selection bias, optional */
     mp_tensor ffn_gate_shexp, ffn_up_shexp; /* (n_embd -> n_ff_exp * n_shared) */
     mp_tensor ffn_down_shexp;               /* (n_ff_exp * n_shared -> n_embd) */
