@@ -99,9 +99,9 @@ static inline float mp_rng_normalish(mp_rng *r)
 
 /* ---- model description ----------------------------------------------- */
 
-typedef enum gen_arch { ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_COUNT } gen_arch;
-static const char *const arch_cli_names[] = {"llama", "llama-moe", "qwen3moe", "olmoe", "deepseek2"};
-static const char *const arch_gguf_names[] = {"llama", "llama", "qwen3moe", "olmoe", "deepseek2"};
+typedef enum gen_arch { ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_GLM4MOE, ARCH_COUNT } gen_arch;
+static const char *const arch_cli_names[] = {"llama", "llama-moe", "qwen3moe", "olmoe", "deepseek2", "glm4moe"};
+static const char *const arch_gguf_names[] = {"llama", "llama", "qwen3moe", "olmoe", "deepseek2", "glm4moe"};
 
 /* What a tensor is for; picks its type (--type mixes, --*-type overrides)
  * and the std of its values. */
@@ -156,6 +156,10 @@ typedef struct gen_opts {
     float weights_scale;
     float yarn_factor, yarn_log_mul; /* yarn_factor 0: no rope scaling */
     int64_t yarn_orig;
+    /* glm4moe (also uses n_dense_lead, n_shared, gating, weights_norm/scale) */
+    bool attn_bias, qk_norm;
+    int64_t n_rot;            /* rotated dims per head (partial rotary); 0: head_dim / 2 */
+    int64_t n_nextn;          /* NextN/MTP blocks appended (counted in block_count) */
 } gen_opts;
 
 typedef struct gen_model {
@@ -238,6 +242,55 @@ static void model_add(gen_model *m, const gen_opts *o, gen_role role, int64_t ne
     if (role == ROLE_BIAS) t->scale = 0.1f;
 }
 
+/* glm4moe (llama.cpp src/models/glm4-moe.cpp load_arch_tensors): GQA
+ * attention with biases and optional per-head q/k norms, post_attention_norm
+ * before the FFN, dense lead, routed + shared experts with exp_probs_b, then
+ * n_nextn MTP blocks (a full MoE layer plus nextn.*) that llama.cpp skips. */
+static void model_build_glm4moe(gen_model *m, const gen_opts *o)
+{
+    const int64_t E = o->n_embd, hd = o->head_dim, X = o->n_expert, F = o->n_ff_exp;
+    const int64_t nq = o->n_head * hd, nkv = o->n_head_kv * hd;
+    model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
+    for (int64_t i = 0; i < o->n_layer + o->n_nextn; i++) {
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
+        model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
+        model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
+        model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+        model_add(m, o, ROLE_ATTN, nq, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
+        if (o->qk_norm) {
+            model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_q_norm.weight", i);
+            model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_k_norm.weight", i);
+        }
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".post_attention_norm.weight", i);
+        if (i < o->n_dense_lead) {
+            model_add(m, o, ROLE_FFN, E, o->n_ff, 0, "blk.%" PRId64 ".ffn_gate.weight", i);
+            model_add(m, o, ROLE_FFN_DOWN, o->n_ff, E, 0, "blk.%" PRId64 ".ffn_down.weight", i);
+            model_add(m, o, ROLE_FFN, E, o->n_ff, 0, "blk.%" PRId64 ".ffn_up.weight", i);
+        } else {
+            model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
+            model_add(m, o, ROLE_BIAS, X, 0, 0, "blk.%" PRId64 ".exp_probs_b.bias", i);
+            model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_gate_exps.weight", i);
+            model_add(m, o, ROLE_EXP_DOWN, F, E, X, "blk.%" PRId64 ".ffn_down_exps.weight", i);
+            model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_up_exps.weight", i);
+            const int64_t S = F * o->n_shared;
+            model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_gate_shexp.weight", i);
+            model_add(m, o, ROLE_FFN_DOWN, S, E, 0, "blk.%" PRId64 ".ffn_down_shexp.weight", i);
+            model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_up_shexp.weight", i);
+        }
+        if (i >= o->n_layer) {
+            model_add(m, o, ROLE_ATTN, 2 * E, E, 0, "blk.%" PRId64 ".nextn.eh_proj.weight", i);
+            model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".nextn.enorm.weight", i);
+            model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".nextn.hnorm.weight", i);
+            model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".nextn.shared_head_norm.weight", i);
+        }
+    }
+    model_add(m, o, ROLE_NORM, E, 0, 0, "output_norm.weight");
+    if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
+}
+
 /* deepseek2 (llama.cpp src/models/deepseek2.cpp load_arch_tensors): MLA
  * attention, leading dense layers, routed + shared experts. */
 static void model_build_deepseek2(gen_model *m, const gen_opts *o)
@@ -299,6 +352,10 @@ static void model_build(gen_model *m, const gen_opts *o)
     m->n = 0;
     if (o->arch == ARCH_DEEPSEEK2) {
         model_build_deepseek2(m, o);
+        return;
+    }
+    if (o->arch == ARCH_GLM4MOE) {
+        model_build_glm4moe(m, o);
         return;
     }
     model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
@@ -743,6 +800,9 @@ static void usage(FILE *f)
         "  --gating softmax|sigmoid|none|N  --probs-bias (exp_probs_b)  --weights-norm\n"
         "  --weights-scale F   --fused-gate-up (ffn_gate_up_exps)\n"
         "  --yarn FACTOR [--yarn-orig N] [--yarn-log-mul F (stored as given: 0.1*mscale_all_dim)]\n"
+        "glm4moe (also --n-dense-lead --n-shared --gating --weights-norm --weights-scale --head-dim):\n"
+        "  --attn-bias (q/k/v biases)  --qk-norm (per-head q/k norms)  --n-rot N (head_dim/2)\n"
+        "  --n-nextn N (MTP blocks appended, counted in block_count; llama.cpp skips them)\n"
         "  --name S            general.name\n"
         "  --seed N            (1234); output is identical for identical options\n"
         "  -o FILE             output path\n"
@@ -838,7 +898,7 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             int k = -1;
             for (int j = 0; j < ARCH_COUNT; j++)
                 if (!strcmp(v, arch_cli_names[j])) k = j;
-            if (k < 0) die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2)", v);
+            if (k < 0) die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2, glm4moe)", v);
             o->arch = (gen_arch)k;
         } else if (!strcmp(a, "--type")) {
             const char *v = NEXT();
@@ -937,6 +997,14 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->yarn_factor = parse_float(a, NEXT());
         } else if (!strcmp(a, "--yarn-orig")) {
             o->yarn_orig = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--attn-bias")) {
+            o->attn_bias = true;
+        } else if (!strcmp(a, "--qk-norm")) {
+            o->qk_norm = true;
+        } else if (!strcmp(a, "--n-rot")) {
+            o->n_rot = parse_int(a, NEXT(), 2);
+        } else if (!strcmp(a, "--n-nextn")) {
+            o->n_nextn = parse_int(a, NEXT(), 0);
         } else if (!strcmp(a, "--yarn-log-mul")) {
             o->yarn_log_mul = parse_float(a, NEXT());
         } else {
@@ -950,6 +1018,21 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
 /* Cross-option checks and derived values; dies with a message. */
 static void opts_finish(gen_opts *o)
 {
+    if (o->arch == ARCH_GLM4MOE) {
+        if (!o->head_dim) {
+            if (o->n_embd % o->n_head) die("n_embd must be a multiple of n_head (or give --head-dim)");
+            o->head_dim = o->n_embd / o->n_head;
+        }
+        if (!o->n_rot) o->n_rot = o->head_dim / 2; /* partial_rotary_factor 0.5 */
+        if (o->n_rot % 2 || o->n_rot > o->head_dim) die("--n-rot must be even and <= head_dim");
+        if (o->n_head % o->n_head_kv) die("n_head must be a multiple of n_head_kv");
+        if (!o->n_shared) o->n_shared = 1;
+        if (!o->n_ff_exp) o->n_ff_exp = o->n_ff;
+        if (o->n_dense_lead > o->n_layer) die("--n-dense-lead > --n-layer");
+        if (o->n_expert_used > o->n_expert) die("n_expert_used > n_expert");
+        if (!o->ftype && o->type != MP_TYPE_F32) o->ftype = llama_ftype(o->type);
+        return;
+    }
     if (o->arch == ARCH_DEEPSEEK2) {
         /* defaults: a V2-Lite-like shape scaled down */
         if (!o->kv_lora) o->kv_lora = 128;
@@ -1043,14 +1126,15 @@ static int do_generate(gen_opts *o)
     W(mp_gguf_writer_set_u32(w, K("vocab_size"), (uint32_t)o->n_vocab));
     W(mp_gguf_writer_set_u32(w, K("context_length"), (uint32_t)o->n_ctx));
     W(mp_gguf_writer_set_u32(w, K("embedding_length"), (uint32_t)o->n_embd));
-    W(mp_gguf_writer_set_u32(w, K("block_count"), (uint32_t)o->n_layer));
+    W(mp_gguf_writer_set_u32(w, K("block_count"), (uint32_t)(o->n_layer + o->n_nextn)));
     W(mp_gguf_writer_set_u32(w, K("feed_forward_length"), (uint32_t)o->n_ff));
     W(mp_gguf_writer_set_u32(w, K("attention.head_count"), (uint32_t)o->n_head));
     W(mp_gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)o->n_head_kv));
     W(mp_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), o->eps));
     W(mp_gguf_writer_set_f32(w, K("rope.freq_base"), o->rope_base));
     W(mp_gguf_writer_set_u32(w, K("rope.dimension_count"),
-                             (uint32_t)(o->arch == ARCH_DEEPSEEK2 ? o->rope_dim : o->head_dim)));
+                             (uint32_t)(o->arch == ARCH_DEEPSEEK2 ? o->rope_dim
+                                        : o->arch == ARCH_GLM4MOE ? o->n_rot : o->head_dim)));
     if (o->arch == ARCH_QWEN3MOE) {
         W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
         W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
@@ -1059,6 +1143,18 @@ static int do_generate(gen_opts *o)
     if (is_moe(o->arch)) {
         W(mp_gguf_writer_set_u32(w, K("expert_count"), (uint32_t)o->n_expert));
         W(mp_gguf_writer_set_u32(w, K("expert_used_count"), (uint32_t)o->n_expert_used));
+    }
+    if (o->arch == ARCH_GLM4MOE) {
+        /* as llama.cpp's converter writes them (conversion/glm.py) */
+        W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("leading_dense_block_count"), (uint32_t)o->n_dense_lead));
+        W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
+        W(mp_gguf_writer_set_u32(w, K("expert_shared_count"), (uint32_t)o->n_shared));
+        W(mp_gguf_writer_set_f32(w, K("expert_weights_scale"), o->weights_scale));
+        W(mp_gguf_writer_set_bool(w, K("expert_weights_norm"), o->weights_norm));
+        if (o->gating) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
+        W(mp_gguf_writer_set_u32(w, K("nextn_predict_layers"), (uint32_t)o->n_nextn));
     }
     if (o->arch == ARCH_DEEPSEEK2) {
         /* as llama.cpp's converter writes them (conversion/deepseek.py) */
@@ -1311,6 +1407,7 @@ static int do_check(const char *path, bool quiet)
     else if (!strcmp(a, "qwen3moe")) o.arch = ARCH_QWEN3MOE;
     else if (!strcmp(a, "olmoe")) o.arch = ARCH_OLMOE;
     else if (!strcmp(a, "deepseek2")) o.arch = ARCH_DEEPSEEK2;
+    else if (!strcmp(a, "glm4moe")) o.arch = ARCH_GLM4MOE;
     else {
         FAIL("architecture '%s' is not one mp-gen writes", a);
         goto out;
@@ -1324,6 +1421,15 @@ static int do_check(const char *path, bool quiet)
     GETU("expert_used_count", o.n_expert_used, o.arch != ARCH_LLAMA);
     GETU("expert_feed_forward_length", o.n_ff_exp, o.arch == ARCH_QWEN3MOE);
     GETU("attention.key_length", o.head_dim, false);
+    if (o.arch == ARCH_GLM4MOE) {
+        GETU("nextn_predict_layers", o.n_nextn, false);
+        GETU("leading_dense_block_count", o.n_dense_lead, false);
+        GETU("expert_shared_count", o.n_shared, true);
+        GETU("rope.dimension_count", o.n_rot, true);
+        o.n_layer -= o.n_nextn;
+        o.attn_bias = mp_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+        o.qk_norm = mp_gguf_find_tensor(g, "blk.0.attn_q_norm.weight") != NULL;
+    }
     if (o.arch == ARCH_DEEPSEEK2) {
         int64_t dk = 0, mla_k = 0;
         GETU("attention.q_lora_rank", o.q_lora, false);
@@ -1403,7 +1509,7 @@ static int do_check(const char *path, bool quiet)
                         FAIL("norm '%s'[%" PRId64 "] = %g, expected about 1", e->name, j, row[j]);
                         break;
                     }
-        } else {
+        } else if (e->role != ROLE_BIAS) { /* biases: too few values for a std check */
             double sd = sample_std(t, d, row);
             if (sd >= 0) {
                 double ratio = sd / e->scale;
