@@ -1,4 +1,4 @@
-# Parity with llama.cpp for deepseek2 (issue 11): random mp-gen models of the
+# Parity with llama.cpp for deepseek2 and glm4moe (issue 11): random mp-gen models of the
 # option mixes below, the 64-token parity prompt and 32 greedy tokens:
 #   max|engine - llama.cpp| / max|llama.cpp| <= 1e-4 for f32 (0 on AVX-512 today),
 #   <= 1e-2 for the quantised types, and the same greedy tokens;
@@ -7,7 +7,9 @@
 # Mixes: V2-Lite-like (attn_q, softmax, dense lead, YaRN mscale 0.707), V3-like
 # (q LoRA, sigmoid + exp_probs_b + groups, weights norm and scale 2.5, YaRN),
 # V2-like older attn_kv_b layout (softmax, groups, scale 16), each in f32, plus
-# the V3-like mix in f16 / q8_0 / q4_K / q4_K_m. Skips (77) without a built peer.
+# the V3-like mix in f16 / q8_0 / q4_K / q4_K_m; glm4moe without and with
+# (GLM-4.5-like) q/k/v biases and q/k norms, GQA, partial rotary, an MTP block,
+# in f32 and the quantised types. Skips (77) without a built peer.
 set -u
 B=${MP_BUILD:-.}
 S=${MP_SRC:-..}
@@ -55,8 +57,15 @@ run v2lite f32 $V2LITE
 run v3 f32 $V3
 run v2kvb f32 $V2KVB
 for t in f16 q8_0 q4_K q4_K_m; do run v3 $t $V3; done
+BASE="--arch glm4moe --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 128 --n-ff 512 --n-ff-exp 256 --n-layer 3
+      --n-dense-lead 1 --n-expert 8 --n-expert-used 3 --weights-norm --weights-scale 2.5 --n-nextn 1 --n-vocab 384
+      --seed 11 -q"
+run glm f32 --n-head-kv 4
+for t in f32 f16 q8_0 q4_K_m; do run glm45 $t --attn-bias --qk-norm; done
 }
 
+BASE="--arch deepseek2 --n-embd 256 --n-head 4 --n-ff 512 --n-ff-exp 256 --n-layer 3 --n-dense-lead 1
+      --n-expert 8 --n-expert-used 3 --n-vocab 384 --seed 11 -q"
 # streamed: 64 experts top-6, 2 shared, groups 8/3, fused ffn_gate_up_exps, under a
 # budget that holds ~7% of the experts; then the same from a pack
 m="$T/stream.gguf"
@@ -87,4 +96,15 @@ else echo "FAIL: streamed logits differ from the in-RAM run"; fail=1; fi
     { echo "FAIL: pack run:"; cat "$T/e.err"; exit 1; }
 if cmp -s "$T/ram.f32" "$T/pack.f32"; then echo "packed, streamed: identical to the in-RAM run"
 else echo "FAIL: the pack's logits differ from the in-RAM run"; fail=1; fi
+# glm4moe streamed: 64 experts top-6 with an MTP block, under --mem
+m="$T/glm-stream.gguf"
+"$B/mp-gen" --arch glm4moe --type q8_0 --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 128 --n-ff 512 --n-ff-exp 512 \
+    --n-layer 4 --n-dense-lead 1 --n-expert 64 --n-expert-used 6 --attn-bias --qk-norm --weights-norm \
+    --weights-scale 2.5 --n-nextn 1 --n-vocab 384 --seed 11 -q -o "$m" || { echo "FAIL: mp-gen glm stream"; exit 1; }
+"$B/moepager" logits -m "$m" --ids "$IDS" -o "$T/ram.f32" -n 8 -t 2 >/dev/null 2>"$T/e.err" || { cat "$T/e.err"; exit 1; }
+"$B/moepager" logits -m "$m" --ids "$IDS" -o "$T/mem.f32" -n 8 -t 2 --mem 48M >/dev/null 2>"$T/e.err" ||
+    { echo "FAIL: glm4moe streamed run:"; cat "$T/e.err"; exit 1; }
+grep -q "expert cache:" "$T/e.err" || { echo "FAIL: the glm4moe --mem run did not stream"; fail=1; }
+if cmp -s "$T/ram.f32" "$T/mem.f32"; then echo "glm4moe streamed (--mem 48M): identical to the in-RAM run"
+else echo "FAIL: glm4moe streamed logits differ from the in-RAM run"; fail=1; fi
 exit $fail

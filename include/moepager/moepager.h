@@ -425,6 +425,7 @@ typedef struct mp_model_info {
     bool mla;                  /* multi-head latent attention */
     bool mla_latent_kv;        /* the KV cache holds kv_lora + n_rot values per token and layer (one head) */
     uint32_t kv_lora, q_lora;  /* q_lora 0: no q LoRA */
+    uint32_t n_layer_nextn;    /* NextN/MTP blocks after the n_layer run (skipped, never loaded) */
     uint32_t n_vocab, n_ctx_train;
     bool tied_output;
     /* Weight types by name: n_types entries with their tensor count and bytes. */

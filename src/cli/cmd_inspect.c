@@ -46,7 +46,10 @@ int cmd_inspect(int argc, char **argv)
     printf("file:            %s (GGUF v%u, %s)\n", mo.model, mi.gguf_version, sz(mi.file_bytes, b1));
     if (mi.name[0]) printf("name:            %s\n", mi.name);
     printf("architecture:    %s%s\n", mi.arch, mi.moe ? " (mixture of experts)" : " (dense)");
-    printf("layers:          %u\n", mi.n_layer);
+    if (mi.n_layer_nextn)
+        printf("layers:          %u (+ %u NextN/MTP block(s), skipped and not loaded)\n", mi.n_layer, mi.n_layer_nextn);
+    else
+        printf("layers:          %u\n", mi.n_layer);
     printf("n_embd:          %u\n", mi.n_embd);
     printf("heads:           %u (kv %u, head dim %u, rope %s over %u dims, base %g)\n", mi.n_head, mi.n_head_kv,
            mi.head_dim, mi.rope_neox ? "neox" : "normal", mi.n_rot, mi.rope_base);

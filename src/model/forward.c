@@ -301,6 +301,12 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
 
     for (int t = 0; t < T; t++) {
         float *q = c->q + t * Dq, *k = c->k + t * Dk;
+        if (l->bq.info) /* biases right after the projections (llama.cpp build_qkv) */
+            for (int64_t i = 0; i < Dq; i++) q[i] += ((const float *)l->bq.data)[i];
+        if (l->bk.info)
+            for (int64_t i = 0; i < Dk; i++) k[i] += ((const float *)l->bk.data)[i];
+        if (l->bv.info)
+            for (int64_t i = 0; i < Dv; i++) c->v[t * Dv + i] += ((const float *)l->bv.data)[i];
         if (hp->qk_norm == MP_QK_NORM_HEAD) {
             for (uint32_t h = 0; h < hp->n_head; h++)
                 mp_rmsnorm(q + h * hp->head_dim, q + h * hp->head_dim, l->q_norm.data, hp->head_dim, hp->rms_eps);

@@ -13,6 +13,7 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_QWEN3MOE] = "qwen3moe",
     [MP_ARCH_OLMOE] = "olmoe",
     [MP_ARCH_DEEPSEEK2] = "deepseek2",
+    [MP_ARCH_GLM4MOE] = "glm4moe",
 };
 
 
@@ -131,13 +132,20 @@ static int load_hparams(mp_model *m, mp_err *err)
         if (!strcmp(arch, arch_names[a])) found = a;
     if (found < 0)
         return mp_err_set(err, MP_E_UNSUPPORTED,
-                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe, deepseek2)", m->path,
+                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe, deepseek2, glm4moe)", m->path,
                           arch);
     hp->arch = (mp_arch)found;
 
     int rc;
     if ((rc = get_arch_u32(m, "embedding_length", &hp->n_embd, true, err))) return rc;
     if ((rc = get_arch_u32(m, "block_count", &hp->n_layer, true, err))) return rc;
+    /* llama.cpp runs block_count - nextn_predict_layers layers; the NextN/MTP
+     * blocks after them are skipped and never loaded */
+    if ((rc = get_arch_u32(m, "nextn_predict_layers", &hp->n_layer_nextn, false, err))) return rc;
+    if (hp->n_layer_nextn >= hp->n_layer)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: nextn_predict_layers %u leaves none of the %u blocks to run", m->path,
+                          hp->n_layer_nextn, hp->n_layer);
+    hp->n_layer -= hp->n_layer_nextn;
     if ((rc = get_arch_u32(m, "attention.head_count", &hp->n_head, true, err))) return rc;
     hp->n_head_kv = hp->n_head;
     if ((rc = get_arch_u32(m, "attention.head_count_kv", &hp->n_head_kv, false, err))) return rc;
@@ -237,6 +245,31 @@ static int load_hparams(mp_model *m, mp_err *err)
         if (hp->n_expert == 0)
             return mp_err_set(err, MP_E_CORRUPT, "%s: olmoe model without '%s.expert_count'", m->path, arch);
         break;
+    case MP_ARCH_GLM4MOE: {
+        /* llama.cpp src/models/glm4-moe.cpp */
+        hp->rope_kind = MP_ROPE_NEOX;
+        hp->qk_norm = MP_QK_NORM_NONE; /* per-head norms when the file has them (bind_tensors) */
+        hp->norm_topk = false;
+        if (hp->n_expert == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: glm4moe model without 'glm4moe.expert_count'", m->path);
+        if ((rc = get_arch_u32(m, "expert_feed_forward_length", &hp->n_ff_exp, true, err))) return rc;
+        if ((rc = get_arch_u32(m, "expert_shared_count", &hp->n_shared, true, err))) return rc;
+        if ((rc = get_arch_u32(m, "leading_dense_block_count", &hp->n_dense_lead, false, err))) return rc;
+        if (hp->n_shared == 0)
+            return mp_err_set(err, MP_E_UNSUPPORTED,
+                              "%s: glm4moe with 0 shared experts is not supported (llama.cpp still adds silu(x))",
+                              m->path);
+        if (hp->n_dense_lead > hp->n_layer)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: leading_dense_block_count %u exceeds %u layers", m->path,
+                              hp->n_dense_lead, hp->n_layer);
+        if (hp->n_dense_lead > 0 && hp->n_ff == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: dense layers without 'glm4moe.feed_forward_length'", m->path);
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.dimension_sections", arch);
+        if (mp_gguf_get(m->gguf, key))
+            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: multimodal rope ('%s') is not supported", m->path, key);
+        break;
+    }
     case MP_ARCH_DEEPSEEK2: {
         if ((rc = load_deepseek2(m, err))) return rc;
         const float mscale = hp->kq_scale;
@@ -257,7 +290,8 @@ static int load_hparams(mp_model *m, mp_err *err)
         uint32_t gf;
         rc = mp_gguf_get_u32(m->gguf, key, &gf, err);
         if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
-        if (hp->arch != MP_ARCH_DEEPSEEK2) {
+        if (hp->arch == MP_ARCH_GLM4MOE) hp->gating = MP_GATING_SIGMOID; /* llama.cpp's default for it */
+        if (hp->arch != MP_ARCH_DEEPSEEK2 && hp->arch != MP_ARCH_GLM4MOE) {
             hp->gating = MP_GATING_SOFTMAX;
             if (rc == MP_OK && gf != 1 /* softmax */)
                 return mp_err_set(err, MP_E_UNSUPPORTED,
@@ -399,6 +433,15 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
             BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
             BIND(&l->wo, true, true, TN("attn_output"), Do, E);
+            if (hp->arch == MP_ARCH_GLM4MOE) {
+                snprintf(n, sizeof n, "blk.%u.attn_q.bias", il);
+                BIND(&l->bq, false, false, n, Dq);
+                snprintf(n, sizeof n, "blk.%u.attn_k.bias", il);
+                BIND(&l->bk, false, false, n, Dk);
+                snprintf(n, sizeof n, "blk.%u.attn_v.bias", il);
+                BIND(&l->bv, false, false, n, Dv);
+                if (il == 0 && mp_gguf_find_tensor(m->gguf, TN("attn_q_norm"))) hp->qk_norm = MP_QK_NORM_HEAD;
+            }
         }
         if (hp->qk_norm == MP_QK_NORM_HEAD) {
             BIND(&l->q_norm, true, false, TN("attn_q_norm"), hp->head_dim);
@@ -407,7 +450,8 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->q_norm, true, false, TN("attn_q_norm"), Dq);
             BIND(&l->k_norm, true, false, TN("attn_k_norm"), Dk);
         }
-        BIND(&l->ffn_norm, true, false, TN("ffn_norm"), E);
+        if (hp->arch == MP_ARCH_GLM4MOE) BIND(&l->ffn_norm, true, false, TN("post_attention_norm"), E);
+        else BIND(&l->ffn_norm, true, false, TN("ffn_norm"), E);
         if (hp->n_expert > 0 && il >= hp->n_dense_lead) {
             const int64_t X = hp->n_expert;
             BIND(&l->ffn_gate_inp, true, true, TN("ffn_gate_inp"), E, X);
@@ -450,7 +494,7 @@ static int bind_tensors(mp_model *m, mp_err *err)
                                   n, hp->arch_name);
             }
             snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", il);
-            BIND(&l->exp_probs_b, false, false, n, X);
+            BIND(&l->exp_probs_b, hp->arch == MP_ARCH_GLM4MOE, false, n, X); /* glm4moe requires it */
         } else {
             if (hp->n_ff == 0)
                 return mp_err_set(err, MP_E_CORRUPT, "%s: key '%s.feed_forward_length' is missing", m->path,
@@ -521,6 +565,8 @@ void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s)
     uint64_t all_params = 0;
     for (uint64_t i = 0; i < mp_gguf_n_tensors(m->gguf); i++) {
         const mp_gguf_tensor *t = mp_gguf_tensor_at(m->gguf, i);
+        /* NextN/MTP blocks (blk.N, N >= n_layer) are never loaded: not counted */
+        if (!strncmp(t->name, "blk.", 4) && strtoul(t->name + 4, NULL, 10) >= m->hp.n_layer) continue;
         s->total_bytes += t->size;
         all_params += (uint64_t)mp_gguf_tensor_nelements(t);
     }

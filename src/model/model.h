@@ -21,6 +21,7 @@ typedef enum mp_arch {
     MP_ARCH_QWEN3MOE,
     MP_ARCH_OLMOE,
     MP_ARCH_DEEPSEEK2,   /* MLA attention, shared experts, sigmoid/group routing */
+    MP_ARCH_GLM4MOE,     /* GQA with biases, partial NEOX rope, shared experts, sigmoid + bias routing */
     MP_ARCH_COUNT
 } mp_arch;
 
@@ -47,7 +48,8 @@ typedef struct mp_hparams {
     uint32_t n_vocab;
     uint32_t n_ctx_train;
     uint32_t n_embd;
-    uint32_t n_layer;
+    uint32_t n_layer;        /* layers the forward pass runs: block_count - nextn_predict_layers */
+    uint32_t n_layer_nextn;  /* NextN/MTP blocks after them: never run, never loaded */
     uint32_t n_head;
     uint32_t n_head_kv;
     uint32_t head_dim;       /* key/query head size */
@@ -112,9 +114,10 @@ typedef struct mp_layer {
     mp_tensor wk;         /* (n_embd -> n_head_kv * head_dim) */
     mp_tensor wv;         /* (n_embd -> n_head_kv * head_dim_v) */
     mp_tensor wo;         /* (n_head * head_dim_v -> n_embd) */
+    mp_tensor bq, bk, bv; /* optional f32 biases of wq, wk, wv (glm4moe) */
     mp_tensor q_norm;     /* (head_dim) or (n_embd) */
     mp_tensor k_norm;     /* (head_dim) or (n_head_kv * head_dim) */
-    mp_tensor ffn_norm;   /* (n_embd) */
+    mp_tensor ffn_norm;   /* (n_embd); glm4moe's post_attention_norm */
     /* dense FFN */
     mp_tensor ffn_gate, ffn_up; /* (n_embd -> n_ff) */
     mp_tensor ffn_down;         /* (n_ff -> n_embd) */

@@ -659,6 +659,7 @@ int mp_model_inspect(const char *path, const mp_params *p, mp_model_info *o, mp_
     o->mla_latent_kv = hp->mla_absorbed;
     o->kv_lora = hp->kv_lora;
     o->q_lora = hp->q_lora;
+    o->n_layer_nextn = hp->n_layer_nextn;
     o->n_vocab = hp->n_vocab;
     o->n_ctx_train = hp->n_ctx_train;
     o->tied_output = m->tied_output;

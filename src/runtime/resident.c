@@ -34,7 +34,10 @@ int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), 
         VISIT(&l->ffn_up);
         VISIT(&l->ffn_down);
         VISIT(&l->ffn_gate_inp);
-        /* deepseek2: MLA attention, selection bias, shared experts */
+        /* glm4moe's attention biases; deepseek2: MLA attention; both: selection bias, shared experts */
+        VISIT(&l->bq);
+        VISIT(&l->bk);
+        VISIT(&l->bv);
         VISIT(&l->wq_a);
         VISIT(&l->q_a_norm);
         VISIT(&l->wq_b);
