@@ -16,7 +16,7 @@ S=${MP_SRC:-..}
 . "$S/tests/helpers/parity.sh" || exit 1
 PEER=$(mp_find_peer) || { echo "SKIP: no built llama.cpp peer (set MP_PEER, or run tools/test.sh, which builds one)"; exit 77; }
 LL="$PEER/build/llama_logits"
-for exe in moepager mp-gen mp-cmp-logits; do
+for exe in moepager mp-gen mp-cmp-logits mp-ref-logits; do
     [ -x "$B/$exe" ] || { echo "FAIL: $B/$exe not built"; exit 1; }
 done
 T=$(mktemp -d "${TMPDIR:-/tmp}/mp-parity-ds2.XXXXXX")
@@ -31,7 +31,7 @@ V3="--q-lora 256 --kv-lora 256 --v-dim 64 --gating sigmoid --probs-bias --n-grou
 V2KVB="--mla-kv-b --q-lora 256 --gating softmax --n-group 4 --n-group-used 2 --weights-scale 16"
 
 fail=0
-printf "%-8s %-8s %-12s %-8s\n" mix type eng/llama greedy32
+printf "%-8s %-8s %-12s %-8s %-12s\n" mix type eng/llama greedy32 ref/llama
 run() { # NAME TYPE OPTS...
     local name=$1 type=$2; shift 2
     local m="$T/$name-$type.gguf"
@@ -47,7 +47,19 @@ run() { # NAME TYPE OPTS...
     gl=$(echo "$lc" | grep '^gen_ids:'); ge=$(echo "$eng" | grep '^gen_ids:')
     g=same
     if [ -z "$gl" ] || [ "$gl" != "$ge" ]; then g=DIFF; mp_parity_exact && fail=1; fi
-    printf "%-8s %-8s %-12s %-8s\n" "$name" "$type" "$(echo "$out" | awk '{print $6}')" "$g"
+    # f32: the double-precision reference too (2e-4 for the YaRN-scaled V3-like mix,
+    # see test_forward_ref.sh)
+    local rr=- rtol=1e-4 rout
+    [ "$name" = v3 ] && rtol=2e-4
+    if [ "$type" = f32 ]; then
+        if "$B/mp-ref-logits" -m "$m" --ids "$IDS" -o "$T/r.f32"; then
+            rout=$("$B/mp-cmp-logits" "$T/r.f32" "$T/l.f32" --tol $rtol) || { fail=1; echo "FAIL: ref vs llama.cpp $name: $rout"; }
+            rr=$(echo "$rout" | awk '{print $6}')
+        else
+            fail=1; echo "FAIL: mp-ref-logits $name"
+        fi
+    fi
+    printf "%-8s %-8s %-12s %-8s %-12s\n" "$name" "$type" "$(echo "$out" | awk '{print $6}')" "$g" "$rr"
     [ $rc -eq 0 ] || { echo "FAIL: $name $type: $out (tol $tol)"; fail=1; }
     [ "$g" = same ] || { echo "  llama.cpp $gl"; echo "  engine    $ge"; }
 }
