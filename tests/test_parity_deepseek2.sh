@@ -37,7 +37,7 @@ run() { # NAME TYPE OPTS...
     local m="$T/$name-$type.gguf"
     # shellcheck disable=SC2086
     if ! "$B/mp-gen" $BASE --type "$type" "$@" -o "$m"; then echo "FAIL: mp-gen $name $type"; fail=1; return; fi
-    local tol=1e-2; [ "$type" = f32 ] && tol=1e-4
+    local tol; tol=$(mp_parity_tol "$type") # 1e-4 f32, 1e-2 (3e-2 scalar/capped builds) otherwise
     local lc eng out rc gl ge g
     lc=$("$LL" -m "$m" --ids "$IDS" -n $MP_PARITY_NGEN -t 2 --no-repack --dump "$T/l.f32" 2>&1) ||
         { echo "FAIL: llama_logits $name $type:"; echo "$lc" | tail -5; fail=1; return; }
@@ -90,7 +90,7 @@ run_file() { # NAME FILE: parity of an existing file against llama.cpp
         { echo "FAIL: llama_logits $1"; echo "$lc" | tail -5; fail=1; return; }
     eng=$("$B/moepager" logits -m "$2" --ids "$IDS" -o "$T/e.f32" -n $MP_PARITY_NGEN -t 2 2>"$T/e.err") ||
         { echo "FAIL: moepager logits $1"; cat "$T/e.err"; fail=1; return; }
-    out=$("$B/mp-cmp-logits" "$T/e.f32" "$T/l.f32" --tol 1e-2); rc=$?
+    out=$("$B/mp-cmp-logits" "$T/e.f32" "$T/l.f32" --tol "$(mp_parity_tol q8_0)"); rc=$?
     gl=$(echo "$lc" | grep '^gen_ids:'); ge=$(echo "$eng" | grep '^gen_ids:')
     printf "%-8s %-8s %-12s %-8s\n" "$1" q8_0 "$(echo "$out" | awk '{print $6}')" "$([ "$gl" = "$ge" ] && echo same || echo DIFF)"
     [ $rc -eq 0 ] || { echo "FAIL: $1: $out"; fail=1; }
