@@ -76,7 +76,8 @@ struct mp_ctx {
     uint8_t *xq;     /* activation rows, quantised (T, act row of max width) */
     uint8_t *xg;     /* gathered / FFN-hidden activation rows (T*K, act row) */
     size_t act_stride; /* bytes of the widest activation row (capacity of xq / xg rows) */
-    float *scores;   /* per thread (n_ctx) */
+    float *scores;   /* per thread (scores_stride >= n_ctx) */
+    int64_t scores_stride;
     float *kbuf;     /* per thread (max head dim) */
     int kbuf_stride;
 
@@ -246,17 +247,17 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
          * range per thread */
         int n_view = (n_kv + 255) / 256 * 256;
         if (n_view > c->n_ctx) n_view = c->n_ctx;
-        if (j->T == 1 && n_view >= 512 && 2 * dv <= c->n_ctx)
+        if (j->T == 1 && n_view >= 512)
             mp_attend_f16_split(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, n_view, c->n_threads,
                                 dk, dv, scale, kbuf + c->kbuf_stride, kbuf,
-                                (uint16_t *)(c->scores + (int64_t)ith * c->n_ctx),
-                                c->scores + (int64_t)ith * c->n_ctx + dv);
+                                (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride),
+                                c->scores + (int64_t)ith * c->scores_stride + dv);
         else if (j->T < MP_FA_TILE_Q || dv % MP_FA_TILE_DV)
             mp_attend_f16_acc16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv, scale,
-                                kbuf + c->kbuf_stride, kbuf, (uint16_t *)(c->scores + (int64_t)ith * c->n_ctx));
+                                kbuf + c->kbuf_stride, kbuf, (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride));
         else
             mp_attend_f16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv, scale,
-                          c->scores + (int64_t)ith * c->n_ctx, kbuf);
+                          c->scores + (int64_t)ith * c->scores_stride, kbuf);
     }
 }
 
@@ -778,7 +779,11 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     if (F > max_cols) max_cols = F;
     const size_t act_stride = ((size_t)max_cols * 4 + 63) & ~(size_t)63; /* f32 is the widest activation type */
     const int kbuf_stride = (int)(hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v);
-    const int64_t per_thread_scores = n_ctx > kbuf_stride ? n_ctx : kbuf_stride;
+    /* n_ctx scores, or the split path's f16 accumulator and partial output
+     * (2 * head_dim_v floats): MLA's value heads (kv_lora, 512) can exceed a
+     * short context's n_ctx / 2 */
+    int64_t per_thread_scores = n_ctx > kbuf_stride ? n_ctx : kbuf_stride;
+    if (2 * (int64_t)hp->head_dim_v > per_thread_scores) per_thread_scores = 2 * (int64_t)hp->head_dim_v;
 
     uint64_t off = 0;
 #define CARVE(field, count)                                                                                            \
@@ -816,6 +821,7 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     if (c) {
         c->act_stride = act_stride;
         c->kbuf_stride = kbuf_stride;
+        c->scores_stride = per_thread_scores;
     }
     return off;
 }
