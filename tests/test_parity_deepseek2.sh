@@ -108,6 +108,22 @@ else echo "FAIL: streamed logits differ from the in-RAM run"; fail=1; fi
     { echo "FAIL: pack run:"; cat "$T/e.err"; exit 1; }
 if cmp -s "$T/ram.f32" "$T/pack.f32"; then echo "packed, streamed: identical to the in-RAM run"
 else echo "FAIL: the pack's logits differ from the in-RAM run"; fail=1; fi
+# a 560-token prompt (two chunks) and 16 decode steps over a key view of 768 at -c 768,
+# MLA value heads of 512: llama.cpp's split-KV decode path
+m="$T/long.gguf"
+"$B/mp-gen" --arch deepseek2 --n-embd 256 --n-head 4 --n-ff 512 --n-ff-exp 256 --n-layer 2 --n-dense-lead 1 \
+    --n-expert 8 --n-expert-used 2 --kv-lora 512 --q-lora 256 --gating sigmoid --probs-bias --weights-norm --yarn 40 \
+    --yarn-orig 256 --yarn-log-mul 0.1 --n-vocab 384 --seed 5 -q -o "$m" || { echo "FAIL: mp-gen long"; exit 1; }
+LIDS=1
+for i in $(seq 1 559); do LIDS="$LIDS,$(( (i * 37 + 11) % 377 + 3 ))"; done
+lc=$("$LL" -m "$m" --ids "$LIDS" -n 16 -t 2 -c 768 --no-repack --dump "$T/l.f32" 2>&1) || { echo "FAIL: llama_logits long"; exit 1; }
+eng=$("$B/moepager" logits -m "$m" --ids "$LIDS" -o "$T/e.f32" -n 16 -t 2 -c 768 2>"$T/e.err") ||
+    { echo "FAIL: moepager long"; cat "$T/e.err"; exit 1; }
+out=$("$B/mp-cmp-logits" "$T/e.f32" "$T/l.f32" --tol 1e-4) || { echo "FAIL: long: $out"; fail=1; }
+gl=$(echo "$lc" | grep '^gen_ids:'); ge=$(echo "$eng" | grep '^gen_ids:')
+echo "long (560 + 16 tokens, -c 768) f32: $(echo "$out" | awk '{print $6}'), greedy $([ -n "$gl" ] && [ "$gl" = "$ge" ] && echo same || echo DIFF)"
+if [ -z "$gl" ] || [ "$gl" != "$ge" ]; then echo "  llama.cpp $gl"; echo "  engine    $ge"; mp_parity_exact && fail=1; fi
+
 # glm4moe streamed: 64 experts top-6 with an MTP block, under --mem
 m="$T/glm-stream.gguf"
 "$B/mp-gen" --arch glm4moe --type q8_0 --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 128 --n-ff 512 --n-ff-exp 512 \
