@@ -143,4 +143,13 @@ m="$T/glm-stream.gguf"
 grep -q "expert cache:" "$T/e.err" || { echo "FAIL: the glm4moe --mem run did not stream"; fail=1; }
 if cmp -s "$T/ram.f32" "$T/mem.f32"; then echo "glm4moe streamed (--mem 48M): identical to the in-RAM run"
 else echo "FAIL: glm4moe streamed logits differ from the in-RAM run"; fail=1; fi
+# its pack leaves the MTP block out (never loaded) and gives the same logits
+"$B/moepager" pack "$m" -o "$T/glm.moepack" -q >/dev/null 2>"$T/e.err" || { echo "FAIL: glm pack"; cat "$T/e.err"; exit 1; }
+"$B/moepager" logits -m "$T/glm.moepack" --ids "$IDS" -o "$T/pack.f32" -n 8 -t 2 --mem 48M >/dev/null 2>"$T/e.err" ||
+    { echo "FAIL: glm pack run:"; cat "$T/e.err"; exit 1; }
+if cmp -s "$T/ram.f32" "$T/pack.f32"; then echo "glm4moe packed, streamed: identical to the in-RAM run"
+else echo "FAIL: the glm4moe pack's logits differ"; fail=1; fi
+psz=$(stat -c %s "$T/glm.moepack"); gsz=$(stat -c %s "$m")
+# the MTP block holds 1/5 of this model's experts: the pack must be smaller than the GGUF
+[ "$psz" -lt "$gsz" ] || { echo "FAIL: the glm4moe pack ($psz bytes) is not smaller than the GGUF ($gsz): MTP block packed?"; fail=1; }
 exit $fail

@@ -556,6 +556,11 @@ void mp_model_free(mp_model *m)
     free(m);
 }
 
+bool mp_model_tensor_skipped(const mp_model *m, const char *name)
+{
+    return !strncmp(name, "blk.", 4) && strtoul(name + 4, NULL, 10) >= m->hp.n_layer;
+}
+
 static uint64_t tensor_bytes(const mp_tensor *t) { return t->info ? t->info->size : 0; }
 static uint64_t tensor_params(const mp_tensor *t) { return t->info ? (uint64_t)mp_gguf_tensor_nelements(t->info) : 0; }
 
@@ -565,8 +570,7 @@ void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s)
     uint64_t all_params = 0;
     for (uint64_t i = 0; i < mp_gguf_n_tensors(m->gguf); i++) {
         const mp_gguf_tensor *t = mp_gguf_tensor_at(m->gguf, i);
-        /* NextN/MTP blocks (blk.N, N >= n_layer) are never loaded: not counted */
-        if (!strncmp(t->name, "blk.", 4) && strtoul(t->name + 4, NULL, 10) >= m->hp.n_layer) continue;
+        if (mp_model_tensor_skipped(m, t->name)) continue; /* never loaded: not counted */
         s->total_bytes += t->size;
         all_params += (uint64_t)mp_gguf_tensor_nelements(t);
     }

@@ -198,6 +198,10 @@ typedef struct mp_model_sizes {
 } mp_model_sizes;
 void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s);
 
+/* True for a tensor of a NextN/MTP block (blk.N with N >= n_layer): the
+ * engine never binds or loads those; packs leave them out. */
+bool mp_model_tensor_skipped(const mp_model *m, const char *name);
+
 /* True when the layer has routed experts. */
 static inline bool mp_layer_is_moe(const mp_layer *l) { return l->ffn_gate_inp.info != NULL; }
 

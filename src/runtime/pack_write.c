@@ -245,7 +245,7 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
     }
     for (uint64_t i = 0; i < mp_gguf_n_tensors(m->gguf); i++) {
         const mp_gguf_tensor *t = mp_gguf_tensor_at(m->gguf, i);
-        if (is_expert_tensor(m, t)) continue;
+        if (is_expert_tensor(m, t) || mp_model_tensor_skipped(m, t->name)) continue; /* + NextN/MTP blocks */
         if (n_res == cap_res) {
             size_t nc = cap_res ? cap_res * 2 : 64;
             const mp_gguf_tensor **nr = realloc(res, nc * sizeof *nr);
