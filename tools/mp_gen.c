@@ -1046,6 +1046,10 @@ static void opts_finish(gen_opts *o)
         if (o->n_expert_used > o->n_expert) die("n_expert_used > n_expert");
         if (o->n_group > 1 && (o->n_expert % o->n_group || o->n_group_used >= o->n_group || o->n_group_used == 0))
             die("--n-group must divide n_expert and --n-group-used be in [1, n_group)");
+        if (o->q_lora > 0 && (o->n_layer == 26 || o->n_layer == 27))
+            die("--q-lora with %" PRId64 " layers: llama.cpp takes a 26- or 27-layer deepseek2 for a \"lite\" "
+                "model and ignores q_lora_rank (it would look for attn_q); use another depth or no q LoRA",
+                o->n_layer);
         if (!o->yarn_orig) o->yarn_orig = o->n_ctx;
         if (!o->ftype && o->type != MP_TYPE_F32) o->ftype = llama_ftype(o->type);
         o->n_head_kv = o->mla_kv_b ? o->n_head : 1;
