@@ -30,6 +30,7 @@ typedef struct fault {
     const char *drop;    /* tensor left out, or NULL */
     const char *key;     /* u32 key set to val, or NULL */
     uint32_t val;
+    const char *fkey;    /* f32 key set to 0.5, or NULL */
     int want_rc;
     const char *want1, *want2; /* substrings of the message */
 } fault;
@@ -43,6 +44,7 @@ static void write_variant(const fault *f, const char *path)
     for (uint64_t i = 0; i < mp_gguf_n_kv(src_g); i++)
         rc |= mp_gguf_writer_set_value(w, mp_gguf_kv_at(src_g, i)->key.ptr, &mp_gguf_kv_at(src_g, i)->value);
     if (f->key) rc |= mp_gguf_writer_set_u32(w, f->key, f->val);
+    if (f->fkey) rc |= mp_gguf_writer_set_f32(w, f->fkey, 0.5f);
     uint64_t *map = calloc(mp_gguf_n_tensors(src_g), sizeof *map), n = 0;
     for (uint64_t i = 0; i < mp_gguf_n_tensors(src_g); i++) {
         const mp_gguf_tensor *t = mp_gguf_tensor_at(src_g, i);
@@ -79,27 +81,29 @@ int main(void)
     src_g = g;
 
     static const fault faults[] = {
-        {"unmodified", NULL, NULL, 0, MP_OK, NULL, NULL},
-        {"missing attn_k_b", "blk.1.attn_k_b.weight", NULL, 0, MP_E_CORRUPT, "blk.1.attn_k_b.weight", "missing"},
-        {"missing attn_kv_a_mqa", "blk.0.attn_kv_a_mqa.weight", NULL, 0, MP_E_CORRUPT, "blk.0.attn_kv_a_mqa.weight",
+        {"unmodified", NULL, NULL, 0, NULL, MP_OK, NULL, NULL},
+        {"missing attn_k_b", "blk.1.attn_k_b.weight", NULL, 0, NULL, MP_E_CORRUPT, "blk.1.attn_k_b.weight", "missing"},
+        {"missing attn_kv_a_mqa", "blk.0.attn_kv_a_mqa.weight", NULL, 0, NULL, MP_E_CORRUPT, "blk.0.attn_kv_a_mqa.weight",
          "missing"},
-        {"missing attn_v_b", "blk.0.attn_v_b.weight", NULL, 0, MP_E_CORRUPT, "blk.0.attn_v_b.weight", "missing"},
-        {"kv_lora_rank vs key_length", NULL, "deepseek2.attention.kv_lora_rank", 24, MP_E_CORRUPT,
+        {"missing attn_v_b", "blk.0.attn_v_b.weight", NULL, 0, NULL, MP_E_CORRUPT, "blk.0.attn_v_b.weight", "missing"},
+        {"kv_lora_rank vs key_length", NULL, "deepseek2.attention.kv_lora_rank", 24, NULL, MP_E_CORRUPT,
          "inconsistent MLA ranks", "key_length"},
-        {"two kv heads in the latent layout", NULL, "deepseek2.attention.head_count_kv", 2, MP_E_CORRUPT,
+        {"two kv heads in the latent layout", NULL, "deepseek2.attention.head_count_kv", 2, NULL, MP_E_CORRUPT,
          "inconsistent MLA ranks", "head_count_kv 2"},
-        {"rope dims >= key length", NULL, "deepseek2.attention.key_length_mla", 8, MP_E_CORRUPT,
+        {"rope dims >= key length", NULL, "deepseek2.attention.key_length_mla", 8, NULL, MP_E_CORRUPT,
          "inconsistent MLA ranks", "rope dims"},
-        {"wrong q_lora_rank", NULL, "deepseek2.attention.q_lora_rank", 32, MP_E_CORRUPT, "attn_q_a.weight",
+        {"wrong q_lora_rank", NULL, "deepseek2.attention.q_lora_rank", 32, NULL, MP_E_CORRUPT, "attn_q_a.weight",
          "missing"},
-        {"3 groups over 8 experts", NULL, "deepseek2.expert_group_count", 3, MP_E_CORRUPT,
+        {"3 groups over 8 experts", NULL, "deepseek2.expert_group_count", 3, NULL, MP_E_CORRUPT,
          "expert groups do not fit", "8 experts in 3 groups"},
-        {"all groups used", NULL, "deepseek2.expert_group_used_count", 4, MP_E_CORRUPT, "expert groups do not fit",
+        {"all groups used", NULL, "deepseek2.expert_group_used_count", 4, NULL, MP_E_CORRUPT, "expert groups do not fit",
          "4 groups used"},
-        {"unknown gating", NULL, "deepseek2.expert_gating_func", 7, MP_E_UNSUPPORTED,
+        {"unknown gating", NULL, "deepseek2.expert_gating_func", 7, NULL, MP_E_UNSUPPORTED,
          "deepseek2.expert_gating_func", "unknown expert gating function"},
-        {"dense lead past the layers", NULL, "deepseek2.leading_dense_block_count", 3, MP_E_CORRUPT,
+        {"dense lead past the layers", NULL, "deepseek2.leading_dense_block_count", 3, NULL, MP_E_CORRUPT,
          "leading_dense_block_count 3", "block_count 2"},
+        {"attention temperature", NULL, NULL, 0, "deepseek2.attention.temperature_scale", MP_E_UNSUPPORTED,
+         "deepseek2.attention.temperature_scale", "not supported"},
     };
     for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
         const fault *f = &faults[i];

@@ -80,6 +80,11 @@ static int load_deepseek2(mp_model *m, mp_err *err)
     if ((rc = get_arch_u32(m, "expert_group_used_count", &hp->n_group_used, false, err))) return rc;
     hp->gating = MP_GATING_SOFTMAX;
     if ((hp->n_layer == 47 || hp->n_layer == 48) && nv == 154880) hp->gating = MP_GATING_SIGMOID; /* GLM-4.7-Flash */
+    float temp = 0.0f; /* Mistral-Large-3's query temperature: not implemented, so refused */
+    if ((rc = get_arch_f32(m, "attention.temperature_scale", &temp, err))) return rc;
+    if (temp != 0.0f)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: key 'deepseek2.attention.temperature_scale' (attention "
+                          "temperature tuning) is not supported", m->path);
 
     if (hp->kv_lora == 0 || hp->kv_lora > 65536 || hp->q_lora > 65536 || hp->mla_dk <= hp->n_rot ||
         hp->mla_dk > 1024 || hp->mla_dv == 0 || hp->mla_dv > 1024 || hp->n_ff_exp == 0)
