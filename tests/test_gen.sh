@@ -34,6 +34,10 @@ MODELS=(
   "qwen3moe-q8_0|--arch qwen3moe --type q8_0 --n-ff-exp 64"
   "olmoe-q6_K|--arch olmoe --type q6_K --n-embd 256 --n-ff 256 --n-head 4 --n-head-kv 4"
   "olmoe-q5_K|--arch olmoe --type q5_K --n-embd 256 --n-ff 256 --n-head 4 --n-head-kv 4 --expert-type q8_0"
+  "deepseek2-lite-f16|--arch deepseek2 --type f16 --n-dense-lead 1 --n-layer 3 --yarn 40 --yarn-log-mul 0.0707"
+  "deepseek2-v3-q4_K|--arch deepseek2 --type q4_K --n-embd 256 --n-head 4 --n-ff 512 --n-ff-exp 256 --kv-lora 256 --v-dim 64 --q-lora 256 --n-expert 8 --n-expert-used 3 --gating sigmoid --probs-bias --n-group 4 --n-group-used 2 --weights-norm --weights-scale 2.5 --fused-gate-up"
+  "deepseek2-kvb-q8_0|--arch deepseek2 --type q8_0 --mla-kv-b --n-shared 2"
+  "glm4moe-q8_0|--arch glm4moe --type q8_0 --n-head 2 --n-head-kv 1 --head-dim 64 --n-dense-lead 1 --n-layer 3 --attn-bias --qk-norm --n-nextn 1"
 )
 
 for m in "${MODELS[@]}"; do

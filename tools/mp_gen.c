@@ -99,9 +99,9 @@ static inline float mp_rng_normalish(mp_rng *r)
 
 /* ---- model description ----------------------------------------------- */
 
-typedef enum gen_arch { ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE } gen_arch;
-static const char *const arch_cli_names[] = {"llama", "llama-moe", "qwen3moe", "olmoe"};
-static const char *const arch_gguf_names[] = {"llama", "llama", "qwen3moe", "olmoe"};
+typedef enum gen_arch { ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_GLM4MOE, ARCH_COUNT } gen_arch;
+static const char *const arch_cli_names[] = {"llama", "llama-moe", "qwen3moe", "olmoe", "deepseek2", "glm4moe"};
+static const char *const arch_gguf_names[] = {"llama", "llama", "qwen3moe", "olmoe", "deepseek2", "glm4moe"};
 
 /* What a tensor is for; picks its type (--type mixes, --*-type overrides)
  * and the std of its values. */
@@ -115,7 +115,11 @@ typedef enum gen_role {
     ROLE_FFN,      /* dense ffn_gate, ffn_up */
     ROLE_FFN_DOWN, /* dense ffn_down (Q6_K in the _m mixes) */
     ROLE_EXP,      /* ffn_gate_exps, ffn_up_exps */
-    ROLE_EXP_DOWN  /* ffn_down_exps (Q6_K in the _m mixes) */
+    ROLE_EXP_DOWN, /* ffn_down_exps (Q6_K in the _m mixes) */
+    ROLE_ATTN_KB,  /* deepseek2 attn_k_b / attn_v_b (3-D, per head): the attention type where
+                      its row length fits the block size, else q8_0, else f16 (as
+                      llama-quantize falls back for rows that do not fit) */
+    ROLE_BIAS      /* exp_probs_b: F32, std 0.1 */
 } gen_role;
 
 typedef struct gen_tensor {
@@ -143,6 +147,19 @@ typedef struct gen_opts {
     const char *out, *vocab, *name;
     bool quiet;
     bool n_vocab_set;
+    /* deepseek2 (MLA + shared experts + gating options) */
+    int64_t q_lora, kv_lora, rope_dim, nope_dim, v_dim; /* MLA ranks and per-head dims */
+    bool mla_kv_b;            /* older layout: one attn_kv_b instead of attn_k_b / attn_v_b */
+    int64_t n_dense_lead, n_shared, n_group, n_group_used;
+    int gating;               /* llama.cpp expert_gating_func: 1 softmax, 2 sigmoid; 0 = key absent */
+    bool probs_bias, weights_norm, fused_gate_up;
+    float weights_scale;
+    float yarn_factor, yarn_log_mul; /* yarn_factor 0: no rope scaling */
+    int64_t yarn_orig;
+    /* glm4moe (also uses n_dense_lead, n_shared, gating, weights_norm/scale) */
+    bool attn_bias, qk_norm;
+    int64_t n_rot;            /* rotated dims per head (partial rotary); 0: head_dim / 2 */
+    int64_t n_nextn;          /* NextN/MTP blocks appended (counted in block_count) */
 } gen_opts;
 
 typedef struct gen_model {
@@ -164,11 +181,22 @@ static void die(const char *fmt, ...)
 
 static bool is_moe(gen_arch a) { return a != ARCH_LLAMA; }
 
+/* First rounding-compatible type for a row of ne0 elements: the wanted
+ * type, else q8_0, else f16. */
+static uint32_t fit_type(uint32_t t, int64_t ne0)
+{
+    if (ne0 % mp_type_get(t)->blck_size == 0) return t;
+    if (ne0 % 32 == 0 && t != MP_TYPE_F32 && t != MP_TYPE_F16 && t != MP_TYPE_BF16) return MP_TYPE_Q8_0;
+    return t == MP_TYPE_F32 ? MP_TYPE_F32 : MP_TYPE_F16;
+}
+
 static uint32_t role_type(const gen_opts *o, gen_role role)
 {
     switch (role) {
     case ROLE_NORM:
+    case ROLE_BIAS:
     case ROLE_ROUTER: return MP_TYPE_F32;
+    case ROLE_ATTN_KB: return o->attn_type >= 0 ? (uint32_t)o->attn_type : o->type;
     case ROLE_EMBD: return o->embd_type >= 0 ? (uint32_t)o->embd_type : o->type;
     case ROLE_OUTPUT: return o->embd_type >= 0 ? (uint32_t)o->embd_type : o->type_hi;
     case ROLE_ATTN: return o->attn_type >= 0 ? (uint32_t)o->attn_type : o->type;
@@ -199,6 +227,7 @@ static void model_add(gen_model *m, const gen_opts *o, gen_role role, int64_t ne
     va_end(ap);
     t->role = role;
     t->type = role_type(o, role);
+    if (role == ROLE_ATTN_KB) t->type = fit_type(t->type, ne0);
     t->ne[0] = ne0;
     t->ne[1] = ne1 ? ne1 : 1;
     t->ne[2] = ne2 ? ne2 : 1;
@@ -210,6 +239,107 @@ static void model_add(gen_model *m, const gen_opts *o, gen_role role, int64_t ne
     if (role == ROLE_ROUTER) t->scale = 4.0f / sqrtf((float)ne0); /* peaked, token-dependent routing */
     if (role == ROLE_OUTPUT) t->scale = 2.0f / sqrtf((float)ne0); /* logits std ~2 */
     if (role == ROLE_EMBD) t->scale = o->tied_output ? 2.0f / sqrtf((float)ne0) : 1.0f;
+    if (role == ROLE_BIAS) t->scale = 0.1f;
+}
+
+/* glm4moe (llama.cpp src/models/glm4-moe.cpp load_arch_tensors): GQA
+ * attention with biases and optional per-head q/k norms, post_attention_norm
+ * before the FFN, dense lead, routed + shared experts with exp_probs_b, then
+ * n_nextn MTP blocks (a full MoE layer plus nextn.*) that llama.cpp skips. */
+static void model_build_glm4moe(gen_model *m, const gen_opts *o)
+{
+    const int64_t E = o->n_embd, hd = o->head_dim, X = o->n_expert, F = o->n_ff_exp;
+    const int64_t nq = o->n_head * hd, nkv = o->n_head_kv * hd;
+    model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
+    for (int64_t i = 0; i < o->n_layer + o->n_nextn; i++) {
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
+        model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
+        model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
+        model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+        model_add(m, o, ROLE_ATTN, nq, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
+        if (o->qk_norm) {
+            model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_q_norm.weight", i);
+            model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_k_norm.weight", i);
+        }
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".post_attention_norm.weight", i);
+        if (i < o->n_dense_lead) {
+            model_add(m, o, ROLE_FFN, E, o->n_ff, 0, "blk.%" PRId64 ".ffn_gate.weight", i);
+            model_add(m, o, ROLE_FFN_DOWN, o->n_ff, E, 0, "blk.%" PRId64 ".ffn_down.weight", i);
+            model_add(m, o, ROLE_FFN, E, o->n_ff, 0, "blk.%" PRId64 ".ffn_up.weight", i);
+        } else {
+            model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
+            model_add(m, o, ROLE_BIAS, X, 0, 0, "blk.%" PRId64 ".exp_probs_b.bias", i);
+            model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_gate_exps.weight", i);
+            model_add(m, o, ROLE_EXP_DOWN, F, E, X, "blk.%" PRId64 ".ffn_down_exps.weight", i);
+            model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_up_exps.weight", i);
+            const int64_t S = F * o->n_shared;
+            model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_gate_shexp.weight", i);
+            model_add(m, o, ROLE_FFN_DOWN, S, E, 0, "blk.%" PRId64 ".ffn_down_shexp.weight", i);
+            model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_up_shexp.weight", i);
+        }
+        if (i >= o->n_layer) {
+            model_add(m, o, ROLE_ATTN, 2 * E, E, 0, "blk.%" PRId64 ".nextn.eh_proj.weight", i);
+            model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".nextn.enorm.weight", i);
+            model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".nextn.hnorm.weight", i);
+            model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".nextn.shared_head_norm.weight", i);
+        }
+    }
+    model_add(m, o, ROLE_NORM, E, 0, 0, "output_norm.weight");
+    if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
+}
+
+/* deepseek2 (llama.cpp src/models/deepseek2.cpp load_arch_tensors): MLA
+ * attention, leading dense layers, routed + shared experts. */
+static void model_build_deepseek2(gen_model *m, const gen_opts *o)
+{
+    const int64_t E = o->n_embd, H = o->n_head, X = o->n_expert, F = o->n_ff_exp;
+    const int64_t dk = o->nope_dim + o->rope_dim;
+    model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
+    for (int64_t i = 0; i < o->n_layer; i++) {
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
+        if (o->q_lora > 0) {
+            model_add(m, o, ROLE_ATTN, E, o->q_lora, 0, "blk.%" PRId64 ".attn_q_a.weight", i);
+            model_add(m, o, ROLE_NORM, o->q_lora, 0, 0, "blk.%" PRId64 ".attn_q_a_norm.weight", i);
+            model_add(m, o, ROLE_ATTN, o->q_lora, H * dk, 0, "blk.%" PRId64 ".attn_q_b.weight", i);
+        } else {
+            model_add(m, o, ROLE_ATTN, E, H * dk, 0, "blk.%" PRId64 ".attn_q.weight", i);
+        }
+        model_add(m, o, ROLE_ATTN, E, o->kv_lora + o->rope_dim, 0, "blk.%" PRId64 ".attn_kv_a_mqa.weight", i);
+        model_add(m, o, ROLE_NORM, o->kv_lora, 0, 0, "blk.%" PRId64 ".attn_kv_a_norm.weight", i);
+        if (o->mla_kv_b) {
+            model_add(m, o, ROLE_ATTN_V, o->kv_lora, H * (o->nope_dim + o->v_dim), 0, "blk.%" PRId64 ".attn_kv_b.weight",
+                      i);
+        } else {
+            model_add(m, o, ROLE_ATTN_KB, o->nope_dim, o->kv_lora, H, "blk.%" PRId64 ".attn_k_b.weight", i);
+            model_add(m, o, ROLE_ATTN_KB, o->kv_lora, o->v_dim, H, "blk.%" PRId64 ".attn_v_b.weight", i);
+        }
+        model_add(m, o, ROLE_ATTN, H * o->v_dim, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".ffn_norm.weight", i);
+        if (i < o->n_dense_lead) {
+            model_add(m, o, ROLE_FFN, E, o->n_ff, 0, "blk.%" PRId64 ".ffn_gate.weight", i);
+            model_add(m, o, ROLE_FFN, E, o->n_ff, 0, "blk.%" PRId64 ".ffn_up.weight", i);
+            model_add(m, o, ROLE_FFN_DOWN, o->n_ff, E, 0, "blk.%" PRId64 ".ffn_down.weight", i);
+            continue;
+        }
+        model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
+        if (o->probs_bias) model_add(m, o, ROLE_BIAS, X, 0, 0, "blk.%" PRId64 ".exp_probs_b.bias", i);
+        if (o->fused_gate_up) {
+            model_add(m, o, ROLE_EXP, E, 2 * F, X, "blk.%" PRId64 ".ffn_gate_up_exps.weight", i);
+        } else {
+            model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_gate_exps.weight", i);
+            model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_up_exps.weight", i);
+        }
+        model_add(m, o, ROLE_EXP_DOWN, F, E, X, "blk.%" PRId64 ".ffn_down_exps.weight", i);
+        const int64_t S = F * o->n_shared;
+        model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_gate_shexp.weight", i);
+        model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_up_shexp.weight", i);
+        model_add(m, o, ROLE_FFN_DOWN, S, E, 0, "blk.%" PRId64 ".ffn_down_shexp.weight", i);
+    }
+    model_add(m, o, ROLE_NORM, E, 0, 0, "output_norm.weight");
+    if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
 }
 
 /* The tensor list llama.cpp's loader asks for, in the usual file order. */
@@ -220,6 +350,14 @@ static void model_build(gen_model *m, const gen_opts *o)
     const int64_t X = o->n_expert;
     const int64_t ffe = o->arch == ARCH_QWEN3MOE ? o->n_ff_exp : o->n_ff;
     m->n = 0;
+    if (o->arch == ARCH_DEEPSEEK2) {
+        model_build_deepseek2(m, o);
+        return;
+    }
+    if (o->arch == ARCH_GLM4MOE) {
+        model_build_glm4moe(m, o);
+        return;
+    }
     model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
     for (int64_t i = 0; i < o->n_layer; i++) {
         model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
@@ -287,7 +425,7 @@ static void gen_float(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
     }
     const float s = t->scale;
     switch (t->type) {
-    case MP_TYPE_F32:
+    case MP_TYPE_F32: /* also ROLE_BIAS: std 0.1 around 0 */
         for (size_t i = 0; i < n; i++) {
             float v = s * mp_rng_normalish(r);
             memcpy(dst + 4 * i, &v, 4);
@@ -719,6 +857,16 @@ static void usage(FILE *f)
         "  --n-ctx N           context_length (2048)\n"
         "  --rope-base F (10000)   --eps F (1e-5)\n"
         "  --tied-output       no output.weight (llama.cpp reuses token_embd)\n"
+        "deepseek2 (MLA attention, shared experts):\n"
+        "  --q-lora N (0: attn_q)  --kv-lora N (128)  --rope-dim N (16)  --nope-dim N (32)\n"
+        "  --v-dim N (32)      --mla-kv-b: the older attn_kv_b layout (else attn_k_b/attn_v_b)\n"
+        "  --n-dense-lead N (0)  --n-shared N (1)  --n-group N --n-group-used N\n"
+        "  --gating softmax|sigmoid|none|N  --probs-bias (exp_probs_b)  --weights-norm\n"
+        "  --weights-scale F   --fused-gate-up (ffn_gate_up_exps)\n"
+        "  --yarn FACTOR [--yarn-orig N] [--yarn-log-mul F (stored as given: 0.1*mscale_all_dim)]\n"
+        "glm4moe (also --n-dense-lead --n-shared --gating --weights-norm --weights-scale --head-dim):\n"
+        "  --attn-bias (q/k/v biases)  --qk-norm (per-head q/k norms)  --n-rot N (head_dim/2)\n"
+        "  --n-nextn N (MTP blocks appended, counted in block_count; llama.cpp skips them)\n"
         "  --name S            general.name\n"
         "  --seed N            (1234); output is identical for identical options\n"
         "  -o FILE             output path\n"
@@ -817,9 +965,9 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
         } else if (!strcmp(a, "--arch")) {
             const char *v = NEXT();
             int k = -1;
-            for (int j = 0; j < 4; j++)
+            for (int j = 0; j < ARCH_COUNT; j++)
                 if (!strcmp(v, arch_cli_names[j])) k = j;
-            if (k < 0) die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe)", v);
+            if (k < 0) die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2, glm4moe)", v);
             o->arch = (gen_arch)k;
         } else if (!strcmp(a, "--type")) {
             const char *v = NEXT();
@@ -880,6 +1028,54 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->vocab = NEXT();
         } else if (!strcmp(a, "--name")) {
             o->name = NEXT();
+        } else if (!strcmp(a, "--q-lora")) {
+            o->q_lora = parse_int(a, NEXT(), 0);
+        } else if (!strcmp(a, "--kv-lora")) {
+            o->kv_lora = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--rope-dim")) {
+            o->rope_dim = parse_int(a, NEXT(), 2);
+        } else if (!strcmp(a, "--nope-dim")) {
+            o->nope_dim = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--v-dim")) {
+            o->v_dim = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--mla-kv-b")) {
+            o->mla_kv_b = true;
+        } else if (!strcmp(a, "--n-dense-lead")) {
+            o->n_dense_lead = parse_int(a, NEXT(), 0);
+        } else if (!strcmp(a, "--n-shared")) {
+            o->n_shared = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-group")) {
+            o->n_group = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-group-used")) {
+            o->n_group_used = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--gating")) {
+            const char *v = NEXT();
+            if (!strcmp(v, "softmax")) o->gating = 1;
+            else if (!strcmp(v, "sigmoid")) o->gating = 2;
+            else if (!strcmp(v, "none")) o->gating = 0;
+            else o->gating = (int)parse_int(a, v, 0); /* a raw value, for bad-input tests */
+        } else if (!strcmp(a, "--probs-bias")) {
+            o->probs_bias = true;
+        } else if (!strcmp(a, "--weights-norm")) {
+            o->weights_norm = true;
+        } else if (!strcmp(a, "--weights-scale")) {
+            o->weights_scale = parse_float(a, NEXT());
+        } else if (!strcmp(a, "--fused-gate-up")) {
+            o->fused_gate_up = true;
+        } else if (!strcmp(a, "--yarn")) {
+            o->yarn_factor = parse_float(a, NEXT());
+        } else if (!strcmp(a, "--yarn-orig")) {
+            o->yarn_orig = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--attn-bias")) {
+            o->attn_bias = true;
+        } else if (!strcmp(a, "--qk-norm")) {
+            o->qk_norm = true;
+        } else if (!strcmp(a, "--n-rot")) {
+            o->n_rot = parse_int(a, NEXT(), 2);
+        } else if (!strcmp(a, "--n-nextn")) {
+            o->n_nextn = parse_int(a, NEXT(), 0);
+        } else if (!strcmp(a, "--yarn-log-mul")) {
+            o->yarn_log_mul = parse_float(a, NEXT());
         } else {
             usage(stderr);
             die("unknown option '%s'", a);
@@ -891,6 +1087,44 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
 /* Cross-option checks and derived values; dies with a message. */
 static void opts_finish(gen_opts *o)
 {
+    if (o->arch == ARCH_GLM4MOE) {
+        if (!o->head_dim) {
+            if (o->n_embd % o->n_head) die("n_embd must be a multiple of n_head (or give --head-dim)");
+            o->head_dim = o->n_embd / o->n_head;
+        }
+        if (!o->n_rot) o->n_rot = o->head_dim / 2; /* partial_rotary_factor 0.5 */
+        if (o->n_rot % 2 || o->n_rot > o->head_dim) die("--n-rot must be even and <= head_dim");
+        if (o->n_head % o->n_head_kv) die("n_head must be a multiple of n_head_kv");
+        if (!o->n_shared) o->n_shared = 1;
+        if (!o->n_ff_exp) o->n_ff_exp = o->n_ff;
+        if (o->n_dense_lead > o->n_layer) die("--n-dense-lead > --n-layer");
+        if (o->n_expert_used > o->n_expert) die("n_expert_used > n_expert");
+        if (!o->ftype && o->type != MP_TYPE_F32) o->ftype = llama_ftype(o->type);
+        return;
+    }
+    if (o->arch == ARCH_DEEPSEEK2) {
+        /* defaults: a V2-Lite-like shape scaled down */
+        if (!o->kv_lora) o->kv_lora = 128;
+        if (!o->rope_dim) o->rope_dim = 16;
+        if (!o->nope_dim) o->nope_dim = 32;
+        if (!o->v_dim) o->v_dim = 32;
+        if (!o->n_shared) o->n_shared = 1;
+        if (!o->n_ff_exp) o->n_ff_exp = o->n_ff;
+        if (o->rope_dim % 2) die("--rope-dim must be even");
+        if (o->n_dense_lead > o->n_layer) die("--n-dense-lead > --n-layer");
+        if (o->n_expert_used > o->n_expert) die("n_expert_used > n_expert");
+        if (o->n_group > 1 && (o->n_expert % o->n_group || o->n_group_used >= o->n_group || o->n_group_used == 0))
+            die("--n-group must divide n_expert and --n-group-used be in [1, n_group)");
+        if (o->q_lora > 0 && (o->n_layer == 26 || o->n_layer == 27))
+            die("--q-lora with %" PRId64 " layers: llama.cpp takes a 26- or 27-layer deepseek2 for a \"lite\" "
+                "model and ignores q_lora_rank (it would look for attn_q); use another depth or no q LoRA",
+                o->n_layer);
+        if (!o->yarn_orig) o->yarn_orig = o->n_ctx;
+        if (!o->ftype && o->type != MP_TYPE_F32) o->ftype = llama_ftype(o->type);
+        o->n_head_kv = o->mla_kv_b ? o->n_head : 1;
+        o->head_dim = o->nope_dim + o->rope_dim;
+        return;
+    }
     if (o->arch == ARCH_OLMOE && o->n_head_kv != o->n_head) {
         /* llama.cpp sizes olmoe's attn_k_norm {n_embd}: no GQA possible. */
         if (!o->quiet) fprintf(stderr, "mp-gen: olmoe has no GQA: n_head_kv set to %" PRId64 "\n", o->n_head);
@@ -965,13 +1199,15 @@ static int do_generate(gen_opts *o)
     W(mp_gguf_writer_set_u32(w, K("vocab_size"), (uint32_t)o->n_vocab));
     W(mp_gguf_writer_set_u32(w, K("context_length"), (uint32_t)o->n_ctx));
     W(mp_gguf_writer_set_u32(w, K("embedding_length"), (uint32_t)o->n_embd));
-    W(mp_gguf_writer_set_u32(w, K("block_count"), (uint32_t)o->n_layer));
+    W(mp_gguf_writer_set_u32(w, K("block_count"), (uint32_t)(o->n_layer + o->n_nextn)));
     W(mp_gguf_writer_set_u32(w, K("feed_forward_length"), (uint32_t)o->n_ff));
     W(mp_gguf_writer_set_u32(w, K("attention.head_count"), (uint32_t)o->n_head));
     W(mp_gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)o->n_head_kv));
     W(mp_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), o->eps));
     W(mp_gguf_writer_set_f32(w, K("rope.freq_base"), o->rope_base));
-    W(mp_gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)o->head_dim));
+    W(mp_gguf_writer_set_u32(w, K("rope.dimension_count"),
+                             (uint32_t)(o->arch == ARCH_DEEPSEEK2 ? o->rope_dim
+                                        : o->arch == ARCH_GLM4MOE ? o->n_rot : o->head_dim)));
     if (o->arch == ARCH_QWEN3MOE) {
         W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
         W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
@@ -980,6 +1216,50 @@ static int do_generate(gen_opts *o)
     if (is_moe(o->arch)) {
         W(mp_gguf_writer_set_u32(w, K("expert_count"), (uint32_t)o->n_expert));
         W(mp_gguf_writer_set_u32(w, K("expert_used_count"), (uint32_t)o->n_expert_used));
+    }
+    if (o->arch == ARCH_GLM4MOE) {
+        /* as llama.cpp's converter writes them (conversion/glm.py) */
+        W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("leading_dense_block_count"), (uint32_t)o->n_dense_lead));
+        W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
+        W(mp_gguf_writer_set_u32(w, K("expert_shared_count"), (uint32_t)o->n_shared));
+        W(mp_gguf_writer_set_f32(w, K("expert_weights_scale"), o->weights_scale));
+        W(mp_gguf_writer_set_bool(w, K("expert_weights_norm"), o->weights_norm));
+        if (o->gating) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
+        W(mp_gguf_writer_set_u32(w, K("nextn_predict_layers"), (uint32_t)o->n_nextn));
+    }
+    if (o->arch == ARCH_DEEPSEEK2) {
+        /* as llama.cpp's converter writes them (conversion/deepseek.py) */
+        const int64_t dk = o->nope_dim + o->rope_dim;
+        W(mp_gguf_writer_set_u32(w, K("leading_dense_block_count"), (uint32_t)o->n_dense_lead));
+        W(mp_gguf_writer_set_u32(w, K("attention.q_lora_rank"), (uint32_t)o->q_lora));
+        W(mp_gguf_writer_set_u32(w, K("attention.kv_lora_rank"), (uint32_t)o->kv_lora));
+        if (o->mla_kv_b) {
+            W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)dk));
+            W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->v_dim));
+        } else {
+            W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)(o->kv_lora + o->rope_dim)));
+            W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->kv_lora));
+            W(mp_gguf_writer_set_u32(w, K("attention.key_length_mla"), (uint32_t)dk));
+            W(mp_gguf_writer_set_u32(w, K("attention.value_length_mla"), (uint32_t)o->v_dim));
+        }
+        W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
+        W(mp_gguf_writer_set_u32(w, K("expert_shared_count"), (uint32_t)o->n_shared));
+        W(mp_gguf_writer_set_f32(w, K("expert_weights_scale"), o->weights_scale));
+        W(mp_gguf_writer_set_bool(w, K("expert_weights_norm"), o->weights_norm));
+        if (o->gating) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
+        if (o->n_group) {
+            W(mp_gguf_writer_set_u32(w, K("expert_group_count"), (uint32_t)o->n_group));
+            W(mp_gguf_writer_set_u32(w, K("expert_group_used_count"), (uint32_t)o->n_group_used));
+        }
+        if (o->yarn_factor > 0) {
+            W(mp_gguf_writer_set_str(w, K("rope.scaling.type"), "yarn"));
+            W(mp_gguf_writer_set_f32(w, K("rope.scaling.factor"), o->yarn_factor));
+            W(mp_gguf_writer_set_u32(w, K("rope.scaling.original_context_length"), (uint32_t)o->yarn_orig));
+            /* the converter stores 0.1 * mscale_all_dim */
+            if (o->yarn_log_mul != 0) W(mp_gguf_writer_set_f32(w, K("rope.scaling.yarn_log_multiplier"), o->yarn_log_mul));
+        }
     }
 
     if (o->vocab) {
@@ -1203,6 +1483,8 @@ static int do_check(const char *path, bool quiet)
     if (!strcmp(a, "llama")) o.arch = ARCH_LLAMA;
     else if (!strcmp(a, "qwen3moe")) o.arch = ARCH_QWEN3MOE;
     else if (!strcmp(a, "olmoe")) o.arch = ARCH_OLMOE;
+    else if (!strcmp(a, "deepseek2")) o.arch = ARCH_DEEPSEEK2;
+    else if (!strcmp(a, "glm4moe")) o.arch = ARCH_GLM4MOE;
     else {
         FAIL("architecture '%s' is not one mp-gen writes", a);
         goto out;
@@ -1216,6 +1498,34 @@ static int do_check(const char *path, bool quiet)
     GETU("expert_used_count", o.n_expert_used, o.arch != ARCH_LLAMA);
     GETU("expert_feed_forward_length", o.n_ff_exp, o.arch == ARCH_QWEN3MOE);
     GETU("attention.key_length", o.head_dim, false);
+    if (o.arch == ARCH_GLM4MOE) {
+        GETU("nextn_predict_layers", o.n_nextn, false);
+        GETU("leading_dense_block_count", o.n_dense_lead, false);
+        GETU("expert_shared_count", o.n_shared, true);
+        GETU("rope.dimension_count", o.n_rot, true);
+        o.n_layer -= o.n_nextn;
+        o.attn_bias = mp_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+        o.qk_norm = mp_gguf_find_tensor(g, "blk.0.attn_q_norm.weight") != NULL;
+    }
+    if (o.arch == ARCH_DEEPSEEK2) {
+        int64_t dk = 0, mla_k = 0;
+        GETU("attention.q_lora_rank", o.q_lora, false);
+        GETU("attention.kv_lora_rank", o.kv_lora, true);
+        GETU("rope.dimension_count", o.rope_dim, true);
+        GETU("attention.key_length", dk, true);
+        GETU("attention.value_length", o.v_dim, true);
+        GETU("attention.key_length_mla", mla_k, false);
+        GETU("attention.value_length_mla", o.v_dim, false);
+        GETU("leading_dense_block_count", o.n_dense_lead, false);
+        GETU("expert_shared_count", o.n_shared, true);
+        o.mla_kv_b = mla_k == 0;
+        o.nope_dim = (o.mla_kv_b ? dk : mla_k) - o.rope_dim;
+        char nm[64];
+        snprintf(nm, sizeof nm, "blk.%" PRId64 ".exp_probs_b.bias", o.n_dense_lead);
+        o.probs_bias = mp_gguf_find_tensor(g, nm) != NULL;
+        snprintf(nm, sizeof nm, "blk.%" PRId64 ".ffn_gate_up_exps.weight", o.n_dense_lead);
+        o.fused_gate_up = mp_gguf_find_tensor(g, nm) != NULL;
+    }
     if (bad) goto out;
     if (o.arch == ARCH_LLAMA && o.n_expert > 0) o.arch = ARCH_LLAMA_MOE;
     if (!o.head_dim) o.head_dim = o.n_head ? o.n_embd / o.n_head : 0;
@@ -1276,7 +1586,7 @@ static int do_check(const char *path, bool quiet)
                         FAIL("norm '%s'[%" PRId64 "] = %g, expected about 1", e->name, j, row[j]);
                         break;
                     }
-        } else {
+        } else if (e->role != ROLE_BIAS) { /* biases: too few values for a std check */
             double sd = sample_std(t, d, row);
             if (sd >= 0) {
                 double ratio = sd / e->scale;

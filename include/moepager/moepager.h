@@ -446,6 +446,15 @@ typedef struct mp_model_info {
     float rope_base, rms_eps;
     uint32_t n_expert, n_expert_used, n_ff_exp, n_ff;
     bool norm_topk;            /* the k routing weights are renormalised */
+    /* deepseek2: routing and MLA attention (all 0 / false for other models) */
+    bool sigmoid_gating;       /* sigmoid gate (else softmax) */
+    bool selection_bias;       /* exp_probs_b: a bias that only selects */
+    uint32_t n_group, n_group_used; /* group-limited routing when n_group > 1 */
+    uint32_t n_shared, n_dense_lead; /* shared experts (always run), leading dense layers */
+    bool mla;                  /* multi-head latent attention */
+    bool mla_latent_kv;        /* the KV cache holds kv_lora + n_rot values per token and layer (one head) */
+    uint32_t kv_lora, q_lora;  /* q_lora 0: no q LoRA */
+    uint32_t n_layer_nextn;    /* NextN/MTP blocks after the n_layer run (skipped, never loaded) */
     uint32_t n_vocab, n_ctx_train;
     bool tied_output;
     /* Weight types by name: n_types entries with their tensor count and bytes. */

@@ -46,13 +46,26 @@ int cmd_inspect(int argc, char **argv)
     printf("file:            %s (GGUF v%u, %s)\n", mo.model, mi.gguf_version, sz(mi.file_bytes, b1));
     if (mi.name[0]) printf("name:            %s\n", mi.name);
     printf("architecture:    %s%s\n", mi.arch, mi.moe ? " (mixture of experts)" : " (dense)");
-    printf("layers:          %u\n", mi.n_layer);
+    if (mi.n_layer_nextn)
+        printf("layers:          %u (+ %u NextN/MTP block(s), skipped and not loaded)\n", mi.n_layer, mi.n_layer_nextn);
+    else
+        printf("layers:          %u\n", mi.n_layer);
     printf("n_embd:          %u\n", mi.n_embd);
     printf("heads:           %u (kv %u, head dim %u, rope %s over %u dims, base %g)\n", mi.n_head, mi.n_head_kv,
            mi.head_dim, mi.rope_neox ? "neox" : "normal", mi.n_rot, mi.rope_base);
+    if (mi.mla)
+        printf("attention:       MLA, kv LoRA %u, q LoRA %u, %s\n", mi.kv_lora, mi.q_lora,
+               mi.mla_latent_kv ? "latent KV cache (kv LoRA + rope dims per token, one head; value = its latent part)"
+                                : "attn_kv_b layout (KV cache per head, as MHA)");
     if (mi.moe)
         printf("experts:         %u per layer, %u used per token, expert FFN %u, weights %s\n", mi.n_expert,
                mi.n_expert_used, mi.n_ff_exp, mi.norm_topk ? "renormalised" : "not renormalised");
+    if (mi.moe && (mi.sigmoid_gating || mi.selection_bias || mi.n_group > 1 || mi.n_shared || mi.n_dense_lead)) {
+        printf("routing:         %s gate%s", mi.sigmoid_gating ? "sigmoid" : "softmax",
+               mi.selection_bias ? ", selection bias" : "");
+        if (mi.n_group > 1) printf(", %u of %u expert groups", mi.n_group_used, mi.n_group);
+        printf("; %u shared expert(s) resident, %u leading dense layer(s)\n", mi.n_shared, mi.n_dense_lead);
+    }
     else
         printf("ffn:             %u\n", mi.n_ff);
     printf("vocab:           %u, context (trained) %u, rms eps %g%s\n", mi.n_vocab, mi.n_ctx_train, mi.rms_eps,

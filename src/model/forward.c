@@ -50,7 +50,8 @@ struct mp_ctx {
     mp_route_override_fn route_override;
     void *override_ud;
 
-    /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)] */
+    /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)];
+     * vc is NULL when the value is a view of the key (MLA latent cache, kv_in_k) */
     uint16_t *kc, *vc;
 
     /* Scratch, sized for n_batch tokens, carved from one block (scratch_layout). */
@@ -62,6 +63,11 @@ struct mp_ctx {
     float *v;        /* (T, n_head_kv * head_dim_v) */
     float *att;      /* attention output (T, n_head * head_dim_v) */
     float *tmp;      /* (T, E) */
+    float *shx;      /* (T, E) shared-expert output (deepseek2) */
+    float *mq;       /* MLA: (T, max(n_head * mla_dk, q_lora)) q before absorption / q LoRA */
+    float *mkv;      /* MLA: (T, kv_lora + n_rot) [latent | k_pe] */
+    float *mkvb;     /* MLA attn_kv_b layout: (T, n_head * (nope + mla_dv)) */
+    float *mo;       /* MLA absorbed: (T, n_head * mla_dv) value heads after attn_v_b */
     float *router;   /* (T, n_expert) */
     int32_t *sel;    /* (T, K) selected experts, best first */
     float *selw;     /* (T, K) their weights */
@@ -73,7 +79,8 @@ struct mp_ctx {
     uint8_t *xq;     /* activation rows, quantised (T, act row of max width) */
     uint8_t *xg;     /* gathered / FFN-hidden activation rows (T*K, act row) */
     size_t act_stride; /* bytes of the widest activation row (capacity of xq / xg rows) */
-    float *scores;   /* per thread (n_ctx) */
+    float *scores;   /* per thread (scores_stride >= n_ctx) */
+    int64_t scores_stride;
     float *kbuf;     /* per thread (max head dim) */
     int kbuf_stride;
 
@@ -225,8 +232,11 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
     const int dk = hp->head_dim, dv = hp->head_dim_v;
     const int64_t Dk = (int64_t)hp->n_head_kv * dk, Dv = (int64_t)hp->n_head_kv * dv;
     const uint16_t *kc = c->kc + (int64_t)j->il * c->n_ctx * Dk;
-    const uint16_t *vc = c->vc + (int64_t)j->il * c->n_ctx * Dv;
-    const float scale = 1.0f / sqrtf((float)dk);
+    /* MLA's latent cache: the value is the first dv values of each key row */
+    const uint16_t *vc = hp->kv_in_k ? kc : c->vc + (int64_t)j->il * c->n_ctx * Dv;
+    const int64_t Vs = hp->kv_in_k ? Dk : Dv;  /* value row stride */
+    const int vh = hp->kv_in_k ? dk : dv;      /* value head stride */
+    const float scale = hp->kq_scale != 0.0f ? hp->kq_scale : 1.0f / sqrtf((float)dk);
     /* (token, head) pairs [lo, hi), taken from a counter (attention_block):
      * with the causal mask later tokens cost more, and a thread that is
      * descheduled takes none */
@@ -241,18 +251,31 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
          * range per thread */
         int n_view = (n_kv + 255) / 256 * 256;
         if (n_view > c->n_ctx) n_view = c->n_ctx;
-        if (j->T == 1 && n_view >= 512 && 2 * dv <= c->n_ctx)
-            mp_attend_f16_split(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * dv, Dv, n_kv, n_view, c->n_threads,
+        if (j->T == 1 && n_view >= 512)
+            mp_attend_f16_split(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, n_view, c->n_threads,
                                 dk, dv, scale, kbuf + c->kbuf_stride, kbuf,
-                                (uint16_t *)(c->scores + (int64_t)ith * c->n_ctx),
-                                c->scores + (int64_t)ith * c->n_ctx + dv);
+                                (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride),
+                                c->scores + (int64_t)ith * c->scores_stride + dv);
         else if (j->T < MP_FA_TILE_Q || dv % MP_FA_TILE_DV)
-            mp_attend_f16_acc16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * dv, Dv, n_kv, dk, dv, scale,
-                                kbuf + c->kbuf_stride, kbuf, (uint16_t *)(c->scores + (int64_t)ith * c->n_ctx));
+            mp_attend_f16_acc16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv, scale,
+                                kbuf + c->kbuf_stride, kbuf, (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride));
         else
-            mp_attend_f16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * dv, Dv, n_kv, dk, dv, scale,
-                          c->scores + (int64_t)ith * c->n_ctx, kbuf);
+            mp_attend_f16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv, scale,
+                          c->scores + (int64_t)ith * c->scores_stride, kbuf);
     }
+}
+
+static void mla_attention_block(mp_ctx *c, int il, int T, int pos0);
+
+/* Runs the attention over the cache for T tokens at pos0 (q in c->q, the
+ * new keys/values already stored): c->att. */
+static void run_attention(mp_ctx *c, int il, int T, int pos0)
+{
+    const mp_hparams *hp = &c->m->hp;
+    /* pieces of about 16K key/value elements (a pair reads pos + 1 keys) */
+    attn_job aj = {c, il, T, pos0};
+    const int64_t pair_cost = (int64_t)(pos0 + T / 2 + 1) * (hp->head_dim + hp->head_dim_v);
+    mp_pool_for(c->pool, (long)T * hp->n_head, (long)(1 + 16384 / pair_cost), attn_worker, &aj);
 }
 
 /* h += Wo * attention(norm(h)) for T tokens at positions pos0.. */
@@ -260,6 +283,10 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
 {
     const mp_model *m = c->m;
     const mp_hparams *hp = &m->hp;
+    if (hp->mla) {
+        mla_attention_block(c, il, T, pos0);
+        return;
+    }
     const mp_layer *l = &m->layers[il];
     const int64_t E = hp->n_embd;
     const int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Dk = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -279,6 +306,12 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
 
     for (int t = 0; t < T; t++) {
         float *q = c->q + t * Dq, *k = c->k + t * Dk;
+        if (l->bq.info) /* biases right after the projections (llama.cpp build_qkv) */
+            for (int64_t i = 0; i < Dq; i++) q[i] += ((const float *)l->bq.data)[i];
+        if (l->bk.info)
+            for (int64_t i = 0; i < Dk; i++) k[i] += ((const float *)l->bk.data)[i];
+        if (l->bv.info)
+            for (int64_t i = 0; i < Dv; i++) c->v[t * Dv + i] += ((const float *)l->bv.data)[i];
         if (hp->qk_norm == MP_QK_NORM_HEAD) {
             for (uint32_t h = 0; h < hp->n_head; h++)
                 mp_rmsnorm(q + h * hp->head_dim, q + h * hp->head_dim, l->q_norm.data, hp->head_dim, hp->rms_eps);
@@ -296,12 +329,174 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
         mp_f32_to_f16_row(c->v + t * Dv, c->vc + slot * Dv, Dv);
     }
 
-    /* pieces of about 16K key/value elements (a pair reads pos + 1 keys) */
-    attn_job aj = {c, il, T, pos0};
-    const int64_t pair_cost = (int64_t)(pos0 + T / 2 + 1) * (hp->head_dim + hp->head_dim_v);
-    mp_pool_for(c->pool, (long)T * hp->n_head, (long)(1 + 16384 / pair_cost), attn_worker, &aj);
+    run_attention(c, il, T, pos0);
 
     quantize_rows(c, l->wo.type, c->att, Do, Do, T, c->xq);
+    queue_matmul(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
+    run_matmuls(c);
+    for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
+}
+
+/* ---- MLA attention (deepseek2) ------------------------------------------ */
+
+/* ggml's rope cache (ggml-cpu ops.cpp rope_yarn / ggml_rope_cache_init) for
+ * one position: cs[2k], cs[2k+1] = cos, sin of pair k times the magnitude,
+ * with YaRN's ramp between interpolated and extrapolated angles when
+ * yarn_ext_factor != 0 (corr dims from n_ctx_orig, beta_fast 32, beta_slow
+ * 1). Angles by cumulative float multiplication; ggml's CPU build contracts
+ * the ramp mix and the magnitude's 1 + 0.1 ln(.) into FMAs. */
+static void rope_cache_yarn(float *cs, const mp_hparams *hp, int pos)
+{
+    const int n_dims = (int)hp->n_rot;
+    const float base = hp->rope_base, fs = hp->rope_scale, ext = hp->yarn_ext_factor;
+    const float theta_scale = powf(base, -2.0f / (float)n_dims);
+    float low = 0.0f, high = 0.0f;
+    if (ext != 0.0f) {
+        const float lo = floorf((float)n_dims * logf((float)hp->n_ctx_orig / (32.0f * 2 * (float)M_PI)) / (2 * logf(base)));
+        const float hi = ceilf((float)n_dims * logf((float)hp->n_ctx_orig / (1.0f * 2 * (float)M_PI)) / (2 * logf(base)));
+        low = lo > 0.0f ? lo : 0.0f;
+        high = hi < (float)(n_dims - 1) ? hi : (float)(n_dims - 1);
+    }
+    float theta = (float)pos;
+    for (int k = 0; k < n_dims / 2; k++) {
+        const float interp = fs * theta;
+        float th = interp, msc = hp->yarn_attn_factor;
+        if (ext != 0.0f) {
+            float y = ((float)k - low) / (0.001f > high - low ? 0.001f : high - low);
+            y = y < 0.0f ? 0.0f : y;
+            const float ramp = 1 - (y < 1.0f ? y : 1.0f);
+            const float mix = ramp * ext;
+            th = fmaf(interp, 1 - mix, theta * mix);
+            msc *= fmaf(0.1f, logf(1.0f / fs), 1.0f);
+        }
+        cs[2 * k] = cosf(th) * msc;
+        cs[2 * k + 1] = sinf(th) * msc;
+        theta *= theta_scale;
+    }
+}
+
+/* NORM (interleaved) rotation of n_rot dims of x by the cache cs. */
+static void rope_apply_norm(float *x, const float *cs, int n_rot)
+{
+    for (int k = 0; k < n_rot / 2; k++) {
+        const float cth = cs[2 * k], sth = cs[2 * k + 1];
+        const float x0 = x[2 * k], x1 = x[2 * k + 1];
+        x[2 * k] = fmaf(x0, cth, -(x1 * sth));
+        x[2 * k + 1] = fmaf(x0, sth, x1 * cth);
+    }
+}
+
+/* Y[t][r] (ldy apart) = W_h * X for each head h of a 3-D per-head weight
+ * (ne = {cols, rows, n_head}) over T tokens whose head-h input is x + h *
+ * hx_stride (rows ldx apart, cols floats): llama.cpp's batched ggml_mul_mat
+ * over a permuted (non-contiguous) input: f32 weights take the vec_dot
+ * path, other types convert the input and take the GEMM path. Heads are
+ * batched into one job as far as c->xg holds their activation rows. */
+static void per_head_matmul(mp_ctx *c, const mp_tensor *w, const float *x, int64_t ldx, int64_t hx_stride, int T,
+                            float *y, int64_t ldy, int64_t hy_stride)
+{
+    const int64_t cols = w->ne[0], rows = w->ne[1], H = w->ne[2];
+    const int mode = w->type == MP_TYPE_F32 ? MP_MM_VEC_DOT : MP_MM_GEMM;
+    const size_t arow = mp_act_row_size(w->type, cols);
+    const int64_t cap_rows = (int64_t)c->n_batch * (c->m->hp.n_expert ? c->m->hp.n_expert_used : 1);
+    int64_t per_job = cap_rows * (int64_t)c->act_stride / ((int64_t)arow * T);
+    if (per_job < 1) per_job = 1;
+    if (per_job > MP_MAX_TASKS) per_job = MP_MAX_TASKS;
+    for (int64_t h0 = 0; h0 < H; h0 += per_job) {
+        const int64_t nh = H - h0 < per_job ? H - h0 : per_job;
+        for (int64_t j = 0; j < nh; j++) {
+            uint8_t *xq = c->xg + j * T * (int64_t)arow;
+            quantize_rows(c, w->type, x + (h0 + j) * hx_stride, ldx, cols, T, xq);
+            assert(c->n_tasks < MP_MAX_TASKS);
+            c->tasks[c->n_tasks++] = (mm_task){w->type, (const char *)w->data + (h0 + j) * w->expert_stride, cols, rows,
+                                               xq, T, y + (h0 + j) * hy_stride, ldy, mode};
+        }
+        run_matmuls(c);
+    }
+}
+
+/* deepseek2's attention (llama.cpp src/models/deepseek2.cpp):
+ *   q    = W_q h  or  W_q_b rmsnorm(W_q_a h)         (T, H, nope + R)
+ *   ckv  = W_kv_a_mqa h = [latent (L) | k_pe (R)]    (T, L + R)
+ *   k_pe, q_pe: NORM RoPE (YaRN); latent: rmsnorm(attn_kv_a_norm)
+ * absorbed (attn_k_b / attn_v_b): Q_h = [W_k_b[h] q_nope_h (L) | q_pe_h],
+ * K = V-prefix = [latent | k_pe] one head in the cache, the attention
+ * output o_h (L) leaves through W_v_b[h] (mla_dv) into W_o. attn_kv_b:
+ * [k_nope_h | v_h] = W_kv_b latent per head; plain MHA with K_h =
+ * [k_nope_h | k_pe]. kq_scale carries YaRN's mscale^2 / sqrt(nope + R). */
+static void mla_attention_block(mp_ctx *c, int il, int T, int pos0)
+{
+    const mp_model *m = c->m;
+    const mp_hparams *hp = &m->hp;
+    const mp_layer *l = &m->layers[il];
+    const int64_t E = hp->n_embd, H = hp->n_head, R = hp->n_rot, L = hp->kv_lora;
+    const int64_t dk = hp->mla_dk, dv = hp->mla_dv, nope = dk - R;
+    const int64_t Dq = H * dk;
+    /* q before absorption lives in mq (absorbed) or directly in c->q (attn_kv_b: head_dim == dk) */
+    float *qr = hp->mla_absorbed ? c->mq : c->q;
+
+    for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->attn_norm.data, E, hp->rms_eps);
+
+    int held = -1;
+    if (hp->q_lora > 0) {
+        const int64_t Q = hp->q_lora;
+        quantize_xn_as(c, l->wq_a.type, E, T, &held);
+        queue_matmul(c, &l->wq_a, l->wq_a.data, c->xq, T, c->mq, Q);
+        quantize_xn_as(c, l->wkv_a_mqa.type, E, T, &held);
+        queue_matmul(c, &l->wkv_a_mqa, l->wkv_a_mqa.data, c->xq, T, c->mkv, L + R);
+        run_matmuls(c);
+        for (int t = 0; t < T; t++) mp_rmsnorm(c->mq + t * Q, c->mq + t * Q, l->q_a_norm.data, Q, hp->rms_eps);
+        quantize_rows(c, l->wq_b.type, c->mq, Q, Q, T, c->xq);
+        queue_matmul(c, &l->wq_b, l->wq_b.data, c->xq, T, qr, Dq);
+        run_matmuls(c);
+    } else {
+        quantize_xn_as(c, l->wq.type, E, T, &held);
+        queue_matmul(c, &l->wq, l->wq.data, c->xq, T, qr, Dq);
+        quantize_xn_as(c, l->wkv_a_mqa.type, E, T, &held);
+        queue_matmul(c, &l->wkv_a_mqa, l->wkv_a_mqa.data, c->xq, T, c->mkv, L + R);
+        run_matmuls(c);
+    }
+
+    float cs[2 * 512];
+    for (int t = 0; t < T; t++) {
+        rope_cache_yarn(cs, hp, pos0 + t);
+        float *kv = c->mkv + t * (L + R);
+        rope_apply_norm(kv + L, cs, (int)R);                          /* k_pe */
+        mp_rmsnorm(kv, kv, l->kv_a_norm.data, L, hp->rms_eps);        /* latent */
+        for (int64_t h = 0; h < H; h++) rope_apply_norm(qr + t * Dq + h * dk + nope, cs, (int)R); /* q_pe */
+    }
+
+    if (hp->mla_absorbed) {
+        const int64_t Dk = L + R; /* one cached head: [latent | k_pe] */
+        /* Q_h = [W_k_b[h] q_nope_h | q_pe_h] */
+        per_head_matmul(c, &l->wk_b, qr, Dq, dk, T, c->q, H * Dk, Dk);
+        for (int t = 0; t < T; t++) {
+            for (int64_t h = 0; h < H; h++)
+                memcpy(c->q + t * H * Dk + h * Dk + L, qr + t * Dq + h * dk + nope, (size_t)R * sizeof(float));
+            mp_f32_to_f16_row(c->mkv + t * Dk, c->kc + ((int64_t)il * c->n_ctx + pos0 + t) * Dk, Dk);
+        }
+        run_attention(c, il, T, pos0);                                 /* att: (T, H, L) */
+        per_head_matmul(c, &l->wv_b, c->att, H * L, L, T, c->mo, H * dv, dv);
+        quantize_rows(c, l->wo.type, c->mo, H * dv, H * dv, T, c->xq);
+    } else {
+        const int64_t kvw = nope + dv;
+        quantize_rows(c, l->wkv_b.type, c->mkv, L + R, L, T, c->xq);
+        queue_matmul(c, &l->wkv_b, l->wkv_b.data, c->xq, T, c->mkvb, H * kvw);
+        run_matmuls(c);
+        for (int t = 0; t < T; t++) {
+            const int64_t slot = (int64_t)il * c->n_ctx + pos0 + t;
+            float *k = c->k + t * H * dk, *v = c->v + t * H * dv;
+            for (int64_t h = 0; h < H; h++) {
+                memcpy(k + h * dk, c->mkvb + t * H * kvw + h * kvw, (size_t)nope * sizeof(float));
+                memcpy(k + h * dk + nope, c->mkv + t * (L + R) + L, (size_t)R * sizeof(float));
+                memcpy(v + h * dv, c->mkvb + t * H * kvw + h * kvw + nope, (size_t)dv * sizeof(float));
+            }
+            mp_f32_to_f16_row(k, c->kc + slot * H * dk, H * dk);
+            mp_f32_to_f16_row(v, c->vc + slot * H * dv, H * dv);
+        }
+        run_attention(c, il, T, pos0);                                 /* att: (T, H, dv) */
+        quantize_rows(c, l->wo.type, c->att, H * dv, H * dv, T, c->xq);
+    }
     queue_matmul(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
     run_matmuls(c);
     for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
@@ -333,19 +528,27 @@ static void swiglu_rows(mp_ctx *c, uint32_t down_type, int64_t F, int64_t row0, 
     mp_pool_for(c->pool, (long)rows, rows_per_piece(F), swiglu_worker, &j);
 }
 
+/* out (T, E) = W_down(silu(W_gate xn) * (W_up xn)): a dense FFN of width F. */
+static void ffn_swiglu(mp_ctx *c, const mp_tensor *gate, const mp_tensor *up, const mp_tensor *down, int64_t F, int T,
+                       float *out)
+{
+    const int64_t E = c->m->hp.n_embd;
+    int held = -1;
+    quantize_xn_as(c, gate->type, E, T, &held);
+    queue_matmul(c, gate, gate->data, c->xq, T, c->hg, F);
+    quantize_xn_as(c, up->type, E, T, &held);
+    queue_matmul(c, up, up->data, c->xq, T, c->hu, F);
+    run_matmuls(c);
+    swiglu_rows(c, down->type, F, 0, T, c->xg);
+    queue_matmul(c, down, down->data, c->xg, T, out, E);
+    run_matmuls(c);
+}
+
 static void dense_block(mp_ctx *c, int il, int T)
 {
     const mp_layer *l = &c->m->layers[il];
-    const int64_t E = c->m->hp.n_embd, F = c->m->hp.n_ff;
-    int held = -1;
-    quantize_xn_as(c, l->ffn_gate.type, E, T, &held);
-    queue_matmul(c, &l->ffn_gate, l->ffn_gate.data, c->xq, T, c->hg, F);
-    quantize_xn_as(c, l->ffn_up.type, E, T, &held);
-    queue_matmul(c, &l->ffn_up, l->ffn_up.data, c->xq, T, c->hu, F);
-    run_matmuls(c);
-    swiglu_rows(c, l->ffn_down.type, F, 0, T, c->xg);
-    queue_matmul(c, &l->ffn_down, l->ffn_down.data, c->xg, T, c->tmp, E);
-    run_matmuls(c);
+    const int64_t E = c->m->hp.n_embd;
+    ffn_swiglu(c, &l->ffn_gate, &l->ffn_up, &l->ffn_down, c->m->hp.n_ff, T, c->tmp);
     for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
 }
 
@@ -401,12 +604,17 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
     const int64_t E = hp->n_embd;
     const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
 
+    /* shared experts (resident, every token): one FFN of n_ff_exp * n_shared */
+    const bool shared = l->ffn_gate_shexp.info != NULL;
+    if (shared) ffn_swiglu(c, &l->ffn_gate_shexp, &l->ffn_up_shexp, &l->ffn_down_shexp, l->ffn_gate_shexp.ne[1], T, c->shx);
+
     /* router logits (T, X) */
     quantize_rows(c, l->ffn_gate_inp.type, c->xn, E, E, T, c->xq);
     queue_matmul(c, &l->ffn_gate_inp, l->ffn_gate_inp.data, c->xq, T, c->router, X);
     run_matmuls(c);
     for (int t = 0; t < T; t++) {
-        mp_route_token(hp, c->router + (int64_t)t * X, c->sel + t * K, c->selw + t * K);
+        mp_route_token(hp, l->exp_probs_b.info ? l->exp_probs_b.data : NULL, c->router + (int64_t)t * X,
+                       c->sel + t * K, c->selw + t * K);
         if (c->route_override) {
             int rc = c->route_override(c->override_ud, il, pos0 + t, c->sel + t * K, c->selw + t * K, K, err);
             if (rc) return rc;
@@ -467,6 +675,8 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
             else
                 for (int64_t i = 0; i < E; i++) acc[i] += y[i] * ws;
         }
+        if (shared) /* llama.cpp: (routed + shared) + residual */
+            for (int64_t i = 0; i < E; i++) acc[i] += c->shx[t * E + i];
         float *h = c->h + t * E;
         for (int64_t i = 0; i < E; i++) h[i] += acc[i];
     }
@@ -546,7 +756,9 @@ int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, m
 uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx)
 {
     const mp_hparams *hp = &m->hp;
-    return (uint64_t)hp->n_layer * (uint64_t)n_ctx * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2u;
+    /* MLA's latent cache keeps one row of kv_lora + n_rot per token: the value is its prefix */
+    const uint64_t per_head = hp->kv_in_k ? hp->head_dim : hp->head_dim + hp->head_dim_v;
+    return (uint64_t)hp->n_layer * (uint64_t)n_ctx * hp->n_head_kv * per_head * 2u;
 }
 
 /* Every scratch buffer of a context lives in one 64-byte-aligned block laid
@@ -560,15 +772,30 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     const int64_t Dq = (int64_t)hp->n_head * hp->head_dim, Dk = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v, Do = (int64_t)hp->n_head * hp->head_dim_v;
     const int64_t K = hp->n_expert ? hp->n_expert_used : 1, X = hp->n_expert ? hp->n_expert : 1;
-    const int64_t F = hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp;
+    int64_t F = hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp;
+    if ((int64_t)hp->n_ff_exp * hp->n_shared > F) F = (int64_t)hp->n_ff_exp * hp->n_shared;
     const int64_t ffn_rows = B * K; /* MoE: one row per (token, slot) */
+    /* MLA (0 otherwise) */
+    const int64_t H = hp->n_head, mla_dk = hp->mla ? hp->mla_dk : 0, mla_dv = hp->mla ? hp->mla_dv : 0;
+    int64_t Dmq = hp->mla_absorbed ? H * mla_dk : 0;
+    if (hp->mla && hp->q_lora > Dmq) Dmq = hp->q_lora;
+    const int64_t Dmkv = hp->mla ? hp->kv_lora + hp->n_rot : 0;
+    const int64_t Dmkvb = hp->mla && !hp->mla_absorbed ? H * (mla_dk - hp->n_rot + mla_dv) : 0;
+    const int64_t Dmo = hp->mla_absorbed ? H * mla_dv : 0;
     int64_t max_cols = E;
+    if (Dmq > max_cols) max_cols = Dmq;
+    if (Dmkv > max_cols) max_cols = Dmkv;
+    if (Dmo > max_cols) max_cols = Dmo;
     if (Dq > max_cols) max_cols = Dq;
     if (Do > max_cols) max_cols = Do;
     if (F > max_cols) max_cols = F;
     const size_t act_stride = ((size_t)max_cols * 4 + 63) & ~(size_t)63; /* f32 is the widest activation type */
     const int kbuf_stride = (int)(hp->head_dim > hp->head_dim_v ? hp->head_dim : hp->head_dim_v);
-    const int64_t per_thread_scores = n_ctx > kbuf_stride ? n_ctx : kbuf_stride;
+    /* n_ctx scores, or the split path's f16 accumulator and partial output
+     * (2 * head_dim_v floats): MLA's value heads (kv_lora, 512) can exceed a
+     * short context's n_ctx / 2 */
+    int64_t per_thread_scores = n_ctx > kbuf_stride ? n_ctx : kbuf_stride;
+    if (2 * (int64_t)hp->head_dim_v > per_thread_scores) per_thread_scores = 2 * (int64_t)hp->head_dim_v;
 
     uint64_t off = 0;
 #define CARVE(field, count)                                                                                            \
@@ -583,6 +810,11 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     CARVE(v, B * Dv);
     CARVE(att, B * Do);
     CARVE(tmp, B * E);
+    CARVE(shx, hp->n_shared ? B * E : 0);
+    CARVE(mq, B * Dmq);
+    CARVE(mkv, B * Dmkv);
+    CARVE(mkvb, B * Dmkvb);
+    CARVE(mo, B * Dmo);
     CARVE(router, B * X);
     CARVE(sel, B * K);
     CARVE(selw, B * K);
@@ -601,6 +833,7 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     if (c) {
         c->act_stride = act_stride;
         c->kbuf_stride = kbuf_stride;
+        c->scores_stride = per_thread_scores;
     }
     return off;
 }
@@ -628,9 +861,9 @@ int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_p
     const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim, Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const size_t kv_elems = (size_t)hp->n_layer * (size_t)c->n_ctx;
     c->kc = calloc(kv_elems * (size_t)Dk, sizeof(uint16_t));
-    c->vc = calloc(kv_elems * (size_t)Dv, sizeof(uint16_t));
+    c->vc = hp->kv_in_k ? NULL : calloc(kv_elems * (size_t)Dv, sizeof(uint16_t));
     c->pool = mp_pool_create(c->n_threads);
-    if (!c->scratch || !c->kc || !c->vc || !c->pool) {
+    if (!c->scratch || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool) {
         const int n_ctx = c->n_ctx, n_batch = c->n_batch;
         mp_ctx_free(c);
         return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d: %.1f MiB)",

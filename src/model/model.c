@@ -3,6 +3,7 @@
 #include "kernels/kernels.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_LLAMA] = "llama",
     [MP_ARCH_QWEN3MOE] = "qwen3moe",
     [MP_ARCH_OLMOE] = "olmoe",
+    [MP_ARCH_DEEPSEEK2] = "deepseek2",
+    [MP_ARCH_GLM4MOE] = "glm4moe",
 };
 
 
@@ -43,6 +46,83 @@ static int get_arch_f32(const mp_model *m, const char *suffix, float *out, mp_er
     return rc == MP_E_NOTFOUND ? MP_OK : rc;
 }
 
+/* deepseek2's keys (llama.cpp src/models/deepseek2.cpp load_arch_hparams).
+ * Runs after the generic keys: head_dim / head_dim_v / n_head_kv hold
+ * attention.key_length / value_length / head_count_kv as the file gives
+ * them, which the MLA layout decides. */
+static int load_deepseek2(mp_model *m, mp_err *err)
+{
+    mp_hparams *hp = &m->hp;
+    int rc;
+    hp->rope_kind = MP_ROPE_NORM;
+    hp->qk_norm = MP_QK_NORM_NONE;
+    hp->norm_topk = false;
+    hp->mla = true;
+    if (hp->n_expert == 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: deepseek2 model without 'deepseek2.expert_count'", m->path);
+    if ((rc = get_arch_u32(m, "expert_feed_forward_length", &hp->n_ff_exp, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "expert_shared_count", &hp->n_shared, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "leading_dense_block_count", &hp->n_dense_lead, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "attention.kv_lora_rank", &hp->kv_lora, true, err))) return rc;
+    /* llama.cpp takes a file of 26 or 27 layers (or 48 with a 128256 vocabulary)
+     * for a "lite" model and ignores its q_lora_rank */
+    uint32_t nv = 0;
+    if ((rc = get_arch_u32(m, "vocab_size", &nv, false, err))) return rc;
+    const bool lite = hp->n_layer == 27 || hp->n_layer == 26 || (hp->n_layer == 48 && nv == 128256);
+    if (!lite && (rc = get_arch_u32(m, "attention.q_lora_rank", &hp->q_lora, true, err))) return rc;
+    uint32_t dk_mla = 0, dv_mla = 0;
+    if ((rc = get_arch_u32(m, "attention.key_length_mla", &dk_mla, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "attention.value_length_mla", &dv_mla, false, err))) return rc;
+    hp->mla_absorbed = dk_mla && dv_mla;
+    hp->mla_dk = hp->mla_absorbed ? dk_mla : hp->head_dim;
+    hp->mla_dv = hp->mla_absorbed ? dv_mla : hp->head_dim_v;
+    if ((rc = get_arch_u32(m, "expert_group_count", &hp->n_group, false, err))) return rc;
+    if ((rc = get_arch_u32(m, "expert_group_used_count", &hp->n_group_used, false, err))) return rc;
+    hp->gating = MP_GATING_SOFTMAX;
+    if ((hp->n_layer == 47 || hp->n_layer == 48) && nv == 154880) hp->gating = MP_GATING_SIGMOID; /* GLM-4.7-Flash */
+    float temp = 0.0f; /* Mistral-Large-3's query temperature: not implemented, so refused */
+    if ((rc = get_arch_f32(m, "attention.temperature_scale", &temp, err))) return rc;
+    if (temp != 0.0f)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: key 'deepseek2.attention.temperature_scale' (attention "
+                          "temperature tuning) is not supported", m->path);
+
+    if (hp->kv_lora == 0 || hp->kv_lora > 65536 || hp->q_lora > 65536 || hp->mla_dk <= hp->n_rot ||
+        hp->mla_dk > 1024 || hp->mla_dv == 0 || hp->mla_dv > 1024 || hp->n_ff_exp == 0)
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: inconsistent MLA ranks: kv_lora_rank %u, q_lora_rank %u, key length %u (must exceed "
+                          "rope dims %u), value length %u, expert FFN %u",
+                          m->path, hp->kv_lora, hp->q_lora, hp->mla_dk, hp->n_rot, hp->mla_dv, hp->n_ff_exp);
+    if (hp->mla_absorbed) {
+        /* the latent cache: key = [latent (kv_lora) | k_pe (n_rot)], value = latent */
+        if (hp->n_head_kv != 1 || hp->head_dim != hp->kv_lora + hp->n_rot || hp->head_dim_v != hp->kv_lora)
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: inconsistent MLA ranks: head_count_kv %u, key_length %u, value_length %u; the "
+                              "attn_k_b/attn_v_b layout needs 1, kv_lora_rank + rope dims = %u, kv_lora_rank = %u",
+                              m->path, hp->n_head_kv, hp->head_dim, hp->head_dim_v, hp->kv_lora + hp->n_rot,
+                              hp->kv_lora);
+        hp->kv_in_k = true;
+    } else if (hp->n_head_kv != hp->n_head) {
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: inconsistent MLA ranks: the attn_kv_b layout needs head_count_kv = head_count (%u), "
+                          "not %u",
+                          m->path, hp->n_head, hp->n_head_kv);
+    }
+    if (hp->n_dense_lead > hp->n_layer)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: leading_dense_block_count %u exceeds block_count %u", m->path,
+                          hp->n_dense_lead, hp->n_layer);
+    if (hp->n_dense_lead > 0 && hp->n_ff == 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: dense layers without 'deepseek2.feed_forward_length'", m->path);
+    if (hp->n_group > 1 &&
+        (hp->n_expert % hp->n_group != 0 || hp->n_group_used == 0 || hp->n_group_used >= hp->n_group ||
+         hp->n_expert / hp->n_group < 2 || hp->n_expert_used > hp->n_group_used * (hp->n_expert / hp->n_group)))
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: expert groups do not fit: %u experts in %u groups, %u groups used, %u experts used "
+                          "(the groups must divide the experts, at least 2 each, and 0 < used groups < groups "
+                          "hold the used experts)",
+                          m->path, hp->n_expert, hp->n_group, hp->n_group_used, hp->n_expert_used);
+    return MP_OK;
+}
+
 static int load_hparams(mp_model *m, mp_err *err)
 {
     mp_hparams *hp = &m->hp;
@@ -57,13 +137,20 @@ static int load_hparams(mp_model *m, mp_err *err)
         if (!strcmp(arch, arch_names[a])) found = a;
     if (found < 0)
         return mp_err_set(err, MP_E_UNSUPPORTED,
-                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe)", m->path,
+                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe, deepseek2, glm4moe)", m->path,
                           arch);
     hp->arch = (mp_arch)found;
 
     int rc;
     if ((rc = get_arch_u32(m, "embedding_length", &hp->n_embd, true, err))) return rc;
     if ((rc = get_arch_u32(m, "block_count", &hp->n_layer, true, err))) return rc;
+    /* llama.cpp runs block_count - nextn_predict_layers layers; the NextN/MTP
+     * blocks after them are skipped and never loaded */
+    if ((rc = get_arch_u32(m, "nextn_predict_layers", &hp->n_layer_nextn, false, err))) return rc;
+    if (hp->n_layer_nextn >= hp->n_layer)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: nextn_predict_layers %u leaves none of the %u blocks to run", m->path,
+                          hp->n_layer_nextn, hp->n_layer);
+    hp->n_layer -= hp->n_layer_nextn;
     if ((rc = get_arch_u32(m, "attention.head_count", &hp->n_head, true, err))) return rc;
     hp->n_head_kv = hp->n_head;
     if ((rc = get_arch_u32(m, "attention.head_count_kv", &hp->n_head_kv, false, err))) return rc;
@@ -99,15 +186,47 @@ static int load_hparams(mp_model *m, mp_err *err)
     hp->rope_base = 10000.0f;
     if ((rc = get_arch_f32(m, "rope.freq_base", &hp->rope_base, err))) return rc;
     hp->rope_scale = 1.0f;
+    hp->yarn_attn_factor = 1.0f;
+    hp->n_ctx_orig = hp->n_ctx_train;
     {
         char key[128];
         snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
         const char *st = mp_gguf_get_str(m->gguf, key);
         float factor = 0.0f;
         if ((rc = get_arch_f32(m, "rope.scaling.factor", &factor, err))) return rc;
-        if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0)
+        const bool yarn = st && !strcmp(st, "yarn") && hp->arch == MP_ARCH_DEEPSEEK2;
+        if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0 && !yarn)
             return mp_err_set(err, MP_E_UNSUPPORTED, "%s: rope scaling type '%s' is not supported", m->path, st);
-        if (st && !strcmp(st, "linear") && factor > 0.0f) hp->rope_scale = 1.0f / factor;
+        /* llama.cpp: freq_scale = 1 / factor unless the type is "none" (default "linear") */
+        if ((!st || strcmp(st, "none") != 0) && factor > 0.0f) hp->rope_scale = 1.0f / factor;
+        if ((rc = get_arch_u32(m, "rope.scaling.original_context_length", &hp->n_ctx_orig, false, err))) return rc;
+        float log_mul = 0.0f, attn = 1.0f;
+        if ((rc = get_arch_f32(m, "rope.scaling.yarn_log_multiplier", &log_mul, err))) return rc;
+        if ((rc = get_arch_f32(m, "rope.scaling.attn_factor", &attn, err))) return rc;
+        if (log_mul != 0.0f) log_mul /= 0.1f; /* stored as 0.1 * mscale_all_dim; the loader divides */
+        float af = 1.0f;
+        if (yarn) {
+            /* llama.cpp's context setup (llama-context.cpp): the cos/sin
+             * magnitude passed to ggml_rope_ext, pre-divided by the factor
+             * ggml multiplies back in */
+            hp->yarn_ext_factor = 1.0f;
+            const float f = 1.0f / hp->rope_scale;
+#define MSCALE(s_, m_) ((s_) <= 1.0f ? 1.0f : (0.1f * (m_) * logf(s_) + 1.0f))
+            if (log_mul != 0.0f) {
+                const float msc = log_mul != 1.0f ? log_mul : 1.0f; /* deepseek2's special case */
+                af = MSCALE(f, msc) / MSCALE(f, log_mul);
+            } else {
+                af = MSCALE(f, 1.0f);
+            }
+#undef MSCALE
+            af *= 1.0f / (1.0f + 0.1f * logf(f));
+        }
+        hp->yarn_attn_factor = af * attn;
+        if (hp->arch == MP_ARCH_DEEPSEEK2) {
+            /* deepseek2.cpp: undo the pre-division; kq_scale = mscale^2 / sqrt(mla_dk), finished below */
+            const float org = hp->yarn_attn_factor * (1.0f + 0.1f * logf(1.0f / hp->rope_scale));
+            hp->kq_scale = org * (1.0f + 0.1f * log_mul * logf(1.0f / hp->rope_scale));
+        }
     }
     if ((rc = get_arch_f32(m, "expert_weights_scale", &hp->expert_weights_scale, err))) return rc;
 
@@ -131,6 +250,37 @@ static int load_hparams(mp_model *m, mp_err *err)
         if (hp->n_expert == 0)
             return mp_err_set(err, MP_E_CORRUPT, "%s: olmoe model without '%s.expert_count'", m->path, arch);
         break;
+    case MP_ARCH_GLM4MOE: {
+        /* llama.cpp src/models/glm4-moe.cpp */
+        hp->rope_kind = MP_ROPE_NEOX;
+        hp->qk_norm = MP_QK_NORM_NONE; /* per-head norms when the file has them (bind_tensors) */
+        hp->norm_topk = false;
+        if (hp->n_expert == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: glm4moe model without 'glm4moe.expert_count'", m->path);
+        if ((rc = get_arch_u32(m, "expert_feed_forward_length", &hp->n_ff_exp, true, err))) return rc;
+        if ((rc = get_arch_u32(m, "expert_shared_count", &hp->n_shared, true, err))) return rc;
+        if ((rc = get_arch_u32(m, "leading_dense_block_count", &hp->n_dense_lead, false, err))) return rc;
+        if (hp->n_shared == 0)
+            return mp_err_set(err, MP_E_UNSUPPORTED,
+                              "%s: glm4moe with 0 shared experts is not supported (llama.cpp still adds silu(x))",
+                              m->path);
+        if (hp->n_dense_lead > hp->n_layer)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: leading_dense_block_count %u exceeds %u layers", m->path,
+                              hp->n_dense_lead, hp->n_layer);
+        if (hp->n_dense_lead > 0 && hp->n_ff == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: dense layers without 'glm4moe.feed_forward_length'", m->path);
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.dimension_sections", arch);
+        if (mp_gguf_get(m->gguf, key))
+            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: multimodal rope ('%s') is not supported", m->path, key);
+        break;
+    }
+    case MP_ARCH_DEEPSEEK2: {
+        if ((rc = load_deepseek2(m, err))) return rc;
+        const float mscale = hp->kq_scale;
+        hp->kq_scale = 1.0f * mscale * mscale / sqrtf((float)hp->mla_dk);
+        break;
+    }
     default:
         break;
     }
@@ -144,10 +294,21 @@ static int load_hparams(mp_model *m, mp_err *err)
         snprintf(key, sizeof key, "%s.expert_gating_func", arch);
         uint32_t gf;
         rc = mp_gguf_get_u32(m->gguf, key, &gf, err);
-        if (rc == MP_OK && gf != 1 /* softmax */)
-            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: expert gating function %u is not supported (softmax only)",
-                              m->path, gf);
         if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
+        if (hp->arch == MP_ARCH_GLM4MOE) hp->gating = MP_GATING_SIGMOID; /* llama.cpp's default for it */
+        if (hp->arch != MP_ARCH_DEEPSEEK2 && hp->arch != MP_ARCH_GLM4MOE) {
+            hp->gating = MP_GATING_SOFTMAX;
+            if (rc == MP_OK && gf != 1 /* softmax */)
+                return mp_err_set(err, MP_E_UNSUPPORTED,
+                                  "%s: expert gating function %u is not supported for %s (softmax only)", m->path, gf,
+                                  arch);
+        } else if (rc == MP_OK && gf != 0) {
+            if (gf != MP_GATING_SOFTMAX && gf != MP_GATING_SIGMOID)
+                return mp_err_set(err, MP_E_UNSUPPORTED,
+                                  "%s: key '%s' = %u: unknown expert gating function (supported: 1 softmax, 2 sigmoid)",
+                                  m->path, key, gf);
+            hp->gating = (mp_gating)gf;
+        }
     }
     mp_err_clear(err);
     return MP_OK;
@@ -201,6 +362,34 @@ static int bind(mp_model *m, mp_tensor *t, const char *name, bool required, bool
         if (rc_) return rc_;                                                                    \
     } while (0)
 
+/* deepseek2's attention tensors (deepseek2.cpp load_arch_tensors). */
+static int bind_mla(mp_model *m, mp_layer *l, uint32_t il, mp_err *err)
+{
+    const mp_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, H = hp->n_head, R = hp->n_rot, L = hp->kv_lora;
+    const int64_t nope = hp->mla_dk - hp->n_rot;
+    char n[96];
+#define TN(suffix) (snprintf(n, sizeof n, "blk.%u." suffix ".weight", il), n)
+    if (hp->q_lora > 0) {
+        BIND(&l->wq_a, true, true, TN("attn_q_a"), E, hp->q_lora);
+        BIND(&l->q_a_norm, true, false, TN("attn_q_a_norm"), hp->q_lora);
+        BIND(&l->wq_b, true, true, TN("attn_q_b"), hp->q_lora, H * hp->mla_dk);
+    } else {
+        BIND(&l->wq, true, true, TN("attn_q"), E, H * hp->mla_dk);
+    }
+    BIND(&l->wkv_a_mqa, true, true, TN("attn_kv_a_mqa"), E, L + R);
+    BIND(&l->kv_a_norm, true, false, TN("attn_kv_a_norm"), L);
+    if (hp->mla_absorbed) {
+        BIND(&l->wk_b, true, true, TN("attn_k_b"), nope, L, H);
+        BIND(&l->wv_b, true, true, TN("attn_v_b"), L, hp->mla_dv, H);
+    } else {
+        BIND(&l->wkv_b, true, true, TN("attn_kv_b"), L, H * (nope + hp->mla_dv));
+    }
+    BIND(&l->wo, true, true, TN("attn_output"), H * hp->mla_dv, E);
+#undef TN
+    return MP_OK;
+}
+
 static int bind_tensors(mp_model *m, mp_err *err)
 {
     mp_hparams *hp = &m->hp;
@@ -241,10 +430,24 @@ static int bind_tensors(mp_model *m, mp_err *err)
         if (mp_gguf_find_tensor(m->gguf, TN("attn_qkv")))
             return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused tensor '%s' is not supported", m->path, n);
         BIND(&l->attn_norm, true, false, TN("attn_norm"), E);
-        BIND(&l->wq, true, true, TN("attn_q"), E, Dq);
-        BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
-        BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
-        BIND(&l->wo, true, true, TN("attn_output"), Do, E);
+        if (hp->mla) {
+            int rc = bind_mla(m, l, il, err);
+            if (rc) return rc;
+        } else {
+            BIND(&l->wq, true, true, TN("attn_q"), E, Dq);
+            BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
+            BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
+            BIND(&l->wo, true, true, TN("attn_output"), Do, E);
+            if (hp->arch == MP_ARCH_GLM4MOE) {
+                snprintf(n, sizeof n, "blk.%u.attn_q.bias", il);
+                BIND(&l->bq, false, false, n, Dq);
+                snprintf(n, sizeof n, "blk.%u.attn_k.bias", il);
+                BIND(&l->bk, false, false, n, Dk);
+                snprintf(n, sizeof n, "blk.%u.attn_v.bias", il);
+                BIND(&l->bv, false, false, n, Dv);
+                if (il == 0 && mp_gguf_find_tensor(m->gguf, TN("attn_q_norm"))) hp->qk_norm = MP_QK_NORM_HEAD;
+            }
+        }
         if (hp->qk_norm == MP_QK_NORM_HEAD) {
             BIND(&l->q_norm, true, false, TN("attn_q_norm"), hp->head_dim);
             BIND(&l->k_norm, true, false, TN("attn_k_norm"), hp->head_dim);
@@ -252,24 +455,51 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->q_norm, true, false, TN("attn_q_norm"), Dq);
             BIND(&l->k_norm, true, false, TN("attn_k_norm"), Dk);
         }
-        BIND(&l->ffn_norm, true, false, TN("ffn_norm"), E);
-        if (hp->n_expert > 0) {
+        if (hp->arch == MP_ARCH_GLM4MOE) BIND(&l->ffn_norm, true, false, TN("post_attention_norm"), E);
+        else BIND(&l->ffn_norm, true, false, TN("ffn_norm"), E);
+        if (hp->n_expert > 0 && il >= hp->n_dense_lead) {
             const int64_t X = hp->n_expert;
             BIND(&l->ffn_gate_inp, true, true, TN("ffn_gate_inp"), E, X);
             const mp_gguf_tensor *g = mp_gguf_find_tensor(m->gguf, TN("ffn_gate_exps"));
             for (size_t i = 0; !g && i < m->n_extra; i++)
                 if (!strcmp(m->extra[i].name, n)) g = &m->extra[i];
-            if (!g) return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", m->path, n);
+            const mp_gguf_tensor *gu = g ? NULL : mp_gguf_find_tensor(m->gguf, TN("ffn_gate_up_exps"));
+            if (!g && !gu) {
+                TN("ffn_gate_exps");
+                return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' is missing", m->path, n);
+            }
+            if (!g) g = gu;
             if (g->n_dims != 3)
-                return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has %u dims, expected 3", m->path, n, g->n_dims);
-            int64_t F = g->ne[1];
+                return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has %u dims, expected 3", m->path, g->name,
+                                  g->n_dims);
+            int64_t F = gu ? g->ne[1] / 2 : g->ne[1];
             if (hp->n_ff_exp == 0) hp->n_ff_exp = (uint32_t)F;
             F = hp->n_ff_exp;
-            BIND(&l->ffn_gate_exps, true, true, TN("ffn_gate_exps"), E, F, X);
-            BIND(&l->ffn_up_exps, true, true, TN("ffn_up_exps"), E, F, X);
+            if (gu) {
+                /* one mul_mat_id in llama.cpp, then the gate and up halves: the
+                 * same vec_dot per row as two tensors; views keep the rest of
+                 * the engine (and the expert byte ranges) unchanged */
+                BIND(&l->ffn_gate_up_exps, true, true, TN("ffn_gate_up_exps"), E, 2 * F, X);
+                l->ffn_gate_exps = l->ffn_up_exps = l->ffn_gate_up_exps;
+                l->ffn_gate_exps.ne[1] = l->ffn_up_exps.ne[1] = F;
+                l->ffn_up_exps.view_off = (size_t)F * l->ffn_gate_up_exps.row_size;
+                if (l->ffn_up_exps.data) l->ffn_up_exps.data = (const char *)l->ffn_up_exps.data + l->ffn_up_exps.view_off;
+            } else {
+                BIND(&l->ffn_gate_exps, true, true, TN("ffn_gate_exps"), E, F, X);
+                BIND(&l->ffn_up_exps, true, true, TN("ffn_up_exps"), E, F, X);
+            }
             BIND(&l->ffn_down_exps, true, true, TN("ffn_down_exps"), F, E, X);
-            if (mp_gguf_find_tensor(m->gguf, TN("ffn_gate_shexp")))
-                return mp_err_set(err, MP_E_UNSUPPORTED, "%s: shared experts ('%s') are not supported yet", m->path, n);
+            if (hp->n_shared > 0) {
+                const int64_t S = F * hp->n_shared;
+                BIND(&l->ffn_gate_shexp, true, true, TN("ffn_gate_shexp"), E, S);
+                BIND(&l->ffn_up_shexp, true, true, TN("ffn_up_shexp"), E, S);
+                BIND(&l->ffn_down_shexp, true, true, TN("ffn_down_shexp"), S, E);
+            } else if (mp_gguf_find_tensor(m->gguf, TN("ffn_gate_shexp"))) {
+                return mp_err_set(err, MP_E_UNSUPPORTED, "%s: shared experts ('%s') are not supported for %s", m->path,
+                                  n, hp->arch_name);
+            }
+            snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", il);
+            BIND(&l->exp_probs_b, hp->arch == MP_ARCH_GLM4MOE, false, n, X); /* glm4moe requires it */
         } else {
             if (hp->n_ff == 0)
                 return mp_err_set(err, MP_E_CORRUPT, "%s: key '%s.feed_forward_length' is missing", m->path,
@@ -331,6 +561,11 @@ void mp_model_free(mp_model *m)
     free(m);
 }
 
+bool mp_model_tensor_skipped(const mp_model *m, const char *name)
+{
+    return !strncmp(name, "blk.", 4) && strtoul(name + 4, NULL, 10) >= m->hp.n_layer;
+}
+
 static uint64_t tensor_bytes(const mp_tensor *t) { return t->info ? t->info->size : 0; }
 static uint64_t tensor_params(const mp_tensor *t) { return t->info ? (uint64_t)mp_gguf_tensor_nelements(t->info) : 0; }
 
@@ -340,6 +575,7 @@ void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s)
     uint64_t all_params = 0;
     for (uint64_t i = 0; i < mp_gguf_n_tensors(m->gguf); i++) {
         const mp_gguf_tensor *t = mp_gguf_tensor_at(m->gguf, i);
+        if (mp_model_tensor_skipped(m, t->name)) continue; /* never loaded: not counted */
         s->total_bytes += t->size;
         all_params += (uint64_t)mp_gguf_tensor_nelements(t);
     }
@@ -351,11 +587,15 @@ void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s)
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {
         const mp_layer *l = &m->layers[il];
         if (!mp_layer_is_moe(l)) continue;
-        uint64_t b = tensor_bytes(&l->ffn_gate_exps) + tensor_bytes(&l->ffn_up_exps) + tensor_bytes(&l->ffn_down_exps);
-        uint64_t p = tensor_params(&l->ffn_gate_exps) + tensor_params(&l->ffn_up_exps) + tensor_params(&l->ffn_down_exps);
+        const bool fused = l->ffn_gate_up_exps.info != NULL; /* gate and up are views of one tensor */
+        uint64_t b = tensor_bytes(&l->ffn_gate_exps) + (fused ? 0 : tensor_bytes(&l->ffn_up_exps)) +
+                     tensor_bytes(&l->ffn_down_exps);
+        uint64_t p = tensor_params(&l->ffn_gate_exps) + (fused ? 0 : tensor_params(&l->ffn_up_exps)) +
+                     tensor_params(&l->ffn_down_exps);
         s->expert_bytes += b;
         s->expert_params += p;
-        uint64_t one = l->ffn_gate_exps.expert_stride + l->ffn_up_exps.expert_stride + l->ffn_down_exps.expert_stride;
+        uint64_t one = mp_tensor_expert_bytes(&l->ffn_gate_exps) + mp_tensor_expert_bytes(&l->ffn_up_exps) +
+                       mp_tensor_expert_bytes(&l->ffn_down_exps);
         if (one > s->one_expert_bytes) s->one_expert_bytes = one;
         active_expert_params += p / m->hp.n_expert * m->hp.n_expert_used;
     }

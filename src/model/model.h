@@ -20,6 +20,8 @@ typedef enum mp_arch {
     MP_ARCH_LLAMA = 0,   /* dense llama, and Mixtral-style llama with experts */
     MP_ARCH_QWEN3MOE,
     MP_ARCH_OLMOE,
+    MP_ARCH_DEEPSEEK2,   /* MLA attention, shared experts, sigmoid/group routing */
+    MP_ARCH_GLM4MOE,     /* GQA with biases, partial NEOX rope, shared experts, sigmoid + bias routing */
     MP_ARCH_COUNT
 } mp_arch;
 
@@ -34,13 +36,20 @@ typedef enum mp_qk_norm {
     MP_QK_NORM_FULL = 2  /* RMS norm over the whole q / k vector (olmoe) */
 } mp_qk_norm;
 
+/* llama.cpp's expert_gating_func values (llama-hparams.h) */
+typedef enum mp_gating {
+    MP_GATING_SOFTMAX = 1, /* softmax over all experts */
+    MP_GATING_SIGMOID = 2  /* independent sigmoid per expert */
+} mp_gating;
+
 typedef struct mp_hparams {
     mp_arch arch;
     char arch_name[32];      /* general.architecture */
     uint32_t n_vocab;
     uint32_t n_ctx_train;
     uint32_t n_embd;
-    uint32_t n_layer;
+    uint32_t n_layer;        /* layers the forward pass runs: block_count - nextn_predict_layers */
+    uint32_t n_layer_nextn;  /* NextN/MTP blocks after them: never run, never loaded */
     uint32_t n_head;
     uint32_t n_head_kv;
     uint32_t head_dim;       /* key/query head size */
@@ -57,6 +66,24 @@ typedef struct mp_hparams {
     mp_rope_kind rope_kind;
     mp_qk_norm qk_norm;
     bool norm_topk;          /* renormalise the k routing weights */
+    mp_gating gating;
+    uint32_t n_group, n_group_used; /* group-limited routing when n_group > 1 */
+    uint32_t n_dense_lead;   /* the first n layers have a dense FFN (n_ff) */
+    uint32_t n_shared;       /* shared experts (one FFN of n_ff_exp * n_shared), always run */
+    /* Attention: kq_scale multiplies q.k (1/sqrt(head_dim) unless YaRN's
+     * mscale says otherwise). RoPE with YaRN as ggml computes it: ext_factor
+     * 0 or 1, attn_factor the cos/sin magnitude passed in, corr dims from
+     * n_ctx_orig and beta_fast 32 / beta_slow 1. */
+    float kq_scale;
+    float yarn_ext_factor, yarn_attn_factor;
+    uint32_t n_ctx_orig;
+    /* deepseek2 MLA. mla_absorbed (attn_k_b / attn_v_b): the KV cache holds
+     * one head of head_dim = kv_lora + n_rot per token, whose first kv_lora
+     * values are also the value (head_dim_v = kv_lora; kv_in_k). Otherwise
+     * (attn_kv_b) plain MHA with head_dim = mla_dk, head_dim_v = mla_dv. */
+    bool mla, mla_absorbed, kv_in_k;
+    uint32_t q_lora, kv_lora;
+    uint32_t mla_dk, mla_dv; /* per-head q/k size (nope + n_rot) and value size */
 } mp_hparams;
 
 /* A weight tensor: ne[0] is the row length. For 3-D expert tensors,
@@ -67,8 +94,19 @@ typedef struct mp_tensor {
     uint32_t type;
     int64_t ne[4];
     size_t row_size;            /* bytes of one row */
-    size_t expert_stride;       /* bytes of one expert's matrix (3-D only) */
+    size_t expert_stride;       /* bytes from one expert's slab to the next (3-D only) */
+    /* A view of part of each expert's slab (the gate or up half of a fused
+     * ffn_gate_up_exps): bytes from the slab's start; data already includes
+     * it. The part is ne[1] rows of row_size bytes. 0 for whole tensors. */
+    size_t view_off;
 } mp_tensor;
+
+/* File offset (within the GGUF image) and size of expert e's part of t. */
+static inline uint64_t mp_tensor_expert_offset(const mp_tensor *t, uint32_t e)
+{
+    return t->info->offset + t->view_off + (uint64_t)e * t->expert_stride;
+}
+static inline uint64_t mp_tensor_expert_bytes(const mp_tensor *t) { return (uint64_t)t->row_size * (uint64_t)t->ne[1]; }
 
 typedef struct mp_layer {
     mp_tensor attn_norm;  /* (n_embd) f32 */
@@ -76,9 +114,10 @@ typedef struct mp_layer {
     mp_tensor wk;         /* (n_embd -> n_head_kv * head_dim) */
     mp_tensor wv;         /* (n_embd -> n_head_kv * head_dim_v) */
     mp_tensor wo;         /* (n_head * head_dim_v -> n_embd) */
+    mp_tensor bq, bk, bv; /* optional f32 biases of wq, wk, wv (glm4moe) */
     mp_tensor q_norm;     /* (head_dim) or (n_embd) */
     mp_tensor k_norm;     /* (head_dim) or (n_head_kv * head_dim) */
-    mp_tensor ffn_norm;   /* (n_embd) */
+    mp_tensor ffn_norm;   /* (n_embd); glm4moe's post_attention_norm */
     /* dense FFN */
     mp_tensor ffn_gate, ffn_up; /* (n_embd -> n_ff) */
     mp_tensor ffn_down;         /* (n_ff -> n_embd) */
@@ -86,6 +125,21 @@ typedef struct mp_layer {
     mp_tensor ffn_gate_inp;     /* router (n_embd -> n_expert), f32 */
     mp_tensor ffn_gate_exps, ffn_up_exps; /* (n_embd -> n_ff_exp) x n_expert */
     mp_tensor ffn_down_exps;              /* (n_ff_exp -> n_embd) x n_expert */
+    /* a fused (n_embd -> 2 n_ff_exp) x n_expert tensor, rows [0, n_ff_exp) gate and
+     * [n_ff_exp, 2 n_ff_exp) up; ffn_gate_exps / ffn_up_exps are then views of it */
+    mp_tensor ffn_gate_up_exps;
+    mp_tensor exp_probs_b;                /* (n_expert) f32 selection bias, optional */
+    mp_tensor ffn_gate_shexp, ffn_up_shexp; /* (n_embd -> n_ff_exp * n_shared) */
+    mp_tensor ffn_down_shexp;               /* (n_ff_exp * n_shared -> n_embd) */
+    /* deepseek2 MLA (wq above when there is no q LoRA) */
+    mp_tensor wq_a;       /* (n_embd -> q_lora) */
+    mp_tensor q_a_norm;   /* (q_lora) */
+    mp_tensor wq_b;       /* (q_lora -> n_head * mla_dk) */
+    mp_tensor wkv_a_mqa;  /* (n_embd -> kv_lora + n_rot): [latent | k_pe] */
+    mp_tensor kv_a_norm;  /* (kv_lora) */
+    mp_tensor wk_b;       /* (nope -> kv_lora) x n_head: absorbs W_UK into q */
+    mp_tensor wv_b;       /* (kv_lora -> mla_dv) x n_head: latent output -> value heads */
+    mp_tensor wkv_b;      /* (kv_lora -> n_head * (nope + mla_dv)), the older layout */
 } mp_layer;
 
 
@@ -143,6 +197,10 @@ typedef struct mp_model_sizes {
     uint64_t expert_params;
 } mp_model_sizes;
 void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s);
+
+/* True for a tensor of a NextN/MTP block (blk.N with N >= n_layer): the
+ * engine never binds or loads those; packs leave them out. */
+bool mp_model_tensor_skipped(const mp_model *m, const char *name);
 
 /* True when the layer has routed experts. */
 static inline bool mp_layer_is_moe(const mp_layer *l) { return l->ffn_gate_inp.info != NULL; }

@@ -673,6 +673,17 @@ int mp_model_inspect(const char *path, const mp_params *p, mp_model_info *o, mp_
     o->n_ff_exp = hp->n_ff_exp;
     o->n_ff = hp->n_ff;
     o->norm_topk = hp->norm_topk;
+    o->sigmoid_gating = hp->gating == MP_GATING_SIGMOID;
+    for (uint32_t il = 0; il < hp->n_layer; il++) o->selection_bias |= m->layers[il].exp_probs_b.info != NULL;
+    o->n_group = hp->n_group;
+    o->n_group_used = hp->n_group_used;
+    o->n_shared = hp->n_shared;
+    o->n_dense_lead = hp->n_dense_lead;
+    o->mla = hp->mla;
+    o->mla_latent_kv = hp->mla_absorbed;
+    o->kv_lora = hp->kv_lora;
+    o->q_lora = hp->q_lora;
+    o->n_layer_nextn = hp->n_layer_nextn;
     o->n_vocab = hp->n_vocab;
     o->n_ctx_train = hp->n_ctx_train;
     o->tied_output = m->tied_output;

@@ -157,8 +157,8 @@ static void build_block(void *ctx, int ith, int nth)
         mp_err_clear(&J->err);
         J->rc = MP_OK;
         for (int k = 0; k < 3 && !J->rc; k++)
-            J->rc = pread_full(b->fd, J->raw + off[k], src[k]->expert_stride,
-                               src[k]->info->offset + (uint64_t)J->expert * src[k]->expert_stride, b->m->path, &J->err);
+            J->rc = pread_full(b->fd, J->raw + off[k], mp_tensor_expert_bytes(src[k]),
+                               mp_tensor_expert_offset(src[k], J->expert), b->m->path, &J->err);
         if (J->rc) continue;
         J->stored = J->raw;
         J->stored_size = L->raw_size;
@@ -225,9 +225,10 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
         desc_of(&l->ffn_up_exps, &L->up);
         desc_of(&l->ffn_down_exps, &L->down);
         L->gate_off = 0;
-        L->up_off = align_up(L->gate_off + l->ffn_gate_exps.expert_stride, MP_PACK_MATRIX_ALIGN);
-        L->down_off = align_up(L->up_off + l->ffn_up_exps.expert_stride, MP_PACK_MATRIX_ALIGN);
-        L->raw_size = L->down_off + l->ffn_down_exps.expert_stride;
+        /* a fused gate_up tensor is stored as its gate and up halves */
+        L->up_off = align_up(L->gate_off + mp_tensor_expert_bytes(&l->ffn_gate_exps), MP_PACK_MATRIX_ALIGN);
+        L->down_off = align_up(L->up_off + mp_tensor_expert_bytes(&l->ffn_up_exps), MP_PACK_MATRIX_ALIGN);
+        L->raw_size = L->down_off + mp_tensor_expert_bytes(&l->ffn_down_exps);
         if (L->raw_size > max_raw) max_raw = L->raw_size;
         total_raw += L->raw_size * NE;
     }
@@ -244,7 +245,7 @@ int mp_pack_write(const char *src_path, const char *dst_path, const mp_pack_writ
     }
     for (uint64_t i = 0; i < mp_gguf_n_tensors(m->gguf); i++) {
         const mp_gguf_tensor *t = mp_gguf_tensor_at(m->gguf, i);
-        if (is_expert_tensor(m, t)) continue;
+        if (is_expert_tensor(m, t) || mp_model_tensor_skipped(m, t->name)) continue; /* + NextN/MTP blocks */
         if (n_res == cap_res) {
             size_t nc = cap_res ? cap_res * 2 : 64;
             const mp_gguf_tensor **nr = realloc(res, nc * sizeof *nr);

@@ -25,8 +25,8 @@ int mp_expert_locs_gguf(const mp_model *m, mp_expert_loc **locs, mp_err *err)
             mp_expert_loc *loc = &v[(size_t)il * X + e];
             loc->n_parts = 3;
             for (int p = 0; p < 3; p++) {
-                loc->part[p].offset = t[p]->info->offset + (uint64_t)e * t[p]->expert_stride;
-                loc->part[p].len = t[p]->expert_stride;
+                loc->part[p].offset = mp_tensor_expert_offset(t[p], e); /* a fused gate_up: two views */
+                loc->part[p].len = mp_tensor_expert_bytes(t[p]);
             }
         }
     }

@@ -34,6 +34,22 @@ int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), 
         VISIT(&l->ffn_up);
         VISIT(&l->ffn_down);
         VISIT(&l->ffn_gate_inp);
+        /* glm4moe's attention biases; deepseek2: MLA attention; both: selection bias, shared experts */
+        VISIT(&l->bq);
+        VISIT(&l->bk);
+        VISIT(&l->bv);
+        VISIT(&l->wq_a);
+        VISIT(&l->q_a_norm);
+        VISIT(&l->wq_b);
+        VISIT(&l->wkv_a_mqa);
+        VISIT(&l->kv_a_norm);
+        VISIT(&l->wk_b);
+        VISIT(&l->wv_b);
+        VISIT(&l->wkv_b);
+        VISIT(&l->exp_probs_b);
+        VISIT(&l->ffn_gate_shexp);
+        VISIT(&l->ffn_up_shexp);
+        VISIT(&l->ffn_down_shexp);
     }
 #undef VISIT
     return 0;

@@ -33,10 +33,19 @@ typedef struct ref_layer {
     ref_mat router;                     /* (n_expert, n_embd) */
     ref_mat gate_exps, up_exps;         /* (n_expert * n_ff, n_embd); gate optional */
     ref_mat down_exps;                  /* (n_expert * n_embd, n_ff) */
-    double *k_cache, *v_cache;          /* (n_ctx, n_head_kv*hd) */
+    ref_mat gate_up_exps;               /* fused: (n_expert * 2 n_ff, n_embd), gate rows first per expert */
+    ref_mat probs_b;                    /* (n_expert) selection bias, optional */
+    ref_mat gate_sh, up_sh, down_sh;    /* shared experts: (n_sh, n_embd) x2, (n_embd, n_sh) */
+    /* deepseek2 MLA */
+    ref_mat wq_a, q_a_norm, wq_b;       /* (q_lora, n_embd), (q_lora), (n_head*dk, q_lora) */
+    ref_mat wkv_a, kv_a_norm;           /* (kv_lora + n_rot, n_embd), (kv_lora) */
+    ref_mat wk_b, wv_b;                 /* (n_head*kv_lora, nope), (n_head*dv, kv_lora) */
+    ref_mat wkv_b;                      /* (n_head*(nope+dv), kv_lora) */
+    bool dense;                         /* a dense FFN layer (leading dense layers) */
+    double *k_cache, *v_cache;          /* (n_ctx, n_head_kv*hd); MLA latent: (n_ctx, kv_lora + n_rot) */
 } ref_layer;
 
-enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE };
+enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE, REF_DEEPSEEK2, REF_GLM4MOE };
 
 struct mp_ref_model {
     enum ref_arch arch;
@@ -47,6 +56,14 @@ struct mp_ref_model {
     int n_expert, n_expert_used, n_ff;
     double eps, rope_base, rope_freq_scale;
     bool rope_neox, norm_topk;
+    /* deepseek2 / glm4moe */
+    int n_nextn, n_dense_lead, n_shared, n_ff_dense, n_group, n_group_used;
+    bool sigmoid;
+    double w_scale;
+    bool mla, mla_split;
+    int q_lora, kv_lora, mla_dk, mla_dv, nope, kv_w; /* kv_w: KV cache row width */
+    double yarn_ext, rope_mag, kq_scale, n_ctx_orig; /* rope_mag: cos/sin magnitude */
+    double *mq, *mkv, *mo;
 
     ref_mat tok_embd;    /* (n_vocab, n_embd) */
     ref_mat output_norm; /* (n_embd) */
@@ -158,9 +175,13 @@ void mp_ref_model_free(mp_ref_model *m)
     if (m->layers) {
         for (int il = 0; il < m->n_layer; il++) {
             ref_layer *L = &m->layers[il];
+            if (L->gate_up_exps.w) L->gate_exps.w = L->up_exps.w = NULL; /* views of the fused tensor */
             ref_mat *mats[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
                                &L->bo, &L->q_norm, &L->k_norm, &L->ffn_norm, &L->ffn_gate, &L->ffn_up,
-                               &L->ffn_down, &L->router, &L->gate_exps, &L->up_exps, &L->down_exps};
+                               &L->ffn_down, &L->router, &L->gate_exps, &L->up_exps, &L->down_exps,
+                               &L->gate_up_exps, &L->probs_b, &L->gate_sh, &L->up_sh, &L->down_sh,
+                               &L->wq_a, &L->q_a_norm, &L->wq_b, &L->wkv_a, &L->kv_a_norm, &L->wk_b,
+                               &L->wv_b, &L->wkv_b};
             for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) free_mat(mats[i], NULL);
             free(L->k_cache);
             free(L->v_cache);
@@ -172,9 +193,101 @@ void mp_ref_model_free(mp_ref_model *m)
     free_mat(&m->output_norm, NULL);
     free_mat(&m->rope_freqs, NULL);
     double *bufs[] = {m->x, m->xn, m->q, m->k, m->v, m->att, m->attn_out, m->scores,
-                      m->ffn_a, m->ffn_b, m->ffn_out, m->router_p, m->xq, m->logits};
+                      m->ffn_a, m->ffn_b, m->ffn_out, m->router_p, m->xq, m->logits, m->mq, m->mkv, m->mo};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(m);
+}
+
+/* deepseek2 / glm4moe keys (as llama.cpp's loaders read them; see
+ * src/model/model.c for the engine's copy, written separately). YaRN
+ * magnitudes are computed in double: the cancel-and-reapply factors of
+ * llama.cpp's context setup drop out. */
+static int read_hparams_ds(mp_ref_model *m, const mp_gguf *g, const char *arch, mp_err *err)
+{
+    const char *path = mp_gguf_path(g);
+    const bool ds = m->arch == REF_DEEPSEEK2;
+    int rc, v = 0;
+    if ((rc = get_hp_u32(g, arch, "embedding_length", -1, &m->n_embd, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "block_count", -1, &m->n_layer, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "nextn_predict_layers", 0, &m->n_nextn, err))) return rc;
+    m->n_layer -= m->n_nextn;
+    if ((rc = get_hp_u32(g, arch, "attention.head_count", -1, &m->n_head, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.head_count_kv", m->n_head, &m->n_head_kv, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.key_length", -1, &m->head_dim, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.value_length", -1, &m->mla_dv, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "rope.dimension_count", -1, &m->n_rot, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_count", -1, &m->n_expert, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_used_count", -1, &m->n_expert_used, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_feed_forward_length", -1, &m->n_ff, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "feed_forward_length", 0, &m->n_ff_dense, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_shared_count", -1, &m->n_shared, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "leading_dense_block_count", 0, &m->n_dense_lead, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_group_count", 0, &m->n_group, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_group_used_count", 0, &m->n_group_used, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_gating_func", 0, &v, err))) return rc;
+    m->sigmoid = v == 2 || (v == 0 && !ds);
+    if (v > 2) return mp_err_set(err, MP_E_UNSUPPORTED, "%s: gating function %d", path, v);
+    if ((rc = get_hp_f64(g, arch, "attention.layer_norm_rms_epsilon", 0, &m->eps, true, err))) return rc;
+    if ((rc = get_hp_f64(g, arch, "rope.freq_base", 10000.0, &m->rope_base, false, err))) return rc;
+    if ((rc = get_hp_f64(g, arch, "expert_weights_scale", 0.0, &m->w_scale, false, err))) return rc;
+    char key[128];
+    snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+    bool b = false;
+    rc = mp_gguf_get_bool(g, key, &b, err);
+    if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
+    m->norm_topk = b;
+    m->rope_neox = !ds;
+    m->rope_mag = 1.0;
+    m->rope_freq_scale = 1.0;
+    m->n_ctx_orig = 0;
+    int ctx_train = 0, orig = 0;
+    if ((rc = get_hp_u32(g, arch, "context_length", 2048, &ctx_train, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "rope.scaling.original_context_length", ctx_train, &orig, err))) return rc;
+    m->n_ctx_orig = orig;
+    if (!ds) {
+        m->kq_scale = 1.0 / sqrt((double)m->head_dim);
+        return MP_OK;
+    }
+    /* MLA */
+    int dk_mla = 0, dv_mla = 0, nv = 0;
+    if ((rc = get_hp_u32(g, arch, "attention.kv_lora_rank", -1, &m->kv_lora, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "vocab_size", 0, &nv, err))) return rc;
+    const bool lite = m->n_layer == 27 || m->n_layer == 26 || (m->n_layer == 48 && nv == 128256);
+    if (!lite && (rc = get_hp_u32(g, arch, "attention.q_lora_rank", -1, &m->q_lora, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.key_length_mla", 0, &dk_mla, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.value_length_mla", 0, &dv_mla, err))) return rc;
+    m->mla = true;
+    m->mla_split = dk_mla && dv_mla;
+    m->mla_dk = m->mla_split ? dk_mla : m->head_dim;
+    if (m->mla_split) m->mla_dv = dv_mla;
+    m->nope = m->mla_dk - m->n_rot;
+    m->kv_w = m->mla_split ? m->kv_lora + m->n_rot : m->n_head * m->mla_dk;
+    m->head_dim = m->mla_dk;
+    if (m->nope <= 0 || m->kv_lora <= 0) return mp_err_set(err, MP_E_CORRUPT, "%s: bad MLA ranks", path);
+    /* rope scaling */
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const char *st = mp_gguf_get_str(g, key);
+    double factor = 0, log_mul = 0, attn = 1;
+    if ((rc = get_hp_f64(g, arch, "rope.scaling.factor", 0, &factor, false, err))) return rc;
+    if ((rc = get_hp_f64(g, arch, "rope.scaling.yarn_log_multiplier", 0, &log_mul, false, err))) return rc;
+    if ((rc = get_hp_f64(g, arch, "rope.scaling.attn_factor", 1, &attn, false, err))) return rc;
+    log_mul /= 0.1f; /* stored as 0.1 * mscale_all_dim (llama.cpp divides by the float 0.1) */
+    if ((!st || strcmp(st, "none")) && factor > 0) m->rope_freq_scale = 1.0 / factor;
+    const double f = 1.0 / m->rope_freq_scale;
+#define GET_MSCALE(s_, m_) ((s_) <= 1.0 ? 1.0 : 0.1 * (m_) * log(s_) + 1.0)
+    m->rope_mag = attn;
+    if (st && !strcmp(st, "yarn")) {
+        m->yarn_ext = 1.0;
+        if (log_mul != 0) m->rope_mag *= GET_MSCALE(f, log_mul != 1.0 ? log_mul : 1.0) / GET_MSCALE(f, log_mul);
+        else m->rope_mag *= GET_MSCALE(f, 1.0);
+    } else if (st && strcmp(st, "none") && strcmp(st, "linear")) {
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: rope scaling '%s' is not supported", path, st);
+    }
+#undef GET_MSCALE
+    /* deepseek2.cpp: mscale = magnitude * (1 + 0.1 log_mul ln f); kq = mscale^2 / sqrt(dk) */
+    const double mscale = m->rope_mag * (1.0 + 0.1 * log_mul * log(f));
+    m->kq_scale = mscale * mscale / sqrt((double)m->mla_dk);
+    return MP_OK;
 }
 
 static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
@@ -186,8 +299,11 @@ static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
     if (!strcmp(arch, "llama")) m->arch = REF_LLAMA;
     else if (!strcmp(arch, "qwen3moe")) m->arch = REF_QWEN3MOE;
     else if (!strcmp(arch, "olmoe")) m->arch = REF_OLMOE;
+    else if (!strcmp(arch, "deepseek2")) m->arch = REF_DEEPSEEK2;
+    else if (!strcmp(arch, "glm4moe")) m->arch = REF_GLM4MOE;
     else return mp_err_set(err, MP_E_UNSUPPORTED, "%s: architecture '%s' is not supported", path, arch);
     snprintf(m->arch_name, sizeof m->arch_name, "%s", arch);
+    if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE) return read_hparams_ds(m, g, arch, err);
 
     if ((rc = get_hp_u32(g, arch, "embedding_length", -1, &m->n_embd, err))) return rc;
     if ((rc = get_hp_u32(g, arch, "block_count", -1, &m->n_layer, err))) return rc;
@@ -229,6 +345,84 @@ static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
      * top-k weights are renormalised for llama (Mixtral) and qwen3moe only. */
     m->rope_neox = m->arch != REF_LLAMA;
     m->norm_topk = m->arch != REF_OLMOE;
+    m->rope_mag = 1.0;
+    m->kq_scale = 1.0 / sqrt((double)m->head_dim);
+    return MP_OK;
+}
+
+/* deepseek2 / glm4moe layers. Expert matrices are (n_expert * rows) x cols;
+ * a fused ffn_gate_up_exps is kept whole (gate rows first per expert). */
+static int load_layers_ds(mp_ref_model *m, const mp_gguf *g, mp_err *err)
+{
+    const int64_t E = m->n_embd, H = m->n_head, NE = m->n_expert, F = m->n_ff;
+    int rc;
+    for (int il = 0; il < m->n_layer; il++) {
+        ref_layer *L = &m->layers[il];
+        L->dense = il < m->n_dense_lead;
+        if ((rc = load_layer_mat(g, il, "attn_norm.weight", true, E, 1, &L->attn_norm, err))) return rc;
+        if (m->mla) {
+            const int64_t R = m->n_rot, KL = m->kv_lora, dk = m->mla_dk, dv = m->mla_dv;
+            if (m->q_lora > 0) {
+                if ((rc = load_layer_mat(g, il, "attn_q_a.weight", true, E, m->q_lora, &L->wq_a, err))) return rc;
+                if ((rc = load_layer_mat(g, il, "attn_q_a_norm.weight", true, m->q_lora, 1, &L->q_a_norm, err))) return rc;
+                if ((rc = load_layer_mat(g, il, "attn_q_b.weight", true, m->q_lora, H * dk, &L->wq_b, err))) return rc;
+            } else if ((rc = load_layer_mat(g, il, "attn_q.weight", true, E, H * dk, &L->wq, err))) {
+                return rc;
+            }
+            if ((rc = load_layer_mat(g, il, "attn_kv_a_mqa.weight", true, E, KL + R, &L->wkv_a, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_kv_a_norm.weight", true, KL, 1, &L->kv_a_norm, err))) return rc;
+            if (m->mla_split) {
+                if ((rc = load_layer_mat(g, il, "attn_k_b.weight", true, m->nope, H * KL, &L->wk_b, err))) return rc;
+                if ((rc = load_layer_mat(g, il, "attn_v_b.weight", true, KL, H * dv, &L->wv_b, err))) return rc;
+            } else if ((rc = load_layer_mat(g, il, "attn_kv_b.weight", true, KL, H * (m->nope + dv), &L->wkv_b,
+                                            err))) {
+                return rc;
+            }
+            if ((rc = load_layer_mat(g, il, "attn_output.weight", true, H * dv, E, &L->wo, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "ffn_norm.weight", true, E, 1, &L->ffn_norm, err))) return rc;
+        } else {
+            const int64_t QW = H * m->head_dim, KW = (int64_t)m->n_head_kv * m->head_dim;
+            if ((rc = load_layer_mat(g, il, "attn_q.weight", true, E, QW, &L->wq, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_k.weight", true, E, KW, &L->wk, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_v.weight", true, E, KW, &L->wv, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_output.weight", true, QW, E, &L->wo, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_q.bias", false, QW, 1, &L->bq, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_k.bias", false, KW, 1, &L->bk, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_v.bias", false, KW, 1, &L->bv, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_q_norm.weight", false, m->head_dim, 1, &L->q_norm, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "attn_k_norm.weight", false, m->head_dim, 1, &L->k_norm, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "post_attention_norm.weight", true, E, 1, &L->ffn_norm, err))) return rc;
+        }
+        if (L->dense) {
+            const int64_t FD = m->n_ff_dense;
+            if ((rc = load_layer_mat(g, il, "ffn_gate.weight", true, E, FD, &L->ffn_gate, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "ffn_up.weight", true, E, FD, &L->ffn_up, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "ffn_down.weight", true, FD, E, &L->ffn_down, err))) return rc;
+        } else {
+            const int64_t S = F * m->n_shared;
+            if ((rc = load_layer_mat(g, il, "ffn_gate_inp.weight", true, E, NE, &L->router, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "exp_probs_b.bias", false, NE, 1, &L->probs_b, err))) return rc;
+            if ((rc = load_layer_mat(g, il, "ffn_gate_up_exps.weight", false, E, NE * 2 * F, &L->gate_up_exps, err)))
+                return rc;
+            if (L->gate_up_exps.w) {
+                L->gate_exps = L->up_exps = L->gate_up_exps;
+            } else {
+                if ((rc = load_layer_mat(g, il, "ffn_gate_exps.weight", true, E, NE * F, &L->gate_exps, err))) return rc;
+                if ((rc = load_layer_mat(g, il, "ffn_up_exps.weight", true, E, NE * F, &L->up_exps, err))) return rc;
+            }
+            if ((rc = load_layer_mat(g, il, "ffn_down_exps.weight", true, F, NE * E, &L->down_exps, err))) return rc;
+            if (S > 0) {
+                if ((rc = load_layer_mat(g, il, "ffn_gate_shexp.weight", true, E, S, &L->gate_sh, err))) return rc;
+                if ((rc = load_layer_mat(g, il, "ffn_up_shexp.weight", true, E, S, &L->up_sh, err))) return rc;
+                if ((rc = load_layer_mat(g, il, "ffn_down_shexp.weight", true, S, E, &L->down_sh, err))) return rc;
+            }
+        }
+        const int64_t KW = m->mla ? m->kv_w : (int64_t)m->n_head_kv * m->head_dim;
+        const int64_t VW = m->mla ? (m->mla_split ? 1 : (int64_t)m->n_head * m->mla_dv) : KW;
+        L->k_cache = calloc((size_t)(m->opts.n_ctx * KW), sizeof(double));
+        L->v_cache = calloc((size_t)(m->opts.n_ctx * VW), sizeof(double));
+        if (!L->k_cache || !L->v_cache) return mp_err_set(err, MP_E_NOMEM, "out of memory (KV cache)");
+    }
     return MP_OK;
 }
 
@@ -263,6 +457,10 @@ int mp_ref_model_load(mp_ref_model **out, const char *path, const mp_ref_opts *o
     m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
     if (!m->layers) { rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path); goto fail; }
 
+    if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE) {
+        if ((rc = load_layers_ds(m, g, err))) goto fail;
+        goto scratch;
+    }
     if (m->n_expert > 0) {
         const mp_gguf_tensor *t = mp_gguf_find_tensor(g, "blk.0.ffn_up_exps.weight");
         if (!t) { rc = mp_err_set(err, MP_E_CORRUPT, "%s: tensor 'blk.0.ffn_up_exps.weight' is missing", path); goto fail; }
@@ -313,21 +511,35 @@ int mp_ref_model_load(mp_ref_model **out, const char *path, const mp_ref_opts *o
         if (!L->k_cache || !L->v_cache) { rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory (KV cache)", path); goto fail; }
     }
 
+scratch:;
     int64_t big = E;
-    if (QW > big) big = QW;
-    if (FF > big) big = FF;
+    const int64_t QW2 = (int64_t)m->n_head * (m->mla ? m->mla_dk + m->kv_lora + m->mla_dv : HD);
+    const int64_t KW2 = m->mla ? m->kv_w + (int64_t)m->n_head * (m->mla_dk + m->mla_dv) : KW;
+    if (QW2 > big) big = QW2;
+    if (KW2 > big) big = KW2;
+    if (m->n_ff > big) big = m->n_ff;
+    if (m->n_ff_dense > big) big = m->n_ff_dense;
+    if ((int64_t)m->n_ff * m->n_shared > big) big = (int64_t)m->n_ff * m->n_shared;
+    if (m->q_lora > big) big = m->q_lora;
+    m->mq = calloc((size_t)big, sizeof(double));
+    m->mkv = calloc((size_t)big, sizeof(double));
+    m->mo = calloc((size_t)big, sizeof(double));
+    if (!m->mq || !m->mkv || !m->mo) {
+        rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
     m->x = calloc((size_t)E, sizeof(double));
     m->xn = calloc((size_t)E, sizeof(double));
-    m->q = calloc((size_t)QW, sizeof(double));
-    m->k = calloc((size_t)KW, sizeof(double));
-    m->v = calloc((size_t)KW, sizeof(double));
-    m->att = calloc((size_t)QW, sizeof(double));
+    m->q = calloc((size_t)big, sizeof(double));
+    m->k = calloc((size_t)big, sizeof(double));
+    m->v = calloc((size_t)big, sizeof(double));
+    m->att = calloc((size_t)big, sizeof(double));
     m->attn_out = calloc((size_t)E, sizeof(double));
     m->scores = calloc((size_t)m->opts.n_ctx, sizeof(double));
     m->ffn_a = calloc((size_t)big, sizeof(double));
     m->ffn_b = calloc((size_t)big, sizeof(double));
     m->ffn_out = calloc((size_t)E, sizeof(double));
-    m->router_p = calloc((size_t)(NE > 0 ? NE : 1), sizeof(double));
+    m->router_p = calloc((size_t)(m->n_expert > 0 ? m->n_expert : 1), sizeof(double));
     m->xq = calloc((size_t)big, sizeof(double));
     m->logits = calloc((size_t)m->n_vocab, sizeof(double));
     if (!m->xq || !m->logits || !m->x || !m->xn || !m->q || !m->k || !m->v || !m->att || !m->attn_out || !m->scores ||
@@ -447,10 +659,28 @@ static void rmsnorm(const double *x, const float *w, double *out, int64_t n, dou
 static void rope_head(const mp_ref_model *m, double *v, int pos)
 {
     const int half = m->n_rot / 2;
+    /* YaRN (deepseek2): between interpolated and extrapolated angles over the
+     * dims whose wavelength lies between the correction dims of beta_fast 32
+     * and beta_slow 1; rope_mag scales cos and sin */
+    double low = 0, high = 0;
+    if (m->yarn_ext != 0) {
+#define CORR_DIM(b_) (m->n_rot * log(m->n_ctx_orig / ((b_) * 2 * M_PI)) / (2 * log(m->rope_base)))
+        low = floor(CORR_DIM(32.0));
+        high = ceil(CORR_DIM(1.0));
+#undef CORR_DIM
+        if (low < 0) low = 0;
+        if (high > m->n_rot - 1) high = m->n_rot - 1;
+    }
     for (int i = 0; i < half; i++) {
-        double theta = (double)pos * m->rope_freq_scale * pow(m->rope_base, -2.0 * i / m->n_rot);
+        const double extrap = (double)pos * pow(m->rope_base, -2.0 * i / m->n_rot);
+        double theta = m->rope_freq_scale * extrap;
+        if (m->yarn_ext != 0) {
+            double y = (i - low) / fmax(0.001, high - low);
+            const double mix = (1 - fmin(1, fmax(0, y))) * m->yarn_ext;
+            theta = theta * (1 - mix) + extrap * mix;
+        }
         if (m->rope_freqs.w) theta /= m->rope_freqs.w[i];
-        const double c = cos(theta), s = sin(theta);
+        const double c = cos(theta) * m->rope_mag, s = sin(theta) * m->rope_mag;
         const int i0 = m->rope_neox ? i : 2 * i, i1 = m->rope_neox ? i + half : 2 * i + 1;
         const double a = v[i0], b = v[i1];
         v[i0] = a * c - b * s;
@@ -476,7 +706,7 @@ static void attention(mp_ref_model *m, ref_layer *L, int pos)
     add_bias(&L->bk, m->k, KW);
     add_bias(&L->bv, m->v, KW);
 
-    if (m->arch == REF_QWEN3MOE) { /* per-head norms, shared weights (hd) */
+    if (m->arch == REF_QWEN3MOE || (m->arch == REF_GLM4MOE && L->q_norm.w)) { /* per-head norms, shared weights (hd) */
         for (int h = 0; h < m->n_head; h++) rmsnorm(m->q + h * HD, L->q_norm.w, m->q + h * HD, HD, m->eps);
         for (int h = 0; h < m->n_head_kv; h++) rmsnorm(m->k + h * HD, L->k_norm.w, m->k + h * HD, HD, m->eps);
     } else if (m->arch == REF_OLMOE) { /* one norm over the whole projection */
@@ -493,7 +723,7 @@ static void attention(mp_ref_model *m, ref_layer *L, int pos)
     memcpy(L->k_cache + (size_t)pos * KW, m->k, (size_t)KW * sizeof(double));
     memcpy(L->v_cache + (size_t)pos * KW, m->v, (size_t)KW * sizeof(double));
 
-    const double scale = 1.0 / sqrt((double)HD);
+    const double scale = m->kq_scale;
     for (int h = 0; h < m->n_head; h++) {
         const double *qh = m->q + h * HD;
         const int kvh = h / group;
@@ -584,15 +814,190 @@ static void feed_forward(mp_ref_model *m, ref_layer *L)
     for (int i = 0; i < E; i++) m->x[i] += acc[i];
 }
 
+/* Softmax of scores[0..n) * scale in place (max-subtracted, double). */
+static void softmax_scaled(double *sc, int n)
+{
+    double mx = -INFINITY, sum = 0;
+    for (int t = 0; t < n; t++) mx = sc[t] > mx ? sc[t] : mx;
+    for (int t = 0; t < n; t++) sum += (sc[t] = exp(sc[t] - mx));
+    for (int t = 0; t < n; t++) sc[t] /= sum;
+}
+
+/* deepseek2's multi-head latent attention for the token at pos: x += W_o
+ * (heads of W_UV (attention over the latent)). Split layout: per head the
+ * query is absorbed (q_abs = W_UK^T q_nope) and attends to the cached
+ * latent c and k_pe (f16 unless kv_double); the head's output is W_UV o_lat.
+ * attn_kv_b layout: keys [W_UK c | k_pe] and values W_UV c per head, cached
+ * in f16, plain attention. */
+static void attention_mla(mp_ref_model *m, ref_layer *L, int pos)
+{
+    const int H = m->n_head, R = m->n_rot, KL = m->kv_lora, dk = m->mla_dk, dv = m->mla_dv, nope = m->nope;
+    rmsnorm(m->x, L->attn_norm.w, m->xn, m->n_embd, m->eps);
+    if (m->q_lora > 0) {
+        matvec(m, &L->wq_a, 0, m->q_lora, m->xn, m->mq);
+        rmsnorm(m->mq, L->q_a_norm.w, m->mq, m->q_lora, m->eps);
+        matvec(m, &L->wq_b, 0, (int64_t)H * dk, m->mq, m->q);
+    } else {
+        matvec(m, &L->wq, 0, (int64_t)H * dk, m->xn, m->q);
+    }
+    matvec(m, &L->wkv_a, 0, KL + R, m->xn, m->mkv);
+    rope_head(m, m->mkv + KL, pos);
+    rmsnorm(m->mkv, L->kv_a_norm.w, m->mkv, KL, m->eps);
+    for (int h = 0; h < H; h++) rope_head(m, m->q + h * dk + nope, pos);
+
+    if (m->mla_split) {
+        const int KW = KL + R;
+        double *row = L->k_cache + (size_t)pos * KW;
+        for (int i = 0; i < KW; i++) row[i] = m->opts.kv_double ? m->mkv[i] : round_f16(m->mkv[i]);
+        for (int h = 0; h < H; h++) {
+            const double *qh = m->q + h * dk;
+            matvec(m, &L->wk_b, (int64_t)h * KL, KL, qh, m->mo); /* q_abs (KL) */
+            for (int t = 0; t <= pos; t++) {
+                const double *ct = L->k_cache + (size_t)t * KW;
+                double sc = 0;
+                for (int r = 0; r < KL; r++) sc += m->mo[r] * ct[r];
+                for (int j = 0; j < R; j++) sc += qh[nope + j] * ct[KL + j];
+                m->scores[t] = sc * m->kq_scale;
+            }
+            softmax_scaled(m->scores, pos + 1);
+            double *olat = m->mo;
+            for (int r = 0; r < KL; r++) olat[r] = 0;
+            for (int t = 0; t <= pos; t++)
+                for (int r = 0; r < KL; r++) olat[r] += m->scores[t] * L->k_cache[(size_t)t * KW + r];
+            matvec(m, &L->wv_b, (int64_t)h * dv, dv, olat, m->att + h * dv);
+        }
+    } else {
+        const int kvw = nope + dv, KW = H * dk, VW = H * dv;
+        matvec(m, &L->wkv_b, 0, (int64_t)H * kvw, m->mkv, m->mo);
+        double *krow = L->k_cache + (size_t)pos * KW, *vrow = L->v_cache + (size_t)pos * VW;
+        for (int h = 0; h < H; h++) {
+            for (int d = 0; d < nope; d++) krow[h * dk + d] = m->mo[h * kvw + d];
+            for (int j = 0; j < R; j++) krow[h * dk + nope + j] = m->mkv[KL + j];
+            for (int d = 0; d < dv; d++) vrow[h * dv + d] = m->mo[h * kvw + nope + d];
+        }
+        if (!m->opts.kv_double) {
+            for (int i = 0; i < KW; i++) krow[i] = round_f16(krow[i]);
+            for (int i = 0; i < VW; i++) vrow[i] = round_f16(vrow[i]);
+        }
+        for (int h = 0; h < H; h++) {
+            const double *qh = m->q + h * dk;
+            for (int t = 0; t <= pos; t++) {
+                const double *kt = L->k_cache + (size_t)t * KW + h * dk;
+                double sc = 0;
+                for (int d = 0; d < dk; d++) sc += qh[d] * kt[d];
+                m->scores[t] = sc * m->kq_scale;
+            }
+            softmax_scaled(m->scores, pos + 1);
+            double *oh = m->att + h * dv;
+            for (int d = 0; d < dv; d++) oh[d] = 0;
+            for (int t = 0; t <= pos; t++)
+                for (int d = 0; d < dv; d++) oh[d] += m->scores[t] * L->v_cache[(size_t)t * VW + h * dv + d];
+        }
+    }
+    matvec(m, &L->wo, 0, m->n_embd, m->att, m->attn_out);
+    for (int i = 0; i < m->n_embd; i++) m->x[i] += m->attn_out[i];
+}
+
+/* out = down(silu(gate x) * (up x)) over FF rows from g0 (gate), u0 (up), d0 (down). */
+static void swiglu_at(mp_ref_model *m, const ref_mat *gate, int64_t g0, const ref_mat *up, int64_t u0,
+                      const ref_mat *down, int64_t d0, int64_t FF, const double *x, double *out)
+{
+    matvec(m, up, u0, FF, x, m->ffn_b);
+    matvec(m, gate, g0, FF, x, m->ffn_a);
+    for (int64_t i = 0; i < FF; i++) m->ffn_a[i] = silu(m->ffn_a[i]) * m->ffn_b[i];
+    matvec(m, down, d0, m->n_embd, m->ffn_a, out);
+}
+
+/* deepseek2 / glm4moe FFN: dense lead layers; otherwise shared experts plus
+ * the routed ones: softmax or sigmoid probabilities, selection on probs +
+ * bias within the best groups (sum of each group's two best), weights the
+ * unbiased probs, renormalised and scaled as the model says. */
+static void feed_forward_ds(mp_ref_model *m, ref_layer *L)
+{
+    const int E = m->n_embd, NE = m->n_expert, K = m->n_expert_used;
+    const int64_t F = m->n_ff;
+    rmsnorm(m->x, L->ffn_norm.w, m->xn, E, m->eps);
+    if (L->dense) {
+        swiglu_at(m, &L->ffn_gate, 0, &L->ffn_up, 0, &L->ffn_down, 0, m->n_ff_dense, m->xn, m->ffn_out);
+        for (int i = 0; i < E; i++) m->x[i] += m->ffn_out[i];
+        return;
+    }
+    double acc[E];
+    for (int i = 0; i < E; i++) acc[i] = 0;
+    if (L->gate_sh.w) {
+        swiglu_at(m, &L->gate_sh, 0, &L->up_sh, 0, &L->down_sh, 0, F * m->n_shared, m->xn, m->ffn_out);
+        for (int i = 0; i < E; i++) acc[i] = m->ffn_out[i];
+    }
+    double *p = m->router_p, sel[256];
+    matvec(m, &L->router, 0, NE, m->xn, p);
+    if (m->sigmoid) {
+        for (int e = 0; e < NE; e++) p[e] = 1.0 / (1.0 + exp(-p[e]));
+    } else {
+        double mx = -INFINITY, sum = 0;
+        for (int e = 0; e < NE; e++) mx = p[e] > mx ? p[e] : mx;
+        for (int e = 0; e < NE; e++) sum += (p[e] = exp(p[e] - mx));
+        for (int e = 0; e < NE; e++) p[e] /= sum;
+    }
+    for (int e = 0; e < NE; e++) sel[e] = p[e] + (L->probs_b.w ? L->probs_b.w[e] : 0.0);
+    if (m->n_group > 1) {
+        const int G = m->n_group, per = NE / G;
+        double gs[256];
+        bool keep[256] = {false};
+        for (int g = 0; g < G; g++) {
+            double b1 = -INFINITY, b2 = -INFINITY;
+            for (int e = g * per; e < (g + 1) * per; e++) {
+                if (sel[e] > b1) { b2 = b1; b1 = sel[e]; }
+                else if (sel[e] > b2) b2 = sel[e];
+            }
+            gs[g] = b1 + b2;
+        }
+        for (int j = 0; j < m->n_group_used; j++) {
+            int best = -1;
+            for (int g = 0; g < G; g++)
+                if (!keep[g] && (best < 0 || gs[g] > gs[best])) best = g;
+            keep[best] = true;
+        }
+        for (int e = 0; e < NE; e++)
+            if (!keep[e / per]) sel[e] = -INFINITY;
+    }
+    int pick[256];
+    double w[256], wsum = 0;
+    bool taken[256] = {false};
+    for (int j = 0; j < K; j++) {
+        int best = -1;
+        for (int e = 0; e < NE; e++)
+            if (!taken[e] && (best < 0 || sel[e] > sel[best])) best = e;
+        taken[best] = true;
+        pick[j] = best;
+        w[j] = p[best];
+        wsum += w[j];
+    }
+    for (int j = 0; j < K; j++) {
+        if (m->norm_topk) w[j] /= wsum < 6.103515625e-5 ? 6.103515625e-5 : wsum;
+        if (m->w_scale != 0 && m->w_scale != 1) w[j] *= m->w_scale;
+    }
+    const bool fused = L->gate_up_exps.w != NULL;
+    for (int j = 0; j < K; j++) {
+        const int64_t e = pick[j];
+        const int64_t g0 = fused ? e * 2 * F : e * F, u0 = fused ? e * 2 * F + F : e * F;
+        swiglu_at(m, &L->gate_exps, g0, &L->up_exps, u0, &L->down_exps, e * E, F, m->xn, m->ffn_out);
+        for (int i = 0; i < E; i++) acc[i] += w[j] * m->ffn_out[i];
+    }
+    for (int i = 0; i < E; i++) m->x[i] += acc[i];
+}
+
 /* One token at position m->n_past; logits (may be NULL) gets n_vocab floats. */
 static void eval_token(mp_ref_model *m, int32_t id, float *logits)
 {
     const int E = m->n_embd, pos = m->n_past;
     const float *row = m->tok_embd.w + (int64_t)id * E;
     for (int i = 0; i < E; i++) m->x[i] = row[i];
+    const bool ds = m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE;
     for (int il = 0; il < m->n_layer; il++) {
-        attention(m, &m->layers[il], pos);
-        feed_forward(m, &m->layers[il]);
+        if (m->mla) attention_mla(m, &m->layers[il], pos);
+        else attention(m, &m->layers[il], pos);
+        if (ds) feed_forward_ds(m, &m->layers[il]);
+        else feed_forward(m, &m->layers[il]);
     }
     m->n_past++;
     if (!logits) return;
