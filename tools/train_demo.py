@@ -197,6 +197,54 @@ def line_starts(buf):
     return torch.cat((torch.zeros(1, dtype=torch.long), nl.long())), t.long()
 
 
+def eval_only(a, model, held_buf):
+    """Held-out bits per byte of a finished run's exported weights: every
+    consecutive ctx-byte window of the held-out text (BOS first), and with
+    --gguf the same for 64 windows spread over it, torch f32 against the
+    quantised file run by moepager (`logits --all`)."""
+    import subprocess
+    import tempfile
+    with open(os.path.join(a.eval_only, "manifest.json")) as f:
+        man = json.load(f)
+    with open(os.path.join(a.eval_only, "weights.bin"), "rb") as f:
+        raw = torch.frombuffer(bytearray(f.read()), dtype=torch.float32)
+    with torch.no_grad():
+        for (name, p), t in zip(model.gguf_tensors(), man["tensors"]):
+            if name != t["name"] or list(reversed(p.shape)) != t["ne"]:
+                sys.exit(f"train_demo: {a.eval_only}: tensor {t['name']} {t['ne']} does not fit {name}")
+            o = t["offset"] // 4
+            p.copy_(raw[o:o + p.numel()].view(p.shape))
+    model.eval()
+    t = torch.frombuffer(bytearray(held_buf), dtype=torch.uint8).long()
+    nw = len(t) // a.ctx
+    ev = torch.cat((torch.full((nw, 1), BOS, dtype=torch.long), t[:nw * a.ctx].view(nw, a.ctx)), 1)
+    tot = 0.0
+    with torch.no_grad():
+        for i in range(0, nw, 64):
+            b = ev[i:i + 64]
+            logits, _ = model(b[:, :-1])
+            tot += F.cross_entropy(logits.reshape(-1, N_VOCAB), b[:, 1:].reshape(-1), reduction="sum").item()
+    print(f"held-out, all {nw} windows of {a.ctx} bytes ({nw * a.ctx} bytes): "
+          f"{tot / (nw * a.ctx) / math.log(2):.4f} bits/byte (torch, f32)", flush=True)
+    if not a.gguf:
+        return
+    tt = tg = 0.0
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+        out = os.path.join(tmp, "l.f32")
+        for w in range(64):
+            b = ev[w * nw // 64][None, :]
+            logits, _ = model(b[:, :-1])
+            tt += F.cross_entropy(logits[0], b[0, 1:], reduction="sum").item()
+            ids = ",".join(str(int(x)) for x in b[0, :-1])
+            subprocess.run([a.moepager, "logits", "-m", a.gguf, "--ids", ids, "--all", "-o", out, "-t", "1",
+                            "--mmap"], check=True, capture_output=True)
+            g = torch.frombuffer(bytearray(open(out, "rb").read()), dtype=torch.float32).view(-1, N_VOCAB)
+            tg += F.cross_entropy(g, b[0, 1:], reduction="sum").item()
+    n = 64 * a.ctx
+    print(f"held-out, 64 spread windows ({n} bytes): torch f32 {tt / n / math.log(2):.4f} bits/byte, "
+          f"{os.path.basename(a.gguf)} through moepager {tg / n / math.log(2):.4f} bits/byte", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
@@ -221,6 +269,10 @@ def main():
     ap.add_argument("--eval-windows", type=int, default=512)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--time-steps", type=int, default=0, help="time this many steps and exit")
+    ap.add_argument("--eval-only", metavar="DIR", help="evaluate DIR/weights.bin (a finished run of the same "
+                    "seed and shape) on every held-out window, and with --gguf also the GGUF through moepager")
+    ap.add_argument("--gguf", help="with --eval-only: this model file, run by --moepager on 64 spread windows")
+    ap.add_argument("--moepager", default="build/moepager")
     a = ap.parse_args()
 
     t_start = time.time()
@@ -253,6 +305,8 @@ def main():
 
     c = Config(a)
     model = MoE(c)
+    if a.eval_only:
+        return eval_only(a, model, held_buf)
     n_params = sum(p.numel() for p in model.parameters())
     n_exp = sum(p.numel() for n, p in model.gguf_tensors() if "_exps" in n)
     print(f"model: {n_params} parameters, {n_exp} in experts ({100.0 * n_exp / n_params:.1f}%)", flush=True)
