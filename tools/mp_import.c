@@ -148,7 +148,8 @@ static int fill(void *ctx, uint64_t idx, void *buf, size_t size, mp_err *err)
                           m->wpath, t->name, n, t->offset);
     for (int64_t i = 0; i < n; i++)
         if (!(m->row[i] == m->row[i]) || m->row[i] > 3.0e38f || m->row[i] < -3.0e38f)
-            return mp_err_set(err, MP_E_CORRUPT, "%s: tensor %s: value %" PRId64 " is not finite", m->wpath, t->name, i);
+            return mp_err_set(err, MP_E_CORRUPT, "%s: tensor %s: value %" PRId64 " (byte offset %" PRIu64 ") is not finite",
+                              m->wpath, t->name, i, t->offset + 4 * (uint64_t)i);
     const int64_t rows = t->ne[1] * t->ne[2];
     const size_t rs = mp_row_size(t->type, t->ne[0]);
     if (rs * (size_t)rows != size)
