@@ -20,10 +20,15 @@ experts. Parameters are stored in GGUF order (torch [out, in] row-major is
 ggml's ne = {in, out}), so export writes them as they are.
 
 Output (--out DIR): weights.bin (every tensor as little-endian f32, in the
-order of manifest.json), manifest.json (hyperparameters, tensor names, shapes
-in ggml ne order, byte offsets), train_log.tsv, heldout.txt (a few held-out
-samples for tokenizer and parity tests), and run.json (losses, bits per byte,
-wall time).
+order of the manifest), manifest.json and manifest.txt (hyperparameters, tensor
+names, shapes in ggml ne order, byte offsets; the .txt is what tools/mp-import
+reads), train_log.tsv, heldout_files.txt, and run.json (steps, losses, bits per
+byte, wall and CPU time).
+
+The demo model (docs/demo-model.md):
+  nice -n 10 /usr/bin/python3 tools/train_demo.py --out DIR --batch 32 --lr 4e-3 --max-minutes 32
+  (stopped after 1669 steps; `--steps 1669` instead reproduces it), then
+  build/mp-import --weights DIR --type q8_0 -o models/demo-stdlib-moe.gguf
 """
 import argparse
 import glob
