@@ -21,6 +21,7 @@ int main(void)
 
     test_backend(MP_IO_PREAD, path, ref_fd);
     test_priority(MP_IO_PREAD, path);
+    test_low_beside_high(MP_IO_PREAD, path);
     test_low_past_eof(MP_IO_PREAD, path);
     test_failures(MP_IO_PREAD, path, ref_fd);
 

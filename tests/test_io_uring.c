@@ -99,6 +99,7 @@ int main(void)
 
     test_backend(MP_IO_URING, path, ref_fd);
     test_priority(MP_IO_URING, path);
+    test_low_beside_high(MP_IO_URING, path);
     test_low_past_eof(MP_IO_URING, path);
     test_fixed_buffers(path, ref_fd);
     test_failures(MP_IO_URING, path, ref_fd);

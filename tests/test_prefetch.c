@@ -1,6 +1,6 @@
 /* Prefetch rules of the expert cache, on a real file with real reads:
  *  - demand reads go ahead of queued prefetches (priority order), and a
- *    prefetch read does not start while a demand read is in flight;
+ *    prefetch read starts beside small demand reads in flight;
  *  - prefetched experts that turn out unused are evicted before proven ones,
  *    at once when their layer has run without them (mp_cache_layer_done);
  *  - a prefetch never evicts another prefetch still waiting for its layer;
@@ -55,7 +55,9 @@ static void test_priority(mp_io_kind kind)
 }
 
 /* Depth 8, so there is room in flight for everything: a prefetch requested
- * while a demand's reads are in flight still waits for them to finish. The
+ * while a demand's reads are in flight starts beside them when they are
+ * small (the fixture's experts are a few KiB: MP_IO_LOW_BESIDE; large ones
+ * are test_low_beside_high's, in the io tests). The
  * demand's read takes 1 s, so that a loaded machine descheduling this thread
  * between the two requests cannot let it finish first (with 20 ms it did,
  * under a load average of 24). */
@@ -72,7 +74,7 @@ static void test_prefetch_waits_for_demand(mp_io_kind kind)
     CHECKF(k1.reads > k0.reads, "the demand's reads did not start");
     CHECK(mp_cache_request(c, 0, 4, MP_CACHE_PREFETCH, &err) == MP_OK);
     mp_io_get_counters(mp_cache_io(c), &k2, false);
-    CHECKF(k2.reads == k1.reads, "a prefetch read started next to a demand read in flight (%llu reads, %llu before)",
+    CHECKF(k2.reads > k1.reads, "a prefetch waited behind a small demand read in flight (%llu reads, %llu before)",
            (unsigned long long)k2.reads, (unsigned long long)k1.reads);
     mp_cache_ready r;
     CHECK(mp_cache_wait_any(c, &r, &err) == 1 && r.expert == 3);

@@ -199,6 +199,16 @@ static int find_buf_index(const mp_io *io, const void *p, uint64_t len)
     return -1;
 }
 
+/* Bytes of HIGH reads in the backend or in the batch being built (whose
+ * entries are already ENT_INFLIGHT). */
+static uint64_t high_bytes_in_flight(const mp_io *io)
+{
+    uint64_t b = 0;
+    for (uint32_t i = 0; i < io->cap_ent; i++)
+        if (io->ent[i].state == ENT_INFLIGHT && !io->ent[i].low) b += io->ent[i].rawlen;
+    return b;
+}
+
 /* Starts queued requests (HIGH first) while fewer than depth reads are in
  * flight; requests that start past the end of the file complete here. */
 static void pump(mp_io *io)
@@ -208,13 +218,17 @@ static void pump(mp_io *io)
     uint64_t now = 0;
     if (io->fail.status) return; /* a failed io starts nothing */
     while (io->inflight + n < io->depth) {
-        /* A LOW read starts only while no HIGH read is queued or in flight:
-         * reads in flight share the disk's bandwidth, so a prefetch started
-         * next to a demand read delays the read the compute is waiting on. */
+        /* A LOW read starts only while no HIGH read is queued, and no more
+         * than MP_IO_LOW_BESIDE bytes of HIGH reads are in flight: large
+         * reads share the disk's bandwidth, so a prefetch started next to a
+         * demand read delays the read the compute is waiting on; reads that
+         * small are bound by latency, not bandwidth, and a prefetch beside
+         * them costs the demand little. */
         int32_t i = q_pop(io, MP_IO_PRIO_HIGH);
         bool low = false;
         if (i < 0) {
-            if (io->inflight - io->inflight_low + (n - n_low) > 0) break;
+            if (io->inflight - io->inflight_low + (n - n_low) > 0 && high_bytes_in_flight(io) > MP_IO_LOW_BESIDE)
+                break;
             if ((i = q_pop(io, MP_IO_PRIO_LOW)) < 0) break;
             low = true;
         }

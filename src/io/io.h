@@ -111,10 +111,15 @@ typedef struct mp_io_req {
     uint64_t len;
     uint64_t user;
     int prio; /* MP_IO_PRIO_*: queued HIGH requests go before LOW ones, and a LOW
-               * one starts only while no HIGH read is queued or in flight */
+               * one starts only while no HIGH read is queued and at most
+               * MP_IO_LOW_BESIDE bytes of HIGH reads are in flight */
 } mp_io_req;
 
 enum { MP_IO_PRIO_HIGH = 0, MP_IO_PRIO_LOW = 1 };
+/* A LOW read may start beside HIGH reads in flight of at most this many
+ * bytes in all (small reads are latency-bound: a prefetch beside them
+ * costs the demand little); beside more, it waits. */
+#define MP_IO_LOW_BESIDE (256u * 1024u)
 
 typedef struct mp_io_done {
     uint64_t user;

@@ -224,6 +224,46 @@ static void test_priority(mp_io_kind kind, const char *path)
     free(buf);
 }
 
+/* A LOW request starts beside HIGH reads in flight only when those are
+ * small (at most MP_IO_LOW_BESIDE bytes in all: latency-bound reads); beside
+ * a large demand read it waits until the demand is done. Reads are held in
+ * flight 200 ms by the fault backend's delay. */
+static void test_low_beside_high(mp_io_kind kind, const char *path)
+{
+    for (int big = 0; big < 2; big++) {
+        mp_io *io = open_io(kind, path, 8, "delay=1,delay_us=200000", NULL, 0);
+        if (!io) return;
+        const size_t a = mp_io_align(io);
+        const size_t hlen = big ? ((size_t)MP_IO_LOW_BESIDE + 64 * 1024 + a - 1) / a * a : a;
+        uint8_t *buf;
+        if (posix_memalign((void **)&buf, a, hlen + a)) abort();
+        mp_io_req high = { buf, 0, hlen, 1, MP_IO_PRIO_HIGH }, low = { buf + hlen, hlen, a, 2, MP_IO_PRIO_LOW };
+        mp_err err;
+        mp_err_clear(&err);
+        mp_io_counters k1, k2;
+        CHECK(mp_io_submit(io, &high, 1, &err) == MP_OK);
+        mp_io_get_counters(io, &k1, false);
+        CHECK(mp_io_submit(io, &low, 1, &err) == MP_OK);
+        mp_io_get_counters(io, &k2, false);
+        if (big)
+            CHECKF(k2.reads == k1.reads, "a prefetch started beside %zu bytes of demand reads in flight", hlen);
+        else
+            CHECKF(k2.reads == k1.reads + 1, "a prefetch waited behind a %zu-byte demand read (%llu reads, %llu before)",
+                   hlen, (unsigned long long)k2.reads, (unsigned long long)k1.reads);
+        uint64_t first = 0;
+        for (int n = 0; n < 2;) {
+            mp_io_done d;
+            int k = mp_io_reap(io, &d, 1, true, &err);
+            CHECK(k == 1 && d.res > 0);
+            if (k != 1) break;
+            if (n++ == 0) first = d.user;
+        }
+        CHECKF(first == 1, "the demand read finished after the prefetch (%s)", big ? "large" : "small");
+        mp_io_free(io);
+        free(buf);
+    }
+}
+
 /* A LOW request past the end of the file, started in the same batch as a
  * valid LOW one, completes (zero-filled) without counting as a LOW read in
  * flight: later LOW requests still start. (It used to leave the LOW count one
