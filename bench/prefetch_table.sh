@@ -15,7 +15,7 @@
 #                     18.4 GiB) under --mem 7600M in an 8G cgroup: greedy (bench)
 #                     and --temp 1 --seed 3 (run; the oracle replays a recording)
 #   demo              the trained demo model (models/) with 2 experts per layer,
-#                     on a held-out Python prompt (run, greedy)
+#                     256 greedy tokens after DEMO_PROMPT (run)
 #   replay25 replay50 FLAME_MODEL (8 MoE layers x 64 experts top-6) replaying the
 #                     FLAME trace (FLAME_TRACE) with caches of 16 / 32 per layer
 # Environment: MP (binary; default build/moepager), BENCH_MODEL, Q3_MODEL,
@@ -28,8 +28,8 @@ BENCH_MODEL=${BENCH_MODEL:-/work/models/bench-mixtral-q8.gguf}
 Q3_MODEL=${Q3_MODEL:-/work/models/q3-30b-shape.gguf}
 FLAME_MODEL=${FLAME_MODEL:-/work/models/flame-shape.gguf}
 FLAME_TRACE=${FLAME_TRACE:-$here/../shared/data/traces/flame-moe-290m-32x64.jsonl}
-DEMO_MODEL=${DEMO_MODEL:-$(ls "$here"/models/*.gguf 2>/dev/null | head -1)}
-DEMO_PROMPT=${DEMO_PROMPT:-$here/models/demo-prompt.py}
+DEMO_MODEL=${DEMO_MODEL:-$here/models/demo-stdlib-moe.gguf}
+DEMO_PROMPT=${DEMO_PROMPT:-def fibonacci(n):}
 CG=$here/tests/helpers/cgroup_run.sh
 reps=3
 if [ "${1:-}" = "-r" ]; then reps=$2; shift 2; fi
@@ -103,8 +103,7 @@ for c in "${cases[@]}"; do
       done ;;
     demo)
       have "$DEMO_MODEL" "$c" || continue
-      have "$DEMO_PROMPT" "$c" || continue
-      args=(run -m "$DEMO_MODEL" -f "$DEMO_PROMPT" -n 256 --temp 0 --cache-experts 2 -t 2 --no-display-prompt)
+      args=(run -m "$DEMO_MODEL" -p "$DEMO_PROMPT" -n 256 --temp 0 --cache-experts 2 -t 2 --no-display-prompt)
       "$MP" "${args[@]}" --prefetch none --trace-out "$tmp/demo.jsonl" >/dev/null 2>&1
       for r in $(seq "$reps"); do
         for pf in none lookahead oracle; do
