@@ -3,7 +3,8 @@
 # renormalisation and the sigmoid-gated shared expert of its own width, the 64-token
 # parity prompt and 32 greedy tokens:
 #   max|engine - llama.cpp| / max|llama.cpp| <= 1e-4 for f32, <= 1e-2 for the quantised
-#   types (0 for all on AVX-512 today), and the same greedy tokens;
+#   types (0 for all on AVX-512 today), and the same greedy tokens; in f32 the
+#   double-precision reference (tests/helpers/ref_forward.c) against llama.cpp too (<= 1e-4);
 # a Qwen1.5-MoE-like router (60 experts top-4: llama.cpp's 16-wide softmax blocks and a
 # tail); a file quantised by llama.cpp's own quantiser (Q4_K_M); the 60-expert model
 # with its experts streamed under --mem, and from a pack, byte for byte the in-RAM
@@ -14,7 +15,7 @@ S=${MP_SRC:-..}
 . "$S/tests/helpers/parity.sh" || exit 1
 PEER=$(mp_find_peer) || { echo "SKIP: no built llama.cpp peer (set MP_PEER, or run tools/test.sh, which builds one)"; exit 77; }
 LL="$PEER/build/llama_logits"
-for exe in moepager mp-gen mp-cmp-logits; do
+for exe in moepager mp-gen mp-cmp-logits mp-ref-logits; do
     [ -x "$B/$exe" ] || { echo "FAIL: $B/$exe not built"; exit 1; }
 done
 T=$(mktemp -d "${TMPDIR:-/tmp}/mp-parity-q2moe.XXXXXX")
@@ -24,7 +25,7 @@ IDS=$MP_PARITY_IDS
 BASE="--arch qwen2moe --n-embd 256 --n-head 4 --n-head-kv 2 --n-ff 512 --n-ff-exp 256
       --n-layer 3 --n-expert 8 --n-expert-used 3 --n-vocab 384 --seed 11 -q"
 fail=0
-printf "%-8s %-8s %-12s %-8s\n" mix type eng/llama greedy32
+printf "%-9s %-8s %-12s %-8s %-12s\n" mix type eng/llama greedy32 ref/llama
 check() { # NAME TYPE FILE
     local name=$1 type=$2 m=$3
     local tol; tol=$(mp_parity_tol "$type") # 1e-4 f32, 1e-2 (3e-2 scalar/capped builds) otherwise
@@ -37,7 +38,17 @@ check() { # NAME TYPE FILE
     gl=$(echo "$lc" | grep '^gen_ids:'); ge=$(echo "$eng" | grep '^gen_ids:')
     g=same
     if [ -z "$gl" ] || [ "$gl" != "$ge" ]; then g=DIFF; mp_parity_exact && fail=1; fi
-    printf "%-8s %-8s %-12s %-8s\n" "$name" "$type" "$(echo "$out" | awk '{print $6}')" "$g"
+    # f32: the double-precision reference against llama.cpp too
+    local rr=- rout
+    if [ "$type" = f32 ]; then
+        if "$B/mp-ref-logits" -m "$m" --ids "$IDS" -o "$T/r.f32"; then
+            rout=$("$B/mp-cmp-logits" "$T/r.f32" "$T/l.f32" --tol 1e-4) || { fail=1; echo "FAIL: ref vs llama.cpp $name: $rout"; }
+            rr=$(echo "$rout" | awk '{print $6}')
+        else
+            fail=1; echo "FAIL: mp-ref-logits $name"
+        fi
+    fi
+    printf "%-9s %-8s %-12s %-8s %-12s\n" "$name" "$type" "$(echo "$out" | awk '{print $6}')" "$g" "$rr"
     [ $rc -eq 0 ] || { echo "FAIL: $name $type: $out (tol $tol)"; fail=1; }
     [ "$g" = same ] || { echo "  llama.cpp $gl"; echo "  engine    $ge"; }
 }
