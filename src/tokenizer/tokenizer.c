@@ -521,7 +521,7 @@ done:
         free(out.v);
         return st;
     }
-    if (ids && cap > 0)
+    if (ids && cap > 0 && out.n > 0) /* out.v is NULL for no tokens: memcpy's pointers must be valid */
         memcpy(ids, out.v, (size_t)((int64_t)out.n < cap ? (int64_t)out.n : cap) * sizeof(int32_t));
     free(out.v);
     return (int64_t)out.n;
