@@ -57,8 +57,8 @@ for arch in llama llama-moe qwen3moe olmoe; do
 done
 
 # deepseek2 (MLA: split and attn_kv_b layouts, q LoRA, YaRN, sigmoid + bias +
-# groups, shared experts, dense lead, fused gate_up) and glm4moe (biases, q/k
-# norms, partial rotary, an MTP block): f32 at 1e-4 with 32 greedy tokens (2e-4
+# groups, shared experts, dense lead, fused gate_up), glm4moe (biases, q/k
+# norms, partial rotary, an MTP block) and qwen2moe: f32 at 1e-4 with 32 greedy tokens (2e-4
 # for the V3-like mix: YaRN's mscale^2 = 1.87 scales its 272-wide attention scores
 # and with them the float32 rounding; measured on seeds 11-13 without YaRN
 # 4.3e-5..6.2e-5, with it 9.9e-5..1.06e-4), f16 at 1e-2. (Quantised: the same 1e-2-level activation-rounding noise as above,
@@ -72,6 +72,10 @@ DS="--arch deepseek2 --n-embd 256 --n-head 4 --n-ff 512 --n-ff-exp 256 --n-layer
 GLM="--arch glm4moe --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 128 --n-ff 512 --n-ff-exp 256 --n-layer 3
      --n-dense-lead 1 --n-expert 8 --n-expert-used 3 --weights-norm --weights-scale 2.5 --n-nextn 1 --n-vocab 384
      --seed 12 -q"
+# qwen2moe (biases, GQA, NEOX, softmax without renormalisation, the sigmoid-gated
+# shared expert of its own width or of n_ff, 60 experts top-4)
+Q2M="--arch qwen2moe --n-embd 256 --n-head 4 --n-head-kv 2 --n-ff 512 --n-ff-exp 256 --n-layer 3 --n-expert 8
+     --n-expert-used 3 --n-vocab 384 --seed 11 -q"
 ds_row() { # NAME TYPE MP-GEN-OPTIONS...
     local name=$1 type=$2 tol=1e-4 n=32; shift 2
     [ "$name" = ds2-v3 ] && tol=2e-4
@@ -98,6 +102,8 @@ for type in f32 f16; do
         --n-group-used 2 --weights-norm --weights-scale 2.5 --yarn 40 --yarn-orig 256 --yarn-log-mul 0.1 --fused-gate-up
     ds_row ds2-kvb $type $DS --mla-kv-b --q-lora 256 --n-group 4 --n-group-used 2 --weights-scale 16
     ds_row glm45 $type $GLM --attn-bias --qk-norm
+    ds_row qwen2moe $type $Q2M --n-ff-shexp 768
+    ds_row q2m-60x4 $type $Q2M --n-expert 60 --n-expert-used 4
     }
 done
 

@@ -95,6 +95,27 @@ static void check_hand_derived(void)
     expect(MP_PRETOK_DEEPSEEK_LLM, "\xe4\xbd\xa0\xe5\xa5\xbd ab", "\xe4\xbd\xa0\xe5\xa5\xbd| ab");
     expect(MP_PRETOK_DEEPSEEK_LLM, "end  ", "end|  ");
     expect(MP_PRETOK_DEEPSEEK_LLM, "a, b!", "a|,| b|!");
+    /* DeepSeek-Coder: newlines, letter runs and punctuation runs (each with
+     * one optional leading space), CJK runs, then one digit per word. */
+    expect(MP_PRETOK_DEEPSEEK_CODER, "Hello world\n123", "Hello| world|\n|1|2|3");
+    expect(MP_PRETOK_DEEPSEEK_CODER, "a+b", "a|+|b");
+    expect(MP_PRETOK_DEEPSEEK_CODER, "x, y", "x|,| y");
+    /* DeepSeek-V3: digits in threes first, then CJK / kana runs, then words
+     * where letters keep their combining marks and one ASCII punctuation
+     * mark may lead ASCII letters. */
+    expect(MP_PRETOK_DEEPSEEK3, "12345", "123|45");
+    expect(MP_PRETOK_DEEPSEEK3, "abc\xe4\xbd\xa0\xe5\xa5\xbd""def", "abc|\xe4\xbd\xa0\xe5\xa5\xbd|def");
+    expect(MP_PRETOK_DEEPSEEK3, "Hello world", "Hello| world");
+    expect(MP_PRETOK_DEEPSEEK3, "cafe\xcc\x81 ok", "cafe\xcc\x81| ok");
+    expect(MP_PRETOK_DEEPSEEK3, "a, b!", "a|,| b|!");
+    expect(MP_PRETOK_DEEPSEEK3, "x.Net", "x|.Net");
+    /* Kimi-K2: Llama-3-like, but Han runs stand alone and end letter runs;
+     * the contraction joins the word before it. */
+    expect(MP_PRETOK_KIMI_K2, "Hello\xe4\xb8\x96\xe7\x95\x8c""abc", "Hello|\xe4\xb8\x96\xe7\x95\x8c|abc");
+    expect(MP_PRETOK_KIMI_K2, " \xe4\xbd\xa0\xe5\xa5\xbd", " |\xe4\xbd\xa0\xe5\xa5\xbd");
+    expect(MP_PRETOK_KIMI_K2, "12345", "123|45");
+    expect(MP_PRETOK_KIMI_K2, "don'T HE'LL", "don'T| HE'LL");
+    expect(MP_PRETOK_KIMI_K2, "(abc)", "(abc|)");
 }
 
 static void check_names(void)
@@ -105,6 +126,10 @@ static void check_names(void)
     CHECK(mp_pretok_kind_from_name("qwen2", &k, &err) == MP_OK && k == MP_PRETOK_QWEN2);
     CHECK(mp_pretok_kind_from_name("gpt-2", &k, &err) == MP_OK && k == MP_PRETOK_GPT2);
     CHECK(mp_pretok_kind_from_name("deepseek-llm", &k, &err) == MP_OK && k == MP_PRETOK_DEEPSEEK_LLM);
+    CHECK(mp_pretok_kind_from_name("deepseek-coder", &k, &err) == MP_OK && k == MP_PRETOK_DEEPSEEK_CODER);
+    CHECK(mp_pretok_kind_from_name("deepseek-v3", &k, &err) == MP_OK && k == MP_PRETOK_DEEPSEEK3);
+    CHECK(mp_pretok_kind_from_name("kimi-k2", &k, &err) == MP_OK && k == MP_PRETOK_KIMI_K2);
+    CHECK(mp_pretok_kind_from_name("glm4", &k, &err) == MP_OK && k == MP_PRETOK_CHATGLM4);
     CHECK(mp_pretok_kind_from_name(NULL, &k, &err) == MP_OK && k == MP_PRETOK_DEFAULT);
     CHECK(mp_pretok_kind_from_name("bogus", &k, &err) == MP_E_UNSUPPORTED && strstr(err.msg, "'bogus'"));
 }

@@ -99,9 +99,9 @@ static inline float mp_rng_normalish(mp_rng *r)
 
 /* ---- model description ----------------------------------------------- */
 
-typedef enum gen_arch { ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_GLM4MOE, ARCH_COUNT } gen_arch;
-static const char *const arch_cli_names[] = {"llama", "llama-moe", "qwen3moe", "olmoe", "deepseek2", "glm4moe"};
-static const char *const arch_gguf_names[] = {"llama", "llama", "qwen3moe", "olmoe", "deepseek2", "glm4moe"};
+typedef enum gen_arch { ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_GLM4MOE, ARCH_QWEN2MOE, ARCH_COUNT } gen_arch;
+static const char *const arch_cli_names[] = {"llama", "llama-moe", "qwen3moe", "olmoe", "deepseek2", "glm4moe", "qwen2moe"};
+static const char *const arch_gguf_names[] = {"llama", "llama", "qwen3moe", "olmoe", "deepseek2", "glm4moe", "qwen2moe"};
 
 /* What a tensor is for; picks its type (--type mixes, --*-type overrides)
  * and the std of its values. */
@@ -160,6 +160,9 @@ typedef struct gen_opts {
     bool attn_bias, qk_norm;
     int64_t n_rot;            /* rotated dims per head (partial rotary); 0: head_dim / 2 */
     int64_t n_nextn;          /* NextN/MTP blocks appended (counted in block_count) */
+    /* qwen2moe (also uses attn_bias) */
+    int64_t n_ff_shexp;       /* the shared expert's width; 0: n_ff */
+    bool shexp_key;           /* write expert_shared_feed_forward_length (only when given) */
 } gen_opts;
 
 typedef struct gen_model {
@@ -291,6 +294,39 @@ static void model_build_glm4moe(gen_model *m, const gen_opts *o)
     if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
 }
 
+/* qwen2moe (llama.cpp src/models/qwen2moe.cpp load_arch_tensors): GQA
+ * attention with optional q/k/v biases (Qwen1.5-MoE and Qwen2-57B have
+ * them), routed experts, and one shared expert with a 1-D f32 gate. */
+static void model_build_qwen2moe(gen_model *m, const gen_opts *o)
+{
+    const int64_t E = o->n_embd, hd = o->head_dim, X = o->n_expert, F = o->n_ff_exp, S = o->n_ff_shexp;
+    const int64_t nq = o->n_head * hd, nkv = o->n_head_kv * hd;
+    model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
+    for (int64_t i = 0; i < o->n_layer; i++) {
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
+        model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
+        model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
+        model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
+        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+        model_add(m, o, ROLE_ATTN, nq, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".ffn_norm.weight", i);
+        model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
+        model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_gate_exps.weight", i);
+        model_add(m, o, ROLE_EXP_DOWN, F, E, X, "blk.%" PRId64 ".ffn_down_exps.weight", i);
+        model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_up_exps.weight", i);
+        /* the gate logit with std ~1: the shared expert's weight varies per token */
+        model_add(m, o, ROLE_ROUTER, E, 0, 0, "blk.%" PRId64 ".ffn_gate_inp_shexp.weight", i);
+        m->t[m->n - 1].scale = 1.0f / sqrtf((float)E);
+        model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_gate_shexp.weight", i);
+        model_add(m, o, ROLE_FFN_DOWN, S, E, 0, "blk.%" PRId64 ".ffn_down_shexp.weight", i);
+        model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_up_shexp.weight", i);
+    }
+    model_add(m, o, ROLE_NORM, E, 0, 0, "output_norm.weight");
+    if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
+}
+
 /* deepseek2 (llama.cpp src/models/deepseek2.cpp load_arch_tensors): MLA
  * attention, leading dense layers, routed + shared experts. */
 static void model_build_deepseek2(gen_model *m, const gen_opts *o)
@@ -356,6 +392,10 @@ static void model_build(gen_model *m, const gen_opts *o)
     }
     if (o->arch == ARCH_GLM4MOE) {
         model_build_glm4moe(m, o);
+        return;
+    }
+    if (o->arch == ARCH_QWEN2MOE) {
+        model_build_qwen2moe(m, o);
         return;
     }
     model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
@@ -867,6 +907,8 @@ static void usage(FILE *f)
         "glm4moe (also --n-dense-lead --n-shared --gating --weights-norm --weights-scale --head-dim):\n"
         "  --attn-bias (q/k/v biases)  --qk-norm (per-head q/k norms)  --n-rot N (head_dim/2)\n"
         "  --n-nextn N (MTP blocks appended, counted in block_count; llama.cpp skips them)\n"
+        "qwen2moe (q/k/v biases always; --n-ff-exp, default n_ff):\n"
+        "  --n-ff-shexp N      the sigmoid-gated shared expert's width (without it: no key, n_ff)\n"
         "  --name S            general.name\n"
         "  --seed N            (1234); output is identical for identical options\n"
         "  -o FILE             output path\n"
@@ -967,7 +1009,7 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             int k = -1;
             for (int j = 0; j < ARCH_COUNT; j++)
                 if (!strcmp(v, arch_cli_names[j])) k = j;
-            if (k < 0) die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2, glm4moe)", v);
+            if (k < 0) die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe)", v);
             o->arch = (gen_arch)k;
         } else if (!strcmp(a, "--type")) {
             const char *v = NEXT();
@@ -1005,6 +1047,8 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->n_ff = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--n-ff-exp")) {
             o->n_ff_exp = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--n-ff-shexp")) {
+            o->n_ff_shexp = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--n-layer")) {
             o->n_layer = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--n-expert")) {
@@ -1125,6 +1169,11 @@ static void opts_finish(gen_opts *o)
         o->head_dim = o->nope_dim + o->rope_dim;
         return;
     }
+    if (o->arch == ARCH_QWEN2MOE) {
+        o->attn_bias = true; /* as Qwen1.5-MoE / Qwen2-57B-A14B */
+        o->shexp_key = o->n_ff_shexp != 0;
+        if (!o->n_ff_shexp) o->n_ff_shexp = o->n_ff; /* llama.cpp's default without the key */
+    }
     if (o->arch == ARCH_OLMOE && o->n_head_kv != o->n_head) {
         /* llama.cpp sizes olmoe's attn_k_norm {n_embd}: no GQA possible. */
         if (!o->quiet) fprintf(stderr, "mp-gen: olmoe has no GQA: n_head_kv set to %" PRId64 "\n", o->n_head);
@@ -1216,6 +1265,11 @@ static int do_generate(gen_opts *o)
     if (is_moe(o->arch)) {
         W(mp_gguf_writer_set_u32(w, K("expert_count"), (uint32_t)o->n_expert));
         W(mp_gguf_writer_set_u32(w, K("expert_used_count"), (uint32_t)o->n_expert_used));
+    }
+    if (o->arch == ARCH_QWEN2MOE) {
+        /* as llama.cpp's converter writes them (conversion/qwen.py) */
+        W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
+        if (o->shexp_key) W(mp_gguf_writer_set_u32(w, K("expert_shared_feed_forward_length"), (uint32_t)o->n_ff_shexp));
     }
     if (o->arch == ARCH_GLM4MOE) {
         /* as llama.cpp's converter writes them (conversion/glm.py) */
@@ -1485,6 +1539,7 @@ static int do_check(const char *path, bool quiet)
     else if (!strcmp(a, "olmoe")) o.arch = ARCH_OLMOE;
     else if (!strcmp(a, "deepseek2")) o.arch = ARCH_DEEPSEEK2;
     else if (!strcmp(a, "glm4moe")) o.arch = ARCH_GLM4MOE;
+    else if (!strcmp(a, "qwen2moe")) o.arch = ARCH_QWEN2MOE;
     else {
         FAIL("architecture '%s' is not one mp-gen writes", a);
         goto out;
@@ -1506,6 +1561,12 @@ static int do_check(const char *path, bool quiet)
         o.n_layer -= o.n_nextn;
         o.attn_bias = mp_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
         o.qk_norm = mp_gguf_find_tensor(g, "blk.0.attn_q_norm.weight") != NULL;
+    }
+    if (o.arch == ARCH_QWEN2MOE) {
+        GETU("expert_shared_feed_forward_length", o.n_ff_shexp, false);
+        if (!o.n_ff_shexp) o.n_ff_shexp = o.n_ff;
+        if (!o.n_ff_exp) o.n_ff_exp = o.n_ff / (o.n_expert_used ? o.n_expert_used : 1);
+        o.attn_bias = mp_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
     }
     if (o.arch == ARCH_DEEPSEEK2) {
         int64_t dk = 0, mla_k = 0;

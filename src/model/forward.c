@@ -63,7 +63,8 @@ struct mp_ctx {
     float *v;        /* (T, n_head_kv * head_dim_v) */
     float *att;      /* attention output (T, n_head * head_dim_v) */
     float *tmp;      /* (T, E) */
-    float *shx;      /* (T, E) shared-expert output (deepseek2) */
+    float *shx;      /* (T, E) shared-expert output (deepseek2, glm4moe, qwen2moe) */
+    float *shg;      /* (T) qwen2moe: the shared expert's gate logit, then its sigmoid */
     float *mq;       /* MLA: (T, max(n_head * mla_dk, q_lora)) q before absorption / q LoRA */
     float *mkv;      /* MLA: (T, kv_lora + n_rot) [latent | k_pe] */
     float *mkvb;     /* MLA attn_kv_b layout: (T, n_head * (nope + mla_dv)) */
@@ -604,14 +605,25 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
     const int64_t E = hp->n_embd;
     const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
 
-    /* shared experts (resident, every token): one FFN of n_ff_exp * n_shared */
+    /* shared experts (resident, every token): one FFN of n_ff_shexp */
     const bool shared = l->ffn_gate_shexp.info != NULL;
     if (shared) ffn_swiglu(c, &l->ffn_gate_shexp, &l->ffn_up_shexp, &l->ffn_down_shexp, l->ffn_gate_shexp.ne[1], T, c->shx);
 
-    /* router logits (T, X) */
+    /* router logits (T, X); qwen2moe's shared-expert gate logit (T) is one
+     * more f32 row over the same f32 activations */
+    const bool shared_gate = l->ffn_gate_inp_shexp.info != NULL;
     quantize_rows(c, l->ffn_gate_inp.type, c->xn, E, E, T, c->xq);
     queue_matmul(c, &l->ffn_gate_inp, l->ffn_gate_inp.data, c->xq, T, c->router, X);
+    if (shared_gate) queue_matmul(c, &l->ffn_gate_inp_shexp, l->ffn_gate_inp_shexp.data, c->xq, T, c->shg, 1);
     run_matmuls(c);
+    /* llama.cpp qwen2moe.cpp: gate = silu(g) / g (a sigmoid written with
+     * ggml ops; its silu over a row of one element is the scalar
+     * g / (1 + expf(-g))); NaN for g == 0 exactly, as there */
+    for (int t = 0; shared_gate && t < T; t++) {
+        const float g = c->shg[t];
+        const float silu = g / (1.0f + expf(-g));
+        c->shg[t] = silu / g;
+    }
     for (int t = 0; t < T; t++) {
         mp_route_token(hp, l->exp_probs_b.info ? l->exp_probs_b.data : NULL, c->router + (int64_t)t * X,
                        c->sel + t * K, c->selw + t * K);
@@ -675,8 +687,12 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
             else
                 for (int64_t i = 0; i < E; i++) acc[i] += y[i] * ws;
         }
-        if (shared) /* llama.cpp: (routed + shared) + residual */
+        if (shared_gate) { /* qwen2moe: (routed + shared * gate) + residual */
+            const float gs = c->shg[t];
+            for (int64_t i = 0; i < E; i++) acc[i] += c->shx[t * E + i] * gs;
+        } else if (shared) { /* llama.cpp: (routed + shared) + residual */
             for (int64_t i = 0; i < E; i++) acc[i] += c->shx[t * E + i];
+        }
         float *h = c->h + t * E;
         for (int64_t i = 0; i < E; i++) h[i] += acc[i];
     }
@@ -773,7 +789,7 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     const int64_t Dv = (int64_t)hp->n_head_kv * hp->head_dim_v, Do = (int64_t)hp->n_head * hp->head_dim_v;
     const int64_t K = hp->n_expert ? hp->n_expert_used : 1, X = hp->n_expert ? hp->n_expert : 1;
     int64_t F = hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp;
-    if ((int64_t)hp->n_ff_exp * hp->n_shared > F) F = (int64_t)hp->n_ff_exp * hp->n_shared;
+    if ((int64_t)hp->n_ff_shexp > F) F = hp->n_ff_shexp;
     const int64_t ffn_rows = B * K; /* MoE: one row per (token, slot) */
     /* MLA (0 otherwise) */
     const int64_t H = hp->n_head, mla_dk = hp->mla ? hp->mla_dk : 0, mla_dv = hp->mla ? hp->mla_dv : 0;
@@ -811,6 +827,7 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     CARVE(att, B * Do);
     CARVE(tmp, B * E);
     CARVE(shx, hp->n_shared ? B * E : 0);
+    CARVE(shg, hp->n_shared ? B : 0);
     CARVE(mq, B * Dmq);
     CARVE(mkv, B * Dmkv);
     CARVE(mkvb, B * Dmkvb);

@@ -14,6 +14,7 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_OLMOE] = "olmoe",
     [MP_ARCH_DEEPSEEK2] = "deepseek2",
     [MP_ARCH_GLM4MOE] = "glm4moe",
+    [MP_ARCH_QWEN2MOE] = "qwen2moe",
 };
 
 
@@ -137,7 +138,7 @@ static int load_hparams(mp_model *m, mp_err *err)
         if (!strcmp(arch, arch_names[a])) found = a;
     if (found < 0)
         return mp_err_set(err, MP_E_UNSUPPORTED,
-                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe, deepseek2, glm4moe)", m->path,
+                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe)", m->path,
                           arch);
     hp->arch = (mp_arch)found;
 
@@ -275,6 +276,36 @@ static int load_hparams(mp_model *m, mp_err *err)
             return mp_err_set(err, MP_E_UNSUPPORTED, "%s: multimodal rope ('%s') is not supported", m->path, key);
         break;
     }
+    case MP_ARCH_QWEN2MOE:
+        /* llama.cpp src/models/qwen2moe.cpp: softmax over all experts, the k
+         * weights not renormalised and not scaled (expert_weights_scale,
+         * _norm and gating_func are not read for it: see below), one shared
+         * expert of expert_shared_feed_forward_length (default n_ff) */
+        hp->rope_kind = MP_ROPE_NEOX;
+        hp->qk_norm = MP_QK_NORM_NONE;
+        hp->norm_topk = false;
+        if (hp->n_expert == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: qwen2moe model without 'qwen2moe.expert_count'", m->path);
+        if (hp->n_ff_exp == 0) { /* llama.cpp: n_ff / n_expert_used */
+            if (hp->n_ff == 0 || hp->n_ff % hp->n_expert_used != 0)
+                return mp_err_set(err, MP_E_CORRUPT,
+                                  "%s: qwen2moe without 'qwen2moe.expert_feed_forward_length' needs a "
+                                  "feed_forward_length that n_expert_used (%u) divides (have %u)",
+                                  m->path, hp->n_expert_used, hp->n_ff);
+            hp->n_ff_exp = hp->n_ff / hp->n_expert_used;
+        }
+        hp->n_shared = 1;
+        hp->n_ff_shexp = hp->n_ff;
+        if ((rc = get_arch_u32(m, "expert_shared_feed_forward_length", &hp->n_ff_shexp, false, err))) return rc;
+        if (hp->n_ff_shexp == 0)
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: qwen2moe shared expert without a width ('qwen2moe.expert_shared_feed_forward_length' "
+                              "or 'qwen2moe.feed_forward_length')",
+                              m->path);
+        if (hp->head_dim != hp->head_dim_v || hp->n_rot != hp->head_dim) /* qwen2moe.cpp asserts both */
+            return mp_err_set(err, MP_E_CORRUPT, "%s: qwen2moe needs key = value head size = rotated dims (have %u, %u, %u)",
+                              m->path, hp->head_dim, hp->head_dim_v, hp->n_rot);
+        break;
     case MP_ARCH_DEEPSEEK2: {
         if ((rc = load_deepseek2(m, err))) return rc;
         const float mscale = hp->kq_scale;
@@ -296,7 +327,14 @@ static int load_hparams(mp_model *m, mp_err *err)
         rc = mp_gguf_get_u32(m->gguf, key, &gf, err);
         if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
         if (hp->arch == MP_ARCH_GLM4MOE) hp->gating = MP_GATING_SIGMOID; /* llama.cpp's default for it */
-        if (hp->arch != MP_ARCH_DEEPSEEK2 && hp->arch != MP_ARCH_GLM4MOE) {
+        if (hp->arch == MP_ARCH_QWEN2MOE) {
+            /* qwen2moe.cpp hard-codes softmax, no renormalisation, no scale
+             * and never reads these keys: a file that has them runs as
+             * llama.cpp runs it */
+            hp->gating = MP_GATING_SOFTMAX;
+            hp->norm_topk = false;
+            hp->expert_weights_scale = 0.0f;
+        } else if (hp->arch != MP_ARCH_DEEPSEEK2 && hp->arch != MP_ARCH_GLM4MOE) {
             hp->gating = MP_GATING_SOFTMAX;
             if (rc == MP_OK && gf != 1 /* softmax */)
                 return mp_err_set(err, MP_E_UNSUPPORTED,
@@ -438,14 +476,15 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
             BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
             BIND(&l->wo, true, true, TN("attn_output"), Do, E);
-            if (hp->arch == MP_ARCH_GLM4MOE) {
+            if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_QWEN2MOE) {
                 snprintf(n, sizeof n, "blk.%u.attn_q.bias", il);
                 BIND(&l->bq, false, false, n, Dq);
                 snprintf(n, sizeof n, "blk.%u.attn_k.bias", il);
                 BIND(&l->bk, false, false, n, Dk);
                 snprintf(n, sizeof n, "blk.%u.attn_v.bias", il);
                 BIND(&l->bv, false, false, n, Dv);
-                if (il == 0 && mp_gguf_find_tensor(m->gguf, TN("attn_q_norm"))) hp->qk_norm = MP_QK_NORM_HEAD;
+                if (hp->arch == MP_ARCH_GLM4MOE && il == 0 && mp_gguf_find_tensor(m->gguf, TN("attn_q_norm")))
+                    hp->qk_norm = MP_QK_NORM_HEAD;
             }
         }
         if (hp->qk_norm == MP_QK_NORM_HEAD) {
@@ -490,10 +529,13 @@ static int bind_tensors(mp_model *m, mp_err *err)
             }
             BIND(&l->ffn_down_exps, true, true, TN("ffn_down_exps"), F, E, X);
             if (hp->n_shared > 0) {
-                const int64_t S = F * hp->n_shared;
+                if (hp->arch != MP_ARCH_QWEN2MOE) hp->n_ff_shexp = (uint32_t)(F * hp->n_shared);
+                const int64_t S = hp->n_ff_shexp;
                 BIND(&l->ffn_gate_shexp, true, true, TN("ffn_gate_shexp"), E, S);
                 BIND(&l->ffn_up_shexp, true, true, TN("ffn_up_shexp"), E, S);
                 BIND(&l->ffn_down_shexp, true, true, TN("ffn_down_shexp"), S, E);
+                if (hp->arch == MP_ARCH_QWEN2MOE) /* a 1-D f32 gate, never quantised (converter, llama-quantize) */
+                    BIND(&l->ffn_gate_inp_shexp, true, false, TN("ffn_gate_inp_shexp"), E);
             } else if (mp_gguf_find_tensor(m->gguf, TN("ffn_gate_shexp"))) {
                 return mp_err_set(err, MP_E_UNSUPPORTED, "%s: shared experts ('%s') are not supported for %s", m->path,
                                   n, hp->arch_name);

@@ -22,6 +22,7 @@ typedef enum mp_arch {
     MP_ARCH_OLMOE,
     MP_ARCH_DEEPSEEK2,   /* MLA attention, shared experts, sigmoid/group routing */
     MP_ARCH_GLM4MOE,     /* GQA with biases, partial NEOX rope, shared experts, sigmoid + bias routing */
+    MP_ARCH_QWEN2MOE,    /* GQA with biases, NEOX rope, softmax routing (no renorm), one sigmoid-gated shared expert */
     MP_ARCH_COUNT
 } mp_arch;
 
@@ -69,7 +70,9 @@ typedef struct mp_hparams {
     mp_gating gating;
     uint32_t n_group, n_group_used; /* group-limited routing when n_group > 1 */
     uint32_t n_dense_lead;   /* the first n layers have a dense FFN (n_ff) */
-    uint32_t n_shared;       /* shared experts (one FFN of n_ff_exp * n_shared), always run */
+    uint32_t n_shared;       /* shared experts (one FFN of n_ff_shexp), always run */
+    uint32_t n_ff_shexp;     /* width of that FFN: n_ff_exp * n_shared (deepseek2, glm4moe), or
+                              * qwen2moe's expert_shared_feed_forward_length (default n_ff) */
     /* Attention: kq_scale multiplies q.k (1/sqrt(head_dim) unless YaRN's
      * mscale says otherwise). RoPE with YaRN as ggml computes it: ext_factor
      * 0 or 1, attn_factor the cos/sin magnitude passed in, corr dims from
@@ -114,7 +117,7 @@ typedef struct mp_layer {
     mp_tensor wk;         /* (n_embd -> n_head_kv * head_dim) */
     mp_tensor wv;         /* (n_embd -> n_head_kv * head_dim_v) */
     mp_tensor wo;         /* (n_head * head_dim_v -> n_embd) */
-    mp_tensor bq, bk, bv; /* optional f32 biases of wq, wk, wv (glm4moe) */
+    mp_tensor bq, bk, bv; /* optional f32 biases of wq, wk, wv (glm4moe, qwen2moe) */
     mp_tensor q_norm;     /* (head_dim) or (n_embd) */
     mp_tensor k_norm;     /* (head_dim) or (n_head_kv * head_dim) */
     mp_tensor ffn_norm;   /* (n_embd); glm4moe's post_attention_norm */
@@ -129,8 +132,11 @@ typedef struct mp_layer {
      * [n_ff_exp, 2 n_ff_exp) up; ffn_gate_exps / ffn_up_exps are then views of it */
     mp_tensor ffn_gate_up_exps;
     mp_tensor exp_probs_b;                /* (n_expert) f32 selection bias, optional */
-    mp_tensor ffn_gate_shexp, ffn_up_shexp; /* (n_embd -> n_ff_exp * n_shared) */
-    mp_tensor ffn_down_shexp;               /* (n_ff_exp * n_shared -> n_embd) */
+    mp_tensor ffn_gate_shexp, ffn_up_shexp; /* (n_embd -> n_ff_shexp) */
+    mp_tensor ffn_down_shexp;               /* (n_ff_shexp -> n_embd) */
+    /* qwen2moe: (n_embd) f32; the shared expert's output is scaled by
+     * sigmoid(ffn_gate_inp_shexp . x) per token */
+    mp_tensor ffn_gate_inp_shexp;
     /* deepseek2 MLA (wq above when there is no q LoRA) */
     mp_tensor wq_a;       /* (n_embd -> q_lora) */
     mp_tensor q_a_norm;   /* (q_lora) */

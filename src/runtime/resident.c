@@ -50,6 +50,7 @@ int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), 
         VISIT(&l->ffn_gate_shexp);
         VISIT(&l->ffn_up_shexp);
         VISIT(&l->ffn_down_shexp);
+        VISIT(&l->ffn_gate_inp_shexp);
     }
 #undef VISIT
     return 0;

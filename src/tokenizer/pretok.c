@@ -33,6 +33,27 @@ static const char *const k_rx_deepseek_llm[] = {
     "\\p{N}+",
     NULL,
 };
+static const char *const k_rx_deepseek_coder[] = {
+    "[\r\n]",
+    "\\s?\\p{L}+",
+    "\\s?\\p{P}+",
+    "[一-龥ࠀ-一가-퟿]+",
+    "\\p{N}",
+    NULL,
+};
+/* DeepSeek-V3: digits in threes, then CJK ideographs and kana runs, then a
+ * word rule where one ASCII punctuation mark may lead an ASCII word and
+ * letters take their combining marks. */
+static const char *const k_rx_deepseek3[] = {
+    "\\p{N}{1,3}",
+    "[一-龥぀-ゟ゠-ヿ]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+/* Kimi-K2: llama.cpp's trigger string for its hand-written matcher of
+ * tiktoken's K2 pattern (split_kimi_k2 below) */
+#define RX_KIMI_K2 "\\p{Han}+"
+static const char *const k_rx_kimi_k2[] = {RX_KIMI_K2, NULL};
 
 /* Names accepted for each family: the subset of llama.cpp's list whose
  * tokenizer needs nothing beyond what this file and tokenizer.c implement. */
@@ -60,6 +81,10 @@ static const struct {
     {"hunyuan", MP_PRETOK_QWEN2},    {"solar-open", MP_PRETOK_QWEN2},
     {"grok-2", MP_PRETOK_QWEN2},
     {"deepseek-llm", MP_PRETOK_DEEPSEEK_LLM},
+    {"deepseek-coder", MP_PRETOK_DEEPSEEK_CODER},
+    {"deepseek-v3", MP_PRETOK_DEEPSEEK3}, {"hunyuan-dense", MP_PRETOK_DEEPSEEK3},
+    {"joyai-llm", MP_PRETOK_DEEPSEEK3},   {"hy_v4", MP_PRETOK_DEEPSEEK3},
+    {"kimi-k2", MP_PRETOK_KIMI_K2},
 };
 
 int mp_pretok_kind_from_name(const char *pre, mp_pretok_kind *kind, mp_err *err)
@@ -79,7 +104,7 @@ int mp_pretok_kind_from_name(const char *pre, mp_pretok_kind *kind, mp_err *err)
 
 /* ---- Compiled regex list ---------------------------------------------- */
 
-enum { RX_CUSTOM_NONE, RX_CUSTOM_GPT2, RX_CUSTOM_LLAMA3, RX_CUSTOM_QWEN2 };
+enum { RX_CUSTOM_NONE, RX_CUSTOM_GPT2, RX_CUSTOM_LLAMA3, RX_CUSTOM_QWEN2, RX_CUSTOM_KIMI_K2 };
 
 #define MP_PRETOK_MAX_RX 8
 
@@ -185,6 +210,9 @@ static const char *const *regex_list(mp_pretok_kind kind)
     case MP_PRETOK_CHATGLM4: return k_rx_llama3;
     case MP_PRETOK_QWEN2: return k_rx_qwen2;
     case MP_PRETOK_DEEPSEEK_LLM: return k_rx_deepseek_llm;
+    case MP_PRETOK_DEEPSEEK_CODER: return k_rx_deepseek_coder;
+    case MP_PRETOK_DEEPSEEK3: return k_rx_deepseek3;
+    case MP_PRETOK_KIMI_K2: return k_rx_kimi_k2;
     case MP_PRETOK_DEFAULT:
     default: return k_rx_default;
     }
@@ -223,6 +251,10 @@ int mp_pretok_create(mp_pretok **out, mp_pretok_kind kind, mp_err *err)
         }
         if (strcmp(rx, RX_QWEN2) == 0) {
             r->custom = RX_CUSTOM_QWEN2;
+            continue;
+        }
+        if (strcmp(rx, RX_KIMI_K2) == 0) {
+            r->custom = RX_CUSTOM_KIMI_K2;
             continue;
         }
         int errcode;
@@ -447,6 +479,76 @@ static void split_llama3(frag *f, size_t max_digits)
     }
 }
 
+/* The ideograph blocks llama.cpp's Kimi-K2 matcher takes for \p{Han}
+ * (unicode_cpt_is_han): the CJK Unified Ideographs, extensions A-F and the
+ * compatibility blocks; not the radicals, not U+3007. */
+static bool is_han(uint32_t c)
+{
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2EBEF) /* extensions C, D, E, F: contiguous */ ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+/* A letter that is not Han, at pos (false outside the fragment). */
+static inline bool kimi_letter(const frag *f, size_t pos)
+{
+    return F_L(fr_flags(f, pos)) && !is_han(fr_cpt(f, pos));
+}
+
+/* Kimi-K2 (tiktoken's pattern, as llama.cpp's matcher decides it):
+ * [\p{Han}]+ | [^\r\n\p{L}\p{N}]? non-Han letters+ ('s|'t|'re|'ve|'m|'ll|'d,
+ * any case)? | \p{N}{1,3} | ?[^\s\p{L}\p{N}]+[\r\n]* | \s*[\r\n]+ |
+ * \s+(?!\S) | \s+. Letters here are all of \p{L} (the case split of the
+ * original pattern makes no difference to where a run ends), and a Han
+ * ideograph ends a letter run. */
+static void split_kimi_k2(frag *f)
+{
+    size_t pos = f->ini;
+    while (pos < f->end) {
+        uint32_t cpt = fr_cpt(f, pos);
+        uint8_t fl = fr_flags(f, pos);
+        if (is_han(cpt)) {
+            while (is_han(fr_cpt(f, pos)))
+                pos++;
+            fr_emit(f, pos);
+            continue;
+        }
+        /* a non-letter, non-number, non-newline lead may start a word */
+        const bool lead = !(cpt == '\r' || cpt == '\n' || F_L(fl) || F_N(fl));
+        if ((F_L(fl) && !is_han(cpt)) || (lead && kimi_letter(f, pos + 1))) {
+            pos += lead;
+            while (kimi_letter(f, pos))
+                pos++;
+            pos += match_contraction(f, pos, true);
+            fr_emit(f, pos);
+            continue;
+        }
+        if (F_N(fl)) {
+            size_t ini = pos;
+            while (F_N(fr_flags(f, pos))) {
+                if (++pos - ini >= 3) {
+                    fr_emit(f, pos);
+                    ini = pos;
+                }
+            }
+            fr_emit(f, pos);
+            continue;
+        }
+        uint8_t fl2 = cpt == ' ' ? fr_flags(f, pos + 1) : fl;
+        if (!(F_WS(fl2) | F_L(fl2) | F_N(fl2)) && fl2) {
+            pos += (cpt == ' ');
+            while (!(F_WS(fl2) | F_L(fl2) | F_N(fl2)) && fl2)
+                fl2 = fr_flags(f, ++pos);
+            uint32_t c2 = fr_cpt(f, pos);
+            while (c2 == '\r' || c2 == '\n')
+                c2 = fr_cpt(f, ++pos);
+            fr_emit(f, pos);
+            continue;
+        }
+        match_whitespace(f, &pos, true);
+    }
+}
+
 /* Subjects for the PCRE2 regexes, built on first need. */
 typedef struct subjects {
     const uint32_t *cpts;
@@ -601,6 +703,8 @@ int64_t mp_pretok_split(const mp_pretok *p, const uint32_t *cpts, size_t n, size
                 frag f = {.cpts = cpts, .ini = start, .end = start + cur.v[k], .prev_end = start, .out = &next};
                 if (r->custom == RX_CUSTOM_GPT2)
                     split_gpt2(&f);
+                else if (r->custom == RX_CUSTOM_KIMI_K2)
+                    split_kimi_k2(&f);
                 else
                     split_llama3(&f, r->custom == RX_CUSTOM_LLAMA3 ? 3 : 1);
                 start += cur.v[k];

@@ -1,8 +1,8 @@
 /* Byte-level BPE pre-tokenizers: split text into words exactly as
  * llama.cpp's unicode_regex_split() does for the regex list of each
  * tokenizer.ggml.pre value. Regexes that llama.cpp runs through a hand-written
- * matcher (the GPT-2, Llama-3 and Qwen2 patterns) get equivalent hand-written
- * matchers here; the others run through PCRE2 with llama.cpp's rewriting
+ * matcher (the GPT-2, Llama-3, Qwen2 and Kimi-K2 patterns) get equivalent
+ * hand-written matchers here; the others run through PCRE2 with llama.cpp's rewriting
  * (\p{..} classes on a one-byte-per-code-point "collapsed" text, non-ASCII
  * whitespace as \v), so both give the same splits.
  * Internal to src/tokenizer/ (and its tests). */
@@ -26,6 +26,9 @@ typedef enum mp_pretok_kind {
     MP_PRETOK_CHATGLM4,     /* Llama-3 regex, no default BOS ("glm4", "chatglm-bpe") */
     MP_PRETOK_QWEN2,        /* "qwen2" and friends */
     MP_PRETOK_DEEPSEEK_LLM, /* "deepseek-llm" */
+    MP_PRETOK_DEEPSEEK_CODER, /* "deepseek-coder" */
+    MP_PRETOK_DEEPSEEK3,    /* "deepseek-v3" (DeepSeek-V3/R1/V3.1), "hunyuan-dense", "joyai-llm", "hy_v4" */
+    MP_PRETOK_KIMI_K2,      /* "kimi-k2": Llama-3-like, Han runs apart (merges may be absent) */
 } mp_pretok_kind;
 
 /* Maps a tokenizer.ggml.pre value (NULL or "" = missing) to its family.

@@ -521,7 +521,7 @@ done:
         free(out.v);
         return st;
     }
-    if (ids && cap > 0)
+    if (ids && cap > 0 && out.n > 0) /* out.v is NULL for no tokens: memcpy's pointers must be valid */
         memcpy(ids, out.v, (size_t)((int64_t)out.n < cap ? (int64_t)out.n : cap) * sizeof(int32_t));
     free(out.v);
     return (int64_t)out.n;
@@ -878,7 +878,11 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     if (t->type == VOCAB_BPE) {
         uint64_t n_merges;
         const mp_gguf_str *merges;
-        if ((st = get_str_array(g, "tokenizer.ggml.merges", true, &n_merges, &merges, err)) != MP_OK)
+        /* llama.cpp loads a kimi-k2 vocab without merges (its converter
+         * rebuilds them from tiktoken ranks, but need not): words then stay
+         * in single byte-level symbols */
+        const bool merges_required = t->pre_kind != MP_PRETOK_KIMI_K2;
+        if ((st = get_str_array(g, "tokenizer.ggml.merges", merges_required, &n_merges, &merges, err)) != MP_OK)
             goto fail;
         if (mp_tok_map_init(&t->merges, n_merges) != 0) {
             st = mp_err_set(err, MP_E_NOMEM, "%s: out of memory for %llu merges", path, (unsigned long long)n_merges);

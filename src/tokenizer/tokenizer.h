@@ -1,7 +1,7 @@
 /* Tokenizers built from GGUF metadata, matching llama.cpp (src/llama-vocab.cpp):
  * SentencePiece (tokenizer.ggml.model = "llama") and byte-level BPE ("gpt2")
  * with the pre-tokenizer named by tokenizer.ggml.pre (default/gpt-2,
- * llama3/llama-bpe, qwen2, deepseek-llm, ...). Special tokens, BOS/EOS flags,
+ * llama3/llama-bpe, qwen2, deepseek-llm/-coder/-v3, kimi-k2, glm4, ...). Special tokens, BOS/EOS flags,
  * and detokenisation that round-trips bytes. */
 #ifndef MP_TOKENIZER_H
 #define MP_TOKENIZER_H

@@ -36,6 +36,7 @@ typedef struct ref_layer {
     ref_mat gate_up_exps;               /* fused: (n_expert * 2 n_ff, n_embd), gate rows first per expert */
     ref_mat probs_b;                    /* (n_expert) selection bias, optional */
     ref_mat gate_sh, up_sh, down_sh;    /* shared experts: (n_sh, n_embd) x2, (n_embd, n_sh) */
+    ref_mat gate_inp_sh;                /* qwen2moe: (1, n_embd), the shared expert's sigmoid gate */
     /* deepseek2 MLA */
     ref_mat wq_a, q_a_norm, wq_b;       /* (q_lora, n_embd), (q_lora), (n_head*dk, q_lora) */
     ref_mat wkv_a, kv_a_norm;           /* (kv_lora + n_rot, n_embd), (kv_lora) */
@@ -45,7 +46,7 @@ typedef struct ref_layer {
     double *k_cache, *v_cache;          /* (n_ctx, n_head_kv*hd); MLA latent: (n_ctx, kv_lora + n_rot) */
 } ref_layer;
 
-enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE, REF_DEEPSEEK2, REF_GLM4MOE };
+enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE, REF_DEEPSEEK2, REF_GLM4MOE, REF_QWEN2MOE };
 
 struct mp_ref_model {
     enum ref_arch arch;
@@ -58,6 +59,7 @@ struct mp_ref_model {
     bool rope_neox, norm_topk;
     /* deepseek2 / glm4moe */
     int n_nextn, n_dense_lead, n_shared, n_ff_dense, n_group, n_group_used;
+    int n_ff_sh; /* shared FFN width: n_ff * n_shared, or qwen2moe's own */
     bool sigmoid;
     double w_scale;
     bool mla, mla_split;
@@ -181,7 +183,7 @@ void mp_ref_model_free(mp_ref_model *m)
                                &L->ffn_down, &L->router, &L->gate_exps, &L->up_exps, &L->down_exps,
                                &L->gate_up_exps, &L->probs_b, &L->gate_sh, &L->up_sh, &L->down_sh,
                                &L->wq_a, &L->q_a_norm, &L->wq_b, &L->wkv_a, &L->kv_a_norm, &L->wk_b,
-                               &L->wv_b, &L->wkv_b};
+                               &L->wv_b, &L->wkv_b, &L->gate_inp_sh};
             for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) free_mat(mats[i], NULL);
             free(L->k_cache);
             free(L->v_cache);
@@ -301,6 +303,7 @@ static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
     else if (!strcmp(arch, "olmoe")) m->arch = REF_OLMOE;
     else if (!strcmp(arch, "deepseek2")) m->arch = REF_DEEPSEEK2;
     else if (!strcmp(arch, "glm4moe")) m->arch = REF_GLM4MOE;
+    else if (!strcmp(arch, "qwen2moe")) m->arch = REF_QWEN2MOE;
     else return mp_err_set(err, MP_E_UNSUPPORTED, "%s: architecture '%s' is not supported", path, arch);
     snprintf(m->arch_name, sizeof m->arch_name, "%s", arch);
     if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE) return read_hparams_ds(m, g, arch, err);
@@ -344,9 +347,21 @@ static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
     /* llama.cpp: normal RoPE for llama, NEOX for qwen3moe and olmoe; the
      * top-k weights are renormalised for llama (Mixtral) and qwen3moe only. */
     m->rope_neox = m->arch != REF_LLAMA;
-    m->norm_topk = m->arch != REF_OLMOE;
+    m->norm_topk = m->arch != REF_OLMOE && m->arch != REF_QWEN2MOE;
     m->rope_mag = 1.0;
     m->kq_scale = 1.0 / sqrt((double)m->head_dim);
+    if (m->arch == REF_QWEN2MOE) {
+        /* llama.cpp qwen2moe.cpp: softmax, no renormalisation, no scale (the
+         * gating keys are not read); expert width n_ff / n_used unless given;
+         * one shared expert, its width n_ff unless given */
+        int nff = 0;
+        if ((rc = get_hp_u32(g, arch, "feed_forward_length", 0, &nff, err))) return rc;
+        if ((rc = get_hp_u32(g, arch, "expert_feed_forward_length", nff / m->n_expert_used, &m->n_ff, err))) return rc;
+        if ((rc = get_hp_u32(g, arch, "expert_shared_feed_forward_length", nff, &m->n_ff_sh, err))) return rc;
+        m->n_shared = 1;
+        m->sigmoid = false;
+        m->w_scale = 0;
+    }
     return MP_OK;
 }
 
@@ -391,7 +406,8 @@ static int load_layers_ds(mp_ref_model *m, const mp_gguf *g, mp_err *err)
             if ((rc = load_layer_mat(g, il, "attn_v.bias", false, KW, 1, &L->bv, err))) return rc;
             if ((rc = load_layer_mat(g, il, "attn_q_norm.weight", false, m->head_dim, 1, &L->q_norm, err))) return rc;
             if ((rc = load_layer_mat(g, il, "attn_k_norm.weight", false, m->head_dim, 1, &L->k_norm, err))) return rc;
-            if ((rc = load_layer_mat(g, il, "post_attention_norm.weight", true, E, 1, &L->ffn_norm, err))) return rc;
+            if ((rc = load_layer_mat(g, il, m->arch == REF_QWEN2MOE ? "ffn_norm.weight" : "post_attention_norm.weight",
+                                     true, E, 1, &L->ffn_norm, err))) return rc;
         }
         if (L->dense) {
             const int64_t FD = m->n_ff_dense;
@@ -399,7 +415,7 @@ static int load_layers_ds(mp_ref_model *m, const mp_gguf *g, mp_err *err)
             if ((rc = load_layer_mat(g, il, "ffn_up.weight", true, E, FD, &L->ffn_up, err))) return rc;
             if ((rc = load_layer_mat(g, il, "ffn_down.weight", true, FD, E, &L->ffn_down, err))) return rc;
         } else {
-            const int64_t S = F * m->n_shared;
+            const int64_t S = m->n_ff_sh;
             if ((rc = load_layer_mat(g, il, "ffn_gate_inp.weight", true, E, NE, &L->router, err))) return rc;
             if ((rc = load_layer_mat(g, il, "exp_probs_b.bias", false, NE, 1, &L->probs_b, err))) return rc;
             if ((rc = load_layer_mat(g, il, "ffn_gate_up_exps.weight", false, E, NE * 2 * F, &L->gate_up_exps, err)))
@@ -415,6 +431,9 @@ static int load_layers_ds(mp_ref_model *m, const mp_gguf *g, mp_err *err)
                 if ((rc = load_layer_mat(g, il, "ffn_gate_shexp.weight", true, E, S, &L->gate_sh, err))) return rc;
                 if ((rc = load_layer_mat(g, il, "ffn_up_shexp.weight", true, E, S, &L->up_sh, err))) return rc;
                 if ((rc = load_layer_mat(g, il, "ffn_down_shexp.weight", true, S, E, &L->down_sh, err))) return rc;
+                if (m->arch == REF_QWEN2MOE &&
+                    (rc = load_layer_mat(g, il, "ffn_gate_inp_shexp.weight", true, E, 1, &L->gate_inp_sh, err)))
+                    return rc;
             }
         }
         const int64_t KW = m->mla ? m->kv_w : (int64_t)m->n_head_kv * m->head_dim;
@@ -457,7 +476,8 @@ int mp_ref_model_load(mp_ref_model **out, const char *path, const mp_ref_opts *o
     m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
     if (!m->layers) { rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path); goto fail; }
 
-    if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE) {
+    if (m->arch != REF_QWEN2MOE) m->n_ff_sh = m->n_ff * m->n_shared;
+    if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE || m->arch == REF_QWEN2MOE) {
         if ((rc = load_layers_ds(m, g, err))) goto fail;
         goto scratch;
     }
@@ -520,6 +540,7 @@ scratch:;
     if (m->n_ff > big) big = m->n_ff;
     if (m->n_ff_dense > big) big = m->n_ff_dense;
     if ((int64_t)m->n_ff * m->n_shared > big) big = (int64_t)m->n_ff * m->n_shared;
+    if (m->n_ff_sh > big) big = m->n_ff_sh;
     if (m->q_lora > big) big = m->q_lora;
     m->mq = calloc((size_t)big, sizeof(double));
     m->mkv = calloc((size_t)big, sizeof(double));
@@ -925,8 +946,14 @@ static void feed_forward_ds(mp_ref_model *m, ref_layer *L)
     double acc[E];
     for (int i = 0; i < E; i++) acc[i] = 0;
     if (L->gate_sh.w) {
-        swiglu_at(m, &L->gate_sh, 0, &L->up_sh, 0, &L->down_sh, 0, F * m->n_shared, m->xn, m->ffn_out);
-        for (int i = 0; i < E; i++) acc[i] = m->ffn_out[i];
+        swiglu_at(m, &L->gate_sh, 0, &L->up_sh, 0, &L->down_sh, 0, m->n_ff_sh, m->xn, m->ffn_out);
+        double gs = 1.0; /* qwen2moe: sigmoid of the shared gate's logit */
+        if (L->gate_inp_sh.w) {
+            double gl;
+            matvec(m, &L->gate_inp_sh, 0, 1, m->xn, &gl);
+            gs = 1.0 / (1.0 + exp(-gl));
+        }
+        for (int i = 0; i < E; i++) acc[i] = gs * m->ffn_out[i];
     }
     double *p = m->router_p, sel[256];
     matvec(m, &L->router, 0, NE, m->xn, p);
@@ -992,7 +1019,7 @@ static void eval_token(mp_ref_model *m, int32_t id, float *logits)
     const int E = m->n_embd, pos = m->n_past;
     const float *row = m->tok_embd.w + (int64_t)id * E;
     for (int i = 0; i < E; i++) m->x[i] = row[i];
-    const bool ds = m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE;
+    const bool ds = m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE || m->arch == REF_QWEN2MOE;
     for (int il = 0; il < m->n_layer; il++) {
         if (m->mla) attention_mla(m, &m->layers[il], pos);
         else attention(m, &m->layers[il], pos);
