@@ -1055,7 +1055,7 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             const char *v = NEXT();
             int t = parse_type(v);
             if (t < 0) die("%s: unknown type '%s' (see --help)", a, v);
-            if (a[2] == 'x') o->expert_type = t;
+            if (a[3] == 'x') /* --expert-type (a[2] is 'e' for --embd-type too) */ o->expert_type = t;
             else if (a[2] == 'a') o->attn_type = t;
             else o->embd_type = t;
         } else if (!strcmp(a, "--n-embd")) {
