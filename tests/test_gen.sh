@@ -38,6 +38,8 @@ MODELS=(
   "deepseek2-v3-q4_K|--arch deepseek2 --type q4_K --n-embd 256 --n-head 4 --n-ff 512 --n-ff-exp 256 --kv-lora 256 --v-dim 64 --q-lora 256 --n-expert 8 --n-expert-used 3 --gating sigmoid --probs-bias --n-group 4 --n-group-used 2 --weights-norm --weights-scale 2.5 --fused-gate-up"
   "deepseek2-kvb-q8_0|--arch deepseek2 --type q8_0 --mla-kv-b --n-shared 2"
   "glm4moe-q8_0|--arch glm4moe --type q8_0 --n-head 2 --n-head-kv 1 --head-dim 64 --n-dense-lead 1 --n-layer 3 --attn-bias --qk-norm --n-nextn 1"
+  "gpt-oss-mxfp4|--arch gpt-oss --type q8_0 --expert-type mxfp4 --n-head 2 --n-head-kv 1 --head-dim 64 --n-layer 3 --swa 16 --yarn 32 --yarn-orig 256"
+  "gpt-oss-f16|--arch gpt-oss --type f16 --n-layer 3 --swa-pattern 3 --rope-base-swa 10000"
 )
 
 for m in "${MODELS[@]}"; do
