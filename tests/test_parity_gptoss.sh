@@ -8,7 +8,8 @@
 # mixes: f32; MXFP4 experts with f32 / f16 / q8_0 elsewhere; a window pattern of 3 with the
 # sliding layers' own rope base (rope.freq_base_swa); a 560-token prompt at -c 768 (two
 # chunks, decode over a key view of 768: the split-KV path with the sink on its first range).
-# Then 32 MXFP4 experts top-4 streamed under --mem and from a pack must give the in-RAM
+# A file quantised by llama.cpp itself (MXFP4_MOE) from the f32 model, mapped and streamed
+# through a 4-expert cache. Then 32 MXFP4 experts top-4 streamed under --mem and from a pack must give the in-RAM
 # run's logits and tokens byte for byte. Skips (77) without a built peer.
 set -u
 B=${MP_BUILD:-.}
@@ -65,6 +66,42 @@ run mx-32x4 mxfp4 --type q8_0 --expert-type mxfp4 --n-ff 512 --n-layer 4 --n-exp
 LIDS=1
 for i in $(seq 1 559); do LIDS="$LIDS,$(( (i * 37 + 11) % 377 + 3 ))"; done
 RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 768" run long-mx mxfp4 --expert-type mxfp4 --n-layer 2 --n-ctx 4096
+
+# a file made by llama.cpp's own quantiser (llama_model_quantize, what llama-quantize runs)
+# with MXFP4_MOE (ftype 38: the 3-D expert tensors in mxfp4, attention and output in q8_0)
+# from the f32 model; mapped and with the experts streamed through a cache of 4 of 8 per layer
+BINS="$PEER/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
+INC="$PEER/build/llama.cpp-src"
+if command -v "${CC:-cc}" >/dev/null 2>&1 && [ -f "$INC/include/llama.h" ] && [ -f "$BINS/libllama.v0.5.0.so" ] &&
+    "${CC:-cc}" -O1 -std=gnu11 -I"$INC/include" -I"$INC/ggml/include" -o "$T/pq" "$S/tests/helpers/peer/peer_quantize.c" \
+        -L"$BINS" -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so -Wl,-rpath,"$BINS" 2>"$T/cc.err"; then
+    if "$T/pq" "$T/f32.gguf" "$T/mxfp4_moe.gguf" 38 >"$T/q.log" 2>&1; then
+        types=$(grep -o 'converting to [a-z0-9_A-Z]*' "$T/q.log" | awk '{print $3}' | sort | uniq -c | awk '{print $2 " x" $1}' | paste -sd, -)
+        echo "llama-quantize MXFP4_MOE: $types"
+        for extra in "" "--cache-experts 4"; do
+            lc=$("$LL" -m "$T/mxfp4_moe.gguf" --ids "$IDS" -n $MP_PARITY_NGEN -t 2 --no-repack --dump "$T/l.f32" 2>&1) ||
+                { echo "FAIL: llama_logits mxfp4_moe"; fail=1; break; }
+            # shellcheck disable=SC2086
+            eng=$("$B/moepager" logits -m "$T/mxfp4_moe.gguf" --ids "$IDS" -o "$T/e.f32" -n $MP_PARITY_NGEN -t 2 $extra \
+                2>"$T/e.err") || { echo "FAIL: moepager mxfp4_moe $extra"; cat "$T/e.err"; fail=1; break; }
+            if [ -n "$extra" ] && ! grep -q "expert cache:.*[1-9][0-9]* misses" "$T/e.err"; then
+                echo "FAIL: mxfp4_moe $extra: no expert was read through the cache"; fail=1
+            fi
+            out=$("$B/mp-cmp-logits" "$T/e.f32" "$T/l.f32" --tol "$(mp_parity_tol mxfp4)"); rc=$?
+            gl=$(echo "$lc" | grep '^gen_ids:'); ge=$(echo "$eng" | grep '^gen_ids:')
+            printf "%-10s %-12s %-12s %-8s\n" "quantize" "mxfp4_moe${extra:+ cached}" "$(echo "$out" | awk '{print $6}')" \
+                "$([ -n "$gl" ] && [ "$gl" = "$ge" ] && echo same || echo DIFF)"
+            if [ $rc -ne 0 ]; then
+                if mp_parity_exact; then echo "FAIL: mxfp4_moe $extra: $out"; fail=1; else echo "  (not SIMD-exact: reported only) $out"; fi
+            fi
+            if { [ -z "$gl" ] || [ "$gl" != "$ge" ]; } && mp_parity_exact; then fail=1; fi
+        done
+    else
+        echo "FAIL: peer quantise MXFP4_MOE:"; tail -3 "$T/q.log"; fail=1
+    fi
+else
+    echo "note: no C compiler or peer headers/libllama: skipped the llama-quantize MXFP4_MOE file"
+fi
 
 # streamed: 32 MXFP4 experts top-4 (4 layers) under a budget that holds a few of them;
 # then the same from a pack
