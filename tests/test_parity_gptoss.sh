@@ -7,7 +7,8 @@
 #   <= 1e-2 with MXFP4 experts, and the same greedy tokens;
 # mixes: f32; MXFP4 experts with f32 / f16 / q8_0 elsewhere; a window pattern of 3 with the
 # sliding layers' own rope base (rope.freq_base_swa); a 560-token prompt at -c 768 (two
-# chunks, decode over a key view of 768: the split-KV path with the sink on its first range).
+# chunks, decode over a key view of 768: the split-KV path with the sink on its first range)
+# and a 900-token one at -c 1024 (past llama.cpp's 768-cell sliding-window cache).
 # A file quantised by llama.cpp itself (MXFP4_MOE) from the f32 model, mapped and streamed
 # through a 4-expert cache. Then 32 MXFP4 experts top-4 streamed under --mem and from a pack must give the in-RAM
 # run's logits and tokens byte for byte. Skips (77) without a built peer.
@@ -66,6 +67,10 @@ run mx-32x4 mxfp4 --type q8_0 --expert-type mxfp4 --n-ff 512 --n-layer 4 --n-exp
 LIDS=1
 for i in $(seq 1 559); do LIDS="$LIDS,$(( (i * 37 + 11) % 377 + 3 ))"; done
 RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 768" run long-mx mxfp4 --expert-type mxfp4 --n-layer 2 --n-ctx 4096
+# 900 + 16 tokens at -c 1024: past llama.cpp's sliding-window cache of pad(16 + 512, 256) = 768
+# cells, whose cells it then reuses for new positions
+for i in $(seq 560 899); do LIDS="$LIDS,$(( (i * 37 + 11) % 377 + 3 ))"; done
+RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 1024" run long900 mxfp4 --expert-type mxfp4 --n-layer 2 --n-ctx 4096
 
 # a file made by llama.cpp's own quantiser (llama_model_quantize, what llama-quantize runs)
 # with MXFP4_MOE (ftype 38: the 3-D expert tensors in mxfp4, attention and output in q8_0)
