@@ -233,6 +233,64 @@ static void test_kat_iq4(void)
     CHECK(y[64] == -32.0f); /* sub-block 2: stored 0 -> -32, level 8 (1) */
 }
 
+static void test_kat_mxfp4(void)
+{
+    /* e first, then 16 bytes of E2M1 codes: low nibble element j, high j + 16 */
+    uint8_t blk[17];
+    memset(blk, 0, sizeof blk);
+    blk[0] = 128;    /* 2^(128-128) = 1 times the doubled table: E2M1 value * 2 */
+    blk[1] = 0x7F;   /* element 0: code 15 (-12), element 16: code 7 (12) */
+    blk[4] = 0x19;   /* element 3: code 9 (-1), element 19: code 1 (1) */
+    blk[16] = 0x5D;  /* element 15: code 13 (-6), element 31: code 5 (6) */
+    float y[64];
+    CHECK(mp_dequantize_row(MP_TYPE_MXFP4, blk, y, 32) == MP_OK);
+    CHECK(y[0] == -12.f && y[16] == 12.f && y[3] == -1.f && y[19] == 1.f && y[15] == -6.f && y[31] == 6.f);
+    CHECK(y[1] == 0.f && y[17] == 0.f);
+    blk[0] = 127;    /* 2^-1: the true E2M1 values */
+    CHECK(mp_dequantize_row(MP_TYPE_MXFP4, blk, y, 32) == MP_OK);
+    CHECK(y[0] == -6.f && y[3] == -0.5f && y[31] == 3.f);
+    /* the E8M0 extremes: 0 and 1 are the denormals 2^-128, 2^-127; 255 is 2^127 */
+    CHECK(mp_e8m0_half(0) == 0x1p-128f && mp_e8m0_half(1) == 0x1p-127f && mp_e8m0_half(2) == 0x1p-126f);
+    CHECK(mp_e8m0_half(255) == 0x1p127f && mp_e8m0_half(130) == 4.f);
+    CHECK(mp_row_size(MP_TYPE_MXFP4, 64) == 34);
+
+    /* quantise: amax 6 -> e = floor(log2 6) - 2 + 127 = 127 (scale 2^-1), so the
+     * E2M1 values themselves are exact; 2.5 sits between 2 and 3 and takes the
+     * first of equal errors (code 4 = 2) */
+    float x[32];
+    static const float e2m1[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+    for (int j = 0; j < 32; j++) x[j] = (j & 1 ? -1.f : 1.f) * e2m1[(j * 3) % 8];
+    x[5] = 6.f;
+    CHECK(mp_quantize_row_ref(MP_TYPE_MXFP4, x, blk, 32) == MP_OK);
+    CHECK(blk[0] == 127);
+    CHECK(mp_dequantize_row(MP_TYPE_MXFP4, blk, y, 32) == MP_OK);
+    for (int j = 0; j < 32; j++) CHECKF(y[j] == x[j], "mxfp4 %d: %g vs %g", j, y[j], x[j]);
+    x[2] = 2.5f;
+    CHECK(mp_quantize_row_ref(MP_TYPE_MXFP4, x, blk, 32) == MP_OK);
+    CHECK((blk[1 + 2] & 0xF) == 4);
+    /* a scaled row: amax 100 -> e = 6 - 2 + 127 = 131 (step 2^3 on the doubled table) */
+    for (int j = 0; j < 32; j++) x[j] = 0;
+    x[0] = 100.f;
+    x[20] = -17.f; /* nearest of -16, -24 (8 * {-2, -3}) is -16: code 10 */
+    CHECK(mp_quantize_row_ref(MP_TYPE_MXFP4, x, blk, 32) == MP_OK);
+    CHECK(blk[0] == 131 && (blk[1] & 0xF) == 7 && (blk[1 + 4] >> 4) == 10);
+
+    /* the scalar dot: one block against Q8_0 (d = 0.5): sum_j w_j * q_j * d */
+    mp_block_q8_0 a;
+    a.d = 0x3800;
+    for (int j = 0; j < 32; j++) a.qs[j] = (int8_t)(j - 16);
+    CHECK(mp_dequantize_row(MP_TYPE_MXFP4, blk, y, 32) == MP_OK);
+    double want = 0;
+    for (int j = 0; j < 32; j++) want += (double)y[j] * (j - 16) * 0.5;
+    for (int isa = MP_ISA_SCALAR; isa <= MP_ISA_AVX512; isa++) {
+        const mp_vec_dot_fn dot = mp_get_vec_dot_isa(MP_TYPE_MXFP4, (mp_isa)isa);
+        if (!dot) continue;
+        float s = 0;
+        dot(32, &s, blk, &a);
+        CHECKF(s == (float)want, "mxfp4 %s dot %g vs %g", mp_isa_name((mp_isa)isa), s, want);
+    }
+}
+
 static void test_kat_q8_K_and_float(void)
 {
     static mp_block_q8_K b;
@@ -273,6 +331,7 @@ static void test_roundtrip(void)
         {MP_TYPE_F16, 4e-4},  {MP_TYPE_BF16, 3e-3}, {MP_TYPE_Q8_0, 8e-3}, {MP_TYPE_Q8_K, 0.012},
         {MP_TYPE_Q4_0, 0.11}, {MP_TYPE_Q4_K, 0.09}, {MP_TYPE_Q5_K, 0.05}, {MP_TYPE_Q6_K, 0.025},
         {MP_TYPE_Q2_K, 0.40}, {MP_TYPE_Q3_K, 0.20}, {MP_TYPE_IQ4_NL, 0.12}, {MP_TYPE_IQ4_XS, 0.10},
+        {MP_TYPE_MXFP4, 0.20},
     };
     enum { N = 4096 };
     static float x[N], y[N];
@@ -333,6 +392,7 @@ static void make_weights(uint32_t type, int64_t n, void *w, bool raw_bytes)
             memcpy(blk + 82, &d, 2);
             break;
         case MP_TYPE_Q3_K: memcpy(blk + 108, &d, 2); break;
+        case MP_TYPE_MXFP4: blk[0] = (uint8_t)(118 + mp_rng_u32(&rng) % 8); break; /* 2^-10 .. 2^-3 */
         default: memcpy(blk, &d, 2); break;
         }
     }
@@ -458,6 +518,7 @@ int main(void)
     test_kat_q2_K();
     test_kat_q3_K();
     test_kat_iq4();
+    test_kat_mxfp4();
     test_kat_q8_K_and_float();
     test_roundtrip();
     CHECK(mp_act_type(MP_TYPE_Q4_0) == MP_TYPE_Q8_0 && mp_act_type(MP_TYPE_Q6_K) == MP_TYPE_Q8_K);
@@ -465,6 +526,7 @@ int main(void)
     CHECK(mp_act_row_size(MP_TYPE_Q4_K, 512) == 2 * 292);
     CHECK(mp_act_type(MP_TYPE_Q2_K) == MP_TYPE_Q8_K && mp_act_type(MP_TYPE_Q3_K) == MP_TYPE_Q8_K);
     CHECK(mp_act_type(MP_TYPE_IQ4_XS) == MP_TYPE_Q8_K && mp_act_type(MP_TYPE_IQ4_NL) == MP_TYPE_Q8_0);
+    CHECK(mp_act_type(MP_TYPE_MXFP4) == MP_TYPE_Q8_0 && mp_type_supported(MP_TYPE_MXFP4));
     CHECK(mp_row_size(MP_TYPE_Q2_K, 512) == 168 && mp_row_size(MP_TYPE_Q3_K, 256) == 110);
     CHECK(mp_row_size(MP_TYPE_IQ4_NL, 64) == 36 && mp_row_size(MP_TYPE_IQ4_XS, 256) == 136);
     CHECK(!mp_type_supported(MP_TYPE_IQ3_S) && !mp_type_supported(MP_TYPE_Q5_0));

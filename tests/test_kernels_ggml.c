@@ -82,6 +82,7 @@ static const char *type_name(uint32_t t)
     case MP_TYPE_Q3_K: return "q3_K";
     case MP_TYPE_IQ4_NL: return "iq4_nl";
     case MP_TYPE_IQ4_XS: return "iq4_xs";
+    case MP_TYPE_MXFP4: return "mxfp4";
     }
     return "?";
 }
@@ -247,7 +248,7 @@ static void test_quantize_ref(void *base)
         {MP_TYPE_Q2_K, "quantize_row_q2_K_ref"}, {MP_TYPE_Q3_K, "quantize_row_q3_K_ref"},
         {MP_TYPE_Q4_K, "quantize_row_q4_K_ref"}, {MP_TYPE_Q5_K, "quantize_row_q5_K_ref"},
         {MP_TYPE_Q6_K, "quantize_row_q6_K_ref"}, {MP_TYPE_IQ4_NL, "quantize_row_iq4_nl_ref"},
-        {MP_TYPE_IQ4_XS, "quantize_row_iq4_xs_ref"},
+        {MP_TYPE_IQ4_XS, "quantize_row_iq4_xs_ref"}, {MP_TYPE_MXFP4, "quantize_row_mxfp4_ref"},
     };
     enum { N = 4096 };
     float *x = malloc(sizeof(float) * N);

@@ -99,9 +99,14 @@ static inline float mp_rng_normalish(mp_rng *r)
 
 /* ---- model description ----------------------------------------------- */
 
-typedef enum gen_arch { ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_GLM4MOE, ARCH_QWEN2MOE, ARCH_COUNT } gen_arch;
-static const char *const arch_cli_names[] = {"llama", "llama-moe", "qwen3moe", "olmoe", "deepseek2", "glm4moe", "qwen2moe"};
-static const char *const arch_gguf_names[] = {"llama", "llama", "qwen3moe", "olmoe", "deepseek2", "glm4moe", "qwen2moe"};
+typedef enum gen_arch {
+    ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_GLM4MOE, ARCH_QWEN2MOE, ARCH_GPTOSS,
+    ARCH_COUNT
+} gen_arch;
+static const char *const arch_cli_names[] = {"llama",    "llama-moe", "qwen3moe", "olmoe",
+                                             "deepseek2", "glm4moe",   "qwen2moe", "gpt-oss"};
+static const char *const arch_gguf_names[] = {"llama",    "llama",   "qwen3moe", "olmoe",
+                                              "deepseek2", "glm4moe", "qwen2moe", "gpt-oss"};
 
 /* What a tensor is for; picks its type (--type mixes, --*-type overrides)
  * and the std of its values. */
@@ -163,6 +168,9 @@ typedef struct gen_opts {
     /* qwen2moe (also uses attn_bias) */
     int64_t n_ff_shexp;       /* the shared expert's width; 0: n_ff */
     bool shexp_key;           /* write expert_shared_feed_forward_length (only when given) */
+    /* gpt-oss (also uses head_dim, yarn_*) */
+    int64_t n_swa, swa_pattern; /* sliding window; pattern 0: key absent (llama.cpp's default 2) */
+    float rope_base_swa;        /* 0: key absent */
 } gen_opts;
 
 typedef struct gen_model {
@@ -327,6 +335,40 @@ static void model_build_qwen2moe(gen_model *m, const gen_opts *o)
     if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
 }
 
+/* gpt-oss (llama.cpp src/models/openai-moe.cpp load_arch_tensors): GQA
+ * with biases on q/k/v/o, per-head sink logits, post_attention_norm before
+ * the FFN, a router with a bias, experts with biases. */
+static void model_build_gptoss(gen_model *m, const gen_opts *o)
+{
+    const int64_t E = o->n_embd, hd = o->head_dim, X = o->n_expert, F = o->n_ff_exp;
+    const int64_t nq = o->n_head * hd, nkv = o->n_head_kv * hd;
+    model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
+    for (int64_t i = 0; i < o->n_layer; i++) {
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
+        model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
+        model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
+        model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
+        model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
+        model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
+        model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+        model_add(m, o, ROLE_ATTN, nq, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
+        model_add(m, o, ROLE_BIAS, E, 0, 0, "blk.%" PRId64 ".attn_output.bias", i);
+        model_add(m, o, ROLE_BIAS, o->n_head, 0, 0, "blk.%" PRId64 ".attn_sinks.weight", i);
+        m->t[m->n - 1].scale = 1.0f; /* sinks of the order of the attention logits */
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".post_attention_norm.weight", i);
+        model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
+        model_add(m, o, ROLE_BIAS, X, 0, 0, "blk.%" PRId64 ".ffn_gate_inp.bias", i);
+        model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_gate_exps.weight", i);
+        model_add(m, o, ROLE_BIAS, F, X, 0, "blk.%" PRId64 ".ffn_gate_exps.bias", i);
+        model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_up_exps.weight", i);
+        model_add(m, o, ROLE_BIAS, F, X, 0, "blk.%" PRId64 ".ffn_up_exps.bias", i);
+        model_add(m, o, ROLE_EXP_DOWN, F, E, X, "blk.%" PRId64 ".ffn_down_exps.weight", i);
+        model_add(m, o, ROLE_BIAS, E, X, 0, "blk.%" PRId64 ".ffn_down_exps.bias", i);
+    }
+    model_add(m, o, ROLE_NORM, E, 0, 0, "output_norm.weight");
+    if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
+}
+
 /* deepseek2 (llama.cpp src/models/deepseek2.cpp load_arch_tensors): MLA
  * attention, leading dense layers, routed + shared experts. */
 static void model_build_deepseek2(gen_model *m, const gen_opts *o)
@@ -396,6 +438,10 @@ static void model_build(gen_model *m, const gen_opts *o)
     }
     if (o->arch == ARCH_QWEN2MOE) {
         model_build_qwen2moe(m, o);
+        return;
+    }
+    if (o->arch == ARCH_GPTOSS) {
+        model_build_gptoss(m, o);
         return;
     }
     model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
@@ -642,6 +688,21 @@ static void gen_iq4_xs(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
     }
 }
 
+/* MXFP4 {u8 e; u8 qs[16]}: value kvalues_mxfp4[code] * 2^(e-128); uniform
+ * codes have rms 5.85 on the doubled table, so e = 128 + log2(std / 5.85),
+ * jittered by one octave either way per block. */
+static void gen_mxfp4(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    int e0 = 128 + (int)lrintf(log2f(t->scale / 5.85f));
+    if (e0 < 3) e0 = 3;
+    if (e0 > 250) e0 = 250;
+    for (size_t b = 0; b < n; b++, dst += 17) {
+        mp_rng_bytes(r, dst, 17);
+        static const int jit[4] = {-1, 0, 0, 1};
+        dst[0] = (uint8_t)(e0 + jit[dst[0] & 3]);
+    }
+}
+
 static void gen_units(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
 {
     switch (t->type) {
@@ -657,6 +718,7 @@ static void gen_units(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
     case MP_TYPE_Q3_K: gen_q3_K(t, r, dst, n); break;
     case MP_TYPE_IQ4_NL: gen_iq4_nl(t, r, dst, n); break;
     case MP_TYPE_IQ4_XS: gen_iq4_xs(t, r, dst, n); break;
+    case MP_TYPE_MXFP4: gen_mxfp4(t, r, dst, n); break;
     default: memset(dst, 0, n * mp_type_get(t->type)->type_size); break;
     }
 }
@@ -879,9 +941,10 @@ static void usage(FILE *f)
         "       mp-gen --check FILE [-q]      verify a model written by mp-gen\n"
         "       mp-gen --self-test            check the generator's chunked output\n"
         "\n"
-        "  --arch A            llama | llama-moe | qwen3moe | olmoe (default llama)\n"
+        "  --arch A            llama | llama-moe | qwen3moe | olmoe | deepseek2 | glm4moe | gpt-oss\n"
+        "                      (default llama)\n"
         "  --type T            matrix type: f32 f16 bf16 q8_0 q4_0 q2_K q3_K q4_K q5_K\n"
-        "                      q6_K iq4_nl iq4_xs,\n"
+        "                      q6_K iq4_nl iq4_xs mxfp4,\n"
         "                      or q4_K_m / q5_K_m (attn_v, ffn_down(_exps) and output\n"
         "                      in q6_K, the rest q4_K / q5_K)  (default f32)\n"
         "  --expert-type T     type of ffn_{gate,up,down}_exps (overrides --type)\n"
@@ -909,6 +972,9 @@ static void usage(FILE *f)
         "  --n-nextn N (MTP blocks appended, counted in block_count; llama.cpp skips them)\n"
         "qwen2moe (q/k/v biases always; --n-ff-exp, default n_ff):\n"
         "  --n-ff-shexp N      the sigmoid-gated shared expert's width (without it: no key, n_ff)\n"
+        "gpt-oss (biases, sinks, router bias; also --head-dim --n-ff-exp --yarn --yarn-orig):\n"
+        "  --swa N (16)  --swa-pattern N (key absent: llama.cpp's 2, even layers slide)\n"
+        "  --rope-base-swa F (key absent: rope.freq_base)\n"
         "  --name S            general.name\n"
         "  --seed N            (1234); output is identical for identical options\n"
         "  -o FILE             output path\n"
@@ -929,7 +995,8 @@ static int parse_type(const char *s)
     } tab[] = {{"f32", MP_TYPE_F32},   {"f16", MP_TYPE_F16},   {"bf16", MP_TYPE_BF16},
                {"q8_0", MP_TYPE_Q8_0}, {"q4_0", MP_TYPE_Q4_0}, {"q4_K", MP_TYPE_Q4_K},
                {"q5_K", MP_TYPE_Q5_K}, {"q6_K", MP_TYPE_Q6_K}, {"q2_K", MP_TYPE_Q2_K},
-               {"q3_K", MP_TYPE_Q3_K}, {"iq4_nl", MP_TYPE_IQ4_NL}, {"iq4_xs", MP_TYPE_IQ4_XS}};
+               {"q3_K", MP_TYPE_Q3_K}, {"iq4_nl", MP_TYPE_IQ4_NL}, {"iq4_xs", MP_TYPE_IQ4_XS},
+               {"mxfp4", MP_TYPE_MXFP4}};
     for (size_t i = 0; i < sizeof(tab) / sizeof(*tab); i++)
         if (strcasecmp(s, tab[i].name) == 0) return (int)tab[i].type;
     return -1;
@@ -950,6 +1017,7 @@ static uint32_t llama_ftype(uint32_t type)
     case MP_TYPE_IQ4_NL: return 25;
     case MP_TYPE_IQ4_XS: return 30;
     case MP_TYPE_BF16: return 32;
+    case MP_TYPE_MXFP4: return 38; /* LLAMA_FTYPE_MOSTLY_MXFP4_MOE */
     default: return 0;
     }
 }
@@ -1009,7 +1077,10 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             int k = -1;
             for (int j = 0; j < ARCH_COUNT; j++)
                 if (!strcmp(v, arch_cli_names[j])) k = j;
-            if (k < 0) die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe)", v);
+            if (k < 0)
+                die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe, "
+                    "gpt-oss)",
+                    v);
             o->arch = (gen_arch)k;
         } else if (!strcmp(a, "--type")) {
             const char *v = NEXT();
@@ -1032,7 +1103,7 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             const char *v = NEXT();
             int t = parse_type(v);
             if (t < 0) die("%s: unknown type '%s' (see --help)", a, v);
-            if (a[2] == 'x') o->expert_type = t;
+            if (a[3] == 'x') /* --expert-type (a[2] is 'e' for --embd-type too) */ o->expert_type = t;
             else if (a[2] == 'a') o->attn_type = t;
             else o->embd_type = t;
         } else if (!strcmp(a, "--n-embd")) {
@@ -1118,6 +1189,12 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->n_rot = parse_int(a, NEXT(), 2);
         } else if (!strcmp(a, "--n-nextn")) {
             o->n_nextn = parse_int(a, NEXT(), 0);
+        } else if (!strcmp(a, "--swa")) {
+            o->n_swa = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--swa-pattern")) {
+            o->swa_pattern = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--rope-base-swa")) {
+            o->rope_base_swa = parse_float(a, NEXT());
         } else if (!strcmp(a, "--yarn-log-mul")) {
             o->yarn_log_mul = parse_float(a, NEXT());
         } else {
@@ -1131,6 +1208,21 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
 /* Cross-option checks and derived values; dies with a message. */
 static void opts_finish(gen_opts *o)
 {
+    if (o->arch == ARCH_GPTOSS) {
+        if (!o->head_dim) {
+            if (o->n_embd % o->n_head) die("n_embd must be a multiple of n_head (or give --head-dim)");
+            o->head_dim = o->n_embd / o->n_head;
+        }
+        if (o->head_dim % 2) die("head_dim must be even for RoPE");
+        if (o->n_head % o->n_head_kv) die("n_head must be a multiple of n_head_kv");
+        if (!o->n_ff_exp) o->n_ff_exp = o->n_ff;
+        if (!o->n_swa) o->n_swa = 16;
+        if (o->n_expert_used > o->n_expert) die("n_expert_used > n_expert");
+        if (!o->yarn_orig) o->yarn_orig = o->n_ctx;
+        if (!o->ftype && o->type != MP_TYPE_F32) o->ftype = llama_ftype(o->type);
+        if (!o->ftype && o->expert_type == MP_TYPE_MXFP4) o->ftype = 38;
+        return;
+    }
     if (o->arch == ARCH_GLM4MOE) {
         if (!o->head_dim) {
             if (o->n_embd % o->n_head) die("n_embd must be a multiple of n_head (or give --head-dim)");
@@ -1282,6 +1374,21 @@ static int do_generate(gen_opts *o)
         W(mp_gguf_writer_set_bool(w, K("expert_weights_norm"), o->weights_norm));
         if (o->gating) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
         W(mp_gguf_writer_set_u32(w, K("nextn_predict_layers"), (uint32_t)o->n_nextn));
+    }
+    if (o->arch == ARCH_GPTOSS) {
+        /* as llama.cpp's converter writes them (conversion/gpt_oss.py); the
+         * head lengths always (llama.cpp needs them when n_head * head_dim != n_embd) */
+        W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("attention.sliding_window"), (uint32_t)o->n_swa));
+        if (o->swa_pattern) W(mp_gguf_writer_set_u32(w, K("attention.sliding_window_pattern"), (uint32_t)o->swa_pattern));
+        if (o->rope_base_swa > 0) W(mp_gguf_writer_set_f32(w, K("rope.freq_base_swa"), o->rope_base_swa));
+        W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
+        if (o->yarn_factor > 0) {
+            W(mp_gguf_writer_set_str(w, K("rope.scaling.type"), "yarn"));
+            W(mp_gguf_writer_set_f32(w, K("rope.scaling.factor"), o->yarn_factor));
+            W(mp_gguf_writer_set_u32(w, K("rope.scaling.original_context_length"), (uint32_t)o->yarn_orig));
+        }
     }
     if (o->arch == ARCH_DEEPSEEK2) {
         /* as llama.cpp's converter writes them (conversion/deepseek.py) */
@@ -1540,6 +1647,7 @@ static int do_check(const char *path, bool quiet)
     else if (!strcmp(a, "deepseek2")) o.arch = ARCH_DEEPSEEK2;
     else if (!strcmp(a, "glm4moe")) o.arch = ARCH_GLM4MOE;
     else if (!strcmp(a, "qwen2moe")) o.arch = ARCH_QWEN2MOE;
+    else if (!strcmp(a, "gpt-oss")) o.arch = ARCH_GPTOSS;
     else {
         FAIL("architecture '%s' is not one mp-gen writes", a);
         goto out;
@@ -1551,7 +1659,7 @@ static int do_check(const char *path, bool quiet)
     GETU("attention.head_count_kv", o.n_head_kv, true);
     GETU("expert_count", o.n_expert, o.arch != ARCH_LLAMA);
     GETU("expert_used_count", o.n_expert_used, o.arch != ARCH_LLAMA);
-    GETU("expert_feed_forward_length", o.n_ff_exp, o.arch == ARCH_QWEN3MOE);
+    GETU("expert_feed_forward_length", o.n_ff_exp, o.arch == ARCH_QWEN3MOE || o.arch == ARCH_GPTOSS);
     GETU("attention.key_length", o.head_dim, false);
     if (o.arch == ARCH_GLM4MOE) {
         GETU("nextn_predict_layers", o.n_nextn, false);

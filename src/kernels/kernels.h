@@ -11,9 +11,9 @@
  * r * mp_row_size(wtype, ncols). Activations are float rows of ncols that are
  * first converted to the weight type's "activation type" (as ggml's
  * vec_dot_type): F32->F32, F16->F16, BF16->BF16, Q4_0/Q8_0->Q8_0,
- * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS->Q8_K, IQ4_NL->Q8_0. Supported weight
- * types: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL,
- * IQ4_XS. */
+ * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS->Q8_K, IQ4_NL/MXFP4->Q8_0. Supported
+ * weight types: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+ * IQ4_NL, IQ4_XS, MXFP4. */
 #ifndef MP_KERNELS_H
 #define MP_KERNELS_H
 
@@ -29,6 +29,7 @@
 #define MP_QK_K 256
 #define MP_K_SCALE_SIZE 12
 #define MP_QK4_NL 32
+#define MP_QK_MXFP4 32
 
 typedef struct { uint16_t d; uint8_t qs[MP_QK4_0 / 2]; } mp_block_q4_0;        /* 18 B */
 typedef struct { uint16_t d; int8_t qs[MP_QK8_0]; } mp_block_q8_0;             /* 34 B */
@@ -54,8 +55,27 @@ typedef struct { uint16_t d; uint8_t qs[MP_QK4_NL / 2]; } mp_block_iq4_nl; /* 18
  * ((scales_h >> 2*ib) & 3) << 4, stored +32; value d*(scale-32)*kvalues[idx]. */
 typedef struct { uint16_t d; uint16_t scales_h; uint8_t scales_l[MP_QK_K / 64]; uint8_t qs[MP_QK_K / 2]; } mp_block_iq4_xs; /* 136 B */
 
+/* MXFP4 (OCP microscaling FP4): 32 elements sharing one E8M0 exponent byte
+ * e (stored FIRST), 4-bit E2M1 codes (low nibbles elements 0..15, high
+ * 16..31); value mp_kvalues_mxfp4[code] * 2^(e-128), the table holding the
+ * E2M1 values doubled (so the scale is half of E8M0's 2^(e-127)). */
+typedef struct { uint8_t e; uint8_t qs[MP_QK_MXFP4 / 2]; } mp_block_mxfp4; /* 17 B */
+
 /* The 16 non-linear levels of IQ4_NL / IQ4_XS (ggml's kvalues_iq4nl). */
 extern const int8_t mp_kvalues_iq4nl[16];
+/* E2M1 values times 2: 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their negatives
+ * (ggml's kvalues_mxfp4). */
+extern const int8_t mp_kvalues_mxfp4[16];
+
+/* 2^(e-128) as a float, exactly (ggml's GGML_E8M0_TO_FP32_HALF: e = 0 and 1
+ * are the denormals 2^-128 and 2^-127; e = 255 is 2^127, not NaN). */
+static inline float mp_e8m0_half(uint8_t e)
+{
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
 
 typedef enum mp_isa { MP_ISA_SCALAR = 0, MP_ISA_AVX2 = 1, MP_ISA_AVX512 = 2 } mp_isa;
 
@@ -83,7 +103,7 @@ int mp_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
 /* Reference quantisation (round to nearest, ggml's *_ref algorithms) of n
  * elements; supports F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
- * IQ4_NL, IQ4_XS, Q8_K. (IQ4_NL follows quantize_row_iq4_nl_ref: no scale
+ * IQ4_NL, IQ4_XS, MXFP4, Q8_K. (IQ4_NL follows quantize_row_iq4_nl_ref: no scale
  * search; llama-quantize's IQ4_NL searches 15 scales, as IQ4_XS does here.)
  * Returns MP_OK or MP_E_UNSUPPORTED. */
 int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n);

@@ -103,6 +103,17 @@ static void swiglu_ref(float *g, const float *u, int64_t n)
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+void mp_swiglu_oai(float *g, const float *u, int64_t n)
+{
+    const float alpha = 1.702f, limit = 7.0f;
+    for (int64_t i = 0; i < n; i++) {
+        const float x = limit < g[i] ? limit : g[i];                          /* std::min(g, limit) */
+        const float y = u[i] < -limit ? -limit : limit < u[i] ? limit : u[i]; /* std::clamp */
+        const float glu = x / (1.f + expf(mp_mul_nofma(alpha, -x)));
+        g[i] = glu * (y + 1.f);
+    }
+}
+
 void mp_f16_to_f32_row(const uint16_t *x, float *y, int64_t n) { mp_kernels_table()->f16_to_f32_row(x, y, n); }
 void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n) { mp_kernels_table()->f32_to_f16_row(x, y, n); }
 
@@ -129,27 +140,55 @@ static void acc16_mad_ref(float *acc, const uint16_t *v, float vs, int64_t n)
     for (int64_t i = 0; i < n; i++) acc[i] = mp_fp16_to_fp32(mp_fp32_to_fp16(fmaf(mp_fp16_to_fp32(v[i]), vs, acc[i])));
 }
 
+/* The sink joins the running max M and sum S of a finished (unnormalised)
+ * accumulator out (ggml: after the keys; the f32 scale, S = S * ms + vs
+ * contracted to an FMA as its CPU build compiles it). */
+static void apply_sink(float *out, float *M, float *S, float sink, int dv)
+{
+    float ms = 1.0f, vs = 1.0f;
+    if (sink > *M) {
+        ms = expf(*M - sink);
+        *M = sink;
+        for (int d = 0; d < dv; d++) out[d] *= ms;
+    } else {
+        vs = expf(sink - *M);
+    }
+    *S = fmaf(*S, ms, vs);
+}
+
 void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                    int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores, float *kbuf)
 {
+    mp_attend_f16_masked(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, NULL, scores, kbuf);
+}
+
+void mp_attend_f16_masked(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                          int64_t v_stride, int n_kv, int dk, int dv, float scale, const mp_attn_mask *mask,
+                          float *scores, float *kbuf)
+{
     const mp_kernel_table *tab = mp_kernels_table();
-    if (tab->attend_tiled) {
+    const int j0 = mask ? mask->j0 : 0;
+    const float *sink = mask ? mask->sink : NULL;
+    if (tab->attend_tiled && j0 == 0 && !sink) {
         tab->attend_tiled(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, scores);
         return;
     }
     /* ggml's tiled flash attention, one query row: keys in tiles of 64; q.k
      * an FMA chain over the dims; per tile an online-softmax rescale (expf)
      * then the vector exp summed in blocks of 16; values accumulated by an
-     * FMA chain over the tile's keys. Masked keys add exact zeros. */
+     * FMA chain over the tile's keys. Masked keys add exact zeros; a tile
+     * with every key masked (keys before the window) is skipped, as ggml
+     * skips a row whose tile maximum is -INF. Tiles stay aligned to key 0. */
     enum { TILE = 64 };
     float M = -INFINITY, S = 0.0f;
     memset(out, 0, (size_t)dv * sizeof(float));
     for (int ic = 0; ic < n_kv; ic += TILE) {
         const int kt = n_kv - ic < TILE ? n_kv - ic : TILE;
+        if (ic + kt <= j0) continue;
         float tile_max = -INFINITY;
         for (int tk = 0; tk < TILE; tk++) {
             float s = -INFINITY;
-            if (tk < kt) {
+            if (tk < kt && ic + tk >= j0) {
                 mp_f16_to_f32_row(k + (int64_t)(ic + tk) * k_stride, kbuf, dk);
                 s = 0.0f;
                 for (int d = 0; d < dk; d++) s = fmaf(kbuf[d], q[d], s);
@@ -174,6 +213,7 @@ void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stri
             for (int d = 0; d < dv; d++) out[d] = fmaf(kbuf[d], p, out[d]);
         }
     }
+    if (sink) apply_sink(out, &M, &S, *sink, dv);
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int d = 0; d < dv; d++) out[d] *= inv;
 }
@@ -212,11 +252,20 @@ void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t 
                          int64_t v_stride, int n_kv, int dk, int dv, float scale, float *qbuf, float *kbuf,
                          uint16_t *acc16)
 {
+    mp_attend_f16_acc16_masked(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, NULL, qbuf, kbuf, acc16);
+}
+
+void mp_attend_f16_acc16_masked(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                                int64_t v_stride, int n_kv, int dk, int dv, float scale, const mp_attn_mask *mask,
+                                float *qbuf, float *kbuf, uint16_t *acc16)
+{
     /* q in f16, and q.k with the F16 dot product, as ggml's one_chunk path */
     uint16_t *q16 = (uint16_t *)qbuf;
     mp_f32_to_f16_row(q, q16, dk);
     float M, S;
-    acc16_range(out, &M, &S, q16, k, k_stride, v, v_stride, 0, n_kv, dk, dv, scale, kbuf, acc16);
+    const int j0 = mask && mask->j0 > 0 ? mask->j0 : 0;
+    acc16_range(out, &M, &S, q16, k, k_stride, v, v_stride, j0 < n_kv ? j0 : n_kv, n_kv, dk, dv, scale, kbuf, acc16);
+    if (mask && mask->sink) apply_sink(out, &M, &S, *mask->sink, dv);
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int d = 0; d < dv; d++) out[d] *= inv;
 }
@@ -225,16 +274,28 @@ void mp_attend_f16_split(float *out, const float *q, const uint16_t *k, int64_t 
                          int64_t v_stride, int n_kv, int n_view, int n_chunks, int dk, int dv, float scale,
                          float *qbuf, float *kbuf, uint16_t *acc16, float *part)
 {
+    mp_attend_f16_split_masked(out, q, k, k_stride, v, v_stride, n_kv, n_view, n_chunks, dk, dv, scale, NULL, qbuf,
+                               kbuf, acc16, part);
+}
+
+void mp_attend_f16_split_masked(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                                int64_t v_stride, int n_kv, int n_view, int n_chunks, int dk, int dv, float scale,
+                                const mp_attn_mask *mask, float *qbuf, float *kbuf, uint16_t *acc16, float *part)
+{
     uint16_t *q16 = (uint16_t *)qbuf;
     mp_f32_to_f16_row(q, q16, dk);
     const int cs = (n_view + n_chunks - 1) / n_chunks;
+    const int jw = mask && mask->j0 > 0 ? mask->j0 : 0;
+    const float *sink = mask ? mask->sink : NULL;
     float M = -INFINITY, S = 0.0f;
     memset(out, 0, (size_t)dv * sizeof(float));
     for (int c = 0; c < n_chunks; c++) {
-        const int j0 = c * cs, j1 = j0 + cs < n_kv ? j0 + cs : n_kv; /* keys past n_kv are masked */
-        if (j0 >= j1) continue;
+        int j0 = c * cs, j1 = j0 + cs < n_kv ? j0 + cs : n_kv; /* keys past n_kv are masked */
+        if (j0 < jw) j0 = jw < j1 ? jw : j1;                   /* and keys before the window */
+        if (j0 >= j1 && !(c == 0 && sink)) continue;
         float Mc, Sc;
         acc16_range(part, &Mc, &Sc, q16, k, k_stride, v, v_stride, j0, j1, dk, dv, scale, kbuf, acc16);
+        if (c == 0 && sink) apply_sink(part, &Mc, &Sc, *sink, dv);
         if (Sc == 0.0f) continue;
         const float Mn = fmaxf(M, Mc);
         const float so = expf(M - Mn), sn = expf(Mc - Mn);

@@ -24,9 +24,24 @@ void mp_softmax(float *x, int64_t n);
  * with ggml's vector exp (ggml_v_expf), the tail with expf. */
 void mp_swiglu(float *g, const float *u, int64_t n);
 
+/* gpt-oss's clamped SwiGLU, as ggml_swiglu_oai (alpha 1.702, limit 7):
+ * x = min(g, 7), y = clamp(u, -7, 7), g = x / (1 + expf(-1.702 x)) * (y + 1). */
+void mp_swiglu_oai(float *g, const float *u, int64_t n);
+
 /* f16 row conversions (F16C when available). */
 void mp_f16_to_f32_row(const uint16_t *x, float *y, int64_t n);
 void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
+
+/* Window and sink of the three attentions below (gpt-oss): keys before j0
+ * are masked (a sliding window: -INF in ggml's mask, so skipped), and sink,
+ * when not NULL, is the head's sink logit: it joins the softmax's running
+ * max and denominator after the keys, unscaled and with no value, as ggml's
+ * flash attention applies attention sinks. j0 = 0 and sink = NULL: plain
+ * causal attention. */
+typedef struct mp_attn_mask {
+    int j0;
+    const float *sink;
+} mp_attn_mask;
 
 /* Attention for one query head over n_kv cached positions:
  *   out[dv] = sum_j softmax_j(scale * q.k_j) * v_j
@@ -37,6 +52,9 @@ void mp_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
  * scores: scratch of 64 floats; kbuf: scratch of max(dk, dv) floats. */
 void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                    int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores, float *kbuf);
+void mp_attend_f16_masked(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                          int64_t v_stride, int n_kv, int dk, int dv, float scale, const mp_attn_mask *mask,
+                          float *scores, float *kbuf);
 
 /* The same attention with llama.cpp's CPU flash-attention numerics for small
  * batches (fewer than 64 queries, and decode): q rounded to f16, online
@@ -45,6 +63,9 @@ void mp_attend_f16(float *out, const float *q, const uint16_t *k, int64_t k_stri
 void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                          int64_t v_stride, int n_kv, int dk, int dv, float scale, float *qbuf, float *kbuf,
                          uint16_t *acc16);
+void mp_attend_f16_acc16_masked(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                                int64_t v_stride, int n_kv, int dk, int dv, float scale, const mp_attn_mask *mask,
+                                float *qbuf, float *kbuf, uint16_t *acc16);
 
 /* Decode (one query) over a key view of n_view >= 512 positions, as ggml's
  * split-KV flash attention with n_chunks threads: the view cut into
@@ -54,5 +75,10 @@ void mp_attend_f16_acc16(float *out, const float *q, const uint16_t *k, int64_t 
 void mp_attend_f16_split(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
                          int64_t v_stride, int n_kv, int n_view, int n_chunks, int dk, int dv, float scale,
                          float *qbuf, float *kbuf, uint16_t *acc16, float *part);
+/* With a window and sink: the sink joins the first range's partial result
+ * (as ggml applies it on the chunk that starts at key 0). */
+void mp_attend_f16_split_masked(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
+                                int64_t v_stride, int n_kv, int n_view, int n_chunks, int dk, int dv, float scale,
+                                const mp_attn_mask *mask, float *qbuf, float *kbuf, uint16_t *acc16, float *part);
 
 #endif

@@ -21,12 +21,14 @@ static_assert(sizeof(mp_block_q2_K) == 84, "q2_K block");
 static_assert(sizeof(mp_block_q3_K) == 110, "q3_K block");
 static_assert(sizeof(mp_block_iq4_nl) == 18, "iq4_nl block");
 static_assert(sizeof(mp_block_iq4_xs) == 136, "iq4_xs block");
+static_assert(sizeof(mp_block_mxfp4) == 17 && offsetof(mp_block_mxfp4, qs) == 1, "mxfp4 block: e first");
 static_assert(offsetof(mp_block_q6_K, d) == 208, "q6_K d last");
 static_assert(offsetof(mp_block_q2_K, d) == 80, "q2_K d, dmin last");
 static_assert(offsetof(mp_block_q3_K, d) == 108, "q3_K d last");
 static_assert(offsetof(mp_block_iq4_xs, qs) == 8, "iq4_xs qs after the scales");
 
 const int8_t mp_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t mp_kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 static_assert(offsetof(mp_block_q5_K, qs) == 48, "q5_K qs after qh");
 
 #define MP_GROUP_MAX_EPS 1e-15f
@@ -158,6 +160,17 @@ static void dq_iq4_nl(const mp_block_iq4_nl *b, float *y, int64_t nb)
     }
 }
 
+static void dq_mxfp4(const mp_block_mxfp4 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = mp_e8m0_half(b[i].e);
+        for (int j = 0; j < 16; j++) {
+            y[j] = mp_kvalues_mxfp4[b[i].qs[j] & 0xF] * d;
+            y[j + 16] = mp_kvalues_mxfp4[b[i].qs[j] >> 4] * d;
+        }
+    }
+}
+
 /* Signed 6-bit scale of IQ4_XS sub-block ib (0..7), -32..31. */
 static inline int iq4_xs_scale(const mp_block_iq4_xs *b, int ib)
 {
@@ -212,6 +225,7 @@ int mp_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     case MP_TYPE_Q3_K: dq_q3_K(src, dst, nb); return MP_OK;
     case MP_TYPE_IQ4_NL: dq_iq4_nl(src, dst, nb); return MP_OK;
     case MP_TYPE_IQ4_XS: dq_iq4_xs(src, dst, nb); return MP_OK;
+    case MP_TYPE_MXFP4: dq_mxfp4(src, dst, nb); return MP_OK;
     default: return MP_E_UNSUPPORTED;
     }
 }
@@ -747,6 +761,44 @@ static void q_iq4_xs(const float *x, mp_block_iq4_xs *y, int64_t nb)
     for (int64_t i = 0; i < nb; i++, x += 256) iq4_fit(x, 8, 7, &y[i].d, &y[i].scales_h, y[i].scales_l, y[i].qs);
 }
 
+/* ggml's quantize_row_mxfp4_ref: e = floor(log2(amax)) - 2 + 127 (the
+ * largest E2M1 value is 6 = 1.5 * 2^2), each element the nearest of the 16
+ * levels (first of equals). ggml converts the exponent float straight to
+ * uint8 (undefined outside 0..255); here it is clamped, which gives the same
+ * bytes wherever ggml's are defined. */
+static void q_mxfp4(const float *x, mp_block_mxfp4 *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) amax = fabsf(x[j]);
+        int e = 0;
+        if (amax > 0) {
+            const float ef = floorf(log2f(amax)) - 2 + 127;
+            e = ef < 0 ? 0 : ef > 255 ? 255 : (int)ef;
+        }
+        const float d = mp_e8m0_half((uint8_t)e);
+        y[i].e = (uint8_t)e;
+        for (int j = 0; j < 16; j++) {
+            int idx[2];
+            for (int h = 0; h < 2; h++) {
+                const float v = x[j + 16 * h];
+                int best = 0;
+                float best_err = fabsf(mp_mul_nofma((float)mp_kvalues_mxfp4[0], d) - v);
+                for (int k = 1; k < 16; k++) {
+                    const float err = fabsf(mp_mul_nofma((float)mp_kvalues_mxfp4[k], d) - v);
+                    if (err < best_err) {
+                        best = k;
+                        best_err = err;
+                    }
+                }
+                idx[h] = best;
+            }
+            y[i].qs[j] = (uint8_t)(idx[0] | idx[1] << 4);
+        }
+    }
+}
+
 void mp_quant_act_q8_K_ref(const float *x, void *xq, int64_t n)
 {
     mp_block_q8_K *y = xq;
@@ -825,6 +877,7 @@ int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n)
     case MP_TYPE_Q3_K: q_q3_K(src, dst, nb); return MP_OK;
     case MP_TYPE_IQ4_NL: q_iq4_nl(src, dst, nb); return MP_OK;
     case MP_TYPE_IQ4_XS: q_iq4_xs(src, dst, nb); return MP_OK;
+    case MP_TYPE_MXFP4: q_mxfp4(src, dst, nb); return MP_OK;
     default: return MP_E_UNSUPPORTED;
     }
 }
@@ -1004,6 +1057,23 @@ static void dot_iq4_nl(int64_t n, float *s, const void *w, const void *xq)
     *s = sum;
 }
 
+/* ggml's ggml_vec_dot_mxfp4_q8_0 scalar loop: d = y.d * 2^(e-128), sum += d * int */
+static void dot_mxfp4(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_mxfp4 *a = w;
+    const mp_block_q8_0 *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sumi = 0;
+        for (int j = 0; j < 16; j++) {
+            sumi += mp_kvalues_mxfp4[a[i].qs[j] & 0xF] * b[i].qs[j];
+            sumi += mp_kvalues_mxfp4[a[i].qs[j] >> 4] * b[i].qs[j + 16];
+        }
+        sum += (h2f(b[i].d) * mp_e8m0_half(a[i].e)) * (float)sumi;
+    }
+    *s = sum;
+}
+
 static void dot_iq4_xs(int64_t n, float *s, const void *w, const void *xq)
 {
     const mp_block_iq4_xs *a = w;
@@ -1030,6 +1100,7 @@ void mp_kernels_fill_scalar(mp_kernel_table *t)
     t->vec_dot[MP_TYPE_Q3_K] = dot_q3_K;
     t->vec_dot[MP_TYPE_IQ4_NL] = dot_iq4_nl;
     t->vec_dot[MP_TYPE_IQ4_XS] = dot_iq4_xs;
+    t->vec_dot[MP_TYPE_MXFP4] = dot_mxfp4;
     t->vec_dot[MP_TYPE_F32] = dot_f32;
     t->vec_dot[MP_TYPE_F16] = dot_f16;
     t->vec_dot[MP_TYPE_BF16] = dot_bf16;

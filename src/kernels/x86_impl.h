@@ -548,6 +548,42 @@ static void FN(dot_iq4_nl)(int64_t n, float *s, const void *w, const void *xq)
     *s = sum;
 }
 
+/* int32 lanes of one MXFP4 block against one Q8_0 block (levels -12..12) */
+static inline __m256i FN(mxfp4_lanes)(const mp_block_mxfp4 *a, const mp_block_q8_0 *b)
+{
+    const __m128i tab = _mm_loadu_si128((const __m128i *)mp_kvalues_mxfp4), m4 = _mm_set1_epi8(0x0F);
+    const __m128i raw = _mm_loadu_si128((const __m128i *)a->qs);
+    const __m256i q = _mm256_set_m128i(_mm_shuffle_epi8(tab, _mm_and_si128(_mm_srli_epi16(raw, 4), m4)),
+                                       _mm_shuffle_epi8(tab, _mm_and_si128(raw, m4)));
+    return FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q),
+                      _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
+}
+
+/* ggml's AVX2 ggml_vec_dot_mxfp4_q8_0 (also what its AVX-512 builds run):
+ * two 8-lane accumulators for even and odd blocks, fma(y.d * 2^(e-128),
+ * lanes), summed before the horizontal add; an odd last block in scalar code,
+ * fused. The int32 lanes are exact, so the lane grouping does not matter. */
+static void FN(dot_mxfp4)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_mxfp4 *a = w;
+    const mp_block_q8_0 *b = xq;
+    const int64_t nb = n / 32;
+    __m256 acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(FN(h2f)(b[i].d) * mp_e8m0_half(a[i].e)),
+                               _mm256_cvtepi32_ps(FN(mxfp4_lanes)(a + i, b + i)), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_set1_ps(FN(h2f)(b[i + 1].d) * mp_e8m0_half(a[i + 1].e)),
+                               _mm256_cvtepi32_ps(FN(mxfp4_lanes)(a + i + 1, b + i + 1)), acc2);
+    }
+    float sum = FN(hsum_ps)(_mm256_add_ps(acc1, acc2));
+    if (i < nb) {
+        const float d = FN(h2f)(b[i].d) * mp_e8m0_half(a[i].e);
+        sum = fmaf(d, (float)FN(hsum_epi32)(FN(mxfp4_lanes)(a + i, b + i)), sum);
+    }
+    *s = sum;
+}
+
 /* IQ4_NL in the GEMM order (tinyBLAS_Q0_AVX): one 8-lane accumulator per
  * output over the blocks in order, then hsum. MP_TILE_R rows x C tokens. */
 static inline __attribute__((always_inline)) void FN(gemm_iq4_nl_body)(int64_t n, const void *W, size_t ws,
@@ -726,6 +762,7 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->vec_dot[MP_TYPE_Q3_K] = FN(dot_q3_K);
     t->vec_dot[MP_TYPE_IQ4_XS] = FN(dot_iq4_xs);
     t->vec_dot[MP_TYPE_IQ4_NL] = FN(dot_iq4_nl);
+    t->vec_dot[MP_TYPE_MXFP4] = FN(dot_mxfp4); /* tinyBLAS does not take MXFP4: vec_dot order in every mode */
     t->gemm[MP_TYPE_IQ4_NL][0] = FN(gemm_iq4_nl_4x1);
     t->gemm[MP_TYPE_IQ4_NL][1] = FN(gemm_iq4_nl_4x2);
     t->gemm[MP_TYPE_IQ4_NL][2] = FN(gemm_iq4_nl_4x3);

@@ -238,6 +238,8 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
     const int64_t Vs = hp->kv_in_k ? Dk : Dv;  /* value row stride */
     const int vh = hp->kv_in_k ? dk : dv;      /* value head stride */
     const float scale = hp->kq_scale != 0.0f ? hp->kq_scale : 1.0f / sqrtf((float)dk);
+    const mp_layer *l = &c->m->layers[j->il];
+    const bool swa = mp_layer_is_swa(hp, (uint32_t)j->il), masked = swa || l->attn_sinks.info;
     /* (token, head) pairs [lo, hi), taken from a counter (attention_block):
      * with the causal mask later tokens cost more, and a thread that is
      * descheduled takes none */
@@ -252,7 +254,23 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
          * range per thread */
         int n_view = (n_kv + 255) / 256 * 256;
         if (n_view > c->n_ctx) n_view = c->n_ctx;
-        if (j->T == 1 && n_view >= 512)
+        if (masked) {
+            /* gpt-oss: a sliding window (keys p - n_swa + 1 .. p) and the head's sink */
+            const int p = j->pos0 + t, w0 = swa ? p - (int)hp->n_swa + 1 : 0;
+            const mp_attn_mask mk = {w0 > 0 ? w0 : 0, l->attn_sinks.info ? (const float *)l->attn_sinks.data + h : NULL};
+            if (j->T == 1 && n_view >= 512)
+                mp_attend_f16_split_masked(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, n_view,
+                                           c->n_threads, dk, dv, scale, &mk, kbuf + c->kbuf_stride, kbuf,
+                                           (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride),
+                                           c->scores + (int64_t)ith * c->scores_stride + dv);
+            else if (j->T < MP_FA_TILE_Q || dv % MP_FA_TILE_DV)
+                mp_attend_f16_acc16_masked(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv,
+                                           scale, &mk, kbuf + c->kbuf_stride, kbuf,
+                                           (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride));
+            else
+                mp_attend_f16_masked(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv, scale,
+                                     &mk, c->scores + (int64_t)ith * c->scores_stride, kbuf);
+        } else if (j->T == 1 && n_view >= 512)
             mp_attend_f16_split(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, n_view, c->n_threads,
                                 dk, dv, scale, kbuf + c->kbuf_stride, kbuf,
                                 (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride),
@@ -267,6 +285,20 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
 }
 
 static void mla_attention_block(mp_ctx *c, int il, int T, int pos0);
+static void rope_cache_yarn(float *cs, const mp_hparams *hp, float base, int pos);
+static void rope_apply_norm(float *x, const float *cs, int n_rot);
+
+/* NEOX rotation (pairs k, k + n_rot/2) of n_rot dims of x by the cache cs. */
+static void rope_apply_neox(float *x, const float *cs, int n_rot)
+{
+    const int half = n_rot / 2;
+    for (int k = 0; k < half; k++) {
+        const float cth = cs[2 * k], sth = cs[2 * k + 1];
+        const float x0 = x[k], x1 = x[k + half];
+        x[k] = fmaf(x0, cth, -(x1 * sth));
+        x[k + half] = fmaf(x0, sth, x1 * cth);
+    }
+}
 
 /* Runs the attention over the cache for T tokens at pos0 (q in c->q, the
  * new keys/values already stored): c->att. */
@@ -323,8 +355,16 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
             mp_rmsnorm(k, k, l->k_norm.data, Dk, hp->rms_eps);
         }
         const int neox = hp->rope_kind == MP_ROPE_NEOX;
-        mp_rope(q, hp->n_head, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
-        mp_rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
+        if (hp->arch == MP_ARCH_GPTOSS) {
+            /* YaRN (when the file says so) and the sliding layers' own base */
+            float cs[2 * 512];
+            rope_cache_yarn(cs, hp, mp_layer_is_swa(hp, (uint32_t)il) ? hp->rope_base_swa : hp->rope_base, pos0 + t);
+            for (uint32_t h = 0; h < hp->n_head; h++) rope_apply_neox(q + h * hp->head_dim, cs, (int)hp->n_rot);
+            for (uint32_t h = 0; h < hp->n_head_kv; h++) rope_apply_neox(k + h * hp->head_dim, cs, (int)hp->n_rot);
+        } else {
+            mp_rope(q, hp->n_head, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
+            mp_rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
+        }
         const int64_t slot = (int64_t)il * c->n_ctx + pos0 + t;
         mp_f32_to_f16_row(k, c->kc + slot * Dk, Dk);
         mp_f32_to_f16_row(c->v + t * Dv, c->vc + slot * Dv, Dv);
@@ -335,6 +375,9 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
     quantize_rows(c, l->wo.type, c->att, Do, Do, T, c->xq);
     queue_matmul(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
     run_matmuls(c);
+    if (l->bo.info) /* (Wo a + bo) + h */
+        for (int t = 0; t < T; t++)
+            for (int64_t i = 0; i < E; i++) c->tmp[t * E + i] += ((const float *)l->bo.data)[i];
     for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
 }
 
@@ -346,10 +389,10 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
  * yarn_ext_factor != 0 (corr dims from n_ctx_orig, beta_fast 32, beta_slow
  * 1). Angles by cumulative float multiplication; ggml's CPU build contracts
  * the ramp mix and the magnitude's 1 + 0.1 ln(.) into FMAs. */
-static void rope_cache_yarn(float *cs, const mp_hparams *hp, int pos)
+static void rope_cache_yarn(float *cs, const mp_hparams *hp, float base, int pos)
 {
     const int n_dims = (int)hp->n_rot;
-    const float base = hp->rope_base, fs = hp->rope_scale, ext = hp->yarn_ext_factor;
+    const float fs = hp->rope_scale, ext = hp->yarn_ext_factor;
     const float theta_scale = powf(base, -2.0f / (float)n_dims);
     float low = 0.0f, high = 0.0f;
     if (ext != 0.0f) {
@@ -460,7 +503,7 @@ static void mla_attention_block(mp_ctx *c, int il, int T, int pos0)
 
     float cs[2 * 512];
     for (int t = 0; t < T; t++) {
-        rope_cache_yarn(cs, hp, pos0 + t);
+        rope_cache_yarn(cs, hp, hp->rope_base, pos0 + t);
         float *kv = c->mkv + t * (L + R);
         rope_apply_norm(kv + L, cs, (int)R);                          /* k_pe */
         mp_rmsnorm(kv, kv, l->kv_a_norm.data, L, hp->rms_eps);        /* latent */
@@ -510,6 +553,7 @@ typedef struct swiglu_job {
     uint32_t down_type;
     int64_t F, row0, rows; /* rows of hg/hu starting at row0 */
     uint8_t *dst;          /* activation rows for the down projection */
+    bool oai;              /* gpt-oss's clamped variant */
 } swiglu_job;
 
 static void swiglu_worker(void *arg, int ith, long lo, long hi)
@@ -518,14 +562,15 @@ static void swiglu_worker(void *arg, int ith, long lo, long hi)
     const swiglu_job *j = arg;
     for (long r = j->row0 + lo; r < j->row0 + hi; r++) {
         float *g = j->c->hg + r * j->F;
-        mp_swiglu(g, j->c->hu + r * j->F, j->F);
+        if (j->oai) mp_swiglu_oai(g, j->c->hu + r * j->F, j->F);
+        else mp_swiglu(g, j->c->hu + r * j->F, j->F);
         mp_quantize_act(j->down_type, g, j->dst + r * mp_act_row_size(j->down_type, j->F), j->F);
     }
 }
 
 static void swiglu_rows(mp_ctx *c, uint32_t down_type, int64_t F, int64_t row0, int64_t rows, uint8_t *dst)
 {
-    swiglu_job j = {c, down_type, F, row0, rows, dst};
+    swiglu_job j = {c, down_type, F, row0, rows, dst, c->m->hp.swiglu_oai};
     mp_pool_for(c->pool, (long)rows, rows_per_piece(F), swiglu_worker, &j);
 }
 
@@ -588,6 +633,17 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
         }
         run_matmuls(c);
     }
+    if (l->ffn_gate_exps_b.info) /* gpt-oss: per-expert biases right after each matmul (ggml_add_id) */
+        for (int j = 0; j < n; j++) {
+            const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
+            const float *bg = (const float *)l->ffn_gate_exps_b.data + (int64_t)ex[j] * F;
+            const float *bu = (const float *)l->ffn_up_exps_b.data + (int64_t)ex[j] * F;
+            for (int64_t r = off; r < off + cnt; r++)
+                for (int64_t f = 0; f < F; f++) {
+                    c->hg[r * F + f] += bg[f];
+                    c->hu[r * F + f] += bu[f];
+                }
+        }
     const size_t drow = mp_act_row_size(l->ffn_down_exps.type, F);
     for (int j = 0; j < n; j++) {
         const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
@@ -595,6 +651,13 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
         queue_matmul(c, &l->ffn_down_exps, w[j].down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
     }
     run_matmuls(c);
+    if (l->ffn_down_exps_b.info)
+        for (int j = 0; j < n; j++) {
+            const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
+            const float *bd = (const float *)l->ffn_down_exps_b.data + (int64_t)ex[j] * E;
+            for (int64_t r = off; r < off + cnt; r++)
+                for (int64_t i = 0; i < E; i++) c->dout[r * E + i] += bd[i];
+        }
 }
 
 static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
@@ -624,6 +687,9 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
         const float silu = g / (1.0f + expf(-g));
         c->shg[t] = silu / g;
     }
+    if (l->ffn_gate_inp_b.info) /* gpt-oss's router bias, before the routing */
+        for (int t = 0; t < T; t++)
+            for (int e = 0; e < X; e++) c->router[(int64_t)t * X + e] += ((const float *)l->ffn_gate_inp_b.data)[e];
     for (int t = 0; t < T; t++) {
         mp_route_token(hp, l->exp_probs_b.info ? l->exp_probs_b.data : NULL, c->router + (int64_t)t * X,
                        c->sel + t * K, c->selw + t * K);
@@ -720,7 +786,9 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
         mp_experts_poll(c->x); /* let finished prefetch reads make room for queued ones */
         const mp_layer *l = &m->layers[il];
         for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->ffn_norm.data, E, hp->rms_eps);
-        c->ffn_vec_dot = !all && il == hp->n_layer - 1;
+        /* gpt-oss keeps only the output rows after the layer loop (openai-moe.cpp),
+         * so its last FFN still runs over every token (router in the GEMM order) */
+        c->ffn_vec_dot = !all && il == hp->n_layer - 1 && hp->arch != MP_ARCH_GPTOSS;
         if (mp_layer_is_moe(l)) {
             int rc = moe_block(c, (int)il, T, pos0, err);
             c->ffn_vec_dot = false;

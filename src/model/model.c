@@ -15,6 +15,7 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_DEEPSEEK2] = "deepseek2",
     [MP_ARCH_GLM4MOE] = "glm4moe",
     [MP_ARCH_QWEN2MOE] = "qwen2moe",
+    [MP_ARCH_GPTOSS] = "gpt-oss",
 };
 
 
@@ -195,7 +196,7 @@ static int load_hparams(mp_model *m, mp_err *err)
         const char *st = mp_gguf_get_str(m->gguf, key);
         float factor = 0.0f;
         if ((rc = get_arch_f32(m, "rope.scaling.factor", &factor, err))) return rc;
-        const bool yarn = st && !strcmp(st, "yarn") && hp->arch == MP_ARCH_DEEPSEEK2;
+        const bool yarn = st && !strcmp(st, "yarn") && (hp->arch == MP_ARCH_DEEPSEEK2 || hp->arch == MP_ARCH_GPTOSS);
         if (st && strcmp(st, "none") != 0 && strcmp(st, "linear") != 0 && !yarn)
             return mp_err_set(err, MP_E_UNSUPPORTED, "%s: rope scaling type '%s' is not supported", m->path, st);
         /* llama.cpp: freq_scale = 1 / factor unless the type is "none" (default "linear") */
@@ -306,6 +307,34 @@ static int load_hparams(mp_model *m, mp_err *err)
             return mp_err_set(err, MP_E_CORRUPT, "%s: qwen2moe needs key = value head size = rotated dims (have %u, %u, %u)",
                               m->path, hp->head_dim, hp->head_dim_v, hp->n_rot);
         break;
+    case MP_ARCH_GPTOSS: {
+        /* llama.cpp src/models/openai-moe.cpp */
+        hp->rope_kind = MP_ROPE_NEOX;
+        hp->qk_norm = MP_QK_NORM_NONE;
+        hp->norm_topk = false;
+        hp->sinks = hp->swiglu_oai = true;
+        if (hp->n_expert == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: gpt-oss model without 'gpt-oss.expert_count'", m->path);
+        if ((rc = get_arch_u32(m, "expert_feed_forward_length", &hp->n_ff_exp, true, err))) return rc;
+        if ((rc = get_arch_u32(m, "attention.sliding_window", &hp->n_swa, true, err))) return rc;
+        hp->swa_pattern = 2;
+        if ((rc = get_arch_u32(m, "attention.sliding_window_pattern", &hp->swa_pattern, false, err))) return rc;
+        hp->rope_base_swa = hp->rope_base;
+        if ((rc = get_arch_f32(m, "rope.freq_base_swa", &hp->rope_base_swa, err))) return rc;
+        if (hp->n_swa == 0 || hp->n_swa > hp->n_ctx_train)
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: key 'gpt-oss.attention.sliding_window' = %u: the window must be 1..%u (the "
+                              "context length)", m->path, hp->n_swa, hp->n_ctx_train);
+        if (hp->swa_pattern < 2 || hp->swa_pattern > hp->n_layer + 1)
+            /* llama.cpp aborts at context creation when no layer is sliding */
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: key 'gpt-oss.attention.sliding_window_pattern' = %u leaves no sliding-window layer "
+                              "among %u", m->path, hp->swa_pattern, hp->n_layer);
+        if (hp->n_rot != hp->head_dim)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: gpt-oss needs rope.dimension_count (%u) = key_length (%u)",
+                              m->path, hp->n_rot, hp->head_dim);
+        break;
+    }
     case MP_ARCH_DEEPSEEK2: {
         if ((rc = load_deepseek2(m, err))) return rc;
         const float mscale = hp->kq_scale;
@@ -327,11 +356,12 @@ static int load_hparams(mp_model *m, mp_err *err)
         rc = mp_gguf_get_u32(m->gguf, key, &gf, err);
         if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
         if (hp->arch == MP_ARCH_GLM4MOE) hp->gating = MP_GATING_SIGMOID; /* llama.cpp's default for it */
-        if (hp->arch == MP_ARCH_QWEN2MOE) {
-            /* qwen2moe.cpp hard-codes softmax, no renormalisation, no scale
-             * and never reads these keys: a file that has them runs as
-             * llama.cpp runs it */
-            hp->gating = MP_GATING_SOFTMAX;
+        if (hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS) {
+            /* hard-coded, these keys never read: qwen2moe.cpp softmax over all
+             * experts, openai-moe.cpp softmax over the k picks; neither
+             * renormalises nor scales. A file that has the keys runs as
+             * llama.cpp runs it. */
+            hp->gating = hp->arch == MP_ARCH_GPTOSS ? MP_GATING_SOFTMAX_WEIGHT : MP_GATING_SOFTMAX;
             hp->norm_topk = false;
             hp->expert_weights_scale = 0.0f;
         } else if (hp->arch != MP_ARCH_DEEPSEEK2 && hp->arch != MP_ARCH_GLM4MOE) {
@@ -382,7 +412,7 @@ static int bind(mp_model *m, mp_tensor *t, const char *name, bool required, bool
     if (matmul ? !mp_type_supported(info->type) : info->type != MP_TYPE_F32)
         return mp_err_set(err, MP_E_UNSUPPORTED, "%s: tensor '%s' has type %s, which is not supported here%s",
                           m->path, name, mp_type_name(info->type),
-                          matmul ? " (supported: f32, f16, bf16, q8_0, q4_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs)" : " (norms must be f32)");
+                          matmul ? " (supported: f32, f16, bf16, q8_0, q4_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs, mxfp4)" : " (norms must be f32)");
     t->info = info;
     t->data = extra ? NULL : mp_gguf_tensor_data(m->gguf, info);
     t->type = info->type;
@@ -476,15 +506,20 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
             BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
             BIND(&l->wo, true, true, TN("attn_output"), Do, E);
-            if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_QWEN2MOE) {
+            if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS) {
                 snprintf(n, sizeof n, "blk.%u.attn_q.bias", il);
                 BIND(&l->bq, false, false, n, Dq);
                 snprintf(n, sizeof n, "blk.%u.attn_k.bias", il);
                 BIND(&l->bk, false, false, n, Dk);
                 snprintf(n, sizeof n, "blk.%u.attn_v.bias", il);
                 BIND(&l->bv, false, false, n, Dv);
-                if (hp->arch == MP_ARCH_GLM4MOE && il == 0 && mp_gguf_find_tensor(m->gguf, TN("attn_q_norm")))
+                if (il == 0 && hp->arch == MP_ARCH_GLM4MOE && mp_gguf_find_tensor(m->gguf, TN("attn_q_norm")))
                     hp->qk_norm = MP_QK_NORM_HEAD;
+            }
+            if (hp->arch == MP_ARCH_GPTOSS) {
+                snprintf(n, sizeof n, "blk.%u.attn_output.bias", il);
+                BIND(&l->bo, true, false, n, E);
+                BIND(&l->attn_sinks, true, false, TN("attn_sinks"), (int64_t)hp->n_head);
             }
         }
         if (hp->qk_norm == MP_QK_NORM_HEAD) {
@@ -494,7 +529,8 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->q_norm, true, false, TN("attn_q_norm"), Dq);
             BIND(&l->k_norm, true, false, TN("attn_k_norm"), Dk);
         }
-        if (hp->arch == MP_ARCH_GLM4MOE) BIND(&l->ffn_norm, true, false, TN("post_attention_norm"), E);
+        if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_GPTOSS)
+            BIND(&l->ffn_norm, true, false, TN("post_attention_norm"), E);
         else BIND(&l->ffn_norm, true, false, TN("ffn_norm"), E);
         if (hp->n_expert > 0 && il >= hp->n_dense_lead) {
             const int64_t X = hp->n_expert;
@@ -542,6 +578,17 @@ static int bind_tensors(mp_model *m, mp_err *err)
             }
             snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", il);
             BIND(&l->exp_probs_b, hp->arch == MP_ARCH_GLM4MOE, false, n, X); /* glm4moe requires it */
+            if (hp->arch == MP_ARCH_GPTOSS) {
+                if (gu)
+                    return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused '%s' is not supported for gpt-oss", m->path,
+                                      gu->name);
+#define TB(suffix) (snprintf(n, sizeof n, "blk.%u." suffix ".bias", il), n)
+                BIND(&l->ffn_gate_inp_b, true, false, TB("ffn_gate_inp"), X);
+                BIND(&l->ffn_gate_exps_b, true, false, TB("ffn_gate_exps"), F, X);
+                BIND(&l->ffn_up_exps_b, true, false, TB("ffn_up_exps"), F, X);
+                BIND(&l->ffn_down_exps_b, true, false, TB("ffn_down_exps"), E, X);
+#undef TB
+            }
         } else {
             if (hp->n_ff == 0)
                 return mp_err_set(err, MP_E_CORRUPT, "%s: key '%s.feed_forward_length' is missing", m->path,

@@ -23,6 +23,7 @@ typedef enum mp_arch {
     MP_ARCH_DEEPSEEK2,   /* MLA attention, shared experts, sigmoid/group routing */
     MP_ARCH_GLM4MOE,     /* GQA with biases, partial NEOX rope, shared experts, sigmoid + bias routing */
     MP_ARCH_QWEN2MOE,    /* GQA with biases, NEOX rope, softmax routing (no renorm), one sigmoid-gated shared expert */
+    MP_ARCH_GPTOSS,      /* "gpt-oss": sinks, sliding window on alternate layers, biases, clamped SwiGLU */
     MP_ARCH_COUNT
 } mp_arch;
 
@@ -40,7 +41,8 @@ typedef enum mp_qk_norm {
 /* llama.cpp's expert_gating_func values (llama-hparams.h) */
 typedef enum mp_gating {
     MP_GATING_SOFTMAX = 1, /* softmax over all experts */
-    MP_GATING_SIGMOID = 2  /* independent sigmoid per expert */
+    MP_GATING_SIGMOID = 2, /* independent sigmoid per expert */
+    MP_GATING_SOFTMAX_WEIGHT = 3 /* top-k on the raw logits, softmax over the k picks (gpt-oss) */
 } mp_gating;
 
 typedef struct mp_hparams {
@@ -87,7 +89,22 @@ typedef struct mp_hparams {
     bool mla, mla_absorbed, kv_in_k;
     uint32_t q_lora, kv_lora;
     uint32_t mla_dk, mla_dv; /* per-head q/k size (nope + n_rot) and value size */
+    /* gpt-oss. Layer il is sliding-window when swa_pattern > 1 and
+     * il % swa_pattern < swa_pattern - 1 (llama.cpp's set_swa_pattern,
+     * dense_first false; the default 2: even layers): a query at p sees keys
+     * p - n_swa + 1 .. p. Those layers' rope uses rope_base_swa. Sinks: one
+     * f32 logit per head joins each softmax. swiglu_oai: the FFN is
+     * min(g,7) * sigmoid(1.702 min(g,7)) * (clamp(u,-7,7) + 1). */
+    uint32_t n_swa, swa_pattern;
+    float rope_base_swa;
+    bool sinks, swiglu_oai;
 } mp_hparams;
+
+/* True when layer il attends over a sliding window of n_swa keys. */
+static inline bool mp_layer_is_swa(const mp_hparams *hp, uint32_t il)
+{
+    return hp->n_swa > 0 && hp->swa_pattern > 1 && il % hp->swa_pattern < hp->swa_pattern - 1;
+}
 
 /* A weight tensor: ne[0] is the row length. For 3-D expert tensors,
  * expert_stride is the byte distance between experts (ne[2] = n_expert). */
@@ -117,7 +134,9 @@ typedef struct mp_layer {
     mp_tensor wk;         /* (n_embd -> n_head_kv * head_dim) */
     mp_tensor wv;         /* (n_embd -> n_head_kv * head_dim_v) */
     mp_tensor wo;         /* (n_head * head_dim_v -> n_embd) */
-    mp_tensor bq, bk, bv; /* optional f32 biases of wq, wk, wv (glm4moe, qwen2moe) */
+    mp_tensor bq, bk, bv; /* optional f32 biases of wq, wk, wv (glm4moe, qwen2moe, gpt-oss) */
+    mp_tensor bo;         /* (n_embd) f32 bias of wo (gpt-oss) */
+    mp_tensor attn_sinks; /* (n_head) f32 sink logits (gpt-oss) */
     mp_tensor q_norm;     /* (head_dim) or (n_embd) */
     mp_tensor k_norm;     /* (head_dim) or (n_head_kv * head_dim) */
     mp_tensor ffn_norm;   /* (n_embd); glm4moe's post_attention_norm */
@@ -132,6 +151,9 @@ typedef struct mp_layer {
      * [n_ff_exp, 2 n_ff_exp) up; ffn_gate_exps / ffn_up_exps are then views of it */
     mp_tensor ffn_gate_up_exps;
     mp_tensor exp_probs_b;                /* (n_expert) f32 selection bias, optional */
+    /* gpt-oss: router bias (n_expert), per-expert biases (n_ff_exp) x n_expert of
+     * gate and up and (n_embd) x n_expert of down; f32, resident */
+    mp_tensor ffn_gate_inp_b, ffn_gate_exps_b, ffn_up_exps_b, ffn_down_exps_b;
     mp_tensor ffn_gate_shexp, ffn_up_shexp; /* (n_embd -> n_ff_shexp) */
     mp_tensor ffn_down_shexp;               /* (n_ff_shexp -> n_embd) */
     /* qwen2moe: (n_embd) f32; the shared expert's output is scaled by

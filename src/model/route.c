@@ -22,7 +22,7 @@ void mp_route_token(const mp_hparams *hp, const float *bias, float *logits, int3
     /* probs: overwrite logits (llama.cpp build_moe_ffn) */
     if (hp->gating == MP_GATING_SIGMOID)
         for (int e = 0; e < X; e++) logits[e] = 1.0f / (1.0f + expf(-logits[e]));
-    else
+    else if (hp->gating != MP_GATING_SOFTMAX_WEIGHT) /* gpt-oss: probs = the raw logits */
         mp_softmax(logits, X);
     /* selection scores: probs + bias (the bias only chooses; weights come from probs) */
     float score[MP_ROUTE_MAX_EXPERTS];
@@ -57,6 +57,7 @@ void mp_route_token(const mp_hparams *hp, const float *bias, float *logits, int3
         sel[s] = best;
         w[s] = logits[best];
     }
+    if (hp->gating == MP_GATING_SOFTMAX_WEIGHT) mp_softmax(w, K); /* softmax over the k picks */
     if (hp->norm_topk) {
         double sum = 0.0; /* ggml_sum_rows: a double accumulator */
         for (int s = 0; s < K; s++) sum += (double)w[s];
@@ -70,7 +71,7 @@ void mp_route_token(const mp_hparams *hp, const float *bias, float *logits, int3
 
 bool mp_route_is_plain_softmax(const mp_model *m, int layer)
 {
-    return m->hp.gating != MP_GATING_SIGMOID && m->hp.n_group <= 1 && !m->layers[layer].exp_probs_b.info;
+    return m->hp.gating == MP_GATING_SOFTMAX && m->hp.n_group <= 1 && !m->layers[layer].exp_probs_b.info;
 }
 
 /* The router's output for one row: FFN norm, then the router matrix (the
@@ -86,6 +87,8 @@ static void gate_probs(const mp_model *m, int layer, const float *h, float *prob
     mp_rmsnorm(xn, h, l->ffn_norm.data, E, hp->rms_eps);
     mp_quantize_act(wtype, xn, xq, E);
     mp_matmul_rows(wtype, W, E, 0, X, xq, 1, probs, X);
+    if (l->ffn_gate_inp_b.info) /* gpt-oss's router bias */
+        for (int64_t e = 0; e < X; e++) probs[e] += ((const float *)l->ffn_gate_inp_b.data)[e];
     if (mp_route_is_plain_softmax(m, layer)) {
         mp_softmax(probs, X);
         return;

@@ -51,6 +51,13 @@ int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), 
         VISIT(&l->ffn_up_shexp);
         VISIT(&l->ffn_down_shexp);
         VISIT(&l->ffn_gate_inp_shexp);
+        /* gpt-oss: output bias, sinks, router and per-expert biases (small, resident) */
+        VISIT(&l->bo);
+        VISIT(&l->attn_sinks);
+        VISIT(&l->ffn_gate_inp_b);
+        VISIT(&l->ffn_gate_exps_b);
+        VISIT(&l->ffn_up_exps_b);
+        VISIT(&l->ffn_down_exps_b);
     }
 #undef VISIT
     return 0;
