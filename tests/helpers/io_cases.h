@@ -258,7 +258,9 @@ static void test_low_beside_high(mp_io_kind kind, const char *path)
             if (k != 1) break;
             if (n++ == 0) first = d.user;
         }
-        CHECKF(first == 1, "the demand read finished after the prefetch (%s)", big ? "large" : "small");
+        /* beside a large demand read the prefetch starts only after it; side by
+         * side (small) either may land first */
+        if (big) CHECKF(first == 1, "the demand read finished after the prefetch");
         mp_io_free(io);
         free(buf);
     }
