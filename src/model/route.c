@@ -124,14 +124,14 @@ struct mp_gate_copy {
  * that split into q8_0 blocks. */
 static bool copyable(const mp_model *m, const mp_tensor *r)
 {
-    return r->data && r->type == MP_TYPE_F32 && m->hp.n_embd % 32 == 0;
+    return r->info && r->type == MP_TYPE_F32 && m->hp.n_expert && m->hp.n_embd % 32 == 0;
 }
 
 uint64_t mp_model_gate_copy_bytes(const mp_model *m)
 {
     uint64_t b = 0;
     for (uint32_t il = 0; il < m->hp.n_layer; il++)
-        if (m->layers[il].ffn_gate_inp.type == MP_TYPE_F32 && m->hp.n_expert && m->hp.n_embd % 32 == 0)
+        if (copyable(m, &m->layers[il].ffn_gate_inp))
             b += (uint64_t)mp_row_size(MP_TYPE_Q8_0, m->hp.n_embd) * m->hp.n_expert;
     return b;
 }
@@ -151,7 +151,7 @@ int mp_model_gate_copy_create(mp_gate_copy **out, const mp_model *m, mp_err *err
     const size_t row = mp_row_size(MP_TYPE_Q8_0, E);
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {
         const mp_tensor *r = &m->layers[il].ffn_gate_inp;
-        if (!copyable(m, r) || !X) continue;
+        if (!r->data || !copyable(m, r)) continue;
         if (!(g->q8[il] = malloc(row * (size_t)X))) {
             mp_model_gate_copy_free(g);
             return mp_err_set(err, MP_E_NOMEM, "out of memory");
