@@ -83,6 +83,9 @@ typedef struct mp_params {
     int32_t n_ctx;       /* KV cache length in tokens; 0: min(trained length, 4096) */
     int32_t n_batch;     /* tokens per prefill chunk; 0: 512 */
     int32_t n_threads;   /* 0: all CPUs this process may run on */
+    int32_t n_seq;       /* KV caches (sequences, a server's slots), each n_ctx long,
+                          * sharing the model, the expert cache and the scratch;
+                          * the memory plan counts them all. 0: 1; at most MP_MAX_SEQ */
     bool need_tokenizer; /* fail when the file has no usable tokenizer (else
                           * tokenizing fails later with MP_E_UNSUPPORTED) */
     bool vocab_only;     /* load the tokenizer only (works on vocab-only GGUF
@@ -145,6 +148,7 @@ typedef struct mp_params {
 mp_params mp_params_default(void);
 
 #define MP_MAX_IO_DEPTH 1024
+#define MP_MAX_SEQ 256
 #define MP_DEFAULT_IO_DEPTH 16
 
 /* Names the params accept, for help texts and validation. Each returns the
@@ -216,6 +220,7 @@ typedef struct mp_engine_info {
     bool has_tokenizer;
     int32_t n_vocab;          /* logits per position */
     int32_t n_ctx, n_batch, n_threads; /* in effect */
+    int32_t n_seq;            /* KV caches (params.n_seq, at least 1) */
     uint32_t n_layer, n_expert, n_expert_used;
     mp_plan_info plan;
     /* When experts stream (plan.streamed): */
@@ -296,6 +301,15 @@ int mp_engine_eval(mp_engine *e, const int32_t *ids, size_t n, float *logits, si
 /* Tokens in the KV cache, and its capacity (0 for a vocab-only engine). */
 int32_t mp_engine_n_past(const mp_engine *e);
 int32_t mp_engine_n_ctx(const mp_engine *e);
+
+/* Sequences (params.n_seq): each has its own KV cache and n_past; eval,
+ * truncate and n_past act on the current one, 0 after open. A server runs
+ * its requests' steps one after the other, switching sequences between
+ * them (the switch is free: no copy). Returns MP_OK, or MP_E_RANGE for
+ * seq outside [0, n_seq). */
+int mp_engine_set_seq(mp_engine *e, int32_t seq, mp_err *err);
+int32_t mp_engine_seq(const mp_engine *e);
+int32_t mp_engine_n_seq(const mp_engine *e); /* 0 for a vocab-only engine */
 
 /* Forgets positions >= n_past (0 clears the KV cache): the next eval
  * continues from there, giving the logits it would have given then.

@@ -36,6 +36,7 @@ typedef struct cli_model_opts {
     int routing_seq;          /* --routing-seq N; -1 (all, concatenated) unless given */
     bool has_routing_seq;
     bool layer_stats;         /* --layer-stats */
+    int n_seq;                /* KV caches (serve --parallel); 0: 1 */
 } cli_model_opts;
 
 /* Fills engine parameters from the shared options. */
@@ -84,11 +85,26 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a whole file (or stdin for "-") into a NUL-terminated buffer. */
 char *cli_read_file(const char *path, size_t *len);
 
+/* A chat message (borrowed strings). */
+typedef struct cli_chat_msg {
+    const char *role;    /* "system", "user", "assistant", ... */
+    const char *content;
+} cli_chat_msg;
+
+/* Renders msgs[0..n) as the model's prompt text with its chat template
+ * (tmpl: a --chat-template override, NULL: the model's own), with the
+ * assistant's generation prompt when add_gen. *out is malloc'd. Returns 0,
+ * or -1 with the reason in msg[cap]. */
+int cli_chat_render(const mp_engine *e, const char *tmpl, const cli_chat_msg *msgs, size_t n, bool add_gen,
+                    char **out, char *msg, size_t cap);
+
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 #endif

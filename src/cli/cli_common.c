@@ -208,6 +208,7 @@ void cli_params(const cli_model_opts *o, mp_params *p)
     p->n_ctx = o->n_ctx;
     p->n_batch = o->n_batch;
     p->n_threads = o->n_threads;
+    p->n_seq = o->n_seq;
     p->mem = o->mem;
     p->cache_bytes = o->cache_bytes;
     p->cache_experts = (uint32_t)o->cache_experts;

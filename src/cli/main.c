@@ -10,6 +10,8 @@ static const struct {
     const char *help;
 } commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
+    {"chat", cmd_chat, "chat with a model in the terminal (its chat template, KV kept across turns)"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions)"},
     {"logits", cmd_logits, "evaluate token ids and write the logits (parity checks)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"inspect", cmd_inspect, "describe a model: architecture, sizes, memory needed"},

@@ -51,8 +51,13 @@ struct mp_ctx {
     void *override_ud;
 
     /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)];
-     * vc is NULL when the value is a view of the key (MLA latent cache, kv_in_k) */
+     * vc is NULL when the value is a view of the key (MLA latent cache, kv_in_k).
+     * kc/vc point at the current sequence's cache inside kc_all/vc_all
+     * ([seq][layer][pos][...]); seq_n_past keeps the others' n_past. */
     uint16_t *kc, *vc;
+    uint16_t *kc_all, *vc_all;
+    int n_seq, seq;
+    int *seq_n_past;
 
     /* Scratch, sized for n_batch tokens, carved from one block (scratch_layout). */
     uint8_t *scratch;
@@ -945,14 +950,16 @@ int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_p
     else scratch_layout(c, c->scratch, m, c->n_ctx, c->n_batch, c->n_threads);
     const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim, Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const size_t kv_elems = (size_t)hp->n_layer * (size_t)c->n_ctx;
-    c->kc = calloc(kv_elems * (size_t)Dk, sizeof(uint16_t));
-    c->vc = hp->kv_in_k ? NULL : calloc(kv_elems * (size_t)Dv, sizeof(uint16_t));
+    c->n_seq = p && p->n_seq > 0 ? p->n_seq : 1;
+    c->kc = c->kc_all = calloc(kv_elems * (size_t)Dk * (size_t)c->n_seq, sizeof(uint16_t));
+    c->vc = c->vc_all = hp->kv_in_k ? NULL : calloc(kv_elems * (size_t)Dv * (size_t)c->n_seq, sizeof(uint16_t));
+    c->seq_n_past = calloc((size_t)c->n_seq, sizeof *c->seq_n_past);
     c->pool = mp_pool_create(c->n_threads);
-    if (!c->scratch || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool) {
+    if (!c->scratch || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool || !c->seq_n_past) {
         const int n_ctx = c->n_ctx, n_batch = c->n_batch;
         mp_ctx_free(c);
         return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d: %.1f MiB)",
-                          n_ctx, n_batch, (double)(scratch + mp_ctx_kv_bytes(m, n_ctx)) / 1048576.0);
+                          n_ctx, n_batch, (double)(scratch + mp_ctx_kv_bytes(m, n_ctx) * (uint64_t)(p && p->n_seq > 0 ? p->n_seq : 1)) / 1048576.0);
     }
     memset(c->scratch, 0, (size_t)scratch); /* as calloc'd buffers were: no stale reads, ever */
     mp_kernels_init();
@@ -964,14 +971,28 @@ void mp_ctx_free(mp_ctx *c)
 {
     if (!c) return;
     mp_pool_free(c->pool);
-    free(c->kc);
-    free(c->vc);
+    free(c->kc_all);
+    free(c->vc_all);
+    free(c->seq_n_past);
     free(c->scratch);
     free(c);
 }
 
 int mp_ctx_n_ctx(const mp_ctx *c) { return c->n_ctx; }
 int mp_ctx_n_past(const mp_ctx *c) { return c->n_past; }
+int mp_ctx_n_seq(const mp_ctx *c) { return c->n_seq; }
+int mp_ctx_seq(const mp_ctx *c) { return c->seq; }
+void mp_ctx_set_seq(mp_ctx *c, int seq)
+{
+    if (seq < 0 || seq >= c->n_seq || seq == c->seq) return;
+    const mp_hparams *hp = &c->m->hp;
+    const size_t per_layer_pos = (size_t)hp->n_layer * (size_t)c->n_ctx;
+    c->seq_n_past[c->seq] = c->n_past;
+    c->seq = seq;
+    c->n_past = c->seq_n_past[seq];
+    c->kc = c->kc_all + per_layer_pos * (size_t)hp->n_head_kv * hp->head_dim * (size_t)seq;
+    if (c->vc_all) c->vc = c->vc_all + per_layer_pos * (size_t)hp->n_head_kv * hp->head_dim_v * (size_t)seq;
+}
 void mp_ctx_truncate(mp_ctx *c, int n_past)
 {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;

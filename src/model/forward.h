@@ -16,6 +16,7 @@ typedef struct mp_ctx_params {
     int n_ctx;     /* KV cache length in tokens (0: min(model's, 4096)) */
     int n_batch;   /* max tokens per forward chunk (0: 512) */
     int n_threads; /* 0: all online CPUs */
+    int n_seq;     /* KV caches (sequences) sharing the scratch and the threads; 0: 1 */
 } mp_ctx_params;
 
 /* Called once per (token, MoE layer) with the selected experts (best first)
@@ -44,6 +45,13 @@ uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx);
 uint64_t mp_ctx_scratch_bytes(const mp_model *m, int n_ctx, int n_batch, int n_threads);
 
 int mp_ctx_n_ctx(const mp_ctx *c);
+/* Sequences: each has its own KV cache (n_ctx positions) and n_past; eval,
+ * truncate and n_past act on the current one (0 after create). A server
+ * interleaves its requests' steps by switching between them; the scratch,
+ * thread pool and the model's experts stay shared. */
+int mp_ctx_n_seq(const mp_ctx *c);
+void mp_ctx_set_seq(mp_ctx *c, int seq); /* 0 <= seq < n_seq */
+int mp_ctx_seq(const mp_ctx *c);
 int mp_ctx_n_past(const mp_ctx *c);
 /* Forgets positions >= n_past (0 clears the cache). */
 void mp_ctx_truncate(mp_ctx *c, int n_past);

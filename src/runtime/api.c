@@ -110,6 +110,7 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
     sp->n_ctx = p->n_ctx;
     sp->n_batch = p->n_batch;
     sp->n_threads = p->n_threads;
+    sp->n_seq = p->n_seq;
     sp->need_tokenizer = p->need_tokenizer;
     sp->mem = p->mem;
     sp->cache_bytes = p->cache_bytes;
@@ -133,6 +134,8 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
     if (p->n_ctx < 0 || p->n_batch < 0 || p->n_threads < 0)
         return mp_err_set(err, MP_E_INVAL, "n_ctx %d, n_batch %d, n_threads %d: none may be negative", p->n_ctx,
                           p->n_batch, p->n_threads);
+    if (p->n_seq < 0 || p->n_seq > MP_MAX_SEQ)
+        return mp_err_set(err, MP_E_INVAL, "--parallel: %d is not in [1, %d]", p->n_seq, MP_MAX_SEQ);
     if (p->io_depth > MP_IO_MAX_DEPTH)
         return mp_err_set(err, MP_E_INVAL, "--io-depth: %u is not in [1, %d]", p->io_depth, MP_IO_MAX_DEPTH);
     if (p->lookahead < 0 || p->prefetch_extra < 0)
@@ -326,6 +329,7 @@ void mp_engine_get_info(const mp_engine *e, mp_engine_info *o)
     const mp_session *s = e->s;
     const mp_hparams *hp = &s->model->hp;
     o->n_ctx = mp_ctx_n_ctx(s->ctx);
+    o->n_seq = mp_ctx_n_seq(s->ctx);
     o->n_batch = e->n_batch;
     o->n_threads = e->n_threads;
     o->n_layer = hp->n_layer;
@@ -453,6 +457,19 @@ int mp_engine_eval(mp_engine *e, const int32_t *ids, size_t n, float *logits, si
 
 int32_t mp_engine_n_past(const mp_engine *e) { return e->s ? mp_ctx_n_past(e->s->ctx) : 0; }
 int32_t mp_engine_n_ctx(const mp_engine *e) { return e->s ? mp_ctx_n_ctx(e->s->ctx) : 0; }
+int32_t mp_engine_n_seq(const mp_engine *e) { return e->s ? mp_ctx_n_seq(e->s->ctx) : 0; }
+int32_t mp_engine_seq(const mp_engine *e) { return e->s ? mp_ctx_seq(e->s->ctx) : 0; }
+
+int mp_engine_set_seq(mp_engine *e, int32_t seq, mp_err *err)
+{
+    int rc = need_model(e, err);
+    if (rc) return rc;
+    if (seq < 0 || seq >= mp_ctx_n_seq(e->s->ctx))
+        return mp_err_set(err, MP_E_RANGE, "sequence %d: the engine has %d (params.n_seq)", seq,
+                          mp_ctx_n_seq(e->s->ctx));
+    mp_ctx_set_seq(e->s->ctx, seq);
+    return MP_OK;
+}
 
 int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err)
 {

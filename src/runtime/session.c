@@ -195,6 +195,7 @@ int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, co
                        .cache_bytes = p->cache_bytes,
                        .cache_experts = p->cache_experts,
                        .n_ctx = p->n_ctx,
+                       .n_seq = p->n_seq,
                        .n_batch = p->n_batch,
                        .n_threads = p->n_threads,
                        .pack = pack,
@@ -265,7 +266,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         rc = open_mapped(s, &shape, err);
     }
     if (rc) goto fail;
-    mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads};
+    mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads, p->n_seq};
     rc = mp_ctx_create(&s->ctx, s->model, s->experts, &cp, err);
     if (rc) goto fail;
     if (s->cache) {
