@@ -550,7 +550,9 @@ int mp_chat_apply_template(const mp_engine *e, const char *tmpl_override, const 
     for (size_t i = 0; i < n_msgs; i++) m[i] = (mp_tmpl_msg){msgs[i].role, msgs[i].content};
     if ((rc = mp_tmpl_parse(&t, fixed, name, err))) goto done;
     mp_tmpl_chat c = {.msgs = m, .n_msgs = n_msgs, .add_generation_prompt = add_generation_prompt,
-                      .bos_token = bos, .eos_token = eos};
+                      .bos_token = bos, .eos_token = eos,
+                      .add_bos = e && e->tok && mp_tokenizer_add_bos(e->tok),
+                      .add_eos = e && e->tok && mp_tokenizer_add_eos(e->tok)};
     rc = mp_tmpl_render_chat(t, &c, out, err);
 done:
     mp_tmpl_free(t);

@@ -1,12 +1,19 @@
-/* Chat templates: built-ins, llama.cpp's fix-ups, and the render entry
- * point. First version: the ChatML built-in renders natively; any other
- * template is refused by name (the Jinja interpreter comes next). */
+/* Chat templates: built-ins, llama.cpp's fix-ups, and the chat layer
+ * around the Jinja interpreter (jinja.c): the capability probes and the
+ * message reshaping llama.cpp's common_chat_templates_apply does before it
+ * renders (system role merged into the first user turn where the template
+ * ignores it, "developer" mapped to "system", typed content), the extra
+ * globals it defines (enable_thinking, datetime, date_string), and the BOS
+ * it drops when tokenizing adds one. */
 #include "template/template.h"
 
 #include "common/err.h"
+#include "template/jinja.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* llama.cpp's CHATML_TEMPLATE_SRC (common/chat.cpp), byte for byte: the
  * template used when the file has none. */
@@ -36,23 +43,75 @@ const char *mp_tmpl_builtin(const char *name)
     return NULL;
 }
 
+/* What llama.cpp learns by running the template on probe conversations
+ * (common/jinja/caps.cpp) and then uses to reshape the messages. */
+typedef struct tmpl_caps {
+    bool string_content, typed_content, system_role;
+} tmpl_caps;
+
 struct mp_tmpl {
+    mp_jinja *prog;
     char *name;
-    bool chatml;
+    bool stepfun_trim; /* llama.cpp trims message contents for this family */
+    bool map_developer;
+    bool gpt_oss;      /* llama.cpp's gpt-oss handler: <|return|> -> <|end|> without a generation prompt */
+    tmpl_caps caps;
 };
+
+static void probe_caps(mp_tmpl *t)
+{
+    tmpl_caps c = {.string_content = true, .typed_content = false, .system_role = true};
+    mp_jinja_input in = {.add_generation_prompt = true, .tools_empty_array = true, .bos_token = "", .eos_token = ""};
+    mp_jinja_stats st;
+    char *out = NULL;
+    static const char marker[] = "STRING_MARKER";
+    /* typed content: the content is a string; is it used as a list? */
+    mp_tmpl_msg m1[] = {{"user", marker}};
+    in.msgs = m1;
+    in.n_msgs = 1;
+    int rc = mp_jinja_render(t->prog, &in, &out, &st, NULL);
+    bool checks_for_string = st.content0_is_string_test, as_array = st.content0_array_access;
+    if (as_array) c.typed_content = true;
+    if (rc) c.string_content = false;
+    else if (as_array && !strstr(out, marker)) c.string_content = false;
+    free(out);
+    out = NULL;
+    if (checks_for_string) {
+        in.empty_content_array = true;
+        rc = mp_jinja_render(t->prog, &in, &out, &st, NULL);
+        if (st.content0_array_access && rc == MP_OK) c.typed_content = true;
+        free(out);
+        out = NULL;
+        in.empty_content_array = false;
+    }
+    /* system role: is the system message's content read at all? */
+    mp_tmpl_msg m3[] = {{"system", "System message"}, {"user", "User message"}};
+    in.msgs = m3;
+    in.n_msgs = 2;
+    mp_jinja_render(t->prog, &in, &out, &st, NULL);
+    if (!st.content0_used) c.system_role = false;
+    free(out);
+    t->caps = c;
+}
 
 int mp_tmpl_parse(mp_tmpl **out, const char *src, const char *name, mp_err *err)
 {
     *out = NULL;
     if (!name) name = "template";
-    if (strcmp(src, chatml_src) != 0)
-        return mp_err_set(err, MP_E_UNSUPPORTED, "%s:1: only the built-in ChatML template can be rendered so far", name);
     mp_tmpl *t = calloc(1, sizeof *t);
     if (!t || !(t->name = strdup(name))) {
         free(t);
         return mp_err_set(err, MP_E_NOMEM, "out of memory");
     }
-    t->chatml = true;
+    int rc = mp_jinja_parse(&t->prog, src, name, err);
+    if (rc) {
+        mp_tmpl_free(t);
+        return rc;
+    }
+    t->stepfun_trim = strstr(src, "You have access to the following functions in JSONSchema format") != NULL;
+    t->map_developer = strstr(src, "<|channel|>") == NULL;
+    t->gpt_oss = !t->map_developer; /* the same test as common_chat_try_specialized_template */
+    probe_caps(t);
     *out = t;
     return MP_OK;
 }
@@ -60,6 +119,7 @@ int mp_tmpl_parse(mp_tmpl **out, const char *src, const char *name, mp_err *err)
 void mp_tmpl_free(mp_tmpl *t)
 {
     if (!t) return;
+    mp_jinja_free(t->prog);
     free(t->name);
     free(t);
 }
@@ -92,29 +152,104 @@ static void sb_put(sbuf *b, const char *s, size_t n)
 
 static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
+static char *trim_ws(const char *s)
+{
+    size_t a = 0, e = strlen(s);
+    while (a < e && isspace((unsigned char)s[a])) a++;
+    while (e > a && isspace((unsigned char)s[e - 1])) e--;
+    char *r = malloc(e - a + 1);
+    if (r) {
+        memcpy(r, s + a, e - a);
+        r[e - a] = '\0';
+    }
+    return r;
+}
+
 int mp_tmpl_render_chat(const mp_tmpl *t, const mp_tmpl_chat *c, char **out, mp_err *err)
 {
     *out = NULL;
-    sbuf b = {0};
-    for (size_t i = 0; i < c->n_msgs; i++) {
-        if (!c->msgs[i].role || !c->msgs[i].content) {
-            free(b.p);
+    for (size_t i = 0; i < c->n_msgs; i++)
+        if (!c->msgs[i].role || !c->msgs[i].content)
             return mp_err_set(err, MP_E_INVAL, "%s: message %zu has no role or content", t->name, i);
+    /* the messages as llama.cpp reshapes them before rendering */
+    size_t n = c->n_msgs;
+    mp_tmpl_msg *m = calloc(n ? n : 1, sizeof *m);
+    char **owned = calloc(n ? n : 1, sizeof *owned);
+    int rc = MP_OK;
+    if (!m || !owned) {
+        rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        m[i] = c->msgs[i];
+        if (t->stepfun_trim) {
+            if (!(owned[i] = trim_ws(m[i].content))) {
+                rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
+                goto done;
+            }
+            m[i].content = owned[i];
         }
-        sb_puts(&b, "<|im_start|>");
-        sb_puts(&b, c->msgs[i].role);
-        sb_puts(&b, "\n");
-        sb_puts(&b, c->msgs[i].content);
-        sb_puts(&b, "<|im_end|>\n");
+        if (t->map_developer && !strcmp(m[i].role, "developer")) m[i].role = "system";
     }
-    if (c->add_generation_prompt) sb_puts(&b, "<|im_start|>assistant\n");
-    sb_put(&b, "", 0);
-    if (b.oom) {
-        free(b.p);
-        return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    size_t first = 0;
+    if (!t->caps.system_role && n && !strcmp(m[0].role, "system")) {
+        if (n > 1) {
+            sbuf b = {0};
+            sb_puts(&b, m[0].content);
+            sb_puts(&b, "\n");
+            sb_puts(&b, m[1].content);
+            if (b.oom) {
+                free(b.p);
+                rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
+                goto done;
+            }
+            free(owned[1]);
+            owned[1] = b.p;
+            m[1].content = b.p;
+        }
+        first = 1;
     }
-    *out = b.p;
-    return MP_OK;
+    char datetime[64], date_string[64];
+    struct tm tm;
+    time_t now = c->now ? c->now : time(NULL);
+    localtime_r(&now, &tm);
+    strftime(datetime, sizeof datetime, "%b %d %Y", &tm);
+    strftime(date_string, sizeof date_string, "%d %b %Y", &tm);
+    mp_jinja_input in = {
+        .msgs = m + first,
+        .n_msgs = n - first,
+        .typed_content = !t->caps.string_content && t->caps.typed_content,
+        .add_generation_prompt = c->add_generation_prompt,
+        .define_enable_thinking = true,
+        .enable_thinking = true,
+        .bos_token = c->bos_token ? c->bos_token : "",
+        .eos_token = c->eos_token ? c->eos_token : "",
+        .datetime = datetime,
+        .date_string = date_string,
+        .now = now,
+    };
+    char *r = NULL;
+    if ((rc = mp_jinja_render(t->prog, &in, &r, NULL, err))) goto done;
+    /* llama.cpp drops a BOS the template wrote when tokenizing adds one (and an EOS likewise) */
+    size_t bl = strlen(in.bos_token), el = strlen(in.eos_token), rl = strlen(r);
+    if (c->add_bos && bl && rl >= bl && !memcmp(r, in.bos_token, bl)) {
+        memmove(r, r + bl, rl - bl + 1);
+        rl -= bl;
+    }
+    if (c->add_eos && el && rl >= el && !memcmp(r + rl - el, in.eos_token, el)) r[rl - el] = '\0';
+    if (t->gpt_oss && !c->add_generation_prompt) {
+        /* the last "<|return|>" (8 bytes) becomes "<|end|>" (7): the conversation goes on */
+        char *last = NULL;
+        for (char *p = strstr(r, "<|return|>"); p; p = strstr(p + 1, "<|return|>")) last = p;
+        if (last) memmove(last + 7, last + 10, strlen(last + 10) + 1), memcpy(last, "<|end|>", 7);
+    }
+    *out = r;
+done:
+    if (owned)
+        for (size_t i = 0; i < n; i++) free(owned[i]);
+    free(owned);
+    free(m);
+    return rc;
 }
 
 /* Replaces every occurrence of pat in s (malloc'd) with rep; returns the new

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 typedef struct mp_tmpl mp_tmpl;
 
@@ -31,6 +32,8 @@ typedef struct mp_tmpl_chat {
     size_t n_msgs;
     bool add_generation_prompt;
     const char *bos_token, *eos_token;
+    bool add_bos, add_eos; /* tokenizing adds them: drop a leading BOS / trailing EOS the template wrote */
+    time_t now;            /* the clock of strftime_now and date_string; 0: time(NULL) */
 } mp_tmpl_chat;
 
 /* Parses src (NUL-terminated) as a Jinja template; name (borrowed for the
