@@ -2745,12 +2745,11 @@ int mp_jinja_render(const mp_jinja *j, const mp_jinja_input *in, char **out, mp_
     for (size_t i = 0; i < in->n_msgs; i++) {
         val *m = mk_obj(&R);
         obj_sets(&R, m, "role", mk_str(&R, in->msgs[i].role));
-        if (i == 0 && in->empty_content_array) {
-            obj_sets(&R, m, "content", mk_arr(&R));
-        } else if (in->msgs[i].content && in->msgs[i].content[0]) {
-            /* llama.cpp leaves "content" out of a message whose content is empty */
-            obj_sets(&R, m, "content", msg_content(&R, in->msgs[i].content, in->typed_content));
-        }
+        bool typed = in->typed_content ||
+                     (in->typed_system_assistant &&
+                      (!strcmp(in->msgs[i].role, "system") || !strcmp(in->msgs[i].role, "assistant")));
+        if (i == 0 && in->empty_content_array) obj_sets(&R, m, "content", mk_arr(&R));
+        else obj_sets(&R, m, "content", msg_content(&R, in->msgs[i].content ? in->msgs[i].content : "", typed));
         if (i == 0) content0 = obj_gets(m, "content");
         arr_push(&R, msgs, m);
     }

@@ -32,6 +32,7 @@ typedef struct mp_jinja_input {
     size_t n_msgs;
     bool typed_content;        /* content as [{"type": "text", "text": ...}] */
     bool empty_content_array;  /* (caps probe) the first message's content is [] */
+    bool typed_system_assistant; /* only system and assistant contents typed (llama.cpp's Ministral 3 handler) */
     bool add_generation_prompt;/* defined (true) only when set, as llama.cpp */
     bool define_enable_thinking;
     bool enable_thinking;

@@ -55,6 +55,7 @@ struct mp_tmpl {
     bool stepfun_trim; /* llama.cpp trims message contents for this family */
     bool map_developer;
     bool gpt_oss;      /* llama.cpp's gpt-oss handler: <|return|> -> <|end|> without a generation prompt */
+    bool ministral3;   /* llama.cpp's Ministral 3 handler: system and assistant contents as text blocks */
     tmpl_caps caps;
 };
 
@@ -110,7 +111,10 @@ int mp_tmpl_parse(mp_tmpl **out, const char *src, const char *name, mp_err *err)
     }
     t->stepfun_trim = strstr(src, "You have access to the following functions in JSONSchema format") != NULL;
     t->map_developer = strstr(src, "<|channel|>") == NULL;
-    t->gpt_oss = !t->map_developer; /* the same test as common_chat_try_specialized_template */
+    /* the same tests as common_chat_try_specialized_template */
+    t->gpt_oss = !t->map_developer;
+    t->ministral3 = strstr(src, "[SYSTEM_PROMPT]") && strstr(src, "[TOOL_CALLS]") && strstr(src, "[ARGS]") &&
+                    !strstr(src, "[CALL_ID]");
     probe_caps(t);
     *out = t;
     return MP_OK;
@@ -219,6 +223,7 @@ int mp_tmpl_render_chat(const mp_tmpl *t, const mp_tmpl_chat *c, char **out, mp_
         .msgs = m + first,
         .n_msgs = n - first,
         .typed_content = !t->caps.string_content && t->caps.typed_content,
+        .typed_system_assistant = t->ministral3,
         .add_generation_prompt = c->add_generation_prompt,
         .define_enable_thinking = true,
         .enable_thinking = true,
