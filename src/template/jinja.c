@@ -26,16 +26,30 @@ typedef struct ar_block {
 
 typedef struct arena {
     ar_block *head;
-    jmp_buf *oom; /* where to unwind when malloc fails */
+    jmp_buf *oom;    /* where to unwind when malloc fails or the cap is passed */
+    size_t total;    /* bytes held */
+    bool over;       /* the unwinding was for the cap, not malloc */
 } arena;
+
+/* A render (or a parse) may hold at most this much: a template that loops
+ * forever making values ends with an error instead of taking the machine. */
+#define MP_JINJA_ARENA_CAP ((size_t)256 << 20)
+/* Evaluation steps (expressions + statements) per render, and nesting depth. */
+#define MP_JINJA_MAX_STEPS 50000000L
+#define MP_JINJA_MAX_DEPTH 400
 
 static void *ar_alloc(arena *a, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     if (!a->head || a->head->used + n > a->head->cap) {
         size_t cap = n > 32768 ? n : 32768;
+        if (a->total + cap > MP_JINJA_ARENA_CAP) {
+            a->over = true;
+            longjmp(*a->oom, 1);
+        }
         ar_block *b = malloc(sizeof *b + cap);
         if (!b) longjmp(*a->oom, 1);
+        a->total += cap;
         b->next = a->head;
         b->used = 0;
         b->cap = cap;
@@ -409,6 +423,7 @@ typedef struct parser {
     const char *name, *src;
     token *toks;
     size_t n, cur;
+    int depth; /* recursion of parse_primary / parse_statement */
 } parser;
 
 static _Noreturn void perr(parser *P, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -537,7 +552,16 @@ static node *parse_if_stmt(parser *P, size_t start)
     return x;
 }
 
+static node *parse_statement_inner(parser *P);
 static node *parse_statement(parser *P)
+{
+    if (++P->depth > MP_JINJA_MAX_DEPTH) perr(P, "statements nested too deeply");
+    node *x = parse_statement_inner(P);
+    P->depth--;
+    return x;
+}
+
+static node *parse_statement_inner(parser *P)
 {
     expect(P, T_OPEN_STMT, "expected {%");
     if (!is(P, T_IDENT)) perr(P, "unknown statement");
@@ -713,11 +737,14 @@ static node *parse_or(parser *P)
 static node *parse_cmp(parser *P);
 static node *parse_not(parser *P)
 {
+    if (P->depth > MP_JINJA_MAX_DEPTH) perr(P, "expressions nested too deeply");
     if (is_ident(P, "not")) {
+        P->depth++;
         size_t s = P->cur++;
         node *x = mk(P, N_UNARY, s);
         x->s = "not";
         x->a = parse_not(P);
+        P->depth--;
         return x;
     }
     return parse_cmp(P);
@@ -805,11 +832,14 @@ static node *parse_filter(parser *P)
 static node *parse_member(parser *P, node *obj);
 static node *parse_unary(parser *P)
 {
+    if (P->depth > MP_JINJA_MAX_DEPTH) perr(P, "expressions nested too deeply");
     if (is(P, T_UNARY)) {
         size_t s = P->cur;
         node *x = mk(P, N_UNARY, s);
         x->s = next_tok(P)->v;
+        P->depth++;
         x->a = parse_unary(P);
+        P->depth--;
         return x;
     }
     node *m = parse_member(P, parse_primary(P));
@@ -905,7 +935,16 @@ static node *parse_member(parser *P, node *obj)
     return obj;
 }
 
+static node *parse_primary_inner(parser *P);
 static node *parse_primary(parser *P)
+{
+    if (++P->depth > MP_JINJA_MAX_DEPTH) perr(P, "expressions nested too deeply");
+    node *x = parse_primary_inner(P);
+    P->depth--;
+    return x;
+}
+
+static node *parse_primary_inner(parser *P)
 {
     size_t s = P->cur;
     token *t = next_tok(P);
@@ -1019,6 +1058,9 @@ struct rt {
     const char *name, *src;
     int ctl;          /* 1: break, 2: continue */
     int depth;        /* macro recursion */
+    int edepth;       /* eval / exec nesting */
+    long steps;       /* evaluation steps so far */
+    const node *cur;  /* the node being evaluated (for a line in out-of-room errors) */
     time_t now;
     val *undef, *none, *vtrue, *vfalse;
 };
@@ -1616,7 +1658,24 @@ static val *apply_filter(rt *R, scope *S, const node *at, const node *f, val *in
     return r;
 }
 
+static val *eval_inner(rt *R, scope *S, const node *x);
+static void count_step(rt *R, const node *x)
+{
+    R->cur = x;
+    if (++R->steps > MP_JINJA_MAX_STEPS)
+        rerr(R, x, MP_E_RANGE, "the template takes more than %ld evaluation steps", MP_JINJA_MAX_STEPS);
+}
+
 static val *eval(rt *R, scope *S, const node *x)
+{
+    count_step(R, x);
+    if (++R->edepth > MP_JINJA_MAX_DEPTH * 4) rerr(R, x, MP_E_RANGE, "the template nests too deeply while running");
+    val *v = eval_inner(R, S, x);
+    R->edepth--;
+    return v;
+}
+
+static val *eval_inner(rt *R, scope *S, const node *x)
 {
     switch (x->t) {
     case N_STR: {
@@ -1795,7 +1854,7 @@ static val *call_value(rt *R, scope *S, const node *at, val *fn, args *a)
         val *o = mk_arr(R);
         for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
             arr_push(R, o, mk_int(R, i));
-            if (o->len > 1000000) rerr(R, at, MP_E_INVAL, "range() too long");
+            if (o->len > 10000000) rerr(R, at, MP_E_RANGE, "range() longer than 10000000");
         }
         return o;
     }
@@ -1923,6 +1982,8 @@ static void exec_for(rt *R, scope *S, const node *x, sbuf *out)
 
 static void exec_stmt(rt *R, scope *S, const node *x, sbuf *out)
 {
+    count_step(R, x);
+    if (out->n > MP_JINJA_ARENA_CAP / 4) rerr(R, x, MP_E_RANGE, "the rendered text passes %zu MiB", MP_JINJA_ARENA_CAP / 4 >> 20);
     switch (x->t) {
     case N_TEXT: sb_put(out, x->s, x->slen); break;
     case N_COMMENT: case N_NOOP: break;
@@ -2670,9 +2731,10 @@ int mp_jinja_parse(mp_jinja **out, const char *src, const char *name, mp_err *er
     jerr e = {0};
     j->a.oom = &e.jb;
     if (setjmp(e.jb)) {
-        int st = e.status ? e.status : MP_E_NOMEM;
-        if (!e.status) mp_err_set(err, MP_E_NOMEM, "%s: out of memory", j->name);
-        else mp_err_set(err, st, "%s", e.msg);
+        int st = e.status ? e.status : j->a.over ? MP_E_RANGE : MP_E_NOMEM;
+        if (e.status) mp_err_set(err, st, "%s", e.msg);
+        else if (j->a.over) mp_err_set(err, st, "%s:1: the template needs more than %zu MiB to parse", j->name, MP_JINJA_ARENA_CAP >> 20);
+        else mp_err_set(err, MP_E_NOMEM, "%s:1: out of memory", j->name);
         mp_jinja_free(j);
         return st;
     }
@@ -2724,9 +2786,14 @@ int mp_jinja_render(const mp_jinja *j, const mp_jinja_input *in, char **out, mp_
     val *volatile content0 = NULL; /* read after a longjmp */
     rt R = {.a = &a, .e = &e, .name = j->name, .src = j->src, .now = in->now};
     if (setjmp(e.jb)) {
-        int st = e.status ? e.status : MP_E_NOMEM;
-        if (!e.status) mp_err_set(err, MP_E_NOMEM, "%s: out of memory", j->name);
-        else mp_err_set(err, st, "%s", e.msg);
+        int st = e.status ? e.status : a.over ? MP_E_RANGE : MP_E_NOMEM;
+        if (e.status) mp_err_set(err, st, "%s", e.msg);
+        else if (a.over) {
+            const node *volatile cur = R.cur;
+            mp_err_set(err, st, "%s:%d: rendering needs more than %zu MiB", j->name,
+                       line_of(j->src, cur ? cur->pos : 0), MP_JINJA_ARENA_CAP >> 20);
+        }
+        else mp_err_set(err, MP_E_NOMEM, "%s:1: out of memory", j->name);
         if (stats && content0) {
             stats->content0_used = content0->used;
             stats->content0_is_string_test = content0->ops & OP_IS_STRING;
