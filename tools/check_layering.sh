@@ -17,11 +17,12 @@ cd "${1:-$(dirname "$0")/..}" || exit 2
 # component  may include (each one further down this table)
 LAYERS='
 cli
-runtime    model experts pack tokenizer sample trace cache io kernels gguf common
+runtime    model experts pack tokenizer template sample trace cache io kernels gguf common
 model      experts kernels gguf common
 experts    pack trace cache io kernels gguf common
 pack       cache io gguf common
 tokenizer  gguf common
+template   common
 sample     common
 trace      cache common
 cache      io common
@@ -39,7 +40,7 @@ common
 #   pack writer reads models, so it lives in runtime. It may use
 #   the cache and io below it: a pack expert is a byte range read into a cache slot, and
 #   pack supplies the cache's verify hook (xxh3, lz4 in place).
-# - tokenizer and sample are used by runtime only.
+# - tokenizer, template (the chat-template interpreter) and sample are used by runtime only.
 # - trace (routing traces, Belady replay) sits above cache because the replay drives the
 #   replacement policies; the predictor reads traces for the oracle.
 # - gguf is a reader/writer with no dependency but common.

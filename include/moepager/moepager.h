@@ -282,6 +282,42 @@ bool mp_engine_is_eog(const mp_engine *e, int32_t id);
 int32_t mp_engine_bos(const mp_engine *e); /* -1 if none */
 int32_t mp_engine_eos(const mp_engine *e); /* -1 if none */
 
+/* ---- chat templates ----------------------------------------------------------- */
+
+/* One chat message (borrowed, UTF-8, NUL-terminated strings). */
+typedef struct mp_chat_msg {
+    const char *role;    /* "system", "user", "assistant", ... */
+    const char *content;
+} mp_chat_msg;
+
+/* Renders the conversation msgs[0..n_msgs) into the prompt text the model
+ * expects, with the model's tokenizer.chat_template (a Jinja program,
+ * interpreted as llama.cpp does), or with tmpl_override when it is not
+ * NULL: a built-in name (mp_chat_template_name_at: "chatml", ...) or the
+ * path of a file holding a Jinja template. A file without a template gets
+ * ChatML, as in llama.cpp. add_generation_prompt appends the assistant's
+ * turn opening. bos_token / eos_token are the vocabulary's texts.
+ * e may be NULL when tmpl_override is given (bos_token and eos_token are
+ * then ""). The prompt is text: tokenize it with MP_TOKENIZE_PARSE_SPECIAL
+ * (and without ADD_SPECIAL when the template writes the BOS itself).
+ * On MP_OK *out is a malloc'd NUL-terminated string the caller frees
+ * (free()); on failure *out is NULL and err says why, naming the template
+ * and line: MP_E_NOTFOUND (tmpl_override is neither a file nor a
+ * built-in), MP_E_IO, MP_E_CORRUPT (a syntax error), MP_E_UNSUPPORTED (a
+ * construct the interpreter lacks), MP_E_INVAL (the template raised an
+ * exception, e.g. "roles must alternate", or a message without role or
+ * content), MP_E_NOMEM. Never a silently wrong prompt. */
+int mp_chat_apply_template(const mp_engine *e, const char *tmpl_override, const mp_chat_msg *msgs, size_t n_msgs,
+                           bool add_generation_prompt, char **out, mp_err *err);
+
+/* The built-in template names (static), index 0 the default ("chatml");
+ * NULL past the end. */
+const char *mp_chat_template_name_at(size_t i);
+
+/* The model's own tokenizer.chat_template (owned by e), or NULL if the
+ * file has none. */
+const char *mp_engine_chat_template(const mp_engine *e);
+
 /* ---- evaluation -------------------------------------------------------------- */
 
 /* Evaluates ids[0..n) at positions n_past.. (a prompt chunk, or one
