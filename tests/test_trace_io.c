@@ -116,6 +116,12 @@ static void test_roundtrip(void)
     CHECK(mp_trace_read("/nonexistent-dir/x.jsonl", &t, NULL) == MP_E_IO);
 }
 
+/* 10 levels of nesting (the reader refuses more than 64) */
+#define D10 "[[[[[[[[[["
+#define E10 "]]]]]]]]]]"
+
+/* Syntax errors are jansson's words ("'}' expected near ..."), the
+ * record's own checks this file's. */
 static void test_malformed(void)
 {
     static const char *good = "{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1, 2]}\n";
@@ -132,26 +138,27 @@ static void test_malformed(void)
         {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1.5]}", "expert must be"},
         {"{\"problem_id\": 1, \"token_idx\": -1, \"layer\": 0, \"experts\": [1]}", "token_idx"},
         {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 70000, \"experts\": [1]}", "layer"},
-        {"{\"problem_id\": 1, \"token_idx\": 99999999999999999999, \"layer\": 0, \"experts\": [1]}", "token_idx"},
+        {"{\"problem_id\": 1, \"token_idx\": 99999999999999999999, \"layer\": 0, \"experts\": [1]}", "number out of range"},
         {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1, 2], \"gating_probs\": [0.5]}",
          "differ in length"},
         {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"layer\": 1, \"experts\": [1]}", "duplicate key"},
-        {"{\"problem_id\": 1 \"token_idx\": 0, \"layer\": 0, \"experts\": [1]}", "expected ',' or '}'"},
-        {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1 2]}", "expected ',' or ']'"},
+        {"{\"problem_id\": 1 \"token_idx\": 0, \"layer\": 0, \"experts\": [1]}", "'}' expected"},
+        {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1 2]}", "']' expected"},
         {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1]} x", "text after"},
         {"[1, 2]", "expected '{'"},
         {"{\"problem_id\": true, \"token_idx\": 0, \"layer\": 0, \"experts\": [1]}", "problem_id"},
-        {"{\"problem_id\": \"abc, \"token_idx\": 0}", "expected ',' or '}'"},
-        {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1], \"x\" 1}", "expected ':'"},
-        {"{\"problem_id\": \"abc", "unterminated string"},
-        {"{\"problem_id\": \"a\\q\", \"token_idx\": 0, \"layer\": 0, \"experts\": [1]}", "bad escape"},
+        {"{\"problem_id\": \"abc, \"token_idx\": 0}", "'}' expected"},
+        {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1], \"x\" 1}", "':' expected"},
+        {"{\"problem_id\": \"abc", "premature end of input"},
+        {"{\"problem_id\": \"a\\q\", \"token_idx\": 0, \"layer\": 0, \"experts\": [1]}", "invalid escape"},
         {"{\"x\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
          "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], \"problem_id\": 1}",
-         "nested too deeply"},
+         "'}' expected"}, /* one ']' too many */
+        {"{\"x\": " D10 D10 D10 D10 D10 D10 D10 E10 E10 E10 E10 E10 E10 E10 ", \"problem_id\": 1}", "nested too deeply"},
         {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1], \"gating_probs\": [01]}",
-         "expected ',' or ']'"},
+         "invalid token"},
         {"{\"problem_id\": 1, \"token_idx\": 0, \"layer\": 0, \"experts\": [1], \"gating_probs\": [nan]}",
-         "expected a number"},
+         "invalid token"},
         {"{}", "empty object"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -1,5 +1,7 @@
-/* Routing trace reading (a small strict JSON-lines parser) and writing. */
+/* Routing trace reading (JSON lines, parsed with jansson) and writing. */
 #include "trace/trace.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <stdbool.h>
@@ -86,288 +88,164 @@ static void build_release(trace_build *b)
     free(b->pid_text), free(b->pid_len), free(b->pid_index);
 }
 
-/* ---- JSON scanning -------------------------------------------------------- */
+/* ---- one record (jansson) ------------------------------------------------ */
 
-typedef struct scan {
-    const char *p, *beg, *end;
-    const char *why; /* first error, static text */
-} scan;
-
-static bool fail(scan *s, const char *why)
+/* Depth of nested arrays/objects in v (0 for a scalar). */
+static int json_depth(const json_t *v)
 {
-    if (!s->why) s->why = why;
-    return false;
+    int d = 0;
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *x;
+        json_array_foreach(v, i, x) {
+            int c = json_depth(x);
+            if (c > d) d = c;
+        }
+        return d + 1;
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        const json_t *x;
+        json_object_foreach((json_t *)v, k, x) {
+            int c = json_depth(x);
+            if (c > d) d = c;
+        }
+        return d + 1;
+    }
+    return 0;
 }
 
-static void skip_ws(scan *s)
+/* jansson's reason for a line it cannot parse, in this file's words where
+ * they say more. */
+static const char *load_error(const json_error_t *je)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r' || *s->p == '\n')) s->p++;
+    switch (json_error_code(je)) {
+    case json_error_end_of_input_expected: return "text after the object";
+    case json_error_duplicate_key: return "duplicate key";
+    case json_error_numeric_overflow: return "number out of range";
+    default: return je->text;
+    }
 }
 
-static bool expect(scan *s, char c, const char *why)
+static bool int_in(const json_t *v, int64_t lo, int64_t hi, int64_t *out)
 {
-    skip_ws(s);
-    if (s->p >= s->end || *s->p != c) return fail(s, why);
-    s->p++;
+    if (!json_is_integer(v)) return false;
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi) return false;
+    *out = (int64_t)x;
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* A string at p (after whitespace); *raw, *n: its undecoded contents. */
-static bool scan_string(scan *s, const char **raw, size_t *n)
-{
-    skip_ws(s);
-    if (s->p >= s->end || *s->p != '"') return fail(s, "expected a string");
-    const char *q = ++s->p;
-    while (s->p < s->end) {
-        unsigned char c = (unsigned char)*s->p;
-        if (c == '"') {
-            *raw = q;
-            *n = (size_t)(s->p - q);
-            s->p++;
-            return true;
-        }
-        if (c < 0x20) return fail(s, "control character in a string");
-        if (c == '\\') {
-            if (s->end - s->p < 2) break;
-            char e = s->p[1];
-            if (e == 'u') {
-                if (s->end - s->p < 6) break;
-                for (int i = 2; i < 6; i++)
-                    if (hexval(s->p[i]) < 0) return fail(s, "bad \\u escape in a string");
-                s->p += 6;
-                continue;
-            }
-            if (!strchr("\"\\/bfnrt", e) || e == '\0') return fail(s, "bad escape in a string");
-            s->p += 2;
-            continue;
-        }
-        s->p++;
-    }
-    return fail(s, "unterminated string");
-}
-
-/* A JSON number; *is_int when it has no fraction or exponent. */
-static bool scan_number(scan *s, const char **raw, size_t *n, bool *is_int)
-{
-    skip_ws(s);
-    const char *q = s->p;
-    *is_int = true;
-    if (s->p < s->end && *s->p == '-') s->p++;
-    if (s->p >= s->end || *s->p < '0' || *s->p > '9') return fail(s, "expected a number");
-    if (*s->p == '0') s->p++;
-    else
-        while (s->p < s->end && *s->p >= '0' && *s->p <= '9') s->p++;
-    if (s->p < s->end && *s->p == '.') {
-        *is_int = false;
-        s->p++;
-        if (s->p >= s->end || *s->p < '0' || *s->p > '9') return fail(s, "bad number");
-        while (s->p < s->end && *s->p >= '0' && *s->p <= '9') s->p++;
-    }
-    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-        *is_int = false;
-        s->p++;
-        if (s->p < s->end && (*s->p == '+' || *s->p == '-')) s->p++;
-        if (s->p >= s->end || *s->p < '0' || *s->p > '9') return fail(s, "bad number");
-        while (s->p < s->end && *s->p >= '0' && *s->p <= '9') s->p++;
-    }
-    *raw = q;
-    *n = (size_t)(s->p - q);
-    return true;
-}
-
-static bool scan_int(scan *s, int64_t lo, int64_t hi, int64_t *v, const char *why)
-{
-    const char *raw;
-    size_t n;
-    bool is_int;
-    if (!scan_number(s, &raw, &n, &is_int)) return false;
-    if (!is_int) return fail(s, why);
-    bool neg = raw[0] == '-';
-    int64_t x = 0;
-    for (size_t i = neg; i < n; i++) {
-        if (x > (INT64_MAX - 9) / 10) return fail(s, why);
-        x = x * 10 + (raw[i] - '0');
-    }
-    if (neg) x = -x;
-    if (x < lo || x > hi) return fail(s, why);
-    *v = x;
-    return true;
-}
-
-static bool scan_float(scan *s, float *v)
-{
-    const char *raw;
-    size_t n;
-    bool is_int;
-    if (!scan_number(s, &raw, &n, &is_int)) return false;
-    char buf[64];
-    if (n >= sizeof buf) return fail(s, "number too long");
-    memcpy(buf, raw, n);
-    buf[n] = '\0';
-    char *endp;
-    *v = strtof(buf, &endp);
-    if (endp != buf + n) return fail(s, "bad number");
-    return true;
-}
-
-static bool skip_value(scan *s, int depth)
-{
-    if (depth > TRACE_MAX_DEPTH) return fail(s, "values nested too deeply");
-    skip_ws(s);
-    if (s->p >= s->end) return fail(s, "expected a value");
-    const char *raw;
-    size_t n;
-    bool is_int;
-    char c = *s->p;
-    if (c == '"') return scan_string(s, &raw, &n);
-    if (c == '-' || (c >= '0' && c <= '9')) return scan_number(s, &raw, &n, &is_int);
-    if (c == '[' || c == '{') {
-        char close = c == '[' ? ']' : '}';
-        s->p++;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == close) {
-            s->p++;
-            return true;
-        }
-        for (;;) {
-            if (c == '{') {
-                if (!scan_string(s, &raw, &n) || !expect(s, ':', "expected ':'")) return false;
-            }
-            if (!skip_value(s, depth + 1)) return false;
-            skip_ws(s);
-            if (s->p < s->end && *s->p == ',') {
-                s->p++;
-                continue;
-            }
-            return expect(s, close, c == '[' ? "expected ',' or ']'" : "expected ',' or '}'");
-        }
-    }
-    static const char *const words[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++) {
-        size_t w = strlen(words[i]);
-        if ((size_t)(s->end - s->p) >= w && memcmp(s->p, words[i], w) == 0) {
-            s->p += w;
-            return true;
-        }
-    }
-    return fail(s, "expected a value");
-}
-
-/* ---- one record ----------------------------------------------------------- */
-
-enum { K_PROBLEM = 1, K_TOKEN = 2, K_LAYER = 4, K_EXPERTS = 8, K_PROBS = 16 };
-
-static bool key_is(const char *raw, size_t n, const char *name)
-{
-    return strlen(name) == n && memcmp(raw, name, n) == 0;
-}
-
-static bool parse_line(scan *s, trace_build *b, size_t line, bool *oom)
+/* Parses line[0..n) into a record of b. On failure returns false with *why
+ * (static text, or text in whybuf) and *col (1-based), or *oom. */
+static bool parse_line(const char *line_text, size_t n, trace_build *b, size_t line, bool *oom, const char **why,
+                       size_t *col, char *whybuf, size_t whycap)
 {
     mp_trace *t = b->t;
     uint32_t experts[MP_TRACE_MAX_K];
     float probs[MP_TRACE_MAX_K];
     uint32_t k = 0, n_probs = 0;
     int64_t token = 0, layer = 0;
-    const char *pid_raw = NULL;
+    bool ok = false;
+    *col = 1;
+    const char *first = line_text;
+    while (first < line_text + n && (*first == ' ' || *first == '\t')) first++;
+    if (first < line_text + n && *first != '{') {
+        *why = "expected '{' (one JSON object per line)";
+        *col = (size_t)(first - line_text) + 1;
+        return false;
+    }
+    json_error_t je;
+    /* duplicates rejected: a record with two "layer"s means nothing sure */
+    json_t *root = json_loadb(line_text, n, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(whybuf, whycap, "%s", load_error(&je));
+        *why = whybuf;
+        *col = je.column > 0 ? (size_t)je.column : 1;
+        return false;
+    }
+    json_t *pid = json_object_get(root, "problem_id"), *tok = json_object_get(root, "token_idx");
+    json_t *lay = json_object_get(root, "layer"), *exps = json_object_get(root, "experts");
+    json_t *gp = json_object_get(root, "gating_probs");
+    char key[64];
+    const char *pid_key = NULL;
     size_t pid_n = 0;
-    unsigned seen = 0;
-
-    if (!expect(s, '{', "expected '{' (one JSON object per line)")) return false;
-    skip_ws(s);
-    if (s->p < s->end && *s->p == '}') return fail(s, "empty object");
-    for (;;) {
-        const char *key;
-        size_t kn;
-        if (!scan_string(s, &key, &kn) || !expect(s, ':', "expected ':'")) return false;
-        unsigned bit = key_is(key, kn, "problem_id")     ? K_PROBLEM
-                       : key_is(key, kn, "token_idx")    ? K_TOKEN
-                       : key_is(key, kn, "layer")        ? K_LAYER
-                       : key_is(key, kn, "experts")      ? K_EXPERTS
-                       : key_is(key, kn, "gating_probs") ? K_PROBS
-                                                         : 0;
-        if (bit & seen) return fail(s, "duplicate key");
-        seen |= bit;
-        skip_ws(s);
-        if (bit == K_PROBLEM) {
-            /* an integer or a string; interned by its raw text */
-            const char *q = s->p;
-            if (s->p < s->end && *s->p == '"') {
-                const char *r;
-                size_t rn;
-                if (!scan_string(s, &r, &rn)) return false;
-            } else if (s->p >= s->end || (*s->p != '-' && (*s->p < '0' || *s->p > '9'))) {
-                return fail(s, "problem_id must be an integer or a string");
+    if (!json_is_object(root)) *why = "expected '{' (one JSON object per line)";
+    else if (json_object_size(root) == 0) *why = "empty object";
+    else if (json_depth(root) > TRACE_MAX_DEPTH) *why = "values nested too deeply";
+    else if (!pid) *why = "missing key problem_id";
+    else if (!tok) *why = "missing key token_idx";
+    else if (!lay) *why = "missing key layer";
+    else if (!exps) *why = "missing key experts";
+    else if (!json_is_integer(pid) && !json_is_string(pid)) *why = "problem_id must be an integer or a string";
+    else if (!int_in(tok, 0, INT64_MAX, &token)) *why = "token_idx must be an integer >= 0";
+    else if (!int_in(lay, 0, MP_TRACE_MAX_LAYER, &layer)) *why = "layer must be an integer in [0, 65535]";
+    else if (!json_is_array(exps)) *why = "expected '[' (experts)";
+    else if (json_array_size(exps) == 0) *why = "experts is empty";
+    else if (json_array_size(exps) > MP_TRACE_MAX_K) *why = "more than 256 experts in one record";
+    else if (gp && !json_is_array(gp)) *why = "expected '[' (gating_probs)";
+    else if (gp && json_array_size(gp) > MP_TRACE_MAX_K) *why = "more than 256 experts in one record";
+    else ok = true;
+    if (ok) {
+        k = (uint32_t)json_array_size(exps);
+        for (uint32_t i = 0; i < k && ok; i++) {
+            int64_t v;
+            if (!int_in(json_array_get(exps, i), 0, MP_TRACE_MAX_EXPERT, &v)) {
+                *why = "an expert must be an integer in [0, 1048575]";
+                ok = false;
             } else {
-                int64_t v;
-                if (!scan_int(s, INT64_MIN + 1, INT64_MAX, &v, "problem_id must be an integer or a string"))
-                    return false;
+                experts[i] = (uint32_t)v;
             }
-            pid_raw = q;
-            pid_n = (size_t)(s->p - q);
-        } else if (bit == K_TOKEN) {
-            if (!scan_int(s, 0, INT64_MAX, &token, "token_idx must be an integer >= 0")) return false;
-        } else if (bit == K_LAYER) {
-            if (!scan_int(s, 0, MP_TRACE_MAX_LAYER, &layer, "layer must be an integer in [0, 65535]"))
-                return false;
-        } else if (bit == K_EXPERTS || bit == K_PROBS) {
-            uint32_t n = 0;
-            if (!expect(s, '[', "expected '['")) return false;
-            skip_ws(s);
-            if (s->p < s->end && *s->p == ']') s->p++;
-            else
-                for (;;) {
-                    if (n == MP_TRACE_MAX_K) return fail(s, "more than 256 experts in one record");
-                    if (bit == K_EXPERTS) {
-                        int64_t v;
-                        if (!scan_int(s, 0, MP_TRACE_MAX_EXPERT, &v, "an expert must be an integer in [0, 1048575]"))
-                            return false;
-                        experts[n++] = (uint32_t)v;
-                    } else {
-                        if (!scan_float(s, &probs[n++])) return false;
-                    }
-                    skip_ws(s);
-                    if (s->p < s->end && *s->p == ',') {
-                        s->p++;
-                        continue;
-                    }
-                    if (!expect(s, ']', "expected ',' or ']'")) return false;
+        }
+        if (gp) {
+            n_probs = (uint32_t)json_array_size(gp);
+            for (uint32_t i = 0; i < n_probs && ok; i++) {
+                const json_t *x = json_array_get(gp, i);
+                if (!json_is_number(x)) {
+                    *why = "expected a number (gating_probs)";
+                    ok = false;
+                } else {
+                    probs[i] = (float)json_number_value(x);
+                }
+            }
+            if (ok && n_probs != k) *why = "gating_probs and experts differ in length", ok = false;
+        }
+        for (uint32_t i = 0; i < k && ok; i++)
+            for (uint32_t j = 0; j < i; j++)
+                if (experts[i] == experts[j]) {
+                    *why = "an expert appears twice in experts";
+                    ok = false;
                     break;
                 }
-            if (bit == K_EXPERTS) k = n;
-            else n_probs = n;
-        } else if (!skip_value(s, 0)) {
+    }
+    if (ok) {
+        /* problem ids: an integer and a string are different ids, even "1" and 1 */
+        if (json_is_integer(pid)) {
+            pid_n = (size_t)snprintf(key, sizeof key, "i%lld", (long long)json_integer_value(pid));
+            pid_key = key;
+        }
+    }
+    if (!ok) {
+        json_decref(root);
+        return false;
+    }
+    char *skey = NULL;
+    if (!pid_key) {
+        size_t sl = json_string_length(pid);
+        if (!(skey = malloc(sl + 2))) {
+            json_decref(root);
+            *oom = true;
             return false;
         }
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            continue;
-        }
-        if (!expect(s, '}', "expected ',' or '}'")) return false;
-        break;
+        skey[0] = 's';
+        memcpy(skey + 1, json_string_value(pid), sl);
+        skey[sl + 1] = '\0';
+        pid_key = skey;
+        pid_n = sl + 1;
     }
-    skip_ws(s);
-    if (s->p != s->end) return fail(s, "text after the object");
-    if (!(seen & K_PROBLEM)) return fail(s, "missing key problem_id");
-    if (!(seen & K_TOKEN)) return fail(s, "missing key token_idx");
-    if (!(seen & K_LAYER)) return fail(s, "missing key layer");
-    if (!(seen & K_EXPERTS)) return fail(s, "missing key experts");
-    if (k == 0) return fail(s, "experts is empty");
-    if ((seen & K_PROBS) && n_probs != k) return fail(s, "gating_probs and experts differ in length");
-    for (uint32_t i = 0; i < k; i++)
-        for (uint32_t j = 0; j < i; j++)
-            if (experts[i] == experts[j]) return fail(s, "an expert appears twice in experts");
-
-    int64_t problem = intern_problem(b, pid_raw, pid_n);
+    int64_t problem = intern_problem(b, pid_key, pid_n);
+    free(skey);
+    json_decref(root);
     if (problem < 0 || problem > UINT32_MAX - 1 ||
         !grow((void **)&t->recs, &b->cap_recs, t->n_recs + 1, sizeof *t->recs)) {
         *oom = true;
@@ -385,10 +263,10 @@ static bool parse_line(scan *s, trace_build *b, size_t line, bool *oom)
     r->k = k;
     r->line = line < UINT32_MAX ? (uint32_t)line : UINT32_MAX;
     r->off = b->n_vals;
-    r->has_probs = (seen & K_PROBS) != 0;
+    r->has_probs = gp != NULL;
     for (uint32_t i = 0; i < k; i++) {
         t->experts[b->n_vals + i] = experts[i];
-        t->probs[b->n_vals + i] = (seen & K_PROBS) ? probs[i] : 0.0f;
+        t->probs[b->n_vals + i] = gp ? probs[i] : 0.0f;
         if (experts[i] + 1 > t->n_experts) t->n_experts = experts[i] + 1;
     }
     b->n_vals += k;
@@ -410,16 +288,19 @@ int mp_trace_parse(const char *name, const char *buf, size_t len, mp_trace **out
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         line++;
-        scan s = {.p = p, .beg = p, .end = le, .why = NULL};
-        skip_ws(&s);
-        if (s.p < s.end) {
+        const char *q = p;
+        while (q < le && (*q == ' ' || *q == '\t' || *q == '\r')) q++;
+        if (q < le) {
             bool oom = false;
-            if (!parse_line(&s, &b, line, &oom)) {
+            const char *why = NULL;
+            char whybuf[160];
+            size_t col = 1;
+            if (!parse_line(p, (size_t)(le - p), &b, line, &oom, &why, &col, whybuf, sizeof whybuf)) {
                 if (oom) {
                     rc = mp_err_set(err, MP_E_NOMEM, "%s:%zu: out of memory reading the trace", name, line);
                 } else {
                     rc = mp_err_set(err, MP_E_CORRUPT, "%s:%zu: %s (column %zu)", name, line,
-                                    s.why ? s.why : "malformed record", (size_t)(s.p - s.beg) + 1);
+                                    why ? why : "malformed record", col);
                 }
                 goto done;
             }
