@@ -19,8 +19,8 @@
 set -uo pipefail
 exec 3>&1   # the dry run's "would run" lines go here even while apt output goes to a log
 
-# python3: test_bench parses the json/csv writers with it
-read -r -a MP_DEPS <<<"${MP_DEPS_LIST:-build-essential cmake pkg-config liburing-dev liblz4-dev libxxhash-dev libpcre2-dev python3}"
+# python3: test_bench parses the json/csv writers with it; curl, tmux: the serve and chat tests
+read -r -a MP_DEPS <<<"${MP_DEPS_LIST:-build-essential cmake pkg-config liburing-dev liblz4-dev libxxhash-dev libpcre2-dev libmicrohttpd-dev libjansson-dev python3 curl tmux}"
 # command:package, for the peer (see ../shared/peers/llamacpp/README.md)
 read -r -a MP_PEER_CMDS <<<"${MP_PEER_CMDS_LIST:-node:nodejs npm:npm git:git python3:python3 make:make g++:g++}"
 
@@ -52,7 +52,7 @@ fi
 
 if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
   echo "deps: this is not a Debian-like system (no apt-get/dpkg-query); install by hand:" \
-       "a C11 compiler, cmake, pkg-config, liburing, liblz4, libxxhash, libpcre2-8, python3" >&2
+       "a C11 compiler, cmake, pkg-config, liburing, liblz4, libxxhash, libpcre2-8, libmicrohttpd, jansson, python3, curl, tmux" >&2
   exit 1
 fi
 

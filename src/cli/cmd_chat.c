@@ -132,7 +132,12 @@ static int eval_prompt(chat *c, const int32_t *ids, int n)
     while (keep < c->n_kv && keep < n && c->kv[keep] == ids[keep]) keep++;
     if (keep >= n) keep = n - 1; /* the last token again, for its logits */
     mp_err err = {0};
-    if (mp_engine_truncate(c->e, keep, &err)) return cli_fail(&err);
+    if (mp_engine_truncate(c->e, keep, &err)) {
+        /* a state that cannot go back to a prefix (a recurrent layer without
+         * a checkpoint): evaluate the whole prompt again */
+        keep = 0;
+        if (mp_engine_truncate(c->e, 0, &err)) return cli_fail(&err);
+    }
     c->n_kv = keep;
     double t0 = mp_time_s();
     int rc = mp_engine_eval(c->e, ids + keep, (size_t)(n - keep), c->logits, (size_t)c->n_vocab, false, &err);

@@ -253,6 +253,12 @@ static void slot_step(srv *s, int i)
         int keep = common_prefix(sl->tokens, sl->n_tokens, j->ids, j->n_prompt);
         if (keep >= j->n_prompt) keep = j->n_prompt - 1; /* the last token again: its logits */
         rc = mp_engine_truncate(s->e, keep, &err);
+        if (rc && keep > 0) {
+            /* a state that cannot go back to a prefix (a recurrent layer
+             * without a checkpoint): start over */
+            keep = 0;
+            rc = mp_engine_truncate(s->e, 0, &err);
+        }
         sl->n_tokens = keep;
         double t0 = mp_time_s();
         if (!rc) rc = mp_engine_eval(s->e, j->ids + keep, (size_t)(j->n_prompt - keep), sl->logits, (size_t)s->n_vocab,
