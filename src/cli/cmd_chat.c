@@ -221,21 +221,22 @@ static int answer(chat *c, int n_predict)
         fflush(stdout);
         if (n_predict >= 0 && n_gen >= n_predict) break;
         if (c->n_kv >= c->n_ctx) {
-            /* context full mid-answer: shift (drop old turns), then go on
-             * from the prompt plus what was said so far */
-            if (add_msg(c, "assistant", text ? text : "", len)) return cli_error("out of memory");
+            /* context full mid-answer: shift (drop old turns, never this
+             * one), then go on from the prompt plus what was said so far */
+            size_t na = 0;
+            mp_engine_tokenize(c->e, text, len, 0, NULL, 0, &na, NULL);
             int32_t *p = NULL;
             size_t np = 0;
-            int frc = fit_prompt(c, room, &p, &np);
-            drop_msg(c, c->n_msgs - 1);
-            if (frc) {
+            if (fit_prompt(c, room + (int)na, &p, &np)) {
                 free(text);
                 return 1;
             }
-            /* the re-rendered prompt ends with the generation prompt: the
-             * answer so far follows as its own tokens */
-            size_t na = 0;
-            mp_engine_tokenize(c->e, text, len, 0, NULL, 0, &na, NULL);
+            if ((int)(np + na) >= c->n_ctx) {
+                /* this answer alone fills the context: it ends here */
+                free(p);
+                printf(" [context full]");
+                break;
+            }
             int32_t *all = realloc(p, sizeof *p * (np + na + 1));
             if (!all) {
                 free(p);
@@ -243,7 +244,6 @@ static int answer(chat *c, int n_predict)
                 return cli_error("out of memory");
             }
             if (na) mp_engine_tokenize(c->e, text, len, 0, all + np, na, &na, NULL);
-            if ((int)(np + na) >= c->n_ctx) na = 0; /* the answer alone overflows: restart it from the prompt */
             rc = eval_prompt(c, all, (int)(np + na));
             free(all);
             if (rc) {
