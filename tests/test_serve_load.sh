@@ -1,9 +1,10 @@
 # moepager serve under load, on loopback, bounded: 4 concurrent clients send
 # 200 requests in all (tests/serve_load.py: streamed and plain chat and
 # completions, streams dropped after their first event, malformed JSON,
-# wrong types, unknown models, bodies over --max-body), to a server with 4
-# slots whose experts stream through the cache inside --mem 40M, run in a
-# memory cgroup limited to the same 40 MiB (tests/helpers/cgroup_run.sh).
+# wrong types, unknown models, bodies over --max-body), to a server with 2
+# slots (so requests queue) whose experts stream through the cache inside
+# --mem 36M, run in a
+# memory cgroup limited to the same 36 MiB (tests/helpers/cgroup_run.sh).
 # Passes when every request got its answer (good ones 200 and a finish
 # reason, bad ones their 4xx), none took over 120 s (no hang), the server is
 # alive and well after (/health, one more request), stops on SIGTERM with
@@ -20,8 +21,8 @@ if grep -qs '^MP_SANITIZE:BOOL=ON' "$B/CMakeCache.txt" || nm "$B/moepager" 2>/de
     echo "SKIP: AddressSanitizer build: memory limits do not apply to ASan's shadow memory"
     exit 77
 fi
-LIMIT=40M
-LIMIT_B=$((40 * 1024 * 1024))
+LIMIT=36M
+LIMIT_B=$((36 * 1024 * 1024))
 T=$(mktemp -d "${TMPDIR:-/tmp}/mp-load.XXXXXX")
 trap 'kill -KILL ${SERVE_PID:-} 2>/dev/null; rm -rf "$T"' EXIT
 bash "$CGRUN" "$LIMIT" -- dd if=/dev/zero of=/dev/null bs=64M count=1 status=none 2>"$T/probe"
@@ -32,7 +33,7 @@ esac
 fail=0
 
 bash "$CGRUN" "$LIMIT" --evict "$M" -- "$B/moepager" serve --host 127.0.0.1 --port 0 -m "$M" --mem "$LIMIT" \
-    --parallel 4 -c 512 -t 2 --max-body 32K >"$T/log" 2>&1 &
+    --parallel 2 -c 512 -t 2 --max-body 32K >"$T/log" 2>&1 &
 SERVE_PID=$!
 PORT=
 for _ in $(seq 1 300); do
@@ -49,9 +50,13 @@ timeout 900 python3 "$S/tests/serve_load.py" "$PORT" 200 4 32768 demo-stdlib-moe
     { echo "FAIL: /health after the load"; fail=1; }
 curl -sS -m 60 "http://127.0.0.1:$PORT/v1/completions" -d '{"prompt":"x","max_tokens":3}' | grep -q finish_reason &&
     echo "ok: answers after the load" || { echo "FAIL: no answer after the load"; fail=1; }
-curl -sS -m 10 "http://127.0.0.1:$PORT/metrics" | grep -E '^moepager_(requests|tokens|expert_cache_hit|expert_mb|expert_stall|prefetch_prec)' |
-    tr '\n' ' '
+curl -sS -m 10 "http://127.0.0.1:$PORT/metrics" >"$T/metrics"
+grep -E '^moepager_(requests|tokens|expert_cache_hit|expert_mb|expert_stall|prefetch_prec)' "$T/metrics" | tr '\n' ' '
 echo
+awk '/^moepager_expert_cache_streamed /{exit !($2 == 1)}' "$T/metrics" && echo "ok: experts streamed" ||
+    { echo "FAIL: experts did not stream under --mem $LIMIT"; fail=1; }
+awk '/^moepager_requests_deferred_total /{exit !($2 > 0)}' "$T/metrics" && echo "ok: requests queued for a slot" ||
+    { echo "FAIL: no request ever waited for a slot (4 clients, 2 slots)"; fail=1; }
 # SIGTERM to moepager itself (the cgroup wrapper's child), which must stop
 # cleanly; the wrapper then reports the cgroup and exits with its status
 SRV=$(ps -o pid= --ppid $SERVE_PID | head -1)

@@ -87,6 +87,7 @@ struct srv {
     uint64_t tick;
     /* statistics, under mu */
     uint64_t requests, requests_failed, prompt_tokens, prompt_cached, gen_tokens, evals;
+    uint64_t deferred; /* jobs that found every slot busy and waited */
     double prompt_s, gen_s;
     mp_stats st; /* the engine's, after the last step */
 };
@@ -386,6 +387,9 @@ static void *scheduler(void *arg)
             else s->queue_head = j;
             s->queue_tail = j;
             s->n_queued++;
+            int free_slots = 0;
+            for (int i = 0; i < s->n_slots; i++) free_slots += s->slots[i].job == NULL;
+            if (s->n_queued > free_slots) s->deferred++;
             pthread_cond_broadcast(&j->cv);
         }
         /* queued jobs whose clients left */
@@ -746,6 +750,8 @@ static enum MHD_Result metrics(srv *s, struct MHD_Connection *mc)
       s->gen_s > 0 ? s->gen_tokens / s->gen_s : 0.0);
     G("requests_processing", "Slots running a request.", "gauge", "%d", busy);
     G("requests_deferred", "Requests waiting for a slot.", "gauge", "%d", s->n_queued);
+    G("requests_deferred_total", "Requests that found every slot busy and waited in the queue.", "counter", "%llu",
+      (unsigned long long)s->deferred);
     G("slots", "Slots (--parallel): KV caches sharing the model and the expert cache.", "gauge", "%d", s->n_slots);
     G("expert_cache_streamed", "1 when experts stream from disk through the cache.", "gauge", "%d", s->st.streamed);
     G("expert_cache_hit_rate", "Expert demands served from the cache (hits + late hits) / demands.", "gauge", "%.6f",
