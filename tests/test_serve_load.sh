@@ -3,8 +3,8 @@
 # completions, streams dropped after their first event, malformed JSON,
 # wrong types, unknown models, bodies over --max-body), to a server with 2
 # slots (so requests queue) whose experts stream through the cache inside
-# --mem 36M, run in a
-# memory cgroup limited to the same 36 MiB (tests/helpers/cgroup_run.sh).
+# --mem 36M, run in a memory cgroup limited to the same 36 MiB
+# (tests/helpers/cgroup_run.sh).
 # Passes when every request got its answer (good ones 200 and a finish
 # reason, bad ones their 4xx), none took over 120 s (no hang), the server is
 # alive and well after (/health, one more request), stops on SIGTERM with
