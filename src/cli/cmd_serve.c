@@ -950,7 +950,9 @@ int cmd_serve(int argc, char **argv)
                              MHD_USE_ERROR_LOG,
                          (uint16_t)port, NULL, NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                          MHD_OPTION_NOTIFY_COMPLETED, request_done, &s, MHD_OPTION_CONNECTION_LIMIT, 256u,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_END);
+                         MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+                         /* connection threads only parse and wait: a small stack each */
+                         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024), MHD_OPTION_END);
     if (!d) {
         cli_error("serve: cannot listen on %s:%d (%s)", host, port, strerror(errno));
         goto done;
