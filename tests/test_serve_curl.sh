@@ -5,7 +5,8 @@
 #    prompt is the ChatML text the model's template gives: the demo model has
 #    none), with `usage`;
 #  - the same chat again reuses the slot's KV (cached_tokens = prompt - 1)
-#    and answers the same;
+#    and answers the same; the completion's continuation, sent after the
+#    chats, finds the other slot where its prompt and answer were kept;
 #  - bad requests get a 4xx OpenAI error object: malformed JSON, a wrong
 #    type, an unknown model, a prompt longer than the context, a body over
 #    --max-body, an unknown endpoint;
@@ -42,6 +43,11 @@ CHAT="{\"model\":\"demo-stdlib-moe.gguf\",\"messages\":[{\"role\":\"user\",\"con
 curl -sS -m 60 "$U/v1/chat/completions" -d "$CHAT}" >"$T/h1"
 curl -sS -m 60 -N "$U/v1/chat/completions" -d "$CHAT,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" >"$T/h1s"
 curl -sS -m 60 "$U/v1/chat/completions" -d "$CHAT}" >"$T/h2"
+# the completion's continuation: its slot kept "def main(" and the answer
+# while the chats ran in the other slot
+python3 -c 'import json,sys; print(json.dumps({"prompt": "def main(" + open(sys.argv[1]).read()[:-1], "max_tokens": 4, "temperature": 0}))' \
+    "$T/run1" >"$T/c2.json"
+curl -sS -m 60 "$U/v1/completions" --data-binary @"$T/c2.json" >"$T/c2"
 
 python3 - "$T" <<'EOF' || fail=1
 import json, sys
@@ -86,6 +92,10 @@ p = h2["usage"]["prompt_tokens"]
 check(h2["usage"]["prompt_tokens_details"]["cached_tokens"] == p - 1,
       f"the same chat again reuses {h2['usage']['prompt_tokens_details']['cached_tokens']} of {p} prompt tokens")
 check(h2["choices"][0]["message"]["content"] == r2, "and answers the same")
+c2 = json.load(open(f"{T}/c2"))
+# 10 prompt tokens + 23 evaluated answer tokens (the 24th was sampled, never evaluated)
+check(c2["usage"]["prompt_tokens_details"]["cached_tokens"] == 33 and c2["usage"]["prompt_tokens"] == 34,
+      f"the completion's continuation found its slot: {c2['usage']}")
 sys.exit(bad)
 EOF
 

@@ -9,8 +9,9 @@
  * client has gone is dropped at its slot's next step.
  *
  * Prompt cache: a slot keeps the tokens its KV holds; a new job goes to the
- * free slot whose tokens share the longest prefix with its prompt, and only
- * the rest is evaluated (at least the last token, for the logits). */
+ * free slot whose tokens share the longest prefix with its prompt (when it
+ * keeps at least half of them: assign_slots), and only the rest is
+ * evaluated (at least the last token, for the logits). */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "cli.h"
 #include "serve_request.h"
@@ -213,22 +214,34 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb)
     return i;
 }
 
-/* Gives queued jobs free slots, FIFO; each the free slot with the longest
- * common prefix (then the least recently used). Under s->mu. */
+/* Gives queued jobs free slots, FIFO. A job goes to the free slot whose
+ * tokens share the longest prefix with its prompt when that prefix is at
+ * least half of what the slot holds (the job keeps most of it: the next turn
+ * of its conversation); otherwise to the free slot whose contents it would
+ * lose least of (an empty one first), the least recently used on ties, so
+ * that another conversation's KV is not thrown away for a shared BOS or
+ * system prompt while a slot holds nothing of value. Under s->mu. */
 static void assign_slots(srv *s)
 {
     while (s->queue_head) {
-        int best = -1, best_lcp = -1;
+        const job *q = s->queue_head;
+        int best = -1, best_lcp = -1, cheap = -1, cheap_loss = 0;
         for (int i = 0; i < s->n_slots; i++) {
             slot *sl = &s->slots[i];
             if (sl->job) continue;
-            int lcp = common_prefix(sl->tokens, sl->n_tokens, s->queue_head->ids, s->queue_head->n_prompt);
+            int lcp = common_prefix(sl->tokens, sl->n_tokens, q->ids, q->n_prompt);
             if (lcp > best_lcp || (lcp == best_lcp && sl->last_used < s->slots[best].last_used)) {
                 best = i;
                 best_lcp = lcp;
             }
+            int loss = sl->n_tokens - lcp;
+            if (cheap < 0 || loss < cheap_loss || (loss == cheap_loss && sl->last_used < s->slots[cheap].last_used)) {
+                cheap = i;
+                cheap_loss = loss;
+            }
         }
         if (best < 0) return;
+        if (!(best_lcp > 0 && 2 * best_lcp >= s->slots[best].n_tokens)) best = cheap;
         job *j = s->queue_head;
         s->queue_head = j->next;
         if (!s->queue_head) s->queue_tail = NULL;
