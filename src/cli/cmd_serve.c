@@ -109,12 +109,13 @@ static void job_unref(srv *s, job *j) /* under s->mu */
     free(j);
 }
 
+/* Records why the job fails; the caller then sets J_FAILED under s->mu
+ * (the connection reads these fields only after it sees that state). */
 static void job_fail(job *j, int status, const char *msg, const char *param, const char *code)
 {
-    j->state = J_FAILED;
     j->http_status = status;
+    free(j->err_json);
     j->err_json = srv_error_json(msg, status >= 500 ? "server_error" : "invalid_request_error", param, code);
-    pthread_cond_broadcast(&j->cv);
 }
 
 /* Releases raw bytes as text: all of them when final, else those no stop
@@ -362,6 +363,7 @@ out:
     if (rc) {
         s->requests_failed++;
         job_fail(j, 500, err.msg, NULL, NULL);
+        j->state = J_FAILED;
         /* the KV may hold a half-evaluated chunk: forget it */
         sl->n_tokens = 0;
         mp_engine_truncate(s->e, 0, NULL);
@@ -392,6 +394,8 @@ static void *scheduler(void *arg)
             pthread_mutex_lock(&s->mu);
             if (rc) {
                 s->requests_failed++;
+                j->state = J_FAILED;
+                pthread_cond_broadcast(&j->cv);
                 job_unref(s, j);
                 continue;
             }
