@@ -24,7 +24,15 @@ fi
 LIMIT=36M
 LIMIT_B=$((36 * 1024 * 1024))
 T=$(mktemp -d "${TMPDIR:-/tmp}/mp-load.XXXXXX")
-trap 'kill -KILL ${SERVE_PID:-} 2>/dev/null; rm -rf "$T"' EXIT
+# on any exit: moepager (the cgroup wrapper's child) first, then the wrapper
+cleanup() {
+    if [ -n "${SERVE_PID:-}" ]; then
+        for c in $(ps -o pid= --ppid "$SERVE_PID" 2>/dev/null); do kill -KILL "$c" 2>/dev/null; done
+        kill -KILL "$SERVE_PID" 2>/dev/null
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
 bash "$CGRUN" "$LIMIT" -- dd if=/dev/zero of=/dev/null bs=64M count=1 status=none 2>"$T/probe"
 case $? in
     77) echo "SKIP: $(grep -m1 'cgroup_run:' "$T/probe")"; exit 77 ;;
