@@ -7,7 +7,13 @@
  * the goldens: bos_token "<s>", eos_token "</s>", no BOS/EOS dropping, the clock
  * at 2026-01-15 12:00:00 UTC.
  *
- *   test_chat_parity [TEMPLATE_DIR GOLDEN_DIR]    prints one row per template
+ *   test_chat_parity [TEMPLATE_DIR GOLDEN_DIR [BUILTIN_GOLDEN_DIR]]   one row per template
+ *   test_chat_parity --builtin-names                                the built-ins' names
+ *
+ * The built-in templates (mp_tmpl_builtin_name_at: "llama3", "mistral-v7", ...) are
+ * checked the same way against llama.cpp's named formats (llama_chat_apply_template),
+ * tests/data/chat/golden-builtin/NAME.CONV.txt, on the conversations without a
+ * "developer" message (the Jinja path maps it to "system", the named formats do not).
  *
  * A template listed in tests/data/chat/unsupported.txt ("NAME<TAB>why") is not
  * claimed: it must be refused with an error or still differ (so the list stays
@@ -112,6 +118,10 @@ static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--builtin-names")) { /* for tests/test_chat_parity_peer.sh */
+        for (size_t i = 0; mp_tmpl_builtin_name_at(i); i++) printf("%s\n", mp_tmpl_builtin_name_at(i));
+        return 0;
+    }
     char tdir[1024], gdir[1024], cpath[1024], upath[1024];
     const char *src = mp_test_src_dir();
     snprintf(tdir, sizeof tdir, "%s", argc > 2 ? argv[1] : "");
@@ -207,6 +217,57 @@ int main(int argc, char **argv)
         free(names[ti]);
     }
     printf("%d templates claimed, %d equal on every conversation\n", claimed, claimed_ok);
+    /* the built-ins against llama_chat_apply_template */
+    char bdir[1024];
+    snprintf(bdir, sizeof bdir, "%s/tests/data/chat/golden-builtin", src);
+    if (argc > 3) snprintf(bdir, sizeof bdir, "%s", argv[3]);
+    int n_builtin = 0, builtin_ok = 0;
+    for (size_t bi = 0; mp_tmpl_builtin_name_at(bi); bi++) {
+        const char *name = mp_tmpl_builtin_name_at(bi);
+        mp_tmpl *t = NULL;
+        mp_err err = {0};
+        CHECKF(mp_tmpl_parse(&t, mp_tmpl_builtin(name), name, &err) == MP_OK, "built-in %s: %s", name, err.msg);
+        if (!t) continue;
+        int equal = 0, compared = 0;
+        char first_diff[600] = "";
+        for (size_t ci = 0; ci < n_conv; ci++) {
+            bool dev = false;
+            for (size_t k = 0; k < cv[ci].n; k++) dev |= !strcmp(cv[ci].msgs[k].role, "developer");
+            char gpath[16384];
+            snprintf(gpath, sizeof gpath, "%s/%s.%s.txt", bdir, name, cv[ci].name);
+            size_t glen = 0;
+            char *gold = dev ? NULL : read_all(gpath, &glen);
+            if (!gold) continue;
+            compared++;
+            size_t nl = strlen(cv[ci].name);
+            mp_tmpl_chat c = {.msgs = cv[ci].msgs, .n_msgs = cv[ci].n, .bos_token = "<s>", .eos_token = "</s>",
+                              .add_generation_prompt = !(nl > 6 && !strcmp(cv[ci].name + nl - 6, "-nogen")),
+                              .now = 1768478400};
+            char *out = NULL;
+            mp_err e2 = {0};
+            if (mp_tmpl_render_chat(t, &c, &out, &e2)) {
+                if (!first_diff[0]) snprintf(first_diff, sizeof first_diff, "%s: error: %s", cv[ci].name, e2.msg);
+            } else if (strlen(out) == glen && !memcmp(out, gold, glen)) {
+                equal++;
+            } else if (!first_diff[0]) {
+                size_t k = 0;
+                while (out[k] && k < glen && out[k] == gold[k]) k++;
+                size_t from = k > 30 ? k - 30 : 0;
+                snprintf(first_diff, sizeof first_diff, "%s: differs at byte %zu: ours [%.60s] llama.cpp [%.60s]",
+                         cv[ci].name, k, out + from, gold + from);
+            }
+            free(out);
+            free(gold);
+        }
+        bool ok = compared > 0 && equal == compared;
+        n_builtin++;
+        builtin_ok += ok;
+        printf("built-in %-39s %s %d/%d conversations equal to llama_chat_apply_template%s%s\n", name,
+               ok ? "supported," : "FAILS,", equal, compared, first_diff[0] ? "; first: " : "", first_diff);
+        CHECKF(ok, "built-in %s: %s", name, first_diff);
+        mp_tmpl_free(t);
+    }
+    printf("%d built-in templates, %d equal on every conversation\n", n_builtin, builtin_ok);
     free(unsupported);
     for (size_t ci = 0; ci < n_conv; ci++)
         for (size_t k = 0; k < cv[ci].n; k++) {

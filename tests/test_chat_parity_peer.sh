@@ -34,19 +34,26 @@ for f in "$S"/tests/data/chat/templates/*.jinja; do
     TZ=UTC "$H" "$f" "$S/tests/data/chat/conversations.txt" "$T/golden" "$n" >/dev/null 2>"$T/h.err" ||
         { echo "FAIL: the peer harness failed on $n:"; cat "$T/h.err"; exit 1; }
 done
+# the built-in templates against llama_chat_apply_template's named formats
+mkdir -p "$T/golden-builtin"
+for n in $("$B/test_chat_parity" --builtin-names); do
+    "$H" "builtin:$n" "$S/tests/data/chat/conversations.txt" "$T/golden-builtin" "$n" >/dev/null 2>"$T/h.err" ||
+        { echo "FAIL: the peer harness failed on built-in $n:"; cat "$T/h.err"; exit 1; }
+done
 fail=0
-if [ "${MP_CHAT_GOLDEN_UPDATE:-0}" = 1 ]; then
-    rm -f "$S"/tests/data/chat/golden/*
-    cp "$T"/golden/* "$S/tests/data/chat/golden/"
-    echo "goldens updated: $(ls "$T/golden" | wc -l) files"
-else
-    if diff -r -q "$T/golden" "$S/tests/data/chat/golden" >"$T/diff"; then
-        echo "1. the peer renders the committed goldens: $(ls "$T/golden" | wc -l) files equal"
+for g in golden golden-builtin; do
+    if [ "${MP_CHAT_GOLDEN_UPDATE:-0}" = 1 ]; then
+        mkdir -p "$S/tests/data/chat/$g"
+        rm -f "$S/tests/data/chat/$g"/*
+        cp "$T/$g"/* "$S/tests/data/chat/$g/"
+        echo "$g updated: $(ls "$T/$g" | wc -l) files"
+    elif diff -r -q "$T/$g" "$S/tests/data/chat/$g" >"$T/diff"; then
+        echo "1. the peer renders the committed tests/data/chat/$g: $(ls "$T/$g" | wc -l) files equal"
     else
-        echo "FAIL: the peer's renderings differ from tests/data/chat/golden (regenerate with MP_CHAT_GOLDEN_UPDATE=1):"
+        echo "FAIL: the peer's renderings differ from tests/data/chat/$g (regenerate with MP_CHAT_GOLDEN_UPDATE=1):"
         head -20 "$T/diff"; fail=1
     fi
-fi
+done
 echo "2. ours against the fresh renderings"
-"$B/test_chat_parity" "$S/tests/data/chat/templates" "$T/golden" || fail=1
+"$B/test_chat_parity" "$S/tests/data/chat/templates" "$T/golden" "$T/golden-builtin" || fail=1
 exit $fail
