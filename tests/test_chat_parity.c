@@ -7,7 +7,7 @@
  * the goldens: bos_token "<s>", eos_token "</s>", no BOS/EOS dropping, the clock
  * at 2026-01-15 12:00:00 UTC.
  *
- *   test_chat_parity [TEMPLATE_DIR GOLDEN_DIR [BUILTIN_GOLDEN_DIR]]   one row per template
+ *   test_chat_parity [TEMPLATE_DIR GOLDEN_DIR [BUILTIN_GOLDEN_DIR [CONVERSATIONS]]]
  *   test_chat_parity --builtin-names                                the built-ins' names
  *
  * The built-in templates (mp_tmpl_builtin_name_at: "llama3", "mistral-v7", ...) are
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_CONV 32
+#define MAX_CONV 128
 #define MAX_MSG 16
 
 typedef struct conv {
@@ -129,6 +129,7 @@ int main(int argc, char **argv)
     if (argc > 2) snprintf(gdir, sizeof gdir, "%s", argv[2]);
     else snprintf(gdir, sizeof gdir, "%s/tests/data/chat/golden", src);
     snprintf(cpath, sizeof cpath, "%s/tests/data/chat/conversations.txt", src);
+    if (argc > 4) snprintf(cpath, sizeof cpath, "%s", argv[4]);
     snprintf(upath, sizeof upath, "%s/tests/data/chat/unsupported.txt", src);
     setenv("TZ", "UTC", 1);
     tzset();
@@ -162,12 +163,12 @@ int main(int argc, char **argv)
         } else {
             for (size_t ci = 0; ci < n_conv; ci++) {
                 char gpath[16384];
-                snprintf(gpath, sizeof gpath, "%s/%s.%s.txt", gdir, names[ti], cv[ci].name);
+                snprintf(gpath, sizeof gpath, "%.1023s/%.255s.%.63s.txt", gdir, names[ti], cv[ci].name);
                 size_t glen = 0;
                 char *gold = read_all(gpath, &glen);
                 bool peer_refused = false;
                 if (!gold) { /* llama.cpp refused this one (NAME.CONV.err): we must refuse it too */
-                    snprintf(gpath, sizeof gpath, "%s/%s.%s.err", gdir, names[ti], cv[ci].name);
+                    snprintf(gpath, sizeof gpath, "%.1023s/%.255s.%.63s.err", gdir, names[ti], cv[ci].name);
                     if (!(gold = read_all(gpath, &glen))) continue;
                     peer_refused = true;
                 }
@@ -234,7 +235,7 @@ int main(int argc, char **argv)
             bool dev = false;
             for (size_t k = 0; k < cv[ci].n; k++) dev |= !strcmp(cv[ci].msgs[k].role, "developer");
             char gpath[16384];
-            snprintf(gpath, sizeof gpath, "%s/%s.%s.txt", bdir, name, cv[ci].name);
+            snprintf(gpath, sizeof gpath, "%.1023s/%.255s.%.63s.txt", bdir, name, cv[ci].name);
             size_t glen = 0;
             char *gold = dev ? NULL : read_all(gpath, &glen);
             if (!gold) continue;

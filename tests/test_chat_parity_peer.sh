@@ -5,7 +5,11 @@
 # conversation of tests/data/chat/conversations.txt, and checks
 #  1. the peer's renderings equal the committed goldens (tests/data/chat/golden/), so the
 #     always-on test_chat_parity compares against what llama.cpp really renders;
-#  2. our interpreter equals those fresh renderings (test_chat_parity on them).
+#  2. our interpreter equals those fresh renderings (test_chat_parity on them);
+#  3. a differential run: 60 seeded random conversations (random role orders with system,
+#     user, assistant and tool turns, contents mixing whitespace runs, newlines, quotes,
+#     Jinja-looking text, think tags, CJK and emoji, empty ones), rendered by the peer and by
+#     us with every template and built-in: every rendering equal (or refused by both).
 # MP_CHAT_GOLDEN_UPDATE=1 copies the fresh renderings over the goldens instead of step 1.
 # Skips (77) without the peer (its source, libllama-common) or a C++ compiler.
 set -u
@@ -56,4 +60,33 @@ for g in golden golden-builtin; do
 done
 echo "2. ours against the fresh renderings"
 "$B/test_chat_parity" "$S/tests/data/chat/templates" "$T/golden" "$T/golden-builtin" || fail=1
+echo "3. random conversations"
+RANDOM=20261206
+frags=("Hello" "  two  spaces  " "\\n" "line\\nbreak" "<think>x</think>" "{{ not jinja }}" "{% if %}" "'single'"
+       "\"double\"" "日本語" "🚀" "back\\\\slash" "tab	inside" "" "trailing " " leading" "<|im_end|>" "[INST]")
+{
+    echo "# random conversations (test_chat_parity_peer.sh)"
+    for i in $(seq 1 60); do
+        n=$((1 + RANDOM % 6))
+        gen=$([ $((RANDOM % 5)) = 0 ] && echo "-nogen")
+        echo "= r$i$gen"
+        if [ $((RANDOM % 2)) = 0 ]; then echo "system	${frags[RANDOM % ${#frags[@]}]}${frags[RANDOM % ${#frags[@]}]}"; fi
+        for k in $(seq 1 $n); do
+            case $((RANDOM % 10)) in
+                0) role=tool ;; 1) role=user ;; 2|3|4) role=$([ $((k % 2)) = 1 ] && echo user || echo assistant) ;;
+                *) role=$([ $((k % 2)) = 1 ] && echo user || echo assistant) ;;
+            esac
+            echo "$role	${frags[RANDOM % ${#frags[@]}]} ${frags[RANDOM % ${#frags[@]}]}${frags[RANDOM % ${#frags[@]}]}"
+        done
+    done
+} >"$T/random.txt"
+mkdir -p "$T/rgolden" "$T/rgolden-builtin"
+for f in "$S"/tests/data/chat/templates/*.jinja; do
+    TZ=UTC "$H" "$f" "$T/random.txt" "$T/rgolden" "$(basename "$f" .jinja)" >/dev/null 2>>"$T/h.err" || fail=1
+done
+for n in $("$B/test_chat_parity" --builtin-names); do
+    "$H" "builtin:$n" "$T/random.txt" "$T/rgolden-builtin" "$n" >/dev/null 2>>"$T/h.err" || fail=1
+done
+echo "   $(ls "$T/rgolden" | grep -c '\.txt$') renderings and $(ls "$T/rgolden" | grep -c '\.err$') refusals by the peer"
+"$B/test_chat_parity" "$S/tests/data/chat/templates" "$T/rgolden" "$T/rgolden-builtin" "$T/random.txt" || fail=1
 exit $fail
