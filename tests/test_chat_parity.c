@@ -7,7 +7,11 @@
  * the goldens: bos_token "<s>", eos_token "</s>", no BOS/EOS dropping, the clock
  * at 2026-01-15 12:00:00 UTC.
  *
- *   test_chat_parity [TEMPLATE_DIR GOLDEN_DIR [BUILTIN_GOLDEN_DIR [CONVERSATIONS]]]
+ *   test_chat_parity [TEMPLATE_DIR GOLDEN_DIR [BUILTIN_GOLDEN_DIR|- [CONVERSATIONS]]]
+ *
+ * The default run also renders tests/data/chat/snippets/ (one construct each: filters,
+ * tests, loops, scoping, macros, whitespace control, ...) on
+ * tests/data/chat/snippet-conversations.txt against tests/data/chat/golden-snippets/.
  *   test_chat_parity --builtin-names                                the built-ins' names
  *
  * The built-in templates (mp_tmpl_builtin_name_at: "llama3", "mistral-v7", ...) are
@@ -116,37 +120,10 @@ static const char *unsupported_reason(const char *list, const char *name, char *
 
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int main(int argc, char **argv)
+/* Renders every template of tdir (names[0..n_t)) for every conversation and compares with gdir. */
+static void run_set(const char *tdir, const char *gdir, char **names, size_t n_t, const conv *cv, size_t n_conv,
+                    const char *unsupported, int *claimed_out, int *ok_out)
 {
-    if (argc == 2 && !strcmp(argv[1], "--builtin-names")) { /* for tests/test_chat_parity_peer.sh */
-        for (size_t i = 0; mp_tmpl_builtin_name_at(i); i++) printf("%s\n", mp_tmpl_builtin_name_at(i));
-        return 0;
-    }
-    char tdir[1024], gdir[1024], cpath[1024], upath[1024];
-    const char *src = mp_test_src_dir();
-    snprintf(tdir, sizeof tdir, "%s", argc > 2 ? argv[1] : "");
-    if (argc <= 2) snprintf(tdir, sizeof tdir, "%s/tests/data/chat/templates", src);
-    if (argc > 2) snprintf(gdir, sizeof gdir, "%s", argv[2]);
-    else snprintf(gdir, sizeof gdir, "%s/tests/data/chat/golden", src);
-    snprintf(cpath, sizeof cpath, "%s/tests/data/chat/conversations.txt", src);
-    if (argc > 4) snprintf(cpath, sizeof cpath, "%s", argv[4]);
-    snprintf(upath, sizeof upath, "%s/tests/data/chat/unsupported.txt", src);
-    setenv("TZ", "UTC", 1);
-    tzset();
-    static conv cv[MAX_CONV];
-    size_t n_conv = load_convs(cpath, cv);
-    if (!n_conv) MP_TEST_SKIP("no conversations in %s", cpath);
-    DIR *d = opendir(tdir);
-    if (!d) MP_TEST_SKIP("no template directory %s", tdir);
-    char *names[256];
-    size_t n_t = 0;
-    for (struct dirent *de; (de = readdir(d)) && n_t < 256;) {
-        size_t l = strlen(de->d_name);
-        if (l > 6 && !strcmp(de->d_name + l - 6, ".jinja")) names[n_t++] = strndup(de->d_name, l - 6);
-    }
-    closedir(d);
-    qsort(names, n_t, sizeof *names, cmp_names);
-    char *unsupported = read_all(upath, NULL);
     int claimed = 0, claimed_ok = 0;
     for (size_t ti = 0; ti < n_t; ti++) {
         char path[16384], why[512];
@@ -159,7 +136,19 @@ int main(int argc, char **argv)
         int equal = 0, compared = 0;
         char first_diff[600] = "";
         if (!fixed || mp_tmpl_parse(&t, fixed, names[ti], &err)) {
-            snprintf(first_diff, sizeof first_diff, "refused: %s", err.msg);
+            /* refused at parse time: equal where llama.cpp refuses too */
+            for (size_t ci = 0; ci < n_conv; ci++) {
+                char gpath[16384];
+                snprintf(gpath, sizeof gpath, "%.1023s/%.255s.%.63s.err", gdir, names[ti], cv[ci].name);
+                FILE *gf = fopen(gpath, "rb");
+                snprintf(gpath, sizeof gpath, "%.1023s/%.255s.%.63s.txt", gdir, names[ti], cv[ci].name);
+                FILE *tf = fopen(gpath, "rb");
+                compared += gf || tf;
+                equal += gf != NULL;
+                if (tf && !first_diff[0]) snprintf(first_diff, sizeof first_diff, "refused: %s", err.msg);
+                if (gf) fclose(gf);
+                if (tf) fclose(tf);
+            }
         } else {
             for (size_t ci = 0; ci < n_conv; ci++) {
                 char gpath[16384];
@@ -217,13 +206,78 @@ int main(int argc, char **argv)
         free(text);
         free(names[ti]);
     }
+    *claimed_out = claimed;
+    *ok_out = claimed_ok;
+}
+
+/* The .jinja names of dir, sorted (malloc'd; the caller frees them). */
+static size_t list_templates(const char *dir, char **names, size_t cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    size_t n_t = 0;
+    for (struct dirent *de; (de = readdir(d)) && n_t < cap;) {
+        size_t l = strlen(de->d_name);
+        if (l > 6 && !strcmp(de->d_name + l - 6, ".jinja")) names[n_t++] = strndup(de->d_name, l - 6);
+    }
+    closedir(d);
+    qsort(names, n_t, sizeof *names, cmp_names);
+    return n_t;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "--builtin-names")) { /* for tests/test_chat_parity_peer.sh */
+        for (size_t i = 0; mp_tmpl_builtin_name_at(i); i++) printf("%s\n", mp_tmpl_builtin_name_at(i));
+        return 0;
+    }
+    char tdir[1024], gdir[1024], cpath[1024], upath[1024];
+    const char *src = mp_test_src_dir();
+    snprintf(tdir, sizeof tdir, "%s", argc > 2 ? argv[1] : "");
+    if (argc <= 2) snprintf(tdir, sizeof tdir, "%s/tests/data/chat/templates", src);
+    if (argc > 2) snprintf(gdir, sizeof gdir, "%s", argv[2]);
+    else snprintf(gdir, sizeof gdir, "%s/tests/data/chat/golden", src);
+    snprintf(cpath, sizeof cpath, "%s/tests/data/chat/conversations.txt", src);
+    if (argc > 4) snprintf(cpath, sizeof cpath, "%s", argv[4]);
+    snprintf(upath, sizeof upath, "%s/tests/data/chat/unsupported.txt", src);
+    setenv("TZ", "UTC", 1);
+    tzset();
+    static conv cv[MAX_CONV];
+    size_t n_conv = load_convs(cpath, cv);
+    if (!n_conv) MP_TEST_SKIP("no conversations in %s", cpath);
+    char *names[256];
+    size_t n_t = list_templates(tdir, names, 256);
+    if (!n_t) MP_TEST_SKIP("no templates in %s", tdir);
+    char *unsupported = read_all(upath, NULL);
+    int claimed = 0, claimed_ok = 0;
+    run_set(tdir, gdir, names, n_t, cv, n_conv, unsupported, &claimed, &claimed_ok);
     printf("%d templates claimed, %d equal on every conversation\n", claimed, claimed_ok);
+    /* the snippets (one construct each) on their conversation, in the default run */
+    if (argc <= 2) {
+        char sdir[1024], sgdir[1024], scpath[1024];
+        snprintf(sdir, sizeof sdir, "%s/tests/data/chat/snippets", src);
+        snprintf(sgdir, sizeof sgdir, "%s/tests/data/chat/golden-snippets", src);
+        snprintf(scpath, sizeof scpath, "%s/tests/data/chat/snippet-conversations.txt", src);
+        static conv scv[MAX_CONV];
+        size_t n_sconv = load_convs(scpath, scv);
+        char *snames[256];
+        size_t n_s = list_templates(sdir, snames, 256);
+        CHECKF(n_s && n_sconv, "no snippets (%s, %s)", sdir, scpath);
+        run_set(sdir, sgdir, snames, n_s, scv, n_sconv, unsupported, &claimed, &claimed_ok);
+        printf("%d snippets claimed, %d equal\n", claimed, claimed_ok);
+        for (size_t ci = 0; ci < n_sconv; ci++)
+            for (size_t k = 0; k < scv[ci].n; k++) {
+                free((char *)scv[ci].msgs[k].role);
+                free((char *)scv[ci].msgs[k].content);
+            }
+    }
     /* the built-ins against llama_chat_apply_template */
     char bdir[1024];
     snprintf(bdir, sizeof bdir, "%s/tests/data/chat/golden-builtin", src);
     if (argc > 3) snprintf(bdir, sizeof bdir, "%s", argv[3]);
     int n_builtin = 0, builtin_ok = 0;
-    for (size_t bi = 0; mp_tmpl_builtin_name_at(bi); bi++) {
+    bool skip_builtins = argc > 3 && !strcmp(argv[3], "-"); /* "-": no built-ins this run */
+    for (size_t bi = 0; !skip_builtins && mp_tmpl_builtin_name_at(bi); bi++) {
         const char *name = mp_tmpl_builtin_name_at(bi);
         mp_tmpl *t = NULL;
         mp_err err = {0};

@@ -44,8 +44,14 @@ for n in $("$B/test_chat_parity" --builtin-names); do
     "$H" "builtin:$n" "$S/tests/data/chat/conversations.txt" "$T/golden-builtin" "$n" >/dev/null 2>"$T/h.err" ||
         { echo "FAIL: the peer harness failed on built-in $n:"; cat "$T/h.err"; exit 1; }
 done
+# the snippets (one construct each) on their conversation
+mkdir -p "$T/golden-snippets"
+for f in "$S"/tests/data/chat/snippets/*.jinja; do
+    TZ=UTC "$H" "$f" "$S/tests/data/chat/snippet-conversations.txt" "$T/golden-snippets" "$(basename "$f" .jinja)" \
+        >/dev/null 2>"$T/h.err" || { echo "FAIL: the peer harness failed on snippet $f:"; cat "$T/h.err"; exit 1; }
+done
 fail=0
-for g in golden golden-builtin; do
+for g in golden golden-builtin golden-snippets; do
     if [ "${MP_CHAT_GOLDEN_UPDATE:-0}" = 1 ]; then
         mkdir -p "$S/tests/data/chat/$g"
         rm -f "$S/tests/data/chat/$g"/*
@@ -60,6 +66,8 @@ for g in golden golden-builtin; do
 done
 echo "2. ours against the fresh renderings"
 "$B/test_chat_parity" "$S/tests/data/chat/templates" "$T/golden" "$T/golden-builtin" || fail=1
+"$B/test_chat_parity" "$S/tests/data/chat/snippets" "$T/golden-snippets" - "$S/tests/data/chat/snippet-conversations.txt" ||
+    fail=1
 echo "3. random conversations"
 RANDOM=20261206
 frags=("Hello" "  two  spaces  " "\\n" "line\\nbreak" "<think>x</think>" "{{ not jinja }}" "{% if %}" "'single'"

@@ -1607,15 +1607,7 @@ static val *binary(rt *R, scope *S, const node *x)
         v->n = b.n;
         return v;
     }
-    if ((l->t == V_STR && r->t == V_STR) && (op[0] == '<' || op[0] == '>')) {
-        size_t m = l->n < r->n ? l->n : r->n;
-        int c = memcmp(l->s, r->s, m);
-        if (!c) c = l->n < r->n ? -1 : l->n > r->n;
-        if (!strcmp(op, "<")) return mk_bool(R, c < 0);
-        if (!strcmp(op, ">")) return mk_bool(R, c > 0);
-        if (!strcmp(op, "<=")) return mk_bool(R, c <= 0);
-        return mk_bool(R, c >= 0);
-    }
+    /* no ordering between strings: llama.cpp refuses "a" < "b" too */
     rerr(R, x, MP_E_INVAL, "unknown operator %s between %s and %s", op, type_name(l), type_name(r));
 }
 
@@ -2295,6 +2287,8 @@ static val *call_builtin(rt *R, scope *S, const node *at, const char *name, val 
         return mk_strn(R, b.p, b.n);
     }
     if (IS("default")) {
+        if (x->t != V_STR && (n < 2 || n > 3))
+            rerr(R, at, MP_E_INVAL, "default() expects 1 or 2 arguments, got %zu", n - 1);
         if (x->t == V_STR) {
             val *d = n > 1 && a->v[1]->t != V_UNDEF && a->v[1]->t != V_KWARG ? a->v[1] : mk_str(R, "");
             val *boolean = kw_or_pos(R, a, "boolean", 2);
@@ -2350,11 +2344,7 @@ static val *call_builtin(rt *R, scope *S, const node *at, const char *name, val 
             }
             return o;
         }
-        if (IS("length")) {
-            int64_t k = 0; /* code points */
-            for (size_t i = 0; i < x->n; i++) k += ((unsigned char)x->s[i] & 0xC0) != 0x80;
-            return mk_int(R, k);
-        }
+        if (IS("length")) return mk_int(R, (int64_t)x->n); /* bytes, as llama.cpp (not code points) */
         if (IS("startswith") || IS("endswith")) {
             val *p = pos_arg(R, at, a, 1, name);
             if (p->t != V_STR) rerr(R, at, MP_E_INVAL, "%s needs a string", name);
