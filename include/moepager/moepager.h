@@ -301,7 +301,7 @@ typedef struct mp_chat_msg {
  * message, "developer" becomes "system" (except for gpt-oss), and the
  * globals are messages, add_generation_prompt, bos_token, eos_token,
  * enable_thinking (true), datetime and date_string (today). Each call parses
- * the template again (a few milliseconds for the largest ones). It only
+ * the template again (cheap next to tokenizing and evaluating the prompt). It only
  * reads the engine (its template and vocabulary), so it may run on any
  * thread, also while another thread evaluates with the same engine.
  * On MP_OK *out is a malloc'd NUL-terminated string the caller frees
