@@ -5,7 +5,11 @@
 # conversation of tests/data/chat/conversations.txt, and checks
 #  1. the peer's renderings equal the committed goldens (tests/data/chat/golden/), so the
 #     always-on test_chat_parity compares against what llama.cpp really renders;
-#  2. our interpreter equals those fresh renderings (test_chat_parity on them).
+#  2. our interpreter equals those fresh renderings (test_chat_parity on them);
+#  3. a differential run: 60 seeded random conversations (random role orders with system,
+#     user, assistant and tool turns, contents mixing whitespace runs, newlines, quotes,
+#     Jinja-looking text, think tags, CJK and emoji, empty ones), rendered by the peer and by
+#     us with every template and built-in: every rendering equal (or refused by both).
 # MP_CHAT_GOLDEN_UPDATE=1 copies the fresh renderings over the goldens instead of step 1.
 # Skips (77) without the peer (its source, libllama-common) or a C++ compiler.
 set -u
@@ -34,19 +38,63 @@ for f in "$S"/tests/data/chat/templates/*.jinja; do
     TZ=UTC "$H" "$f" "$S/tests/data/chat/conversations.txt" "$T/golden" "$n" >/dev/null 2>"$T/h.err" ||
         { echo "FAIL: the peer harness failed on $n:"; cat "$T/h.err"; exit 1; }
 done
+# the built-in templates against llama_chat_apply_template's named formats
+mkdir -p "$T/golden-builtin"
+for n in $("$B/test_chat_parity" --builtin-names); do
+    "$H" "builtin:$n" "$S/tests/data/chat/conversations.txt" "$T/golden-builtin" "$n" >/dev/null 2>"$T/h.err" ||
+        { echo "FAIL: the peer harness failed on built-in $n:"; cat "$T/h.err"; exit 1; }
+done
+# the snippets (one construct each) on their conversation
+mkdir -p "$T/golden-snippets"
+for f in "$S"/tests/data/chat/snippets/*.jinja; do
+    TZ=UTC "$H" "$f" "$S/tests/data/chat/snippet-conversations.txt" "$T/golden-snippets" "$(basename "$f" .jinja)" \
+        >/dev/null 2>"$T/h.err" || { echo "FAIL: the peer harness failed on snippet $f:"; cat "$T/h.err"; exit 1; }
+done
 fail=0
-if [ "${MP_CHAT_GOLDEN_UPDATE:-0}" = 1 ]; then
-    rm -f "$S"/tests/data/chat/golden/*
-    cp "$T"/golden/* "$S/tests/data/chat/golden/"
-    echo "goldens updated: $(ls "$T/golden" | wc -l) files"
-else
-    if diff -r -q "$T/golden" "$S/tests/data/chat/golden" >"$T/diff"; then
-        echo "1. the peer renders the committed goldens: $(ls "$T/golden" | wc -l) files equal"
+for g in golden golden-builtin golden-snippets; do
+    if [ "${MP_CHAT_GOLDEN_UPDATE:-0}" = 1 ]; then
+        mkdir -p "$S/tests/data/chat/$g"
+        rm -f "$S/tests/data/chat/$g"/*
+        cp "$T/$g"/* "$S/tests/data/chat/$g/"
+        echo "$g updated: $(ls "$T/$g" | wc -l) files"
+    elif diff -r -q "$T/$g" "$S/tests/data/chat/$g" >"$T/diff"; then
+        echo "1. the peer renders the committed tests/data/chat/$g: $(ls "$T/$g" | wc -l) files equal"
     else
-        echo "FAIL: the peer's renderings differ from tests/data/chat/golden (regenerate with MP_CHAT_GOLDEN_UPDATE=1):"
+        echo "FAIL: the peer's renderings differ from tests/data/chat/$g (regenerate with MP_CHAT_GOLDEN_UPDATE=1):"
         head -20 "$T/diff"; fail=1
     fi
-fi
+done
 echo "2. ours against the fresh renderings"
-"$B/test_chat_parity" "$S/tests/data/chat/templates" "$T/golden" || fail=1
+"$B/test_chat_parity" "$S/tests/data/chat/templates" "$T/golden" "$T/golden-builtin" || fail=1
+"$B/test_chat_parity" "$S/tests/data/chat/snippets" "$T/golden-snippets" - "$S/tests/data/chat/snippet-conversations.txt" ||
+    fail=1
+echo "3. random conversations"
+RANDOM=20261206
+frags=("Hello" "  two  spaces  " "\\n" "line\\nbreak" "<think>x</think>" "{{ not jinja }}" "{% if %}" "'single'"
+       "\"double\"" "日本語" "🚀" "back\\\\slash" "tab	inside" "" "trailing " " leading" "<|im_end|>" "[INST]")
+{
+    echo "# random conversations (test_chat_parity_peer.sh)"
+    for i in $(seq 1 60); do
+        n=$((1 + RANDOM % 6))
+        gen=$([ $((RANDOM % 5)) = 0 ] && echo "-nogen")
+        echo "= r$i$gen"
+        if [ $((RANDOM % 2)) = 0 ]; then echo "system	${frags[RANDOM % ${#frags[@]}]}${frags[RANDOM % ${#frags[@]}]}"; fi
+        for k in $(seq 1 $n); do
+            case $((RANDOM % 10)) in
+                0) role=tool ;; 1) role=user ;; 2|3|4) role=$([ $((k % 2)) = 1 ] && echo user || echo assistant) ;;
+                *) role=$([ $((k % 2)) = 1 ] && echo user || echo assistant) ;;
+            esac
+            echo "$role	${frags[RANDOM % ${#frags[@]}]} ${frags[RANDOM % ${#frags[@]}]}${frags[RANDOM % ${#frags[@]}]}"
+        done
+    done
+} >"$T/random.txt"
+mkdir -p "$T/rgolden" "$T/rgolden-builtin"
+for f in "$S"/tests/data/chat/templates/*.jinja; do
+    TZ=UTC "$H" "$f" "$T/random.txt" "$T/rgolden" "$(basename "$f" .jinja)" >/dev/null 2>>"$T/h.err" || fail=1
+done
+for n in $("$B/test_chat_parity" --builtin-names); do
+    "$H" "builtin:$n" "$T/random.txt" "$T/rgolden-builtin" "$n" >/dev/null 2>>"$T/h.err" || fail=1
+done
+echo "   $(ls "$T/rgolden" | grep -c '\.txt$') renderings and $(ls "$T/rgolden" | grep -c '\.err$') refusals by the peer"
+"$B/test_chat_parity" "$S/tests/data/chat/templates" "$T/rgolden" "$T/rgolden-builtin" "$T/random.txt" || fail=1
 exit $fail

@@ -169,6 +169,14 @@ int main(void)
         CHECKF(rc == MP_OK, "%s", err.msg);
         CHECKF(out && !strcmp(out, "[user]Hi</s>[assistant]Hello.</s>[assistant]"), "got [%s]", out ? out : "");
         free(out);
+        mp_engine_free(e);
+        /* a broken template in the file: refused naming the file, the key and the line */
+        CHECK(write_with_template(vocab, gpath, "{% for m in messages %}\n{{ m.content | bogus }}{% endfor %}") == MP_OK);
+        e = open_vocab(gpath);
+        CHECK(e != NULL);
+        err = (mp_err){0};
+        CHECK(e && mp_chat_apply_template(e, NULL, conv, 4, true, &out, &err) == MP_E_UNSUPPORTED && out == NULL);
+        CHECKF(strstr(err.msg, gpath) && strstr(err.msg, ":tokenizer.chat_template:2:"), "%s", err.msg);
         /* the override wins over the file's template */
         CHECK(mp_chat_apply_template(e, "chatml", conv, 4, true, &out, &err) == MP_OK);
         CHECK(out && !strcmp(out, want_chatml));

@@ -298,15 +298,26 @@ typedef struct mp_chat_msg {
  * ChatML, as in llama.cpp. add_generation_prompt appends the assistant's
  * turn opening. bos_token / eos_token are the vocabulary's texts.
  * e may be NULL when tmpl_override is given (bos_token and eos_token are
- * then ""). The prompt is text: tokenize it with MP_TOKENIZE_PARSE_SPECIAL
- * (and without ADD_SPECIAL when the template writes the BOS itself).
+ * then ""). As llama.cpp, a BOS the template writes at the start is dropped
+ * when the vocabulary adds one while tokenizing (and a final EOS likewise),
+ * so tokenize the prompt with MP_TOKENIZE_ADD_SPECIAL |
+ * MP_TOKENIZE_PARSE_SPECIAL. Rendering follows llama.cpp's chat layer too:
+ * a system message the template ignores is merged into the first user
+ * message, "developer" becomes "system" (except for gpt-oss), and the
+ * globals are messages, add_generation_prompt, bos_token, eos_token,
+ * enable_thinking (true), datetime and date_string (today). Each call parses
+ * the template again (cheap next to tokenizing and evaluating the prompt). It only
+ * reads the engine (its template and vocabulary), so it may run on any
+ * thread, also while another thread evaluates with the same engine.
  * On MP_OK *out is a malloc'd NUL-terminated string the caller frees
  * (free()); on failure *out is NULL and err says why, naming the template
- * and line: MP_E_NOTFOUND (tmpl_override is neither a file nor a
- * built-in), MP_E_IO, MP_E_CORRUPT (a syntax error), MP_E_UNSUPPORTED (a
- * construct the interpreter lacks), MP_E_INVAL (the template raised an
- * exception, e.g. "roles must alternate", or a message without role or
- * content), MP_E_NOMEM. Never a silently wrong prompt. */
+ * and line ("model.gguf:tokenizer.chat_template:12: ..."): MP_E_NOTFOUND
+ * (tmpl_override is neither a file nor a built-in), MP_E_IO, MP_E_CORRUPT
+ * (a syntax error), MP_E_UNSUPPORTED (a construct the interpreter lacks),
+ * MP_E_INVAL (the template raised an exception, e.g. "roles must
+ * alternate", or a message without role or content), MP_E_RANGE (the
+ * template runs away: over 256 MiB or 50M steps), MP_E_NOMEM. Never a
+ * silently wrong prompt. */
 int mp_chat_apply_template(const mp_engine *e, const char *tmpl_override, const mp_chat_msg *msgs, size_t n_msgs,
                            bool add_generation_prompt, char **out, mp_err *err);
 

@@ -179,6 +179,7 @@ struct mp_engine {
     mp_predict_stats pred_base; /* the lookahead's counters at the last reset */
     char notes[1024];
     char *chat_template; /* tokenizer.chat_template (else .tool_use), or NULL */
+    char *chat_template_name; /* "PATH:tokenizer.chat_template", for error messages */
 };
 
 static void log_notes(const mp_params *p, const char *notes)
@@ -202,12 +203,15 @@ static void route_trampoline(void *ud, int layer, int pos, const int32_t *expert
 
 /* The file's chat template: tokenizer.chat_template, else the tool-use one
  * (llama.cpp's order when no override is given). */
-static int read_chat_template(mp_engine *e, const mp_gguf *g, mp_err *err)
+static int read_chat_template(mp_engine *e, const mp_gguf *g, const char *path, mp_err *err)
 {
-    const char *t = mp_gguf_get_str(g, "tokenizer.chat_template");
-    if (!t || !*t) t = mp_gguf_get_str(g, "tokenizer.chat_template.tool_use");
+    const char *key = "tokenizer.chat_template", *t = mp_gguf_get_str(g, key);
+    if (!t || !*t) t = mp_gguf_get_str(g, key = "tokenizer.chat_template.tool_use");
     if (!t || !*t) return MP_OK;
-    if (!(e->chat_template = strdup(t))) return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    size_t n = strlen(path) + strlen(key) + 2;
+    if (!(e->chat_template = strdup(t)) || !(e->chat_template_name = malloc(n)))
+        return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    snprintf(e->chat_template_name, n, "%s:%s", path, key);
     return MP_OK;
 }
 
@@ -223,7 +227,7 @@ static int open_vocab_only(mp_engine *e, const char *path, mp_err *err)
         snprintf(e->name, sizeof e->name, "%s", n ? n : "");
         e->tok = e->own_tok;
         e->n_vocab = mp_tokenizer_n_vocab(e->tok);
-        rc = read_chat_template(e, g, err);
+        rc = read_chat_template(e, g, path, err);
     }
     mp_gguf_free(g);
     return rc;
@@ -254,7 +258,7 @@ int mp_engine_open(mp_engine **out, const char *path, const mp_params *p, mp_err
     snprintf(e->arch, sizeof e->arch, "%s", hp->arch_name);
     const char *name = mp_gguf_get_str(e->s->model->gguf, "general.name");
     snprintf(e->name, sizeof e->name, "%s", name ? name : "");
-    if ((rc = read_chat_template(e, e->s->model->gguf, err))) goto fail;
+    if ((rc = read_chat_template(e, e->s->model->gguf, path, err))) goto fail;
     snprintf(e->notes, sizeof e->notes, "%s", e->s->note);
     snprintf(e->policy, sizeof e->policy, "%s", p->policy ? p->policy : mp_policy_default()->name);
     e->n_layers = hp->n_layer;
@@ -283,6 +287,7 @@ void mp_engine_free(mp_engine *e)
     mp_session_free(e->s);
     mp_tokenizer_free(e->own_tok);
     free(e->chat_template);
+    free(e->chat_template_name);
     for (int ph = 0; ph < MP_PHASE_COUNT; ph++) free(e->acc[ph]);
     free(e->last);
     free(e->now);
@@ -534,7 +539,7 @@ int mp_chat_apply_template(const mp_engine *e, const char *tmpl_override, const 
             src = file_src;
         }
     } else if (e->chat_template) {
-        name = "tokenizer.chat_template";
+        name = e->chat_template_name;
         src = e->chat_template;
     } else {
         name = "chatml";

@@ -1173,7 +1173,7 @@ static bool veq(const val *a, const val *b)
     case V_UNDEF: case V_NONE: return true;
     case V_STR: return a->n == b->n && !memcmp(a->s, b->s, a->n);
     case V_ARR:
-        if (a->len != b->len) return false;
+        if (a->len != b->len || a->tuple != b->tuple) return false; /* (1, 2) != [1, 2], as llama.cpp */
         for (size_t i = 0; i < a->len; i++)
             if (!veq(a->items[i], b->items[i])) return false;
         return true;
@@ -1293,7 +1293,7 @@ static void to_json(rt *R, sbuf *b, const val *v, int indent, int level, const c
     case V_UNDEF: case V_NONE: sb_puts(b, "null"); break;
     case V_BOOL: sb_puts(b, v->b ? "true" : "false"); break;
     case V_INT: sb_printf(b, "%" PRId64, v->i); break;
-    case V_FLOAT: fmt_float(b, v->f); break;
+    case V_FLOAT: sb_printf(b, "%g", v->f); break; /* std::ostream's default, as llama.cpp's tojson */
     case V_STR: json_str(b, v->s, v->n); break;
     case V_ARR: case V_OBJ: {
         bool obj = v->t == V_OBJ;
@@ -1607,15 +1607,7 @@ static val *binary(rt *R, scope *S, const node *x)
         v->n = b.n;
         return v;
     }
-    if ((l->t == V_STR && r->t == V_STR) && (op[0] == '<' || op[0] == '>')) {
-        size_t m = l->n < r->n ? l->n : r->n;
-        int c = memcmp(l->s, r->s, m);
-        if (!c) c = l->n < r->n ? -1 : l->n > r->n;
-        if (!strcmp(op, "<")) return mk_bool(R, c < 0);
-        if (!strcmp(op, ">")) return mk_bool(R, c > 0);
-        if (!strcmp(op, "<=")) return mk_bool(R, c <= 0);
-        return mk_bool(R, c >= 0);
-    }
+    /* no ordering between strings: llama.cpp refuses "a" < "b" too */
     rerr(R, x, MP_E_INVAL, "unknown operator %s between %s and %s", op, type_name(l), type_name(r));
 }
 
@@ -2271,6 +2263,51 @@ static val *default_filter(rt *R, args *a)
     return none ? dflt : in;
 }
 
+/* Non-ASCII inside JSON strings as \uXXXX (UTF-16 pairs past U+FFFF; a byte that is not
+ * UTF-8: \ufffd), as llama.cpp's json_ensure_ascii_preserving_format. */
+static val *ensure_ascii(rt *R, const char *s, size_t n)
+{
+    sbuf b = {.a = R->a};
+    sb_put(&b, "", 0);
+    bool in_str = false, esc = false;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (!in_str || esc || c == '\\' || c == '"' || c < 0x80) {
+            if (!in_str) in_str = c == '"';
+            else if (esc) esc = false;
+            else if (c == '\\') esc = true;
+            else if (c == '"') in_str = false;
+            sb_putc(&b, (char)c);
+            i++;
+            continue;
+        }
+        uint32_t cp = 0;
+        size_t len = c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+        bool ok = len && i + len <= n;
+        if (ok) {
+            cp = c & (0xFF >> (len + 1));
+            for (size_t k = 1; k < len; k++) {
+                unsigned char d = (unsigned char)s[i + k];
+                if ((d & 0xC0) != 0x80) ok = false;
+                cp = (cp << 6) | (d & 0x3F);
+            }
+        }
+        if (!ok) {
+            sb_puts(&b, "\\ufffd");
+            i++;
+            continue;
+        }
+        if (cp <= 0xFFFF) {
+            sb_printf(&b, "\\u%04x", cp);
+        } else {
+            cp -= 0x10000;
+            sb_printf(&b, "\\u%04x\\u%04x", 0xD800 + ((cp >> 10) & 0x3FF), 0xDC00 + (cp & 0x3FF));
+        }
+        i += len;
+    }
+    return mk_strn(R, b.p, b.n);
+}
+
 static val *call_builtin(rt *R, scope *S, const node *at, const char *name, val *self, args *a, bool *found)
 {
     *found = has_builtin(self, name);
@@ -2282,7 +2319,6 @@ static val *call_builtin(rt *R, scope *S, const node *at, const char *name, val 
         val *ascii = kw_or_pos(R, a, "ensure_ascii", 1), *ind = kw_or_pos(R, a, "indent", 2),
             *seps = kw_or_pos(R, a, "separators", 3), *sortk = kw_or_pos(R, a, "sort_keys", 4);
         if (truthy(sortk)) rerr(R, at, MP_E_UNSUPPORTED, "tojson sort_keys=true is not supported");
-        if (truthy(ascii)) rerr(R, at, MP_E_UNSUPPORTED, "tojson ensure_ascii=true is not supported");
         int indent = ind->t == V_INT ? (int)ind->i : -1;
         const char *isep = indent < 0 ? ", " : ",", *ksep = ": ";
         if (seps->t == V_ARR) {
@@ -2292,9 +2328,12 @@ static val *call_builtin(rt *R, scope *S, const node *at, const char *name, val 
         sbuf b = {.a = R->a};
         sb_put(&b, "", 0);
         to_json(R, &b, x, indent, 0, isep, ksep);
+        if (truthy(ascii)) return ensure_ascii(R, b.p, b.n);
         return mk_strn(R, b.p, b.n);
     }
     if (IS("default")) {
+        if (x->t != V_STR && (n < 2 || n > 3))
+            rerr(R, at, MP_E_INVAL, "default() expects 1 or 2 arguments, got %zu", n - 1);
         if (x->t == V_STR) {
             val *d = n > 1 && a->v[1]->t != V_UNDEF && a->v[1]->t != V_KWARG ? a->v[1] : mk_str(R, "");
             val *boolean = kw_or_pos(R, a, "boolean", 2);
@@ -2350,11 +2389,7 @@ static val *call_builtin(rt *R, scope *S, const node *at, const char *name, val 
             }
             return o;
         }
-        if (IS("length")) {
-            int64_t k = 0; /* code points */
-            for (size_t i = 0; i < x->n; i++) k += ((unsigned char)x->s[i] & 0xC0) != 0x80;
-            return mk_int(R, k);
-        }
+        if (IS("length")) return mk_int(R, (int64_t)x->n); /* bytes, as llama.cpp (not code points) */
         if (IS("startswith") || IS("endswith")) {
             val *p = pos_arg(R, at, a, 1, name);
             if (p->t != V_STR) rerr(R, at, MP_E_INVAL, "%s needs a string", name);

@@ -25,10 +25,87 @@ static const char chatml_src[] =
     "  {{- '<|im_start|>assistant\\n' -}}\n"
     "{%- endif -%}";
 
+/* The other built-ins: llama.cpp's named formats (llama_chat_apply_template in
+ * src/llama-chat.cpp, for files without a Jinja template) written as Jinja, so they
+ * run through the same interpreter; tests/test_chat_parity.c checks each against
+ * that C++ code's renderings (tests/data/chat/golden-builtin/). Every output is an
+ * expression between whitespace-controlled tags, so no template text is trimmed. */
+#define T_MISTRAL(lead, trail, trim_asst)                                                        \
+    "{%- set ns = namespace(inside=false) -%}"                                                  \
+    "{%- for m in messages -%}"                                                                 \
+    "{%- if not ns.inside -%}{{ '" lead "[INST]" trail "' }}{%- set ns.inside = true -%}{%- endif -%}" \
+    "{%- if m.role == 'system' -%}{{ m.content + '\\n\\n' }}"                                  \
+    "{%- elif m.role == 'user' -%}{{ m.content + '" lead "[/INST]' }}"                          \
+    "{%- else -%}{{ '" trail "' + (m.content" trim_asst ") + '</s>' }}{%- set ns.inside = false -%}" \
+    "{%- endif -%}{%- endfor -%}"
+#define T_MISTRAL7(trail)                                                                        \
+    "{%- for m in messages -%}"                                                                 \
+    "{%- if m.role == 'system' -%}{{ '[SYSTEM_PROMPT]" trail "' + m.content + '[/SYSTEM_PROMPT]' }}" \
+    "{%- elif m.role == 'user' -%}{{ '[INST]" trail "' + m.content + '[/INST]' }}"              \
+    "{%- else -%}{{ '" trail "' + m.content + '</s>' }}{%- endif -%}{%- endfor -%}"
+#define T_LLAMA2(sys_open, sys_close)                                                            \
+    "{%- set ns = namespace(inside=true) -%}{{ '[INST] ' }}"                                   \
+    "{%- for m in messages -%}"                                                                 \
+    "{%- if not ns.inside -%}{%- set ns.inside = true -%}{{ '[INST] ' }}{%- endif -%}"          \
+    "{%- if m.role == 'system' -%}{{ '" sys_open "' + m.content + '" sys_close "' }}"           \
+    "{%- elif m.role == 'user' -%}{{ m.content + ' [/INST]' }}"                                 \
+    "{%- else -%}{{ m.content + '</s>' }}{%- set ns.inside = false -%}{%- endif -%}{%- endfor -%}"
+#define T_ROLE_LINES(open, mid, close, gen)                                                      \
+    "{%- for m in messages -%}{{ '" open "' + m.role + '" mid "' + m.content + '" close "' }}{%- endfor -%}" \
+    "{%- if add_generation_prompt -%}{{ '" gen "' }}{%- endif -%}"
+
 static const struct {
     const char *name, *src;
 } builtins[] = {
     {"chatml", chatml_src},
+    {"llama3", "{%- for m in messages -%}"
+               "{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\\n\\n' + (m.content | trim) + '<|eot_id|>' }}"
+               "{%- endfor -%}"
+               "{%- if add_generation_prompt -%}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif -%}"},
+    {"llama2", T_LLAMA2("", "\\n")},
+    {"llama2-sys", T_LLAMA2("<<SYS>>\\n", "\\n<</SYS>>\\n\\n")},
+    {"mistral-v1", T_MISTRAL(" ", " ", "")},
+    {"mistral-v3", T_MISTRAL("", " ", " | trim")},
+    {"mistral-v3-tekken", T_MISTRAL("", "", "")},
+    {"mistral-v7", T_MISTRAL7(" ")},
+    {"mistral-v7-tekken", T_MISTRAL7("")},
+    {"deepseek2", "{%- for m in messages -%}"
+                  "{%- if m.role == 'system' -%}{{ m.content + '\\n\\n' }}"
+                  "{%- elif m.role == 'user' -%}{{ 'User: ' + m.content + '\\n\\n' }}"
+                  "{%- elif m.role == 'assistant' -%}{{ 'Assistant: ' + m.content + '<｜end▁of▁sentence｜>' }}"
+                  "{%- endif -%}{%- endfor -%}"
+                  "{%- if add_generation_prompt -%}{{ 'Assistant:' }}{%- endif -%}"},
+    {"deepseek3", "{%- for m in messages -%}"
+                  "{%- if m.role == 'system' -%}{{ m.content + '\\n\\n' }}"
+                  "{%- elif m.role == 'user' -%}{{ '<｜User｜>' + m.content }}"
+                  "{%- elif m.role == 'assistant' -%}{{ '<｜Assistant｜>' + m.content + '<｜end▁of▁sentence｜>' }}"
+                  "{%- endif -%}{%- endfor -%}"
+                  "{%- if add_generation_prompt -%}{{ '<｜Assistant｜>' }}{%- endif -%}"},
+    {"kimi-k2", "{%- for m in messages -%}"
+                "{%- if m.role == 'system' -%}{{ '<|im_system|>system<|im_middle|>' }}"
+                "{%- elif m.role == 'user' -%}{{ '<|im_user|>user<|im_middle|>' }}"
+                "{%- elif m.role == 'assistant' -%}{{ '<|im_assistant|>assistant<|im_middle|>' }}"
+                "{%- elif m.role == 'tool' -%}{{ '<|im_system|>tool<|im_middle|>' }}{%- endif -%}"
+                "{{ m.content + '<|im_end|>' }}{%- endfor -%}"
+                "{%- if add_generation_prompt -%}{{ '<|im_assistant|>assistant<|im_middle|>' }}{%- endif -%}"},
+    {"gpt-oss", "{%- for m in messages -%}"
+                "{{ '<|start|>' + m.role + '<|message|>' + m.content + ('<|return|>' if m.role == 'assistant' else '<|end|>') }}"
+                "{%- endfor -%}{%- if add_generation_prompt -%}{{ '<|start|>assistant' }}{%- endif -%}"},
+    {"chatglm4", "{{ '[gMASK]<sop>' }}"
+                 "{%- for m in messages -%}{{ '<|' + m.role + '|>\\n' + m.content }}{%- endfor -%}"
+                 "{%- if add_generation_prompt -%}{{ '<|assistant|>\\n' }}{%- endif -%}"},
+    {"phi3", T_ROLE_LINES("<|", "|>\\n", "<|end|>\\n", "<|assistant|>\\n")},
+    {"zephyr", T_ROLE_LINES("<|", "|>\\n", "<|endoftext|>\\n", "<|assistant|>\\n")},
+    {"gemma", "{%- set ns = namespace(sys='') -%}"
+              "{%- for m in messages -%}"
+              "{%- if m.role == 'system' -%}{%- set ns.sys = ns.sys + (m.content | trim) -%}"
+              "{%- else -%}"
+              "{%- set role = 'model' if m.role == 'assistant' else m.role -%}"
+              "{{ '<start_of_turn>' + role + '\\n' }}"
+              "{%- if ns.sys and role != 'model' -%}{{ ns.sys + '\\n\\n' }}{%- set ns.sys = '' -%}{%- endif -%}"
+              "{{ (m.content | trim) + '<end_of_turn>\\n' }}"
+              "{%- endif -%}{%- endfor -%}"
+              "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"},
 };
 
 const char *mp_tmpl_builtin_name_at(size_t i)

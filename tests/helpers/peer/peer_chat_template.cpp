@@ -4,7 +4,11 @@
 //
 //   peer-chat-template TEMPLATE.jinja CONVERSATIONS.txt OUTDIR NAME
 //
-// writes OUTDIR/NAME.CONV.txt (the prompt, bytes as rendered) for every conversation
+//   peer-chat-template builtin:FORMAT CONVERSATIONS.txt OUTDIR NAME
+//
+// The first form renders through the Jinja path; the second through llama_chat_apply_template
+// (libllama's named formats: "llama3", "mistral-v7", ...), the reference for moepager's
+// built-in templates. Each writes OUTDIR/NAME.CONV.txt (the prompt, bytes as rendered) for every conversation
 // (format: tests/data/chat/conversations.txt), or OUTDIR/NAME.CONV.err holding the
 // exception's message when llama.cpp refuses. bos_token "<s>", eos_token "</s>", no
 // model (add_bos/add_eos off). The clock is pinned (time(), clock_gettime() below) to
@@ -59,7 +63,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s TEMPLATE.jinja CONVERSATIONS.txt OUTDIR NAME\n", argv[0]);
         return 2;
     }
-    std::ifstream tf(argv[1], std::ios::binary);
+    const bool builtin = strncmp(argv[1], "builtin:", 8) == 0;
+    std::ifstream tf(builtin ? "/dev/null" : argv[1], std::ios::binary);
     std::stringstream ts;
     ts << tf.rdbuf();
     std::string tmpl = ts.str();
@@ -84,21 +89,31 @@ int main(int argc, char **argv)
     int n_ok = 0, n_err = 0;
     common_chat_templates_ptr tmpls;
     std::string init_err;
-    try {
-        tmpls = common_chat_templates_init(nullptr, tmpl, "<s>", "</s>");
-    } catch (const std::exception &e) {
-        init_err = e.what();
+    if (!builtin) {
+        try {
+            tmpls = common_chat_templates_init(nullptr, tmpl, "<s>", "</s>");
+        } catch (const std::exception &e) {
+            init_err = e.what();
+        }
     }
     for (const auto &c : convs) {
         std::string out, err;
-        if (!tmpls) {
+        const bool gen = c.name.size() < 6 || c.name.compare(c.name.size() - 6, 6, "-nogen") != 0;
+        if (builtin) {
+            std::vector<llama_chat_message> chat;
+            for (const auto &m : c.msgs) chat.push_back({m.role.c_str(), m.content.c_str()});
+            std::vector<char> buf(1 << 16);
+            int32_t n = llama_chat_apply_template(argv[1] + 8, chat.data(), chat.size(), gen, buf.data(), (int32_t)buf.size());
+            if (n < 0 || n > (int32_t)buf.size()) err = "llama_chat_apply_template failed: " + std::to_string(n);
+            else out.assign(buf.data(), (size_t)n);
+        } else if (!tmpls) {
             err = "init: " + init_err;
         } else {
             try {
                 common_chat_templates_inputs in;
                 in.messages = c.msgs;
                 in.use_jinja = true;
-                in.add_generation_prompt = c.name.size() < 6 || c.name.compare(c.name.size() - 6, 6, "-nogen") != 0;
+                in.add_generation_prompt = gen;
                 out = common_chat_templates_apply(tmpls.get(), in).prompt;
             } catch (const std::exception &e) {
                 err = e.what();
