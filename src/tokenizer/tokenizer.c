@@ -34,6 +34,8 @@ typedef enum { VOCAB_SPM, VOCAB_BPE } vocab_type;
 struct mp_tokenizer {
     vocab_type type;
     mp_pretok_kind pre_kind;
+    mp_pretok_info pre; /* BPE: the flags tokenizer.ggml.pre sets */
+    bool byte_encode;   /* BPE: words in the GPT-2 byte alphabet (else raw UTF-8) */
     mp_pretok *pretok; /* BPE only */
     int32_t n_vocab;
 
@@ -50,6 +52,7 @@ struct mp_tokenizer {
 
     int32_t bos, eos, eot, eom, unk;
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
+    bool clean_spaces, escape_whitespaces, add_sep;
 
     int32_t byte_id[256];    /* token of a raw byte (-1 if the vocab lacks it) */
     char byte_enc[256][2];   /* BPE: UTF-8 of the byte-level code point */
@@ -267,10 +270,19 @@ static void bpe_try_bigram(const mp_tokenizer *t, const symbol *sym, int left, i
     bh_push(h, (bigram){.key = rank, .left = left, .right = right, .size = sym[left].n + sym[right].n});
 }
 
-/* word: one pre-tokenized word in the byte-level alphabet. */
+static bool all_newlines(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '\n')
+            return false;
+    return n > 0;
+}
+
+/* word: one pre-tokenized word in the byte-level alphabet (or raw UTF-8). */
 static int bpe_word(const mp_tokenizer *t, const char *word, size_t len, ivec *out, char *key)
 {
-    if (t->ignore_merges) {
+    if (t->ignore_merges || (t->pre_kind == MP_PRETOK_GEMMA4 && all_newlines(word, len))) {
+        /* Gemma 4: a run of newlines that is a token stays whole */
         int32_t id = mp_tok_map_get(&t->tok2id, word, len);
         if (id >= 0) {
             iv_push(out, id);
@@ -306,9 +318,17 @@ static int bpe_word(const mp_tokenizer *t, const char *word, size_t len, ivec *o
             continue;
         }
         /* llama.cpp looks each byte of the encoded text up as a
-         * one-character token; only ASCII ones can exist. */
+         * one-character token (only ASCII ones can exist), or for raw
+         * UTF-8 words as a "<0xXX>" byte token. */
         for (size_t j = 0; j < sym[i].n; j++) {
-            int32_t b1 = mp_tok_map_get(&t->tok2id, sym[i].text + j, 1);
+            int32_t b1;
+            if (t->byte_encode) {
+                b1 = mp_tok_map_get(&t->tok2id, sym[i].text + j, 1);
+            } else {
+                char hex[8];
+                snprintf(hex, sizeof(hex), "<0x%02X>", (uint8_t)sym[i].text[j]);
+                b1 = mp_tok_map_get(&t->tok2id, hex, 6);
+            }
             if (b1 >= 0)
                 iv_push(out, b1);
         }
@@ -349,6 +369,11 @@ static int bpe_tokenize(const mp_tokenizer *t, const char *text, size_t len, ive
         for (size_t k = 0; k < words[w]; k++) {
             char u[4];
             size_t ul = mp_utf8_encode(cpts[c + k], u);
+            if (!t->byte_encode) {
+                memcpy(buf + bl, u, ul);
+                bl += ul;
+                continue;
+            }
             for (size_t j = 0; j < ul; j++) {
                 uint8_t by = (uint8_t)u[j];
                 memcpy(buf + bl, t->byte_enc[by], t->byte_enc_len[by]);
@@ -504,10 +529,29 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
     } else {
         for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
             const frag *f = &frags.v[i];
-            if (f->tok >= 0)
+            if (f->tok >= 0) {
                 iv_push(&out, f->tok);
-            else
+            } else if (t->escape_whitespaces) {
+                /* SPM-style BPE (Gemma 4): ' ' -> U+2581 before splitting */
+                free(buf);
+                buf = malloc(3 * f->len + 1);
+                if (!buf) {
+                    st = MP_E_NOMEM;
+                    break;
+                }
+                size_t bl = 0;
+                for (size_t j = 0; j < f->len; j++) {
+                    if (text[f->off + j] == ' ') {
+                        memcpy(buf + bl, "\xE2\x96\x81", 3);
+                        bl += 3;
+                    } else {
+                        buf[bl++] = text[f->off + j];
+                    }
+                }
+                st = bpe_tokenize(t, buf, bl, &out);
+            } else {
                 st = bpe_tokenize(t, text + f->off, f->len, &out);
+            }
         }
     }
     if (st == MP_OK && add_special && t->add_eos && t->eos >= 0)
@@ -568,7 +612,7 @@ int mp_token_to_piece(const mp_tokenizer *t, int32_t id, char *buf, int cap, boo
     if (!(a & ATTR_NORMAL))
         return 0; /* unused / undefined tokens render as nothing */
     int total = 0;
-    if (t->type == VOCAB_SPM) {
+    if (t->type == VOCAB_SPM || t->escape_whitespaces) { /* U+2581 -> ' ' */
         for (uint32_t i = 0; i < n;) {
             if (i + 3 <= n && memcmp(s + i, "\xE2\x96\x81", 3) == 0) {
                 if (total < cap)
@@ -765,15 +809,19 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         st = mp_err_set(err, MP_E_CORRUPT, "%s: missing key tokenizer.ggml.model", path);
         goto fail;
     }
+    const bool gemma4 = strcmp(model, "gemma4") == 0;
     if (strcmp(model, "llama") == 0) {
         t->type = VOCAB_SPM;
-    } else if (strcmp(model, "gpt2") == 0) {
+    } else if (strcmp(model, "gpt2") == 0 || gemma4) {
         t->type = VOCAB_BPE;
-        if ((st = mp_pretok_kind_from_name(pre, &t->pre_kind, err)) != MP_OK)
+        /* llama.cpp: the "gemma4" model is BPE whatever .pre says */
+        if ((st = mp_pretok_lookup(gemma4 ? "gemma4" : pre, &t->pre, err)) != MP_OK)
             goto fail;
+        t->pre_kind = t->pre.kind;
+        t->byte_encode = mp_pretok_byte_encode(t->pre_kind);
     } else {
-        st = mp_err_set(err, MP_E_UNSUPPORTED, "%s: tokenizer.ggml.model '%s' is not supported (only 'llama' and 'gpt2')",
-                        path, model);
+        st = mp_err_set(err, MP_E_UNSUPPORTED,
+                        "%s: tokenizer.ggml.model '%s' is not supported (only 'llama', 'gpt2' and 'gemma4')", path, model);
         goto fail;
     }
 
@@ -933,18 +981,19 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->add_space_prefix = true;
         t->add_bos = true;
         t->add_eos = false;
+        t->clean_spaces = false;
     } else {
-        t->bos = 11;
-        t->eos = 11;
+        t->bos = gemma4 ? -1 : 11; /* gemma4: every special id comes from the metadata */
+        t->eos = gemma4 ? -1 : 11;
         t->unk = -1;
         t->add_space_prefix = false;
-        t->add_bos = false;
+        t->add_bos = t->pre.add_bos;
         t->add_eos = false;
-        if (t->pre_kind == MP_PRETOK_LLAMA3) {
-            t->ignore_merges = true;
-            t->add_bos = true;
-        }
-        if (t->pre_kind == MP_PRETOK_CHATGLM4)
+        t->ignore_merges = t->pre.ignore_merges;
+        t->clean_spaces = t->pre.clean_spaces;
+        t->escape_whitespaces = t->pre.escape_whitespaces;
+        t->add_sep = t->pre.add_sep;
+        if (t->pre.no_bos)
             t->bos = -1;
     }
     if ((st = read_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) != MP_OK)
@@ -970,8 +1019,11 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     read_id(g, "tokenizer.ggml.suffix_token_id", t->n_vocab, &fim_suf);
     read_id(g, "tokenizer.ggml.middle_token_id", t->n_vocab, &fim_mid);
     if ((st = read_flag(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) != MP_OK ||
-        (st = read_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) != MP_OK)
+        (st = read_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) != MP_OK ||
+        (st = read_flag(g, "tokenizer.ggml.add_sep_token", &t->add_sep, err)) != MP_OK)
         goto fail;
+    if (t->type == VOCAB_BPE && t->pre_kind == MP_PRETOK_GEMMA4)
+        t->add_bos = true; /* llama.cpp overrides the metadata for Gemma 4 */
 
     detect_special(t, &t->eot, k_eot_names);
     detect_special(t, &t->eom, k_eom_names);
@@ -1064,6 +1116,38 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         free(keys);
     }
 
+    /* Per-model strip flags that llama.cpp sets by name (the GGUF has no
+     * per-token attributes): after the special list is built, so only the
+     * strip behaviour changes. */
+    {
+        const char *gname = mp_gguf_get_str(g, "general.name");
+        const char *arch = mp_gguf_get_str(g, "general.architecture");
+        char lname[256] = "";
+        for (size_t i = 0; gname && gname[i] && i + 1 < sizeof(lname); i++) {
+            lname[i] = (char)tolower((unsigned char)gname[i]);
+            lname[i + 1] = '\0';
+        }
+        const char *p = pre ? pre : "";
+        int32_t id;
+        if (strstr(p, "jina-v2-de") || strstr(p, "jina-v2-es") || strstr(p, "jina-v2-code") ||
+            (arch && (strstr(arch, "nomic-bert-moe") || strstr(arch, "jina-bert-v3")))) {
+            if ((id = mp_tok_map_get(&t->tok2id, "<mask>", 6)) >= 0)
+                t->attr[id] |= ATTR_LSTRIP;
+        } else if (strstr(lname, "phi-3") || strstr(lname, "phi3")) {
+            for (int32_t i = 0; i < t->n_special; i++)
+                t->attr[t->special[i]] |= ATTR_RSTRIP;
+            if ((id = mp_tok_map_get(&t->tok2id, "</s>", 4)) >= 0)
+                t->attr[id] |= ATTR_RSTRIP;
+            static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+            for (size_t k = 0; k < 3; k++)
+                if ((id = mp_tok_map_get(&t->tok2id, keep[k], strlen(keep[k]))) >= 0)
+                    t->attr[id] &= (uint16_t)~ATTR_RSTRIP;
+        } else if (strstr(lname, "modern-bert")) {
+            if ((id = mp_tok_map_get(&t->tok2id, "[MASK]", 6)) >= 0)
+                t->attr[id] |= ATTR_LSTRIP;
+        }
+    }
+
     /* Byte tokens and the byte-level alphabet. */
     for (int b = 0; b < 256; b++) {
         char u[4];
@@ -1102,6 +1186,8 @@ int32_t mp_tokenizer_unk(const mp_tokenizer *t) { return t->unk; }
 bool mp_tokenizer_add_bos(const mp_tokenizer *t) { return t->add_bos; }
 bool mp_tokenizer_add_eos(const mp_tokenizer *t) { return t->add_eos; }
 bool mp_tokenizer_add_space_prefix(const mp_tokenizer *t) { return t->add_space_prefix; }
+bool mp_tokenizer_clean_spaces(const mp_tokenizer *t) { return t->clean_spaces; }
+bool mp_tokenizer_add_sep(const mp_tokenizer *t) { return t->add_sep; }
 
 bool mp_tokenizer_is_eog(const mp_tokenizer *t, int32_t id)
 {

@@ -46,6 +46,11 @@ int32_t mp_tokenizer_unk(const mp_tokenizer *tok);           /* -1 if none */
 bool mp_tokenizer_add_eos(const mp_tokenizer *tok);          /* add EOS by default? */
 /* SPM: a space is put before the text (and after each special token). */
 bool mp_tokenizer_add_space_prefix(const mp_tokenizer *tok);
+/* Detokenizing removes the space before punctuation and in contractions
+ * (llama.cpp's clean_spaces, set per tokenizer.ggml.pre). */
+bool mp_tokenizer_clean_spaces(const mp_tokenizer *tok);
+/* A SEP token is added by default (embedding vocabularies). */
+bool mp_tokenizer_add_sep(const mp_tokenizer *tok);
 /* Control or unknown token (rendered only with special = true). */
 bool mp_tokenizer_is_control(const mp_tokenizer *tok, int32_t id);
 /* The token's raw vocabulary text (NUL-terminated, owned by tok), or NULL. */

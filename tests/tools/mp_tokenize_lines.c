@@ -13,17 +13,25 @@
  *       Devanagari, contractions in both cases, punctuation and symbols
  *       (ASCII and fullwidth), special-token texts, and random bytes; never
  *       a 4-byte form above U+10FFFF, on which llama.cpp aborts
- *   mp-tokenize-lines --set-pre IN.gguf NAME OUT.gguf [--no-merges]
+ *   mp-tokenize-lines --set-pre IN.gguf NAME OUT.gguf [--no-merges] [--model=M]
  *       copies IN's metadata (a vocab-only GGUF) with tokenizer.ggml.pre =
- *       NAME (and without tokenizer.ggml.merges): pre-tokenizers whose own
+ *       NAME (and without tokenizer.ggml.merges, and with
+ *       tokenizer.ggml.model = M): pre-tokenizers whose own
  *       vocab the peer lacks run on another byte-level BPE vocabulary (the
  *       split rules are what differ)
+ *   mp-tokenize-lines --info VOCAB.gguf
+ *       prints "MODEL PRE" (tokenizer.ggml.model and .pre, "-" if absent)
+ *       and exits 0 if the engine loads the vocabulary, else prints the
+ *       refusal to stderr and exits 3
+ *   mp-tokenize-lines --names
+ *       prints every tokenizer.ggml.pre name the engine knows, one a line
  *   mp-tokenize-lines --vectors VOCAB.gguf
  *       llama.cpp's test vectors VOCAB.gguf.inp / .out (strings separated by
  *       "\n__ggml_vocab_test__\n", one line of ids each, no special tokens
  *       added or parsed): prints "matched/total" and every mismatch; exit 1
  *       on any */
 #include "gguf/gguf.h"
+#include "tokenizer/pretok.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdbool.h>
@@ -116,7 +124,7 @@ static int gen(long count, uint64_t seed, const char *out)
     return fclose(f) ? 2 : 0;
 }
 
-static int set_pre(const char *in, const char *name, const char *out, bool no_merges)
+static int set_pre(const char *in, const char *name, const char *out, bool no_merges, const char *model)
 {
     mp_gguf *g = NULL;
     mp_err err = {0};
@@ -129,6 +137,7 @@ static int set_pre(const char *in, const char *name, const char *out, bool no_me
     for (uint64_t i = 0; i < mp_gguf_n_kv(g) && !rc; i++) {
         const char *key = mp_gguf_kv_at(g, i)->key.ptr;
         if (!strcmp(key, "tokenizer.ggml.pre")) rc |= mp_gguf_writer_set_str(w, key, name);
+        else if (model && !strcmp(key, "tokenizer.ggml.model")) rc |= mp_gguf_writer_set_str(w, key, model);
         else if (no_merges && !strcmp(key, "tokenizer.ggml.merges")) continue;
         else rc |= mp_gguf_writer_set_value(w, key, &mp_gguf_kv_at(g, i)->value);
     }
@@ -219,15 +228,50 @@ static int vectors(const char *vocab)
     return ok == total && total > 0 ? 0 : 1;
 }
 
+static int info(const char *vocab)
+{
+    mp_gguf *g = NULL;
+    mp_tokenizer *tok = NULL;
+    mp_err err = {0};
+    if (mp_gguf_open(&g, vocab, NULL, &err) != MP_OK) {
+        fprintf(stderr, "mp-tokenize-lines: %s\n", err.msg);
+        return 1;
+    }
+    const char *model = mp_gguf_get_str(g, "tokenizer.ggml.model");
+    const char *pre = mp_gguf_get_str(g, "tokenizer.ggml.pre");
+    printf("%s %s\n", model && *model ? model : "-", pre && *pre ? pre : "-");
+    int rc = 0;
+    if (mp_tokenizer_load(&tok, g, &err) != MP_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        rc = 3;
+    }
+    mp_tokenizer_free(tok);
+    mp_gguf_free(g);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--info")) return info(argv[2]);
+    if (argc == 2 && !strcmp(argv[1], "--names")) {
+        for (size_t i = 0; mp_pretok_name_at(i); i++) puts(mp_pretok_name_at(i));
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "--vectors")) return vectors(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "--gen")) return gen(atol(argv[2]), strtoull(argv[3], NULL, 10), argv[4]);
-    if ((argc == 5 || (argc == 6 && !strcmp(argv[5], "--no-merges"))) && !strcmp(argv[1], "--set-pre"))
-        return set_pre(argv[2], argv[3], argv[4], argc == 6);
+    if (argc >= 5 && !strcmp(argv[1], "--set-pre")) {
+        bool no_merges = false;
+        const char *model = NULL;
+        for (int i = 5; i < argc; i++) {
+            if (!strcmp(argv[i], "--no-merges")) no_merges = true;
+            else if (!strncmp(argv[i], "--model=", 8)) model = argv[i] + 8;
+            else return 2;
+        }
+        return set_pre(argv[2], argv[3], argv[4], no_merges, model);
+    }
     if (argc != 3) {
-        fprintf(stderr, "usage: mp-tokenize-lines VOCAB.gguf STRINGS | --gen N SEED OUT | --set-pre IN NAME OUT [--no-merges] | "
-                        "--vectors VOCAB.gguf\n");
+        fprintf(stderr, "usage: mp-tokenize-lines VOCAB.gguf STRINGS | --gen N SEED OUT | --set-pre IN NAME OUT [--no-merges] "
+                        "[--model=M] | --vectors VOCAB.gguf | --info VOCAB.gguf | --names\n");
         return 2;
     }
     mp_gguf *g = NULL;
