@@ -400,8 +400,8 @@ static void check_refusals(void)
     const char *merges[] = {"a b"};
     mp_tokenizer *tok = NULL;
     mp_err err = {0};
-    int st = load_synthetic("bert", NULL, 3, toks, NULL, NULL, NULL, 0, &tok, &err);
-    CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'bert'"));
+    int st = load_synthetic("rwkv", NULL, 3, toks, NULL, NULL, NULL, 0, &tok, &err);
+    CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'rwkv'"));
     mp_err_clear(&err);
     st = load_synthetic("gpt2", "no-such-pre", 3, toks, NULL, NULL, merges, 1, &tok, &err);
     CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'no-such-pre'"));
@@ -419,8 +419,28 @@ static void check_refusals(void)
     }
 }
 
+/* WordPiece: lowercased and accent-stripped words, each with a U+2581
+ * prefix, covered by the longest entries left to right; punctuation is a
+ * word alone; a word with an uncovered position is UNK as a whole. */
+static void check_tiny_wpm(void)
+{
+    const char *toks[] = {"[UNK]", "\xE2\x96\x81" "hello", "\xE2\x96\x81" "he", "llo", "\xE2\x96\x81,", "\xE2\x96\x81" "cafe"};
+    mp_tokenizer *tok = NULL;
+    mp_err err = {0};
+    int st = load_synthetic("bert", NULL, 6, toks, NULL, NULL, NULL, 0, &tok, &err);
+    CHECKF(st == MP_OK, "%s", err.msg);
+    if (st != MP_OK)
+        return;
+    int32_t ids[8];
+    CHECK(mp_tokenize(tok, "Hello,", 6, false, false, ids, 8) == 2 && ids[0] == 1 && ids[1] == 4);
+    CHECK(mp_tokenize(tok, "HEllo CAF\xC3\x89", 11, false, false, ids, 8) == 2 && ids[0] == 1 && ids[1] == 5);
+    CHECK(mp_tokenize(tok, "hex", 3, false, false, ids, 8) == 0); /* UNK id 100 is out of range */
+    mp_tokenizer_free(tok);
+}
+
 int main(void)
 {
+    check_tiny_wpm();
     check_vectors("ggml-vocab-llama-spm.gguf");
     check_vectors("ggml-vocab-gpt-2.gguf");
     check_spm_specials();

@@ -292,8 +292,28 @@ static void check_counts(const char *name, mp_pretok_kind kind, const char *inp,
     fclose(f);
 }
 
+/* The WordPiece normalizer's Unicode data: simple lowercase, first code
+ * point of NFD, and the control class (Cc/Cf/Co/Cs, not Cn). */
+static void check_unicode_tables(void)
+{
+    CHECK(mp_cpt_init() == MP_OK);
+    CHECK(mp_cpt_tolower('A') == 'a' && mp_cpt_tolower('a') == 'a' && mp_cpt_tolower('1') == '1');
+    CHECK(mp_cpt_tolower(0x00C9) == 0x00E9);  /* É -> é */
+    CHECK(mp_cpt_tolower(0x0410) == 0x0430);  /* Cyrillic A */
+    CHECK(mp_cpt_tolower(0x0130) == 0x0069);  /* İ -> i (simple mapping) */
+    CHECK(mp_cpt_nfd_first(0x00E9) == 'e' && mp_cpt_nfd_first(0x00C5) == 'A' && mp_cpt_nfd_first('x') == 'x');
+    CHECK(mp_cpt_nfd_first(0xAC00) == 0x1100); /* Hangul syllable -> its leading jamo */
+    CHECK(mp_cpt_flags(0x200B) & MP_CPT_CONTROL); /* ZWSP: Cf */
+    CHECK(mp_cpt_flags(0x0007) & MP_CPT_CONTROL);
+    CHECK(mp_cpt_flags(0xE000) & MP_CPT_CONTROL); /* private use */
+    CHECK(mp_cpt_flags(0xD800) & MP_CPT_CONTROL); /* surrogate */
+    CHECK(!(mp_cpt_flags(0x0378) & MP_CPT_CONTROL)); /* unassigned */
+    CHECK(!(mp_cpt_flags('a') & MP_CPT_CONTROL));
+}
+
 int main(void)
 {
+    check_unicode_tables();
     check_names();
     check_hand_derived();
 

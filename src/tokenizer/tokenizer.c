@@ -29,7 +29,7 @@ enum {
 /* tokenizer.ggml.token_type values. */
 enum { TT_UNDEFINED = 0, TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER_DEFINED, TT_UNUSED, TT_BYTE };
 
-typedef enum { VOCAB_SPM, VOCAB_BPE } vocab_type;
+typedef enum { VOCAB_SPM, VOCAB_BPE, VOCAB_WPM } vocab_type;
 
 struct mp_tokenizer {
     vocab_type type;
@@ -53,6 +53,9 @@ struct mp_tokenizer {
     int32_t bos, eos, eot, eom, unk;
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
     bool clean_spaces, escape_whitespaces, add_sep;
+    int32_t sep;                    /* WPM: appended with add_special */
+    bool lowercase, strip_accents;  /* WPM normalizer */
+    size_t max_token_len;           /* bytes of the longest token text */
 
     int32_t byte_id[256];    /* token of a raw byte (-1 if the vocab lacks it) */
     char byte_enc[256][2];   /* BPE: UTF-8 of the byte-level code point */
@@ -391,6 +394,85 @@ done:
     return st;
 }
 
+/* ---- WordPiece (BERT) --------------------------------------------------- */
+
+/* True for the CJK ideograph blocks BERT splits one character at a time
+ * (HF's list, with its 0x2B920 start for extension E). */
+static bool wpm_is_chinese(uint32_t c)
+{
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+/* Covers w[0..wl) (a word with its U+2581 prefix) by the longest vocabulary
+ * entries from left to right; the whole word becomes UNK when some position
+ * has none. */
+static void wpm_word(const mp_tokenizer *t, const char *w, size_t wl, ivec *out)
+{
+    size_t before = out->n;
+    for (size_t p = 0; p < wl;) {
+        size_t j = p + t->max_token_len + 1 < wl ? p + t->max_token_len + 1 : wl;
+        int32_t id = -1;
+        for (; j > p; j--)
+            if ((id = mp_tok_map_get(&t->tok2id, w + p, j - p)) >= 0)
+                break;
+        if (id < 0) {
+            out->n = before;
+            break;
+        }
+        iv_push(out, id);
+        p = j;
+    }
+    if (out->n == before && t->unk >= 0)
+        iv_push(out, t->unk);
+}
+
+/* Normalizes (NFD first code point and accent removal, lowercase; NUL,
+ * U+FFFD and control characters dropped) and splits on whitespace, with
+ * punctuation, ASCII symbols and CJK ideographs each a word alone. */
+static int wpm_tokenize(const mp_tokenizer *t, const char *text, size_t len, ivec *out)
+{
+    uint32_t *cpts = NULL;
+    int64_t n = mp_utf8_to_cpts(text, len, &cpts);
+    if (n < 0)
+        return MP_E_NOMEM;
+    char *w = malloc((size_t)n * 4 + 4); /* 4 bytes per code point, plus the U+2581 prefix */
+    if (!w) {
+        free(cpts);
+        return MP_E_NOMEM;
+    }
+    memcpy(w, "\xE2\x96\x81", 3);
+    size_t wl = 3;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t c = t->strip_accents ? mp_cpt_nfd_first(cpts[i]) : cpts[i];
+        uint8_t fl = mp_cpt_flags(c);
+        if (fl & MP_CPT_WHITESPACE) {
+            if (wl > 3)
+                wpm_word(t, w, wl, out);
+            wl = 3;
+            continue;
+        }
+        if (c == 0 || c == MP_CPT_REPLACEMENT || (fl & MP_CPT_CONTROL) || (t->strip_accents && (fl & MP_CPT_MARK)))
+            continue;
+        const bool alone = (fl & MP_CPT_PUNCT) || (c < 0x7F && (fl & MP_CPT_SYMBOL)) || wpm_is_chinese(c);
+        if (alone && wl > 3) {
+            wpm_word(t, w, wl, out);
+            wl = 3;
+        }
+        wl += mp_utf8_encode(t->lowercase ? mp_cpt_tolower(c) : c, w + wl);
+        if (alone) {
+            wpm_word(t, w, wl, out);
+            wl = 3;
+        }
+    }
+    if (wl > 3)
+        wpm_word(t, w, wl, out);
+    free(w);
+    free(cpts);
+    return out->oom ? MP_E_NOMEM : MP_OK;
+}
+
 /* ---- Special-token partitioning ----------------------------------------- */
 
 typedef struct frag {
@@ -489,7 +571,8 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
     int st = partition(t, text, len, parse_special, &frags);
     if (st != MP_OK)
         return st;
-    if (add_special && t->add_bos && t->bos >= 0)
+    /* WordPiece adds CLS (the BOS id) and SEP whenever add_special is set */
+    if (add_special && (t->add_bos || t->type == VOCAB_WPM) && t->bos >= 0)
         iv_push(&out, t->bos);
     if (t->type == VOCAB_SPM) {
         size_t maxl = 0;
@@ -526,6 +609,16 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
             st = spm_tokenize(t, buf, bl, &out);
             prev_special = false;
         }
+    } else if (t->type == VOCAB_WPM) {
+        for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
+            const frag *f = &frags.v[i];
+            if (f->tok >= 0)
+                iv_push(&out, f->tok);
+            else
+                st = wpm_tokenize(t, text + f->off, f->len, &out);
+        }
+        if (st == MP_OK && add_special && t->sep >= 0)
+            iv_push(&out, t->sep);
     } else {
         for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
             const frag *f = &frags.v[i];
@@ -554,7 +647,7 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
             }
         }
     }
-    if (st == MP_OK && add_special && t->add_eos && t->eos >= 0)
+    if (st == MP_OK && add_special && t->add_eos && t->eos >= 0 && t->type != VOCAB_WPM)
         iv_push(&out, t->eos);
     if (st == MP_OK && out.oom)
         st = MP_E_NOMEM;
@@ -612,7 +705,7 @@ int mp_token_to_piece(const mp_tokenizer *t, int32_t id, char *buf, int cap, boo
     if (!(a & ATTR_NORMAL))
         return 0; /* unused / undefined tokens render as nothing */
     int total = 0;
-    if (t->type == VOCAB_SPM || t->escape_whitespaces) { /* U+2581 -> ' ' */
+    if (t->type == VOCAB_SPM || t->type == VOCAB_WPM || t->escape_whitespaces) { /* U+2581 -> ' ' */
         for (uint32_t i = 0; i < n;) {
             if (i + 3 <= n && memcmp(s + i, "\xE2\x96\x81", 3) == 0) {
                 if (total < cap)
@@ -812,6 +905,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     const bool gemma4 = strcmp(model, "gemma4") == 0;
     if (strcmp(model, "llama") == 0) {
         t->type = VOCAB_SPM;
+    } else if (strcmp(model, "bert") == 0) {
+        t->type = VOCAB_WPM;
     } else if (strcmp(model, "gpt2") == 0 || gemma4) {
         t->type = VOCAB_BPE;
         /* llama.cpp: the "gemma4" model is BPE whatever .pre says */
@@ -821,7 +916,7 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->byte_encode = mp_pretok_byte_encode(t->pre_kind);
     } else {
         st = mp_err_set(err, MP_E_UNSUPPORTED,
-                        "%s: tokenizer.ggml.model '%s' is not supported (only 'llama', 'gpt2' and 'gemma4')", path, model);
+                        "%s: tokenizer.ggml.model '%s' is not supported (only 'llama', 'gpt2', 'gemma4' and 'bert')", path, model);
         goto fail;
     }
 
@@ -900,6 +995,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         dst[len] = '\0';
         t->text_off[i] = off;
         t->text_len[i] = (uint32_t)len;
+        if (len > t->max_token_len)
+            t->max_token_len = len;
         off += len + 1;
         t->score[i] = fscores ? fscores[i] : iscores ? (float)iscores[i] : 0.0f;
         uint16_t a = ATTR_NORMAL;
@@ -973,7 +1070,7 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     /* Defaults per model type, then the pre-tokenizer's adjustments, then
      * whatever the metadata says. */
     int32_t fim_pre = -1, fim_suf = -1, fim_mid = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;
-    t->eot = t->eom = -1;
+    t->eot = t->eom = t->sep = -1;
     if (t->type == VOCAB_SPM) {
         t->bos = 1;
         t->eos = 2;
@@ -982,6 +1079,14 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->add_bos = true;
         t->add_eos = false;
         t->clean_spaces = false;
+    } else if (t->type == VOCAB_WPM) {
+        t->bos = 101; /* [CLS] */
+        t->eos = -1;
+        t->unk = 100;
+        t->sep = 102;
+        t->add_bos = true;
+        t->add_sep = true;
+        t->clean_spaces = true;
     } else {
         t->bos = gemma4 ? -1 : 11; /* gemma4: every special id comes from the metadata */
         t->eos = gemma4 ? -1 : 11;
@@ -1000,6 +1105,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         goto fail;
     if (t->bos >= t->n_vocab)
         t->bos = -1;
+    if (t->sep >= t->n_vocab)
+        t->sep = -1;
     if (t->eos >= t->n_vocab)
         t->eos = -1;
     if (t->unk >= t->n_vocab)
@@ -1009,6 +1116,7 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     read_id(g, "tokenizer.ggml.eot_token_id", t->n_vocab, &t->eot);
     read_id(g, "tokenizer.ggml.eom_token_id", t->n_vocab, &t->eom);
     read_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk);
+    read_id(g, "tokenizer.ggml.seperator_token_id", t->n_vocab, &t->sep); /* sic, llama.cpp's key */
     read_id(g, "tokenizer.ggml.fim_pre_token_id", t->n_vocab, &fim_pre);
     read_id(g, "tokenizer.ggml.fim_suf_token_id", t->n_vocab, &fim_suf);
     read_id(g, "tokenizer.ggml.fim_mid_token_id", t->n_vocab, &fim_mid);
@@ -1024,6 +1132,12 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         goto fail;
     if (t->type == VOCAB_BPE && t->pre_kind == MP_PRETOK_GEMMA4)
         t->add_bos = true; /* llama.cpp overrides the metadata for Gemma 4 */
+    t->lowercase = true; /* BertNormalizer: strip_accents follows lowercase unless set */
+    if ((st = read_flag(g, "tokenizer.ggml.normalizer.lowercase", &t->lowercase, err)) != MP_OK)
+        goto fail;
+    t->strip_accents = t->lowercase;
+    if ((st = read_flag(g, "tokenizer.ggml.normalizer.strip_accents", &t->strip_accents, err)) != MP_OK)
+        goto fail;
 
     detect_special(t, &t->eot, k_eot_names);
     detect_special(t, &t->eom, k_eom_names);
@@ -1170,6 +1284,10 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
 
     if (t->type == VOCAB_BPE && (st = mp_pretok_create(&t->pretok, t->pre_kind, err)) != MP_OK)
         goto fail;
+    if (t->type == VOCAB_WPM && (st = mp_cpt_init()) != MP_OK) {
+        st = mp_err_set(err, st, "tokenizer: cannot build the Unicode category table");
+        goto fail;
+    }
 
     *out = t;
     return MP_OK;
