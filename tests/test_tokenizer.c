@@ -438,8 +438,30 @@ static void check_tiny_wpm(void)
     mp_tokenizer_free(tok);
 }
 
+/* Unigram (T5): the best-scoring cover by vocabulary entries; a code point
+ * no entry covers is UNK at (lowest score - 10), and UNK runs merge. */
+static void check_tiny_ugm(void)
+{
+    const char *toks[] = {"<pad>", "</s>", "<unk>", "hel", "lo", "hello", "l", "o"};
+    const float scores[] = {0, 0, 0, -1, -1, -3, -5, -5};
+    mp_tokenizer *tok = NULL;
+    mp_err err = {0};
+    int st = load_synthetic("t5", NULL, 8, toks, scores, NULL, NULL, 0, &tok, &err);
+    CHECKF(st == MP_OK, "%s", err.msg);
+    if (st != MP_OK)
+        return;
+    int32_t ids[8];
+    CHECK(mp_tokenize(tok, "hello", 5, false, false, ids, 8) == 2 && ids[0] == 3 && ids[1] == 4);
+    CHECK(mp_tokenize(tok, "hellz", 5, false, false, ids, 8) == 3 && ids[0] == 3 && ids[1] == 6 && ids[2] == 2);
+    CHECK(mp_tokenize(tok, "zz", 2, false, false, ids, 8) == 1 && ids[0] == 2);
+    /* add_special appends EOS (id 1 by default), no BOS */
+    CHECK(mp_tokenize(tok, "lo", 2, true, false, ids, 8) == 2 && ids[0] == 4 && ids[1] == 1);
+    mp_tokenizer_free(tok);
+}
+
 int main(void)
 {
+    check_tiny_ugm();
     check_tiny_wpm();
     check_vectors("ggml-vocab-llama-spm.gguf");
     check_vectors("ggml-vocab-gpt-2.gguf");

@@ -35,7 +35,7 @@ command -v "$CC" >/dev/null 2>&1 || { echo "SKIP: no C compiler ($CC) to build t
 [ -f "$INC/include/llama.h" ] && [ -f "$BINS/libllama.v0.5.0.so" ] ||
     { echo "SKIP: the peer has no llama.h / libllama ($INC, $BINS)"; exit 77; }
 # tokenizer models (tokenizer.ggml.model) the engine refuses by name, as it should
-REFUSED_MODELS=" ${MP_TOK_REFUSED_MODELS-t5 rwkv plamo2 hybriddna whitespace} "
+REFUSED_MODELS=" ${MP_TOK_REFUSED_MODELS-rwkv plamo2 hybriddna whitespace} "
 T=$(mktemp -d "${TMPDIR:-/tmp}/mp-tok-peer.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail=0

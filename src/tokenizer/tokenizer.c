@@ -10,6 +10,7 @@
 #include "tokenizer/tok_unicode.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ enum {
 /* tokenizer.ggml.token_type values. */
 enum { TT_UNDEFINED = 0, TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER_DEFINED, TT_UNUSED, TT_BYTE };
 
-typedef enum { VOCAB_SPM, VOCAB_BPE, VOCAB_WPM } vocab_type;
+typedef enum { VOCAB_SPM, VOCAB_BPE, VOCAB_WPM, VOCAB_UGM } vocab_type;
 
 struct mp_tokenizer {
     vocab_type type;
@@ -56,6 +57,20 @@ struct mp_tokenizer {
     int32_t sep;                    /* WPM: appended with add_special */
     bool lowercase, strip_accents;  /* WPM normalizer */
     size_t max_token_len;           /* bytes of the longest token text */
+
+    /* UGM (T5 unigram): the precompiled normalization map (XCDA trie of
+     * prefixes + NUL-terminated replacements), user-defined token prefixes,
+     * and the score of an unknown code point (lowest normal score - 10). */
+    uint8_t *charsmap;
+    size_t charsmap_len;
+    const uint32_t *xcda; /* into charsmap, xcda_n entries */
+    size_t xcda_n;
+    const char *repl;     /* into charsmap, repl_n bytes */
+    size_t repl_n;
+    mp_tok_map ud_prefix; /* every prefix of every user-defined token */
+    size_t max_ud_len;
+    double unk_score;
+    bool remove_extra_ws;
 
     int32_t byte_id[256];    /* token of a raw byte (-1 if the vocab lacks it) */
     char byte_enc[256][2];   /* BPE: UTF-8 of the byte-level code point */
@@ -473,6 +488,204 @@ static int wpm_tokenize(const mp_tokenizer *t, const char *text, size_t len, ive
     return out->oom ? MP_E_NOMEM : MP_OK;
 }
 
+/* ---- Unigram (T5) ------------------------------------------------------- */
+
+/* XCDA node fields (Kanda 2018 as SentencePiece packs them): BASE in bits
+ * 10-30 (shifted by 8 when bit 9 is set), LCHECK in bits 0-7 (bit 31 kept
+ * so value nodes never match), LEAF in bit 8, VALUE in bits 0-30. */
+static bool xcda_node(const mp_tokenizer *t, size_t i, uint32_t *out)
+{
+    if (i >= t->xcda_n)
+        return false;
+    memcpy(out, t->xcda + i, 4);
+    return true;
+}
+
+/* Normalizes the input prefix at in[0..n) (n >= 1): a user-defined token
+ * prefix stays as is, else the longest charsmap match is replaced, else one
+ * valid UTF-8 sequence stays, else one byte becomes U+FFFD. Sets *rep and
+ * *rep_len and returns the input bytes consumed. */
+static size_t ugm_normalize_prefix(const mp_tokenizer *t, const char *in, size_t n, const char **rep, size_t *rep_len)
+{
+    /* llama.cpp walks its user-defined trie as far as the input follows any
+     * path, whether or not a whole token ends there */
+    size_t ud = 0;
+    for (size_t l = 1; l <= n && l <= t->max_ud_len; l++)
+        if (mp_tok_map_get(&t->ud_prefix, in, l) >= 0)
+            ud = l;
+        else
+            break;
+    if (ud > 0) {
+        *rep = in;
+        *rep_len = ud;
+        return ud;
+    }
+    size_t best_len = 0, best_off = 0;
+    uint32_t node;
+    if (t->xcda_n > 0 && xcda_node(t, 0, &node)) {
+        uint32_t idx = (node >> 10) << ((node & (1u << 9)) >> 6);
+        for (size_t p = 0; p < n; p++) {
+            const uint8_t c = (uint8_t)in[p];
+            if (c == 0)
+                break;
+            idx ^= c;
+            if (!xcda_node(t, idx, &node) || (node & ((1u << 31) | 0xFF)) != c)
+                break;
+            const bool leaf = (node >> 8) & 1;
+            idx ^= (node >> 10) << ((node & (1u << 9)) >> 6);
+            if (leaf) {
+                uint32_t v;
+                if (!xcda_node(t, idx, &v))
+                    break;
+                best_len = p + 1;
+                best_off = v & ((1u << 31) - 1);
+            }
+        }
+    }
+    if (best_len > 0 && best_off < t->repl_n) {
+        const char *r = t->repl + best_off;
+        size_t rl = strnlen(r, t->repl_n - best_off);
+        if (rl < t->repl_n - best_off) { /* terminated */
+            *rep = r;
+            *rep_len = rl;
+            return best_len;
+        }
+    }
+    size_t adv;
+    uint32_t c = mp_utf8_decode((const uint8_t *)in, n, &adv);
+    if (c == MP_CPT_REPLACEMENT && !(adv == 3 && memcmp(in, "\xEF\xBF\xBD", 3) == 0)) {
+        *rep = "\xEF\xBF\xBD";
+        *rep_len = 3;
+        return 1;
+    }
+    *rep = in;
+    *rep_len = adv;
+    return adv;
+}
+
+/* Whole-fragment normalization: prefixes replaced as above, spaces as U+2581,
+ * runs of spaces merged and one put before each word when
+ * remove_extra_whitespaces, one before the first word with add_space_prefix. */
+static int ugm_normalize(const mp_tokenizer *t, const char *in, size_t n, char **out, size_t *out_len)
+{
+    size_t cap = 3 * n + 16, o = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return MP_E_NOMEM;
+    bool prepended = false, in_word = false;
+    for (size_t i = 0; i < n;) {
+        const char *r;
+        size_t rl;
+        i += ugm_normalize_prefix(t, in + i, n - i, &r, &rl);
+        for (size_t k = 0; k < rl; k++) {
+            if (o + 8 > cap) {
+                cap *= 2;
+                char *nb = realloc(buf, cap);
+                if (!nb) {
+                    free(buf);
+                    return MP_E_NOMEM;
+                }
+                buf = nb;
+            }
+            if (r[k] != ' ') {
+                if (!in_word) {
+                    in_word = true;
+                    if ((t->add_space_prefix && !prepended) || t->remove_extra_ws) {
+                        memcpy(buf + o, "\xE2\x96\x81", 3);
+                        o += 3;
+                        prepended = true;
+                    }
+                }
+                buf[o++] = r[k];
+            } else {
+                in_word = false;
+                if (!t->remove_extra_ws) {
+                    memcpy(buf + o, "\xE2\x96\x81", 3);
+                    o += 3;
+                }
+            }
+        }
+    }
+    *out = buf;
+    *out_len = o;
+    return MP_OK;
+}
+
+typedef struct ugm_best {
+    int32_t id;
+    size_t from;
+    double score;
+} ugm_best;
+
+/* Viterbi over byte offsets, one code point at a time: every vocabulary
+ * entry (normal, user-defined at score 0, unused) starting at a reached
+ * offset is a candidate; a code point no entry covers alone may be UNK at
+ * unk_score. Consecutive UNKs of the best path merge into one. */
+static int ugm_tokenize(const mp_tokenizer *t, const char *text, size_t len, ivec *out)
+{
+    char *s;
+    size_t n;
+    int st = ugm_normalize(t, text, len, &s, &n);
+    if (st != MP_OK)
+        return st;
+    if (n == 0) {
+        free(s);
+        return MP_OK;
+    }
+    ugm_best *best = malloc((n + 1) * sizeof(*best));
+    if (!best) {
+        free(s);
+        return MP_E_NOMEM;
+    }
+    for (size_t i = 0; i <= n; i++)
+        best[i] = (ugm_best){t->unk, 0, -DBL_MAX};
+    best[0].score = 0;
+    for (size_t i = 0; i < n;) {
+        size_t cl = mp_utf8_len((uint8_t)s[i]);
+        if (cl > n - i)
+            cl = n - i;
+        bool single = false;
+        const double base = best[i].score;
+        for (size_t l = 1; l <= n - i && l <= t->max_token_len; l++) {
+            int32_t id = mp_tok_map_get(&t->tok2id, s + i, l);
+            if (id < 0 || !(t->attr[id] & (ATTR_NORMAL | ATTR_USER_DEFINED | ATTR_UNUSED)))
+                continue;
+            if (l == cl)
+                single = true;
+            const double sc = base + ((t->attr[id] & ATTR_USER_DEFINED) ? 0.0 : (double)t->score[id]);
+            if (sc > best[i + l].score)
+                best[i + l] = (ugm_best){id, i, sc};
+        }
+        if (!single) {
+            const double sc = base + t->unk_score;
+            if (sc > best[i + cl].score)
+                best[i + cl] = (ugm_best){t->unk, i, sc};
+        }
+        i += cl;
+    }
+    size_t start = out->n;
+    bool prev_unk = false;
+    for (size_t at = n;;) {
+        const ugm_best *b = &best[at];
+        const bool unk = b->id == t->unk;
+        if (!(prev_unk && unk))
+            iv_push(out, b->id);
+        if (b->from == 0)
+            break;
+        prev_unk = unk;
+        at = b->from;
+    }
+    if (!out->oom) /* the path was collected from the end */
+        for (size_t a = start, z = out->n - 1; a < z; a++, z--) {
+            int32_t tmp = out->v[a];
+            out->v[a] = out->v[z];
+            out->v[z] = tmp;
+        }
+    free(best);
+    free(s);
+    return out->oom ? MP_E_NOMEM : MP_OK;
+}
+
 /* ---- Special-token partitioning ----------------------------------------- */
 
 typedef struct frag {
@@ -609,6 +822,14 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
             st = spm_tokenize(t, buf, bl, &out);
             prev_special = false;
         }
+    } else if (t->type == VOCAB_UGM) {
+        for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
+            const frag *f = &frags.v[i];
+            if (f->tok >= 0)
+                iv_push(&out, f->tok);
+            else
+                st = ugm_tokenize(t, text + f->off, f->len, &out);
+        }
     } else if (t->type == VOCAB_WPM) {
         for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
             const frag *f = &frags.v[i];
@@ -705,7 +926,7 @@ int mp_token_to_piece(const mp_tokenizer *t, int32_t id, char *buf, int cap, boo
     if (!(a & ATTR_NORMAL))
         return 0; /* unused / undefined tokens render as nothing */
     int total = 0;
-    if (t->type == VOCAB_SPM || t->type == VOCAB_WPM || t->escape_whitespaces) { /* U+2581 -> ' ' */
+    if (t->type != VOCAB_BPE || t->escape_whitespaces) { /* U+2581 -> ' ' */
         for (uint32_t i = 0; i < n;) {
             if (i + 3 <= n && memcmp(s + i, "\xE2\x96\x81", 3) == 0) {
                 if (total < cap)
@@ -769,6 +990,8 @@ void mp_tokenizer_free(mp_tokenizer *t)
     free(t->special);
     mp_tok_map_free(&t->tok2id);
     mp_tok_map_free(&t->merges);
+    mp_tok_map_free(&t->ud_prefix);
+    free(t->charsmap);
     free(t);
 }
 
@@ -865,6 +1088,62 @@ static int cmp_special(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* UGM: the charsmap blob (copied: g may go), user-defined prefixes and the
+ * unknown score. */
+static int ugm_setup(mp_tokenizer *t, const mp_gguf *g, mp_err *err)
+{
+    const char *path = mp_gguf_path(g);
+    uint32_t et;
+    uint64_t n;
+    const void *data;
+    int st = mp_gguf_get_arr(g, "tokenizer.ggml.precompiled_charsmap", &et, &n, &data, err);
+    if (st == MP_OK) {
+        if (et != MP_GGUF_INT8 && et != MP_GGUF_UINT8)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: tokenizer.ggml.precompiled_charsmap is an array of %s, expected bytes",
+                              path, mp_gguf_vtype_name(et));
+        uint32_t blob = 0;
+        if (n >= 4)
+            memcpy(&blob, data, 4);
+        if (n < 4 || (uint64_t)blob + 4 >= n)
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: tokenizer.ggml.precompiled_charsmap: XCDA size %u does not fit its %llu bytes", path,
+                              blob, (unsigned long long)n);
+        t->charsmap = malloc(n);
+        if (!t->charsmap)
+            return mp_err_set(err, MP_E_NOMEM, "%s: out of memory for the charsmap", path);
+        memcpy(t->charsmap, data, n);
+        t->charsmap_len = n;
+        t->xcda = (const uint32_t *)(void *)(t->charsmap + 4);
+        t->xcda_n = blob / 4;
+        t->repl = (const char *)t->charsmap + 4 + blob;
+        t->repl_n = n - 4 - blob;
+    } else if (st != MP_E_NOTFOUND) {
+        return st;
+    }
+    mp_err_clear(err);
+    float min_score = FLT_MAX;
+    size_t n_ud = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if ((t->attr[id] & ATTR_NORMAL) && t->score[id] < min_score)
+            min_score = t->score[id];
+        if (t->attr[id] & ATTR_USER_DEFINED)
+            n_ud += t->text_len[id];
+    }
+    t->unk_score = (double)(min_score - 10.0f);
+    if (mp_tok_map_init(&t->ud_prefix, n_ud + 1) != 0)
+        return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path);
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if (!(t->attr[id] & ATTR_USER_DEFINED))
+            continue;
+        for (size_t l = 1; l <= t->text_len[id]; l++)
+            if (mp_tok_map_put(&t->ud_prefix, tok_text(t, id), l, 1, false) != 0)
+                return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path);
+        if (t->text_len[id] > t->max_ud_len)
+            t->max_ud_len = t->text_len[id];
+    }
+    return MP_OK;
+}
+
 static int get_str_array(const mp_gguf *g, const char *key, bool required, uint64_t *n,
                          const mp_gguf_str **strs, mp_err *err)
 {
@@ -907,6 +1186,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->type = VOCAB_SPM;
     } else if (strcmp(model, "bert") == 0) {
         t->type = VOCAB_WPM;
+    } else if (strcmp(model, "t5") == 0) {
+        t->type = VOCAB_UGM;
     } else if (strcmp(model, "gpt2") == 0 || gemma4) {
         t->type = VOCAB_BPE;
         /* llama.cpp: the "gemma4" model is BPE whatever .pre says */
@@ -916,7 +1197,7 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->byte_encode = mp_pretok_byte_encode(t->pre_kind);
     } else {
         st = mp_err_set(err, MP_E_UNSUPPORTED,
-                        "%s: tokenizer.ggml.model '%s' is not supported (only 'llama', 'gpt2', 'gemma4' and 'bert')", path, model);
+                        "%s: tokenizer.ggml.model '%s' is not supported (only 'llama', 'gpt2', 'gemma4', 'bert' and 't5')", path, model);
         goto fail;
     }
 
@@ -1079,6 +1360,12 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->add_bos = true;
         t->add_eos = false;
         t->clean_spaces = false;
+    } else if (t->type == VOCAB_UGM) {
+        t->bos = -1;
+        t->eos = 1;
+        t->unk = 2;
+        t->add_bos = false;
+        t->add_eos = true;
     } else if (t->type == VOCAB_WPM) {
         t->bos = 101; /* [CLS] */
         t->eos = -1;
@@ -1101,7 +1388,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         if (t->pre.no_bos)
             t->bos = -1;
     }
-    if ((st = read_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) != MP_OK)
+    if ((st = read_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) != MP_OK ||
+        (st = read_flag(g, "tokenizer.ggml.remove_extra_whitespaces", &t->remove_extra_ws, err)) != MP_OK)
         goto fail;
     if (t->bos >= t->n_vocab)
         t->bos = -1;
@@ -1283,6 +1571,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     }
 
     if (t->type == VOCAB_BPE && (st = mp_pretok_create(&t->pretok, t->pre_kind, err)) != MP_OK)
+        goto fail;
+    if (t->type == VOCAB_UGM && (st = ugm_setup(t, g, err)) != MP_OK)
         goto fail;
     if (t->type == VOCAB_WPM && (st = mp_cpt_init()) != MP_OK) {
         st = mp_err_set(err, st, "tokenizer: cannot build the Unicode category table");

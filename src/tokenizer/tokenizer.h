@@ -1,8 +1,10 @@
 /* Tokenizers built from GGUF metadata, matching llama.cpp (src/llama-vocab.cpp):
- * SentencePiece (tokenizer.ggml.model = "llama") and byte-level BPE ("gpt2")
- * with the pre-tokenizer named by tokenizer.ggml.pre (default/gpt-2,
- * llama3/llama-bpe, qwen2, deepseek-llm/-coder/-v3, kimi-k2, glm4, ...). Special tokens, BOS/EOS flags,
- * and detokenisation that round-trips bytes. */
+ * SentencePiece (tokenizer.ggml.model = "llama"), byte-level BPE ("gpt2")
+ * with the pre-tokenizer named by tokenizer.ggml.pre (every name llama.cpp
+ * knows: pretok.h), SPM-style BPE on raw UTF-8 ("gemma4"), WordPiece
+ * ("bert") and Unigram ("t5"); other models ("rwkv", "plamo2", ...) are
+ * refused by name. Special tokens, BOS/EOS/SEP flags, and detokenisation
+ * that round-trips bytes. */
 #ifndef MP_TOKENIZER_H
 #define MP_TOKENIZER_H
 
