@@ -400,8 +400,8 @@ static void check_refusals(void)
     const char *merges[] = {"a b"};
     mp_tokenizer *tok = NULL;
     mp_err err = {0};
-    int st = load_synthetic("rwkv", NULL, 3, toks, NULL, NULL, NULL, 0, &tok, &err);
-    CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'rwkv'"));
+    int st = load_synthetic("plamo2", NULL, 3, toks, NULL, NULL, NULL, 0, &tok, &err);
+    CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'plamo2'"));
     mp_err_clear(&err);
     st = load_synthetic("gpt2", "no-such-pre", 3, toks, NULL, NULL, merges, 1, &tok, &err);
     CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'no-such-pre'"));
@@ -459,8 +459,28 @@ static void check_tiny_ugm(void)
     mp_tokenizer_free(tok);
 }
 
+/* RWKV: escaped texts (\\n, \\xhh), greedy longest match, no BOS/EOS. */
+static void check_tiny_rwkv(void)
+{
+    const char *toks[] = {"a", "b", "ab", "abb", "\\n", "\\xff", "\\\\"};
+    mp_tokenizer *tok = NULL;
+    mp_err err = {0};
+    int st = load_synthetic("rwkv", NULL, 7, toks, NULL, NULL, NULL, 0, &tok, &err);
+    CHECKF(st == MP_OK, "%s", err.msg);
+    if (st != MP_OK)
+        return;
+    int32_t ids[8];
+    CHECK(mp_tokenize(tok, "abab\n", 5, true, false, ids, 8) == 3 && ids[0] == 2 && ids[1] == 2 && ids[2] == 4);
+    CHECK(mp_tokenize(tok, "abbb\xff\\", 6, false, false, ids, 8) == 4 && ids[0] == 3 && ids[1] == 1 && ids[2] == 5 &&
+          ids[3] == 6);
+    char piece[8];
+    CHECK(mp_token_to_piece(tok, 5, piece, 8, false) == 1 && (uint8_t)piece[0] == 0xFF);
+    mp_tokenizer_free(tok);
+}
+
 int main(void)
 {
+    check_tiny_rwkv();
     check_tiny_ugm();
     check_tiny_wpm();
     check_vectors("ggml-vocab-llama-spm.gguf");

@@ -14,7 +14,9 @@
 #     flags are what differ): a few in the fast run; with MP_TOK_ALL_PRE=1 every name of
 #     `mp-tokenize-lines --names` (byte-level names on qwen2's vocab, raw-UTF-8 ones on
 #     gemma-4's with tokenizer.ggml.model = gpt2, kimi-k2 also on llama-bpe's and without
-#     merges).
+#     merges);
+#  3. RWKV (no such vocabulary in models/): vocabularies made from gpt-2's and qwen2's
+#     (`mp-tokenize-lines --make-rwkv`: the 256 bytes plus their tokens, escaped).
 # Every line must be equal (0 differences). N = MP_TOK_DIFF_N (default 200; the slow
 # test_tokenizer_peer_all runs 3000 and every name).
 # Skips (77) without the peer's source, vocab files or libllama, or a C compiler.
@@ -35,7 +37,7 @@ command -v "$CC" >/dev/null 2>&1 || { echo "SKIP: no C compiler ($CC) to build t
 [ -f "$INC/include/llama.h" ] && [ -f "$BINS/libllama.v0.5.0.so" ] ||
     { echo "SKIP: the peer has no llama.h / libllama ($INC, $BINS)"; exit 77; }
 # tokenizer models (tokenizer.ggml.model) the engine refuses by name, as it should
-REFUSED_MODELS=" ${MP_TOK_REFUSED_MODELS-rwkv plamo2 hybriddna whitespace} "
+REFUSED_MODELS=" ${MP_TOK_REFUSED_MODELS-plamo2 hybriddna whitespace} "
 T=$(mktemp -d "${TMPDIR:-/tmp}/mp-tok-peer.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail=0
@@ -114,21 +116,37 @@ variant() { # PRE BASE [extra --set-pre options]
 if [ "${MP_TOK_ALL_PRE:-0}" = 1 ]; then
     names=$("$B/mp-tokenize-lines" --names)
 else
-    names="deepseek-v3 kimi-k2 glm4 gpt-4o minimax-m2 tekken chameleon bloom afmoe tiny_aya superbpe sarvam-moe"
+    names="deepseek-v3 kimi-k2 glm4 minimax-m2 afmoe superbpe sarvam-moe"
 fi
 npre=0
 for pre in $names; do
     npre=$((npre + 1))
     case $pre in
-    gemma4 | granite-embed-multi-311m | sarvam-moe | whitespace) variant "$pre" gemma-4 --model=gpt2 ;;
+    gemma4 | granite-embed-multi-311m | sarvam-moe) variant "$pre" gemma-4 --model=gpt2 ;;
+    whitespace) # only for tokenizer.ggml.model = whitespace (libllama aborts under gpt2): refused
+        "$B/mp-tokenize-lines" --set-pre "$MODELS/ggml-vocab-qwen2.gguf" "$pre" "$T/v.gguf" &&
+            ! "$B/mp-tokenize-lines" --info "$T/v.gguf" >/dev/null 2>"$T/info.err" &&
+            printf "  %-26s refused by name: %s\n" "$pre" "$(head -1 "$T/info.err" | sed 's/.*tokenizer.ggml.pre/tokenizer.ggml.pre/')" ||
+            { echo "  FAIL: pre-tokenizer whitespace not refused"; fail=1; } ;;
     kimi-k2)
-        variant "$pre" qwen2
-        variant "$pre" llama-bpe
-        variant "$pre" qwen2 --no-merges ;;
-    deepseek-v3) variant "$pre" qwen2; variant "$pre" deepseek-llm ;;
+        variant "$pre" qwen2 --no-merges
+        [ "${MP_TOK_ALL_PRE:-0}" = 1 ] && variant "$pre" qwen2 && variant "$pre" llama-bpe ;;
+    deepseek-v3)
+        variant "$pre" deepseek-llm
+        [ "${MP_TOK_ALL_PRE:-0}" = 1 ] && variant "$pre" qwen2 ;;
     glm4) variant "$pre" llama-bpe ;;
     *) variant "$pre" qwen2 ;;
     esac
 done
-echo "  total: $total tokenizations ($nvocab vocabularies, $npre pre-tokenizer names), $totald differences"
+echo "3. tokenizer models without a vocabulary in models/"
+bases=gpt-2
+[ "${MP_TOK_ALL_PRE:-0}" = 1 ] && bases="gpt-2 qwen2"
+for base in $bases; do
+    "$B/mp-tokenize-lines" --make-rwkv "$MODELS/ggml-vocab-$base.gguf" "$T/rwkv.gguf" || { echo "  FAIL: --make-rwkv $base"; fail=1; continue; }
+    rm -f "$T/d.txt"
+    diff_one "$T/rwkv.gguf"
+    printf "  %-26s from %-8s %-22s %s\n" "rwkv" "$base" "" "$res"
+    [ -f "$T/d.txt" ] && cat "$T/d.txt"
+done
+echo "  total: $total tokenizations ($nvocab vocabularies, $npre pre-tokenizer names, rwkv), $totald differences"
 exit $fail

@@ -30,7 +30,7 @@ enum {
 /* tokenizer.ggml.token_type values. */
 enum { TT_UNDEFINED = 0, TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER_DEFINED, TT_UNUSED, TT_BYTE };
 
-typedef enum { VOCAB_SPM, VOCAB_BPE, VOCAB_WPM, VOCAB_UGM } vocab_type;
+typedef enum { VOCAB_SPM, VOCAB_BPE, VOCAB_WPM, VOCAB_UGM, VOCAB_RWKV } vocab_type;
 
 struct mp_tokenizer {
     vocab_type type;
@@ -71,6 +71,13 @@ struct mp_tokenizer {
     size_t max_ud_len;
     double unk_score;
     bool remove_extra_ws;
+
+    /* RWKV: unescaped token bytes -> id (the last id of equal texts), every
+     * prefix of them, and each token's unescaped bytes for detokenizing. */
+    mp_tok_map rwkv_map, rwkv_prefix;
+    char *rwkv_arena;
+    uint64_t *rwkv_off; /* n_vocab + 1 */
+    size_t rwkv_max;
 
     int32_t byte_id[256];    /* token of a raw byte (-1 if the vocab lacks it) */
     char byte_enc[256][2];   /* BPE: UTF-8 of the byte-level code point */
@@ -686,6 +693,97 @@ static int ugm_tokenize(const mp_tokenizer *t, const char *text, size_t len, ive
     return out->oom ? MP_E_NOMEM : MP_OK;
 }
 
+/* ---- RWKV ---------------------------------------------------------------- */
+
+/* RWKV token texts are escaped: \t \n \r, \xhh (lowercase hex digits as
+ * llama.cpp reads them), and \c for any other c. Returns the length written
+ * to out (at most n bytes). */
+static size_t rwkv_unescape(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    int hex_left = 0;
+    uint8_t acc = 0;
+    bool esc = false;
+    for (size_t i = 0; i < n; i++) {
+        const char c = s[i];
+        if (hex_left) {
+            acc = (uint8_t)((acc << 4) + (c >= 'a' ? c - 'a' + 10 : c - '0'));
+            if (--hex_left == 0) {
+                out[o++] = (char)acc;
+                acc = 0;
+            }
+        } else if (esc) {
+            if (c == 'x')
+                hex_left = 2;
+            else
+                out[o++] = c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
+            esc = false;
+        } else if (c == '\\') {
+            esc = true;
+        } else {
+            out[o++] = c;
+        }
+    }
+    return o;
+}
+
+/* Greedy longest match from left to right; a byte that starts no token is
+ * UNK. (llama.cpp's walk would stall where a prefix path holds no token;
+ * RWKV vocabularies have every single byte, so that cannot happen there:
+ * the engine takes one UNK for the byte instead.) */
+static void rwkv_tokenize(const mp_tokenizer *t, const char *s, size_t n, ivec *out)
+{
+    size_t pos = 0;
+    while (pos < n) {
+        int32_t id = -1;
+        size_t len = 0;
+        for (size_t l = 1; pos + l <= n && l <= t->rwkv_max; l++) {
+            if (mp_tok_map_get(&t->rwkv_prefix, s + pos, l) < 0)
+                break;
+            int32_t x = mp_tok_map_get(&t->rwkv_map, s + pos, l);
+            if (x >= 0) {
+                id = x;
+                len = l;
+            }
+        }
+        if (len == 0) {
+            if (t->unk >= 0) /* llama.cpp would emit -1 here (RWKV has no UNK) */
+                iv_push(out, t->unk);
+            pos++;
+        } else {
+            iv_push(out, id);
+            pos += len;
+        }
+    }
+}
+
+static int rwkv_setup(mp_tokenizer *t, mp_err *err, const char *path)
+{
+    size_t total = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        total += t->text_len[id];
+    t->rwkv_arena = malloc(total + 1);
+    t->rwkv_off = malloc(((size_t)t->n_vocab + 1) * sizeof(*t->rwkv_off));
+    if (!t->rwkv_arena || !t->rwkv_off || mp_tok_map_init(&t->rwkv_map, (size_t)t->n_vocab) != 0 ||
+        mp_tok_map_init(&t->rwkv_prefix, (size_t)t->n_vocab * 4) != 0)
+        return mp_err_set(err, MP_E_NOMEM, "%s: out of memory for the RWKV vocabulary", path);
+    size_t o = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        t->rwkv_off[id] = o;
+        size_t l = rwkv_unescape(tok_text(t, id), t->text_len[id], t->rwkv_arena + o);
+        if (mp_tok_map_put(&t->rwkv_map, t->rwkv_arena + o, l, id, true) != 0)
+            return mp_err_set(err, MP_E_NOMEM, "%s: out of memory for the RWKV vocabulary", path);
+        for (size_t k = 1; k <= l; k++)
+            if (mp_tok_map_put(&t->rwkv_prefix, t->rwkv_arena + o, k, 1, false) != 0)
+                return mp_err_set(err, MP_E_NOMEM, "%s: out of memory for the RWKV vocabulary", path);
+        if (l > t->rwkv_max)
+            t->rwkv_max = l;
+        o += l;
+    }
+    t->rwkv_off[t->n_vocab] = o;
+    return MP_OK;
+}
+
 /* ---- Special-token partitioning ----------------------------------------- */
 
 typedef struct frag {
@@ -784,8 +882,9 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
     int st = partition(t, text, len, parse_special, &frags);
     if (st != MP_OK)
         return st;
-    /* WordPiece adds CLS (the BOS id) and SEP whenever add_special is set */
-    if (add_special && (t->add_bos || t->type == VOCAB_WPM) && t->bos >= 0)
+    /* WordPiece adds CLS (the BOS id) and SEP whenever add_special is set;
+     * RWKV adds nothing */
+    if (add_special && (t->add_bos || t->type == VOCAB_WPM) && t->type != VOCAB_RWKV && t->bos >= 0)
         iv_push(&out, t->bos);
     if (t->type == VOCAB_SPM) {
         size_t maxl = 0;
@@ -821,6 +920,14 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
             }
             st = spm_tokenize(t, buf, bl, &out);
             prev_special = false;
+        }
+    } else if (t->type == VOCAB_RWKV) {
+        for (size_t i = 0; i < frags.n; i++) {
+            const frag *f = &frags.v[i];
+            if (f->tok >= 0)
+                iv_push(&out, f->tok);
+            else
+                rwkv_tokenize(t, text + f->off, f->len, &out);
         }
     } else if (t->type == VOCAB_UGM) {
         for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
@@ -868,7 +975,7 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
             }
         }
     }
-    if (st == MP_OK && add_special && t->add_eos && t->eos >= 0 && t->type != VOCAB_WPM)
+    if (st == MP_OK && add_special && t->add_eos && t->eos >= 0 && t->type != VOCAB_WPM && t->type != VOCAB_RWKV)
         iv_push(&out, t->eos);
     if (st == MP_OK && out.oom)
         st = MP_E_NOMEM;
@@ -914,6 +1021,8 @@ int mp_token_to_piece(const mp_tokenizer *t, int32_t id, char *buf, int cap, boo
     uint32_t n = t->text_len[id];
     if (!special && (a & (ATTR_UNKNOWN | ATTR_CONTROL)))
         return 0;
+    if (t->type == VOCAB_RWKV) /* every token: its unescaped bytes */
+        return copy_out(t->rwkv_arena + t->rwkv_off[id], (size_t)(t->rwkv_off[id + 1] - t->rwkv_off[id]), buf, cap);
     if (a & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED))
         return copy_out(s, n, buf, cap);
     if (a & ATTR_BYTE) {
@@ -991,6 +1100,10 @@ void mp_tokenizer_free(mp_tokenizer *t)
     mp_tok_map_free(&t->tok2id);
     mp_tok_map_free(&t->merges);
     mp_tok_map_free(&t->ud_prefix);
+    mp_tok_map_free(&t->rwkv_map);
+    mp_tok_map_free(&t->rwkv_prefix);
+    free(t->rwkv_arena);
+    free(t->rwkv_off);
     free(t->charsmap);
     free(t);
 }
@@ -1188,6 +1301,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->type = VOCAB_WPM;
     } else if (strcmp(model, "t5") == 0) {
         t->type = VOCAB_UGM;
+    } else if (strcmp(model, "rwkv") == 0) {
+        t->type = VOCAB_RWKV;
     } else if (strcmp(model, "gpt2") == 0 || gemma4) {
         t->type = VOCAB_BPE;
         /* llama.cpp: the "gemma4" model is BPE whatever .pre says */
@@ -1195,9 +1310,17 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
             goto fail;
         t->pre_kind = t->pre.kind;
         t->byte_encode = mp_pretok_byte_encode(t->pre_kind);
+        if (t->pre_kind == MP_PRETOK_WHITESPACE) {
+            /* made for tokenizer.ggml.model = "whitespace" (jina-v2-base-zh), which
+             * has its own session; under "gpt2" llama.cpp aborts on some inputs */
+            st = mp_err_set(err, MP_E_UNSUPPORTED,
+                            "%s: tokenizer.ggml.pre 'whitespace' is supported only with tokenizer.ggml.model "
+                            "'whitespace', which is not", path);
+            goto fail;
+        }
     } else {
         st = mp_err_set(err, MP_E_UNSUPPORTED,
-                        "%s: tokenizer.ggml.model '%s' is not supported (only 'llama', 'gpt2', 'gemma4', 'bert' and 't5')", path, model);
+                        "%s: tokenizer.ggml.model '%s' is not supported (only 'llama', 'gpt2', 'gemma4', 'bert', 't5' and 'rwkv')", path, model);
         goto fail;
     }
 
@@ -1360,6 +1483,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->add_bos = true;
         t->add_eos = false;
         t->clean_spaces = false;
+    } else if (t->type == VOCAB_RWKV) {
+        t->bos = t->eos = t->unk = -1;
     } else if (t->type == VOCAB_UGM) {
         t->bos = -1;
         t->eos = 1;
@@ -1573,6 +1698,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     if (t->type == VOCAB_BPE && (st = mp_pretok_create(&t->pretok, t->pre_kind, err)) != MP_OK)
         goto fail;
     if (t->type == VOCAB_UGM && (st = ugm_setup(t, g, err)) != MP_OK)
+        goto fail;
+    if (t->type == VOCAB_RWKV && (st = rwkv_setup(t, err, path)) != MP_OK)
         goto fail;
     if (t->type == VOCAB_WPM && (st = mp_cpt_init()) != MP_OK) {
         st = mp_err_set(err, st, "tokenizer: cannot build the Unicode category table");
