@@ -675,7 +675,7 @@ static int ugm_tokenize(const mp_tokenizer *t, const char *text, size_t len, ive
     for (size_t at = n;;) {
         const ugm_best *b = &best[at];
         const bool unk = b->id == t->unk;
-        if (!(prev_unk && unk))
+        if (!(prev_unk && unk) && b->id >= 0) /* no UNK id: llama.cpp would emit -1 */
             iv_push(out, b->id);
         if (b->from == 0)
             break;
