@@ -400,8 +400,8 @@ static void check_refusals(void)
     const char *merges[] = {"a b"};
     mp_tokenizer *tok = NULL;
     mp_err err = {0};
-    int st = load_synthetic("bert", NULL, 3, toks, NULL, NULL, NULL, 0, &tok, &err);
-    CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'bert'"));
+    int st = load_synthetic("plamo2", NULL, 3, toks, NULL, NULL, NULL, 0, &tok, &err);
+    CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'plamo2'"));
     mp_err_clear(&err);
     st = load_synthetic("gpt2", "no-such-pre", 3, toks, NULL, NULL, merges, 1, &tok, &err);
     CHECK(st == MP_E_UNSUPPORTED && tok == NULL && strstr(err.msg, "'no-such-pre'"));
@@ -419,8 +419,70 @@ static void check_refusals(void)
     }
 }
 
+/* WordPiece: lowercased and accent-stripped words, each with a U+2581
+ * prefix, covered by the longest entries left to right; punctuation is a
+ * word alone; a word with an uncovered position is UNK as a whole. */
+static void check_tiny_wpm(void)
+{
+    const char *toks[] = {"[UNK]", "\xE2\x96\x81" "hello", "\xE2\x96\x81" "he", "llo", "\xE2\x96\x81,", "\xE2\x96\x81" "cafe"};
+    mp_tokenizer *tok = NULL;
+    mp_err err = {0};
+    int st = load_synthetic("bert", NULL, 6, toks, NULL, NULL, NULL, 0, &tok, &err);
+    CHECKF(st == MP_OK, "%s", err.msg);
+    if (st != MP_OK)
+        return;
+    int32_t ids[8];
+    CHECK(mp_tokenize(tok, "Hello,", 6, false, false, ids, 8) == 2 && ids[0] == 1 && ids[1] == 4);
+    CHECK(mp_tokenize(tok, "HEllo CAF\xC3\x89", 11, false, false, ids, 8) == 2 && ids[0] == 1 && ids[1] == 5);
+    CHECK(mp_tokenize(tok, "hex", 3, false, false, ids, 8) == 0); /* UNK id 100 is out of range */
+    mp_tokenizer_free(tok);
+}
+
+/* Unigram (T5): the best-scoring cover by vocabulary entries; a code point
+ * no entry covers is UNK at (lowest score - 10), and UNK runs merge. */
+static void check_tiny_ugm(void)
+{
+    const char *toks[] = {"<pad>", "</s>", "<unk>", "hel", "lo", "hello", "l", "o"};
+    const float scores[] = {0, 0, 0, -1, -1, -3, -5, -5};
+    mp_tokenizer *tok = NULL;
+    mp_err err = {0};
+    int st = load_synthetic("t5", NULL, 8, toks, scores, NULL, NULL, 0, &tok, &err);
+    CHECKF(st == MP_OK, "%s", err.msg);
+    if (st != MP_OK)
+        return;
+    int32_t ids[8];
+    CHECK(mp_tokenize(tok, "hello", 5, false, false, ids, 8) == 2 && ids[0] == 3 && ids[1] == 4);
+    CHECK(mp_tokenize(tok, "hellz", 5, false, false, ids, 8) == 3 && ids[0] == 3 && ids[1] == 6 && ids[2] == 2);
+    CHECK(mp_tokenize(tok, "zz", 2, false, false, ids, 8) == 1 && ids[0] == 2);
+    /* add_special appends EOS (id 1 by default), no BOS */
+    CHECK(mp_tokenize(tok, "lo", 2, true, false, ids, 8) == 2 && ids[0] == 4 && ids[1] == 1);
+    mp_tokenizer_free(tok);
+}
+
+/* RWKV: escaped texts (\\n, \\xhh), greedy longest match, no BOS/EOS. */
+static void check_tiny_rwkv(void)
+{
+    const char *toks[] = {"a", "b", "ab", "abb", "\\n", "\\xff", "\\\\"};
+    mp_tokenizer *tok = NULL;
+    mp_err err = {0};
+    int st = load_synthetic("rwkv", NULL, 7, toks, NULL, NULL, NULL, 0, &tok, &err);
+    CHECKF(st == MP_OK, "%s", err.msg);
+    if (st != MP_OK)
+        return;
+    int32_t ids[8];
+    CHECK(mp_tokenize(tok, "abab\n", 5, true, false, ids, 8) == 3 && ids[0] == 2 && ids[1] == 2 && ids[2] == 4);
+    CHECK(mp_tokenize(tok, "abbb\xff\\", 6, false, false, ids, 8) == 4 && ids[0] == 3 && ids[1] == 1 && ids[2] == 5 &&
+          ids[3] == 6);
+    char piece[8];
+    CHECK(mp_token_to_piece(tok, 5, piece, 8, false) == 1 && (uint8_t)piece[0] == 0xFF);
+    mp_tokenizer_free(tok);
+}
+
 int main(void)
 {
+    check_tiny_rwkv();
+    check_tiny_ugm();
+    check_tiny_wpm();
     check_vectors("ggml-vocab-llama-spm.gguf");
     check_vectors("ggml-vocab-gpt-2.gguf");
     check_spm_specials();

@@ -116,6 +116,24 @@ static void check_hand_derived(void)
     expect(MP_PRETOK_KIMI_K2, "12345", "123|45");
     expect(MP_PRETOK_KIMI_K2, "don'T HE'LL", "don'T| HE'LL");
     expect(MP_PRETOK_KIMI_K2, "(abc)", "(abc|)");
+    /* Qwen3.5: combining marks stay in the letter run (Qwen2 cuts them off). */
+    expect(MP_PRETOK_QWEN35, "cafe\xcc\x81 ok", "cafe\xcc\x81| ok");
+    expect(MP_PRETOK_QWEN2, "cafe\xcc\x81 ok", "cafe|\xcc\x81| ok");
+    expect(MP_PRETOK_QWEN35, "12 ab", "1|2| ab");
+    /* AFMoE: digit runs cut as (length mod 3) then threes, the text before a
+     * run glued to its first group (as llama.cpp does), then the DeepSeek-V3
+     * word rule. */
+    expect(MP_PRETOK_AFMOE, "ab1234 x", "ab|1|234| x");
+    expect(MP_PRETOK_TINY_AYA, "1234567", "1|234|567");
+    /* SuperBPE: digit runs, then empty lookahead matches cut them in threes
+     * from the right. */
+    expect(MP_PRETOK_SUPERBPE, "x1234567", "x|1|234|567");
+    /* Falcon: punctuation/symbol runs, GPT-2, then three ASCII digits. */
+    expect(MP_PRETOK_FALCON, "a+b=12345", "a|+|b|=|123|45");
+    /* Bloom: runs of anything but whitespace and sentence punctuation. */
+    expect(MP_PRETOK_BLOOM, "Hello, world.", "Hello|,| world|.");
+    /* Gemma 4: lines and newline runs only. */
+    expect(MP_PRETOK_GEMMA4, "a b\n\nc", "a b|\n\n|c");
 }
 
 static void check_names(void)
@@ -132,6 +150,23 @@ static void check_names(void)
     CHECK(mp_pretok_kind_from_name("glm4", &k, &err) == MP_OK && k == MP_PRETOK_CHATGLM4);
     CHECK(mp_pretok_kind_from_name(NULL, &k, &err) == MP_OK && k == MP_PRETOK_DEFAULT);
     CHECK(mp_pretok_kind_from_name("bogus", &k, &err) == MP_E_UNSUPPORTED && strstr(err.msg, "'bogus'"));
+    CHECK(mp_pretok_kind_from_name("minimax-m2", &k, &err) == MP_OK && k == MP_PRETOK_GPT4O);
+    CHECK(mp_pretok_kind_from_name("qwen35", &k, &err) == MP_OK && k == MP_PRETOK_QWEN35);
+    /* every name compiles, and the per-name flags are llama-vocab.cpp's */
+    size_t n = 0;
+    for (const char *nm; (nm = mp_pretok_name_at(n)); n++) {
+        mp_pretok_info info;
+        mp_pretok *p = NULL;
+        CHECKF(mp_pretok_lookup(nm, &info, &err) == MP_OK, "%s", nm);
+        CHECKF(mp_pretok_create(&p, info.kind, &err) == MP_OK, "%s: %s", nm, err.msg);
+        mp_pretok_free(p);
+    }
+    CHECKF(n >= 90, "%zu names", n);
+    mp_pretok_info in;
+    CHECK(mp_pretok_lookup("tekken", &in, &err) == MP_OK && in.ignore_merges && in.add_bos && !in.clean_spaces);
+    CHECK(mp_pretok_lookup("falcon", &in, &err) == MP_OK && !in.ignore_merges && !in.add_bos && in.clean_spaces);
+    CHECK(mp_pretok_lookup("gemma4", &in, &err) == MP_OK && in.escape_whitespaces && !mp_pretok_byte_encode(in.kind));
+    CHECK(mp_pretok_lookup("glm4", &in, &err) == MP_OK && in.no_bos);
 }
 
 /* Splits by the original regex with PCRE2 (UTF + UCP), joined by '|'. */
@@ -257,8 +292,28 @@ static void check_counts(const char *name, mp_pretok_kind kind, const char *inp,
     fclose(f);
 }
 
+/* The WordPiece normalizer's Unicode data: simple lowercase, first code
+ * point of NFD, and the control class (Cc/Cf/Co/Cs, not Cn). */
+static void check_unicode_tables(void)
+{
+    CHECK(mp_cpt_init() == MP_OK);
+    CHECK(mp_cpt_tolower('A') == 'a' && mp_cpt_tolower('a') == 'a' && mp_cpt_tolower('1') == '1');
+    CHECK(mp_cpt_tolower(0x00C9) == 0x00E9);  /* É -> é */
+    CHECK(mp_cpt_tolower(0x0410) == 0x0430);  /* Cyrillic A */
+    CHECK(mp_cpt_tolower(0x0130) == 0x0069);  /* İ -> i (simple mapping) */
+    CHECK(mp_cpt_nfd_first(0x00E9) == 'e' && mp_cpt_nfd_first(0x00C5) == 'A' && mp_cpt_nfd_first('x') == 'x');
+    CHECK(mp_cpt_nfd_first(0xAC00) == 0x1100); /* Hangul syllable -> its leading jamo */
+    CHECK(mp_cpt_flags(0x200B) & MP_CPT_CONTROL); /* ZWSP: Cf */
+    CHECK(mp_cpt_flags(0x0007) & MP_CPT_CONTROL);
+    CHECK(mp_cpt_flags(0xE000) & MP_CPT_CONTROL); /* private use */
+    CHECK(mp_cpt_flags(0xD800) & MP_CPT_CONTROL); /* surrogate */
+    CHECK(!(mp_cpt_flags(0x0378) & MP_CPT_CONTROL)); /* unassigned */
+    CHECK(!(mp_cpt_flags('a') & MP_CPT_CONTROL));
+}
+
 int main(void)
 {
+    check_unicode_tables();
     check_names();
     check_hand_derived();
 

@@ -55,56 +55,239 @@ static const char *const k_rx_deepseek3[] = {
 #define RX_KIMI_K2 "\\p{Han}+"
 static const char *const k_rx_kimi_k2[] = {RX_KIMI_K2, NULL};
 
-/* Names accepted for each family: the subset of llama.cpp's list whose
- * tokenizer needs nothing beyond what this file and tokenizer.c implement. */
+/* Qwen3.5: Qwen2 with combining marks inside letter runs (hand-written
+ * matcher, split_llama3 with marks). */
+#define RX_QWEN35 RX_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+static const char *const k_rx_qwen35[] = {RX_QWEN35, NULL};
+/* Trigger strings of llama.cpp's other hand-written splitters: AFMoE's digit
+ * groups (leading 1-2 digits, then threes; also used for tiny_aya's
+ * "\d{1,3}(?=(?:\d{3})*\b)") and runs of newlines vs the rest. */
+#define RX_AFMOE_DIGITS "\\p{AFMoE_digits}"
+#define RX_TINY_AYA_DIGITS "\\d{1,3}(?=(?:\\d{3})*\\b)"
+#define RX_NEWLINES "[^\\n]+|[\\n]+"
+#define RX_O200K_CASE "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+" RX_CONTRACTIONS "?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*" RX_CONTRACTIONS "?"
+#define RX_BLOOM " ?[^(\\s|.,!?…。，、।۔،)]+"
+
+static const char *const k_rx_falcon[] = {
+    "[\\p{P}\\$\\+<=>\\^~\\|`]+",
+    RX_GPT2,
+    "[0-9][0-9][0-9]",
+    NULL,
+};
+static const char *const k_rx_starcoder[] = {"\\p{N}", RX_GPT2, NULL};
+static const char *const k_rx_bloom[] = {RX_BLOOM, NULL};
+static const char *const k_rx_viking[] = {RX_BLOOM, "\\p{N}", NULL};
+static const char *const k_rx_tekken[] = {
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_chameleon[] = {
+    "<sentinel:[0-9]+>",
+    "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z",
+    "([\\t\\n]|    |  )",
+    "\\p{N}",
+    "[\\p{P}!-/:-@\\[-`{-~]",
+    RX_GPT2,
+    NULL,
+};
+static const char *const k_rx_gpt4o[] = {
+    RX_O200K_CASE "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_granite_emb_multi[] = {
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))*((?=[\\p{L}\\p{M}])([^A-Z]))+" RX_CONTRACTIONS
+    "?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))+((?=[\\p{L}\\p{M}])([^A-Z]))*" RX_CONTRACTIONS
+    "?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_tiny_aya[] = {
+    RX_TINY_AYA_DIGITS,
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+" RX_CONTRACTIONS
+    "?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*" RX_CONTRACTIONS
+    "?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_superbpe[] = {"\\p{N}+", "(?=(\\d{3})+(?!\\d))", NULL};
+static const char *const k_rx_bailingmoe[] = {
+    "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_seed_coder[] = {
+    RX_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_ufakzeka[] = {
+    "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_afmoe[] = {
+    RX_AFMOE_DIGITS,
+    "[一-鿿㐀-䶿豈-﫿぀-ゟ゠-ヿ･-ﾟ⼀-⿟เ-๿຀-໿ក-៿က-႟ꩠ-ꩿꧠ-꧿가-힯ᄀ-ᇿ]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_laguna[] = {RX_NEWLINES, RX_QWEN2, NULL};
+static const char *const k_rx_exaone_moe[] = {
+    RX_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_gemma4[] = {RX_NEWLINES, NULL};
+static const char *const k_rx_minicpm5[] = {
+    "\\p{N}{1,3}",
+    RX_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+static const char *const k_rx_whitespace[] = {"\\S+", NULL};
+static const char *const k_rx_jais2[] = {
+    RX_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}",
+    NULL,
+};
+static const char *const k_rx_spark2_5[] = {
+    "\\p{N}{1,3}",
+    "[一-龥぀-ゟ゠-ヿ]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\r\n]|\\s+(?!\\S)|\\s+",
+    "\\p{N}",
+    NULL,
+};
+static const char *const k_rx_youtu[] = {
+    "[가-힣ㄱ-ㆎ]+|[！…“”‘’—：；，、-〿︰-﹏]+|[ㄅ-ㄯ]+|[一-龥぀-ゟ゠-ヿ]+",
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+" RX_CONTRACTIONS
+    "?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*" RX_CONTRACTIONS
+    "?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL,
+};
+
+/* Every tokenizer.ggml.pre name llama-vocab.cpp accepts, with its family and
+ * the flags it sets by name (I: ignore_merges, B: add_bos, K: keep spaces =
+ * clean_spaces off, E: escape whitespaces, S: add_sep, N: no default BOS). */
+enum { P_I = 1, P_B = 2, P_K = 4, P_E = 8, P_S = 16, P_N = 32 };
 static const struct {
     const char *name;
     mp_pretok_kind kind;
+    unsigned flags;
 } k_pre_names[] = {
-    {"default", MP_PRETOK_DEFAULT},
-    {"gpt-2", MP_PRETOK_GPT2},       {"phi-2", MP_PRETOK_GPT2},
-    {"mpt", MP_PRETOK_GPT2},         {"olmo", MP_PRETOK_GPT2},
-    {"jais", MP_PRETOK_GPT2},        {"trillion", MP_PRETOK_GPT2},
-    {"granite-docling", MP_PRETOK_GPT2}, {"exaone4", MP_PRETOK_GPT2},
-    {"gigachat", MP_PRETOK_GPT2},    {"a.x-4.0", MP_PRETOK_GPT2},
-    {"mellum", MP_PRETOK_GPT2},
-    {"llama3", MP_PRETOK_LLAMA3},    {"llama-v3", MP_PRETOK_LLAMA3},
-    {"llama-bpe", MP_PRETOK_LLAMA3}, {"falcon3", MP_PRETOK_LLAMA3},
-    {"falcon-h1", MP_PRETOK_LLAMA3}, {"pixtral", MP_PRETOK_LLAMA3},
-    {"midm-2.0", MP_PRETOK_LLAMA3},  {"lfm2", MP_PRETOK_LLAMA3},
-    {"jina-v5-nano", MP_PRETOK_LLAMA3},
-    {"dbrx", MP_PRETOK_DBRX},        {"smaug-bpe", MP_PRETOK_DBRX},
-    {"glm4", MP_PRETOK_CHATGLM4},    {"chatglm-bpe", MP_PRETOK_CHATGLM4},
-    {"qwen2", MP_PRETOK_QWEN2},      {"deepseek-r1-qwen", MP_PRETOK_QWEN2},
-    {"kormo", MP_PRETOK_QWEN2},      {"f2llmv2", MP_PRETOK_QWEN2},
-    {"megrez", MP_PRETOK_QWEN2},     {"stablelm2", MP_PRETOK_QWEN2},
-    {"hunyuan", MP_PRETOK_QWEN2},    {"solar-open", MP_PRETOK_QWEN2},
-    {"grok-2", MP_PRETOK_QWEN2},
-    {"deepseek-llm", MP_PRETOK_DEEPSEEK_LLM},
-    {"deepseek-coder", MP_PRETOK_DEEPSEEK_CODER},
-    {"deepseek-v3", MP_PRETOK_DEEPSEEK3}, {"hunyuan-dense", MP_PRETOK_DEEPSEEK3},
-    {"joyai-llm", MP_PRETOK_DEEPSEEK3},   {"hy_v4", MP_PRETOK_DEEPSEEK3},
-    {"kimi-k2", MP_PRETOK_KIMI_K2},
+    {"default", MP_PRETOK_DEFAULT, 0},
+    {"minicpm5", MP_PRETOK_MINICPM5, P_I},
+    {"llama3", MP_PRETOK_LLAMA3, P_I | P_B},      {"llama-v3", MP_PRETOK_LLAMA3, P_I | P_B},
+    {"llama-bpe", MP_PRETOK_LLAMA3, P_I | P_B},   {"falcon3", MP_PRETOK_LLAMA3, P_I | P_B},
+    {"falcon-h1", MP_PRETOK_LLAMA3, P_I | P_B},   {"pixtral", MP_PRETOK_LLAMA3, P_I | P_B},
+    {"midm-2.0", MP_PRETOK_LLAMA3, P_I | P_B},    {"lfm2", MP_PRETOK_LLAMA3, P_I | P_B},
+    {"jina-v5-nano", MP_PRETOK_LLAMA3, P_I | P_B},
+    {"deepseek-llm", MP_PRETOK_DEEPSEEK_LLM, P_K},
+    {"deepseek-coder", MP_PRETOK_DEEPSEEK_CODER, P_K},
+    {"deepseek-v3", MP_PRETOK_DEEPSEEK3, P_K},
+    {"spark2_5", MP_PRETOK_SPARK2_5, P_K},
+    {"youtu", MP_PRETOK_YOUTU, P_K | P_I},
+    {"falcon", MP_PRETOK_FALCON, 0},
+    {"mpt", MP_PRETOK_GPT2, 0},
+    {"starcoder", MP_PRETOK_STARCODER, 0},
+    {"gpt-2", MP_PRETOK_GPT2, 0},        {"phi-2", MP_PRETOK_GPT2, 0},
+    {"jina-es", MP_PRETOK_GPT2, 0},      {"jina-de", MP_PRETOK_GPT2, 0},
+    {"gigachat", MP_PRETOK_GPT2, 0},     {"jina-v2-es", MP_PRETOK_GPT2, 0},
+    {"jina-v2-de", MP_PRETOK_GPT2, 0},   {"a.x-4.0", MP_PRETOK_GPT2, 0},
+    {"mellum", MP_PRETOK_GPT2, 0},       {"modern-bert", MP_PRETOK_GPT2, 0},
+    {"jais-2", MP_PRETOK_JAIS2, 0},
+    {"gemma4", MP_PRETOK_GEMMA4, P_E},   {"granite-embed-multi-311m", MP_PRETOK_GEMMA4, P_E},
+    {"sarvam-moe", MP_PRETOK_SARVAM_MOE, P_E | P_K},
+    {"jina-v1-en", MP_PRETOK_GPT2, P_S}, {"jina-v2-code", MP_PRETOK_GPT2, P_S},
+    {"roberta-bpe", MP_PRETOK_GPT2, P_S},
+    {"whitespace", MP_PRETOK_WHITESPACE, 0},
+    {"refact", MP_PRETOK_STARCODER, 0},
+    {"command-r", MP_PRETOK_STARCODER, P_K},
+    {"qwen2", MP_PRETOK_QWEN2, P_K},     {"deepseek-r1-qwen", MP_PRETOK_QWEN2, P_K},
+    {"kormo", MP_PRETOK_QWEN2, P_K},     {"f2llmv2", MP_PRETOK_QWEN2, P_K},
+    {"qwen35", MP_PRETOK_QWEN35, P_K},
+    {"stablelm2", MP_PRETOK_QWEN2, 0},
+    {"olmo", MP_PRETOK_GPT2, 0},
+    {"dbrx", MP_PRETOK_DBRX, 0},
+    {"smaug-bpe", MP_PRETOK_DBRX, 0},
+    {"poro-chat", MP_PRETOK_BLOOM, P_K},
+    {"glm4", MP_PRETOK_CHATGLM4, P_N},   {"chatglm-bpe", MP_PRETOK_CHATGLM4, P_N},
+    {"viking", MP_PRETOK_VIKING, P_K},
+    {"jais", MP_PRETOK_GPT2, 0},
+    {"tekken", MP_PRETOK_TEKKEN, P_K | P_I | P_B},
+    {"smollm", MP_PRETOK_STARCODER, P_K},
+    {"codeshell", MP_PRETOK_STARCODER, 0},
+    {"bloom", MP_PRETOK_BLOOM, 0},
+    {"gpt3-finnish", MP_PRETOK_BLOOM, 0},
+    {"exaone", MP_PRETOK_STARCODER, 0},
+    {"exaone4", MP_PRETOK_GPT2, 0},
+    {"exaone-moe", MP_PRETOK_EXAONE_MOE, 0},
+    {"chameleon", MP_PRETOK_CHAMELEON, P_B | P_K},
+    {"minerva-7b", MP_PRETOK_STARCODER, 0},
+    {"megrez", MP_PRETOK_QWEN2, 0},
+    {"gpt-4o", MP_PRETOK_GPT4O, P_K},    {"llama4", MP_PRETOK_GPT4O, P_K},
+    {"kanana2", MP_PRETOK_GPT4O, P_K},   {"talkie", MP_PRETOK_GPT4O, P_K},
+    {"granite-embed-multi-97m", MP_PRETOK_GRANITE_EMB_MULTI, P_K | P_I},
+    {"tiny_aya", MP_PRETOK_TINY_AYA, P_K}, {"cohere2moe", MP_PRETOK_TINY_AYA, P_K},
+    {"superbpe", MP_PRETOK_SUPERBPE, P_K},
+    {"trillion", MP_PRETOK_GPT2, P_K},
+    {"granite-docling", MP_PRETOK_GPT2, P_K},
+    {"bailingmoe", MP_PRETOK_BAILINGMOE, P_K}, {"bailingmoe2", MP_PRETOK_BAILINGMOE, P_K},
+    {"llada-moe", MP_PRETOK_BAILINGMOE, P_K},
+    {"seed-coder", MP_PRETOK_SEED_CODER, P_K},
+    {"hunyuan", MP_PRETOK_QWEN2, P_K},
+    {"hunyuan-dense", MP_PRETOK_DEEPSEEK3, P_K},
+    {"hy_v4", MP_PRETOK_DEEPSEEK3, P_K},
+    {"joyai-llm", MP_PRETOK_DEEPSEEK3, P_K},
+    {"kimi-k2", MP_PRETOK_KIMI_K2, P_K},
+    {"ufakzeka", MP_PRETOK_UFAKZEKA, P_K},
+    {"grok-2", MP_PRETOK_QWEN2, P_K},
+    {"afmoe", MP_PRETOK_AFMOE, P_K},
+    {"laguna", MP_PRETOK_LAGUNA, P_K},
+    {"minimax-m2", MP_PRETOK_GPT4O, P_K},
+    {"solar-open", MP_PRETOK_QWEN2, P_K},
+    {"mellum2", MP_PRETOK_STARCODER, 0},
 };
+#define N_PRE_NAMES (sizeof(k_pre_names) / sizeof(k_pre_names[0]))
 
-int mp_pretok_kind_from_name(const char *pre, mp_pretok_kind *kind, mp_err *err)
+const char *mp_pretok_name_at(size_t i)
 {
+    return i < N_PRE_NAMES ? k_pre_names[i].name : NULL;
+}
+
+bool mp_pretok_byte_encode(mp_pretok_kind kind)
+{
+    return kind != MP_PRETOK_GEMMA4 && kind != MP_PRETOK_SARVAM_MOE && kind != MP_PRETOK_WHITESPACE;
+}
+
+int mp_pretok_lookup(const char *pre, mp_pretok_info *info, mp_err *err)
+{
+    memset(info, 0, sizeof(*info));
+    info->clean_spaces = true; /* llama.cpp's default for BPE vocabularies */
     if (!pre || !*pre) {
-        *kind = MP_PRETOK_DEFAULT; /* llama.cpp warns and uses 'default' */
+        info->kind = MP_PRETOK_DEFAULT; /* llama.cpp warns and uses 'default' */
         return MP_OK;
     }
-    for (size_t i = 0; i < sizeof(k_pre_names) / sizeof(k_pre_names[0]); i++) {
+    for (size_t i = 0; i < N_PRE_NAMES; i++) {
         if (strcmp(pre, k_pre_names[i].name) == 0) {
-            *kind = k_pre_names[i].kind;
+            const unsigned f = k_pre_names[i].flags;
+            info->kind = k_pre_names[i].kind;
+            info->ignore_merges = f & P_I;
+            info->add_bos = f & P_B;
+            info->clean_spaces = !(f & P_K);
+            info->escape_whitespaces = f & P_E;
+            info->add_sep = f & P_S;
+            info->no_bos = f & P_N;
             return MP_OK;
         }
     }
     return mp_err_set(err, MP_E_UNSUPPORTED, "tokenizer.ggml.pre: unknown pre-tokenizer type '%s'", pre);
 }
 
+int mp_pretok_kind_from_name(const char *pre, mp_pretok_kind *kind, mp_err *err)
+{
+    mp_pretok_info info;
+    int st = mp_pretok_lookup(pre, &info, err);
+    if (st == MP_OK)
+        *kind = info.kind;
+    return st;
+}
+
 /* ---- Compiled regex list ---------------------------------------------- */
 
-enum { RX_CUSTOM_NONE, RX_CUSTOM_GPT2, RX_CUSTOM_LLAMA3, RX_CUSTOM_QWEN2, RX_CUSTOM_KIMI_K2 };
+enum { RX_CUSTOM_NONE, RX_CUSTOM_GPT2, RX_CUSTOM_LLAMA3, RX_CUSTOM_QWEN2, RX_CUSTOM_KIMI_K2, RX_CUSTOM_QWEN35,
+       RX_CUSTOM_DIGIT_GROUPS, RX_CUSTOM_NEWLINES };
 
 #define MP_PRETOK_MAX_RX 8
 
@@ -213,6 +396,30 @@ static const char *const *regex_list(mp_pretok_kind kind)
     case MP_PRETOK_DEEPSEEK_CODER: return k_rx_deepseek_coder;
     case MP_PRETOK_DEEPSEEK3: return k_rx_deepseek3;
     case MP_PRETOK_KIMI_K2: return k_rx_kimi_k2;
+    case MP_PRETOK_QWEN35: return k_rx_qwen35;
+    case MP_PRETOK_FALCON: return k_rx_falcon;
+    case MP_PRETOK_STARCODER: return k_rx_starcoder;
+    case MP_PRETOK_BLOOM: return k_rx_bloom;
+    case MP_PRETOK_VIKING: return k_rx_viking;
+    case MP_PRETOK_TEKKEN: return k_rx_tekken;
+    case MP_PRETOK_CHAMELEON: return k_rx_chameleon;
+    case MP_PRETOK_GPT4O: return k_rx_gpt4o;
+    case MP_PRETOK_GRANITE_EMB_MULTI: return k_rx_granite_emb_multi;
+    case MP_PRETOK_TINY_AYA: return k_rx_tiny_aya;
+    case MP_PRETOK_SUPERBPE: return k_rx_superbpe;
+    case MP_PRETOK_BAILINGMOE: return k_rx_bailingmoe;
+    case MP_PRETOK_SEED_CODER: return k_rx_seed_coder;
+    case MP_PRETOK_UFAKZEKA: return k_rx_ufakzeka;
+    case MP_PRETOK_AFMOE: return k_rx_afmoe;
+    case MP_PRETOK_LAGUNA: return k_rx_laguna;
+    case MP_PRETOK_EXAONE_MOE: return k_rx_exaone_moe;
+    case MP_PRETOK_GEMMA4:
+    case MP_PRETOK_SARVAM_MOE: return k_rx_gemma4;
+    case MP_PRETOK_MINICPM5: return k_rx_minicpm5;
+    case MP_PRETOK_WHITESPACE: return k_rx_whitespace;
+    case MP_PRETOK_JAIS2: return k_rx_jais2;
+    case MP_PRETOK_SPARK2_5: return k_rx_spark2_5;
+    case MP_PRETOK_YOUTU: return k_rx_youtu;
     case MP_PRETOK_DEFAULT:
     default: return k_rx_default;
     }
@@ -255,6 +462,18 @@ int mp_pretok_create(mp_pretok **out, mp_pretok_kind kind, mp_err *err)
         }
         if (strcmp(rx, RX_KIMI_K2) == 0) {
             r->custom = RX_CUSTOM_KIMI_K2;
+            continue;
+        }
+        if (strcmp(rx, RX_QWEN35) == 0) {
+            r->custom = RX_CUSTOM_QWEN35;
+            continue;
+        }
+        if (strcmp(rx, RX_AFMOE_DIGITS) == 0 || strcmp(rx, RX_TINY_AYA_DIGITS) == 0) {
+            r->custom = RX_CUSTOM_DIGIT_GROUPS;
+            continue;
+        }
+        if (strcmp(rx, RX_NEWLINES) == 0) {
+            r->custom = RX_CUSTOM_NEWLINES;
             continue;
         }
         int errcode;
@@ -430,8 +649,10 @@ static void split_gpt2(frag *f)
 
 /* Llama-3 (max_digits 3) and Qwen2 (max_digits 1):
  * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max}|
- *  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
-static void split_llama3(frag *f, size_t max_digits)
+ *  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * and Qwen3.5 (marks): \p{M} joins \p{L} in the letter runs and leaves the
+ * punctuation runs. */
+static void split_llama3(frag *f, size_t max_digits, bool marks)
 {
     size_t pos = f->ini;
     while (pos < f->end) {
@@ -442,10 +663,11 @@ static void split_llama3(frag *f, size_t max_digits)
             pos += fr_emit(f, pos + c);
             continue;
         }
+        const uint8_t word = MP_CPT_LETTER | (marks ? MP_CPT_MARK : 0);
         if (!(cpt == '\r' || cpt == '\n' || F_N(fl))) {
-            if (F_L(fl) || F_L(fr_flags(f, pos + 1))) {
+            if ((fl & word) || (fr_flags(f, pos + 1) & word)) {
                 pos++;
-                while (F_L(fr_flags(f, pos)))
+                while (fr_flags(f, pos) & word)
                     pos++;
                 fr_emit(f, pos);
                 continue;
@@ -463,11 +685,12 @@ static void split_llama3(frag *f, size_t max_digits)
             continue;
         }
         uint8_t fl2 = cpt == ' ' ? fr_flags(f, pos + 1) : fl;
+        const uint8_t stop = MP_CPT_WHITESPACE | MP_CPT_NUMBER | word;
         /* The guard tests the current code point's flags (always set in
          * range), not fl2's: a lone trailing space is taken here. */
-        if (!(F_WS(fl2) | F_L(fl2) | F_N(fl2)) && fl) {
+        if (!(fl2 & stop) && fl) {
             pos += (cpt == ' ');
-            while (!(F_WS(fl2) | F_L(fl2) | F_N(fl2)) && fl2)
+            while (!(fl2 & stop) && fl2)
                 fl2 = fr_flags(f, ++pos);
             uint32_t c2 = fr_cpt(f, pos);
             while (c2 == '\r' || c2 == '\n')
@@ -549,6 +772,47 @@ static void split_kimi_k2(frag *f)
     }
 }
 
+/* AFMoE's digit rule (llama.cpp also runs it for tiny_aya's
+ * \d{1,3}(?=(?:\d{3})*\b)): each run of \p{N} is cut into a leading group
+ * of (length mod 3) digits and then threes, counted from the run's start.
+ * As in llama.cpp, the text before a run is not a word of its own: it joins
+ * the run's first group ("ab1234" -> "ab1", "234"); text after the last run
+ * is one word. */
+static void split_digit_groups(frag *f)
+{
+    size_t pos = f->ini;
+    while (pos < f->end) {
+        if (!F_N(fr_flags(f, pos))) {
+            pos++;
+            continue;
+        }
+        size_t start = pos;
+        while (pos < f->end && F_N(fr_flags(f, pos)))
+            pos++;
+        size_t cur = start, rem = (pos - start) % 3;
+        if (rem) {
+            fr_emit(f, cur + rem);
+            cur += rem;
+        }
+        for (; cur < pos; cur += 3)
+            fr_emit(f, cur + 3);
+    }
+    if (f->prev_end < f->end)
+        fr_emit(f, f->end);
+}
+
+/* [^\n]+|[\n]+: runs of newlines and runs of everything else. */
+static void split_newlines(frag *f)
+{
+    size_t pos = f->ini;
+    while (pos < f->end) {
+        const bool nl = f->cpts[pos] == '\n';
+        while (pos < f->end && (f->cpts[pos] == '\n') == nl)
+            pos++;
+        fr_emit(f, pos);
+    }
+}
+
 /* Subjects for the PCRE2 regexes, built on first need. */
 typedef struct subjects {
     const uint32_t *cpts;
@@ -599,8 +863,11 @@ static int build_utf8(subjects *s)
         uint32_t c = s->cpts[i];
         if (c > 0x7F && F_WS(mp_cpt_flags(c)))
             c = 0x0B;
-        else if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF)
-            c = MP_CPT_REPLACEMENT; /* keep the subject valid UTF-8 for PCRE2 */
+        else if (c >= 0xD800 && c <= 0xDFFF)
+            c = 0xE000; /* PCRE2 needs valid UTF-8: the next code point up falls in the same
+                         * classes of every regex here (AFMoE's U+8C48-U+FAFF takes both) */
+        else if (c > 0x10FFFF)
+            c = MP_CPT_REPLACEMENT;
         s->byte_of[i] = o;
         o += mp_utf8_encode(c, s->utf8 + o);
     }
@@ -624,8 +891,34 @@ static size_t cpt_index(const subjects *s, size_t base, size_t count, size_t b)
     return lo - base;
 }
 
+/* Matcher state for one split: a bigger JIT stack is made only when a
+ * match runs out of the default 32 KiB (long runs under the GPT-4o-style
+ * lookahead patterns backtrack deeply). */
+typedef struct matcher {
+    pcre2_match_data *md;
+    pcre2_match_context *mctx;
+    pcre2_jit_stack *jit;
+} matcher;
+
+static int do_match(matcher *m, const pcre2_code *re, const char *subj, size_t len, size_t off, uint32_t opts)
+{
+    int rc = pcre2_match(re, (PCRE2_SPTR)subj, len, off, opts | PCRE2_NO_UTF_CHECK, m->md, m->mctx);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !m->jit) {
+        m->mctx = pcre2_match_context_create(NULL);
+        m->jit = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);
+        if (!m->mctx || !m->jit)
+            return PCRE2_ERROR_NOMEMORY;
+        pcre2_jit_stack_assign(m->mctx, NULL, m->jit);
+        rc = pcre2_match(re, (PCRE2_SPTR)subj, len, off, opts | PCRE2_NO_UTF_CHECK, m->md, m->mctx);
+    }
+    return rc;
+}
+
 /* One regex over each fragment: matches and the gaps between them become
- * words (llama.cpp's unicode_regex_split_stl). */
+ * words (llama.cpp's unicode_regex_split_stl). Empty matches follow
+ * std::regex_iterator: one cuts the fragment where it stands (no word of
+ * its own), then a non-empty match anchored there is tried before the
+ * search moves one code point on. */
 static int split_regex(const mp_pretok_rx *r, subjects *s, const lenvec *in, lenvec *out)
 {
     int st;
@@ -633,8 +926,8 @@ static int split_regex(const mp_pretok_rx *r, subjects *s, const lenvec *in, len
         return st;
     if (!r->collapsed && !s->utf8 && (st = build_utf8(s)) != MP_OK)
         return st;
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->re, NULL);
-    if (!md)
+    matcher m = {.md = pcre2_match_data_create_from_pattern(r->re, NULL)};
+    if (!m.md)
         return MP_E_NOMEM;
     size_t start = 0;
     st = MP_OK;
@@ -651,37 +944,48 @@ static int split_regex(const mp_pretok_rx *r, subjects *s, const lenvec *in, len
         }
         size_t done = 0; /* code points of this fragment already emitted */
         size_t off = 0;  /* byte offset where the next search starts */
-        while (off <= subj_len) {
-            int rc = pcre2_match(r->re, (PCRE2_SPTR)subj, subj_len, off, PCRE2_NO_UTF_CHECK, md, NULL);
+        bool after_empty = false;
+        for (;;) {
+            int rc;
+            if (after_empty) {
+                rc = do_match(&m, r->re, subj, subj_len, off, PCRE2_NOTEMPTY_ATSTART | PCRE2_ANCHORED);
+                if (rc == PCRE2_ERROR_NOMATCH) {
+                    if (off >= subj_len)
+                        break;
+                    size_t c = r->collapsed ? off : cpt_index(s, start, count, off);
+                    off = r->collapsed ? off + 1 : s->byte_of[start + c + 1] - s->byte_of[start];
+                    rc = do_match(&m, r->re, subj, subj_len, off, 0);
+                }
+            } else {
+                rc = do_match(&m, r->re, subj, subj_len, off, 0);
+            }
             if (rc == PCRE2_ERROR_NOMATCH)
                 break;
             if (rc < 0) {
-                st = MP_E_UNSUPPORTED;
+                st = rc == PCRE2_ERROR_NOMEMORY ? MP_E_NOMEM : MP_E_UNSUPPORTED;
                 break;
             }
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m.md);
             size_t ms = ov[0], me = ov[1];
             if (!r->collapsed) {
                 ms = cpt_index(s, start, count, ms);
                 me = cpt_index(s, start, count, me);
             }
-            if (me == ms) { /* empty match: step over one code point */
-                if (ov[1] >= subj_len)
-                    break;
-                off = r->collapsed ? ov[1] + 1 : s->byte_of[start + ms + 1] - s->byte_of[start];
-                continue;
-            }
             if (ms > done)
                 lv_push(out, ms - done);
-            lv_push(out, me - ms);
+            if (me > ms)
+                lv_push(out, me - ms);
             done = me;
             off = ov[1];
+            after_empty = me == ms;
         }
         if (done < count)
             lv_push(out, count - done);
         start += count;
     }
-    pcre2_match_data_free(md);
+    pcre2_match_data_free(m.md);
+    pcre2_match_context_free(m.mctx);
+    pcre2_jit_stack_free(m.jit);
     return out->oom ? MP_E_NOMEM : st;
 }
 
@@ -701,12 +1005,15 @@ int64_t mp_pretok_split(const mp_pretok *p, const uint32_t *cpts, size_t n, size
             size_t start = 0;
             for (size_t k = 0; k < cur.n; k++) {
                 frag f = {.cpts = cpts, .ini = start, .end = start + cur.v[k], .prev_end = start, .out = &next};
-                if (r->custom == RX_CUSTOM_GPT2)
-                    split_gpt2(&f);
-                else if (r->custom == RX_CUSTOM_KIMI_K2)
-                    split_kimi_k2(&f);
-                else
-                    split_llama3(&f, r->custom == RX_CUSTOM_LLAMA3 ? 3 : 1);
+                switch (r->custom) {
+                case RX_CUSTOM_GPT2: split_gpt2(&f); break;
+                case RX_CUSTOM_KIMI_K2: split_kimi_k2(&f); break;
+                case RX_CUSTOM_LLAMA3: split_llama3(&f, 3, false); break;
+                case RX_CUSTOM_QWEN2: split_llama3(&f, 1, false); break;
+                case RX_CUSTOM_QWEN35: split_llama3(&f, 1, true); break;
+                case RX_CUSTOM_DIGIT_GROUPS: split_digit_groups(&f); break;
+                default: split_newlines(&f); break;
+                }
                 start += cur.v[k];
             }
             if (next.oom)

@@ -149,6 +149,7 @@ static void build_table(void)
     } cats[] = {
         {"\\p{L}+", MP_CPT_LETTER}, {"\\p{N}+", MP_CPT_NUMBER}, {"\\p{P}+", MP_CPT_PUNCT},
         {"\\p{S}+", MP_CPT_SYMBOL}, {"\\p{M}+", MP_CPT_MARK},
+        {"[\\p{Cc}\\p{Cf}\\p{Co}]+", MP_CPT_CONTROL},
     };
     int st = MP_OK;
     for (size_t k = 0; k < sizeof(cats) / sizeof(cats[0]) && st == MP_OK; k++)
@@ -160,9 +161,11 @@ static void build_table(void)
         g_init_status = st;
         return;
     }
+    for (uint32_t c = 0xD800; c <= 0xDFFF; c++) /* Cs: not encodable for PCRE2 */
+        g_flags[c] |= MP_CPT_CONTROL;
     for (uint32_t c = 0; c < MP_CPT_MAX; c++)
-        if (!g_flags[c])
-            g_flags[c] = MP_CPT_OTHER;
+        if (!(g_flags[c] & (MP_CPT_LETTER | MP_CPT_NUMBER | MP_CPT_PUNCT | MP_CPT_SYMBOL | MP_CPT_MARK)))
+            g_flags[c] |= MP_CPT_OTHER;
     for (size_t k = 0; k < sizeof(k_whitespace) / sizeof(k_whitespace[0]); k++)
         g_flags[k_whitespace[k]] |= MP_CPT_WHITESPACE;
     g_init_status = MP_OK;
@@ -190,6 +193,41 @@ uint8_t mp_cpt_flags(uint32_t cpt)
     if (cpt == ' ' || (cpt >= 9 && cpt <= 13))
         return MP_CPT_OTHER | MP_CPT_WHITESPACE;
     return MP_CPT_OTHER;
+}
+
+extern const uint32_t mp_tok_lower_map[][2];
+extern const size_t mp_tok_lower_n;
+extern const uint32_t mp_tok_nfd_ranges[][3];
+extern const size_t mp_tok_nfd_n;
+
+uint32_t mp_cpt_tolower(uint32_t cpt)
+{
+    size_t lo = 0, hi = mp_tok_lower_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (mp_tok_lower_map[mid][0] < cpt)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < mp_tok_lower_n && mp_tok_lower_map[lo][0] == cpt ? mp_tok_lower_map[lo][1] : cpt;
+}
+
+uint32_t mp_cpt_nfd_first(uint32_t cpt)
+{
+    /* last range whose first <= cpt */
+    size_t lo = 0, hi = mp_tok_nfd_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (mp_tok_nfd_ranges[mid][0] <= cpt)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return cpt;
+    const uint32_t *r = mp_tok_nfd_ranges[lo - 1];
+    return cpt <= r[1] ? r[2] : cpt;
 }
 
 /* Byte b is shown as itself when printable Latin-1 (0x21..0x7E,

@@ -28,6 +28,7 @@ enum {
     MP_CPT_MARK = 1 << 4,       /* \p{M} */
     MP_CPT_OTHER = 1 << 5,      /* none of the above */
     MP_CPT_WHITESPACE = 1 << 6, /* the fixed whitespace list above */
+    MP_CPT_CONTROL = 1 << 7,    /* Cc, Cf, Co, Cs (llama.cpp's \p{C} less Cn) */
 };
 
 /* Builds the category table (thread-safe, once per process). Returns 0, or
@@ -58,6 +59,12 @@ size_t mp_utf8_encode(uint32_t cpt, char *out);
 /* Decodes text[0..len) into *cpts (malloc'd, caller frees); returns the
  * count or -1 on OOM. */
 int64_t mp_utf8_to_cpts(const char *text, size_t len, uint32_t **cpts);
+
+/* Simple lowercase mapping (cpt itself if none), and the first code point
+ * of cpt's NFD decomposition (cpt itself if none): the Unicode data
+ * llama.cpp's WordPiece normalizer uses (tok_unicode_tables.c). */
+uint32_t mp_cpt_tolower(uint32_t cpt);
+uint32_t mp_cpt_nfd_first(uint32_t cpt);
 
 /* GPT-2 byte-level alphabet: the code point byte b is shown as
  * (b itself for printable Latin-1, 256+k for the others). */

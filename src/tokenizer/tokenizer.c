@@ -10,6 +10,7 @@
 #include "tokenizer/tok_unicode.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,13 @@ enum {
 /* tokenizer.ggml.token_type values. */
 enum { TT_UNDEFINED = 0, TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER_DEFINED, TT_UNUSED, TT_BYTE };
 
-typedef enum { VOCAB_SPM, VOCAB_BPE } vocab_type;
+typedef enum { VOCAB_SPM, VOCAB_BPE, VOCAB_WPM, VOCAB_UGM, VOCAB_RWKV } vocab_type;
 
 struct mp_tokenizer {
     vocab_type type;
     mp_pretok_kind pre_kind;
+    mp_pretok_info pre; /* BPE: the flags tokenizer.ggml.pre sets */
+    bool byte_encode;   /* BPE: words in the GPT-2 byte alphabet (else raw UTF-8) */
     mp_pretok *pretok; /* BPE only */
     int32_t n_vocab;
 
@@ -50,6 +53,31 @@ struct mp_tokenizer {
 
     int32_t bos, eos, eot, eom, unk;
     bool add_bos, add_eos, add_space_prefix, ignore_merges;
+    bool clean_spaces, escape_whitespaces, add_sep;
+    int32_t sep;                    /* WPM: appended with add_special */
+    bool lowercase, strip_accents;  /* WPM normalizer */
+    size_t max_token_len;           /* bytes of the longest token text */
+
+    /* UGM (T5 unigram): the precompiled normalization map (XCDA trie of
+     * prefixes + NUL-terminated replacements), user-defined token prefixes,
+     * and the score of an unknown code point (lowest normal score - 10). */
+    uint8_t *charsmap;
+    size_t charsmap_len;
+    const uint32_t *xcda; /* into charsmap, xcda_n entries */
+    size_t xcda_n;
+    const char *repl;     /* into charsmap, repl_n bytes */
+    size_t repl_n;
+    mp_tok_map ud_prefix; /* every prefix of every user-defined token */
+    size_t max_ud_len;
+    double unk_score;
+    bool remove_extra_ws;
+
+    /* RWKV: unescaped token bytes -> id (the last id of equal texts), every
+     * prefix of them, and each token's unescaped bytes for detokenizing. */
+    mp_tok_map rwkv_map, rwkv_prefix;
+    char *rwkv_arena;
+    uint64_t *rwkv_off; /* n_vocab + 1 */
+    size_t rwkv_max;
 
     int32_t byte_id[256];    /* token of a raw byte (-1 if the vocab lacks it) */
     char byte_enc[256][2];   /* BPE: UTF-8 of the byte-level code point */
@@ -267,10 +295,19 @@ static void bpe_try_bigram(const mp_tokenizer *t, const symbol *sym, int left, i
     bh_push(h, (bigram){.key = rank, .left = left, .right = right, .size = sym[left].n + sym[right].n});
 }
 
-/* word: one pre-tokenized word in the byte-level alphabet. */
+static bool all_newlines(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '\n')
+            return false;
+    return n > 0;
+}
+
+/* word: one pre-tokenized word in the byte-level alphabet (or raw UTF-8). */
 static int bpe_word(const mp_tokenizer *t, const char *word, size_t len, ivec *out, char *key)
 {
-    if (t->ignore_merges) {
+    if (t->ignore_merges || (t->pre_kind == MP_PRETOK_GEMMA4 && all_newlines(word, len))) {
+        /* Gemma 4: a run of newlines that is a token stays whole */
         int32_t id = mp_tok_map_get(&t->tok2id, word, len);
         if (id >= 0) {
             iv_push(out, id);
@@ -306,9 +343,17 @@ static int bpe_word(const mp_tokenizer *t, const char *word, size_t len, ivec *o
             continue;
         }
         /* llama.cpp looks each byte of the encoded text up as a
-         * one-character token; only ASCII ones can exist. */
+         * one-character token (only ASCII ones can exist), or for raw
+         * UTF-8 words as a "<0xXX>" byte token. */
         for (size_t j = 0; j < sym[i].n; j++) {
-            int32_t b1 = mp_tok_map_get(&t->tok2id, sym[i].text + j, 1);
+            int32_t b1;
+            if (t->byte_encode) {
+                b1 = mp_tok_map_get(&t->tok2id, sym[i].text + j, 1);
+            } else {
+                char hex[8];
+                snprintf(hex, sizeof(hex), "<0x%02X>", (uint8_t)sym[i].text[j]);
+                b1 = mp_tok_map_get(&t->tok2id, hex, 6);
+            }
             if (b1 >= 0)
                 iv_push(out, b1);
         }
@@ -349,6 +394,11 @@ static int bpe_tokenize(const mp_tokenizer *t, const char *text, size_t len, ive
         for (size_t k = 0; k < words[w]; k++) {
             char u[4];
             size_t ul = mp_utf8_encode(cpts[c + k], u);
+            if (!t->byte_encode) {
+                memcpy(buf + bl, u, ul);
+                bl += ul;
+                continue;
+            }
             for (size_t j = 0; j < ul; j++) {
                 uint8_t by = (uint8_t)u[j];
                 memcpy(buf + bl, t->byte_enc[by], t->byte_enc_len[by]);
@@ -364,6 +414,374 @@ done:
     free(buf);
     free(key);
     return st;
+}
+
+/* ---- WordPiece (BERT) --------------------------------------------------- */
+
+/* True for the CJK ideograph blocks BERT splits one character at a time
+ * (HF's list, with its 0x2B920 start for extension E). */
+static bool wpm_is_chinese(uint32_t c)
+{
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+/* Covers w[0..wl) (a word with its U+2581 prefix) by the longest vocabulary
+ * entries from left to right; the whole word becomes UNK when some position
+ * has none. */
+static void wpm_word(const mp_tokenizer *t, const char *w, size_t wl, ivec *out)
+{
+    size_t before = out->n;
+    for (size_t p = 0; p < wl;) {
+        size_t j = p + t->max_token_len + 1 < wl ? p + t->max_token_len + 1 : wl;
+        int32_t id = -1;
+        for (; j > p; j--)
+            if ((id = mp_tok_map_get(&t->tok2id, w + p, j - p)) >= 0)
+                break;
+        if (id < 0) {
+            out->n = before;
+            break;
+        }
+        iv_push(out, id);
+        p = j;
+    }
+    if (out->n == before && t->unk >= 0)
+        iv_push(out, t->unk);
+}
+
+/* Normalizes (NFD first code point and accent removal, lowercase; NUL,
+ * U+FFFD and control characters dropped) and splits on whitespace, with
+ * punctuation, ASCII symbols and CJK ideographs each a word alone. */
+static int wpm_tokenize(const mp_tokenizer *t, const char *text, size_t len, ivec *out)
+{
+    uint32_t *cpts = NULL;
+    int64_t n = mp_utf8_to_cpts(text, len, &cpts);
+    if (n < 0)
+        return MP_E_NOMEM;
+    char *w = malloc((size_t)n * 4 + 4); /* 4 bytes per code point, plus the U+2581 prefix */
+    if (!w) {
+        free(cpts);
+        return MP_E_NOMEM;
+    }
+    memcpy(w, "\xE2\x96\x81", 3);
+    size_t wl = 3;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t c = t->strip_accents ? mp_cpt_nfd_first(cpts[i]) : cpts[i];
+        uint8_t fl = mp_cpt_flags(c);
+        if (fl & MP_CPT_WHITESPACE) {
+            if (wl > 3)
+                wpm_word(t, w, wl, out);
+            wl = 3;
+            continue;
+        }
+        if (c == 0 || c == MP_CPT_REPLACEMENT || (fl & MP_CPT_CONTROL) || (t->strip_accents && (fl & MP_CPT_MARK)))
+            continue;
+        const bool alone = (fl & MP_CPT_PUNCT) || (c < 0x7F && (fl & MP_CPT_SYMBOL)) || wpm_is_chinese(c);
+        if (alone && wl > 3) {
+            wpm_word(t, w, wl, out);
+            wl = 3;
+        }
+        wl += mp_utf8_encode(t->lowercase ? mp_cpt_tolower(c) : c, w + wl);
+        if (alone) {
+            wpm_word(t, w, wl, out);
+            wl = 3;
+        }
+    }
+    if (wl > 3)
+        wpm_word(t, w, wl, out);
+    free(w);
+    free(cpts);
+    return out->oom ? MP_E_NOMEM : MP_OK;
+}
+
+/* ---- Unigram (T5) ------------------------------------------------------- */
+
+/* XCDA node fields (Kanda 2018 as SentencePiece packs them): BASE in bits
+ * 10-30 (shifted by 8 when bit 9 is set), LCHECK in bits 0-7 (bit 31 kept
+ * so value nodes never match), LEAF in bit 8, VALUE in bits 0-30. */
+static bool xcda_node(const mp_tokenizer *t, size_t i, uint32_t *out)
+{
+    if (i >= t->xcda_n)
+        return false;
+    memcpy(out, t->xcda + i, 4);
+    return true;
+}
+
+/* Normalizes the input prefix at in[0..n) (n >= 1): a user-defined token
+ * prefix stays as is, else the longest charsmap match is replaced, else one
+ * valid UTF-8 sequence stays, else one byte becomes U+FFFD. Sets *rep and
+ * *rep_len and returns the input bytes consumed. */
+static size_t ugm_normalize_prefix(const mp_tokenizer *t, const char *in, size_t n, const char **rep, size_t *rep_len)
+{
+    /* llama.cpp walks its user-defined trie as far as the input follows any
+     * path, whether or not a whole token ends there */
+    size_t ud = 0;
+    for (size_t l = 1; l <= n && l <= t->max_ud_len; l++)
+        if (mp_tok_map_get(&t->ud_prefix, in, l) >= 0)
+            ud = l;
+        else
+            break;
+    if (ud > 0) {
+        *rep = in;
+        *rep_len = ud;
+        return ud;
+    }
+    size_t best_len = 0, best_off = 0;
+    uint32_t node;
+    if (t->xcda_n > 0 && xcda_node(t, 0, &node)) {
+        uint32_t idx = (node >> 10) << ((node & (1u << 9)) >> 6);
+        for (size_t p = 0; p < n; p++) {
+            const uint8_t c = (uint8_t)in[p];
+            if (c == 0)
+                break;
+            idx ^= c;
+            if (!xcda_node(t, idx, &node) || (node & ((1u << 31) | 0xFF)) != c)
+                break;
+            const bool leaf = (node >> 8) & 1;
+            idx ^= (node >> 10) << ((node & (1u << 9)) >> 6);
+            if (leaf) {
+                uint32_t v;
+                if (!xcda_node(t, idx, &v))
+                    break;
+                best_len = p + 1;
+                best_off = v & ((1u << 31) - 1);
+            }
+        }
+    }
+    if (best_len > 0 && best_off < t->repl_n) {
+        const char *r = t->repl + best_off;
+        size_t rl = strnlen(r, t->repl_n - best_off);
+        if (rl < t->repl_n - best_off) { /* terminated */
+            *rep = r;
+            *rep_len = rl;
+            return best_len;
+        }
+    }
+    size_t adv;
+    uint32_t c = mp_utf8_decode((const uint8_t *)in, n, &adv);
+    if (c == MP_CPT_REPLACEMENT && !(adv == 3 && memcmp(in, "\xEF\xBF\xBD", 3) == 0)) {
+        *rep = "\xEF\xBF\xBD";
+        *rep_len = 3;
+        return 1;
+    }
+    *rep = in;
+    *rep_len = adv;
+    return adv;
+}
+
+/* Whole-fragment normalization: prefixes replaced as above, spaces as U+2581,
+ * runs of spaces merged and one put before each word when
+ * remove_extra_whitespaces, one before the first word with add_space_prefix. */
+static int ugm_normalize(const mp_tokenizer *t, const char *in, size_t n, char **out, size_t *out_len)
+{
+    size_t cap = 3 * n + 16, o = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return MP_E_NOMEM;
+    bool prepended = false, in_word = false;
+    for (size_t i = 0; i < n;) {
+        const char *r;
+        size_t rl;
+        i += ugm_normalize_prefix(t, in + i, n - i, &r, &rl);
+        for (size_t k = 0; k < rl; k++) {
+            if (o + 8 > cap) {
+                cap *= 2;
+                char *nb = realloc(buf, cap);
+                if (!nb) {
+                    free(buf);
+                    return MP_E_NOMEM;
+                }
+                buf = nb;
+            }
+            if (r[k] != ' ') {
+                if (!in_word) {
+                    in_word = true;
+                    if ((t->add_space_prefix && !prepended) || t->remove_extra_ws) {
+                        memcpy(buf + o, "\xE2\x96\x81", 3);
+                        o += 3;
+                        prepended = true;
+                    }
+                }
+                buf[o++] = r[k];
+            } else {
+                in_word = false;
+                if (!t->remove_extra_ws) {
+                    memcpy(buf + o, "\xE2\x96\x81", 3);
+                    o += 3;
+                }
+            }
+        }
+    }
+    *out = buf;
+    *out_len = o;
+    return MP_OK;
+}
+
+typedef struct ugm_best {
+    int32_t id;
+    size_t from;
+    double score;
+} ugm_best;
+
+/* Viterbi over byte offsets, one code point at a time: every vocabulary
+ * entry (normal, user-defined at score 0, unused) starting at a reached
+ * offset is a candidate; a code point no entry covers alone may be UNK at
+ * unk_score. Consecutive UNKs of the best path merge into one. */
+static int ugm_tokenize(const mp_tokenizer *t, const char *text, size_t len, ivec *out)
+{
+    char *s;
+    size_t n;
+    int st = ugm_normalize(t, text, len, &s, &n);
+    if (st != MP_OK)
+        return st;
+    if (n == 0) {
+        free(s);
+        return MP_OK;
+    }
+    ugm_best *best = malloc((n + 1) * sizeof(*best));
+    if (!best) {
+        free(s);
+        return MP_E_NOMEM;
+    }
+    for (size_t i = 0; i <= n; i++)
+        best[i] = (ugm_best){t->unk, 0, -DBL_MAX};
+    best[0].score = 0;
+    for (size_t i = 0; i < n;) {
+        size_t cl = mp_utf8_len((uint8_t)s[i]);
+        if (cl > n - i)
+            cl = n - i;
+        bool single = false;
+        const double base = best[i].score;
+        for (size_t l = 1; l <= n - i && l <= t->max_token_len; l++) {
+            int32_t id = mp_tok_map_get(&t->tok2id, s + i, l);
+            if (id < 0 || !(t->attr[id] & (ATTR_NORMAL | ATTR_USER_DEFINED | ATTR_UNUSED)))
+                continue;
+            if (l == cl)
+                single = true;
+            const double sc = base + ((t->attr[id] & ATTR_USER_DEFINED) ? 0.0 : (double)t->score[id]);
+            if (sc > best[i + l].score)
+                best[i + l] = (ugm_best){id, i, sc};
+        }
+        if (!single) {
+            const double sc = base + t->unk_score;
+            if (sc > best[i + cl].score)
+                best[i + cl] = (ugm_best){t->unk, i, sc};
+        }
+        i += cl;
+    }
+    size_t start = out->n;
+    bool prev_unk = false;
+    for (size_t at = n;;) {
+        const ugm_best *b = &best[at];
+        const bool unk = b->id == t->unk;
+        if (!(prev_unk && unk) && b->id >= 0) /* no UNK id: llama.cpp would emit -1 */
+            iv_push(out, b->id);
+        if (b->from == 0)
+            break;
+        prev_unk = unk;
+        at = b->from;
+    }
+    if (!out->oom) /* the path was collected from the end */
+        for (size_t a = start, z = out->n - 1; a < z; a++, z--) {
+            int32_t tmp = out->v[a];
+            out->v[a] = out->v[z];
+            out->v[z] = tmp;
+        }
+    free(best);
+    free(s);
+    return out->oom ? MP_E_NOMEM : MP_OK;
+}
+
+/* ---- RWKV ---------------------------------------------------------------- */
+
+/* RWKV token texts are escaped: \t \n \r, \xhh (lowercase hex digits as
+ * llama.cpp reads them), and \c for any other c. Returns the length written
+ * to out (at most n bytes). */
+static size_t rwkv_unescape(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    int hex_left = 0;
+    uint8_t acc = 0;
+    bool esc = false;
+    for (size_t i = 0; i < n; i++) {
+        const char c = s[i];
+        if (hex_left) {
+            acc = (uint8_t)((acc << 4) + (c >= 'a' ? c - 'a' + 10 : c - '0'));
+            if (--hex_left == 0) {
+                out[o++] = (char)acc;
+                acc = 0;
+            }
+        } else if (esc) {
+            if (c == 'x')
+                hex_left = 2;
+            else
+                out[o++] = c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
+            esc = false;
+        } else if (c == '\\') {
+            esc = true;
+        } else {
+            out[o++] = c;
+        }
+    }
+    return o;
+}
+
+/* Greedy longest match from left to right; a byte that starts no token is
+ * UNK. (llama.cpp's walk would stall where a prefix path holds no token;
+ * RWKV vocabularies have every single byte, so that cannot happen there:
+ * the engine takes one UNK for the byte instead.) */
+static void rwkv_tokenize(const mp_tokenizer *t, const char *s, size_t n, ivec *out)
+{
+    size_t pos = 0;
+    while (pos < n) {
+        int32_t id = -1;
+        size_t len = 0;
+        for (size_t l = 1; pos + l <= n && l <= t->rwkv_max; l++) {
+            if (mp_tok_map_get(&t->rwkv_prefix, s + pos, l) < 0)
+                break;
+            int32_t x = mp_tok_map_get(&t->rwkv_map, s + pos, l);
+            if (x >= 0) {
+                id = x;
+                len = l;
+            }
+        }
+        if (len == 0) {
+            if (t->unk >= 0) /* llama.cpp would emit -1 here (RWKV has no UNK) */
+                iv_push(out, t->unk);
+            pos++;
+        } else {
+            iv_push(out, id);
+            pos += len;
+        }
+    }
+}
+
+static int rwkv_setup(mp_tokenizer *t, mp_err *err, const char *path)
+{
+    size_t total = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        total += t->text_len[id];
+    t->rwkv_arena = malloc(total + 1);
+    t->rwkv_off = malloc(((size_t)t->n_vocab + 1) * sizeof(*t->rwkv_off));
+    if (!t->rwkv_arena || !t->rwkv_off || mp_tok_map_init(&t->rwkv_map, (size_t)t->n_vocab) != 0 ||
+        mp_tok_map_init(&t->rwkv_prefix, (size_t)t->n_vocab * 4) != 0)
+        return mp_err_set(err, MP_E_NOMEM, "%s: out of memory for the RWKV vocabulary", path);
+    size_t o = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        t->rwkv_off[id] = o;
+        size_t l = rwkv_unescape(tok_text(t, id), t->text_len[id], t->rwkv_arena + o);
+        if (mp_tok_map_put(&t->rwkv_map, t->rwkv_arena + o, l, id, true) != 0)
+            return mp_err_set(err, MP_E_NOMEM, "%s: out of memory for the RWKV vocabulary", path);
+        for (size_t k = 1; k <= l; k++)
+            if (mp_tok_map_put(&t->rwkv_prefix, t->rwkv_arena + o, k, 1, false) != 0)
+                return mp_err_set(err, MP_E_NOMEM, "%s: out of memory for the RWKV vocabulary", path);
+        if (l > t->rwkv_max)
+            t->rwkv_max = l;
+        o += l;
+    }
+    t->rwkv_off[t->n_vocab] = o;
+    return MP_OK;
 }
 
 /* ---- Special-token partitioning ----------------------------------------- */
@@ -464,7 +882,9 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
     int st = partition(t, text, len, parse_special, &frags);
     if (st != MP_OK)
         return st;
-    if (add_special && t->add_bos && t->bos >= 0)
+    /* WordPiece adds CLS (the BOS id) and SEP whenever add_special is set;
+     * RWKV adds nothing */
+    if (add_special && (t->add_bos || t->type == VOCAB_WPM) && t->type != VOCAB_RWKV && t->bos >= 0)
         iv_push(&out, t->bos);
     if (t->type == VOCAB_SPM) {
         size_t maxl = 0;
@@ -501,16 +921,61 @@ int64_t mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, bool ad
             st = spm_tokenize(t, buf, bl, &out);
             prev_special = false;
         }
-    } else {
+    } else if (t->type == VOCAB_RWKV) {
+        for (size_t i = 0; i < frags.n; i++) {
+            const frag *f = &frags.v[i];
+            if (f->tok >= 0)
+                iv_push(&out, f->tok);
+            else
+                rwkv_tokenize(t, text + f->off, f->len, &out);
+        }
+    } else if (t->type == VOCAB_UGM) {
         for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
             const frag *f = &frags.v[i];
             if (f->tok >= 0)
                 iv_push(&out, f->tok);
             else
+                st = ugm_tokenize(t, text + f->off, f->len, &out);
+        }
+    } else if (t->type == VOCAB_WPM) {
+        for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
+            const frag *f = &frags.v[i];
+            if (f->tok >= 0)
+                iv_push(&out, f->tok);
+            else
+                st = wpm_tokenize(t, text + f->off, f->len, &out);
+        }
+        if (st == MP_OK && add_special && t->sep >= 0)
+            iv_push(&out, t->sep);
+    } else {
+        for (size_t i = 0; i < frags.n && st == MP_OK; i++) {
+            const frag *f = &frags.v[i];
+            if (f->tok >= 0) {
+                iv_push(&out, f->tok);
+            } else if (t->escape_whitespaces) {
+                /* SPM-style BPE (Gemma 4): ' ' -> U+2581 before splitting */
+                free(buf);
+                buf = malloc(3 * f->len + 1);
+                if (!buf) {
+                    st = MP_E_NOMEM;
+                    break;
+                }
+                size_t bl = 0;
+                for (size_t j = 0; j < f->len; j++) {
+                    if (text[f->off + j] == ' ') {
+                        memcpy(buf + bl, "\xE2\x96\x81", 3);
+                        bl += 3;
+                    } else {
+                        buf[bl++] = text[f->off + j];
+                    }
+                }
+                st = bpe_tokenize(t, buf, bl, &out);
+            } else {
                 st = bpe_tokenize(t, text + f->off, f->len, &out);
+            }
         }
     }
-    if (st == MP_OK && add_special && t->add_eos && t->eos >= 0)
+    if (st == MP_OK && add_special && t->add_eos && t->eos >= 0 && t->type != VOCAB_WPM && t->type != VOCAB_RWKV)
         iv_push(&out, t->eos);
     if (st == MP_OK && out.oom)
         st = MP_E_NOMEM;
@@ -556,6 +1021,8 @@ int mp_token_to_piece(const mp_tokenizer *t, int32_t id, char *buf, int cap, boo
     uint32_t n = t->text_len[id];
     if (!special && (a & (ATTR_UNKNOWN | ATTR_CONTROL)))
         return 0;
+    if (t->type == VOCAB_RWKV) /* every token: its unescaped bytes */
+        return copy_out(t->rwkv_arena + t->rwkv_off[id], (size_t)(t->rwkv_off[id + 1] - t->rwkv_off[id]), buf, cap);
     if (a & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED))
         return copy_out(s, n, buf, cap);
     if (a & ATTR_BYTE) {
@@ -568,7 +1035,7 @@ int mp_token_to_piece(const mp_tokenizer *t, int32_t id, char *buf, int cap, boo
     if (!(a & ATTR_NORMAL))
         return 0; /* unused / undefined tokens render as nothing */
     int total = 0;
-    if (t->type == VOCAB_SPM) {
+    if (t->type != VOCAB_BPE || t->escape_whitespaces) { /* U+2581 -> ' ' */
         for (uint32_t i = 0; i < n;) {
             if (i + 3 <= n && memcmp(s + i, "\xE2\x96\x81", 3) == 0) {
                 if (total < cap)
@@ -632,6 +1099,12 @@ void mp_tokenizer_free(mp_tokenizer *t)
     free(t->special);
     mp_tok_map_free(&t->tok2id);
     mp_tok_map_free(&t->merges);
+    mp_tok_map_free(&t->ud_prefix);
+    mp_tok_map_free(&t->rwkv_map);
+    mp_tok_map_free(&t->rwkv_prefix);
+    free(t->rwkv_arena);
+    free(t->rwkv_off);
+    free(t->charsmap);
     free(t);
 }
 
@@ -728,6 +1201,62 @@ static int cmp_special(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* UGM: the charsmap blob (copied: g may go), user-defined prefixes and the
+ * unknown score. */
+static int ugm_setup(mp_tokenizer *t, const mp_gguf *g, mp_err *err)
+{
+    const char *path = mp_gguf_path(g);
+    uint32_t et;
+    uint64_t n;
+    const void *data;
+    int st = mp_gguf_get_arr(g, "tokenizer.ggml.precompiled_charsmap", &et, &n, &data, err);
+    if (st == MP_OK) {
+        if (et != MP_GGUF_INT8 && et != MP_GGUF_UINT8)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: tokenizer.ggml.precompiled_charsmap is an array of %s, expected bytes",
+                              path, mp_gguf_vtype_name(et));
+        uint32_t blob = 0;
+        if (n >= 4)
+            memcpy(&blob, data, 4);
+        if (n < 4 || (uint64_t)blob + 4 >= n)
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: tokenizer.ggml.precompiled_charsmap: XCDA size %u does not fit its %llu bytes", path,
+                              blob, (unsigned long long)n);
+        t->charsmap = malloc(n);
+        if (!t->charsmap)
+            return mp_err_set(err, MP_E_NOMEM, "%s: out of memory for the charsmap", path);
+        memcpy(t->charsmap, data, n);
+        t->charsmap_len = n;
+        t->xcda = (const uint32_t *)(void *)(t->charsmap + 4);
+        t->xcda_n = blob / 4;
+        t->repl = (const char *)t->charsmap + 4 + blob;
+        t->repl_n = n - 4 - blob;
+    } else if (st != MP_E_NOTFOUND) {
+        return st;
+    }
+    mp_err_clear(err);
+    float min_score = FLT_MAX;
+    size_t n_ud = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if ((t->attr[id] & ATTR_NORMAL) && t->score[id] < min_score)
+            min_score = t->score[id];
+        if (t->attr[id] & ATTR_USER_DEFINED)
+            n_ud += t->text_len[id];
+    }
+    t->unk_score = (double)(min_score - 10.0f);
+    if (mp_tok_map_init(&t->ud_prefix, n_ud + 1) != 0)
+        return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path);
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if (!(t->attr[id] & ATTR_USER_DEFINED))
+            continue;
+        for (size_t l = 1; l <= t->text_len[id]; l++)
+            if (mp_tok_map_put(&t->ud_prefix, tok_text(t, id), l, 1, false) != 0)
+                return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path);
+        if (t->text_len[id] > t->max_ud_len)
+            t->max_ud_len = t->text_len[id];
+    }
+    return MP_OK;
+}
+
 static int get_str_array(const mp_gguf *g, const char *key, bool required, uint64_t *n,
                          const mp_gguf_str **strs, mp_err *err)
 {
@@ -765,15 +1294,33 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         st = mp_err_set(err, MP_E_CORRUPT, "%s: missing key tokenizer.ggml.model", path);
         goto fail;
     }
+    const bool gemma4 = strcmp(model, "gemma4") == 0;
     if (strcmp(model, "llama") == 0) {
         t->type = VOCAB_SPM;
-    } else if (strcmp(model, "gpt2") == 0) {
+    } else if (strcmp(model, "bert") == 0) {
+        t->type = VOCAB_WPM;
+    } else if (strcmp(model, "t5") == 0) {
+        t->type = VOCAB_UGM;
+    } else if (strcmp(model, "rwkv") == 0) {
+        t->type = VOCAB_RWKV;
+    } else if (strcmp(model, "gpt2") == 0 || gemma4) {
         t->type = VOCAB_BPE;
-        if ((st = mp_pretok_kind_from_name(pre, &t->pre_kind, err)) != MP_OK)
+        /* llama.cpp: the "gemma4" model is BPE whatever .pre says */
+        if ((st = mp_pretok_lookup(gemma4 ? "gemma4" : pre, &t->pre, err)) != MP_OK)
             goto fail;
+        t->pre_kind = t->pre.kind;
+        t->byte_encode = mp_pretok_byte_encode(t->pre_kind);
+        if (t->pre_kind == MP_PRETOK_WHITESPACE) {
+            /* made for tokenizer.ggml.model = "whitespace" (jina-v2-base-zh), which
+             * has its own session; under "gpt2" llama.cpp aborts on some inputs */
+            st = mp_err_set(err, MP_E_UNSUPPORTED,
+                            "%s: tokenizer.ggml.pre 'whitespace' is supported only with tokenizer.ggml.model "
+                            "'whitespace', which is not", path);
+            goto fail;
+        }
     } else {
-        st = mp_err_set(err, MP_E_UNSUPPORTED, "%s: tokenizer.ggml.model '%s' is not supported (only 'llama' and 'gpt2')",
-                        path, model);
+        st = mp_err_set(err, MP_E_UNSUPPORTED,
+                        "%s: tokenizer.ggml.model '%s' is not supported (only 'llama', 'gpt2', 'gemma4', 'bert', 't5' and 'rwkv')", path, model);
         goto fail;
     }
 
@@ -852,6 +1399,8 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         dst[len] = '\0';
         t->text_off[i] = off;
         t->text_len[i] = (uint32_t)len;
+        if (len > t->max_token_len)
+            t->max_token_len = len;
         off += len + 1;
         t->score[i] = fscores ? fscores[i] : iscores ? (float)iscores[i] : 0.0f;
         uint16_t a = ATTR_NORMAL;
@@ -925,7 +1474,7 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     /* Defaults per model type, then the pre-tokenizer's adjustments, then
      * whatever the metadata says. */
     int32_t fim_pre = -1, fim_suf = -1, fim_mid = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;
-    t->eot = t->eom = -1;
+    t->eot = t->eom = t->sep = -1;
     if (t->type == VOCAB_SPM) {
         t->bos = 1;
         t->eos = 2;
@@ -933,24 +1482,44 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         t->add_space_prefix = true;
         t->add_bos = true;
         t->add_eos = false;
+        t->clean_spaces = false;
+    } else if (t->type == VOCAB_RWKV) {
+        t->bos = t->eos = t->unk = -1;
+    } else if (t->type == VOCAB_UGM) {
+        t->bos = -1;
+        t->eos = 1;
+        t->unk = 2;
+        t->add_bos = false;
+        t->add_eos = true;
+    } else if (t->type == VOCAB_WPM) {
+        t->bos = 101; /* [CLS] */
+        t->eos = -1;
+        t->unk = 100;
+        t->sep = 102;
+        t->add_bos = true;
+        t->add_sep = true;
+        t->clean_spaces = true;
     } else {
-        t->bos = 11;
-        t->eos = 11;
+        t->bos = gemma4 ? -1 : 11; /* gemma4: every special id comes from the metadata */
+        t->eos = gemma4 ? -1 : 11;
         t->unk = -1;
         t->add_space_prefix = false;
-        t->add_bos = false;
+        t->add_bos = t->pre.add_bos;
         t->add_eos = false;
-        if (t->pre_kind == MP_PRETOK_LLAMA3) {
-            t->ignore_merges = true;
-            t->add_bos = true;
-        }
-        if (t->pre_kind == MP_PRETOK_CHATGLM4)
+        t->ignore_merges = t->pre.ignore_merges;
+        t->clean_spaces = t->pre.clean_spaces;
+        t->escape_whitespaces = t->pre.escape_whitespaces;
+        t->add_sep = t->pre.add_sep;
+        if (t->pre.no_bos)
             t->bos = -1;
     }
-    if ((st = read_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) != MP_OK)
+    if ((st = read_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) != MP_OK ||
+        (st = read_flag(g, "tokenizer.ggml.remove_extra_whitespaces", &t->remove_extra_ws, err)) != MP_OK)
         goto fail;
     if (t->bos >= t->n_vocab)
         t->bos = -1;
+    if (t->sep >= t->n_vocab)
+        t->sep = -1;
     if (t->eos >= t->n_vocab)
         t->eos = -1;
     if (t->unk >= t->n_vocab)
@@ -960,6 +1529,7 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     read_id(g, "tokenizer.ggml.eot_token_id", t->n_vocab, &t->eot);
     read_id(g, "tokenizer.ggml.eom_token_id", t->n_vocab, &t->eom);
     read_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk);
+    read_id(g, "tokenizer.ggml.seperator_token_id", t->n_vocab, &t->sep); /* sic, llama.cpp's key */
     read_id(g, "tokenizer.ggml.fim_pre_token_id", t->n_vocab, &fim_pre);
     read_id(g, "tokenizer.ggml.fim_suf_token_id", t->n_vocab, &fim_suf);
     read_id(g, "tokenizer.ggml.fim_mid_token_id", t->n_vocab, &fim_mid);
@@ -970,7 +1540,16 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
     read_id(g, "tokenizer.ggml.suffix_token_id", t->n_vocab, &fim_suf);
     read_id(g, "tokenizer.ggml.middle_token_id", t->n_vocab, &fim_mid);
     if ((st = read_flag(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) != MP_OK ||
-        (st = read_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) != MP_OK)
+        (st = read_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) != MP_OK ||
+        (st = read_flag(g, "tokenizer.ggml.add_sep_token", &t->add_sep, err)) != MP_OK)
+        goto fail;
+    if (t->type == VOCAB_BPE && t->pre_kind == MP_PRETOK_GEMMA4)
+        t->add_bos = true; /* llama.cpp overrides the metadata for Gemma 4 */
+    t->lowercase = true; /* BertNormalizer: strip_accents follows lowercase unless set */
+    if ((st = read_flag(g, "tokenizer.ggml.normalizer.lowercase", &t->lowercase, err)) != MP_OK)
+        goto fail;
+    t->strip_accents = t->lowercase;
+    if ((st = read_flag(g, "tokenizer.ggml.normalizer.strip_accents", &t->strip_accents, err)) != MP_OK)
         goto fail;
 
     detect_special(t, &t->eot, k_eot_names);
@@ -1064,6 +1643,38 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
         free(keys);
     }
 
+    /* Per-model strip flags that llama.cpp sets by name (the GGUF has no
+     * per-token attributes): after the special list is built, so only the
+     * strip behaviour changes. */
+    {
+        const char *gname = mp_gguf_get_str(g, "general.name");
+        const char *arch = mp_gguf_get_str(g, "general.architecture");
+        char lname[256] = "";
+        for (size_t i = 0; gname && gname[i] && i + 1 < sizeof(lname); i++) {
+            lname[i] = (char)tolower((unsigned char)gname[i]);
+            lname[i + 1] = '\0';
+        }
+        const char *p = pre ? pre : "";
+        int32_t id;
+        if (strstr(p, "jina-v2-de") || strstr(p, "jina-v2-es") || strstr(p, "jina-v2-code") ||
+            (arch && (strstr(arch, "nomic-bert-moe") || strstr(arch, "jina-bert-v3")))) {
+            if ((id = mp_tok_map_get(&t->tok2id, "<mask>", 6)) >= 0)
+                t->attr[id] |= ATTR_LSTRIP;
+        } else if (strstr(lname, "phi-3") || strstr(lname, "phi3")) {
+            for (int32_t i = 0; i < t->n_special; i++)
+                t->attr[t->special[i]] |= ATTR_RSTRIP;
+            if ((id = mp_tok_map_get(&t->tok2id, "</s>", 4)) >= 0)
+                t->attr[id] |= ATTR_RSTRIP;
+            static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+            for (size_t k = 0; k < 3; k++)
+                if ((id = mp_tok_map_get(&t->tok2id, keep[k], strlen(keep[k]))) >= 0)
+                    t->attr[id] &= (uint16_t)~ATTR_RSTRIP;
+        } else if (strstr(lname, "modern-bert")) {
+            if ((id = mp_tok_map_get(&t->tok2id, "[MASK]", 6)) >= 0)
+                t->attr[id] |= ATTR_LSTRIP;
+        }
+    }
+
     /* Byte tokens and the byte-level alphabet. */
     for (int b = 0; b < 256; b++) {
         char u[4];
@@ -1086,6 +1697,14 @@ int mp_tokenizer_load(mp_tokenizer **out, const mp_gguf *g, mp_err *err)
 
     if (t->type == VOCAB_BPE && (st = mp_pretok_create(&t->pretok, t->pre_kind, err)) != MP_OK)
         goto fail;
+    if (t->type == VOCAB_UGM && (st = ugm_setup(t, g, err)) != MP_OK)
+        goto fail;
+    if (t->type == VOCAB_RWKV && (st = rwkv_setup(t, err, path)) != MP_OK)
+        goto fail;
+    if (t->type == VOCAB_WPM && (st = mp_cpt_init()) != MP_OK) {
+        st = mp_err_set(err, st, "tokenizer: cannot build the Unicode category table");
+        goto fail;
+    }
 
     *out = t;
     return MP_OK;
@@ -1102,6 +1721,8 @@ int32_t mp_tokenizer_unk(const mp_tokenizer *t) { return t->unk; }
 bool mp_tokenizer_add_bos(const mp_tokenizer *t) { return t->add_bos; }
 bool mp_tokenizer_add_eos(const mp_tokenizer *t) { return t->add_eos; }
 bool mp_tokenizer_add_space_prefix(const mp_tokenizer *t) { return t->add_space_prefix; }
+bool mp_tokenizer_clean_spaces(const mp_tokenizer *t) { return t->clean_spaces; }
+bool mp_tokenizer_add_sep(const mp_tokenizer *t) { return t->add_sep; }
 
 bool mp_tokenizer_is_eog(const mp_tokenizer *t, int32_t id)
 {

@@ -1,8 +1,10 @@
 /* Tokenizers built from GGUF metadata, matching llama.cpp (src/llama-vocab.cpp):
- * SentencePiece (tokenizer.ggml.model = "llama") and byte-level BPE ("gpt2")
- * with the pre-tokenizer named by tokenizer.ggml.pre (default/gpt-2,
- * llama3/llama-bpe, qwen2, deepseek-llm/-coder/-v3, kimi-k2, glm4, ...). Special tokens, BOS/EOS flags,
- * and detokenisation that round-trips bytes. */
+ * SentencePiece (tokenizer.ggml.model = "llama"), byte-level BPE ("gpt2")
+ * with the pre-tokenizer named by tokenizer.ggml.pre (every name llama.cpp
+ * knows: pretok.h), SPM-style BPE on raw UTF-8 ("gemma4"), WordPiece
+ * ("bert") and Unigram ("t5"); other models ("rwkv", "plamo2", ...) are
+ * refused by name. Special tokens, BOS/EOS/SEP flags, and detokenisation
+ * that round-trips bytes. */
 #ifndef MP_TOKENIZER_H
 #define MP_TOKENIZER_H
 
@@ -46,6 +48,11 @@ int32_t mp_tokenizer_unk(const mp_tokenizer *tok);           /* -1 if none */
 bool mp_tokenizer_add_eos(const mp_tokenizer *tok);          /* add EOS by default? */
 /* SPM: a space is put before the text (and after each special token). */
 bool mp_tokenizer_add_space_prefix(const mp_tokenizer *tok);
+/* Detokenizing removes the space before punctuation and in contractions
+ * (llama.cpp's clean_spaces, set per tokenizer.ggml.pre). */
+bool mp_tokenizer_clean_spaces(const mp_tokenizer *tok);
+/* A SEP token is added by default (embedding vocabularies). */
+bool mp_tokenizer_add_sep(const mp_tokenizer *tok);
 /* Control or unknown token (rendered only with special = true). */
 bool mp_tokenizer_is_control(const mp_tokenizer *tok, int32_t id);
 /* The token's raw vocabulary text (NUL-terminated, owned by tok), or NULL. */

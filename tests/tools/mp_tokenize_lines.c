@@ -13,17 +13,30 @@
  *       Devanagari, contractions in both cases, punctuation and symbols
  *       (ASCII and fullwidth), special-token texts, and random bytes; never
  *       a 4-byte form above U+10FFFF, on which llama.cpp aborts
- *   mp-tokenize-lines --set-pre IN.gguf NAME OUT.gguf [--no-merges]
+ *   mp-tokenize-lines --set-pre IN.gguf NAME OUT.gguf [--no-merges] [--model=M]
  *       copies IN's metadata (a vocab-only GGUF) with tokenizer.ggml.pre =
- *       NAME (and without tokenizer.ggml.merges): pre-tokenizers whose own
+ *       NAME (and without tokenizer.ggml.merges, and with
+ *       tokenizer.ggml.model = M): pre-tokenizers whose own
  *       vocab the peer lacks run on another byte-level BPE vocabulary (the
  *       split rules are what differ)
+ *   mp-tokenize-lines --info VOCAB.gguf
+ *       prints "MODEL PRE" (tokenizer.ggml.model and .pre, "-" if absent)
+ *       and exits 0 if the engine loads the vocabulary, else prints the
+ *       refusal to stderr and exits 3
+ *   mp-tokenize-lines --names
+ *       prints every tokenizer.ggml.pre name the engine knows, one a line
+ *   mp-tokenize-lines --make-rwkv IN.gguf OUT.gguf
+ *       an RWKV vocabulary (tokenizer.ggml.model = rwkv, escaped token
+ *       texts) from IN's metadata: the 256 single bytes, then IN's tokens
+ *       decoded from the GPT-2 byte alphabet (the peer has no RWKV vocab)
  *   mp-tokenize-lines --vectors VOCAB.gguf
  *       llama.cpp's test vectors VOCAB.gguf.inp / .out (strings separated by
  *       "\n__ggml_vocab_test__\n", one line of ids each, no special tokens
  *       added or parsed): prints "matched/total" and every mismatch; exit 1
  *       on any */
 #include "gguf/gguf.h"
+#include "tokenizer/pretok.h"
+#include "tokenizer/tok_unicode.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdbool.h>
@@ -116,7 +129,7 @@ static int gen(long count, uint64_t seed, const char *out)
     return fclose(f) ? 2 : 0;
 }
 
-static int set_pre(const char *in, const char *name, const char *out, bool no_merges)
+static int set_pre(const char *in, const char *name, const char *out, bool no_merges, const char *model)
 {
     mp_gguf *g = NULL;
     mp_err err = {0};
@@ -129,6 +142,7 @@ static int set_pre(const char *in, const char *name, const char *out, bool no_me
     for (uint64_t i = 0; i < mp_gguf_n_kv(g) && !rc; i++) {
         const char *key = mp_gguf_kv_at(g, i)->key.ptr;
         if (!strcmp(key, "tokenizer.ggml.pre")) rc |= mp_gguf_writer_set_str(w, key, name);
+        else if (model && !strcmp(key, "tokenizer.ggml.model")) rc |= mp_gguf_writer_set_str(w, key, model);
         else if (no_merges && !strcmp(key, "tokenizer.ggml.merges")) continue;
         else rc |= mp_gguf_writer_set_value(w, key, &mp_gguf_kv_at(g, i)->value);
     }
@@ -137,6 +151,90 @@ static int set_pre(const char *in, const char *name, const char *out, bool no_me
         fprintf(stderr, "mp-tokenize-lines: %s\n", err.msg);
         rc = 1;
     }
+    mp_gguf_writer_free(w);
+    mp_gguf_free(g);
+    return rc ? 1 : 0;
+}
+
+/* RWKV escaping of raw bytes: \\xhh for controls, DEL, bytes >= 0x80 and
+ * the backslash itself. */
+static size_t rwkv_escape(const unsigned char *b, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] < 0x20 || b[i] >= 0x7F || b[i] == '\\')
+            o += (size_t)sprintf(out + o, "\\x%02x", b[i]);
+        else
+            out[o++] = (char)b[i];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int make_rwkv(const char *in, const char *out)
+{
+    mp_gguf *g = NULL;
+    mp_err err = {0};
+    if (mp_gguf_open(&g, in, NULL, &err) != MP_OK) {
+        fprintf(stderr, "mp-tokenize-lines: %s\n", err.msg);
+        return 1;
+    }
+    uint32_t et;
+    uint64_t nt;
+    const void *data;
+    if (mp_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &nt, &data, &err) != MP_OK || et != MP_GGUF_STRING) {
+        fprintf(stderr, "mp-tokenize-lines: %s: no token list\n", in);
+        mp_gguf_free(g);
+        return 1;
+    }
+    const mp_gguf_str *toks = data;
+    char **strs = calloc(nt + 256, sizeof(*strs));
+    int32_t *types = calloc(nt + 256, sizeof(*types));
+    uint64_t n = 0;
+    int rc = strs && types ? 0 : 1;
+    for (int b = 0; b < 256 && !rc; b++) {
+        unsigned char c = (unsigned char)b;
+        strs[n] = malloc(8);
+        rwkv_escape(&c, 1, strs[n]);
+        types[n++] = 1;
+    }
+    for (uint64_t i = 0; i < nt && !rc; i++) {
+        unsigned char raw[1024];
+        size_t rl = 0;
+        bool ok = toks[i].len > 0 && toks[i].len < 512;
+        for (size_t k = 0; ok && k < toks[i].len;) {
+            size_t adv;
+            int byte = mp_cpt_to_byte(mp_utf8_decode((const uint8_t *)toks[i].ptr + k, toks[i].len - k, &adv));
+            ok = byte >= 0;
+            raw[rl++] = (unsigned char)byte;
+            k += adv;
+        }
+        if (!ok || rl < 2)
+            continue;
+        strs[n] = malloc(rl * 4 + 1);
+        rwkv_escape(raw, rl, strs[n]);
+        types[n++] = 1;
+    }
+    mp_gguf_writer *w = mp_gguf_writer_create();
+    rc |= w ? 0 : 1;
+    for (uint64_t i = 0; i < mp_gguf_n_kv(g) && !rc; i++) {
+        const char *key = mp_gguf_kv_at(g, i)->key.ptr;
+        if (!strncmp(key, "tokenizer.", 10))
+            continue;
+        rc |= mp_gguf_writer_set_value(w, key, &mp_gguf_kv_at(g, i)->value);
+    }
+    if (!rc)
+        rc |= mp_gguf_writer_set_str(w, "tokenizer.ggml.model", "rwkv") |
+              mp_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", n, (const char *const *)strs, NULL) |
+              mp_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", MP_GGUF_INT32, n, types);
+    if (!rc && mp_gguf_writer_write(w, out, NULL, NULL, &err) != MP_OK) {
+        fprintf(stderr, "mp-tokenize-lines: %s\n", err.msg);
+        rc = 1;
+    }
+    for (uint64_t i = 0; strs && i < n; i++)
+        free(strs[i]);
+    free(strs);
+    free(types);
     mp_gguf_writer_free(w);
     mp_gguf_free(g);
     return rc ? 1 : 0;
@@ -219,15 +317,51 @@ static int vectors(const char *vocab)
     return ok == total && total > 0 ? 0 : 1;
 }
 
+static int info(const char *vocab)
+{
+    mp_gguf *g = NULL;
+    mp_tokenizer *tok = NULL;
+    mp_err err = {0};
+    if (mp_gguf_open(&g, vocab, NULL, &err) != MP_OK) {
+        fprintf(stderr, "mp-tokenize-lines: %s\n", err.msg);
+        return 1;
+    }
+    const char *model = mp_gguf_get_str(g, "tokenizer.ggml.model");
+    const char *pre = mp_gguf_get_str(g, "tokenizer.ggml.pre");
+    printf("%s %s\n", model && *model ? model : "-", pre && *pre ? pre : "-");
+    int rc = 0;
+    if (mp_tokenizer_load(&tok, g, &err) != MP_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        rc = 3;
+    }
+    mp_tokenizer_free(tok);
+    mp_gguf_free(g);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--info")) return info(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "--make-rwkv")) return make_rwkv(argv[2], argv[3]);
+    if (argc == 2 && !strcmp(argv[1], "--names")) {
+        for (size_t i = 0; mp_pretok_name_at(i); i++) puts(mp_pretok_name_at(i));
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "--vectors")) return vectors(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "--gen")) return gen(atol(argv[2]), strtoull(argv[3], NULL, 10), argv[4]);
-    if ((argc == 5 || (argc == 6 && !strcmp(argv[5], "--no-merges"))) && !strcmp(argv[1], "--set-pre"))
-        return set_pre(argv[2], argv[3], argv[4], argc == 6);
+    if (argc >= 5 && !strcmp(argv[1], "--set-pre")) {
+        bool no_merges = false;
+        const char *model = NULL;
+        for (int i = 5; i < argc; i++) {
+            if (!strcmp(argv[i], "--no-merges")) no_merges = true;
+            else if (!strncmp(argv[i], "--model=", 8)) model = argv[i] + 8;
+            else return 2;
+        }
+        return set_pre(argv[2], argv[3], argv[4], no_merges, model);
+    }
     if (argc != 3) {
-        fprintf(stderr, "usage: mp-tokenize-lines VOCAB.gguf STRINGS | --gen N SEED OUT | --set-pre IN NAME OUT [--no-merges] | "
-                        "--vectors VOCAB.gguf\n");
+        fprintf(stderr, "usage: mp-tokenize-lines VOCAB.gguf STRINGS | --gen N SEED OUT | --set-pre IN NAME OUT [--no-merges] "
+                        "[--model=M] | --vectors VOCAB.gguf | --info VOCAB.gguf | --names\n");
         return 2;
     }
     mp_gguf *g = NULL;
