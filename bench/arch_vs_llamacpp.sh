@@ -127,13 +127,8 @@ for b in "${BUDGETS[@]}"; do
         l_tg=$(pick 's/^generation: .* = \([0-9.]*\) tok\/s.*/\1/p' "$lg")
         m_pp=$(pick 's/^prompt_eval: .* = \([0-9.]*\) tok\/s.*/\1/p' "$mg")
         m_tg=$(pick 's/^gen: .* at \([0-9.]*\) tok\/s.*/\1/p' "$mg")
-        for v in lrc mrc; do
-            case ${!v} in
-            0) ;;
-            124) [ $v = lrc ] && { l_pp=timeout; l_tg=timeout; } || { m_pp=timeout; m_tg=timeout; } ;;
-            *) [ $v = lrc ] && { l_pp="rc=$lrc"; l_tg=-; } || { m_pp="rc=$mrc"; m_tg=-; } ;;
-            esac
-        done
+        case $lrc in 0) ;; 124) l_pp=timeout; l_tg=timeout ;; *) l_pp="rc=$lrc"; l_tg=- ;; esac
+        case $mrc in 0) ;; 124) m_pp=timeout; m_tg=timeout ;; *) m_pp="rc=$mrc"; m_tg=- ;; esac
         hits=$(pick 's/^expert cache: \([0-9.]*%\) hits.*/\1/p' "$mg")
         grep -q 'memory plan: all weights mapped' "$mg" && hits=mapped
         if [ "$b" = ram ]; then

@@ -31,16 +31,16 @@ gen() { # NAME OPTIONS...
 for n in $names; do
     case $n in
     ds2-lite-shape)
-        gen $n --arch deepseek2 --type q4_K_m --fit-types --n-embd 2048 --n-head 16 --n-ff 10944 \
+        gen "$n" --arch deepseek2 --type q4_K_m --fit-types --n-embd 2048 --n-head 16 --n-ff 10944 \
             --n-ff-exp 1408 --n-layer 27 --n-dense-lead 1 --n-expert 64 --n-expert-used 6 --n-shared 2 \
             --kv-lora 512 --rope-dim 64 --nope-dim 128 --v-dim 128 --gating softmax --weights-scale 1.0 \
             --yarn 40 --yarn-orig 4096 --yarn-log-mul 0.0707 --n-ctx 163840 --n-vocab 102400 --seed 21 ;;
     gptoss-20b-shape)
-        gen $n --arch gpt-oss --type q8_0 --expert-type mxfp4 --n-embd 2880 --n-head 64 --n-head-kv 8 \
+        gen "$n" --arch gpt-oss --type q8_0 --expert-type mxfp4 --n-embd 2880 --n-head 64 --n-head-kv 8 \
             --head-dim 64 --n-ff 2880 --n-ff-exp 2880 --n-layer 24 --n-expert 32 --n-expert-used 4 \
             --swa 128 --rope-base 150000 --yarn 32 --yarn-orig 4096 --n-ctx 131072 --n-vocab 201088 --seed 22 ;;
     kimi-shape)
-        gen $n --arch deepseek2 --type q4_K_m --fit-types --n-embd 2048 --n-head 16 --n-ff 8192 \
+        gen "$n" --arch deepseek2 --type q4_K_m --fit-types --n-embd 2048 --n-head 16 --n-ff 8192 \
             --n-ff-exp 512 --n-layer 17 --n-dense-lead 1 --n-expert 256 --n-expert-used 8 --n-shared 1 \
             --q-lora 768 --kv-lora 512 --rope-dim 64 --nope-dim 128 --v-dim 128 --gating sigmoid --probs-bias \
             --n-group 8 --n-group-used 4 --weights-norm --weights-scale 2.827 \
