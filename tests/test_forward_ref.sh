@@ -76,10 +76,19 @@ GLM="--arch glm4moe --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 128 --n-ff 
 # shared expert of its own width or of n_ff, 60 experts top-4)
 Q2M="--arch qwen2moe --n-embd 256 --n-head 4 --n-head-kv 2 --n-ff 512 --n-ff-exp 256 --n-layer 3 --n-expert 8
      --n-expert-used 3 --n-vocab 384 --seed 11 -q"
+# gpt-oss (q/k/v/o, router and expert biases, per-head sinks, the sliding window
+# on alternate layers -- the 64-token prompt is 4x the window of 16 -- the clamped
+# SwiGLU, top-k router logits then softmax over the k; then a window of 8 on 2 of
+# every 3 layers with YaRN and their own rope base); f32, f16 and MXFP4 (all
+# matrices, so the experts too; 3e-2 as the quantised types above: measured
+# 4.9e-3..1.15e-2 on seeds 11-13)
+GO="--arch gpt-oss --n-embd 256 --n-head 4 --n-head-kv 2 --head-dim 64 --n-ff 256 --n-layer 3 --n-expert 8
+    --n-expert-used 3 --n-vocab 384 --seed 11 -q"
 ds_row() { # NAME TYPE MP-GEN-OPTIONS...
     local name=$1 type=$2 tol=1e-4 n=32; shift 2
     [ "$name" = ds2-v3 ] && tol=2e-4
     [ "$type" = f32 ] || { tol=1e-2; n=0; }
+    [ "$type" = mxfp4 ] && tol=3e-2
     local m="$T/$name-$type.gguf"
     "$B/mp-gen" "$@" --type "$type" -o "$m" || { echo "FAIL: mp-gen $name $type"; fail=1; return; }
     local eng ref out rc ge gr g=-
@@ -104,8 +113,15 @@ for type in f32 f16; do
     ds_row glm45 $type $GLM --attn-bias --qk-norm
     ds_row qwen2moe $type $Q2M --n-ff-shexp 768
     ds_row q2m-60x4 $type $Q2M --n-expert 60 --n-expert-used 4
+    ds_row gptoss $type $GO --swa 16
+    ds_row gptoss-yarn $type $GO --swa 8 --swa-pattern 3 --yarn 32 --yarn-orig 256 --rope-base-swa 5000
     }
 done
+# shellcheck disable=SC2086
+{
+ds_row gptoss mxfp4 $GO --swa 16
+ds_row gptoss-yarn mxfp4 $GO --swa 8 --swa-pattern 3 --yarn 32 --yarn-orig 256 --rope-base-swa 5000
+}
 
 # Every position of one MoE model.
 m="$T/qwen3moe-f32.gguf"

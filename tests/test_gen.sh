@@ -22,6 +22,10 @@ bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 "$GEN" --self-test || bad "mp-gen --self-test"
 "$GEN" --help | grep -q -- "--vocab" || bad "mp-gen --help"
 
+# V2-Lite-like widths that no 256-block divides (expert FFN 352, dense FFN 544,
+# nope 32): with --fit-types those rows fall back to q8_0 as llama-quantize's do
+FIT="--arch deepseek2 --type q4_K_m --n-embd 256 --n-head 2 --n-ff 544 --n-ff-exp 352 --n-layer 2
+     --n-dense-lead 1 --n-expert 4 --n-expert-used 2 --kv-lora 256 --n-shared 2"
 # name | options
 MODELS=(
   "llama-f32|--arch llama --type f32"
@@ -42,6 +46,7 @@ MODELS=(
   "qwen2moe-q4_K_m|--arch qwen2moe --type q4_K_m --n-embd 256 --n-head 2 --n-ff 512 --n-ff-exp 256 --n-expert 8 --n-expert-used 4"
   "gpt-oss-mxfp4|--arch gpt-oss --type q8_0 --expert-type mxfp4 --n-head 2 --n-head-kv 1 --head-dim 64 --n-layer 3 --swa 16 --yarn 32 --yarn-orig 256"
   "gpt-oss-f16|--arch gpt-oss --type f16 --n-layer 3 --swa-pattern 3 --rope-base-swa 10000"
+  "deepseek2-fit-q4_K_m|$FIT --fit-types"
 )
 
 for m in "${MODELS[@]}"; do
@@ -76,6 +81,14 @@ if msg=$("$GEN" --arch llama --type q4_K --n-embd 64 -q -o "$OUT/bad.gguf" 2>&1)
   bad "q4_K with n_embd 64 was accepted"
 else
   case "$msg" in *"token_embd.weight"*"64"*"256"*) ;; *) bad "unclear row-length message: $msg" ;; esac
+fi
+[ -e "$OUT/bad.gguf" ] && bad "a refused model left a file behind"
+# ... and so is the V2-Lite-like model without --fit-types (attn_output 64, expert down 352)
+# shellcheck disable=SC2086
+if msg=$("$GEN" $FIT -q -o "$OUT/bad.gguf" 2>&1); then
+  bad "a 352-wide q4_K/q6_K row was accepted without --fit-types"
+else
+  case "$msg" in *"tensor 'blk."*"has rows of"*"256"*) ;; *) bad "unclear row-length message: $msg" ;; esac
 fi
 [ -e "$OUT/bad.gguf" ] && bad "a refused model left a file behind"
 

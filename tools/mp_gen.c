@@ -148,6 +148,7 @@ typedef struct gen_opts {
     int64_t n_expert, n_expert_used, n_vocab, n_ctx;
     float rope_base, eps;
     bool tied_output;
+    bool fit_types;         /* --fit-types: rows that don't fit a type's block fall back (fit_type) */
     uint64_t seed;
     const char *out, *vocab, *name;
     bool quiet;
@@ -238,7 +239,7 @@ static void model_add(gen_model *m, const gen_opts *o, gen_role role, int64_t ne
     va_end(ap);
     t->role = role;
     t->type = role_type(o, role);
-    if (role == ROLE_ATTN_KB) t->type = fit_type(t->type, ne0);
+    if (role == ROLE_ATTN_KB || o->fit_types) t->type = fit_type(t->type, ne0);
     t->ne[0] = ne0;
     t->ne[1] = ne1 ? ne1 : 1;
     t->ne[2] = ne2 ? ne2 : 1;
@@ -960,6 +961,10 @@ static void usage(FILE *f)
         "  --n-ctx N           context_length (2048)\n"
         "  --rope-base F (10000)   --eps F (1e-5)\n"
         "  --tied-output       no output.weight (llama.cpp reuses token_embd)\n"
+        "  --fit-types         a tensor whose rows are not a multiple of its type's block\n"
+        "                      (e.g. DeepSeek-V2-Lite's 1408-wide expert down) falls back to\n"
+        "                      q8_0 (f16 if not a multiple of 32), as llama-quantize falls\n"
+        "                      back; without it such a row is an error\n"
         "deepseek2 (MLA attention, shared experts):\n"
         "  --q-lora N (0: attn_q)  --kv-lora N (128)  --rope-dim N (16)  --nope-dim N (32)\n"
         "  --v-dim N (32)      --mla-kv-b: the older attn_kv_b layout (else attn_k_b/attn_v_b)\n"
@@ -1137,6 +1142,8 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->eps = parse_float(a, NEXT());
         } else if (!strcmp(a, "--tied-output")) {
             o->tied_output = true;
+        } else if (!strcmp(a, "--fit-types")) {
+            o->fit_types = true;
         } else if (!strcmp(a, "--seed")) {
             o->seed = (uint64_t)parse_int(a, NEXT(), 0);
         } else if (!strcmp(a, "--vocab")) {

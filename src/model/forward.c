@@ -445,7 +445,12 @@ static void per_head_matmul(mp_ctx *c, const mp_tensor *w, const float *x, int64
                             float *y, int64_t ldy, int64_t hy_stride)
 {
     const int64_t cols = w->ne[0], rows = w->ne[1], H = w->ne[2];
-    const int mode = w->type == MP_TYPE_F32 ? MP_MM_VEC_DOT : MP_MM_GEMM;
+    /* ggml's MUL_MAT over a 3-D weight: F32 gets the vec_dot order (the permuted
+     * activations are not contiguous, so tinyBLAS is not tried), the quantised types
+     * tinyBLAS's over the q8 copy where it applies (MP_MM_GEMM), but never the IQ
+     * panel GEMM, which takes 2-D weights only (iqp.cpp: src0->ne[2] == 1): IQ4_XS
+     * attn_k_b / attn_v_b (llama-quantize's IQ4_XS mix) need the vec_dot order. */
+    const int mode = w->type == MP_TYPE_F32 || w->type == MP_TYPE_IQ4_XS ? MP_MM_VEC_DOT : MP_MM_GEMM;
     const size_t arow = mp_act_row_size(w->type, cols);
     const int64_t cap_rows = (int64_t)c->n_batch * (c->m->hp.n_expert ? c->m->hp.n_expert_used : 1);
     int64_t per_job = cap_rows * (int64_t)c->act_stride / ((int64_t)arow * T);

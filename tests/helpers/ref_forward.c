@@ -42,11 +42,17 @@ typedef struct ref_layer {
     ref_mat wkv_a, kv_a_norm;           /* (kv_lora + n_rot, n_embd), (kv_lora) */
     ref_mat wk_b, wv_b;                 /* (n_head*kv_lora, nope), (n_head*dv, kv_lora) */
     ref_mat wkv_b;                      /* (n_head*(nope+dv), kv_lora) */
+    /* gpt-oss */
+    ref_mat sinks;                      /* (n_head) per-head sink logits */
+    ref_mat router_b;                   /* (n_expert) router bias */
+    ref_mat gate_exps_b, up_exps_b;     /* (n_expert * n_ff) per-expert biases */
+    ref_mat down_exps_b;                /* (n_expert * n_embd) */
+    bool swa;                           /* a sliding-window layer */
     bool dense;                         /* a dense FFN layer (leading dense layers) */
     double *k_cache, *v_cache;          /* (n_ctx, n_head_kv*hd); MLA latent: (n_ctx, kv_lora + n_rot) */
 } ref_layer;
 
-enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE, REF_DEEPSEEK2, REF_GLM4MOE, REF_QWEN2MOE };
+enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE, REF_DEEPSEEK2, REF_GLM4MOE, REF_QWEN2MOE, REF_GPTOSS };
 
 struct mp_ref_model {
     enum ref_arch arch;
@@ -66,6 +72,10 @@ struct mp_ref_model {
     int q_lora, kv_lora, mla_dk, mla_dv, nope, kv_w; /* kv_w: KV cache row width */
     double yarn_ext, rope_mag, kq_scale, n_ctx_orig; /* rope_mag: cos/sin magnitude */
     double *mq, *mkv, *mo;
+    /* gpt-oss: sliding window (tokens a query sees, itself included), the
+     * window layers' rope base */
+    int n_swa;
+    double rope_base_swa;
 
     ref_mat tok_embd;    /* (n_vocab, n_embd) */
     ref_mat output_norm; /* (n_embd) */
@@ -183,7 +193,8 @@ void mp_ref_model_free(mp_ref_model *m)
                                &L->ffn_down, &L->router, &L->gate_exps, &L->up_exps, &L->down_exps,
                                &L->gate_up_exps, &L->probs_b, &L->gate_sh, &L->up_sh, &L->down_sh,
                                &L->wq_a, &L->q_a_norm, &L->wq_b, &L->wkv_a, &L->kv_a_norm, &L->wk_b,
-                               &L->wv_b, &L->wkv_b, &L->gate_inp_sh};
+                               &L->wv_b, &L->wkv_b, &L->gate_inp_sh, &L->sinks, &L->router_b,
+                               &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
             for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) free_mat(mats[i], NULL);
             free(L->k_cache);
             free(L->v_cache);
@@ -292,6 +303,56 @@ static int read_hparams_ds(mp_ref_model *m, const mp_gguf *g, const char *arch, 
     return MP_OK;
 }
 
+/* gpt-oss (llama.cpp src/models/openai-moe.cpp, llama-context.cpp's YaRN
+ * factors): NEOX RoPE, YaRN when rope.scaling.type says so (cos/sin scaled by
+ * attn_factor * (1 + 0.1 ln factor); gpt-oss does not read a
+ * yarn_log_multiplier), attention scale 1/sqrt(head_dim), a
+ * sliding window (attention.sliding_window) on the layers of the pattern
+ * (attention.sliding_window_pattern N, absent: 2; layer il slides when
+ * il % N < N - 1, i.e. the even layers), rope.freq_base_swa on those layers.
+ * The shared part (sizes, experts, eps, base) is read by read_hparams. */
+static int read_hparams_gptoss(mp_ref_model *m, const mp_gguf *g, const char *arch, mp_err *err)
+{
+    const char *path = mp_gguf_path(g);
+    char key[128];
+    int rc, pattern = 2, ff = 0;
+    if ((rc = get_hp_u32(g, arch, "attention.sliding_window", -1, &m->n_swa, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "attention.sliding_window_pattern", 2, &pattern, err))) return rc;
+    if ((rc = get_hp_f64(g, arch, "rope.freq_base_swa", m->rope_base, &m->rope_base_swa, false, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "expert_feed_forward_length", -1, &ff, err))) return rc;
+    if ((rc = get_hp_f64(g, arch, "expert_weights_scale", 0.0, &m->w_scale, false, err))) return rc;
+    if (m->n_swa <= 0 || m->n_expert == 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: gpt-oss needs a sliding window (%d) and experts (%d)", path,
+                          m->n_swa, m->n_expert);
+    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    if (!m->layers) return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path);
+    for (int il = 0; il < m->n_layer; il++) m->layers[il].swa = pattern == 0 || il % pattern < pattern - 1;
+    m->rope_neox = true;
+    m->norm_topk = false;
+    m->rope_mag = 1.0;
+    m->rope_freq_scale = 1.0;
+    m->kq_scale = 1.0 / sqrt((double)m->head_dim);
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const char *st = mp_gguf_get_str(g, key);
+    double factor = 0, attn = 1;
+    int ctx_train = 0, orig = 0;
+    if ((rc = get_hp_f64(g, arch, "rope.scaling.factor", 0, &factor, false, err))) return rc;
+    if ((rc = get_hp_f64(g, arch, "rope.scaling.attn_factor", 1, &attn, false, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "context_length", 2048, &ctx_train, err))) return rc;
+    if ((rc = get_hp_u32(g, arch, "rope.scaling.original_context_length", ctx_train, &orig, err))) return rc;
+    m->n_ctx_orig = orig;
+    if ((!st || strcmp(st, "none")) && factor > 0) m->rope_freq_scale = 1.0 / factor;
+    m->rope_mag = attn;
+    if (st && !strcmp(st, "yarn")) {
+        const double f = 1.0 / m->rope_freq_scale;
+        m->yarn_ext = 1.0;
+        if (f > 1.0) m->rope_mag *= 1.0 + 0.1 * log(f);
+    } else if (st && strcmp(st, "none") && strcmp(st, "linear")) {
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: rope scaling '%s' is not supported", path, st);
+    }
+    return MP_OK;
+}
+
 static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
 {
     const char *path = mp_gguf_path(g);
@@ -304,6 +365,7 @@ static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
     else if (!strcmp(arch, "deepseek2")) m->arch = REF_DEEPSEEK2;
     else if (!strcmp(arch, "glm4moe")) m->arch = REF_GLM4MOE;
     else if (!strcmp(arch, "qwen2moe")) m->arch = REF_QWEN2MOE;
+    else if (!strcmp(arch, "gpt-oss")) m->arch = REF_GPTOSS;
     else return mp_err_set(err, MP_E_UNSUPPORTED, "%s: architecture '%s' is not supported", path, arch);
     snprintf(m->arch_name, sizeof m->arch_name, "%s", arch);
     if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE) return read_hparams_ds(m, g, arch, err);
@@ -334,8 +396,9 @@ static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
     if ((rc = get_hp_f64(g, arch, "attention.layer_norm_rms_epsilon", 0, &m->eps, true, err))) return rc;
     if ((rc = get_hp_f64(g, arch, "rope.freq_base", 10000.0, &m->rope_base, false, err))) return rc;
 
-    /* Only unscaled or linearly scaled RoPE (what these architectures ship). */
     char key[128];
+    if (m->arch == REF_GPTOSS) return read_hparams_gptoss(m, g, arch, err);
+    /* Only unscaled or linearly scaled RoPE (what these architectures ship). */
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     const char *scaling = mp_gguf_get_str(g, key);
     if (scaling && strcmp(scaling, "none") && strcmp(scaling, "linear"))
@@ -473,7 +536,7 @@ int mp_ref_model_load(mp_ref_model **out, const char *path, const mp_ref_opts *o
     if (!m->output.w) m->output = m->tok_embd; /* tied head */
     if ((rc = load_mat(g, "rope_freqs.weight", false, m->n_rot / 2, 1, &m->rope_freqs, err))) goto fail;
 
-    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    if (!m->layers) m->layers = calloc((size_t)m->n_layer, sizeof *m->layers); /* gpt-oss: already (swa flags) */
     if (!m->layers) { rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path); goto fail; }
 
     if (m->arch != REF_QWEN2MOE) m->n_ff_sh = m->n_ff * m->n_shared;
@@ -510,11 +573,19 @@ int mp_ref_model_load(mp_ref_model **out, const char *path, const mp_ref_opts *o
         if ((rc = load_layer_mat(g, il, "attn_k.bias", false, KW, 1, &L->bk, err))) goto fail;
         if ((rc = load_layer_mat(g, il, "attn_v.bias", false, KW, 1, &L->bv, err))) goto fail;
         if ((rc = load_layer_mat(g, il, "attn_output.bias", false, E, 1, &L->bo, err))) goto fail;
-        if (m->arch != REF_LLAMA) {
+        if (m->arch == REF_QWEN3MOE || m->arch == REF_OLMOE) {
             if ((rc = load_layer_mat(g, il, "attn_q_norm.weight", true, qn, 1, &L->q_norm, err))) goto fail;
             if ((rc = load_layer_mat(g, il, "attn_k_norm.weight", true, kn, 1, &L->k_norm, err))) goto fail;
         }
-        if ((rc = load_layer_mat(g, il, "ffn_norm.weight", true, E, 1, &L->ffn_norm, err))) goto fail;
+        if ((rc = load_layer_mat(g, il, m->arch == REF_GPTOSS ? "post_attention_norm.weight" : "ffn_norm.weight", true,
+                                 E, 1, &L->ffn_norm, err))) goto fail;
+        if (m->arch == REF_GPTOSS) {
+            if ((rc = load_layer_mat(g, il, "attn_sinks.weight", true, m->n_head, 1, &L->sinks, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_gate_inp.bias", true, NE, 1, &L->router_b, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_gate_exps.bias", true, FF, NE, &L->gate_exps_b, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_up_exps.bias", true, FF, NE, &L->up_exps_b, err))) goto fail;
+            if ((rc = load_layer_mat(g, il, "ffn_down_exps.bias", true, E, NE, &L->down_exps_b, err))) goto fail;
+        }
         if (NE == 0) {
             if ((rc = load_layer_mat(g, il, "ffn_gate.weight", true, E, FF, &L->ffn_gate, err))) goto fail;
             if ((rc = load_layer_mat(g, il, "ffn_up.weight", true, E, FF, &L->ffn_up, err))) goto fail;
@@ -587,7 +658,7 @@ void mp_ref_reset(mp_ref_model *m) { m->n_past = 0; }
 /* Rounds an activation row the way llama.cpp's CPU backend converts it
  * before a product with a weight of type wtype (ggml's vec_dot_type):
  *   F32 weights: the float value;  F16 / BF16: to that half type;
- *   Q4_0 / Q8_0 / IQ4_NL: Q8_0 blocks of 32, d = amax/127 stored as f16,
+ *   Q4_0 / Q8_0 / IQ4_NL / MXFP4: Q8_0 blocks of 32, d = amax/127 stored as f16,
  *                q = round(x / d) (ties to even: the x86 path);
  *   Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS: Q8_K blocks of 256, iscale = -127/x_amax (x_amax the
  *                element of largest magnitude, with its sign), q =
@@ -605,6 +676,7 @@ static void act_round(uint32_t wtype, const double *x, double *out, int64_t n)
     case MP_TYPE_Q4_0:
     case MP_TYPE_Q8_0:
     case MP_TYPE_IQ4_NL:
+    case MP_TYPE_MXFP4:
         for (int64_t b = 0; b + 32 <= n; b += 32) {
             float amax = 0;
             for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf((float)x[b + j]));
@@ -734,8 +806,12 @@ static void attention(mp_ref_model *m, ref_layer *L, int pos)
         rmsnorm(m->q, L->q_norm.w, m->q, QW, m->eps);
         rmsnorm(m->k, L->k_norm.w, m->k, KW, m->eps);
     }
+    /* gpt-oss: the window layers' own rope base (also in YaRN's correction dims) */
+    const double base = m->rope_base;
+    if (L->swa) m->rope_base = m->rope_base_swa;
     for (int h = 0; h < m->n_head; h++) rope_head(m, m->q + h * HD, pos);
     for (int h = 0; h < m->n_head_kv; h++) rope_head(m, m->k + h * HD, pos);
+    m->rope_base = base;
 
     if (!m->opts.kv_double) {
         for (int i = 0; i < KW; i++) m->k[i] = round_f16(m->k[i]);
@@ -745,24 +821,32 @@ static void attention(mp_ref_model *m, ref_layer *L, int pos)
     memcpy(L->v_cache + (size_t)pos * KW, m->v, (size_t)KW * sizeof(double));
 
     const double scale = m->kq_scale;
+    /* a window layer sees the n_swa positions up to and including pos
+     * (llama.cpp's LLAMA_SWA_TYPE_STANDARD masks pos - t >= n_swa) */
+    const int t0 = L->swa && pos - m->n_swa + 1 > 0 ? pos - m->n_swa + 1 : 0;
     for (int h = 0; h < m->n_head; h++) {
         const double *qh = m->q + h * HD;
         const int kvh = h / group;
         double mx = -INFINITY, sum = 0;
-        for (int t = 0; t <= pos; t++) {
+        for (int t = t0; t <= pos; t++) {
             const double *kt = L->k_cache + (size_t)t * KW + kvh * HD;
             double s = 0;
             for (int d = 0; d < HD; d++) s += qh[d] * kt[d];
             m->scores[t] = s * scale;
             if (m->scores[t] > mx) mx = m->scores[t];
         }
-        for (int t = 0; t <= pos; t++) {
+        /* gpt-oss: the head's sink logit joins the softmax's denominator only
+         * (no value): softmax over [scores, sink], the sink's share dropped */
+        const double sink = L->sinks.w ? L->sinks.w[h] : -INFINITY;
+        if (sink > mx) mx = sink;
+        if (L->sinks.w) sum += exp(sink - mx);
+        for (int t = t0; t <= pos; t++) {
             m->scores[t] = exp(m->scores[t] - mx);
             sum += m->scores[t];
         }
         double *oh = m->att + h * HD;
         for (int d = 0; d < HD; d++) oh[d] = 0;
-        for (int t = 0; t <= pos; t++) {
+        for (int t = t0; t <= pos; t++) {
             const double *vt = L->v_cache + (size_t)t * KW + kvh * HD;
             const double p = m->scores[t] / sum;
             for (int d = 0; d < HD; d++) oh[d] += p * vt[d];
@@ -789,6 +873,53 @@ static void swiglu(mp_ref_model *m, const ref_mat *gate, const ref_mat *up, cons
     matvec(m, down, d0, m->n_embd, m->ffn_a, out);
 }
 
+/* gpt-oss experts (llama.cpp build_moe_ffn with LLAMA_EXPERT_GATING_FUNC_TYPE_
+ * SOFTMAX_WEIGHT and LLM_FFN_SWIGLU_OAI_MOE): router logits W x + b; the k
+ * largest logits pick the experts, their weights the softmax over those k
+ * logits (not renormalised, scaled by expert_weights_scale when not 0 or 1);
+ * each expert: g = W_g x + b_g, u = W_u x + b_u, a = min(g, 7) *
+ * sigmoid(1.702 min(g, 7)) * (clamp(u, -7, 7) + 1), out = W_d a + b_d. */
+static void feed_forward_gptoss(mp_ref_model *m, ref_layer *L)
+{
+    const int E = m->n_embd, NE = m->n_expert, K = m->n_expert_used;
+    const int64_t FF = m->n_ff;
+    const double alpha = 1.702, limit = 7.0;
+    double *p = m->router_p;
+    matvec(m, &L->router, 0, NE, m->xn, p);
+    add_bias(&L->router_b, p, NE);
+    int sel[256];
+    double w[256], mx = -INFINITY, sum = 0;
+    bool taken[256] = {false};
+    for (int j = 0; j < K; j++) {
+        int best = -1;
+        for (int e = 0; e < NE; e++)
+            if (!taken[e] && (best < 0 || p[e] > p[best])) best = e;
+        taken[best] = true;
+        sel[j] = best;
+        if (p[best] > mx) mx = p[best];
+    }
+    for (int j = 0; j < K; j++) sum += (w[j] = exp(p[sel[j]] - mx));
+    for (int j = 0; j < K; j++) {
+        w[j] /= sum;
+        if (m->w_scale != 0 && m->w_scale != 1) w[j] *= m->w_scale;
+    }
+    double acc[E];
+    for (int i = 0; i < E; i++) acc[i] = 0;
+    for (int j = 0; j < K; j++) {
+        const int64_t e = sel[j];
+        matvec(m, &L->gate_exps, e * FF, FF, m->xn, m->ffn_a);
+        matvec(m, &L->up_exps, e * FF, FF, m->xn, m->ffn_b);
+        for (int64_t i = 0; i < FF; i++) {
+            const double g = fmin(m->ffn_a[i] + L->gate_exps_b.w[e * FF + i], limit);
+            const double u = fmin(fmax(m->ffn_b[i] + L->up_exps_b.w[e * FF + i], -limit), limit);
+            m->ffn_a[i] = g / (1.0 + exp(-alpha * g)) * (u + 1.0);
+        }
+        matvec(m, &L->down_exps, e * E, E, m->ffn_a, m->ffn_out);
+        for (int i = 0; i < E; i++) acc[i] += w[j] * (m->ffn_out[i] + L->down_exps_b.w[e * E + i]);
+    }
+    for (int i = 0; i < E; i++) m->x[i] += acc[i];
+}
+
 /* x += ffn(rmsnorm(x)): dense SwiGLU, or the routed experts. */
 static void feed_forward(mp_ref_model *m, ref_layer *L)
 {
@@ -800,8 +931,12 @@ static void feed_forward(mp_ref_model *m, ref_layer *L)
         return;
     }
 
-    /* router: softmax over all experts, then the k largest probabilities */
     const int NE = m->n_expert, K = m->n_expert_used;
+    if (m->arch == REF_GPTOSS) {
+        feed_forward_gptoss(m, L);
+        return;
+    }
+    /* router: softmax over all experts, then the k largest probabilities */
     double *p = m->router_p, mx = -INFINITY, sum = 0;
     matvec(m, &L->router, 0, NE, m->xn, p);
     for (int e = 0; e < NE; e++) if (p[e] > mx) mx = p[e];

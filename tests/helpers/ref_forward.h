@@ -8,8 +8,10 @@
  * purpose: the tests compare the engine's logits against it.
  *
  * Supported: general.architecture = llama (dense, or Mixtral-style with
- * <arch>.expert_count), qwen3moe, olmoe. Any weight type mp_dequantize_row()
- * supports.
+ * <arch>.expert_count), qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe and
+ * gpt-oss (attention sinks, the sliding window on the pattern's layers, q/k/v/o,
+ * router and expert biases, the clamped SwiGLU, top-k logits then softmax over
+ * the k, YaRN). Any weight type mp_dequantize_row() supports.
  *
  * Semantics implemented (see the .c for the details):
  *   RMSNorm (eps = <arch>.attention.layer_norm_rms_epsilon); RoPE normal
