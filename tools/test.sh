@@ -71,6 +71,11 @@ run() {
 }
 run build
 if [ "${MP_TEST_QUICK:-0}" != 1 ]; then
+  # The sanitizer and scalar builds run every test too, but the two widest differential
+  # runs on a sample (they check the same code paths as in build/, where they run in
+  # full): 300 strings per vocabulary instead of 3000, and two of the five
+  # llama-quantize types. That keeps the three builds inside CI's time on 2 cores.
+  export MP_TOK_DIFF_N=${MP_TOK_DIFF_N:-300} MP_PEERQUANT_FTYPES=${MP_PEERQUANT_FTYPES:-q3_K_M iq4_xs}
   run build-asan -DMP_SANITIZE=ON -DMP_GEN_DEMO=OFF
   run build-scalar -DMP_FORCE_SCALAR=ON -DMP_GEN_DEMO=OFF
 fi
