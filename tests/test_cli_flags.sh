@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Flags the public params added: --io-timeout SECONDS (a positive number;
 # anything else is one clear error line), --mmap and --mem 0 (map the whole
-# file: the plan says so and the logits equal the default run's).
+# file: the plan says so and the logits equal the default run's); chat and serve
+# refuse an unusable --chat-template at start (exit 1, one error line).
 # Exit 0 pass, 1 fail, 77 when the tools are not built.
 set -u
 BUILD=${MP_BUILD:-.}
@@ -36,5 +37,15 @@ done
 cmp -s "$OUT/t.bin" "$OUT/ref.bin" || bad "--io-timeout 2.5 --cache-experts 2: logits differ from the mapped run"
 "$MP" run --help | grep -q -- '--io-timeout SECONDS' || bad "run --help: no --io-timeout"
 "$MP" run --help | grep -q -- '--mmap' || bad "run --help: no --mmap"
+printf '{%% for x in %%}' >"$OUT/bad.jinja"
+for t in nosuch-template "$OUT/bad.jinja"; do
+  for cmd in chat serve; do
+    [ $cmd = serve ] && port=(--port 0) || port=()
+    timeout 60 "$MP" $cmd -m "$M" "${port[@]}" --chat-template "$t" </dev/null >"$OUT/tmpl.log" 2>&1
+    rc=$?
+    [ $rc -eq 1 ] || bad "$cmd --chat-template $t: exit $rc, expected 1"
+    [ "$(grep -c '^error: chat template: ' "$OUT/tmpl.log")" -eq 1 ] || bad "$cmd --chat-template $t: $(cat "$OUT/tmpl.log")"
+  done
+done
 [ $fail -eq 0 ] && { rm -rf "$OUT"; echo "test_cli_flags: ok"; }
 [ $fail -eq 0 ]

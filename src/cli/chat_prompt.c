@@ -26,3 +26,18 @@ int cli_chat_render(const mp_engine *e, const char *tmpl, const cli_chat_msg *ms
     }
     return 0;
 }
+
+int cli_chat_check(const mp_engine *e, const char *tmpl)
+{
+    /* One user turn is the least every chat template renders: a template that fails on
+     * it (a missing file, a syntax error, a construct the interpreter lacks) would fail
+     * every request, so it is refused at start rather than turn after turn. */
+    const cli_chat_msg probe = {"user", "Hello"};
+    char *text = NULL, msg[512];
+    if (cli_chat_render(e, tmpl, &probe, 1, true, &text, msg, sizeof msg)) {
+        cli_error("chat template: %s", msg);
+        return -1;
+    }
+    free(text);
+    return 0;
+}

@@ -97,6 +97,9 @@ typedef struct cli_chat_msg {
  * or -1 with the reason in msg[cap]. */
 int cli_chat_render(const mp_engine *e, const char *tmpl, const cli_chat_msg *msgs, size_t n, bool add_gen,
                     char **out, char *msg, size_t cap);
+/* Renders one user turn with tmpl (NULL: the model's own template); prints the error and
+ * returns -1 when it fails, so chat and serve refuse an unusable template at start. */
+int cli_chat_check(const mp_engine *e, const char *tmpl);
 
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);

@@ -25,7 +25,8 @@ static void help(void)
            "a turn evaluates only its new tokens. When the context fills, the oldest turns after\n"
            "the system prompt are dropped.\n\n"
            "  -sys, --system TEXT    the system prompt\n"
-           "  --chat-template NAME   override the model's chat template\n"
+           "  --chat-template T      override the model's chat template: a Jinja file, or a built-in\n"
+           "                         name (chatml, llama3, mistral-v7, deepseek3, gpt-oss, ...)\n"
            "  -n, --n-predict N      tokens per answer at most (default -1: until end of text)\n"
            "  --temp T, --top-k N, --top-p P, --min-p P, --repeat-penalty R, -s SEED   sampling\n"
            "                         (defaults as moepager run)\n"
@@ -327,6 +328,10 @@ int cmd_chat(int argc, char **argv)
     size_t line_cap = 0;
     mp_err err = {0};
     if (!(c.e = cli_open_engine(&mo, true, 0))) return 1;
+    if (cli_chat_check(c.e, tmpl)) {
+        mp_engine_free(c.e);
+        return 1;
+    }
     mp_engine_info info;
     mp_engine_get_info(c.e, &info);
     c.n_vocab = info.n_vocab;

@@ -890,7 +890,8 @@ static void help(void)
            "  --port N               TCP port (default 8080; 0: any free port, printed at start)\n"
            "  --parallel N, -np N    slots (default 1)\n"
            "  --alias NAME           the model id clients send (default: the file's name)\n"
-           "  --chat-template NAME   override the model's chat template\n"
+           "  --chat-template T      override the model's chat template: a Jinja file, or a built-in\n"
+           "                         name (chatml, llama3, mistral-v7, deepseek3, gpt-oss, ...)\n"
            "  --max-body SIZE        largest request body (default 1M); larger: 413\n"
            "%s",
            cli_model_opts_help);
@@ -941,6 +942,10 @@ int cmd_serve(int argc, char **argv)
     const char *base = strrchr(mo.model, '/');
     snprintf(s.model_id, sizeof s.model_id, "%s", alias ? alias : base ? base + 1 : mo.model);
     if (!(s.e = cli_open_engine(&mo, true, 0))) return 1;
+    if (cli_chat_check(s.e, tmpl)) {
+        mp_engine_free(s.e);
+        return 1;
+    }
     mp_engine_info info;
     mp_engine_get_info(s.e, &info);
     s.n_vocab = info.n_vocab;
