@@ -16,6 +16,7 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_GLM4MOE] = "glm4moe",
     [MP_ARCH_QWEN2MOE] = "qwen2moe",
     [MP_ARCH_GPTOSS] = "gpt-oss",
+    [MP_ARCH_MINIMAX_M2] = "minimax-m2",
 };
 
 
@@ -137,10 +138,13 @@ static int load_hparams(mp_model *m, mp_err *err)
     int found = -1;
     for (int a = 0; a < MP_ARCH_COUNT; a++)
         if (!strcmp(arch, arch_names[a])) found = a;
-    if (found < 0)
-        return mp_err_set(err, MP_E_UNSUPPORTED,
-                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe)", m->path,
-                          arch);
+    if (found < 0) {
+        char list[256];
+        int n = 0;
+        for (int a = 0; a < MP_ARCH_COUNT && n < (int)sizeof list; a++)
+            n += snprintf(list + n, sizeof list - (size_t)n, "%s%s", a ? ", " : "", arch_names[a]);
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: unknown architecture '%s' (supported: %s)", m->path, arch, list);
+    }
     hp->arch = (mp_arch)found;
 
     int rc;
@@ -335,6 +339,28 @@ static int load_hparams(mp_model *m, mp_err *err)
                               m->path, hp->n_rot, hp->head_dim);
         break;
     }
+    case MP_ARCH_MINIMAX_M2:
+        /* llama.cpp src/models/minimax-m2.cpp: q/k RMS norms over the whole
+         * projected vectors (n_head * head_dim, n_head_kv * head_dim), NEOX
+         * rope over n_rot of head_dim (64 of 128 in MiniMax-M2), routing by
+         * the file's gating function with exp_probs_b (required), weights
+         * always renormalised, expert_weights_scale never read. The experts
+         * are sized by feed_forward_length (its load_arch_tensors' n_ff),
+         * expert_feed_forward_length is required but only read. */
+        hp->rope_kind = MP_ROPE_NEOX;
+        hp->qk_norm = MP_QK_NORM_FULL;
+        if (hp->n_expert == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: minimax-m2 model without 'minimax-m2.expert_count'", m->path);
+        if ((rc = get_arch_u32(m, "expert_feed_forward_length", &hp->n_ff_exp, true, err))) return rc;
+        if (hp->n_ff == 0)
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: minimax-m2 needs 'minimax-m2.feed_forward_length' (llama.cpp sizes its experts by it)",
+                              m->path);
+        hp->n_ff_exp = hp->n_ff;
+        if (hp->head_dim != hp->head_dim_v) /* minimax-m2.cpp asserts it */
+            return mp_err_set(err, MP_E_CORRUPT, "%s: minimax-m2 needs key = value head size (have %u, %u)", m->path,
+                              hp->head_dim, hp->head_dim_v);
+        break;
     case MP_ARCH_DEEPSEEK2: {
         if ((rc = load_deepseek2(m, err))) return rc;
         const float mscale = hp->kq_scale;
@@ -356,7 +382,19 @@ static int load_hparams(mp_model *m, mp_err *err)
         rc = mp_gguf_get_u32(m->gguf, key, &gf, err);
         if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
         if (hp->arch == MP_ARCH_GLM4MOE) hp->gating = MP_GATING_SIGMOID; /* llama.cpp's default for it */
-        if (hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS) {
+        if (hp->arch == MP_ARCH_MINIMAX_M2) {
+            /* no default: llama.cpp aborts on a file without the key */
+            if (rc == MP_E_NOTFOUND)
+                return mp_err_reset(err, MP_E_CORRUPT, "%s: required key '%s' is missing (minimax-m2 has no default)",
+                                    m->path, key);
+            if (gf != MP_GATING_SOFTMAX && gf != MP_GATING_SIGMOID)
+                return mp_err_set(err, MP_E_UNSUPPORTED,
+                                  "%s: key '%s' = %u: unknown expert gating function (supported: 1 softmax, 2 sigmoid)",
+                                  m->path, key, gf);
+            hp->gating = (mp_gating)gf;
+            hp->norm_topk = true;            /* hard-coded in minimax-m2.cpp, the key not read */
+            hp->expert_weights_scale = 0.0f; /* not loaded for it: none */
+        } else if (hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS) {
             /* hard-coded, these keys never read: qwen2moe.cpp softmax over all
              * experts, openai-moe.cpp softmax over the k picks; neither
              * renormalises nor scales. A file that has the keys runs as
@@ -506,7 +544,8 @@ static int bind_tensors(mp_model *m, mp_err *err)
             BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
             BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
             BIND(&l->wo, true, true, TN("attn_output"), Do, E);
-            if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS) {
+            if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS ||
+                hp->arch == MP_ARCH_MINIMAX_M2) {
                 snprintf(n, sizeof n, "blk.%u.attn_q.bias", il);
                 BIND(&l->bq, false, false, n, Dq);
                 snprintf(n, sizeof n, "blk.%u.attn_k.bias", il);
@@ -577,7 +616,8 @@ static int bind_tensors(mp_model *m, mp_err *err)
                                   n, hp->arch_name);
             }
             snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", il);
-            BIND(&l->exp_probs_b, hp->arch == MP_ARCH_GLM4MOE, false, n, X); /* glm4moe requires it */
+            /* glm4moe and minimax-m2 require it */
+            BIND(&l->exp_probs_b, hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_MINIMAX_M2, false, n, X);
             if (hp->arch == MP_ARCH_GPTOSS) {
                 if (gu)
                     return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused '%s' is not supported for gpt-oss", m->path,

@@ -24,6 +24,7 @@ typedef enum mp_arch {
     MP_ARCH_GLM4MOE,     /* GQA with biases, partial NEOX rope, shared experts, sigmoid + bias routing */
     MP_ARCH_QWEN2MOE,    /* GQA with biases, NEOX rope, softmax routing (no renorm), one sigmoid-gated shared expert */
     MP_ARCH_GPTOSS,      /* "gpt-oss": sinks, sliding window on alternate layers, biases, clamped SwiGLU */
+    MP_ARCH_MINIMAX_M2,  /* "minimax-m2": GQA, q/k norms over the whole vectors, partial NEOX, sigmoid + bias routing */
     MP_ARCH_COUNT
 } mp_arch;
 
