@@ -108,7 +108,7 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     const int n_ctx = mp_default_n_ctx(o->n_ctx, hp->n_ctx_train);
     const int n_batch = mp_default_n_batch(o->n_batch, n_ctx);
     const int n_threads = mp_default_threads(o->n_threads);
-    p->kv = mp_ctx_kv_bytes(m, n_ctx);
+    p->kv = mp_ctx_kv_bytes(m, n_ctx, n_batch);
     p->scratch = mp_ctx_scratch_bytes(m, n_ctx, n_batch, n_threads);
     p->overhead = overhead_bytes(m);
     p->expert_bytes = sz.expert_bytes;
