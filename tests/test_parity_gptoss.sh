@@ -73,7 +73,7 @@ RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 768" run long-mx mxfp4 --expert-type mxfp4
 for i in $(seq 560 899); do LIDS="$LIDS,$(( (i * 37 + 11) % 377 + 3 ))"; done
 RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 1024" run long900 mxfp4 --expert-type mxfp4 --n-layer 2 --n-ctx 4096
 # the same at -b 64 on 4 layers (pattern 3): the sliding layers keep 256 KV cells (window
-# 16 + batch 64, aligned; inspect shows it), which move on 3 times in the prompt
+# 16 + batch 64, aligned; inspect shows it), which move on 4 times in the prompt
 RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 1024 -b 64" run long900-b64 mxfp4 --expert-type mxfp4 --n-layer 4 \
     --swa-pattern 3 --n-ctx 4096
 w=$("$B/moepager" inspect -m "$T/long900-b64.gguf" -c 1024 -b 64 2>&1 | grep '^sliding window:')

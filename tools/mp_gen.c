@@ -170,6 +170,7 @@ typedef struct gen_opts {
     int64_t n_nextn;          /* NextN/MTP blocks appended (counted in block_count) */
     /* qwen2moe (also uses attn_bias) */
     int64_t n_ff_shexp;       /* the shared expert's width; 0: n_ff */
+    int fused_qkv;            /* 1: one attn_qkv (+ attn_qkv.bias); 2: with separate q/k/v biases */
     bool shexp_key;           /* write expert_shared_feed_forward_length (only when given) */
     /* gpt-oss (also uses head_dim, yarn_*) */
     int64_t n_swa, swa_pattern; /* sliding window; pattern 0: key absent (llama.cpp's default 2) */
@@ -315,12 +316,24 @@ static void model_build_qwen2moe(gen_model *m, const gen_opts *o)
     model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
     for (int64_t i = 0; i < o->n_layer; i++) {
         model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
-        model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
-        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
-        model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
-        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
-        model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
-        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+        if (o->fused_qkv) {
+            /* one projection, rows [q | k | v] (llama.cpp create_tensor_qkv) */
+            model_add(m, o, ROLE_ATTN, E, nq + 2 * nkv, 0, "blk.%" PRId64 ".attn_qkv.weight", i);
+            if (o->attn_bias && o->fused_qkv == 1)
+                model_add(m, o, ROLE_BIAS, nq + 2 * nkv, 0, 0, "blk.%" PRId64 ".attn_qkv.bias", i);
+            if (o->attn_bias && o->fused_qkv == 2) {
+                model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
+                model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
+                model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+            }
+        } else {
+            model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
+            if (o->attn_bias) model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
+            model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
+            if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
+            model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
+            if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+        }
         model_add(m, o, ROLE_ATTN, nq, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
         model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".ffn_norm.weight", i);
         model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
@@ -977,6 +990,8 @@ static void usage(FILE *f)
         "  --n-nextn N (MTP blocks appended, counted in block_count; llama.cpp skips them)\n"
         "qwen2moe (q/k/v biases always; --n-ff-exp, default n_ff):\n"
         "  --n-ff-shexp N      the sigmoid-gated shared expert's width (without it: no key, n_ff)\n"
+        "  --fused-qkv         one attn_qkv (and attn_qkv.bias) instead of attn_q/k/v\n"
+        "  --fused-qkv-split-bias  one attn_qkv with the separate attn_q/k/v biases\n"
         "gpt-oss (biases, sinks, router bias; also --head-dim --n-ff-exp --yarn --yarn-orig):\n"
         "  --swa N (16)  --swa-pattern N (key absent: llama.cpp's 2, even layers slide)\n"
         "  --rope-base-swa F (key absent: rope.freq_base)\n"
@@ -1125,6 +1140,10 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->n_ff = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--n-ff-exp")) {
             o->n_ff_exp = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--fused-qkv")) {
+            o->fused_qkv = 1;
+        } else if (!strcmp(a, "--fused-qkv-split-bias")) {
+            o->fused_qkv = 2;
         } else if (!strcmp(a, "--n-ff-shexp")) {
             o->n_ff_shexp = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--n-layer")) {
@@ -1700,7 +1719,10 @@ static int do_check(const char *path, bool quiet)
         GETU("expert_shared_feed_forward_length", o.n_ff_shexp, false);
         if (!o.n_ff_shexp) o.n_ff_shexp = o.n_ff;
         if (!o.n_ff_exp) o.n_ff_exp = o.n_ff / (o.n_expert_used ? o.n_expert_used : 1);
-        o.attn_bias = mp_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+        o.fused_qkv = mp_gguf_find_tensor(g, "blk.0.attn_qkv.weight") == NULL ? 0
+                      : mp_gguf_find_tensor(g, "blk.0.attn_qkv.bias")   ? 1
+                                                                        : 2;
+        o.attn_bias = mp_gguf_find_tensor(g, o.fused_qkv == 1 ? "blk.0.attn_qkv.bias" : "blk.0.attn_q.bias") != NULL;
     }
     if (o.arch == ARCH_DEEPSEEK2) {
         int64_t dk = 0, mla_k = 0;
