@@ -5,7 +5,8 @@
 # exp_probs_b selection bias and renormalised weights; the 64-token parity prompt and
 # 32 greedy tokens:
 #   max|engine - llama.cpp| / max|llama.cpp| <= 1e-4 for f32, <= 1e-2 for the quantised
-#   types (0 for all on AVX-512 today), and the same greedy tokens;
+#   types (0 for all on AVX-512 today), and the same greedy tokens; in f32 the
+#   double-precision reference (tests/helpers/ref_forward.c) against llama.cpp too (<= 1e-4);
 # the prompt in one chunk and in chunks of 16 and 7 (-b, both sides); softmax gating
 # (the key's other value); MiniMax-M2's router shape (256 experts top-8); a file
 # quantised by llama.cpp's own quantiser (Q4_K_M); the 256-expert model with its
@@ -17,7 +18,7 @@ S=${MP_SRC:-..}
 . "$S/tests/helpers/parity.sh" || exit 1
 PEER=$(mp_find_peer) || { echo "SKIP: no built llama.cpp peer (set MP_PEER, or run tools/test.sh, which builds one)"; exit 77; }
 LL="$PEER/build/llama_logits"
-for exe in moepager mp-gen mp-cmp-logits; do
+for exe in moepager mp-gen mp-cmp-logits mp-ref-logits; do
     [ -x "$B/$exe" ] || { echo "FAIL: $B/$exe not built"; exit 1; }
 done
 T=$(mktemp -d "${TMPDIR:-/tmp}/mp-parity-minimax.XXXXXX")
@@ -28,7 +29,7 @@ IDS=$MP_PARITY_IDS
 BASE="--arch minimax-m2 --n-embd 256 --n-head 8 --n-head-kv 2 --head-dim 64 --n-ff 256
       --n-layer 3 --n-expert 16 --n-expert-used 4 --n-vocab 384 --seed 11 -q"
 fail=0
-printf "%-10s %-8s %-6s %-12s %-8s\n" model type batch eng/llama greedy32
+printf "%-10s %-8s %-6s %-12s %-8s %-12s\n" model type batch eng/llama greedy32 ref/llama
 check() { # NAME TYPE FILE BATCH
     local name=$1 type=$2 m=$3 nb=$4
     local tol; tol=$(mp_parity_tol "$type") # 1e-4 f32, 1e-2 (3e-2 scalar/capped builds) otherwise
@@ -41,7 +42,17 @@ check() { # NAME TYPE FILE BATCH
     gl=$(echo "$lc" | grep '^gen_ids:'); ge=$(echo "$eng" | grep '^gen_ids:')
     g=same
     if [ -z "$gl" ] || [ "$gl" != "$ge" ]; then g=DIFF; mp_parity_exact && fail=1; fi
-    printf "%-10s %-8s %-6s %-12s %-8s\n" "$name" "$type" "$nb" "$(echo "$out" | awk '{print $6}')" "$g"
+    # f32, whole prompt: the double-precision reference against llama.cpp too
+    local rr=- rout
+    if [ "$type" = f32 ] && [ "$nb" = 512 ]; then
+        if "$B/mp-ref-logits" -m "$m" --ids "$IDS" -o "$T/r.f32"; then
+            rout=$("$B/mp-cmp-logits" "$T/r.f32" "$T/l.f32" --tol 1e-4) || { fail=1; echo "FAIL: ref vs llama.cpp $name: $rout"; }
+            rr=$(echo "$rout" | awk '{print $6}')
+        else
+            fail=1; echo "FAIL: mp-ref-logits $name"
+        fi
+    fi
+    printf "%-10s %-8s %-6s %-12s %-8s %-12s\n" "$name" "$type" "$nb" "$(echo "$out" | awk '{print $6}')" "$g" "$rr"
     [ $rc -eq 0 ] || { echo "FAIL: $name $type -b $nb: $out (tol $tol)"; fail=1; }
     [ "$g" = same ] || { echo "  llama.cpp $gl"; echo "  engine    $ge"; }
 }
