@@ -72,8 +72,8 @@ int main(void)
             /* the planner's KV figure: the latent cache, one row of kv_lora (32) + rope dims (8)
              * per token and layer in f16, no separate value rows */
             CHECK(m->hp.kv_in_k && m->hp.n_head_kv == 1 && m->hp.head_dim == 40 && m->hp.head_dim_v == 32);
-            CHECKF(mp_ctx_kv_bytes(m, 100) == 2u * 100 * 40 * 2, "kv bytes %llu",
-                   (unsigned long long)mp_ctx_kv_bytes(m, 100));
+            CHECKF(mp_ctx_kv_bytes(m, 100, 32) == 2u * 100 * 40 * 2, "kv bytes %llu",
+                   (unsigned long long)mp_ctx_kv_bytes(m, 100, 32));
             CHECK(m->layers[0].ffn_gate.info && !m->layers[0].ffn_gate_inp.info); /* dense lead */
             CHECK(m->layers[1].ffn_gate_inp.info && m->layers[1].ffn_gate_shexp.info && m->layers[1].exp_probs_b.info);
         }

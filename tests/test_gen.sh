@@ -47,6 +47,8 @@ MODELS=(
   "gpt-oss-mxfp4|--arch gpt-oss --type q8_0 --expert-type mxfp4 --n-head 2 --n-head-kv 1 --head-dim 64 --n-layer 3 --swa 16 --yarn 32 --yarn-orig 256"
   "gpt-oss-f16|--arch gpt-oss --type f16 --n-layer 3 --swa-pattern 3 --rope-base-swa 10000"
   "deepseek2-fit-q4_K_m|$FIT --fit-types"
+  "minimax-m2-q8_0|--arch minimax-m2 --type q8_0 --n-head 4 --n-head-kv 2 --head-dim 32 --n-ff 64 --n-expert 16 --n-expert-used 4"
+  "minimax-m2-softmax-f16|--arch minimax-m2 --type f16 --n-rot 8 --gating softmax"
 )
 
 for m in "${MODELS[@]}"; do

@@ -8,7 +8,8 @@
 # mixes: f32; MXFP4 experts with f32 / f16 / q8_0 elsewhere; a window pattern of 3 with the
 # sliding layers' own rope base (rope.freq_base_swa); a 560-token prompt at -c 768 (two
 # chunks, decode over a key view of 768: the split-KV path with the sink on its first range)
-# and a 900-token one at -c 1024 (past llama.cpp's 768-cell sliding-window cache).
+# and a 900-token one at -c 1024 (past llama.cpp's 768-cell sliding-window cache), also at -b 64
+# (our sliding layers' 256 cells moving on under the prompt).
 # A file quantised by llama.cpp itself (MXFP4_MOE) from the f32 model, mapped and streamed
 # through a 4-expert cache. Then 32 MXFP4 experts top-4 streamed under --mem and from a pack must give the in-RAM
 # run's logits and tokens byte for byte. Skips (77) without a built peer.
@@ -71,6 +72,13 @@ RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 768" run long-mx mxfp4 --expert-type mxfp4
 # cells, whose cells it then reuses for new positions
 for i in $(seq 560 899); do LIDS="$LIDS,$(( (i * 37 + 11) % 377 + 3 ))"; done
 RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 1024" run long900 mxfp4 --expert-type mxfp4 --n-layer 2 --n-ctx 4096
+# the same at -b 64 on 4 layers (pattern 3): the sliding layers keep 256 KV cells (window
+# 16 + batch 64, aligned; inspect shows it), which move on 4 times in the prompt
+RUN_IDS=$LIDS RUN_NGEN=16 RUN_CTX="-c 1024 -b 64" run long900-b64 mxfp4 --expert-type mxfp4 --n-layer 4 \
+    --swa-pattern 3 --n-ctx 4096
+w=$("$B/moepager" inspect -m "$T/long900-b64.gguf" -c 1024 -b 64 2>&1 | grep '^sliding window:')
+echo "$w"
+case "$w" in *"16 tokens on 3 of 4 layers, 256 KV cells each"*) ;; *) echo "FAIL: inspect: '$w'"; fail=1 ;; esac
 
 # a file made by llama.cpp's own quantiser (llama_model_quantize, what llama-quantize runs)
 # with MXFP4_MOE (ftype 38: the 3-D expert tensors in mxfp4, attention and output in q8_0)

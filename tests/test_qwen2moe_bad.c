@@ -83,6 +83,47 @@ int main(void)
         unlink(path);
     }
     mp_gguf_free(g);
+    g = NULL;
+
+    /* one fused attn_qkv with the separate q/k/v biases: loads with q/k/v as
+     * row views of it; a missing bias or a fused tensor of the wrong width
+     * is refused */
+    snprintf(cmd, sizeof cmd,
+             "'%s/mp-gen' --arch qwen2moe --n-embd 64 --n-head 2 --n-head-kv 1 --n-ff 128 --n-ff-exp 64 "
+             "--n-ff-shexp 96 --n-layer 2 --n-expert 8 --n-expert-used 2 --n-vocab 300 --fused-qkv-split-bias -q -o '%s'",
+             mp_test_build_dir(), base);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "mp-gen failed: %s\n", cmd);
+        return 1;
+    }
+    CHECKF(mp_gguf_open(&g, base, NULL, &err) == MP_OK, "%s", err.msg);
+    if (!g) return 1;
+    static const mp_model_fault fused[] = {
+        {"fused qkv", NULL, NULL, 0, NULL, MP_OK, NULL, NULL, NULL},
+        {"fused qkv, 2 of 3 biases", "blk.1.attn_k.bias", NULL, 0, NULL, MP_E_CORRUPT, "layer 1",
+         "2 of the 3 separate q/k/v biases", NULL},
+        {"fused qkv of the wrong width", NULL, NULL, 0, NULL, MP_E_CORRUPT, "blk.0.attn_qkv.weight",
+         "expected {64, 128}", "blk.0.attn_qkv.weight"},
+    };
+    for (size_t i = 0; i < sizeof fused / sizeof *fused; i++) {
+        const mp_model_fault *f = &fused[i];
+        snprintf(path, sizeof path, "%s/f%zu.gguf", dir, i);
+        CHECKF(mp_model_fault_write(g, f, path, &err) == MP_OK, "%s", err.msg);
+        mp_model *m = NULL;
+        char why[MP_ERR_MSG_MAX + 256];
+        CHECKF(mp_model_fault_load(f, path, &m, why, sizeof why), "%s", why);
+        for (int il = 0; m && il < 2; il++) {
+            /* q is 64 rows, k and v 32 each, of the 128 of attn_qkv */
+            const mp_layer *l = &m->layers[il];
+            const size_t row = l->wqkv.row_size;
+            CHECK(l->wqkv.info && l->wqkv.ne[1] == 128 && l->wq.view && l->wq.ne[1] == 64 && l->wk.ne[1] == 32 &&
+                  l->wv.ne[1] == 32 && l->wk.view_off == 64 * row && l->wv.view_off == 96 * row &&
+                  (const char *)l->wv.data == (const char *)l->wqkv.data + 96 * row && l->bq.info && !l->bq.view);
+        }
+        mp_model_free(m);
+        unlink(path);
+    }
+    mp_gguf_free(g);
     unlink(base);
     rmdir(dir);
     MP_TEST_DONE();

@@ -8,6 +8,8 @@
  *              {n_embd, n_expert} and blk.N.ffn_{gate,up,down}_exps (3-D)
  *   qwen3moe   per-head q/k norms {head_dim}, expert_feed_forward_length
  *   olmoe      q/k norms over the full width {n_embd}; no GQA; untied output
+ *   minimax-m2 q/k norms over the whole q and k vectors, partial NEOX rope,
+ *              exp_probs_b, expert_gating_func (default sigmoid)
  *
  * Values: matrices hold roughly normal values with std ~ 1/sqrt(row length),
  * so every projection keeps activations of order 1; the router gets a larger
@@ -101,12 +103,13 @@ static inline float mp_rng_normalish(mp_rng *r)
 
 typedef enum gen_arch {
     ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_GLM4MOE, ARCH_QWEN2MOE, ARCH_GPTOSS,
+    ARCH_MINIMAX_M2,
     ARCH_COUNT
 } gen_arch;
 static const char *const arch_cli_names[] = {"llama",    "llama-moe", "qwen3moe", "olmoe",
-                                             "deepseek2", "glm4moe",   "qwen2moe", "gpt-oss"};
+                                             "deepseek2", "glm4moe",   "qwen2moe", "gpt-oss", "minimax-m2"};
 static const char *const arch_gguf_names[] = {"llama",    "llama",   "qwen3moe", "olmoe",
-                                              "deepseek2", "glm4moe", "qwen2moe", "gpt-oss"};
+                                              "deepseek2", "glm4moe", "qwen2moe", "gpt-oss", "minimax-m2"};
 
 /* What a tensor is for; picks its type (--type mixes, --*-type overrides)
  * and the std of its values. */
@@ -157,7 +160,7 @@ typedef struct gen_opts {
     int64_t q_lora, kv_lora, rope_dim, nope_dim, v_dim; /* MLA ranks and per-head dims */
     bool mla_kv_b;            /* older layout: one attn_kv_b instead of attn_k_b / attn_v_b */
     int64_t n_dense_lead, n_shared, n_group, n_group_used;
-    int gating;               /* llama.cpp expert_gating_func: 1 softmax, 2 sigmoid; 0 = key absent */
+    int gating;               /* llama.cpp expert_gating_func: 1 softmax, 2 sigmoid; 0 = the arch default (key absent but for minimax-m2), -1 = key absent */
     bool probs_bias, weights_norm, fused_gate_up;
     float weights_scale;
     float yarn_factor, yarn_log_mul; /* yarn_factor 0: no rope scaling */
@@ -168,6 +171,7 @@ typedef struct gen_opts {
     int64_t n_nextn;          /* NextN/MTP blocks appended (counted in block_count) */
     /* qwen2moe (also uses attn_bias) */
     int64_t n_ff_shexp;       /* the shared expert's width; 0: n_ff */
+    int fused_qkv;            /* 1: one attn_qkv (+ attn_qkv.bias); 2: with separate q/k/v biases */
     bool shexp_key;           /* write expert_shared_feed_forward_length (only when given) */
     /* gpt-oss (also uses head_dim, yarn_*) */
     int64_t n_swa, swa_pattern; /* sliding window; pattern 0: key absent (llama.cpp's default 2) */
@@ -313,12 +317,24 @@ static void model_build_qwen2moe(gen_model *m, const gen_opts *o)
     model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
     for (int64_t i = 0; i < o->n_layer; i++) {
         model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
-        model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
-        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
-        model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
-        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
-        model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
-        if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+        if (o->fused_qkv) {
+            /* one projection, rows [q | k | v] (llama.cpp create_tensor_qkv) */
+            model_add(m, o, ROLE_ATTN, E, nq + 2 * nkv, 0, "blk.%" PRId64 ".attn_qkv.weight", i);
+            if (o->attn_bias && o->fused_qkv == 1)
+                model_add(m, o, ROLE_BIAS, nq + 2 * nkv, 0, 0, "blk.%" PRId64 ".attn_qkv.bias", i);
+            if (o->attn_bias && o->fused_qkv == 2) {
+                model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
+                model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
+                model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+            }
+        } else {
+            model_add(m, o, ROLE_ATTN, E, nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
+            if (o->attn_bias) model_add(m, o, ROLE_BIAS, nq, 0, 0, "blk.%" PRId64 ".attn_q.bias", i);
+            model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
+            if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_k.bias", i);
+            model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
+            if (o->attn_bias) model_add(m, o, ROLE_BIAS, nkv, 0, 0, "blk.%" PRId64 ".attn_v.bias", i);
+        }
         model_add(m, o, ROLE_ATTN, nq, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
         model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".ffn_norm.weight", i);
         model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
@@ -427,7 +443,7 @@ static void model_build(gen_model *m, const gen_opts *o)
     const int64_t E = o->n_embd, hd = o->head_dim;
     const int64_t nq = o->n_head * hd, nkv = o->n_head_kv * hd;
     const int64_t X = o->n_expert;
-    const int64_t ffe = o->arch == ARCH_QWEN3MOE ? o->n_ff_exp : o->n_ff;
+    const int64_t ffe = o->arch == ARCH_QWEN3MOE ? o->n_ff_exp : o->n_ff; /* minimax-m2: n_ff, as llama.cpp */
     m->n = 0;
     if (o->arch == ARCH_DEEPSEEK2) {
         model_build_deepseek2(m, o);
@@ -455,7 +471,7 @@ static void model_build(gen_model *m, const gen_opts *o)
         if (o->arch == ARCH_QWEN3MOE) {
             model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_q_norm.weight", i);
             model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_k_norm.weight", i);
-        } else if (o->arch == ARCH_OLMOE) {
+        } else if (o->arch == ARCH_OLMOE || o->arch == ARCH_MINIMAX_M2) {
             model_add(m, o, ROLE_NORM, nq, 0, 0, "blk.%" PRId64 ".attn_q_norm.weight", i);
             model_add(m, o, ROLE_NORM, nkv, 0, 0, "blk.%" PRId64 ".attn_k_norm.weight", i);
         }
@@ -466,6 +482,7 @@ static void model_build(gen_model *m, const gen_opts *o)
             model_add(m, o, ROLE_FFN_DOWN, o->n_ff, E, 0, "blk.%" PRId64 ".ffn_down.weight", i);
         } else {
             model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
+            if (o->arch == ARCH_MINIMAX_M2) model_add(m, o, ROLE_BIAS, X, 0, 0, "blk.%" PRId64 ".exp_probs_b.bias", i);
             model_add(m, o, ROLE_EXP, E, ffe, X, "blk.%" PRId64 ".ffn_gate_exps.weight", i);
             model_add(m, o, ROLE_EXP, E, ffe, X, "blk.%" PRId64 ".ffn_up_exps.weight", i);
             model_add(m, o, ROLE_EXP_DOWN, ffe, E, X, "blk.%" PRId64 ".ffn_down_exps.weight", i);
@@ -942,7 +959,8 @@ static void usage(FILE *f)
         "       mp-gen --check FILE [-q]      verify a model written by mp-gen\n"
         "       mp-gen --self-test            check the generator's chunked output\n"
         "\n"
-        "  --arch A            llama | llama-moe | qwen3moe | olmoe | deepseek2 | glm4moe | gpt-oss\n"
+        "  --arch A            llama | llama-moe | qwen3moe | olmoe | deepseek2 | glm4moe | qwen2moe |\n"
+        "                      gpt-oss | minimax-m2\n"
         "                      (default llama)\n"
         "  --type T            matrix type: f32 f16 bf16 q8_0 q4_0 q2_K q3_K q4_K q5_K\n"
         "                      q6_K iq4_nl iq4_xs mxfp4,\n"
@@ -977,9 +995,13 @@ static void usage(FILE *f)
         "  --n-nextn N (MTP blocks appended, counted in block_count; llama.cpp skips them)\n"
         "qwen2moe (q/k/v biases always; --n-ff-exp, default n_ff):\n"
         "  --n-ff-shexp N      the sigmoid-gated shared expert's width (without it: no key, n_ff)\n"
+        "  --fused-qkv         one attn_qkv (and attn_qkv.bias) instead of attn_q/k/v\n"
+        "  --fused-qkv-split-bias  one attn_qkv with the separate attn_q/k/v biases\n"
         "gpt-oss (biases, sinks, router bias; also --head-dim --n-ff-exp --yarn --yarn-orig):\n"
         "  --swa N (16)  --swa-pattern N (key absent: llama.cpp's 2, even layers slide)\n"
         "  --rope-base-swa F (key absent: rope.freq_base)\n"
+        "minimax-m2 (also --head-dim, --n-rot (head_dim/2), --gating (sigmoid; none: key absent)):\n"
+        "  expert width n_ff (feed_forward_length, as llama.cpp sizes them); exp_probs_b always\n"
         "  --name S            general.name\n"
         "  --seed N            (1234); output is identical for identical options\n"
         "  -o FILE             output path\n"
@@ -1084,7 +1106,7 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
                 if (!strcmp(v, arch_cli_names[j])) k = j;
             if (k < 0)
                 die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe, "
-                    "gpt-oss)",
+                    "gpt-oss, minimax-m2)",
                     v);
             o->arch = (gen_arch)k;
         } else if (!strcmp(a, "--type")) {
@@ -1123,6 +1145,10 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->n_ff = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--n-ff-exp")) {
             o->n_ff_exp = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--fused-qkv")) {
+            o->fused_qkv = 1;
+        } else if (!strcmp(a, "--fused-qkv-split-bias")) {
+            o->fused_qkv = 2;
         } else if (!strcmp(a, "--n-ff-shexp")) {
             o->n_ff_shexp = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--n-layer")) {
@@ -1174,7 +1200,7 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             const char *v = NEXT();
             if (!strcmp(v, "softmax")) o->gating = 1;
             else if (!strcmp(v, "sigmoid")) o->gating = 2;
-            else if (!strcmp(v, "none")) o->gating = 0;
+            else if (!strcmp(v, "none")) o->gating = -1; /* key absent */
             else o->gating = (int)parse_int(a, v, 0); /* a raw value, for bad-input tests */
         } else if (!strcmp(a, "--probs-bias")) {
             o->probs_bias = true;
@@ -1273,18 +1299,26 @@ static void opts_finish(gen_opts *o)
         o->shexp_key = o->n_ff_shexp != 0;
         if (!o->n_ff_shexp) o->n_ff_shexp = o->n_ff; /* llama.cpp's default without the key */
     }
+    if (o->arch == ARCH_MINIMAX_M2) {
+        if (!o->gating) o->gating = 2; /* MiniMax-M2's scoring_func: sigmoid */
+        o->n_ff_exp = o->n_ff;        /* the experts are n_ff wide in llama.cpp */
+    }
     if (o->arch == ARCH_OLMOE && o->n_head_kv != o->n_head) {
         /* llama.cpp sizes olmoe's attn_k_norm {n_embd}: no GQA possible. */
         if (!o->quiet) fprintf(stderr, "mp-gen: olmoe has no GQA: n_head_kv set to %" PRId64 "\n", o->n_head);
         o->n_head_kv = o->n_head;
     }
-    if (o->head_dim && o->arch != ARCH_QWEN3MOE && o->head_dim * o->n_head != o->n_embd)
+    if (o->head_dim && o->arch != ARCH_QWEN3MOE && o->arch != ARCH_MINIMAX_M2 && o->head_dim * o->n_head != o->n_embd)
         die("--head-dim: %s needs n_embd == n_head * head_dim", arch_cli_names[o->arch]);
     if (!o->head_dim) {
         if (o->n_embd % o->n_head) die("n_embd (%" PRId64 ") must be a multiple of n_head (%" PRId64 ")", o->n_embd, o->n_head);
         o->head_dim = o->n_embd / o->n_head;
     }
     if (o->head_dim % 2) die("head_dim (%" PRId64 ") must be even for RoPE", o->head_dim);
+    if (o->arch == ARCH_MINIMAX_M2) {
+        if (!o->n_rot) o->n_rot = o->head_dim / 2; /* MiniMax-M2: rotary_dim 64 of head_dim 128 */
+        if (o->n_rot % 2 || o->n_rot > o->head_dim) die("--n-rot must be even and <= head_dim");
+    }
     if (o->n_head % o->n_head_kv)
         die("n_head (%" PRId64 ") must be a multiple of n_head_kv (%" PRId64 ")", o->n_head, o->n_head_kv);
     if (!o->n_ff_exp) o->n_ff_exp = o->n_ff;
@@ -1355,7 +1389,8 @@ static int do_generate(gen_opts *o)
     W(mp_gguf_writer_set_f32(w, K("rope.freq_base"), o->rope_base));
     W(mp_gguf_writer_set_u32(w, K("rope.dimension_count"),
                              (uint32_t)(o->arch == ARCH_DEEPSEEK2 ? o->rope_dim
-                                        : o->arch == ARCH_GLM4MOE ? o->n_rot : o->head_dim)));
+                                        : o->arch == ARCH_GLM4MOE || o->arch == ARCH_MINIMAX_M2 ? o->n_rot
+                                                                                               : o->head_dim)));
     if (o->arch == ARCH_QWEN3MOE) {
         W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
         W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
@@ -1370,6 +1405,13 @@ static int do_generate(gen_opts *o)
         W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
         if (o->shexp_key) W(mp_gguf_writer_set_u32(w, K("expert_shared_feed_forward_length"), (uint32_t)o->n_ff_shexp));
     }
+    if (o->arch == ARCH_MINIMAX_M2) {
+        /* as llama.cpp's converter writes them (conversion/minimax.py, base.py) */
+        W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
+        if (o->gating > 0) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
+    }
     if (o->arch == ARCH_GLM4MOE) {
         /* as llama.cpp's converter writes them (conversion/glm.py) */
         W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
@@ -1379,7 +1421,7 @@ static int do_generate(gen_opts *o)
         W(mp_gguf_writer_set_u32(w, K("expert_shared_count"), (uint32_t)o->n_shared));
         W(mp_gguf_writer_set_f32(w, K("expert_weights_scale"), o->weights_scale));
         W(mp_gguf_writer_set_bool(w, K("expert_weights_norm"), o->weights_norm));
-        if (o->gating) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
+        if (o->gating > 0) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
         W(mp_gguf_writer_set_u32(w, K("nextn_predict_layers"), (uint32_t)o->n_nextn));
     }
     if (o->arch == ARCH_GPTOSS) {
@@ -1416,7 +1458,7 @@ static int do_generate(gen_opts *o)
         W(mp_gguf_writer_set_u32(w, K("expert_shared_count"), (uint32_t)o->n_shared));
         W(mp_gguf_writer_set_f32(w, K("expert_weights_scale"), o->weights_scale));
         W(mp_gguf_writer_set_bool(w, K("expert_weights_norm"), o->weights_norm));
-        if (o->gating) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
+        if (o->gating > 0) W(mp_gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)o->gating));
         if (o->n_group) {
             W(mp_gguf_writer_set_u32(w, K("expert_group_count"), (uint32_t)o->n_group));
             W(mp_gguf_writer_set_u32(w, K("expert_group_used_count"), (uint32_t)o->n_group_used));
@@ -1655,6 +1697,7 @@ static int do_check(const char *path, bool quiet)
     else if (!strcmp(a, "glm4moe")) o.arch = ARCH_GLM4MOE;
     else if (!strcmp(a, "qwen2moe")) o.arch = ARCH_QWEN2MOE;
     else if (!strcmp(a, "gpt-oss")) o.arch = ARCH_GPTOSS;
+    else if (!strcmp(a, "minimax-m2")) o.arch = ARCH_MINIMAX_M2;
     else {
         FAIL("architecture '%s' is not one mp-gen writes", a);
         goto out;
@@ -1666,7 +1709,9 @@ static int do_check(const char *path, bool quiet)
     GETU("attention.head_count_kv", o.n_head_kv, true);
     GETU("expert_count", o.n_expert, o.arch != ARCH_LLAMA);
     GETU("expert_used_count", o.n_expert_used, o.arch != ARCH_LLAMA);
-    GETU("expert_feed_forward_length", o.n_ff_exp, o.arch == ARCH_QWEN3MOE || o.arch == ARCH_GPTOSS);
+    GETU("expert_feed_forward_length", o.n_ff_exp,
+         o.arch == ARCH_QWEN3MOE || o.arch == ARCH_GPTOSS || o.arch == ARCH_MINIMAX_M2);
+    if (o.arch == ARCH_MINIMAX_M2) GETU("rope.dimension_count", o.n_rot, true);
     GETU("attention.key_length", o.head_dim, false);
     if (o.arch == ARCH_GLM4MOE) {
         GETU("nextn_predict_layers", o.n_nextn, false);
@@ -1681,7 +1726,10 @@ static int do_check(const char *path, bool quiet)
         GETU("expert_shared_feed_forward_length", o.n_ff_shexp, false);
         if (!o.n_ff_shexp) o.n_ff_shexp = o.n_ff;
         if (!o.n_ff_exp) o.n_ff_exp = o.n_ff / (o.n_expert_used ? o.n_expert_used : 1);
-        o.attn_bias = mp_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+        o.fused_qkv = mp_gguf_find_tensor(g, "blk.0.attn_qkv.weight") == NULL ? 0
+                      : mp_gguf_find_tensor(g, "blk.0.attn_qkv.bias")   ? 1
+                                                                        : 2;
+        o.attn_bias = mp_gguf_find_tensor(g, o.fused_qkv == 1 ? "blk.0.attn_qkv.bias" : "blk.0.attn_q.bias") != NULL;
     }
     if (o.arch == ARCH_DEEPSEEK2) {
         int64_t dk = 0, mla_k = 0;

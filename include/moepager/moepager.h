@@ -361,7 +361,9 @@ int32_t mp_engine_n_seq(const mp_engine *e); /* 0 for a vocab-only engine */
 /* Forgets positions >= n_past (0 clears the KV cache): the next eval
  * continues from there, giving the logits it would have given then.
  * Returns MP_OK, or MP_E_RANGE when n_past is negative or beyond the
- * current n_past. */
+ * current n_past, or (nothing changed) when a model with sliding-window
+ * layers has moved their window past what position n_past needs (its
+ * n_swa - 1 keys before it): truncate to 0 then, and evaluate again. */
 int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err);
 
 /* Observes the routing: called once per (token, MoE layer) during eval with
@@ -527,6 +529,11 @@ typedef struct mp_model_info {
      * and the planner would): */
     int32_t n_ctx, n_batch;
     uint64_t kv_bytes, scratch_bytes;
+    /* Sliding-window attention (gpt-oss; 0 otherwise): n_swa_layers layers
+     * see the last n_swa positions and keep swa_cells KV cells each (their
+     * window and one batch), not n_ctx; kv_bytes counts that. */
+    uint32_t n_swa, n_swa_layers;
+    int32_t swa_cells;
 } mp_model_info;
 
 /* Reads the model's facts from path (GGUF or pack) without making an

@@ -84,6 +84,9 @@ int cmd_inspect(int argc, char **argv)
     if (mi.moe) printf("one expert:      %s (gate + up + down)\n", sz(mi.one_expert_bytes, b1));
     const uint64_t kv = mi.kv_bytes, scratch = mi.scratch_bytes;
     printf("KV cache:        %s for %d tokens (f16)\n", sz(kv, b1), mi.n_ctx);
+    if (mi.n_swa_layers)
+        printf("sliding window:  %u tokens on %u of %u layers, %d KV cells each (window + batch %d)\n", mi.n_swa,
+               mi.n_swa_layers, mi.n_layer, mi.swa_cells, mi.n_batch);
     printf("scratch:         %s (batch %d)\n", sz(scratch, b1), mi.n_batch);
     printf("RAM, all in RAM: %s (weights %s + KV + scratch)\n", sz(mi.total_bytes + kv + scratch, b2),
            sz(mi.total_bytes, b3));

@@ -50,14 +50,21 @@ struct mp_ctx {
     mp_route_override_fn route_override;
     void *override_ud;
 
-    /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)];
+    /* KV cache, f16 like llama.cpp's default: [seq][layer][cell][n_head_kv * head_dim(_v)];
      * vc is NULL when the value is a view of the key (MLA latent cache, kv_in_k).
-     * kc/vc point at the current sequence's cache inside kc_all/vc_all
-     * ([seq][layer][pos][...]); seq_n_past keeps the others' n_past. */
+     * Layer il's cells are rows kv_row0[il] .. of a sequence's cache; a full layer has
+     * n_ctx cells (cell = position), a sliding-window layer swa_cells (mp_ctx_kv_cells)
+     * holding positions swa_base.. (cell = position - swa_base; swa_slide).
+     * kc/vc point at the current sequence's cache inside kc_all/vc_all (kv_cells rows
+     * per sequence); seq_n_past and seq_swa_base keep the other sequences' state. */
     uint16_t *kc, *vc;
     uint16_t *kc_all, *vc_all;
+    size_t kv_cells;   /* rows of one sequence's cache, all layers */
     int n_seq, seq;
-    int *seq_n_past;
+    int *seq_n_past, *seq_swa_base;
+    int64_t *kv_row0;  /* (n_layer) */
+    int swa_cells;     /* cells of each sliding-window layer (n_ctx: they never slide) */
+    int swa_base;      /* first position those cells hold, a multiple of MP_SWA_ALIGN */
 
     /* Scratch, sized for n_batch tokens, carved from one block (scratch_layout). */
     uint8_t *scratch;
@@ -224,6 +231,37 @@ static void quantize_xn_as(mp_ctx *c, uint32_t wtype, int64_t E, int T, int *hel
 
 /* ---- attention ---------------------------------------------------------- */
 
+/* Row of layer il's KV cache that holds position pos. */
+static inline int64_t kv_row(const mp_ctx *c, int il, int pos)
+{
+    return c->kv_row0[il] + pos - (mp_layer_is_swa(&c->m->hp, (uint32_t)il) ? c->swa_base : 0);
+}
+
+/* Before a chunk at pos0 that would run past the sliding-window layers'
+ * cells: keeps only the keys/values its first query can see (positions
+ * from pos0 - n_swa + 1, rounded down to MP_SWA_ALIGN so attention tiles
+ * stay where they were) and moves them to cell 0. mp_ctx_kv_cells leaves
+ * room for them plus the chunk. */
+static void swa_slide(mp_ctx *c, int pos0)
+{
+    const mp_hparams *hp = &c->m->hp;
+    int keep0 = pos0 - (int)hp->n_swa + 1;
+    keep0 = keep0 > 0 ? keep0 / MP_SWA_ALIGN * MP_SWA_ALIGN : 0;
+    if (keep0 <= c->swa_base) return;
+    const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim, Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const int64_t shift = keep0 - c->swa_base, n = pos0 - keep0; /* rows kept */
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        if (!mp_layer_is_swa(hp, il)) continue;
+        uint16_t *k = c->kc + c->kv_row0[il] * Dk;
+        memmove(k, k + shift * Dk, (size_t)(n * Dk) * sizeof *k);
+        if (c->vc) {
+            uint16_t *v = c->vc + c->kv_row0[il] * Dv;
+            memmove(v, v + shift * Dv, (size_t)(n * Dv) * sizeof *v);
+        }
+    }
+    c->swa_base = keep0;
+}
+
 typedef struct attn_job {
     mp_ctx *c;
     int il, T, pos0;
@@ -237,31 +275,33 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
     const int H = hp->n_head, gqa = hp->n_head / hp->n_head_kv;
     const int dk = hp->head_dim, dv = hp->head_dim_v;
     const int64_t Dk = (int64_t)hp->n_head_kv * dk, Dv = (int64_t)hp->n_head_kv * dv;
-    const uint16_t *kc = c->kc + (int64_t)j->il * c->n_ctx * Dk;
+    const uint16_t *kc = c->kc + c->kv_row0[j->il] * Dk;
     /* MLA's latent cache: the value is the first dv values of each key row */
-    const uint16_t *vc = hp->kv_in_k ? kc : c->vc + (int64_t)j->il * c->n_ctx * Dv;
+    const uint16_t *vc = hp->kv_in_k ? kc : c->vc + c->kv_row0[j->il] * Dv;
     const int64_t Vs = hp->kv_in_k ? Dk : Dv;  /* value row stride */
     const int vh = hp->kv_in_k ? dk : dv;      /* value head stride */
     const float scale = hp->kq_scale != 0.0f ? hp->kq_scale : 1.0f / sqrtf((float)dk);
     const mp_layer *l = &c->m->layers[j->il];
     const bool swa = mp_layer_is_swa(hp, (uint32_t)j->il), masked = swa || l->attn_sinks.info;
+    /* a sliding-window layer's cell 0 holds position swa_base; a full layer's, 0 */
+    const int base = swa ? c->swa_base : 0, cells = swa ? c->swa_cells : c->n_ctx;
     /* (token, head) pairs [lo, hi), taken from a counter (attention_block):
      * with the causal mask later tokens cost more, and a thread that is
      * descheduled takes none */
     for (long i = lo; i < hi; i++) {
         const int t = (int)(i / H), h = (int)(i % H), hk = h / gqa;
-        const int n_kv = j->pos0 + t + 1; /* causal: positions 0..pos */
+        const int n_kv = j->pos0 + t + 1 - base; /* causal: positions base..pos */
         float *o = c->att + (int64_t)t * H * dv + (int64_t)h * dv;
         const float *q = c->q + (int64_t)t * H * dk + (int64_t)h * dk;
         float *kbuf = c->kbuf + (int64_t)ith * 2 * c->kbuf_stride;
-        /* llama.cpp's key view: the used cells padded to 256, at most n_ctx;
-         * a single query over 512+ of them takes its split-KV path, one key
-         * range per thread */
+        /* llama.cpp's key view: the used cells padded to 256, at most the
+         * layer's cells; a single query over 512+ of them takes its split-KV
+         * path, one key range per thread */
         int n_view = (n_kv + 255) / 256 * 256;
-        if (n_view > c->n_ctx) n_view = c->n_ctx;
+        if (n_view > cells) n_view = cells;
         if (masked) {
             /* gpt-oss: a sliding window (keys p - n_swa + 1 .. p) and the head's sink */
-            const int p = j->pos0 + t, w0 = swa ? p - (int)hp->n_swa + 1 : 0;
+            const int p = j->pos0 + t, w0 = swa ? p - (int)hp->n_swa + 1 - base : 0;
             const mp_attn_mask mk = {w0 > 0 ? w0 : 0, l->attn_sinks.info ? (const float *)l->attn_sinks.data + h : NULL};
             if (j->T == 1 && n_view >= 512)
                 mp_attend_f16_split_masked(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, n_view,
@@ -370,7 +410,7 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
             mp_rope(q, hp->n_head, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
             mp_rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
         }
-        const int64_t slot = (int64_t)il * c->n_ctx + pos0 + t;
+        const int64_t slot = kv_row(c, il, pos0 + t);
         mp_f32_to_f16_row(k, c->kc + slot * Dk, Dk);
         mp_f32_to_f16_row(c->v + t * Dv, c->vc + slot * Dv, Dv);
     }
@@ -527,7 +567,7 @@ static void mla_attention_block(mp_ctx *c, int il, int T, int pos0)
         for (int t = 0; t < T; t++) {
             for (int64_t h = 0; h < H; h++)
                 memcpy(c->q + t * H * Dk + h * Dk + L, qr + t * Dq + h * dk + nope, (size_t)R * sizeof(float));
-            mp_f32_to_f16_row(c->mkv + t * Dk, c->kc + ((int64_t)il * c->n_ctx + pos0 + t) * Dk, Dk);
+            mp_f32_to_f16_row(c->mkv + t * Dk, c->kc + kv_row(c, il, pos0 + t) * Dk, Dk);
         }
         run_attention(c, il, T, pos0);                                 /* att: (T, H, L) */
         per_head_matmul(c, &l->wv_b, c->att, H * L, L, T, c->mo, H * dv, dv);
@@ -538,7 +578,7 @@ static void mla_attention_block(mp_ctx *c, int il, int T, int pos0)
         queue_matmul(c, &l->wkv_b, l->wkv_b.data, c->xq, T, c->mkvb, H * kvw);
         run_matmuls(c);
         for (int t = 0; t < T; t++) {
-            const int64_t slot = (int64_t)il * c->n_ctx + pos0 + t;
+            const int64_t slot = kv_row(c, il, pos0 + t);
             float *k = c->k + t * H * dk, *v = c->v + t * H * dv;
             for (int64_t h = 0; h < H; h++) {
                 memcpy(k + h * dk, c->mkvb + t * H * kvw + h * kvw, (size_t)nope * sizeof(float));
@@ -784,6 +824,8 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
     const mp_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, V = hp->n_vocab;
     const int pos0 = c->n_past;
+    if (pos0 + T - c->swa_base > c->swa_cells) swa_slide(c, pos0);
+    assert(pos0 + T - c->swa_base <= c->swa_cells);
 
     /* token embeddings (T, E) */
     for (int t = 0; t < T; t++) {
@@ -838,7 +880,9 @@ int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, m
         float *lg = logits ? (all ? logits + (int64_t)s * V : logits) : NULL;
         int rc = eval_chunk(c, ids + s, T, lg, all, s + T == n, err);
         if (rc) {
-            c->n_past = n_past0;
+            /* back to n_past0, unless a later chunk slid the window past
+             * what n_past0 needs: then nothing is kept */
+            if (mp_ctx_truncate(c, n_past0) != MP_OK) mp_ctx_truncate(c, 0);
             return rc;
         }
     }
@@ -847,12 +891,26 @@ int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, m
 
 /* ---- lifetime ----------------------------------------------------------- */
 
-uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx)
+int mp_ctx_kv_cells(const mp_model *m, uint32_t il, int n_ctx, int n_batch)
+{
+    const mp_hparams *hp = &m->hp;
+    if (!mp_layer_is_swa(hp, il)) return n_ctx;
+    /* the window before a chunk's first query, the alignment of the first
+     * cell kept (swa_slide) and the chunk; padded to 256 as llama.cpp pads
+     * its sliding-window cache (pad(n_swa + n_ubatch, 256), the same size
+     * unless that leaves less than MP_SWA_ALIGN - 2 cells of slack) */
+    const int64_t need = ((int64_t)hp->n_swa - 1 + n_batch + MP_SWA_ALIGN - 1 + 255) / 256 * 256;
+    return need < n_ctx ? (int)need : n_ctx;
+}
+
+uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx, int n_batch)
 {
     const mp_hparams *hp = &m->hp;
     /* MLA's latent cache keeps one row of kv_lora + n_rot per token: the value is its prefix */
     const uint64_t per_head = hp->kv_in_k ? hp->head_dim : hp->head_dim + hp->head_dim_v;
-    return (uint64_t)hp->n_layer * (uint64_t)n_ctx * hp->n_head_kv * per_head * 2u;
+    uint64_t cells = 0;
+    for (uint32_t il = 0; il < hp->n_layer; il++) cells += (uint64_t)mp_ctx_kv_cells(m, il, n_ctx, n_batch);
+    return cells * hp->n_head_kv * per_head * 2u;
 }
 
 /* Every scratch buffer of a context lives in one 64-byte-aligned block laid
@@ -954,17 +1012,28 @@ int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_p
     if (posix_memalign((void **)&c->scratch, 64, (size_t)scratch)) c->scratch = NULL;
     else scratch_layout(c, c->scratch, m, c->n_ctx, c->n_batch, c->n_threads);
     const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim, Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    const size_t kv_elems = (size_t)hp->n_layer * (size_t)c->n_ctx;
+    size_t kv_elems = 0; /* cells of all layers, one sequence */
+    c->kv_row0 = calloc(hp->n_layer, sizeof *c->kv_row0);
+    c->swa_cells = c->n_ctx;
+    for (uint32_t il = 0; c->kv_row0 && il < hp->n_layer; il++) {
+        const int cells = mp_ctx_kv_cells(m, il, c->n_ctx, c->n_batch);
+        if (mp_layer_is_swa(hp, il)) c->swa_cells = cells;
+        c->kv_row0[il] = (int64_t)kv_elems;
+        kv_elems += (size_t)cells;
+    }
+    c->kv_cells = kv_elems;
     c->n_seq = p && p->n_seq > 0 ? p->n_seq : 1;
     c->kc = c->kc_all = calloc(kv_elems * (size_t)Dk * (size_t)c->n_seq, sizeof(uint16_t));
     c->vc = c->vc_all = hp->kv_in_k ? NULL : calloc(kv_elems * (size_t)Dv * (size_t)c->n_seq, sizeof(uint16_t));
     c->seq_n_past = calloc((size_t)c->n_seq, sizeof *c->seq_n_past);
+    c->seq_swa_base = calloc((size_t)c->n_seq, sizeof *c->seq_swa_base);
     c->pool = mp_pool_create(c->n_threads);
-    if (!c->scratch || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool || !c->seq_n_past) {
-        const int n_ctx = c->n_ctx, n_batch = c->n_batch;
+    if (!c->scratch || !c->kv_row0 || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool || !c->seq_n_past ||
+        !c->seq_swa_base) {
+        const int n_ctx = c->n_ctx, n_batch = c->n_batch, n_seq = c->n_seq;
         mp_ctx_free(c);
-        return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d: %.1f MiB)",
-                          n_ctx, n_batch, (double)(scratch + mp_ctx_kv_bytes(m, n_ctx) * (uint64_t)(p && p->n_seq > 0 ? p->n_seq : 1)) / 1048576.0);
+        return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d, %d sequence(s): %.1f MiB)",
+                          n_ctx, n_batch, n_seq, (double)(scratch + mp_ctx_kv_bytes(m, n_ctx, n_batch) * (uint64_t)n_seq) / 1048576.0);
     }
     memset(c->scratch, 0, (size_t)scratch); /* as calloc'd buffers were: no stale reads, ever */
     mp_kernels_init();
@@ -979,6 +1048,8 @@ void mp_ctx_free(mp_ctx *c)
     free(c->kc_all);
     free(c->vc_all);
     free(c->seq_n_past);
+    free(c->seq_swa_base);
+    free(c->kv_row0);
     free(c->scratch);
     free(c);
 }
@@ -991,16 +1062,27 @@ void mp_ctx_set_seq(mp_ctx *c, int seq)
 {
     if (seq < 0 || seq >= c->n_seq || seq == c->seq) return;
     const mp_hparams *hp = &c->m->hp;
-    const size_t per_layer_pos = (size_t)hp->n_layer * (size_t)c->n_ctx;
     c->seq_n_past[c->seq] = c->n_past;
+    c->seq_swa_base[c->seq] = c->swa_base;
     c->seq = seq;
     c->n_past = c->seq_n_past[seq];
-    c->kc = c->kc_all + per_layer_pos * (size_t)hp->n_head_kv * hp->head_dim * (size_t)seq;
-    if (c->vc_all) c->vc = c->vc_all + per_layer_pos * (size_t)hp->n_head_kv * hp->head_dim_v * (size_t)seq;
+    c->swa_base = c->seq_swa_base[seq];
+    c->kc = c->kc_all + c->kv_cells * (size_t)hp->n_head_kv * hp->head_dim * (size_t)seq;
+    if (c->vc_all) c->vc = c->vc_all + c->kv_cells * (size_t)hp->n_head_kv * hp->head_dim_v * (size_t)seq;
 }
-void mp_ctx_truncate(mp_ctx *c, int n_past)
+int mp_ctx_truncate_min(const mp_ctx *c)
 {
-    if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
+    /* the next chunk's first query at n_past sees n_past - n_swa + 1.. */
+    return c->swa_base > 0 ? c->swa_base + (int)c->m->hp.n_swa - 1 : 0;
+}
+
+int mp_ctx_truncate(mp_ctx *c, int n_past)
+{
+    if (n_past < 0 || n_past > c->n_past) return MP_E_RANGE;
+    if (n_past == 0) c->swa_base = 0; /* nothing kept: the cells start over */
+    else if (n_past < mp_ctx_truncate_min(c)) return MP_E_RANGE;
+    c->n_past = n_past;
+    return MP_OK;
 }
 void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud)
 {

@@ -39,9 +39,19 @@ typedef struct mp_ctx mp_ctx;
 int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_params *p, mp_err *err);
 void mp_ctx_free(mp_ctx *c); /* NULL-safe */
 
+/* Sliding-window layers (gpt-oss) keep the keys of a window, not of the
+ * context: a run of cells that slides forward, its first cell a multiple of
+ * MP_SWA_ALIGN positions (the flash attention's key tile, so tiles stay
+ * aligned to position 0 as llama.cpp's are to cell 0). */
+#define MP_SWA_ALIGN 64
+
+/* KV cells of layer il: n_ctx, or fewer for a sliding-window layer (its
+ * window, the alignment and one chunk of n_batch, padded to 256). */
+int mp_ctx_kv_cells(const mp_model *m, uint32_t il, int n_ctx, int n_batch);
+
 /* Bytes the context allocates for the KV cache and for scratch, for the
  * memory planner (same formulas as create). */
-uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx);
+uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx, int n_batch);
 uint64_t mp_ctx_scratch_bytes(const mp_model *m, int n_ctx, int n_batch, int n_threads);
 
 int mp_ctx_n_ctx(const mp_ctx *c);
@@ -53,8 +63,12 @@ int mp_ctx_n_seq(const mp_ctx *c);
 void mp_ctx_set_seq(mp_ctx *c, int seq); /* 0 <= seq < n_seq */
 int mp_ctx_seq(const mp_ctx *c);
 int mp_ctx_n_past(const mp_ctx *c);
-/* Forgets positions >= n_past (0 clears the cache). */
-void mp_ctx_truncate(mp_ctx *c, int n_past);
+/* Forgets positions >= n_past (0 clears the cache). MP_E_RANGE (nothing
+ * changed) when n_past is beyond n_past, negative, or 0 < n_past <
+ * mp_ctx_truncate_min: sliding-window layers no longer hold keys the next
+ * token there would see. */
+int mp_ctx_truncate(mp_ctx *c, int n_past);
+int mp_ctx_truncate_min(const mp_ctx *c); /* 0: any n_past */
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);
 void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud); /* NULL: the model's own */
 
@@ -62,7 +76,8 @@ void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud); /*
  * (may be NULL) receives n_vocab floats for the last token, or n * n_vocab
  * for every token when all is true. Fails with MP_E_RANGE when the context
  * would overflow, MP_E_INVAL for an out-of-range id, or the expert
- * provider's error; on failure n_past is unchanged. */
+ * provider's error; on failure n_past is unchanged (0 when a sliding-window
+ * layer had already moved past what the old n_past needs). */
 int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, mp_err *err);
 
 #endif

@@ -16,6 +16,7 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_GLM4MOE] = "glm4moe",
     [MP_ARCH_QWEN2MOE] = "qwen2moe",
     [MP_ARCH_GPTOSS] = "gpt-oss",
+    [MP_ARCH_MINIMAX_M2] = "minimax-m2",
 };
 
 
@@ -137,10 +138,13 @@ static int load_hparams(mp_model *m, mp_err *err)
     int found = -1;
     for (int a = 0; a < MP_ARCH_COUNT; a++)
         if (!strcmp(arch, arch_names[a])) found = a;
-    if (found < 0)
-        return mp_err_set(err, MP_E_UNSUPPORTED,
-                          "%s: unknown architecture '%s' (supported: llama, qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe)", m->path,
-                          arch);
+    if (found < 0) {
+        char list[256];
+        int n = 0;
+        for (int a = 0; a < MP_ARCH_COUNT && n < (int)sizeof list; a++)
+            n += snprintf(list + n, sizeof list - (size_t)n, "%s%s", a ? ", " : "", arch_names[a]);
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: unknown architecture '%s' (supported: %s)", m->path, arch, list);
+    }
     hp->arch = (mp_arch)found;
 
     int rc;
@@ -335,6 +339,28 @@ static int load_hparams(mp_model *m, mp_err *err)
                               m->path, hp->n_rot, hp->head_dim);
         break;
     }
+    case MP_ARCH_MINIMAX_M2:
+        /* llama.cpp src/models/minimax-m2.cpp: q/k RMS norms over the whole
+         * projected vectors (n_head * head_dim, n_head_kv * head_dim), NEOX
+         * rope over n_rot of head_dim (64 of 128 in MiniMax-M2), routing by
+         * the file's gating function with exp_probs_b (required), weights
+         * always renormalised, expert_weights_scale never read. The experts
+         * are sized by feed_forward_length (its load_arch_tensors' n_ff),
+         * expert_feed_forward_length is required but only read. */
+        hp->rope_kind = MP_ROPE_NEOX;
+        hp->qk_norm = MP_QK_NORM_FULL;
+        if (hp->n_expert == 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: minimax-m2 model without 'minimax-m2.expert_count'", m->path);
+        if ((rc = get_arch_u32(m, "expert_feed_forward_length", &hp->n_ff_exp, true, err))) return rc;
+        if (hp->n_ff == 0)
+            return mp_err_set(err, MP_E_CORRUPT,
+                              "%s: minimax-m2 needs 'minimax-m2.feed_forward_length' (llama.cpp sizes its experts by it)",
+                              m->path);
+        hp->n_ff_exp = hp->n_ff;
+        if (hp->head_dim != hp->head_dim_v) /* minimax-m2.cpp asserts it */
+            return mp_err_set(err, MP_E_CORRUPT, "%s: minimax-m2 needs key = value head size (have %u, %u)", m->path,
+                              hp->head_dim, hp->head_dim_v);
+        break;
     case MP_ARCH_DEEPSEEK2: {
         if ((rc = load_deepseek2(m, err))) return rc;
         const float mscale = hp->kq_scale;
@@ -356,7 +382,19 @@ static int load_hparams(mp_model *m, mp_err *err)
         rc = mp_gguf_get_u32(m->gguf, key, &gf, err);
         if (rc != MP_OK && rc != MP_E_NOTFOUND) return rc;
         if (hp->arch == MP_ARCH_GLM4MOE) hp->gating = MP_GATING_SIGMOID; /* llama.cpp's default for it */
-        if (hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS) {
+        if (hp->arch == MP_ARCH_MINIMAX_M2) {
+            /* no default: llama.cpp aborts on a file without the key */
+            if (rc == MP_E_NOTFOUND)
+                return mp_err_reset(err, MP_E_CORRUPT, "%s: required key '%s' is missing (minimax-m2 has no default)",
+                                    m->path, key);
+            if (gf != MP_GATING_SOFTMAX && gf != MP_GATING_SIGMOID)
+                return mp_err_set(err, MP_E_UNSUPPORTED,
+                                  "%s: key '%s' = %u: unknown expert gating function (supported: 1 softmax, 2 sigmoid)",
+                                  m->path, key, gf);
+            hp->gating = (mp_gating)gf;
+            hp->norm_topk = true;            /* hard-coded in minimax-m2.cpp, the key not read */
+            hp->expert_weights_scale = 0.0f; /* not loaded for it: none */
+        } else if (hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS) {
             /* hard-coded, these keys never read: qwen2moe.cpp softmax over all
              * experts, openai-moe.cpp softmax over the k picks; neither
              * renormalises nor scales. A file that has the keys runs as
@@ -458,6 +496,69 @@ static int bind_mla(mp_model *m, mp_layer *l, uint32_t il, mp_err *err)
     return MP_OK;
 }
 
+void mp_layer_bind_qkv_views(mp_layer *l)
+{
+    if (!l->wqkv.info) return;
+    mp_tensor *w[3] = {&l->wq, &l->wk, &l->wv}, *b[3] = {&l->bq, &l->bk, &l->bv};
+    for (int i = 0; i < 3; i++) {
+        w[i]->data = l->wqkv.data ? (const char *)l->wqkv.data + w[i]->view_off : NULL;
+        if (l->bqkv.info) b[i]->data = l->bqkv.data ? (const char *)l->bqkv.data + b[i]->view_off : NULL;
+    }
+}
+
+/* A fused attn_qkv {n_embd, Dq + Dk + Dv} (llama.cpp create_tensor_qkv /
+ * build_qkv): one matmul whose rows [0, Dq) are q, then k, then v, with
+ * either a fused attn_qkv.bias or the three separate biases (used only when
+ * all three are there). Per row the same dot as three tensors, so wq, wk, wv
+ * become row views and the forward pass is unchanged. */
+static int bind_fused_qkv(mp_model *m, mp_layer *l, uint32_t il, int64_t Dq, int64_t Dk, int64_t Dv, mp_err *err)
+{
+    const int64_t E = m->hp.n_embd, rows[3] = {Dq, Dk, Dv};
+    char n[96];
+    snprintf(n, sizeof n, "blk.%u.attn_qkv.weight", il);
+    BIND(&l->wqkv, true, true, n, E, Dq + Dk + Dv);
+    snprintf(n, sizeof n, "blk.%u.attn_qkv.bias", il);
+    BIND(&l->bqkv, false, false, n, Dq + Dk + Dv);
+    mp_tensor *w[3] = {&l->wq, &l->wk, &l->wv}, *b[3] = {&l->bq, &l->bk, &l->bv};
+    static const char *const part[3] = {"q", "k", "v"};
+    int n_sep = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(n, sizeof n, "blk.%u.attn_%s.weight", il, part[i]);
+        if (mp_gguf_find_tensor(m->gguf, n))
+            return mp_err_set(err, MP_E_CORRUPT, "%s: layer %u has both a fused 'blk.%u.attn_qkv.weight' and '%s'",
+                              m->path, il, il, n);
+        if (!l->bqkv.info) {
+            snprintf(n, sizeof n, "blk.%u.attn_%s.bias", il, part[i]);
+            BIND(b[i], false, false, n, rows[i]);
+            n_sep += b[i]->info != NULL;
+        }
+    }
+    if (n_sep != 0 && n_sep != 3)
+        /* llama.cpp would silently drop them (it adds separate biases to a
+         * fused projection only when all three exist) */
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: layer %u: fused 'blk.%u.attn_qkv.weight' with %d of the 3 separate q/k/v biases",
+                          m->path, il, il, n_sep);
+    size_t row0 = 0;
+    for (int i = 0; i < 3; i++) {
+        *w[i] = l->wqkv;
+        w[i]->ne[1] = rows[i];
+        w[i]->view = true;
+        w[i]->view_off = row0 * l->wqkv.row_size;
+        w[i]->expert_stride = w[i]->row_size * (size_t)rows[i];
+        if (l->bqkv.info) {
+            *b[i] = l->bqkv;
+            b[i]->ne[0] = rows[i];
+            b[i]->row_size = (size_t)rows[i] * sizeof(float);
+            b[i]->view = true;
+            b[i]->view_off = row0 * sizeof(float);
+        }
+        row0 += (size_t)rows[i];
+    }
+    mp_layer_bind_qkv_views(l);
+    return MP_OK;
+}
+
 static int bind_tensors(mp_model *m, mp_err *err)
 {
     mp_hparams *hp = &m->hp;
@@ -495,27 +596,37 @@ static int bind_tensors(mp_model *m, mp_err *err)
         mp_layer *l = &m->layers[il];
         char n[96];
 #define TN(suffix) (snprintf(n, sizeof n, "blk.%u." suffix ".weight", il), n)
-        if (mp_gguf_find_tensor(m->gguf, TN("attn_qkv")))
-            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused tensor '%s' is not supported", m->path, n);
+        const bool fused_qkv = mp_gguf_find_tensor(m->gguf, TN("attn_qkv")) != NULL;
+        if (fused_qkv && hp->mla)
+            return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused tensor '%s' is not supported for %s", m->path, n,
+                              hp->arch_name);
         BIND(&l->attn_norm, true, false, TN("attn_norm"), E);
         if (hp->mla) {
             int rc = bind_mla(m, l, il, err);
             if (rc) return rc;
+        } else if (fused_qkv) {
+            int rc = bind_fused_qkv(m, l, il, Dq, Dk, Dv, err);
+            if (rc) return rc;
+            BIND(&l->wo, true, true, TN("attn_output"), Do, E);
         } else {
             BIND(&l->wq, true, true, TN("attn_q"), E, Dq);
             BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
             BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
             BIND(&l->wo, true, true, TN("attn_output"), Do, E);
-            if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_QWEN2MOE || hp->arch == MP_ARCH_GPTOSS) {
+        }
+        if (!hp->mla) {
+            if (!fused_qkv) {
+                /* optional, each added when present (llama.cpp create_tensor_qkv,
+                 * for every architecture here but deepseek2) */
                 snprintf(n, sizeof n, "blk.%u.attn_q.bias", il);
                 BIND(&l->bq, false, false, n, Dq);
                 snprintf(n, sizeof n, "blk.%u.attn_k.bias", il);
                 BIND(&l->bk, false, false, n, Dk);
                 snprintf(n, sizeof n, "blk.%u.attn_v.bias", il);
                 BIND(&l->bv, false, false, n, Dv);
-                if (il == 0 && hp->arch == MP_ARCH_GLM4MOE && mp_gguf_find_tensor(m->gguf, TN("attn_q_norm")))
-                    hp->qk_norm = MP_QK_NORM_HEAD;
             }
+            if (il == 0 && hp->arch == MP_ARCH_GLM4MOE && mp_gguf_find_tensor(m->gguf, TN("attn_q_norm")))
+                hp->qk_norm = MP_QK_NORM_HEAD;
             if (hp->arch == MP_ARCH_GPTOSS) {
                 snprintf(n, sizeof n, "blk.%u.attn_output.bias", il);
                 BIND(&l->bo, true, false, n, E);
@@ -577,7 +688,8 @@ static int bind_tensors(mp_model *m, mp_err *err)
                                   n, hp->arch_name);
             }
             snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", il);
-            BIND(&l->exp_probs_b, hp->arch == MP_ARCH_GLM4MOE, false, n, X); /* glm4moe requires it */
+            /* glm4moe and minimax-m2 require it */
+            BIND(&l->exp_probs_b, hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_MINIMAX_M2, false, n, X);
             if (hp->arch == MP_ARCH_GPTOSS) {
                 if (gu)
                     return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused '%s' is not supported for gpt-oss", m->path,

@@ -24,6 +24,7 @@ typedef enum mp_arch {
     MP_ARCH_GLM4MOE,     /* GQA with biases, partial NEOX rope, shared experts, sigmoid + bias routing */
     MP_ARCH_QWEN2MOE,    /* GQA with biases, NEOX rope, softmax routing (no renorm), one sigmoid-gated shared expert */
     MP_ARCH_GPTOSS,      /* "gpt-oss": sinks, sliding window on alternate layers, biases, clamped SwiGLU */
+    MP_ARCH_MINIMAX_M2,  /* "minimax-m2": GQA, q/k norms over the whole vectors, partial NEOX, sigmoid + bias routing */
     MP_ARCH_COUNT
 } mp_arch;
 
@@ -119,6 +120,10 @@ typedef struct mp_tensor {
      * ffn_gate_up_exps): bytes from the slab's start; data already includes
      * it. The part is ne[1] rows of row_size bytes. 0 for whole tensors. */
     size_t view_off;
+    /* A row range of another tensor (wq/wk/wv of a fused attn_qkv, bq/bk/bv
+     * of its bias): data points into that tensor at view_off bytes, and it
+     * is loaded with it, never on its own (mp_layer_bind_qkv_views). */
+    bool view;
 } mp_tensor;
 
 /* File offset (within the GGUF image) and size of expert e's part of t. */
@@ -136,6 +141,10 @@ typedef struct mp_layer {
     mp_tensor wo;         /* (n_head * head_dim_v -> n_embd) */
     mp_tensor bq, bk, bv; /* optional f32 biases of wq, wk, wv (glm4moe, qwen2moe, gpt-oss) */
     mp_tensor bo;         /* (n_embd) f32 bias of wo (gpt-oss) */
+    /* a fused (n_embd -> Dq + Dk + Dv) projection, rows [q | k | v] as llama.cpp's
+     * build_qkv splits them, and its optional fused f32 bias; wq/wk/wv (bq/bk/bv)
+     * are then views of them */
+    mp_tensor wqkv, bqkv;
     mp_tensor attn_sinks; /* (n_head) f32 sink logits (gpt-oss) */
     mp_tensor q_norm;     /* (head_dim) or (n_embd) */
     mp_tensor k_norm;     /* (head_dim) or (n_head_kv * head_dim) */
@@ -229,6 +238,11 @@ void mp_model_sizes_get(const mp_model *m, mp_model_sizes *s);
 /* True for a tensor of a NextN/MTP block (blk.N with N >= n_layer): the
  * engine never binds or loads those; packs leave them out. */
 bool mp_model_tensor_skipped(const mp_model *m, const char *name);
+
+/* Points the q/k/v views of a fused attn_qkv (and of its bias) at the fused
+ * tensors' current data (after binding, or after the resident loader moved
+ * them). No-op for a layer without wqkv. */
+void mp_layer_bind_qkv_views(mp_layer *l);
 
 /* True when the layer has routed experts. */
 static inline bool mp_layer_is_moe(const mp_layer *l) { return l->ffn_gate_inp.info != NULL; }

@@ -622,7 +622,11 @@ int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err)
     const int cur = mp_ctx_n_past(e->s->ctx);
     if (n_past < 0 || n_past > cur)
         return mp_err_set(err, MP_E_RANGE, "truncate to %d: the KV cache holds %d tokens", n_past, cur);
-    mp_ctx_truncate(e->s->ctx, n_past);
+    if (mp_ctx_truncate(e->s->ctx, n_past) != MP_OK)
+        return mp_err_set(err, MP_E_RANGE,
+                          "truncate to %d: the sliding-window layers no longer hold the keys position %d sees "
+                          "(truncate to 0, or to %d..%d)",
+                          n_past, n_past, mp_ctx_truncate_min(e->s->ctx), cur);
     return MP_OK;
 }
 
@@ -877,7 +881,13 @@ int mp_model_inspect(const char *path, const mp_params *p, mp_model_info *o, mp_
     const int n_threads = mp_default_threads(p->n_threads);
     o->n_ctx = n_ctx;
     o->n_batch = n_batch;
-    o->kv_bytes = mp_ctx_kv_bytes(m, n_ctx);
+    o->kv_bytes = mp_ctx_kv_bytes(m, n_ctx, n_batch);
+    for (uint32_t il = 0; il < hp->n_layer; il++)
+        if (mp_layer_is_swa(hp, il)) {
+            o->n_swa = hp->n_swa;
+            o->n_swa_layers++;
+            o->swa_cells = mp_ctx_kv_cells(m, il, n_ctx, n_batch);
+        }
     o->scratch_bytes = mp_ctx_scratch_bytes(m, n_ctx, n_batch, n_threads);
     mp_model_close(m, pack);
     return MP_OK;

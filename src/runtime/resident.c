@@ -13,9 +13,10 @@
 int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), void *ctx)
 {
     int rc;
-#define VISIT(t)                                   \
-    do {                                           \
-        if ((t)->info && (rc = fn(ctx, (t)))) return rc; \
+    /* views (a fused attn_qkv's q/k/v) come with their tensor */
+#define VISIT(t)                                                    \
+    do {                                                            \
+        if ((t)->info && !(t)->view && (rc = fn(ctx, (t)))) return rc; \
     } while (0)
     VISIT(&m->tok_embd);
     VISIT(&m->output_norm);
@@ -55,6 +56,8 @@ int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), 
         VISIT(&l->bo);
         VISIT(&l->attn_sinks);
         VISIT(&l->ffn_gate_inp_b);
+        VISIT(&l->wqkv);
+        VISIT(&l->bqkv);
         VISIT(&l->ffn_gate_exps_b);
         VISIT(&l->ffn_up_exps_b);
         VISIT(&l->ffn_down_exps_b);
@@ -133,6 +136,7 @@ int mp_resident_load(mp_model *m, void **buf, mp_err *err)
         return rc;
     }
     if (m->tied_output) m->output.data = m->tok_embd.data;
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) mp_layer_bind_qkv_views(&m->layers[il]);
     *buf = b;
     return MP_OK;
 }

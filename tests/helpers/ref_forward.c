@@ -52,7 +52,7 @@ typedef struct ref_layer {
     double *k_cache, *v_cache;          /* (n_ctx, n_head_kv*hd); MLA latent: (n_ctx, kv_lora + n_rot) */
 } ref_layer;
 
-enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE, REF_DEEPSEEK2, REF_GLM4MOE, REF_QWEN2MOE, REF_GPTOSS };
+enum ref_arch { REF_LLAMA, REF_QWEN3MOE, REF_OLMOE, REF_DEEPSEEK2, REF_GLM4MOE, REF_QWEN2MOE, REF_GPTOSS, REF_MINIMAX };
 
 struct mp_ref_model {
     enum ref_arch arch;
@@ -366,6 +366,7 @@ static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
     else if (!strcmp(arch, "glm4moe")) m->arch = REF_GLM4MOE;
     else if (!strcmp(arch, "qwen2moe")) m->arch = REF_QWEN2MOE;
     else if (!strcmp(arch, "gpt-oss")) m->arch = REF_GPTOSS;
+    else if (!strcmp(arch, "minimax-m2")) m->arch = REF_MINIMAX;
     else return mp_err_set(err, MP_E_UNSUPPORTED, "%s: architecture '%s' is not supported", path, arch);
     snprintf(m->arch_name, sizeof m->arch_name, "%s", arch);
     if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE) return read_hparams_ds(m, g, arch, err);
@@ -425,6 +426,17 @@ static int read_hparams(mp_ref_model *m, const mp_gguf *g, mp_err *err)
         m->sigmoid = false;
         m->w_scale = 0;
     }
+    if (m->arch == REF_MINIMAX) {
+        /* llama.cpp minimax-m2.cpp: q/k norms over the whole projections,
+         * the file's gating (required), exp_probs_b, weights renormalised,
+         * no scale; experts feed_forward_length wide */
+        int gf = 0;
+        if ((rc = get_hp_u32(g, arch, "feed_forward_length", -1, &m->n_ff, err))) return rc;
+        if ((rc = get_hp_u32(g, arch, "expert_gating_func", -1, &gf, err))) return rc;
+        if (gf != 1 && gf != 2) return mp_err_set(err, MP_E_UNSUPPORTED, "%s: gating function %d", path, gf);
+        m->sigmoid = gf == 2;
+        m->w_scale = 0;
+    }
     return MP_OK;
 }
 
@@ -467,9 +479,14 @@ static int load_layers_ds(mp_ref_model *m, const mp_gguf *g, mp_err *err)
             if ((rc = load_layer_mat(g, il, "attn_q.bias", false, QW, 1, &L->bq, err))) return rc;
             if ((rc = load_layer_mat(g, il, "attn_k.bias", false, KW, 1, &L->bk, err))) return rc;
             if ((rc = load_layer_mat(g, il, "attn_v.bias", false, KW, 1, &L->bv, err))) return rc;
-            if ((rc = load_layer_mat(g, il, "attn_q_norm.weight", false, m->head_dim, 1, &L->q_norm, err))) return rc;
-            if ((rc = load_layer_mat(g, il, "attn_k_norm.weight", false, m->head_dim, 1, &L->k_norm, err))) return rc;
-            if ((rc = load_layer_mat(g, il, m->arch == REF_QWEN2MOE ? "ffn_norm.weight" : "post_attention_norm.weight",
+            const bool whole = m->arch == REF_MINIMAX; /* q/k norms over the whole projections */
+            if ((rc = load_layer_mat(g, il, "attn_q_norm.weight", whole, whole ? QW : m->head_dim, 1, &L->q_norm, err)))
+                return rc;
+            if ((rc = load_layer_mat(g, il, "attn_k_norm.weight", whole, whole ? KW : m->head_dim, 1, &L->k_norm, err)))
+                return rc;
+            if ((rc = load_layer_mat(g, il,
+                                     m->arch == REF_QWEN2MOE || m->arch == REF_MINIMAX ? "ffn_norm.weight"
+                                                                                       : "post_attention_norm.weight",
                                      true, E, 1, &L->ffn_norm, err))) return rc;
         }
         if (L->dense) {
@@ -540,7 +557,7 @@ int mp_ref_model_load(mp_ref_model **out, const char *path, const mp_ref_opts *o
     if (!m->layers) { rc = mp_err_set(err, MP_E_NOMEM, "%s: out of memory", path); goto fail; }
 
     if (m->arch != REF_QWEN2MOE) m->n_ff_sh = m->n_ff * m->n_shared;
-    if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE || m->arch == REF_QWEN2MOE) {
+    if (m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE || m->arch == REF_QWEN2MOE || m->arch == REF_MINIMAX) {
         if ((rc = load_layers_ds(m, g, err))) goto fail;
         goto scratch;
     }
@@ -802,7 +819,7 @@ static void attention(mp_ref_model *m, ref_layer *L, int pos)
     if (m->arch == REF_QWEN3MOE || (m->arch == REF_GLM4MOE && L->q_norm.w)) { /* per-head norms, shared weights (hd) */
         for (int h = 0; h < m->n_head; h++) rmsnorm(m->q + h * HD, L->q_norm.w, m->q + h * HD, HD, m->eps);
         for (int h = 0; h < m->n_head_kv; h++) rmsnorm(m->k + h * HD, L->k_norm.w, m->k + h * HD, HD, m->eps);
-    } else if (m->arch == REF_OLMOE) { /* one norm over the whole projection */
+    } else if (m->arch == REF_OLMOE || m->arch == REF_MINIMAX) { /* one norm over the whole projection */
         rmsnorm(m->q, L->q_norm.w, m->q, QW, m->eps);
         rmsnorm(m->k, L->k_norm.w, m->k, KW, m->eps);
     }
@@ -1154,7 +1171,8 @@ static void eval_token(mp_ref_model *m, int32_t id, float *logits)
     const int E = m->n_embd, pos = m->n_past;
     const float *row = m->tok_embd.w + (int64_t)id * E;
     for (int i = 0; i < E; i++) m->x[i] = row[i];
-    const bool ds = m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE || m->arch == REF_QWEN2MOE;
+    const bool ds = m->arch == REF_DEEPSEEK2 || m->arch == REF_GLM4MOE || m->arch == REF_QWEN2MOE ||
+                    m->arch == REF_MINIMAX;
     for (int il = 0; il < m->n_layer; il++) {
         if (m->mla) attention_mla(m, &m->layers[il], pos);
         else attention(m, &m->layers[il], pos);
