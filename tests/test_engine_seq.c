@@ -3,7 +3,10 @@
  * two prompts evaluated in turns on two sequences, token by token
  * interleaved, give exactly the logits each gives alone on a one-sequence
  * engine; truncating one sequence leaves the other alone; the plan counts
- * the KV once per sequence; out-of-range sequences are refused. */
+ * the KV once per sequence; out-of-range sequences are refused.
+ * The same interleaving on a gpt-oss model whose sliding-window layers keep a
+ * window-sized KV that moves (window 16, 256 cells, prompts of 300 tokens in
+ * chunks of 16): each sequence slides its own cells. */
 #include "mp_test.h"
 
 #include "moepager/moepager.h"
@@ -11,10 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int g_n_ctx = 256, g_n_batch = 0;
+
 static mp_engine *open_demo(const char *path, int n_seq)
 {
     mp_params p = mp_params_default();
-    p.n_ctx = 256;
+    p.n_ctx = g_n_ctx;
+    p.n_batch = g_n_batch;
     p.n_seq = n_seq;
     p.cache_experts = 3; /* stream: the sequences share the expert cache */
     mp_engine *e = NULL;
@@ -36,6 +42,61 @@ static void alone(const char *path, const int32_t *ids, int n_prompt, int n, flo
                    MP_OK,
                "%s", err.msg);
     mp_engine_free(e);
+}
+
+/* Two sequences of na and nb ids (prompts pa and pb, then one token at a time),
+ * interleaved on one engine, against each alone. */
+static void interleaved(const char *path, const int32_t *a, int na, int pa, const int32_t *b, int nb, int pb)
+{
+    mp_engine *e = open_demo(path, 2);
+    if (!e) return;
+    mp_engine_info info;
+    mp_engine_get_info(e, &info);
+    const int V = info.n_vocab;
+    mp_err err = {0};
+    float *ra = calloc((size_t)(na - pa + 1) * V, sizeof(float)), *rb = calloc((size_t)(nb - pb + 1) * V, sizeof(float));
+    float *la = calloc((size_t)(na - pa + 1) * V, sizeof(float)), *lb = calloc((size_t)(nb - pb + 1) * V, sizeof(float));
+    alone(path, a, pa, na, ra, V);
+    alone(path, b, pb, nb, rb, V);
+    CHECK(mp_engine_set_seq(e, 0, &err) == MP_OK && mp_engine_eval(e, a, pa, la, (size_t)V, false, &err) == MP_OK);
+    CHECK(mp_engine_set_seq(e, 1, &err) == MP_OK && mp_engine_eval(e, b, pb, lb, (size_t)V, false, &err) == MP_OK);
+    for (int i = 0; pa + i < na || pb + i < nb; i++) {
+        if (pa + i < na) {
+            CHECK(mp_engine_set_seq(e, 0, &err) == MP_OK && mp_engine_n_past(e) == pa + i);
+            CHECK(mp_engine_eval(e, a + pa + i, 1, la + (size_t)(i + 1) * V, (size_t)V, false, &err) == MP_OK);
+        }
+        if (pb + i < nb) {
+            CHECK(mp_engine_set_seq(e, 1, &err) == MP_OK && mp_engine_n_past(e) == pb + i);
+            CHECK(mp_engine_eval(e, b + pb + i, 1, lb + (size_t)(i + 1) * V, (size_t)V, false, &err) == MP_OK);
+        }
+    }
+    CHECK(memcmp(la, ra, sizeof(float) * (size_t)(na - pa + 1) * V) == 0);
+    CHECK(memcmp(lb, rb, sizeof(float) * (size_t)(nb - pb + 1) * V) == 0);
+    free(ra), free(rb), free(la), free(lb);
+    mp_engine_free(e);
+}
+
+static void sliding_window(void)
+{
+    const char *build = getenv("MP_BUILD");
+    char path[4096], cmd[8192];
+    snprintf(path, sizeof path, "%s/engine-seq-gptoss.gguf", build ? build : ".");
+    snprintf(cmd, sizeof cmd,
+             "'%s/mp-gen' -q --arch gpt-oss --type f16 --n-layer 2 --n-embd 64 --n-head 2 --n-head-kv 1 "
+             "--head-dim 32 --n-ff 64 --n-expert 4 --n-expert-used 2 --swa 16 --n-vocab 512 --seed 5 -o '%s'",
+             build ? build : ".", path);
+    if (system(cmd) != 0) {
+        CHECKF(0, "mp-gen failed: %s", cmd);
+        return;
+    }
+    enum { NA = 300, NB = 290 };
+    int32_t a[NA], b[NB];
+    for (int i = 0; i < NA; i++) a[i] = 1 + (i * 37) % 500;
+    for (int i = 0; i < NB; i++) b[i] = 1 + (i * 53 + 7) % 500;
+    g_n_ctx = 1024, g_n_batch = 16;
+    interleaved(path, a, NA, 280, b, NB, 250);
+    g_n_ctx = 256, g_n_batch = 0;
+    remove(path);
 }
 
 int main(void)
@@ -106,5 +167,6 @@ int main(void)
     CHECKF(orc == MP_E_INVAL && e2 == NULL && strstr(err.msg, "--parallel"), "rc %d: %s", orc, err.msg);
     free(ra), free(rb), free(la), free(lb);
     mp_engine_free(e);
+    sliding_window();
     MP_TEST_DONE();
 }
