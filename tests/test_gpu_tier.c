@@ -78,7 +78,7 @@ static void test_cache(void)
      * decayed to 0.5 after one token), never expert 1 (used this layer) */
     CHECK(mp_tier_place(t, 0, 3, 1, &slot) == MP_RUN_GPU_COPY);
     CHECK(!mp_tier_resident(t, 0, 2) && mp_tier_resident(t, 0, 1) && mp_tier_resident(t, 0, 3));
-    mp_tier_stats(t, &st);
+    mp_tier_get_stats(t, &st);
     CHECKF(st.demands == 5 && st.hits == 1 && st.promotions == 4 && st.evictions == 1, "%llu %llu %llu %llu",
            (unsigned long long)st.demands, (unsigned long long)st.hits, (unsigned long long)st.promotions,
            (unsigned long long)st.evictions);
@@ -88,7 +88,7 @@ static void test_cache(void)
     CHECK(mp_tier_place(t, 0, 2, 1, &slot) == MP_RUN_GPU_COPY); /* evicts layer 1's expert 5 */
     CHECK(!mp_tier_resident(t, 1, 5));
     CHECK(mp_tier_place(t, 0, 4, 1, &slot) == MP_RUN_CPU && slot == -1);
-    mp_tier_stats(t, &st);
+    mp_tier_get_stats(t, &st);
     CHECK(st.run_cpu == 1);
     mp_tier_free(t);
 }

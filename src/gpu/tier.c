@@ -29,13 +29,21 @@ int mp_vram_plan_make(mp_vram_plan *p, uint64_t budget, uint64_t resident, uint6
     return MP_OK;
 }
 
+/* "1.25 GiB" from 1 GiB up, else "12.5 MiB" */
+static const char *size_str(char *b, size_t cap, uint64_t n)
+{
+    if (n >= (1ull << 30)) snprintf(b, cap, "%.2f GiB", gib(n));
+    else snprintf(b, cap, "%.1f MiB", mib(n));
+    return b;
+}
+
 void mp_vram_plan_describe(const mp_vram_plan *p, char *buf, size_t cap)
 {
-    snprintf(buf, cap,
-             "vram %.2f GiB: resident %.2f GiB + KV %.2f GiB + scratch %.2f GiB + expert cache %u of %u experts x "
-             "%.2f MiB (%.2f GiB)%s",
-             gib(p->budget), gib(p->resident), gib(p->kv), gib(p->scratch), p->slots, p->n_experts,
-             mib(p->expert_bytes), gib(p->expert_cache), p->slots == p->n_experts ? ": every expert fits" : "");
+    char a[32], r[32], k[32], s[32], c[32];
+    snprintf(buf, cap, "vram %s: resident %s + KV %s + scratch %s + expert cache %u of %u experts x %.2f MiB (%s)%s",
+             size_str(a, sizeof a, p->budget), size_str(r, sizeof r, p->resident), size_str(k, sizeof k, p->kv),
+             size_str(s, sizeof s, p->scratch), p->slots, p->n_experts, mib(p->expert_bytes),
+             size_str(c, sizeof c, p->expert_cache), p->slots == p->n_experts ? ": every expert fits" : "");
 }
 
 /* ---- cost model ---------------------------------------------------------- */
@@ -65,6 +73,7 @@ struct mp_tier {
     uint64_t *slot_used; /* [slots] layer epoch of the last use */
     uint64_t clock;      /* tokens seen */
     uint64_t epoch;      /* layers begun */
+    int last_layer;      /* the layer begun last (-1: none yet) */
     mp_tier_stats_gpu st;
 };
 
@@ -84,6 +93,7 @@ int mp_tier_create(mp_tier **out, const mp_tier_params *p, mp_err *err)
     }
     t->p = *p;
     if (!(t->p.decay > 0 && t->p.decay <= 1)) t->p.decay = 0.95;
+    t->last_layer = -1;
     for (size_t i = 0; i < nk; i++) t->where[i] = -1;
     for (size_t i = 0; i < ns; i++) t->slot_key[i] = -1;
     *out = t;
@@ -101,7 +111,7 @@ void mp_tier_free(mp_tier *t)
     free(t);
 }
 
-mp_device_kind mp_tier_kind(const mp_tier *t) { return t->p.kind; }
+mp_device_kind mp_tier_device(const mp_tier *t) { return t->p.kind; }
 const mp_vram_plan *mp_tier_plan(const mp_tier *t) { return &t->p.plan; }
 
 static float count_now(const mp_tier *t, size_t key)
@@ -113,7 +123,9 @@ static float count_now(const mp_tier *t, size_t key)
 void mp_tier_begin_layer(mp_tier *t, int layer, int tokens)
 {
     t->epoch++;
-    if (layer == 0) t->clock += (uint64_t)(tokens > 0 ? tokens : 1);
+    /* back at a first MoE layer (or the same one): a new chunk */
+    if (layer <= t->last_layer) t->clock += (uint64_t)(tokens > 0 ? tokens : 1);
+    t->last_layer = layer;
 }
 
 bool mp_tier_resident(const mp_tier *t, int layer, int expert)
@@ -181,5 +193,5 @@ mp_run_where mp_tier_place(mp_tier *t, int layer, int expert, int T, int *slot)
     return MP_RUN_GPU_COPY;
 }
 
-void mp_tier_stats(const mp_tier *t, mp_tier_stats_gpu *out) { *out = t->st; }
+void mp_tier_get_stats(const mp_tier *t, mp_tier_stats_gpu *out) { *out = t->st; }
 void mp_tier_add_stall(mp_tier *t, double s) { t->st.stall_s += s; }

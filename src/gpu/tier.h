@@ -95,7 +95,7 @@ typedef struct mp_tier_params {
 
 int mp_tier_create(mp_tier **out, const mp_tier_params *p, mp_err *err);
 void mp_tier_free(mp_tier *t); /* NULL-safe */
-mp_device_kind mp_tier_kind(const mp_tier *t);
+mp_device_kind mp_tier_device(const mp_tier *t);
 const mp_vram_plan *mp_tier_plan(const mp_tier *t);
 
 /* Decides where expert `expert` of `layer` runs over T tokens, promoting
@@ -104,11 +104,12 @@ const mp_vram_plan *mp_tier_plan(const mp_tier *t);
  * never evicted before the next mp_tier_begin_layer. */
 mp_run_where mp_tier_place(mp_tier *t, int layer, int expert, int T, int *slot);
 /* A new layer: the previous layer's slots may be evicted again. Called once
- * per layer per chunk; tokens: the chunk's size at its first layer (decay). */
+ * per MoE layer per chunk, in layer order; a layer at or below the last one
+ * starts a new chunk of `tokens` tokens (the clock the use counts decay by). */
 void mp_tier_begin_layer(mp_tier *t, int layer, int tokens);
 /* True when (layer, expert) is in VRAM now (no counting). */
 bool mp_tier_resident(const mp_tier *t, int layer, int expert);
-void mp_tier_stats(const mp_tier *t, mp_tier_stats_gpu *out);
+void mp_tier_get_stats(const mp_tier *t, mp_tier_stats_gpu *out);
 void mp_tier_add_stall(mp_tier *t, double s);
 
 #endif

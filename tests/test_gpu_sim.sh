@@ -1,0 +1,67 @@
+# The VRAM tier end to end on the CPU (--gpu sim: the CPU backend posing as a
+# device with --vram bytes): on the demo model, mapped and streamed (--mem),
+# prefill in chunks and decode, the logits of every position and 16 greedy
+# tokens are bit for bit those of the CPU-only run (sim only places and
+# counts); the plan is printed; the vram stats line adds up (hits + misses =
+# GPU + CPU runs; bytes = promotions x slot size); a small --vram evicts; a
+# budget below the resident part is refused with the minimum; --vram 0 and
+# --gpu cpu make no tier; --gpu cuda without a device is refused by name.
+set -u
+B=${MP_BUILD:-.}
+M="$B/demo-model.gguf"
+[ -x "$B/moepager" ] || { echo "FAIL: $B/moepager not built"; exit 1; }
+[ -f "$M" ] || { echo "SKIP: $M not generated (MP_GEN_DEMO=OFF)"; exit 77; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/mp-gpusim.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+P="The quick brown fox jumps over the lazy dog, and then it runs away into the forest"
+
+run() { # NAME ARGS...: logits of every position + 16 greedy ids
+    local name=$1; shift
+    "$B/moepager" logits -m "$M" -p "$P" --all -n 16 -b 7 -t 2 -c 256 -o "$T/$name.bin" "$@" >"$T/$name.out" 2>"$T/$name.err"
+}
+run cpu || bad "cpu run failed: $(cat "$T/cpu.err")"
+for cfg in "map --gpu sim --vram 40M" "small --gpu sim --vram 28M" "stream --gpu sim --vram 40M --mem 50M"; do
+    set -- $cfg
+    name=$1; shift
+    run "$name" "$@" || { bad "$name run failed: $(cat "$T/$name.err")"; continue; }
+    cmp -s "$T/cpu.bin" "$T/$name.bin" || bad "$name: logits differ from the CPU run"
+    diff <(grep gen_ids "$T/cpu.out") <(grep gen_ids "$T/$name.out") >/dev/null || bad "$name: greedy tokens differ"
+    grep -q 'vram .*expert cache .* (sim device; cost model' "$T/$name.err" || bad "$name: no plan line: $(cat "$T/$name.err")"
+done
+# the stats line (logits prints none: use run)
+stats() { "$B/moepager" run -m "$M" -p "$P" -n 16 --temp 0 -t 2 -c 256 "$@" 2>&1 >/dev/null | grep '^vram:'; }
+for v in 40M 28M; do
+    line=$(stats --gpu sim --vram $v)
+    echo "--vram $v: $line"
+    [ -n "$line" ] || { bad "--vram $v: no vram stats line"; continue; }
+    read -r hits uses prom mb ev gpu cpu slots slot_mib < <(echo "$line" |
+        sed -E 's/.*\(([0-9]+) of ([0-9]+) expert uses\), ([0-9]+) promoted \(([0-9.]+) MB.*, ([0-9]+) evicted; experts run on GPU ([0-9]+), CPU ([0-9]+);.* ([0-9]+) slots of ([0-9.]+) MiB/\1 \2 \3 \4 \5 \6 \7 \8 \9/')
+    [ "$((gpu + cpu))" -eq "$uses" ] || bad "--vram $v: GPU $gpu + CPU $cpu != $uses uses"
+    [ "$hits" -le "$gpu" ] && [ "$prom" -le "$((gpu - hits))" ] || bad "--vram $v: hits $hits, promotions $prom, GPU runs $gpu"
+    [ "$prom" -gt 0 ] || bad "--vram $v: nothing promoted"
+    awk -v mb="$mb" -v p="$prom" -v s="$slot_mib" 'BEGIN { d = (mb - p * s * 1.048576) / mb; exit !(d < 0.02 && d > -0.02) }' ||
+        bad "--vram $v: $mb MB moved for $prom promotions of $slot_mib MiB"
+    if [ "$v" = 28M ]; then
+        [ "$slots" -lt 32 ] || bad "--vram 28M: $slots slots (wanted fewer than the 32 experts)"
+        [ "$ev" -gt 0 ] || bad "--vram 28M: no evictions with $slots slots"
+    else
+        [ "$ev" -eq 0 ] || bad "--vram 40M: every expert fits, yet $ev evictions"
+    fi
+done
+# refusals and no-tier cases
+out=$("$B/moepager" run -m "$M" -p hi -n 1 -t 2 -c 256 --gpu sim --vram 10M 2>&1) && bad "--vram 10M accepted"
+echo "$out" | grep -q 'need at least .* resident .* KV cache .* experts (one layer' || bad "--vram 10M: $out"
+out=$("$B/moepager" run -m "$M" -p hi -n 1 -t 2 -c 256 --gpu sim 2>&1) && bad "--gpu sim without --vram accepted"
+echo "$out" | grep -q 'gpu sim needs --vram' || bad "--gpu sim alone: $out"
+for a in "--gpu sim --vram 0" "--gpu cpu --vram 40M"; do
+    out=$("$B/moepager" run -m "$M" -p hi -n 2 -t 2 -c 256 $a 2>&1) || bad "$a failed: $out"
+    echo "$out" | grep -q '^vram' && bad "$a made a VRAM tier: $out"
+done
+if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -eq 0 ]; then
+    out=$("$B/moepager" run -m "$M" -p hi -n 1 -t 2 -c 256 --gpu cuda 2>&1) && bad "--gpu cuda accepted without a device"
+    echo "$out" | grep -q -- '--gpu cuda: \(no CUDA device\|this build has no CUDA\)' || bad "--gpu cuda: $out"
+fi
+[ $fail -eq 0 ] && echo "ok"
+exit $fail
