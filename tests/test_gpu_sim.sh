@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # The VRAM tier end to end on the CPU (--gpu sim: the CPU backend posing as a
 # device with --vram bytes): on the demo model, mapped and streamed (--mem),
 # prefill in chunks and decode, the logits of every position and 16 greedy
