@@ -22,7 +22,7 @@ if "$B/test_gpu_kernels" 2>&1 | grep -q 'this build has no CUDA'; then
 fi
 rm -rf "${C:?}/bin" "${C:?}/lib"
 mkdir -p "$C/bin" "$C/lib"
-for b in moepager mp-gen mp-cmp-logits bench_engine test_gpu_kernels test_gpu_dequant test_gpu_tier; do
+for b in moepager mp-gen mp-cmp-logits bench_engine test_gpu_kernels test_gpu_dequant test_gpu_tier test_gpu_backend; do
     [ -x "$B/$b" ] || { echo "gpu_carry: $B/$b is not built" >&2; exit 1; }
     strip -o "$C/bin/$b" "$B/$b"
 done

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The device run of the GPU tier, as one prepared script (under 8 minutes on an H100/H200):
-#   1. the per-kernel GPU tests against the CPU reference (test_gpu_kernels), and
+#   1. the per-kernel GPU tests against the CPU reference (test_gpu_kernels), the backend
+#      seam on the device (test_gpu_backend: resident copies, staged matmuls, a promoted
+#      expert multiplied from its VRAM slot), and
 #      test_gpu_dequant / test_gpu_tier as a sanity check of the carried binaries;
 #   2. CUDA-vs-CPU logit parity on small random models of every architecture and weight
 #      type (logits of every position: max|a-b| / max|b| <= 1e-3 for F32/F16/BF16, 1e-2
@@ -40,12 +42,12 @@ NT=$(nproc)
 
 GPU=$(nvidia-smi -L 2>/dev/null | head -1)
 say "gpu_check: kind $KIND, ${GPU:-no GPU listed by nvidia-smi}, $NT CPUs, $(date -u)"
-for b in moepager mp-gen mp-cmp-logits bench_engine test_gpu_kernels test_gpu_dequant test_gpu_tier; do
+for b in moepager mp-gen mp-cmp-logits bench_engine test_gpu_kernels test_gpu_dequant test_gpu_tier test_gpu_backend; do
     [ -x "$B/$b" ] || { say "FAIL: $B/$b missing (run tools/gpu_carry.sh here first)"; exit 1; }
 done
 
 # ---- 1. kernels ------------------------------------------------------------------------
-for t in test_gpu_dequant test_gpu_tier test_gpu_kernels; do
+for t in test_gpu_dequant test_gpu_tier test_gpu_kernels test_gpu_backend; do
     timeout 180 "$B/$t" >"$OUT/$t.log" 2>&1
     rc=$?
     case $rc in 0) v=PASS ;; 77) v="SKIP ($(grep -m1 SKIP "$OUT/$t.log"))" ;; *) v="FAIL (rc $rc)" ;; esac
