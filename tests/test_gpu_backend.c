@@ -109,6 +109,32 @@ static void test_cuda(void)
         for (int k = 0; k < T * ROWS; k++) mx = fmax(mx, fabs(yc[k] - yg[k])), mag = fmax(mag, fabs(yc[k]));
         CHECKF(mx <= 1e-4 * mag, "%s: max diff %g of %g", mp_type_name(t), mx, mag);
     }
+    /* queued together, then one wait: 300 tokens each overflow the staging
+     * (256 tokens of the widest matrix), so start waits on its own too */
+    {
+        enum { T2 = 300 };
+        float *x2 = malloc((size_t)T2 * COLS * 4), *yc2[NT], *yg2[NT];
+        uint8_t *xq2[NT];
+        for (int i = 0; i < T2 * COLS; i++) x2[i] = frand();
+        for (int i = 0; i < NT; i++) {
+            const size_t arow = mp_act_row_size(types[i], COLS);
+            xq2[i] = malloc((size_t)T2 * arow);
+            yc2[i] = malloc((size_t)T2 * ROWS * 4);
+            yg2[i] = malloc((size_t)T2 * ROWS * 4);
+            for (int k = 0; k < T2; k++) mp_quantize_act(types[i], x2 + k * COLS, xq2[i] + k * arow, COLS);
+            mp_matmul_rows(types[i], w[i], COLS, 0, ROWS, xq2[i], T2, yc2[i], ROWS);
+            mp_backend_matmul_start(b, types[i], mp_backend_weight(b, w[i]), COLS, ROWS, xq2[i], T2, yg2[i], ROWS);
+        }
+        mp_backend_wait(b);
+        CHECKF(mp_backend_status(b, &err) == MP_OK, "%s", err.msg);
+        for (int i = 0; i < NT; i++) {
+            double mx = 0, mag = 1e-9;
+            for (int k = 0; k < T2 * ROWS; k++) mx = fmax(mx, fabs(yc2[i][k] - yg2[i][k])), mag = fmax(mag, fabs(yc2[i][k]));
+            CHECKF(mx <= 1e-4 * mag, "queued %s: max diff %g of %g", mp_type_name(types[i]), mx, mag);
+            free(xq2[i]), free(yc2[i]), free(yg2[i]);
+        }
+        free(x2);
+    }
     /* an expert: promoted, its down matrix (the third) multiplied from its slot */
     uint8_t *ex = make_w(MP_TYPE_Q4_K, COLS, 3 * ROWS);
     const void *host[3] = {ex, ex + eb, ex + 2 * eb}, *dev[3];

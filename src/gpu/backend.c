@@ -22,9 +22,12 @@ struct mp_backend {
     uint8_t *dres;       /* one device block for every resident range */
     uint8_t *dslots;     /* plan.slots expert slots of plan.expert_bytes */
     uint64_t slot_bytes;
-    float *dx, *dy;      /* staging: tok_cap rows of max_cols / max_rows floats */
-    float *hx;           /* host widening buffer (tok_cap, max_cols) */
-    int64_t max_cols, max_rows, tok_cap;
+    /* staging, the same floats on both sides: page-locked hx / hy, device
+     * dx / dy; queued matmuls fill them from offset 0 up */
+    float *dx, *dy, *hx, *hy;
+    int64_t max_cols, max_rows, cap_x, cap_y, used_x, used_y;
+    struct pending { float *Y; int64_t ldy, nrows, nt, oy; } *pend;
+    int n_pend, cap_pend;
     int status;
     mp_err err;
 };
@@ -42,7 +45,22 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-#define TOK_CAP 64 /* tokens per staging pass */
+/* Staging: X of 256 tokens of the widest matrix (a prefill job's experts
+ * share it), Y of as much or 8 rows of the tallest (the output head). */
+static void staging_caps(int64_t max_cols, int64_t max_rows, int64_t *cx, int64_t *cy)
+{
+    *cx = 256 * max_cols;
+    *cy = 8 * max_rows > 256 * max_cols ? 8 * max_rows : 256 * max_cols;
+}
+
+uint64_t mp_backend_scratch_bytes(int64_t max_cols, int64_t max_rows)
+{
+    int64_t cx, cy;
+    staging_caps(max_cols, max_rows, &cx, &cy);
+    return (uint64_t)(cx + cy) * 4;
+}
+
+#define MAX_PENDING 256
 
 int mp_backend_create(mp_backend **out, const mp_backend_params *p, mp_err *err)
 {
@@ -65,9 +83,9 @@ int mp_backend_create(mp_backend **out, const mp_backend_params *p, mp_err *err)
     }
     b->n_res = p->n_resident;
     qsort(b->res, b->n_res, sizeof *b->res, cmp_range);
-    b->max_cols = p->max_cols;
-    b->max_rows = p->max_rows;
-    b->tok_cap = TOK_CAP;
+    b->max_cols = p->max_cols > 0 ? p->max_cols : 1;
+    b->max_rows = p->max_rows > 0 ? p->max_rows : 1;
+    staging_caps(b->max_cols, b->max_rows, &b->cap_x, &b->cap_y);
     b->slot_bytes = p->tier.plan.expert_bytes;
     if (b->kind == MP_DEVICE_CUDA) {
         if ((rc = mp_gpu_init(NULL, 0, NULL, NULL, err))) goto fail;
@@ -81,12 +99,15 @@ int mp_backend_create(mp_backend **out, const mp_backend_params *p, mp_err *err)
         if (p->tier.plan.slots &&
             (rc = mp_gpu_alloc((void **)&b->dslots, (size_t)p->tier.plan.slots * b->slot_bytes, err)))
             goto fail;
-        if ((rc = mp_gpu_alloc((void **)&b->dx, (size_t)(TOK_CAP * b->max_cols) * 4, err))) goto fail;
-        if ((rc = mp_gpu_alloc((void **)&b->dy, (size_t)(TOK_CAP * b->max_rows) * 4, err))) goto fail;
-        if (!(b->hx = malloc((size_t)(TOK_CAP * b->max_cols) * 4))) {
+        if ((rc = mp_gpu_alloc((void **)&b->dx, (size_t)b->cap_x * 4, err))) goto fail;
+        if ((rc = mp_gpu_alloc((void **)&b->dy, (size_t)b->cap_y * 4, err))) goto fail;
+        if ((rc = mp_gpu_host_alloc((void **)&b->hx, (size_t)b->cap_x * 4, err))) goto fail;
+        if ((rc = mp_gpu_host_alloc((void **)&b->hy, (size_t)b->cap_y * 4, err))) goto fail;
+        if (!(b->pend = malloc(MAX_PENDING * sizeof *b->pend))) {
             rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
             goto fail;
         }
+        b->cap_pend = MAX_PENDING;
     }
     *out = b;
     return MP_OK;
@@ -103,7 +124,9 @@ void mp_backend_free(mp_backend *b)
     mp_gpu_free(b->dslots);
     mp_gpu_free(b->dx);
     mp_gpu_free(b->dy);
-    free(b->hx);
+    mp_gpu_host_free(b->hx);
+    mp_gpu_host_free(b->hy);
+    free(b->pend);
     free(b->res);
     free(b);
 }
@@ -159,8 +182,22 @@ mp_run_where mp_backend_expert(mp_backend *b, int layer, int expert, int T, cons
     return w;
 }
 
-void mp_backend_matmul(mp_backend *b, uint32_t wtype, const void *dW, int64_t ncols, int64_t nrows, const void *Xq,
-                       int64_t T, float *Y, int64_t ldy)
+void mp_backend_wait(mp_backend *b)
+{
+    if (b->n_pend == 0) return;
+    mp_err e = {0};
+    if (!b->status && mp_gpu_sync(&e)) fail_sticky(b, &e);
+    for (int i = 0; !b->status && i < b->n_pend; i++) {
+        const struct pending *q = &b->pend[i];
+        for (int64_t t = 0; t < q->nt; t++)
+            memcpy(q->Y + t * q->ldy, b->hy + q->oy + t * q->nrows, (size_t)q->nrows * 4);
+    }
+    b->n_pend = 0;
+    b->used_x = b->used_y = 0;
+}
+
+void mp_backend_matmul_start(mp_backend *b, uint32_t wtype, const void *dW, int64_t ncols, int64_t nrows,
+                             const void *Xq, int64_t T, float *Y, int64_t ldy)
 {
     if (b->status) return;
     mp_err e = {0};
@@ -172,20 +209,37 @@ void mp_backend_matmul(mp_backend *b, uint32_t wtype, const void *dW, int64_t nc
     }
     const uint32_t at = mp_act_type(wtype);
     const size_t arow = mp_act_row_size(wtype, ncols);
-    for (int64_t t0 = 0; t0 < T; t0 += b->tok_cap) {
-        const int64_t nt = T - t0 < b->tok_cap ? T - t0 : b->tok_cap;
+    for (int64_t t0 = 0; t0 < T;) {
+        int64_t nt = T - t0, fx = (b->cap_x - b->used_x) / ncols, fy = (b->cap_y - b->used_y) / nrows;
+        if (nt > fx) nt = fx;
+        if (nt > fy) nt = fy;
+        if (nt < 1 || b->n_pend == b->cap_pend) { /* full: let the queued ones finish first */
+            mp_backend_wait(b);
+            if (b->status) return;
+            continue;
+        }
+        float *hx = b->hx + b->used_x, *dx = b->dx + b->used_x, *dy = b->dy + b->used_y;
         for (int64_t t = 0; t < nt; t++)
-            mp_dequantize_row(at, (const uint8_t *)Xq + (size_t)(t0 + t) * arow, b->hx + t * ncols, ncols);
-        int rc = mp_gpu_upload(b->dx, b->hx, (size_t)(nt * ncols) * 4, &e);
-        if (!rc) rc = mp_gpu_matmul(wtype, dW, ncols, nrows, b->dx, ncols, nt, b->dy, nrows, &e);
-        if (!rc && ldy == nrows) rc = mp_gpu_download(Y + t0 * ldy, b->dy, (size_t)(nt * nrows) * 4, &e);
-        for (int64_t t = 0; !rc && ldy != nrows && t < nt; t++)
-            rc = mp_gpu_download(Y + (t0 + t) * ldy, b->dy + t * nrows, (size_t)nrows * 4, &e);
+            mp_dequantize_row(at, (const uint8_t *)Xq + (size_t)(t0 + t) * arow, hx + t * ncols, ncols);
+        int rc = mp_gpu_upload_async(dx, hx, (size_t)(nt * ncols) * 4, &e);
+        if (!rc) rc = mp_gpu_matmul(wtype, dW, ncols, nrows, dx, ncols, nt, dy, nrows, &e);
+        if (!rc) rc = mp_gpu_download_async(b->hy + b->used_y, dy, (size_t)(nt * nrows) * 4, &e);
         if (rc) {
             fail_sticky(b, &e);
             return;
         }
+        b->pend[b->n_pend++] = (struct pending){Y + t0 * ldy, ldy, nrows, nt, b->used_y};
+        b->used_x += nt * ncols;
+        b->used_y += nt * nrows;
+        t0 += nt;
     }
+}
+
+void mp_backend_matmul(mp_backend *b, uint32_t wtype, const void *dW, int64_t ncols, int64_t nrows, const void *Xq,
+                       int64_t T, float *Y, int64_t ldy)
+{
+    mp_backend_matmul_start(b, wtype, dW, ncols, nrows, Xq, T, Y, ldy);
+    mp_backend_wait(b);
 }
 
 int mp_backend_status(const mp_backend *b, mp_err *err)

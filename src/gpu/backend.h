@@ -63,12 +63,22 @@ void mp_backend_begin_layer(mp_backend *b, int layer, int tokens);
 
 /* Y[t * ldy + r] = W_r . X_t on the device for a weight with a device copy
  * dW: Xq holds T activation rows (mp_act_row_size(wtype, ncols) bytes each,
- * the CPU kernels' activation type) that are widened to f32, copied up,
- * multiplied and copied back, in passes of as many tokens as the staging
- * buffers take. Errors are sticky (no return value: the forward pass's
- * job runner has none). */
+ * the CPU kernels' activation type) that are widened to f32 into page-locked
+ * staging, copied up, multiplied and copied back, all queued without
+ * waiting: Xq may change as soon as start returns, Y is written by
+ * mp_backend_wait (so the CPU computes its own share meanwhile). When the
+ * staging is full, start waits for what is queued first. Errors are sticky
+ * (no return value: the forward pass's job runner has none). */
+void mp_backend_matmul_start(mp_backend *b, uint32_t wtype, const void *dW, int64_t ncols, int64_t nrows,
+                             const void *Xq, int64_t T, float *Y, int64_t ldy);
+/* Waits for every started matmul and writes their Y. */
+void mp_backend_wait(mp_backend *b);
+/* start + wait */
 void mp_backend_matmul(mp_backend *b, uint32_t wtype, const void *dW, int64_t ncols, int64_t nrows, const void *Xq,
                        int64_t T, float *Y, int64_t ldy);
+/* Device bytes of the staging for matrices up to max_cols x max_rows (the
+ * plan's scratch). */
+uint64_t mp_backend_scratch_bytes(int64_t max_cols, int64_t max_rows);
 
 /* MP_OK, or the first device error (copied to err). */
 int mp_backend_status(const mp_backend *b, mp_err *err);

@@ -31,6 +31,13 @@ void mp_gpu_free(void *dptr); /* NULL-safe */
 int mp_gpu_upload(void *dst, const void *src, size_t bytes, mp_err *err);
 int mp_gpu_download(void *dst, const void *src, size_t bytes, mp_err *err);
 int mp_gpu_sync(mp_err *err);
+/* Page-locked host memory (copies from and to it are asynchronous). */
+int mp_gpu_host_alloc(void **ptr, size_t bytes, mp_err *err);
+void mp_gpu_host_free(void *ptr); /* NULL-safe */
+/* Queued on the stream behind the kernels; return at once when the host
+ * side is page-locked. src / dst must stay valid until mp_gpu_sync. */
+int mp_gpu_upload_async(void *dst, const void *src, size_t bytes, mp_err *err);
+int mp_gpu_download_async(void *dst, const void *src, size_t bytes, mp_err *err);
 
 /* Y[t * ldy + r] = sum_i W[r][i] * X[t * ldx + i], r < nrows, t < T.
  * Every weight type of kernels.h (F32, F16, BF16, Q4_0, Q8_0, Q2_K..Q6_K,

@@ -89,6 +89,35 @@ extern "C" int mp_gpu_download(void *dst, const void *src, size_t bytes, mp_err 
     return e == cudaSuccess ? MP_OK : cuda_fail(err, e, "download");
 }
 
+extern "C" int mp_gpu_host_alloc(void **ptr, size_t bytes, mp_err *err)
+{
+    *ptr = NULL;
+    cudaError_t e = cudaHostAlloc(ptr, bytes ? bytes : 1, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+        *ptr = NULL;
+        cudaGetLastError();
+        return mp_err_set(err, MP_E_NOMEM, "CUDA: cudaHostAlloc of %zu bytes: %s", bytes, cudaGetErrorString(e));
+    }
+    return MP_OK;
+}
+
+extern "C" void mp_gpu_host_free(void *ptr)
+{
+    if (ptr) cudaFreeHost(ptr);
+}
+
+extern "C" int mp_gpu_upload_async(void *dst, const void *src, size_t bytes, mp_err *err)
+{
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, 0);
+    return e == cudaSuccess ? MP_OK : cuda_fail(err, e, "upload (async)");
+}
+
+extern "C" int mp_gpu_download_async(void *dst, const void *src, size_t bytes, mp_err *err)
+{
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, 0);
+    return e == cudaSuccess ? MP_OK : cuda_fail(err, e, "download (async)");
+}
+
 extern "C" int mp_gpu_sync(mp_err *err)
 {
     cudaError_t e = cudaDeviceSynchronize();

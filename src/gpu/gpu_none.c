@@ -16,6 +16,14 @@ void mp_gpu_free(void *dptr) { (void)dptr; }
 int mp_gpu_upload(void *dst, const void *src, size_t bytes, mp_err *err) { return none(err); }
 int mp_gpu_download(void *dst, const void *src, size_t bytes, mp_err *err) { return none(err); }
 int mp_gpu_sync(mp_err *err) { return none(err); }
+int mp_gpu_host_alloc(void **ptr, size_t bytes, mp_err *err)
+{
+    *ptr = NULL;
+    return none(err);
+}
+void mp_gpu_host_free(void *ptr) { (void)ptr; }
+int mp_gpu_upload_async(void *dst, const void *src, size_t bytes, mp_err *err) { return none(err); }
+int mp_gpu_download_async(void *dst, const void *src, size_t bytes, mp_err *err) { return none(err); }
 int mp_gpu_matmul(uint32_t wtype, const void *dW, int64_t ncols, int64_t nrows, const float *dX, int64_t ldx,
                   int64_t T, float *dY, int64_t ldy, mp_err *err)
 {

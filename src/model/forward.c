@@ -151,10 +151,13 @@ static void mm_worker(void *arg, int ith, long lo, long hi)
 static void run_matmuls(mp_ctx *c)
 {
     long n = 0;
-    for (int i = 0; i < c->n_tasks; i++) /* the device's share first (no pieces for the pool) */
-        if (c->tasks[i].dW)
-            mp_backend_matmul(c->be, c->tasks[i].type, c->tasks[i].dW, c->tasks[i].ncols, c->tasks[i].nrows,
-                              c->tasks[i].X, c->tasks[i].T, c->tasks[i].Y, c->tasks[i].ldy);
+    bool dev = false; /* the device's share is queued first, then runs beside the pool's */
+    for (int i = 0; i < c->n_tasks; i++)
+        if (c->tasks[i].dW) {
+            mp_backend_matmul_start(c->be, c->tasks[i].type, c->tasks[i].dW, c->tasks[i].ncols, c->tasks[i].nrows,
+                                    c->tasks[i].X, c->tasks[i].T, c->tasks[i].Y, c->tasks[i].ldy);
+            dev = true;
+        }
     for (int i = 0; i < c->n_tasks; i++) {
         const mm_task *t = &c->tasks[i];
         const int64_t nb = t->T && !t->dW ? (t->nrows + 15) / 16 : 0;
@@ -167,6 +170,7 @@ static void run_matmuls(mp_ctx *c)
     c->task_piece0[c->n_tasks] = n;
     c->polled_task = -1;
     mp_pool_for(c->pool, n, 1, mm_worker, c);
+    if (dev) mp_backend_wait(c->be);
     c->n_tasks = 0;
 }
 

@@ -166,7 +166,7 @@ int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
                             .n_resident = c.n,
                             .max_cols = c.max_cols,
                             .max_rows = c.max_rows};
-    const uint64_t scratch = (uint64_t)64 * (uint64_t)(c.max_cols + c.max_rows) * 4; /* backend.c's staging */
+    const uint64_t scratch = mp_backend_scratch_bytes(c.max_cols, c.max_rows);
     rc = mp_vram_plan_make(&bp.tier.plan, budget, c.bytes, mp_ctx_kv_bytes(m, mp_ctx_n_ctx(s->ctx)), scratch,
                            expert_bytes, n_moe * hp->n_expert, n_moe ? hp->n_expert_used : 0, err);
     bp.tier.costs = sim_costs;
