@@ -51,6 +51,11 @@ for v in 40M 28M; do
         [ "$ev" -eq 0 ] || bad "--vram 40M: every expert fits, yet $ev evictions"
     fi
 done
+# bench sweeps --vram: one row per budget
+out=$("$B/moepager" bench -m "$M" -p 8 -n 4 -r 1 -t 2 --gpu sim --vram 28M,40M --cache-experts 4 2>/dev/null)
+for v in 28M 40M; do
+    echo "$out" | grep -q "^| 4/layer, vram $v |" || bad "bench --vram 28M,40M: no row for $v: $out"
+done
 # refusals and no-tier cases
 out=$("$B/moepager" run -m "$M" -p hi -n 1 -t 2 -c 256 --gpu sim --vram 10M 2>&1) && bad "--vram 10M accepted"
 echo "$out" | grep -q 'need at least .* resident .* KV cache .* experts (one layer' || bad "--vram 10M: $out"
