@@ -398,6 +398,8 @@ typedef struct mp_tier_stats {
     uint64_t resident_bytes;   /* weights + KV + scratch placed before the experts */
     uint64_t budget;           /* --vram */
 } mp_tier_stats;
+/* (The VRAM tier's counters run from open: mp_engine_stats_reset and the
+ * phases do not split them yet.) */
 
 /* The reads behind the cache. */
 typedef struct mp_io_stats {

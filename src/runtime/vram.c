@@ -125,6 +125,9 @@ int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
     else if (!strcmp(dev, "cuda")) kind = MP_DEVICE_CUDA;
     else if (!strcmp(dev, "auto")) kind = mp_gpu_device_count() > 0 ? MP_DEVICE_CUDA : MP_DEVICE_NONE;
     else if (strcmp(dev, "cpu")) return mp_err_set(err, MP_E_INVAL, "--gpu: unknown device '%s' (auto, cuda, sim, cpu)", dev);
+    if (kind == MP_DEVICE_NONE && p->vram_given && p->vram > 0 && !strcmp(dev, "auto"))
+        mp_note_add(s->note, sizeof s->note, "--vram: no CUDA device%s, running on the CPU",
+                    mp_gpu_built() ? "" : " (this build has no CUDA)");
     if (kind == MP_DEVICE_NONE || (p->vram_given && p->vram == 0)) return MP_OK;
     if (kind == MP_DEVICE_CUDA && mp_gpu_device_count() < 1)
         return mp_err_set(err, MP_E_UNSUPPORTED, "--gpu cuda: %s",
