@@ -1,7 +1,8 @@
 /* The backend seam (src/gpu/backend.h). On every machine, the sim device:
  * placement and statistics through mp_backend_expert, no device pointers
- * (so the forward pass computes on the CPU), mp_backend_weight NULL. With a
- * CUDA device (else that part exits 77): resident ranges copied up and found
+ * (so the forward pass computes on the CPU), mp_backend_weight NULL. The
+ * device path emulated on the CPU (sim-exec), and on a CUDA device (else
+ * that part exits 77): resident ranges copied up and found
  * by any pointer inside them; mp_backend_matmul over the CPU kernels'
  * quantised activations (every activation type) against mp_matmul_rows on
  * the same activations; an expert promoted into a VRAM slot then multiplied
@@ -70,10 +71,9 @@ static void test_sim(void)
     free(a);
 }
 
-static void test_cuda(void)
+/* The device path: on CUDA, or emulated on the CPU (sim-exec). */
+static void test_device(mp_device_kind kind, bool emulate)
 {
-    if (!mp_gpu_built()) MP_TEST_SKIP("(sim part passed) this build has no CUDA");
-    if (mp_gpu_device_count() < 1) MP_TEST_SKIP("(sim part passed) no CUDA device (cudaGetDeviceCount failed or returned 0)");
     const uint32_t types[] = {MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0, MP_TYPE_Q4_K, MP_TYPE_IQ4_XS};
     enum { NT = sizeof types / sizeof types[0], COLS = 512, ROWS = 96, T = 70 }; /* T > the 64-token staging pass */
     uint8_t *w[NT];
@@ -83,8 +83,8 @@ static void test_cuda(void)
         r[i] = (mp_backend_range){w[i], mp_row_size(types[i], COLS) * ROWS};
     }
     const size_t eb = r[4].bytes; /* an expert: three Q4_K matrices of ROWS x COLS */
-    mp_backend_params bp = {.tier = {.kind = MP_DEVICE_CUDA, .costs = costs, .n_layer = 1, .n_expert = 4},
-                            .resident = r, .n_resident = NT, .max_cols = COLS, .max_rows = ROWS};
+    mp_backend_params bp = {.tier = {.kind = kind, .costs = costs, .n_layer = 1, .n_expert = 4},
+                            .resident = r, .n_resident = NT, .max_cols = COLS, .max_rows = ROWS, .emulate = emulate};
     mp_err err = {0};
     CHECK(mp_vram_plan_make(&bp.tier.plan, 256 << 20, 1 << 20, 0, 0, 3 * eb, 4, 1, &err) == MP_OK);
     mp_backend *b = NULL;
@@ -107,7 +107,7 @@ static void test_cuda(void)
         CHECKF(mp_backend_status(b, &err) == MP_OK, "%s", err.msg);
         double mx = 0, mag = 1e-9;
         for (int k = 0; k < T * ROWS; k++) mx = fmax(mx, fabs(yc[k] - yg[k])), mag = fmax(mag, fabs(yc[k]));
-        CHECKF(mx <= 1e-4 * mag, "%s: max diff %g of %g", mp_type_name(t), mx, mag);
+        CHECKF(mx <= 1e-4 * mag, "%s %s: max diff %g of %g", mp_backend_name(b), mp_type_name(t), mx, mag);
     }
     /* queued together, then one wait: 300 tokens each overflow the staging
      * (256 tokens of the widest matrix), so start waits on its own too */
@@ -162,7 +162,11 @@ int main(void)
 {
     mp_kernels_init();
     test_sim();
+    test_device(MP_DEVICE_SIM, true);
     if (mp_test_failures) MP_TEST_DONE();
-    test_cuda();
+    if (!mp_gpu_built()) MP_TEST_SKIP("(sim and sim-exec passed) this build has no CUDA");
+    if (mp_gpu_device_count() < 1)
+        MP_TEST_SKIP("(sim and sim-exec passed) no CUDA device (cudaGetDeviceCount failed or returned 0)");
+    test_device(MP_DEVICE_CUDA, false);
     MP_TEST_DONE();
 }

@@ -62,6 +62,37 @@ out=$("$B/moepager" bench -m "$M" -p 8 -n 4 -r 1 -t 2 --gpu sim --vram 28M,40M -
 for v in 28M 40M; do
     echo "$out" | grep -q "^| 4/layer, vram $v |" || bad "bench --vram 28M,40M: no row for $v: $out"
 done
+# sim-exec: the CUDA path emulated on the CPU (resident matmuls on "device" copies, experts
+# promoted into slots, staged and queued): logits within the GPU tolerance of the CPU's, or
+# within 3x the model's own noise floor where that is larger (the CPU path against itself
+# with prompt chunks of 16: another attention accumulation; random-weight models amplify
+# rounding, e.g. 3e-2 for llama-moe q4_K at 80 tokens), the same greedy tokens, and
+# experts that ran on the "GPU"
+ids=$(awk 'BEGIN { srand(5); for (i = 0; i < 80; i++) printf "%s%d", (i ? "," : ""), 4 + int(rand() * 380) }')
+for cfg in "llama-moe q4_K 1e-2" "qwen3moe q8_0 1e-2" "deepseek2 f16 1e-3" "gpt-oss mxfp4 1e-2" "olmoe iq4_xs 1e-2"; do
+    set -- $cfg
+    m=$T/$1-$2.gguf
+    extra=()
+    [ "$1" = deepseek2 ] && extra=(--kv-lora 256 --rope-dim 32 --nope-dim 64 --v-dim 64)
+    "$B/mp-gen" --arch "$1" --type "$2" --n-embd 256 --n-head 4 --n-head-kv 2 --n-ff 512 --n-layer 2 --n-expert 8 \
+        --n-expert-used 2 "${extra[@]}" --seed 3 -q -o "$m" || { bad "mp-gen $1 $2"; continue; }
+    for k in cpu sim-exec; do
+        "$B/moepager" logits -m "$m" --ids "$ids" --all -n 8 -t 2 -c 256 -o "$T/$k.bin" --gpu $k --vram 64M \
+            >"$T/$k.out" 2>"$T/$k.err" || bad "$1 $2 --gpu $k: $(cat "$T/$k.err")"
+    done
+    "$B/moepager" logits -m "$m" --ids "$ids" --all -t 2 -c 256 -b 16 -o "$T/b16.bin" --gpu cpu >/dev/null 2>&1 ||
+        bad "$1 $2 -b 16 failed"
+    floor=$("$B/mp-cmp-logits" "$T/cpu.bin" "$T/b16.bin" --n-vocab 384 | sed -E 's/.* ratio ([0-9.e+-]+) .*/\1/')
+    tol=$(awk -v t="$3" -v f="$floor" 'BEGIN { print (3 * f > t ? 3 * f : t) }')
+    r=$("$B/mp-cmp-logits" "$T/cpu.bin" "$T/sim-exec.bin" --tol "$tol" --n-vocab 384) || bad "$1 $2 sim-exec: $r (tolerance $tol)"
+    echo "$1 $2 sim-exec vs cpu: $r; noise floor $floor, tolerance $tol"
+    [ "$(grep gen_ids "$T/cpu.out")" = "$(grep gen_ids "$T/sim-exec.out")" ] || bad "$1 $2 sim-exec: greedy tokens differ"
+    grep -q 'sim-exec device' "$T/sim-exec.err" || bad "$1 $2: no sim-exec plan line"
+done
+line=$(stats --gpu sim-exec --vram 40M)
+gpu=$(echo "$line" | sed -E 's/.*experts run on GPU ([0-9]+),.*/\1/')
+[ "${gpu:-0}" -gt 0 ] || bad "sim-exec: no expert ran on the GPU: $line"
+
 # refusals and no-tier cases
 out=$("$B/moepager" run -m "$M" -p hi -n 1 -t 2 -c 256 --gpu sim --vram 10M 2>&1) && bad "--vram 10M accepted"
 echo "$out" | grep -q 'need at least .* resident .* KV cache .* experts (one layer' || bad "--vram 10M: $out"

@@ -2,8 +2,10 @@
 #include "gpu/backend.h"
 
 #include "gpu/gpu.h"
+#include "gpu/gpu_dequant.h"
 #include "kernels/kernels.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +18,7 @@ typedef struct range {
 
 struct mp_backend {
     mp_device_kind kind;
+    bool emu;        /* sim-exec: the cuda path with host memory and the kernel emulated */
     mp_tier *tier;
     range *res; /* sorted by host */
     size_t n_res;
@@ -45,6 +48,66 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* ---- device memory and kernels, or their emulation (sim-exec) ------------ */
+
+static int d_alloc(const mp_backend *b, void **p, size_t n, mp_err *err)
+{
+    if (!b->emu) return mp_gpu_alloc(p, n, err);
+    return (*p = malloc(n ? n : 1)) ? MP_OK : mp_err_set(err, MP_E_NOMEM, "out of memory");
+}
+static void d_free(const mp_backend *b, void *p)
+{
+    if (b->emu) free(p);
+    else mp_gpu_free(p);
+}
+static int h_alloc(const mp_backend *b, void **p, size_t n, mp_err *err)
+{
+    if (!b->emu) return mp_gpu_host_alloc(p, n, err);
+    return (*p = malloc(n ? n : 1)) ? MP_OK : mp_err_set(err, MP_E_NOMEM, "out of memory");
+}
+static void h_free(const mp_backend *b, void *p)
+{
+    if (b->emu) free(p);
+    else mp_gpu_host_free(p);
+}
+static int d_copy(const mp_backend *b, void *dst, const void *src, size_t n, bool up, bool async, mp_err *err)
+{
+    if (b->emu) {
+        memcpy(dst, src, n);
+        return MP_OK;
+    }
+    if (async) return up ? mp_gpu_upload_async(dst, src, n, err) : mp_gpu_download_async(dst, src, n, err);
+    return up ? mp_gpu_upload(dst, src, n, err) : mp_gpu_download(dst, src, n, err);
+}
+
+/* k_matmul of gpu_cuda.cu on the CPU: per output, lane l of a warp sums
+ * fma(w_i, x_i, acc) over i = l, l + 32, ...; the 32 sums are then added
+ * pairwise as the xor shuffles add them (offsets 16, 8, 4, 2, 1). */
+static void emu_matmul(uint32_t wtype, const uint8_t *W, int64_t ncols, int64_t nrows, const float *X, int64_t nt,
+                       float *Y)
+{
+    const size_t rb = mp_row_size(wtype, ncols);
+    for (int64_t r = 0; r < nrows; r++)
+        for (int64_t t = 0; t < nt; t++) {
+            float lane[32] = {0}, tmp[32];
+            for (int64_t i = 0; i < ncols; i++)
+                lane[i % 32] = fmaf(mp_gd_elem(wtype, W + (size_t)r * rb, i), X[t * ncols + i], lane[i % 32]);
+            for (int o = 16; o > 0; o >>= 1) {
+                for (int l = 0; l < 32; l++) tmp[l] = lane[l] + lane[l ^ o];
+                memcpy(lane, tmp, sizeof lane);
+            }
+            Y[t * nrows + r] = lane[0];
+        }
+}
+
+static int d_matmul(const mp_backend *b, uint32_t wtype, const void *dW, int64_t ncols, int64_t nrows, const float *dX,
+                    int64_t nt, float *dY, mp_err *err)
+{
+    if (!b->emu) return mp_gpu_matmul(wtype, dW, ncols, nrows, dX, ncols, nt, dY, nrows, err);
+    emu_matmul(wtype, dW, ncols, nrows, dX, nt, dY);
+    return MP_OK;
+}
+
 /* Staging: X of 256 tokens of the widest matrix (a prefill job's experts
  * share it), Y of as much or 8 rows of the tallest (the output head). */
 static void staging_caps(int64_t max_cols, int64_t max_rows, int64_t *cx, int64_t *cy)
@@ -70,6 +133,7 @@ int mp_backend_create(mp_backend **out, const mp_backend_params *p, mp_err *err)
     mp_backend *b = calloc(1, sizeof *b);
     if (!b) return mp_err_set(err, MP_E_NOMEM, "out of memory");
     b->kind = p->tier.kind;
+    b->emu = p->tier.kind == MP_DEVICE_SIM && p->emulate;
     int rc = mp_tier_create(&b->tier, &p->tier, err);
     if (rc) goto fail;
     if (p->n_resident && !(b->res = calloc(p->n_resident, sizeof *b->res))) {
@@ -87,22 +151,22 @@ int mp_backend_create(mp_backend **out, const mp_backend_params *p, mp_err *err)
     b->max_rows = p->max_rows > 0 ? p->max_rows : 1;
     staging_caps(b->max_cols, b->max_rows, &b->cap_x, &b->cap_y);
     b->slot_bytes = p->tier.plan.expert_bytes;
-    if (b->kind == MP_DEVICE_CUDA) {
-        if ((rc = mp_gpu_init(NULL, 0, NULL, NULL, err))) goto fail;
-        if ((rc = mp_gpu_alloc((void **)&b->dres, total, err))) goto fail;
+    if (b->kind == MP_DEVICE_CUDA || b->emu) {
+        if (!b->emu && (rc = mp_gpu_init(NULL, 0, NULL, NULL, err))) goto fail;
+        if ((rc = d_alloc(b, (void **)&b->dres, total, err))) goto fail;
         uint64_t off = 0;
         for (size_t i = 0; i < b->n_res; i++) {
             b->res[i].dev = b->dres + off;
-            if ((rc = mp_gpu_upload(b->res[i].dev, b->res[i].host, b->res[i].bytes, err))) goto fail;
+            if ((rc = d_copy(b, b->res[i].dev, b->res[i].host, b->res[i].bytes, true, false, err))) goto fail;
             off += (b->res[i].bytes + 255) & ~(uint64_t)255;
         }
         if (p->tier.plan.slots &&
-            (rc = mp_gpu_alloc((void **)&b->dslots, (size_t)p->tier.plan.slots * b->slot_bytes, err)))
+            (rc = d_alloc(b, (void **)&b->dslots, (size_t)p->tier.plan.slots * b->slot_bytes, err)))
             goto fail;
-        if ((rc = mp_gpu_alloc((void **)&b->dx, (size_t)b->cap_x * 4, err))) goto fail;
-        if ((rc = mp_gpu_alloc((void **)&b->dy, (size_t)b->cap_y * 4, err))) goto fail;
-        if ((rc = mp_gpu_host_alloc((void **)&b->hx, (size_t)b->cap_x * 4, err))) goto fail;
-        if ((rc = mp_gpu_host_alloc((void **)&b->hy, (size_t)b->cap_y * 4, err))) goto fail;
+        if ((rc = d_alloc(b, (void **)&b->dx, (size_t)b->cap_x * 4, err))) goto fail;
+        if ((rc = d_alloc(b, (void **)&b->dy, (size_t)b->cap_y * 4, err))) goto fail;
+        if ((rc = h_alloc(b, (void **)&b->hx, (size_t)b->cap_x * 4, err))) goto fail;
+        if ((rc = h_alloc(b, (void **)&b->hy, (size_t)b->cap_y * 4, err))) goto fail;
         if (!(b->pend = malloc(MAX_PENDING * sizeof *b->pend))) {
             rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
             goto fail;
@@ -120,19 +184,22 @@ void mp_backend_free(mp_backend *b)
 {
     if (!b) return;
     mp_tier_free(b->tier);
-    mp_gpu_free(b->dres);
-    mp_gpu_free(b->dslots);
-    mp_gpu_free(b->dx);
-    mp_gpu_free(b->dy);
-    mp_gpu_host_free(b->hx);
-    mp_gpu_host_free(b->hy);
+    d_free(b, b->dres);
+    d_free(b, b->dslots);
+    d_free(b, b->dx);
+    d_free(b, b->dy);
+    h_free(b, b->hx);
+    h_free(b, b->hy);
     free(b->pend);
     free(b->res);
     free(b);
 }
 
 mp_tier *mp_backend_tier(mp_backend *b) { return b->tier; }
-const char *mp_backend_name(const mp_backend *b) { return b->kind == MP_DEVICE_CUDA ? "cuda" : "sim"; }
+const char *mp_backend_name(const mp_backend *b)
+{
+    return b->kind == MP_DEVICE_CUDA ? "cuda" : b->emu ? "sim-exec" : "sim";
+}
 
 const void *mp_backend_weight(const mp_backend *b, const void *host)
 {
@@ -165,18 +232,19 @@ mp_run_where mp_backend_expert(mp_backend *b, int layer, int expert, int T, cons
     if (b->status) return MP_RUN_CPU;
     int slot;
     const mp_run_where w = mp_tier_place(b->tier, layer, expert, T, &slot);
-    if (w == MP_RUN_CPU || b->kind == MP_DEVICE_SIM) return w;
+    if (w == MP_RUN_CPU || (b->kind == MP_DEVICE_SIM && !b->emu)) return w;
     uint8_t *d = b->dslots + (size_t)slot * b->slot_bytes;
     const size_t o[3] = {0, bytes[0], bytes[0] + bytes[1]};
     if (w == MP_RUN_GPU_COPY) {
         const double t0 = now_s();
         mp_err e = {0};
         for (int i = 0; i < 3; i++)
-            if (mp_gpu_upload(d + o[i], host[i], bytes[i], &e)) {
+            if (d_copy(b, d + o[i], host[i], bytes[i], true, false, &e)) {
                 fail_sticky(b, &e);
                 return MP_RUN_CPU;
             }
-        mp_tier_add_stall(b->tier, now_s() - t0); /* synchronous copies: all of it stalls */
+        /* synchronous copies: all of it stalls (sim-exec: the tier counted the model's time) */
+        if (!b->emu) mp_tier_add_stall(b->tier, now_s() - t0);
     }
     for (int i = 0; i < 3; i++) dev[i] = d + o[i];
     return w;
@@ -186,7 +254,7 @@ void mp_backend_wait(mp_backend *b)
 {
     if (b->n_pend == 0) return;
     mp_err e = {0};
-    if (!b->status && mp_gpu_sync(&e)) fail_sticky(b, &e);
+    if (!b->status && !b->emu && mp_gpu_sync(&e)) fail_sticky(b, &e);
     for (int i = 0; !b->status && i < b->n_pend; i++) {
         const struct pending *q = &b->pend[i];
         for (int64_t t = 0; t < q->nt; t++)
@@ -221,9 +289,9 @@ void mp_backend_matmul_start(mp_backend *b, uint32_t wtype, const void *dW, int6
         float *hx = b->hx + b->used_x, *dx = b->dx + b->used_x, *dy = b->dy + b->used_y;
         for (int64_t t = 0; t < nt; t++)
             mp_dequantize_row(at, (const uint8_t *)Xq + (size_t)(t0 + t) * arow, hx + t * ncols, ncols);
-        int rc = mp_gpu_upload_async(dx, hx, (size_t)(nt * ncols) * 4, &e);
-        if (!rc) rc = mp_gpu_matmul(wtype, dW, ncols, nrows, dx, ncols, nt, dy, nrows, &e);
-        if (!rc) rc = mp_gpu_download_async(b->hy + b->used_y, dy, (size_t)(nt * nrows) * 4, &e);
+        int rc = d_copy(b, dx, hx, (size_t)(nt * ncols) * 4, true, true, &e);
+        if (!rc) rc = d_matmul(b, wtype, dW, ncols, nrows, dx, nt, dy, &e);
+        if (!rc) rc = d_copy(b, b->hy + b->used_y, dy, (size_t)(nt * nrows) * 4, false, true, &e);
         if (rc) {
             fail_sticky(b, &e);
             return;

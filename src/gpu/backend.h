@@ -11,7 +11,8 @@
  *                      promoting it RAM -> VRAM when that pays, and hands
  *                      back its device copies (or NULL: the CPU runs it).
  *
- * Kinds: "cuda" (a device; weights copied up), and "sim": the CPU backend
+ * Kinds: "cuda" (a device; weights copied up), "sim-exec" (sim emulating
+ * the cuda path on the CPU, see mp_backend_params.emulate), and "sim": the CPU backend
  * posing as a device with its own VRAM budget and given cost constants. sim
  * makes the same placement decisions and keeps the same statistics but
  * hands back no device pointers, so the CPU computes everything and the
@@ -41,6 +42,13 @@ typedef struct mp_backend_params {
     const mp_backend_range *resident; /* copied up at create (cuda); n_resident of them */
     size_t n_resident;
     int64_t max_cols, max_rows;    /* the widest matrix the staging buffers take at once */
+    /* sim only: emulate the CUDA path on the CPU ("sim-exec"): device memory
+     * is host memory, every device matmul computes what the CUDA kernel
+     * computes (weights decoded by gpu_dequant.h, f32 activations, 32 lane
+     * sums of FMAs reduced as the warp's shuffles), through the same
+     * staging, queue and expert slots; so CI runs the device path of the
+     * forward pass, and its logits are the CUDA run's reference. */
+    bool emulate;
 } mp_backend_params;
 
 int mp_backend_create(mp_backend **out, const mp_backend_params *p, mp_err *err);

@@ -121,10 +121,12 @@ int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
 {
     mp_device_kind kind = MP_DEVICE_NONE;
     const char *dev = p->device ? p->device : "auto";
-    if (!strcmp(dev, "sim")) kind = MP_DEVICE_SIM;
+    const bool emulate = !strcmp(dev, "sim-exec");
+    if (!strcmp(dev, "sim") || emulate) kind = MP_DEVICE_SIM;
     else if (!strcmp(dev, "cuda")) kind = MP_DEVICE_CUDA;
     else if (!strcmp(dev, "auto")) kind = mp_gpu_device_count() > 0 ? MP_DEVICE_CUDA : MP_DEVICE_NONE;
-    else if (strcmp(dev, "cpu")) return mp_err_set(err, MP_E_INVAL, "--gpu: unknown device '%s' (auto, cuda, sim, cpu)", dev);
+    else if (strcmp(dev, "cpu"))
+        return mp_err_set(err, MP_E_INVAL, "--gpu: unknown device '%s' (auto, cuda, sim, sim-exec, cpu)", dev);
     if (kind == MP_DEVICE_NONE && p->vram_given && p->vram > 0 && !strcmp(dev, "auto"))
         mp_note_add(s->note, sizeof s->note, "--vram: no CUDA device%s, running on the CPU",
                     mp_gpu_built() ? "" : " (this build has no CUDA)");
@@ -134,7 +136,7 @@ int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
                           mp_gpu_built() ? "no CUDA device (cudaGetDeviceCount)" : "this build has no CUDA");
     uint64_t budget = p->vram;
     if (!p->vram_given) {
-        if (kind == MP_DEVICE_SIM) return mp_err_set(err, MP_E_INVAL, "--gpu sim needs --vram SIZE (its memory)");
+        if (kind == MP_DEVICE_SIM) return mp_err_set(err, MP_E_INVAL, "--gpu %s needs --vram SIZE (its memory)", dev);
         uint64_t fr = 0;
         int rc = mp_gpu_init(NULL, 0, &fr, NULL, err);
         if (rc) return rc;
@@ -168,7 +170,8 @@ int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
                             .resident = c.r,
                             .n_resident = c.n,
                             .max_cols = c.max_cols,
-                            .max_rows = c.max_rows};
+                            .max_rows = c.max_rows,
+                            .emulate = emulate};
     const uint64_t scratch = mp_backend_scratch_bytes(c.max_cols, c.max_rows);
     rc = mp_vram_plan_make(&bp.tier.plan, budget, c.bytes, mp_ctx_kv_bytes(m, mp_ctx_n_ctx(s->ctx)), scratch,
                            expert_bytes, n_moe * hp->n_expert, n_moe ? hp->n_expert_used : 0, err);
