@@ -113,7 +113,7 @@ VRAM_SMALL=${MP_GPU_VRAM_SMALL:-2G}
 ARCHS=(llama-moe qwen3moe olmoe qwen2moe deepseek2 glm4moe gpt-oss)
 TYPES=(f32 f16 bf16 q8_0 q4_0 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs mxfp4)
 P=$OUT/parity.tsv
-printf 'arch\ttype\tratio_vs_cpu\tnoise_floor\ttol\tratio_vs_sim_exec\tlogits\tgreedy32\n' >"$P"
+printf 'arch\ttype\tratio_vs_cpu\tnoise_floor\ttol\tratio_vs_sim_exec\tlogits\tgreedy32\tgreedy32_sim_exec\n' >"$P"
 n_pass=0 n_fail=0 n_time=0 n_prompts_cut=0
 ids() { # N SEED: N token ids in [4, 384)
     awk -v n="$1" -v s="$2" 'BEGIN { srand(s); for (i = 0; i < n; i++) printf "%s%d", (i ? "," : ""), 4 + int(rand() * 380) }'
@@ -167,12 +167,14 @@ for a in "${ARCHS[@]}"; do
         tol=$(awk -v t="$tol0" -v f="$floor" 'BEGIN { print (3 * f > t ? 3 * f : t) }')
         ratio=$(ratio_of "$W/c.bin" "$W/g.bin")
         ratio_e=$(ratio_of "$W/e.bin" "$W/g.bin")
-        same=same
+        same=same same_e=same
         [ "$(grep gen_ids "$W/c.out")" = "$(grep gen_ids "$W/g.out")" ] || same=differ
+        [ "$(grep gen_ids "$W/c.out")" = "$(grep gen_ids "$W/e.out")" ] || same_e=differ
         v=PASS
         awk -v r="$ratio" -v t="$tol" 'BEGIN { exit !(r != "" && r <= t) }' || v=FAIL
         [ $v = PASS ] && n_pass=$((n_pass + 1)) || n_fail=$((n_fail + 1))
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$a" "$t" "${ratio:-?}" "${floor:-?}" "$tol" "${ratio_e:-?}" "$v" "$same" >>"$P"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$a" "$t" "${ratio:-?}" "${floor:-?}" "$tol" "${ratio_e:-?}" "$v" \
+            "$same" "$same_e" >>"$P"
     done
     # 20 prompts x 32 greedy tokens at q4_K
     m=$W/$a-q4_K.gguf
