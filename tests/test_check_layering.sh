@@ -49,9 +49,9 @@ mk include/moepager/moepager.h '#include "moepager/status.h"' '#include "common/
 expect '^include/moepager/moepager\.h:2: public header includes src/common'
 rm "$T/include/moepager/moepager.h"
 
-mkdir -p "$T/src/gpu" && mk src/gpu/gpu.c '#include "common/err.h"'
-expect '^src/gpu: component gpu is not in the layering table'
-rm -r "$T/src/gpu"
+mkdir -p "$T/src/unlisted" && mk src/unlisted/unlisted.c '#include "common/err.h"'
+expect '^src/unlisted: component unlisted is not in the layering table'
+rm -r "$T/src/unlisted"
 
 # and clean again after all that
 out=$(bash "$CHECK" "$T" 2>&1) || bad "restored tree refused: $out"

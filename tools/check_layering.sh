@@ -17,8 +17,8 @@ cd "${1:-$(dirname "$0")/..}" || exit 2
 # component  may include (each one further down this table)
 LAYERS='
 cli
-runtime    model experts pack tokenizer template sample trace cache io kernels gguf common
-model      experts kernels gguf common
+runtime    model experts pack tokenizer template sample trace cache io gpu kernels gguf common
+model      experts gpu kernels gguf common
 experts    pack trace cache io kernels gguf common
 pack       cache io gguf common
 tokenizer  gguf common
@@ -27,6 +27,7 @@ sample     common
 trace      cache common
 cache      io common
 io         common
+gpu        kernels common
 kernels    common
 gguf       common
 common
@@ -43,6 +44,9 @@ common
 # - tokenizer, template (the chat-template interpreter) and sample are used by runtime only.
 # - trace (routing traces, Belady replay) sits above cache because the replay drives the
 #   replacement policies; the predictor reads traces for the oracle.
+# - gpu (the CUDA device API, the compute backends cpu/sim/cuda and the VRAM tier:
+#   placement plan, VRAM expert cache, cost model) sits just above the kernels, which
+#   its CPU backend wraps; the model and the runtime use it.
 # - gguf is a reader/writer with no dependency but common.
 
 declare -A rank=() allow=()

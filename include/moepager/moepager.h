@@ -98,6 +98,15 @@ typedef struct mp_params {
     uint32_t cache_experts; /* the expert cache in experts per MoE layer; 0: none */
     bool mmap;              /* map the whole file, never stream (no budget) */
 
+    /* The VRAM tier: resident weights, then an expert cache, in device
+     * memory; experts run where the cost model says (mp_tier_stats). */
+    const char *gpu;        /* "auto" (NULL): a CUDA device when one is present;
+                             * "cuda"; "sim": the CPU posing as a device with
+                             * vram bytes of memory (tests: same output as the
+                             * CPU, same placement logic); "cpu": none */
+    uint64_t vram;          /* device budget, bytes, when vram_given (0: CPU only) */
+    bool vram_given;        /* false: most of the free VRAM (sim: required) */
+
     /* Expert reads. */
     const char *io;         /* "auto" (NULL), "uring", "pread" */
     uint32_t io_depth;      /* reads in flight, 1..MP_MAX_IO_DEPTH; 0: 16 */
@@ -444,8 +453,16 @@ typedef struct mp_tier_stats {
     mp_tier_kind kind;
     uint32_t slots;
     uint64_t slot_bytes;
-    mp_expert_stats experts; /* demands that reached this tier */
+    mp_expert_stats experts; /* demands that reached this tier (VRAM: hits, misses,
+                              * evictions; loads = promotions, bytes_read = bytes
+                              * copied RAM -> VRAM, wait_ns = copy stall) */
+    /* VRAM only (0 for RAM): */
+    uint64_t run_gpu, run_cpu; /* expert runs on the GPU / sent to the CPU */
+    uint64_t resident_bytes;   /* weights + KV + scratch placed before the experts */
+    uint64_t budget;           /* --vram */
 } mp_tier_stats;
+/* (The VRAM tier's counters run from open: mp_engine_stats_reset and the
+ * phases do not split them yet.) */
 
 /* The reads behind the cache. */
 typedef struct mp_io_stats {

@@ -45,6 +45,8 @@ typedef struct bench_setting {
     int lookahead;         /* lookahead and oracle */
     int extra;             /* lookahead only */
     float min_prob;        /* lookahead only */
+    uint64_t vram;         /* --vram of this row, when vram_set (else the engine's default) */
+    bool vram_set;
 } bench_setting;
 
 /* What the repetitions of one setting measured. Counters are totals over
@@ -141,6 +143,9 @@ typedef struct bench_lists {
     int n_lookaheads, n_extras, n_depths;
     float min_probs[BENCH_MAX_LIST];
     int n_min_probs;
+    char vram_buf[1024];
+    const char *vrams[BENCH_MAX_LIST]; /* --vram LIST: every row once per budget */
+    int n_vrams;
 } bench_lists;
 
 /* --suggest: a short sweep inside the mem budget and the recommended flags.

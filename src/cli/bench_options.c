@@ -15,7 +15,7 @@ static void help(void)
 {
     printf("usage: moepager bench -m MODEL [--cache-size LIST] [--cache-experts LIST] [--mem LIST]\n"
            "                      [--policy LIST] [--prefetch LIST] [--lookahead LIST] [--prefetch-extra LIST]\n"
-           "                      [--prefetch-min-prob LIST] [--io-depth LIST] [-p N] [-n N] [-r N] [-t N] [-o md|csv|json|jsonl] [--plot FILE.svg]\n"
+           "                      [--prefetch-min-prob LIST] [--io-depth LIST] [--vram LIST] [-p N] [-n N] [-r N] [-t N] [-o md|csv|json|jsonl] [--plot FILE.svg]\n"
            "       moepager bench --suggest -m MODEL --mem SIZE [-p N] [-n N] [-t N]\n"
            "       moepager bench --trace FILE [--cache-experts LIST] [--per-layer|--global] [--policy LIST]\n"
            "                      [--io [KIND] -m MODEL]\n\n"
@@ -38,6 +38,7 @@ static void help(void)
            "  --prefetch-extra LIST extra experts by score for lookahead (default 0)\n"
            "  --prefetch-min-prob LIST  lookahead's fixed minimum gate probability, e.g. 0,0.5,auto (default auto: adaptive)\n"
            "  --io-depth LIST      reads in flight (default %d)\n"
+           "  --vram LIST          GPU budgets (every row once per budget), e.g. 0,2G,6G (with --gpu)\n"
            "  -p, --n-prompt N     prompt tokens (default 512)\n"
            "  -n, --n-gen N        decode steps (default 128; 0: prompt only)\n"
            "  -r, --repetitions N  repetitions per row (default 3)\n"
@@ -155,6 +156,25 @@ static int expand(const bench_lists *L, bench_setting *sets, int cap)
                             }
                 }
     }
+    /* --vram LIST: the rows above once per VRAM budget, labelled */
+    if (L->n_vrams > 0) {
+        const int n0 = n;
+        if ((int64_t)n0 * L->n_vrams > cap) goto too_many;
+        for (int vi = L->n_vrams - 1; vi >= 0; vi--) {
+            uint64_t v;
+            if (mp_parse_size(L->vrams[vi], &v) != MP_OK)
+                return cli_error("bench: --vram: '%s' is not a size (like 6G, or 0 for CPU only)", L->vrams[vi]), -1;
+            for (int k = 0; k < n0; k++) {
+                bench_setting s = sets[k];
+                s.vram = v;
+                s.vram_set = true;
+                const size_t len = strlen(s.label);
+                snprintf(s.label + len, sizeof s.label - len, ", vram %s", L->vrams[vi]);
+                sets[vi * n0 + k] = s;
+            }
+        }
+        n = n0 * L->n_vrams;
+    }
     return n;
 too_many:
     return cli_error("bench: more than %d combinations; sweep fewer values at once", cap), -1;
@@ -193,12 +213,14 @@ int cmd_bench(int argc, char **argv)
         const char *a = argv[i], *v;
         if (!strcmp(a, "--cache-size") || !strcmp(a, "--cache-experts") || !strcmp(a, "--mem") ||
             !strcmp(a, "--policy") || !strcmp(a, "--prefetch") || !strcmp(a, "--lookahead") ||
-            !strcmp(a, "--prefetch-extra") || !strcmp(a, "--prefetch-min-prob") || !strcmp(a, "--io-depth")) {
+            !strcmp(a, "--prefetch-extra") || !strcmp(a, "--prefetch-min-prob") || !strcmp(a, "--io-depth") ||
+            !strcmp(a, "--vram")) {
             if (!(v = cli_value(argc, argv, &i))) goto done;
             int bad = 0;
             if (!strcmp(a, "--cache-size")) bad = take_str_list(a, v, L->size_buf, sizeof L->size_buf, L->sizes, &L->n_sizes);
             else if (!strcmp(a, "--cache-experts")) bad = take_str_list(a, v, L->exp_buf, sizeof L->exp_buf, L->exps, &L->n_exps);
             else if (!strcmp(a, "--mem")) bad = take_str_list(a, v, L->mem_buf, sizeof L->mem_buf, L->mems, &L->n_mems);
+            else if (!strcmp(a, "--vram")) bad = take_str_list(a, v, L->vram_buf, sizeof L->vram_buf, L->vrams, &L->n_vrams);
             else if (!strcmp(a, "--policy")) {
                 bad = take_str_list(a, v, L->pol_buf, sizeof L->pol_buf, L->pols, &L->n_pols);
                 for (int k = 0; !bad && k < L->n_pols; k++)

@@ -71,6 +71,10 @@ static void engine_params(const bench_run *b, const bench_setting *s, mp_params 
     else if (s->kind == BENCH_MEM) o.mem = s->value;
     o.policy = s->policy;
     o.io_depth = s->io_depth;
+    if (s->vram_set) {
+        o.vram = s->vram;
+        o.vram_given = true;
+    }
     cli_params(&o, p);
     p->n_ctx = b->n_ctx;
     p->need_tokenizer = false;

@@ -20,6 +20,9 @@ typedef struct cli_model_opts {
     uint64_t cache_bytes; /* --cache-size SIZE */
     int cache_experts;  /* --cache-experts N (per MoE layer) */
     bool mmap;          /* --mmap or --mem 0: map the whole file */
+    const char *gpu;    /* --gpu KIND: auto (NULL), cuda, sim, cpu */
+    uint64_t vram;      /* --vram SIZE (0: CPU only) */
+    bool vram_given;
     const char *io;     /* --io auto|uring|pread */
     int io_depth;       /* --io-depth N */
     uint32_t io_timeout_ms; /* --io-timeout SECONDS; 0: the library's default */

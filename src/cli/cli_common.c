@@ -24,6 +24,11 @@ const char *const cli_model_opts_help =
     "  --mmap               map the whole file and never stream experts\n"
     "  --cache-size SIZE    expert cache size alone (instead of --mem)\n"
     "  --cache-experts N    expert cache of N experts per MoE layer (instead of --mem)\n"
+    "  --vram SIZE          GPU memory budget: resident weights and KV cache first, the rest\n"
+    "                       a VRAM expert cache (0: CPU only; default: most of the free VRAM\n"
+    "                       when a CUDA device is present)\n"
+    "  --gpu KIND           auto (default), cuda, cpu, or sim: the CPU posing as a device of\n"
+    "                       --vram bytes (same output as the CPU; shows the tier's decisions)\n"
     "  --io KIND            expert reads: auto (io_uring, else pread), uring, pread\n"
     "  --io-depth N         reads in flight (default 16)\n"
     "  --io-timeout SECONDS end the run with an error when a read has not completed\n"
@@ -115,6 +120,20 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         }
         if (!strcmp(a, "--mem")) o->mem = b;
         else o->cache_bytes = b;
+        return 1;
+    }
+    if (!strcmp(a, "--vram")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        if (mp_parse_size(v, &o->vram) != MP_OK) {
+            fprintf(stderr, "error: --vram: '%s' is not a size (like 6G, or 0 for CPU only)\n", v);
+            return -1;
+        }
+        o->vram_given = true;
+        return 1;
+    }
+    if (!strcmp(a, "--gpu")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        o->gpu = v;
         return 1;
     }
     if (!strcmp(a, "--cache-experts")) {
@@ -213,6 +232,9 @@ void cli_params(const cli_model_opts *o, mp_params *p)
     p->cache_bytes = o->cache_bytes;
     p->cache_experts = (uint32_t)o->cache_experts;
     p->mmap = o->mmap;
+    p->gpu = o->gpu;
+    p->vram = o->vram;
+    p->vram_given = o->vram_given;
     p->io = o->io;
     if (o->io_depth) p->io_depth = (uint32_t)o->io_depth;
     p->io_timeout_ms = o->io_timeout_ms;
@@ -298,6 +320,17 @@ void cli_print_phase_stats(mp_engine *e, double t_prompt, int n_prompt, double t
 {
     mp_stats st;
     mp_engine_stats(e, &st);
+    if (st.n_tiers > 1 && st.tier[1].kind == MP_TIER_VRAM) {
+        const mp_tier_stats *v = &st.tier[1];
+        const uint64_t dem = v->experts.hits + v->experts.misses;
+        fprintf(stderr,
+                "vram: %.1f%% hits (%llu of %llu expert uses), %llu promoted (%.1f MB RAM->VRAM), %llu evicted; "
+                "experts run on GPU %llu, CPU %llu; copy stall %.2f ms; %u slots of %.2f MiB\n",
+                dem ? 100.0 * v->experts.hits / dem : 0.0, (unsigned long long)v->experts.hits, (unsigned long long)dem,
+                (unsigned long long)v->experts.loads, v->experts.bytes_read / 1e6,
+                (unsigned long long)v->experts.evictions, (unsigned long long)v->run_gpu,
+                (unsigned long long)v->run_cpu, v->experts.wait_ns / 1e6, v->slots, v->slot_bytes / 1048576.0);
+    }
     if (!st.streamed) return;
     mp_engine_info in;
     mp_engine_get_info(e, &in);

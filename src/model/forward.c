@@ -6,6 +6,7 @@
 
 #include "common/defaults.h"
 #include "common/threadpool.h"
+#include "gpu/backend.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "model/route.h"
@@ -38,11 +39,13 @@ typedef struct mm_task {
     int64_t ldy;
     int mode;        /* MP_MM_GEMM (dense, llama.cpp MUL_MAT), MP_MM_ID (experts, MUL_MAT_ID) or
                       * MP_MM_VEC_DOT (the last layer's FFN for one output token) */
+    const void *dW;  /* W's device copy: the backend runs this one (NULL: the CPU) */
 } mm_task;
 
 struct mp_ctx {
     const mp_model *m;
     mp_experts *x;
+    mp_backend *be;  /* NULL: every op on the CPU (gpu/backend.h) */
     mp_pool *pool;
     int n_ctx, n_batch, n_threads, n_past;
     mp_route_fn route_cb;
@@ -160,9 +163,16 @@ static void mm_worker(void *arg, int ith, long lo, long hi)
 static void run_matmuls(mp_ctx *c)
 {
     long n = 0;
+    bool dev = false; /* the device's share is queued first, then runs beside the pool's */
+    for (int i = 0; i < c->n_tasks; i++)
+        if (c->tasks[i].dW) {
+            mp_backend_matmul_start(c->be, c->tasks[i].type, c->tasks[i].dW, c->tasks[i].ncols, c->tasks[i].nrows,
+                                    c->tasks[i].X, c->tasks[i].T, c->tasks[i].Y, c->tasks[i].ldy);
+            dev = true;
+        }
     for (int i = 0; i < c->n_tasks; i++) {
         const mm_task *t = &c->tasks[i];
-        const int64_t nb = t->T ? (t->nrows + 15) / 16 : 0;
+        const int64_t nb = t->T && !t->dW ? (t->nrows + 15) / 16 : 0;
         const int64_t block_cost = 16 * (int64_t)mp_row_size(t->type, t->ncols) * t->T;
         int64_t per_piece = MP_MM_PIECE_BYTES / (block_cost ? block_cost : 1);
         if (per_piece < 1) per_piece = 1;
@@ -172,6 +182,7 @@ static void run_matmuls(mp_ctx *c)
     c->task_piece0[c->n_tasks] = n;
     c->polled_task = -1;
     mp_pool_for(c->pool, n, 1, mm_worker, c);
+    if (dev) mp_backend_wait(c->be);
     c->n_tasks = 0;
 }
 
@@ -183,7 +194,8 @@ static void queue_matmul(mp_ctx *c, const mp_tensor *w, const void *data, const 
     /* expert stacks (3-D) are llama.cpp MUL_MAT_ID; the last layer's FFN over
      * the one output token (ffn_vec_dot) is vec_dot order for all T */
     const int mode = c->ffn_vec_dot ? MP_MM_VEC_DOT : w->ne[2] > 1 ? MP_MM_ID : MP_MM_GEMM;
-    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode};
+    const void *dW = c->be ? mp_backend_weight(c->be, data) : NULL;
+    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode, dW};
 }
 
 typedef struct quant_job {
@@ -502,8 +514,9 @@ static void per_head_matmul(mp_ctx *c, const mp_tensor *w, const float *x, int64
             uint8_t *xq = c->xg + j * T * (int64_t)arow;
             quantize_rows(c, w->type, x + (h0 + j) * hx_stride, ldx, cols, T, xq);
             assert(c->n_tasks < MP_MAX_TASKS);
-            c->tasks[c->n_tasks++] = (mm_task){w->type, (const char *)w->data + (h0 + j) * w->expert_stride, cols, rows,
-                                               xq, T, y + (h0 + j) * hy_stride, ldy, mode};
+            const void *wh = (const char *)w->data + (h0 + j) * w->expert_stride;
+            c->tasks[c->n_tasks++] = (mm_task){w->type, wh, cols, rows, xq, T, y + (h0 + j) * hy_stride, ldy, mode,
+                                               c->be ? mp_backend_weight(c->be, wh) : NULL};
         }
         run_matmuls(c);
     }
@@ -660,6 +673,15 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
     const uint32_t gate_type = l->ffn_gate_exps.type;
     const size_t arow = mp_act_row_size(gate_type, E);
     const bool same_up = mp_act_type(l->ffn_up_exps.type) == mp_act_type(gate_type);
+    /* where each expert runs (the backend's VRAM tier): dev[j] its device
+     * copies, NULL for the CPU */
+    const void *dev[MP_EXPERTS_BATCH_MAX][3] = {{NULL}};
+    for (int j = 0; c->be && j < n; j++) {
+        const void *host[3] = {w[j].gate, w[j].up, w[j].down};
+        const size_t bytes[3] = {l->ffn_gate_exps.row_size * F, l->ffn_up_exps.row_size * F,
+                                 l->ffn_down_exps.row_size * E};
+        mp_backend_expert(c->be, (int)(l - c->m->layers), ex[j], c->ex_count[ex[j]], host, bytes, dev[j]);
+    }
     for (int j = 0; j < n; j++) {
         const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
         for (int i = 0; i < cnt; i++) {
@@ -668,7 +690,9 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
         }
         const uint8_t *xe = c->xg + (int64_t)off * arow;
         queue_matmul(c, &l->ffn_gate_exps, w[j].gate, xe, cnt, c->hg + (int64_t)off * F, F);
+        c->tasks[c->n_tasks - 1].dW = dev[j][0];
         if (same_up) queue_matmul(c, &l->ffn_up_exps, w[j].up, xe, cnt, c->hu + (int64_t)off * F, F);
+        if (same_up) c->tasks[c->n_tasks - 1].dW = dev[j][1];
     }
     run_matmuls(c);
     if (!same_up) { /* rare: up needs another activation type */
@@ -680,6 +704,7 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
                 mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
             }
             queue_matmul(c, &l->ffn_up_exps, w[j].up, c->xg + (int64_t)off * urow, cnt, c->hu + (int64_t)off * F, F);
+            c->tasks[c->n_tasks - 1].dW = dev[j][1];
         }
         run_matmuls(c);
     }
@@ -699,6 +724,7 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
         const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
         swiglu_rows(c, l->ffn_down_exps.type, F, off, cnt, c->xg);
         queue_matmul(c, &l->ffn_down_exps, w[j].down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
+        c->tasks[c->n_tasks - 1].dW = dev[j][2];
     }
     run_matmuls(c);
     if (l->ffn_down_exps_b.info)
@@ -717,6 +743,7 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
     const mp_layer *l = &m->layers[il];
     const int64_t E = hp->n_embd;
     const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
+    if (c->be) mp_backend_begin_layer(c->be, il, T);
 
     /* shared experts (resident, every token): one FFN of n_ff_shexp */
     const bool shared = l->ffn_gate_shexp.info != NULL;
@@ -858,6 +885,10 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
         quantize_rows(c, m->output.type, c->xn + t0 * E, E, E, nt, c->xq);
         queue_matmul(c, &m->output, m->output.data, c->xq, nt, logits, V);
         run_matmuls(c);
+    }
+    if (c->be) { /* a device error is sticky: checked once per chunk */
+        int rc = mp_backend_status(c->be, err);
+        if (rc) return rc;
     }
     c->n_past += T;
     return MP_OK;
@@ -1089,6 +1120,8 @@ void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud)
     c->route_override = fn;
     c->override_ud = ud;
 }
+
+void mp_ctx_set_backend(mp_ctx *c, struct mp_backend *be) { c->be = be; }
 
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud)
 {

@@ -71,6 +71,11 @@ int mp_ctx_truncate(mp_ctx *c, int n_past);
 int mp_ctx_truncate_min(const mp_ctx *c); /* 0: any n_past */
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);
 void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud); /* NULL: the model's own */
+/* Hands resident matmuls with a device copy and the routed experts to a
+ * compute backend (gpu/backend.h; borrowed, must outlive its use); NULL:
+ * everything on the CPU. A "sim" backend changes no result. */
+struct mp_backend;
+void mp_ctx_set_backend(mp_ctx *c, struct mp_backend *be);
 
 /* Evaluates ids[0..n) at positions n_past.. and advances n_past. logits
  * (may be NULL) receives n_vocab floats for the last token, or n * n_vocab

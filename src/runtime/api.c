@@ -14,6 +14,7 @@
 #include "common/sysinfo.h"
 #include "common/types.h"
 #include "gguf/gguf.h"
+#include "gpu/backend.h"
 #include "io/io.h"
 #include "model/forward.h"
 #include "model/model.h"
@@ -118,6 +119,9 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
     sp->cache_bytes = p->cache_bytes;
     sp->cache_experts = p->cache_experts;
     sp->mmap = p->mmap;
+    sp->device = p->gpu;
+    sp->vram = p->vram;
+    sp->vram_given = p->vram_given;
     sp->io = p->io;
     sp->io_depth = p->io_depth;
     sp->io_timeout_ms = p->io_timeout_ms;
@@ -711,11 +715,37 @@ static void phase_layers(mp_engine *e, int ph, mp_cache_stats *dst)
 
 static bool has_cache(const mp_engine *e) { return e->s && e->s->cache; }
 
+/* The VRAM tier as tier[1] (tier[0], RAM, stays zero when experts are mapped). */
+static void vram_stats(mp_backend *b, mp_stats *out)
+{
+    mp_tier *t = mp_backend_tier(b);
+    const mp_vram_plan *p = mp_tier_plan(t);
+    mp_tier_stats_gpu g;
+    mp_tier_get_stats(t, &g);
+    mp_tier_stats *v = &out->tier[1];
+    out->n_tiers = 2;
+    out->tier[0].kind = MP_TIER_RAM;
+    v->kind = MP_TIER_VRAM;
+    v->slots = p->slots;
+    v->slot_bytes = p->expert_bytes;
+    v->experts.hits = g.hits;
+    v->experts.misses = g.demands - g.hits;
+    v->experts.evictions = g.evictions;
+    v->experts.loads = g.promotions;
+    v->experts.bytes_read = g.bytes_up;
+    v->experts.wait_ns = (uint64_t)(g.stall_s * 1e9);
+    v->run_gpu = g.run_gpu;
+    v->run_cpu = g.run_cpu;
+    v->resident_bytes = p->resident + p->kv + p->scratch;
+    v->budget = p->budget;
+}
+
 void mp_engine_stats(mp_engine *e, mp_stats *out)
 {
     memset(out, 0, sizeof *out);
     out->n_layers = e->n_layers;
     if (e->s) out->trace_errors = e->s->trace_errors;
+    if (e->s && e->s->backend) vram_stats(e->s->backend, out);
     if (!has_cache(e)) return;
     out->streamed = true;
     mp_cache_stats tot = {0};
@@ -734,7 +764,7 @@ void mp_engine_stats(mp_engine *e, mp_stats *out)
         }
         stats_copy(&out->phase[ph], &sum);
     }
-    out->n_tiers = 1;
+    if (out->n_tiers < 1) out->n_tiers = 1;
     out->tier[0].kind = MP_TIER_RAM;
     out->tier[0].slots = mp_cache_n_slots(e->s->cache);
     out->tier[0].slot_bytes = mp_cache_slot_size(e->s->cache);

@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include "cache/policy.h"
+#include "gpu/backend.h"
 #include "io/io.h"
 #include "model/route.h"
 #include "pack/pack_cache.h"
@@ -269,6 +270,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads, p->n_seq};
     rc = mp_ctx_create(&s->ctx, s->model, s->experts, &cp, err);
     if (rc) goto fail;
+    if ((rc = mp_session_open_vram(s, p, err))) goto fail;
     if (s->cache) {
         mp_prefetch_cfg pf = p->prefetch;
         if (!p->prefetch_set) {
@@ -304,6 +306,7 @@ void mp_session_free(mp_session *s)
 {
     if (!s) return;
     mp_ctx_free(s->ctx);
+    mp_backend_free(s->backend); /* after the context that used it */
     if (s->trace) mp_trace_writer_close(s->trace, NULL);
     mp_experts_free(s->experts);
     mp_cache_free(s->cache);

@@ -44,6 +44,13 @@ typedef struct mp_session_params {
     uint32_t routing_seq;
     bool no_preload;        /* don't fill a cache that holds every expert at start */
     bool no_hugepages;      /* don't ask for transparent huge pages for the cache slab */
+    /* The VRAM tier (runtime/vram.c). device: "auto" (NULL: cuda when a
+     * device is present, else none), "cuda", "sim" (the CPU posing as a
+     * device, for tests), "cpu" (none). vram: its budget when vram_given (0:
+     * CPU only); else most of the free VRAM (sim: required). */
+    const char *device;
+    uint64_t vram;
+    bool vram_given;
 } mp_session_params;
 
 typedef struct mp_session {
@@ -63,6 +70,7 @@ typedef struct mp_session {
     mp_cache_stats preload_stats; /* what that cost */
     uint64_t trace_errors;
     char note[1024];   /* announcements (fallbacks), "\n"-separated; "" if none */
+    struct mp_backend *backend; /* the VRAM tier's compute backend, or NULL (CPU only) */
 } mp_session;
 
 int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err);
@@ -73,6 +81,10 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err);
 int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, const mp_expert_loc *locs,
                     mp_plan *plan, mp_err *err);
 void mp_session_free(mp_session *s); /* NULL-safe */
+/* Makes the VRAM tier p asks for (runtime/vram.c): its plan, as a note;
+ * the backend, handed to s->ctx. MP_OK with nothing made when there is no
+ * device or vram is 0; MP_E_BUDGET with the minimum for an impossible plan. */
+int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err);
 
 /* With routing replay: MP_OK when the trace routes positions pos0 ..
  * pos0+n-1 at every MoE layer, else MP_E_RANGE naming the first position
