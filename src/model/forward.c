@@ -1086,6 +1086,7 @@ void mp_ctx_free(mp_ctx *c)
 }
 
 int mp_ctx_n_ctx(const mp_ctx *c) { return c->n_ctx; }
+int mp_ctx_n_batch(const mp_ctx *c) { return c->n_batch; }
 int mp_ctx_n_past(const mp_ctx *c) { return c->n_past; }
 int mp_ctx_n_seq(const mp_ctx *c) { return c->n_seq; }
 int mp_ctx_seq(const mp_ctx *c) { return c->seq; }

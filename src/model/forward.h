@@ -60,6 +60,7 @@ int mp_ctx_n_ctx(const mp_ctx *c);
  * interleaves its requests' steps by switching between them; the scratch,
  * thread pool and the model's experts stay shared. */
 int mp_ctx_n_seq(const mp_ctx *c);
+int mp_ctx_n_batch(const mp_ctx *c);
 void mp_ctx_set_seq(mp_ctx *c, int seq); /* 0 <= seq < n_seq */
 int mp_ctx_seq(const mp_ctx *c);
 int mp_ctx_n_past(const mp_ctx *c);

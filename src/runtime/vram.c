@@ -173,7 +173,8 @@ int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
                             .max_rows = c.max_rows,
                             .emulate = emulate};
     const uint64_t scratch = mp_backend_scratch_bytes(c.max_cols, c.max_rows);
-    rc = mp_vram_plan_make(&bp.tier.plan, budget, c.bytes, mp_ctx_kv_bytes(m, mp_ctx_n_ctx(s->ctx)), scratch,
+    rc = mp_vram_plan_make(&bp.tier.plan, budget, c.bytes, mp_ctx_kv_bytes(m, mp_ctx_n_ctx(s->ctx), mp_ctx_n_batch(s->ctx)) * (uint64_t)mp_ctx_n_seq(s->ctx),
+                           scratch,
                            expert_bytes, n_moe * hp->n_expert, n_moe ? hp->n_expert_used : 0, err);
     bp.tier.costs = sim_costs;
     if (!rc) rc = mp_backend_create(&s->backend, &bp, err);
