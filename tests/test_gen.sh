@@ -42,6 +42,8 @@ MODELS=(
   "qwen2moe-q4_K_m|--arch qwen2moe --type q4_K_m --n-embd 256 --n-head 2 --n-ff 512 --n-ff-exp 256 --n-expert 8 --n-expert-used 4"
   "gpt-oss-mxfp4|--arch gpt-oss --type q8_0 --expert-type mxfp4 --n-head 2 --n-head-kv 1 --head-dim 64 --n-layer 3 --swa 16 --yarn 32 --yarn-orig 256"
   "gpt-oss-f16|--arch gpt-oss --type f16 --n-layer 3 --swa-pattern 3 --rope-base-swa 10000"
+  "qwen3next-q8_0|--arch qwen3next --type q8_0 --n-head 4 --n-head-kv 2 --head-dim 32 --n-ff 128 --n-ff-exp 64 --n-ff-shexp 96 --n-expert 6 --n-expert-used 2 --n-layer 4"
+  "qwen35moe-q4_K|--arch qwen35moe --type q4_K --n-embd 256 --n-head 2 --n-head-kv 1 --head-dim 128 --n-ff 256 --n-ff-exp 256 --n-expert 8 --n-expert-used 2 --n-layer 3 --full-attn 3 --ssm-state 128 --ssm-k-heads 1 --ssm-v-heads 2"
 )
 
 for m in "${MODELS[@]}"; do
