@@ -8,6 +8,7 @@
 #include "common/threadpool.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
+#include "model/deltanet.h"
 #include "model/route.h"
 
 #include <assert.h>
@@ -53,6 +54,11 @@ struct mp_ctx {
     /* KV cache, f16 like llama.cpp's default: [layer][pos][n_head_kv * head_dim(_v)];
      * vc is NULL when the value is a view of the key (MLA latent cache, kv_in_k) */
     uint16_t *kc, *vc;
+    /* Gated DeltaNet layers' recurrent state (f32 as llama.cpp's), per
+     * recurrent layer (cache_idx): conv (mp_hp_conv_state floats) and
+     * delta-rule state (mp_hp_ssm_state floats). Cannot be rolled back:
+     * mp_ctx_truncate to an earlier position restarts at 0. */
+    float *conv_state, *ssm_state;
 
     /* Scratch, sized for n_batch tokens, carved from one block (scratch_layout). */
     uint8_t *scratch;
@@ -69,6 +75,11 @@ struct mp_ctx {
     float *mkv;      /* MLA: (T, kv_lora + n_rot) [latent | k_pe] */
     float *mkvb;     /* MLA attn_kv_b layout: (T, n_head * (nope + mla_dv)) */
     float *mo;       /* MLA absorbed: (T, n_head * mla_dv) value heads after attn_v_b */
+    float *qgate;    /* attn_gate: (T, n_head * head_dim) the gate half of wq's output */
+    float *gqkv, *gx; /* DeltaNet: (T, conv_dim) projections, conv output */
+    float *gz, *gout; /* DeltaNet: (T, n_v d_state) gate z, core output */
+    float *gba, *ggb; /* DeltaNet: (T, 2 n_v) beta/alpha logits, then g and beta */
+    float *gones;     /* DeltaNet: conv_dim ones */
     float *router;   /* (T, n_expert) */
     int32_t *sel;    /* (T, K) selected experts, best first */
     float *selw;     /* (T, K) their weights */
@@ -232,9 +243,10 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
     const int H = hp->n_head, gqa = hp->n_head / hp->n_head_kv;
     const int dk = hp->head_dim, dv = hp->head_dim_v;
     const int64_t Dk = (int64_t)hp->n_head_kv * dk, Dv = (int64_t)hp->n_head_kv * dv;
-    const uint16_t *kc = c->kc + (int64_t)j->il * c->n_ctx * Dk;
+    const int64_t kvl = c->m->layers[j->il].cache_idx; /* this layer's place in the KV cache */
+    const uint16_t *kc = c->kc + kvl * c->n_ctx * Dk;
     /* MLA's latent cache: the value is the first dv values of each key row */
-    const uint16_t *vc = hp->kv_in_k ? kc : c->vc + (int64_t)j->il * c->n_ctx * Dv;
+    const uint16_t *vc = hp->kv_in_k ? kc : c->vc + kvl * c->n_ctx * Dv;
     const int64_t Vs = hp->kv_in_k ? Dk : Dv;  /* value row stride */
     const int vh = hp->kv_in_k ? dk : dv;      /* value head stride */
     const float scale = hp->kq_scale != 0.0f ? hp->kq_scale : 1.0f / sqrtf((float)dk);
@@ -330,12 +342,19 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
     /* q, k, v projections; the three weights may have different types */
     int held = -1;
     quantize_xn_as(c, l->wq.type, E, T, &held);
-    queue_matmul(c, &l->wq, l->wq.data, c->xq, T, c->q, Dq);
+    queue_matmul(c, &l->wq, l->wq.data, c->xq, T, c->q, hp->attn_gate ? 2 * Dq : Dq);
     quantize_xn_as(c, l->wk.type, E, T, &held);
     queue_matmul(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
     quantize_xn_as(c, l->wv.type, E, T, &held);
     queue_matmul(c, &l->wv, l->wv.data, c->xq, T, c->v, Dv);
     run_matmuls(c);
+    if (hp->attn_gate) /* qwen3next: per head [query | gate]; queries packed to (T, Dq) in place, in order */
+        for (int t = 0; t < T; t++)
+            for (uint32_t h = 0; h < hp->n_head; h++) {
+                const float *src = c->q + 2 * t * Dq + 2 * (int64_t)h * hp->head_dim;
+                memcpy(c->qgate + t * Dq + (int64_t)h * hp->head_dim, src + hp->head_dim, hp->head_dim * sizeof(float));
+                memmove(c->q + t * Dq + (int64_t)h * hp->head_dim, src, hp->head_dim * sizeof(float));
+            }
 
     for (int t = 0; t < T; t++) {
         float *q = c->q + t * Dq, *k = c->k + t * Dk;
@@ -365,12 +384,14 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
             mp_rope(q, hp->n_head, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
             mp_rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, pos0 + t, hp->rope_base, hp->rope_scale, neox);
         }
-        const int64_t slot = (int64_t)il * c->n_ctx + pos0 + t;
+        const int64_t slot = (int64_t)l->cache_idx * c->n_ctx + pos0 + t;
         mp_f32_to_f16_row(k, c->kc + slot * Dk, Dk);
         mp_f32_to_f16_row(c->v + t * Dv, c->vc + slot * Dv, Dv);
     }
 
     run_attention(c, il, T, pos0);
+    if (hp->attn_gate) /* att *= sigmoid(gate) (ggml_sigmoid: 1 / (1 + expf(-x))) */
+        for (int64_t i = 0; i < (int64_t)T * Do; i++) c->att[i] *= 1.0f / (1.0f + expf(-c->qgate[i]));
 
     quantize_rows(c, l->wo.type, c->att, Do, Do, T, c->xq);
     queue_matmul(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
@@ -517,7 +538,7 @@ static void mla_attention_block(mp_ctx *c, int il, int T, int pos0)
         for (int t = 0; t < T; t++) {
             for (int64_t h = 0; h < H; h++)
                 memcpy(c->q + t * H * Dk + h * Dk + L, qr + t * Dq + h * dk + nope, (size_t)R * sizeof(float));
-            mp_f32_to_f16_row(c->mkv + t * Dk, c->kc + ((int64_t)il * c->n_ctx + pos0 + t) * Dk, Dk);
+            mp_f32_to_f16_row(c->mkv + t * Dk, c->kc + ((int64_t)l->cache_idx * c->n_ctx + pos0 + t) * Dk, Dk);
         }
         run_attention(c, il, T, pos0);                                 /* att: (T, H, L) */
         per_head_matmul(c, &l->wv_b, c->att, H * L, L, T, c->mo, H * dv, dv);
@@ -528,7 +549,7 @@ static void mla_attention_block(mp_ctx *c, int il, int T, int pos0)
         queue_matmul(c, &l->wkv_b, l->wkv_b.data, c->xq, T, c->mkvb, H * kvw);
         run_matmuls(c);
         for (int t = 0; t < T; t++) {
-            const int64_t slot = (int64_t)il * c->n_ctx + pos0 + t;
+            const int64_t slot = (int64_t)l->cache_idx * c->n_ctx + pos0 + t;
             float *k = c->k + t * H * dk, *v = c->v + t * H * dv;
             for (int64_t h = 0; h < H; h++) {
                 memcpy(k + h * dk, c->mkvb + t * H * kvw + h * kvw, (size_t)nope * sizeof(float));
@@ -542,6 +563,60 @@ static void mla_attention_block(mp_ctx *c, int il, int T, int pos0)
         quantize_rows(c, l->wo.type, c->att, H * dv, H * dv, T, c->xq);
     }
     queue_matmul(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
+    run_matmuls(c);
+    for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
+}
+
+/* ---- Gated DeltaNet (qwen3next, qwen35moe) ------------------------------ */
+
+/* h += ssm_out(core(projections of norm(h))) for T tokens (model/deltanet.h):
+ * attn_qkv, attn_gate and the beta/alpha projections as one job per
+ * activation type, the core, then ssm_out. */
+static void gdn_block(mp_ctx *c, int il, int T)
+{
+    const mp_model *m = c->m;
+    const mp_hparams *hp = &m->hp;
+    const mp_layer *l = &m->layers[il];
+    const int64_t E = hp->n_embd, Hv = hp->ssm_n_v, S = hp->ssm_d_state;
+    const int64_t conv_dim = (2 * (int64_t)hp->ssm_n_k + Hv) * S, vdim = Hv * S;
+
+    for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->attn_norm.data, E, hp->rms_eps);
+    int held = -1;
+    quantize_xn_as(c, l->ssm_qkv.type, E, T, &held);
+    queue_matmul(c, &l->ssm_qkv, l->ssm_qkv.data, c->xq, T, c->gqkv, conv_dim);
+    quantize_xn_as(c, l->ssm_z.type, E, T, &held);
+    queue_matmul(c, &l->ssm_z, l->ssm_z.data, c->xq, T, c->gz, vdim);
+    if (l->ssm_ba.info) {
+        quantize_xn_as(c, l->ssm_ba.type, E, T, &held);
+        queue_matmul(c, &l->ssm_ba, l->ssm_ba.data, c->xq, T, c->gba, 2 * Hv);
+    } else { /* beta and alpha side by side in each row */
+        quantize_xn_as(c, l->ssm_beta.type, E, T, &held);
+        queue_matmul(c, &l->ssm_beta, l->ssm_beta.data, c->xq, T, c->gba, 2 * Hv);
+        quantize_xn_as(c, l->ssm_alpha.type, E, T, &held);
+        queue_matmul(c, &l->ssm_alpha, l->ssm_alpha.data, c->xq, T, c->gba + Hv, 2 * Hv);
+    }
+    run_matmuls(c);
+
+    const mp_gdn_io io = {
+        .hp = hp,
+        .l = l,
+        .T = T,
+        .qkv = c->gqkv,
+        .z = c->gz,
+        .b = c->gba,
+        .a = l->ssm_ba.info ? NULL : c->gba + Hv,
+        .ldba = (int)(2 * Hv),
+        .conv_state = c->conv_state + l->cache_idx * mp_hp_conv_state(hp),
+        .ssm_state = c->ssm_state + l->cache_idx * mp_hp_ssm_state(hp),
+        .x = c->gx,
+        .gb = c->ggb,
+        .ones = c->gones,
+        .out = c->gout,
+    };
+    mp_gdn_forward(c->pool, &io);
+
+    quantize_rows(c, l->ssm_out.type, c->gout, vdim, vdim, T, c->xq);
+    queue_matmul(c, &l->ssm_out, l->ssm_out.data, c->xq, T, c->tmp, E);
     run_matmuls(c);
     for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
 }
@@ -684,6 +759,10 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
      * g / (1 + expf(-g))); NaN for g == 0 exactly, as there */
     for (int t = 0; shared_gate && t < T; t++) {
         const float g = c->shg[t];
+        if (hp->attn_gate) { /* qwen3next / qwen35moe: ggml_sigmoid */
+            c->shg[t] = 1.0f / (1.0f + expf(-g));
+            continue;
+        }
         const float silu = g / (1.0f + expf(-g));
         c->shg[t] = silu / g;
     }
@@ -782,13 +861,15 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
     }
 
     for (uint32_t il = 0; il < hp->n_layer; il++) {
-        attention_block(c, (int)il, T, pos0);
+        if (m->layers[il].recurrent) gdn_block(c, (int)il, T);
+        else attention_block(c, (int)il, T, pos0);
         mp_experts_poll(c->x); /* let finished prefetch reads make room for queued ones */
         const mp_layer *l = &m->layers[il];
         for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->ffn_norm.data, E, hp->rms_eps);
         /* gpt-oss keeps only the output rows after the layer loop (openai-moe.cpp),
-         * so its last FFN still runs over every token (router in the GEMM order) */
-        c->ffn_vec_dot = !all && il == hp->n_layer - 1 && hp->arch != MP_ARCH_GPTOSS;
+         * qwen3next / qwen35moe after the output norm, so their last FFN still
+         * runs over every token (router in the GEMM order) */
+        c->ffn_vec_dot = !all && il == hp->n_layer - 1 && hp->arch != MP_ARCH_GPTOSS && !hp->attn_gate;
         if (mp_layer_is_moe(l)) {
             int rc = moe_block(c, (int)il, T, pos0, err);
             c->ffn_vec_dot = false;
@@ -829,6 +910,8 @@ int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, m
         int rc = eval_chunk(c, ids + s, T, lg, all, s + T == n, err);
         if (rc) {
             c->n_past = n_past0;
+            /* the recurrent state has advanced part-way: no way back but 0 */
+            if (c->m->hp.n_layer_recr) mp_ctx_truncate(c, 0);
             return rc;
         }
     }
@@ -842,7 +925,13 @@ uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx)
     const mp_hparams *hp = &m->hp;
     /* MLA's latent cache keeps one row of kv_lora + n_rot per token: the value is its prefix */
     const uint64_t per_head = hp->kv_in_k ? hp->head_dim : hp->head_dim + hp->head_dim_v;
-    return (uint64_t)hp->n_layer * (uint64_t)n_ctx * hp->n_head_kv * per_head * 2u;
+    return (uint64_t)hp->n_layer_kv * (uint64_t)n_ctx * hp->n_head_kv * per_head * 2u + mp_ctx_state_bytes(m);
+}
+
+uint64_t mp_ctx_state_bytes(const mp_model *m)
+{
+    const mp_hparams *hp = &m->hp;
+    return (uint64_t)hp->n_layer_recr * (mp_hp_conv_state(hp) + mp_hp_ssm_state(hp)) * sizeof(float);
 }
 
 /* Every scratch buffer of a context lives in one 64-byte-aligned block laid
@@ -866,7 +955,11 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     const int64_t Dmkv = hp->mla ? hp->kv_lora + hp->n_rot : 0;
     const int64_t Dmkvb = hp->mla && !hp->mla_absorbed ? H * (mla_dk - hp->n_rot + mla_dv) : 0;
     const int64_t Dmo = hp->mla_absorbed ? H * mla_dv : 0;
+    /* Gated DeltaNet (0 otherwise) */
+    const int64_t Hv = hp->n_layer_recr ? hp->ssm_n_v : 0, Sd = hp->ssm_d_state;
+    const int64_t conv_dim = hp->n_layer_recr ? (2 * (int64_t)hp->ssm_n_k + Hv) * Sd : 0, vdim = Hv * Sd;
     int64_t max_cols = E;
+    if (vdim > max_cols) max_cols = vdim;
     if (Dmq > max_cols) max_cols = Dmq;
     if (Dmkv > max_cols) max_cols = Dmkv;
     if (Dmo > max_cols) max_cols = Dmo;
@@ -889,7 +982,7 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     } while (0)
     CARVE(h, B * E);
     CARVE(xn, B * E);
-    CARVE(q, B * Dq);
+    CARVE(q, B * Dq * (hp->attn_gate ? 2 : 1));
     CARVE(k, B * Dk);
     CARVE(v, B * Dv);
     CARVE(att, B * Do);
@@ -900,6 +993,14 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     CARVE(mkv, B * Dmkv);
     CARVE(mkvb, B * Dmkvb);
     CARVE(mo, B * Dmo);
+    CARVE(qgate, hp->attn_gate ? B * Dq : 0);
+    CARVE(gqkv, B * conv_dim);
+    CARVE(gx, B * conv_dim);
+    CARVE(gz, B * vdim);
+    CARVE(gout, B * vdim);
+    CARVE(gba, B * 2 * Hv);
+    CARVE(ggb, B * 2 * Hv);
+    CARVE(gones, conv_dim);
     CARVE(router, B * X);
     CARVE(sel, B * K);
     CARVE(selw, B * K);
@@ -944,17 +1045,24 @@ int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_p
     if (posix_memalign((void **)&c->scratch, 64, (size_t)scratch)) c->scratch = NULL;
     else scratch_layout(c, c->scratch, m, c->n_ctx, c->n_batch, c->n_threads);
     const int64_t Dk = (int64_t)hp->n_head_kv * hp->head_dim, Dv = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    const size_t kv_elems = (size_t)hp->n_layer * (size_t)c->n_ctx;
-    c->kc = calloc(kv_elems * (size_t)Dk, sizeof(uint16_t));
-    c->vc = hp->kv_in_k ? NULL : calloc(kv_elems * (size_t)Dv, sizeof(uint16_t));
+    const size_t kv_elems = (size_t)hp->n_layer_kv * (size_t)c->n_ctx;
+    c->kc = calloc(kv_elems * (size_t)Dk + 1, sizeof(uint16_t));
+    c->vc = hp->kv_in_k ? NULL : calloc(kv_elems * (size_t)Dv + 1, sizeof(uint16_t));
+    const size_t n_conv = (size_t)hp->n_layer_recr * (size_t)mp_hp_conv_state(hp);
+    const size_t n_ssm = (size_t)hp->n_layer_recr * (size_t)mp_hp_ssm_state(hp);
+    c->conv_state = n_conv ? calloc(n_conv, sizeof(float)) : NULL;
+    c->ssm_state = n_ssm ? calloc(n_ssm, sizeof(float)) : NULL;
     c->pool = mp_pool_create(c->n_threads);
-    if (!c->scratch || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool) {
+    if (!c->scratch || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool || (n_conv && !c->conv_state) ||
+        (n_ssm && !c->ssm_state)) {
         const int n_ctx = c->n_ctx, n_batch = c->n_batch;
         mp_ctx_free(c);
         return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d: %.1f MiB)",
                           n_ctx, n_batch, (double)(scratch + mp_ctx_kv_bytes(m, n_ctx)) / 1048576.0);
     }
     memset(c->scratch, 0, (size_t)scratch); /* as calloc'd buffers were: no stale reads, ever */
+    for (int64_t i = 0; hp->n_layer_recr && i < (2 * (int64_t)hp->ssm_n_k + hp->ssm_n_v) * hp->ssm_d_state; i++)
+        c->gones[i] = 1.0f;
     mp_kernels_init();
     *out = c;
     return MP_OK;
@@ -966,6 +1074,8 @@ void mp_ctx_free(mp_ctx *c)
     mp_pool_free(c->pool);
     free(c->kc);
     free(c->vc);
+    free(c->conv_state);
+    free(c->ssm_state);
     free(c->scratch);
     free(c);
 }
@@ -974,7 +1084,16 @@ int mp_ctx_n_ctx(const mp_ctx *c) { return c->n_ctx; }
 int mp_ctx_n_past(const mp_ctx *c) { return c->n_past; }
 void mp_ctx_truncate(mp_ctx *c, int n_past)
 {
-    if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
+    if (n_past < 0 || n_past >= c->n_past) return;
+    const mp_hparams *hp = &c->m->hp;
+    if (hp->n_layer_recr) {
+        /* a recurrent state holds no earlier positions: start over (the
+         * caller re-evaluates the prefix it wants to keep) */
+        n_past = 0;
+        memset(c->conv_state, 0, (size_t)hp->n_layer_recr * (size_t)mp_hp_conv_state(hp) * sizeof(float));
+        memset(c->ssm_state, 0, (size_t)hp->n_layer_recr * (size_t)mp_hp_ssm_state(hp) * sizeof(float));
+    }
+    c->n_past = n_past;
 }
 void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud)
 {

@@ -38,14 +38,20 @@ typedef struct mp_ctx mp_ctx;
 int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_params *p, mp_err *err);
 void mp_ctx_free(mp_ctx *c); /* NULL-safe */
 
-/* Bytes the context allocates for the KV cache and for scratch, for the
- * memory planner (same formulas as create). */
+/* Bytes the context allocates for the KV cache (with the recurrent state of
+ * Gated DeltaNet layers, which mp_ctx_state_bytes gives alone: it does not
+ * grow with n_ctx) and for scratch, for the memory planner (same formulas
+ * as create). */
 uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx);
+uint64_t mp_ctx_state_bytes(const mp_model *m);
 uint64_t mp_ctx_scratch_bytes(const mp_model *m, int n_ctx, int n_batch, int n_threads);
 
 int mp_ctx_n_ctx(const mp_ctx *c);
 int mp_ctx_n_past(const mp_ctx *c);
-/* Forgets positions >= n_past (0 clears the cache). */
+/* Forgets positions >= n_past (0 clears the cache). A model with recurrent
+ * (Gated DeltaNet) layers cannot go back to an earlier position: any
+ * truncation then clears everything (n_past 0), and so does a failed eval;
+ * the caller re-evaluates the prefix it keeps. */
 void mp_ctx_truncate(mp_ctx *c, int n_past);
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);
 void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud); /* NULL: the model's own */
