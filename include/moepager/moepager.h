@@ -300,7 +300,9 @@ int32_t mp_engine_n_ctx(const mp_engine *e);
 /* Forgets positions >= n_past (0 clears the KV cache): the next eval
  * continues from there, giving the logits it would have given then.
  * Returns MP_OK, or MP_E_RANGE when n_past is negative or beyond the
- * current n_past. */
+ * current n_past, or MP_E_UNSUPPORTED for 0 < n_past < the current one on
+ * a model with recurrent layers (qwen3next, qwen35moe), whose state holds
+ * no earlier positions. A failed eval on such a model leaves n_past 0. */
 int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err);
 
 /* Observes the routing: called once per (token, MoE layer) during eval with
@@ -466,6 +468,12 @@ typedef struct mp_model_info {
      * and the planner would): */
     int32_t n_ctx, n_batch;
     uint64_t kv_bytes, scratch_bytes;
+    /* Part of kv_bytes: the recurrent state of Gated DeltaNet layers
+     * (qwen3next, qwen35moe; conv + delta-rule state, f32, one sequence),
+     * whatever n_ctx; 0 for other models. n_layer_recurrent of n_layer
+     * layers keep it instead of a KV cache. */
+    uint64_t state_bytes;
+    uint32_t n_layer_recurrent;
 } mp_model_info;
 
 /* Reads the model's facts from path (GGUF or pack) without making an

@@ -641,6 +641,18 @@ static int bind_tensors(mp_model *m, mp_err *err)
         char n[96];
 #define TN(suffix) (snprintf(n, sizeof n, "blk.%u." suffix ".weight", il), n)
         l->cache_idx = l->recurrent ? hp->n_layer_recr++ : hp->n_layer_kv++;
+        if (hp->attn_gate) { /* a layer of the other kind than the pattern says */
+            const bool has_attn = mp_gguf_find_tensor(m->gguf, TN("attn_q")) != NULL;
+            const bool has_recr = mp_gguf_find_tensor(m->gguf, TN("ssm_conv1d")) != NULL;
+            if (has_attn) TN("attn_q"); /* name the tensor found */
+            if (has_recr != has_attn && has_recr != l->recurrent)
+                return mp_err_set(err, MP_E_CORRUPT,
+                                  "%s: layer %u holds %s tensors ('%s'), but the layer pattern ('%s.attention."
+                                  "recurrent_layers' or every '%s.full_attention_interval'-th layer full "
+                                  "attention) makes it a %s layer",
+                                  m->path, il, has_recr ? "Gated DeltaNet" : "attention", n, hp->arch_name,
+                                  hp->arch_name, l->recurrent ? "Gated DeltaNet" : "full-attention");
+        }
         if (!l->recurrent && mp_gguf_find_tensor(m->gguf, TN("attn_qkv")))
             return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused tensor '%s' is not supported", m->path, n);
         BIND(&l->attn_norm, true, false, TN("attn_norm"), E);
