@@ -6,8 +6,9 @@
 #   max|engine - llama.cpp| / max|llama.cpp| <= 1e-4 for f32, <= 1e-2 for the quantised
 #   types (0 for all on AVX-512 today), and the same greedy tokens;
 # 2 k heads / 4 v heads (qwen3next repeats each k head over 2 v heads, qwen35moe tiles
-# them), and 1 / 2 with 128-wide states; the experts streamed under --mem, and from a
-# pack, byte for byte the in-RAM logits. Skips (77) without a built peer.
+# them), and 1 / 2 with 128-wide states; files quantised by llama.cpp's own quantiser
+# (Q4_K_M); the experts streamed under --mem, and from a pack, byte for byte the in-RAM
+# logits. Skips (77) without a built peer.
 set -u
 B=${MP_BUILD:-.}
 S=${MP_SRC:-..}
@@ -58,6 +59,29 @@ for a in qwen3next qwen35moe; do
     run $a wide q4_K 512 24
     run $a wide q4_K_m 24
 done
+
+# llama.cpp's own quantiser: Q4_K_M of the wide f32 files (its q4_K/q5_K/q6_K/q8_0 mix;
+# the conv taps and gate vectors stay f32)
+BINS="$PEER/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64"
+INC="$PEER/build/llama.cpp-src"
+CC=${CC:-cc}
+if command -v "$CC" >/dev/null 2>&1 && [ -f "$INC/include/llama.h" ] && [ -f "$BINS/libllama.v0.5.0.so" ]; then
+    QZ="$T/peer-quantize"
+    if "$CC" -O1 -std=gnu11 -I"$INC/include" -I"$INC/ggml/include" -o "$QZ" "$S/tests/helpers/peer/peer_quantize.c" \
+            -L"$BINS" -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so -Wl,-rpath,"$BINS" 2>"$T/cc.err"; then
+        for a in qwen3next qwen35moe; do
+            if "$QZ" "$T/$a-wide-f32.gguf" "$T/peer-$a-q4km.gguf" q4_K_M >"$T/q.log" 2>&1; then
+                check "$a" peer q4_K_M "$T/peer-$a-q4km.gguf" 24
+            else
+                echo "FAIL: peer quantise $a q4_K_M:"; tail -3 "$T/q.log"; fail=1
+            fi
+        done
+    else
+        echo "FAIL: cannot build the peer quantiser:"; cat "$T/cc.err"; fail=1
+    fi
+else
+    echo "(no C compiler or peer libllama: the llama-quantize files are left out)"
+fi
 
 # streamed: 16 experts top-2 under a budget of a few per layer; then from a pack
 for a in qwen3next qwen35moe; do
