@@ -6,7 +6,7 @@
 #   max|engine - llama.cpp| / max|llama.cpp| <= 1e-4 for f32, <= 1e-2 for the quantised
 #   types (0 for all on AVX-512 today), and the same greedy tokens;
 # 2 k heads / 4 v heads (qwen3next repeats each k head over 2 v heads, qwen35moe tiles
-# them), and 1 / 2 with 128-wide states; files quantised by llama.cpp's own quantiser
+# them), and 1 / 2 with 128-wide states; qwen3next's legacy ssm_in; files quantised by llama.cpp's own quantiser
 # (Q4_K_M); the experts streamed under --mem, and from a pack, byte for byte the in-RAM
 # logits. Skips (77) without a built peer.
 set -u
@@ -48,6 +48,7 @@ run() { # ARCH SHAPE TYPE BATCHES...
     local arch=$1 shape=$2 type=$3; shift 3
     local m="$T/$arch-$shape-$type.gguf" opts=$SMALL
     [ "$shape" = wide ] && opts=$WIDE
+    [ "$shape" = ssmin ] && opts="$SMALL --ssm-legacy"
     # shellcheck disable=SC2086
     "$B/mp-gen" --arch "$arch" $opts --type "$type" -o "$m" || { echo "FAIL: mp-gen $arch $shape $type"; fail=1; return; }
     for b in "$@"; do check "$arch" "$shape" "$type" "$m" "$b"; done
@@ -59,6 +60,9 @@ for a in qwen3next qwen35moe; do
     run $a wide q4_K 512 24
     run $a wide q4_K_m 24
 done
+# qwen3next's older files: one ssm_in per DeltaNet layer instead of attn_qkv + attn_gate
+run qwen3next ssmin f32 24
+run qwen3next ssmin q8_0 24
 
 # llama.cpp's own quantiser: Q4_K_M of the wide f32 files (its q4_K/q5_K/q6_K/q8_0 mix;
 # the conv taps and gate vectors stay f32)

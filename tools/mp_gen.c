@@ -179,6 +179,7 @@ typedef struct gen_opts {
      * DeltaNet layers, every full_attn-th layer full attention */
     int64_t ssm_state, ssm_k_heads, ssm_v_heads, ssm_conv, full_attn;
     bool ssm_split;             /* qwen35moe: ssm_beta + ssm_alpha instead of ssm_ba */
+    bool ssm_legacy;            /* qwen3next: one ssm_in (older converters) instead of attn_qkv + attn_gate */
 } gen_opts;
 
 typedef struct gen_model {
@@ -403,8 +404,12 @@ static void model_build_qwen3next(gen_model *m, const gen_opts *o)
             model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_q_norm.weight", i);
             model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_k_norm.weight", i);
         } else {
-            model_add(m, o, ROLE_ATTN, E, conv_dim, 0, "blk.%" PRId64 ".attn_qkv.weight", i);
-            model_add(m, o, ROLE_ATTN, E, value_dim, 0, "blk.%" PRId64 ".attn_gate.weight", i);
+            if (o->ssm_legacy) {
+                model_add(m, o, ROLE_ATTN, E, conv_dim + value_dim, 0, "blk.%" PRId64 ".ssm_in.weight", i);
+            } else {
+                model_add(m, o, ROLE_ATTN, E, conv_dim, 0, "blk.%" PRId64 ".attn_qkv.weight", i);
+                model_add(m, o, ROLE_ATTN, E, value_dim, 0, "blk.%" PRId64 ".attn_gate.weight", i);
+            }
             model_add(m, o, ROLE_CONV, o->ssm_conv, conv_dim, 0, "blk.%" PRId64 ".ssm_conv1d.weight", i);
             model_add(m, o, ROLE_BIAS, Hv, 0, 0, "blk.%" PRId64 ".ssm_dt.bias", i);
             model_add(m, o, ROLE_SSM_A, Hv, 0, 0, "blk.%" PRId64 ".ssm_a", i);
@@ -1053,6 +1058,7 @@ static void usage(FILE *f)
         "qwen3next / qwen35moe (--head-dim, --n-rot (head_dim/4), --n-ff-exp, --n-ff-shexp):\n"
         "  --ssm-state N (32)  DeltaNet head size  --ssm-k-heads N (2)  --ssm-v-heads N (2 x k)\n"
         "  --ssm-conv N (4)    conv kernel         --full-attn N (4): every Nth layer full attention\n"
+        "  --ssm-legacy        qwen3next: one ssm_in (older converters) for attn_qkv + attn_gate\n"
         "  --name S            general.name\n"
         "  --seed N            (1234); output is identical for identical options\n"
         "  -o FILE             output path\n"
@@ -1281,6 +1287,8 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->ssm_v_heads = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--ssm-conv")) {
             o->ssm_conv = parse_int(a, NEXT(), 2);
+        } else if (!strcmp(a, "--ssm-legacy")) {
+            o->ssm_legacy = true;
         } else if (!strcmp(a, "--full-attn")) {
             o->full_attn = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--yarn-log-mul")) {
@@ -1315,6 +1323,7 @@ static void opts_finish(gen_opts *o)
         if (o->ssm_v_heads % o->ssm_k_heads) die("--ssm-v-heads must be a multiple of --ssm-k-heads");
         if (o->n_expert_used > o->n_expert) die("n_expert_used > n_expert");
         o->ssm_split = o->arch == ARCH_QWEN35MOE;
+        if (o->ssm_legacy && o->arch != ARCH_QWEN3NEXT) die("--ssm-legacy is qwen3next's");
         if (!o->ftype && o->type != MP_TYPE_F32) o->ftype = llama_ftype(o->type);
         return;
     }
@@ -1822,6 +1831,7 @@ static int do_check(const char *path, bool quiet)
         GETU("full_attention_interval", o.full_attn, false);
         if (!o.full_attn) FAIL("full_attention_interval 0");
         o.ssm_split = o.arch == ARCH_QWEN35MOE;
+        o.ssm_legacy = mp_gguf_find_tensor(g, "blk.0.ssm_in.weight") != NULL;
     }
     if (o.arch == ARCH_DEEPSEEK2) {
         int64_t dk = 0, mla_k = 0;

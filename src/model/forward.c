@@ -80,6 +80,7 @@ struct mp_ctx {
     float *gz, *gout; /* DeltaNet: (T, n_v d_state) gate z, core output */
     float *gba, *ggb; /* DeltaNet: (T, 2 n_v) beta/alpha logits, then g and beta */
     float *gones;     /* DeltaNet: conv_dim ones */
+    float *gin;       /* DeltaNet legacy ssm_in: (T, conv_dim + n_v d_state) before the split */
     float *router;   /* (T, n_expert) */
     int32_t *sel;    /* (T, K) selected experts, best first */
     float *selw;     /* (T, K) their weights */
@@ -582,10 +583,15 @@ static void gdn_block(mp_ctx *c, int il, int T)
 
     for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->attn_norm.data, E, hp->rms_eps);
     int held = -1;
-    quantize_xn_as(c, l->ssm_qkv.type, E, T, &held);
-    queue_matmul(c, &l->ssm_qkv, l->ssm_qkv.data, c->xq, T, c->gqkv, conv_dim);
-    quantize_xn_as(c, l->ssm_z.type, E, T, &held);
-    queue_matmul(c, &l->ssm_z, l->ssm_z.data, c->xq, T, c->gz, vdim);
+    if (l->ssm_in.info) {
+        quantize_xn_as(c, l->ssm_in.type, E, T, &held);
+        queue_matmul(c, &l->ssm_in, l->ssm_in.data, c->xq, T, c->gin, conv_dim + vdim);
+    } else {
+        quantize_xn_as(c, l->ssm_qkv.type, E, T, &held);
+        queue_matmul(c, &l->ssm_qkv, l->ssm_qkv.data, c->xq, T, c->gqkv, conv_dim);
+        quantize_xn_as(c, l->ssm_z.type, E, T, &held);
+        queue_matmul(c, &l->ssm_z, l->ssm_z.data, c->xq, T, c->gz, vdim);
+    }
     if (l->ssm_ba.info) {
         quantize_xn_as(c, l->ssm_ba.type, E, T, &held);
         queue_matmul(c, &l->ssm_ba, l->ssm_ba.data, c->xq, T, c->gba, 2 * Hv);
@@ -596,6 +602,20 @@ static void gdn_block(mp_ctx *c, int il, int T)
         queue_matmul(c, &l->ssm_alpha, l->ssm_alpha.data, c->xq, T, c->gba + Hv, 2 * Hv);
     }
     run_matmuls(c);
+    if (l->ssm_in.info) { /* legacy: per k head [q | k | v (r heads) | z (r heads)] -> [q.. | k.. | v..], z */
+        const int64_t Hk = hp->ssm_n_k, r = Hv / Hk, grp = 2 * S + 2 * r * S;
+        for (int t = 0; t < T; t++) {
+            const float *in = c->gin + t * (conv_dim + vdim);
+            float *qkv = c->gqkv + t * conv_dim, *z = c->gz + t * vdim;
+            for (int64_t g = 0; g < Hk; g++) {
+                const float *src = in + g * grp;
+                memcpy(qkv + g * S, src, (size_t)S * sizeof(float));
+                memcpy(qkv + (Hk + g) * S, src + S, (size_t)S * sizeof(float));
+                memcpy(qkv + 2 * Hk * S + g * r * S, src + 2 * S, (size_t)(r * S) * sizeof(float));
+                memcpy(z + g * r * S, src + 2 * S + r * S, (size_t)(r * S) * sizeof(float));
+            }
+        }
+    }
 
     const mp_gdn_io io = {
         .hp = hp,
@@ -1001,6 +1021,7 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     CARVE(gba, B * 2 * Hv);
     CARVE(ggb, B * 2 * Hv);
     CARVE(gones, conv_dim);
+    CARVE(gin, hp->ssm_in_legacy ? B * (conv_dim + vdim) : 0);
     CARVE(router, B * X);
     CARVE(sel, B * K);
     CARVE(selw, B * K);

@@ -568,8 +568,8 @@ static int bind_mla(mp_model *m, mp_layer *l, uint32_t il, mp_err *err)
 }
 
 /* A Gated DeltaNet layer's tensors (qwen3next.cpp / qwen35moe.cpp
- * load_arch_tensors): fused attn_qkv + attn_gate (the legacy ssm_in is
- * refused by name), ssm_ba (qwen3next) or ssm_beta + ssm_alpha (qwen35moe),
+ * load_arch_tensors): attn_qkv + attn_gate, or qwen3next's legacy ssm_in
+ * (q/k/v/z in one), ssm_ba (qwen3next) or ssm_beta + ssm_alpha (qwen35moe),
  * the conv taps {d_conv, conv_dim} and the 1-D f32 gate/norm vectors. */
 static int bind_gdn(mp_model *m, mp_layer *l, uint32_t il, mp_err *err)
 {
@@ -578,16 +578,23 @@ static int bind_gdn(mp_model *m, mp_layer *l, uint32_t il, mp_err *err)
     const int64_t key_dim = S * hp->ssm_n_k, value_dim = S * Hv, conv_dim = 2 * key_dim + value_dim;
     char n[96];
 #define TN(suffix) (snprintf(n, sizeof n, "blk.%u." suffix, il), n)
-    if (!mp_gguf_find_tensor(m->gguf, TN("attn_qkv.weight")) && mp_gguf_find_tensor(m->gguf, TN("ssm_in.weight")))
-        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: tensor '%s' (the legacy fused q/k/v/z projection) is not "
-                          "supported; convert with a newer llama.cpp (attn_qkv + attn_gate)", m->path, n);
+    const bool legacy = !mp_gguf_find_tensor(m->gguf, TN("attn_qkv.weight")) &&
+                        mp_gguf_find_tensor(m->gguf, TN("ssm_in.weight"));
+    if (legacy && hp->arch != MP_ARCH_QWEN3NEXT)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: tensor '%s' (the legacy fused q/k/v/z projection) is "
+                          "qwen3next's, not %s's", m->path, n, hp->arch_name);
     const mp_gguf_tensor *cv = mp_gguf_find_tensor(m->gguf, TN("ssm_conv1d.weight"));
     if (cv && cv->n_dims >= 1 && cv->ne[0] != (int64_t)hp->ssm_d_conv)
         return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has a conv kernel of %" PRId64 " taps, but "
                           "'%s.ssm.conv_kernel' is %u (layer %u)", m->path, n, cv->ne[0], hp->arch_name,
                           hp->ssm_d_conv, il);
-    BIND(&l->ssm_qkv, true, true, TN("attn_qkv.weight"), E, conv_dim);
-    BIND(&l->ssm_z, true, true, TN("attn_gate.weight"), E, value_dim);
+    if (legacy) {
+        BIND(&l->ssm_in, true, true, TN("ssm_in.weight"), E, conv_dim + value_dim);
+        m->hp.ssm_in_legacy = true;
+    } else {
+        BIND(&l->ssm_qkv, true, true, TN("attn_qkv.weight"), E, conv_dim);
+        BIND(&l->ssm_z, true, true, TN("attn_gate.weight"), E, value_dim);
+    }
     if (hp->arch == MP_ARCH_QWEN35MOE) {
         BIND(&l->ssm_beta, true, true, TN("ssm_beta.weight"), E, Hv);
         BIND(&l->ssm_alpha, true, true, TN("ssm_alpha.weight"), E, Hv);

@@ -111,6 +111,7 @@ typedef struct mp_hparams {
      * op broadcasts). n_layer_kv / n_layer_recr: layers of each kind (the KV
      * cache and the recurrent state are kept for those only). */
     bool attn_gate, ssm_kv_tiled;
+    bool ssm_in_legacy;   /* qwen3next's older files: one ssm_in instead of attn_qkv + attn_gate */
     uint32_t ssm_d_conv, ssm_d_state, ssm_n_k, ssm_n_v;
     uint32_t n_layer_kv, n_layer_recr;
 } mp_hparams;
@@ -200,6 +201,9 @@ typedef struct mp_layer {
     uint32_t cache_idx;
     mp_tensor ssm_qkv;    /* attn_qkv (n_embd -> conv_dim): [q | k | v] before the conv */
     mp_tensor ssm_z;      /* attn_gate (n_embd -> n_v d_state): the output gate z */
+    /* qwen3next legacy ssm_in (n_embd -> conv_dim + n_v d_state): per k head
+     * [q (S) | k (S) | v (r S) | z (r S)], r = n_v / n_k, instead of the two */
+    mp_tensor ssm_in;
     mp_tensor ssm_ba;     /* qwen3next ssm_ba (n_embd -> 2 n_v): per k head [beta (r) | alpha (r)], r = n_v/n_k */
     mp_tensor ssm_beta, ssm_alpha; /* qwen35moe: (n_embd -> n_v) each */
     mp_tensor ssm_conv1d; /* (d_conv) x conv_dim f32 taps, oldest first */

@@ -53,6 +53,7 @@ int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), 
         VISIT(&l->ffn_gate_inp_shexp);
         VISIT(&l->ssm_qkv); /* Gated DeltaNet layers: all resident */
         VISIT(&l->ssm_z);
+        VISIT(&l->ssm_in);
         VISIT(&l->ssm_ba);
         VISIT(&l->ssm_beta);
         VISIT(&l->ssm_alpha);
