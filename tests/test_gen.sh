@@ -49,6 +49,8 @@ MODELS=(
   "deepseek2-fit-q4_K_m|$FIT --fit-types"
   "minimax-m2-q8_0|--arch minimax-m2 --type q8_0 --n-head 4 --n-head-kv 2 --head-dim 32 --n-ff 64 --n-expert 16 --n-expert-used 4"
   "minimax-m2-softmax-f16|--arch minimax-m2 --type f16 --n-rot 8 --gating softmax"
+  "qwen3next-q8_0|--arch qwen3next --type q8_0 --n-head 4 --n-head-kv 2 --head-dim 32 --n-ff 128 --n-ff-exp 64 --n-ff-shexp 96 --n-expert 6 --n-expert-used 2 --n-layer 4"
+  "qwen35moe-q4_K|--arch qwen35moe --type q4_K --n-embd 256 --n-head 2 --n-head-kv 1 --head-dim 128 --n-ff 256 --n-ff-exp 256 --n-expert 8 --n-expert-used 2 --n-layer 3 --full-attn 3 --ssm-state 128 --ssm-k-heads 1 --ssm-v-heads 2"
 )
 
 for m in "${MODELS[@]}"; do

@@ -103,13 +103,14 @@ static inline float mp_rng_normalish(mp_rng *r)
 
 typedef enum gen_arch {
     ARCH_LLAMA, ARCH_LLAMA_MOE, ARCH_QWEN3MOE, ARCH_OLMOE, ARCH_DEEPSEEK2, ARCH_GLM4MOE, ARCH_QWEN2MOE, ARCH_GPTOSS,
-    ARCH_MINIMAX_M2,
-    ARCH_COUNT
+    ARCH_MINIMAX_M2, ARCH_QWEN3NEXT, ARCH_QWEN35MOE, ARCH_COUNT
 } gen_arch;
-static const char *const arch_cli_names[] = {"llama",    "llama-moe", "qwen3moe", "olmoe",
-                                             "deepseek2", "glm4moe",   "qwen2moe", "gpt-oss", "minimax-m2"};
-static const char *const arch_gguf_names[] = {"llama",    "llama",   "qwen3moe", "olmoe",
-                                              "deepseek2", "glm4moe", "qwen2moe", "gpt-oss", "minimax-m2"};
+static const char *const arch_cli_names[] = {"llama",    "llama-moe", "qwen3moe",   "olmoe",     "deepseek2",
+                                             "glm4moe",  "qwen2moe",  "gpt-oss",    "minimax-m2", "qwen3next",
+                                             "qwen35moe"};
+static const char *const arch_gguf_names[] = {"llama",    "llama",    "qwen3moe",   "olmoe",     "deepseek2",
+                                              "glm4moe",  "qwen2moe", "gpt-oss",    "minimax-m2", "qwen3next",
+                                              "qwen35moe"};
 
 /* What a tensor is for; picks its type (--type mixes, --*-type overrides)
  * and the std of its values. */
@@ -127,7 +128,9 @@ typedef enum gen_role {
     ROLE_ATTN_KB,  /* deepseek2 attn_k_b / attn_v_b (3-D, per head): the attention type where
                       its row length fits the block size, else q8_0, else f16 (as
                       llama-quantize falls back for rows that do not fit) */
-    ROLE_BIAS      /* exp_probs_b: F32, std 0.1 */
+    ROLE_BIAS,     /* exp_probs_b: F32, std 0.1 */
+    ROLE_SSM_A,    /* Gated DeltaNet ssm_a = -exp(A_log): F32, negative (decay < 1) */
+    ROLE_CONV      /* ssm_conv1d {d_conv, channels}: F32 (rows of 4 fit no block) */
 } gen_role;
 
 typedef struct gen_tensor {
@@ -176,6 +179,11 @@ typedef struct gen_opts {
     /* gpt-oss (also uses head_dim, yarn_*) */
     int64_t n_swa, swa_pattern; /* sliding window; pattern 0: key absent (llama.cpp's default 2) */
     float rope_base_swa;        /* 0: key absent */
+    /* qwen3next / qwen35moe (also use head_dim, n_rot, n_ff_shexp): Gated
+     * DeltaNet layers, every full_attn-th layer full attention */
+    int64_t ssm_state, ssm_k_heads, ssm_v_heads, ssm_conv, full_attn;
+    bool ssm_split;             /* qwen35moe: ssm_beta + ssm_alpha instead of ssm_ba */
+    bool ssm_legacy;            /* qwen3next: one ssm_in (older converters) instead of attn_qkv + attn_gate */
 } gen_opts;
 
 typedef struct gen_model {
@@ -211,6 +219,8 @@ static uint32_t role_type(const gen_opts *o, gen_role role)
     switch (role) {
     case ROLE_NORM:
     case ROLE_BIAS:
+    case ROLE_SSM_A:
+    case ROLE_CONV:
     case ROLE_ROUTER: return MP_TYPE_F32;
     case ROLE_ATTN_KB: return o->attn_type >= 0 ? (uint32_t)o->attn_type : o->type;
     case ROLE_EMBD: return o->embd_type >= 0 ? (uint32_t)o->embd_type : o->type;
@@ -386,6 +396,63 @@ static void model_build_gptoss(gen_model *m, const gen_opts *o)
     if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
 }
 
+/* qwen3next / qwen35moe (llama.cpp src/models/qwen3next.cpp, qwen35moe.cpp
+ * load_arch_tensors): Gated DeltaNet layers (attn_qkv + attn_gate, a short
+ * conv, ssm_ba or ssm_beta + ssm_alpha, ssm_dt.bias, ssm_a, ssm_norm,
+ * ssm_out) and every full_attn-th layer gated attention (attn_q of
+ * 2 x n_head x head_dim: per head [query | gate]; per-head q/k norms); all
+ * layers post_attention_norm, routed experts and a sigmoid-gated shared
+ * expert. */
+static void model_build_qwen3next(gen_model *m, const gen_opts *o)
+{
+    const int64_t E = o->n_embd, hd = o->head_dim, X = o->n_expert, F = o->n_ff_exp, S = o->n_ff_shexp;
+    const int64_t nq = o->n_head * hd, nkv = o->n_head_kv * hd;
+    const int64_t dk = o->ssm_state, Hk = o->ssm_k_heads, Hv = o->ssm_v_heads;
+    const int64_t key_dim = dk * Hk, value_dim = dk * Hv, conv_dim = 2 * key_dim + value_dim;
+    model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
+    for (int64_t i = 0; i < o->n_layer; i++) {
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
+        if ((i + 1) % o->full_attn == 0) {
+            model_add(m, o, ROLE_ATTN, E, 2 * nq, 0, "blk.%" PRId64 ".attn_q.weight", i);
+            model_add(m, o, ROLE_ATTN, E, nkv, 0, "blk.%" PRId64 ".attn_k.weight", i);
+            model_add(m, o, ROLE_ATTN_V, E, nkv, 0, "blk.%" PRId64 ".attn_v.weight", i);
+            model_add(m, o, ROLE_ATTN, nq, E, 0, "blk.%" PRId64 ".attn_output.weight", i);
+            model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_q_norm.weight", i);
+            model_add(m, o, ROLE_NORM, hd, 0, 0, "blk.%" PRId64 ".attn_k_norm.weight", i);
+        } else {
+            if (o->ssm_legacy) {
+                model_add(m, o, ROLE_ATTN, E, conv_dim + value_dim, 0, "blk.%" PRId64 ".ssm_in.weight", i);
+            } else {
+                model_add(m, o, ROLE_ATTN, E, conv_dim, 0, "blk.%" PRId64 ".attn_qkv.weight", i);
+                model_add(m, o, ROLE_ATTN, E, value_dim, 0, "blk.%" PRId64 ".attn_gate.weight", i);
+            }
+            model_add(m, o, ROLE_CONV, o->ssm_conv, conv_dim, 0, "blk.%" PRId64 ".ssm_conv1d.weight", i);
+            model_add(m, o, ROLE_BIAS, Hv, 0, 0, "blk.%" PRId64 ".ssm_dt.bias", i);
+            model_add(m, o, ROLE_SSM_A, Hv, 0, 0, "blk.%" PRId64 ".ssm_a", i);
+            if (o->ssm_split) {
+                model_add(m, o, ROLE_ATTN, E, Hv, 0, "blk.%" PRId64 ".ssm_beta.weight", i);
+                model_add(m, o, ROLE_ATTN, E, Hv, 0, "blk.%" PRId64 ".ssm_alpha.weight", i);
+            } else {
+                model_add(m, o, ROLE_ATTN, E, 2 * Hv, 0, "blk.%" PRId64 ".ssm_ba.weight", i);
+            }
+            model_add(m, o, ROLE_NORM, dk, 0, 0, "blk.%" PRId64 ".ssm_norm.weight", i);
+            model_add(m, o, ROLE_ATTN, value_dim, E, 0, "blk.%" PRId64 ".ssm_out.weight", i);
+        }
+        model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".post_attention_norm.weight", i);
+        model_add(m, o, ROLE_ROUTER, E, X, 0, "blk.%" PRId64 ".ffn_gate_inp.weight", i);
+        model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_gate_exps.weight", i);
+        model_add(m, o, ROLE_EXP_DOWN, F, E, X, "blk.%" PRId64 ".ffn_down_exps.weight", i);
+        model_add(m, o, ROLE_EXP, E, F, X, "blk.%" PRId64 ".ffn_up_exps.weight", i);
+        model_add(m, o, ROLE_ROUTER, E, 0, 0, "blk.%" PRId64 ".ffn_gate_inp_shexp.weight", i);
+        m->t[m->n - 1].scale = 1.0f / sqrtf((float)E);
+        model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_gate_shexp.weight", i);
+        model_add(m, o, ROLE_FFN_DOWN, S, E, 0, "blk.%" PRId64 ".ffn_down_shexp.weight", i);
+        model_add(m, o, ROLE_FFN, E, S, 0, "blk.%" PRId64 ".ffn_up_shexp.weight", i);
+    }
+    model_add(m, o, ROLE_NORM, E, 0, 0, "output_norm.weight");
+    if (!o->tied_output) model_add(m, o, ROLE_OUTPUT, E, o->n_vocab, 0, "output.weight");
+}
+
 /* deepseek2 (llama.cpp src/models/deepseek2.cpp load_arch_tensors): MLA
  * attention, leading dense layers, routed + shared experts. */
 static void model_build_deepseek2(gen_model *m, const gen_opts *o)
@@ -461,6 +528,10 @@ static void model_build(gen_model *m, const gen_opts *o)
         model_build_gptoss(m, o);
         return;
     }
+    if (o->arch == ARCH_QWEN3NEXT || o->arch == ARCH_QWEN35MOE) {
+        model_build_qwen3next(m, o);
+        return;
+    }
     model_add(m, o, ROLE_EMBD, E, o->n_vocab, 0, "token_embd.weight");
     for (int64_t i = 0; i < o->n_layer; i++) {
         model_add(m, o, ROLE_NORM, E, 0, 0, "blk.%" PRId64 ".attn_norm.weight", i);
@@ -523,6 +594,13 @@ static void gen_float(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
     if (t->role == ROLE_NORM) {
         for (size_t i = 0; i < n; i++) {
             float v = 1.0f + 0.2f * ((float)(mp_rng_next(r) >> 40) * (1.0f / 16777216.0f) - 0.5f);
+            memcpy(dst + 4 * i, &v, 4);
+        }
+        return;
+    }
+    if (t->role == ROLE_SSM_A) { /* -exp(A_log), A_log ~ N(0, 0.5): decays exp(g) in (0, 1) */
+        for (size_t i = 0; i < n; i++) {
+            float v = -expf(0.5f * mp_rng_normalish(r));
             memcpy(dst + 4 * i, &v, 4);
         }
         return;
@@ -960,7 +1038,7 @@ static void usage(FILE *f)
         "       mp-gen --self-test            check the generator's chunked output\n"
         "\n"
         "  --arch A            llama | llama-moe | qwen3moe | olmoe | deepseek2 | glm4moe | qwen2moe |\n"
-        "                      gpt-oss | minimax-m2\n"
+        "                      gpt-oss | minimax-m2 | qwen3next | qwen35moe\n"
         "                      (default llama)\n"
         "  --type T            matrix type: f32 f16 bf16 q8_0 q4_0 q2_K q3_K q4_K q5_K\n"
         "                      q6_K iq4_nl iq4_xs mxfp4,\n"
@@ -1002,6 +1080,10 @@ static void usage(FILE *f)
         "  --rope-base-swa F (key absent: rope.freq_base)\n"
         "minimax-m2 (also --head-dim, --n-rot (head_dim/2), --gating (sigmoid; none: key absent)):\n"
         "  expert width n_ff (feed_forward_length, as llama.cpp sizes them); exp_probs_b always\n"
+        "qwen3next / qwen35moe (--head-dim, --n-rot (head_dim/4), --n-ff-exp, --n-ff-shexp):\n"
+        "  --ssm-state N (32)  DeltaNet head size  --ssm-k-heads N (2)  --ssm-v-heads N (2 x k)\n"
+        "  --ssm-conv N (4)    conv kernel         --full-attn N (4): every Nth layer full attention\n"
+        "  --ssm-legacy        qwen3next: one ssm_in (older converters) for attn_qkv + attn_gate\n"
         "  --name S            general.name\n"
         "  --seed N            (1234); output is identical for identical options\n"
         "  -o FILE             output path\n"
@@ -1106,7 +1188,7 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
                 if (!strcmp(v, arch_cli_names[j])) k = j;
             if (k < 0)
                 die("--arch: unknown architecture '%s' (llama, llama-moe, qwen3moe, olmoe, deepseek2, glm4moe, qwen2moe, "
-                    "gpt-oss, minimax-m2)",
+                    "gpt-oss, minimax-m2, qwen3next, qwen35moe)",
                     v);
             o->arch = (gen_arch)k;
         } else if (!strcmp(a, "--type")) {
@@ -1228,6 +1310,18 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
             o->swa_pattern = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--rope-base-swa")) {
             o->rope_base_swa = parse_float(a, NEXT());
+        } else if (!strcmp(a, "--ssm-state")) {
+            o->ssm_state = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--ssm-k-heads")) {
+            o->ssm_k_heads = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--ssm-v-heads")) {
+            o->ssm_v_heads = parse_int(a, NEXT(), 1);
+        } else if (!strcmp(a, "--ssm-conv")) {
+            o->ssm_conv = parse_int(a, NEXT(), 2);
+        } else if (!strcmp(a, "--ssm-legacy")) {
+            o->ssm_legacy = true;
+        } else if (!strcmp(a, "--full-attn")) {
+            o->full_attn = parse_int(a, NEXT(), 1);
         } else if (!strcmp(a, "--yarn-log-mul")) {
             o->yarn_log_mul = parse_float(a, NEXT());
         } else {
@@ -1241,6 +1335,29 @@ static void parse_args(int argc, char **argv, gen_opts *o, const char **check)
 /* Cross-option checks and derived values; dies with a message. */
 static void opts_finish(gen_opts *o)
 {
+    if (o->arch == ARCH_QWEN3NEXT || o->arch == ARCH_QWEN35MOE) {
+        if (!o->head_dim) {
+            if (o->n_embd % o->n_head) die("n_embd must be a multiple of n_head (or give --head-dim)");
+            o->head_dim = o->n_embd / o->n_head;
+        }
+        if (!o->n_rot) o->n_rot = o->head_dim / 4; /* partial_rotary_factor 0.25 */
+        if (o->n_rot % 2 || o->n_rot > o->head_dim) die("--n-rot must be even and <= head_dim");
+        if (o->n_head % o->n_head_kv) die("n_head must be a multiple of n_head_kv");
+        if (!o->n_ff_exp) o->n_ff_exp = o->n_ff;
+        o->shexp_key = o->n_ff_shexp != 0;
+        if (!o->n_ff_shexp) o->n_ff_shexp = o->n_ff; /* llama.cpp's default without the key */
+        if (!o->ssm_state) o->ssm_state = 32;
+        if (!o->ssm_k_heads) o->ssm_k_heads = 2;
+        if (!o->ssm_v_heads) o->ssm_v_heads = 2 * o->ssm_k_heads;
+        if (!o->ssm_conv) o->ssm_conv = 4;
+        if (!o->full_attn) o->full_attn = 4;
+        if (o->ssm_v_heads % o->ssm_k_heads) die("--ssm-v-heads must be a multiple of --ssm-k-heads");
+        if (o->n_expert_used > o->n_expert) die("n_expert_used > n_expert");
+        o->ssm_split = o->arch == ARCH_QWEN35MOE;
+        if (o->ssm_legacy && o->arch != ARCH_QWEN3NEXT) die("--ssm-legacy is qwen3next's");
+        if (!o->ftype && o->type != MP_TYPE_F32) o->ftype = llama_ftype(o->type);
+        return;
+    }
     if (o->arch == ARCH_GPTOSS) {
         if (!o->head_dim) {
             if (o->n_embd % o->n_head) die("n_embd must be a multiple of n_head (or give --head-dim)");
@@ -1389,8 +1506,30 @@ static int do_generate(gen_opts *o)
     W(mp_gguf_writer_set_f32(w, K("rope.freq_base"), o->rope_base));
     W(mp_gguf_writer_set_u32(w, K("rope.dimension_count"),
                              (uint32_t)(o->arch == ARCH_DEEPSEEK2 ? o->rope_dim
-                                        : o->arch == ARCH_GLM4MOE || o->arch == ARCH_MINIMAX_M2 ? o->n_rot
-                                                                                               : o->head_dim)));
+                                        : o->arch == ARCH_GLM4MOE || o->arch == ARCH_MINIMAX_M2 ||
+                                                  o->arch == ARCH_QWEN3NEXT || o->arch == ARCH_QWEN35MOE
+                                            ? o->n_rot
+                                            : o->head_dim)));
+    if (o->arch == ARCH_QWEN3NEXT || o->arch == ARCH_QWEN35MOE) {
+        /* as llama.cpp's converter writes them (conversion/qwen.py) */
+        W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
+        W(mp_gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp));
+        if (o->shexp_key) W(mp_gguf_writer_set_u32(w, K("expert_shared_feed_forward_length"), (uint32_t)o->n_ff_shexp));
+        W(mp_gguf_writer_set_u32(w, K("ssm.conv_kernel"), (uint32_t)o->ssm_conv));
+        W(mp_gguf_writer_set_u32(w, K("ssm.state_size"), (uint32_t)o->ssm_state));
+        W(mp_gguf_writer_set_u32(w, K("ssm.group_count"), (uint32_t)o->ssm_k_heads));
+        W(mp_gguf_writer_set_u32(w, K("ssm.time_step_rank"), (uint32_t)o->ssm_v_heads));
+        W(mp_gguf_writer_set_u32(w, K("ssm.inner_size"), (uint32_t)(o->ssm_v_heads * o->ssm_state)));
+        W(mp_gguf_writer_set_u32(w, K("full_attention_interval"), (uint32_t)o->full_attn));
+        if (o->arch == ARCH_QWEN35MOE) {
+            /* IMROPE sections over the n_rot/2 pairs, interleaved t,h,w as
+             * Qwen3.5's [11, 11, 10, 0] for 32 pairs */
+            const int32_t p = (int32_t)(o->n_rot / 2);
+            const int32_t sec[4] = {(p + 2) / 3, (p + 1) / 3, p / 3, 0};
+            W(mp_gguf_writer_set_arr(w, K("rope.dimension_sections"), MP_GGUF_INT32, 4, sec));
+        }
+    }
     if (o->arch == ARCH_QWEN3MOE) {
         W(mp_gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)o->head_dim));
         W(mp_gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)o->head_dim));
@@ -1698,6 +1837,8 @@ static int do_check(const char *path, bool quiet)
     else if (!strcmp(a, "qwen2moe")) o.arch = ARCH_QWEN2MOE;
     else if (!strcmp(a, "gpt-oss")) o.arch = ARCH_GPTOSS;
     else if (!strcmp(a, "minimax-m2")) o.arch = ARCH_MINIMAX_M2;
+    else if (!strcmp(a, "qwen3next")) o.arch = ARCH_QWEN3NEXT;
+    else if (!strcmp(a, "qwen35moe")) o.arch = ARCH_QWEN35MOE;
     else {
         FAIL("architecture '%s' is not one mp-gen writes", a);
         goto out;
@@ -1730,6 +1871,19 @@ static int do_check(const char *path, bool quiet)
                       : mp_gguf_find_tensor(g, "blk.0.attn_qkv.bias")   ? 1
                                                                         : 2;
         o.attn_bias = mp_gguf_find_tensor(g, o.fused_qkv == 1 ? "blk.0.attn_qkv.bias" : "blk.0.attn_q.bias") != NULL;
+    }
+    if (o.arch == ARCH_QWEN3NEXT || o.arch == ARCH_QWEN35MOE) {
+        GETU("expert_shared_feed_forward_length", o.n_ff_shexp, false);
+        if (!o.n_ff_shexp) o.n_ff_shexp = o.n_ff;
+        GETU("ssm.conv_kernel", o.ssm_conv, true);
+        GETU("ssm.state_size", o.ssm_state, true);
+        GETU("ssm.group_count", o.ssm_k_heads, true);
+        GETU("ssm.time_step_rank", o.ssm_v_heads, true);
+        o.full_attn = 4;
+        GETU("full_attention_interval", o.full_attn, false);
+        if (!o.full_attn) FAIL("full_attention_interval 0");
+        o.ssm_split = o.arch == ARCH_QWEN35MOE;
+        o.ssm_legacy = mp_gguf_find_tensor(g, "blk.0.ssm_in.weight") != NULL;
     }
     if (o.arch == ARCH_DEEPSEEK2) {
         int64_t dk = 0, mla_k = 0;
@@ -1810,7 +1964,8 @@ static int do_check(const char *path, bool quiet)
                         FAIL("norm '%s'[%" PRId64 "] = %g, expected about 1", e->name, j, row[j]);
                         break;
                     }
-        } else if (e->role != ROLE_BIAS) { /* biases: too few values for a std check */
+        } else if (e->role != ROLE_BIAS && e->role != ROLE_SSM_A &&
+                   t->ne[0] * t->ne[1] * t->ne[2] >= 2048) { /* biases, ssm_beta/alpha: too few values for a std check */
             double sd = sample_std(t, d, row);
             if (sd >= 0) {
                 double ratio = sd / e->scale;

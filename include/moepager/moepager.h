@@ -372,7 +372,10 @@ int32_t mp_engine_n_seq(const mp_engine *e); /* 0 for a vocab-only engine */
  * Returns MP_OK, or MP_E_RANGE when n_past is negative or beyond the
  * current n_past, or (nothing changed) when a model with sliding-window
  * layers has moved their window past what position n_past needs (its
- * n_swa - 1 keys before it): truncate to 0 then, and evaluate again. */
+ * n_swa - 1 keys before it): truncate to 0 then, and evaluate again.
+ * MP_E_UNSUPPORTED (nothing changed) for 0 < n_past < the current one on a
+ * model with recurrent layers (qwen3next, qwen35moe), whose state holds no
+ * earlier positions. A failed eval on such a model leaves n_past 0. */
 int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err);
 
 /* Observes the routing: called once per (token, MoE layer) during eval with
@@ -551,6 +554,12 @@ typedef struct mp_model_info {
      * window and one batch), not n_ctx; kv_bytes counts that. */
     uint32_t n_swa, n_swa_layers;
     int32_t swa_cells;
+    /* Part of kv_bytes: the recurrent state of Gated DeltaNet layers
+     * (qwen3next, qwen35moe; conv + delta-rule state, f32, one sequence),
+     * whatever n_ctx; 0 for other models. n_layer_recurrent of n_layer
+     * layers keep it instead of a KV cache. */
+    uint64_t state_bytes;
+    uint32_t n_layer_recurrent;
 } mp_model_info;
 
 /* Reads the model's facts from path (GGUF or pack) without making an

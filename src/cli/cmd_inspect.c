@@ -83,7 +83,12 @@ int cmd_inspect(int argc, char **argv)
            mi.total_bytes ? 100.0 * mi.expert_bytes / mi.total_bytes : 0.0);
     if (mi.moe) printf("one expert:      %s (gate + up + down)\n", sz(mi.one_expert_bytes, b1));
     const uint64_t kv = mi.kv_bytes, scratch = mi.scratch_bytes;
-    printf("KV cache:        %s for %d tokens (f16)\n", sz(kv, b1), mi.n_ctx);
+    if (mi.n_layer_recurrent)
+        printf("KV cache:        %s for %d tokens (f16, %u attention layers) + recurrent state %s (%u Gated "
+               "DeltaNet layers: conv + delta-rule state, f32, any length)\n",
+               sz(kv - mi.state_bytes, b1), mi.n_ctx, mi.n_layer - mi.n_layer_recurrent, sz(mi.state_bytes, b2),
+               mi.n_layer_recurrent);
+    else printf("KV cache:        %s for %d tokens (f16)\n", sz(kv, b1), mi.n_ctx);
     if (mi.n_swa_layers)
         printf("sliding window:  %u tokens on %u of %u layers, %d KV cells each (window + batch %d)\n", mi.n_swa,
                mi.n_swa_layers, mi.n_layer, mi.swa_cells, mi.n_batch);

@@ -9,6 +9,7 @@
 #include "gpu/backend.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
+#include "model/deltanet.h"
 #include "model/route.h"
 
 #include <assert.h>
@@ -65,9 +66,17 @@ struct mp_ctx {
     size_t kv_cells;   /* rows of one sequence's cache, all layers */
     int n_seq, seq;
     int *seq_n_past, *seq_swa_base;
-    int64_t *kv_row0;  /* (n_layer) */
+    int64_t *kv_row0;  /* (n_layer); recurrent layers have no cells */
     int swa_cells;     /* cells of each sliding-window layer (n_ctx: they never slide) */
     int swa_base;      /* first position those cells hold, a multiple of MP_SWA_ALIGN */
+    /* Gated DeltaNet layers' recurrent state (f32 as llama.cpp's), per
+     * recurrent layer (cache_idx): conv (mp_hp_conv_state floats) and
+     * delta-rule state (mp_hp_ssm_state floats); one per sequence in
+     * conv_all/ssm_all, conv_state/ssm_state the current one's. Cannot be
+     * rolled back: mp_ctx_truncate to an earlier position is refused, to 0
+     * clears it. */
+    float *conv_state, *ssm_state;
+    float *conv_all, *ssm_all;
 
     /* Scratch, sized for n_batch tokens, carved from one block (scratch_layout). */
     uint8_t *scratch;
@@ -84,6 +93,12 @@ struct mp_ctx {
     float *mkv;      /* MLA: (T, kv_lora + n_rot) [latent | k_pe] */
     float *mkvb;     /* MLA attn_kv_b layout: (T, n_head * (nope + mla_dv)) */
     float *mo;       /* MLA absorbed: (T, n_head * mla_dv) value heads after attn_v_b */
+    float *qgate;    /* attn_gate: (T, n_head * head_dim) the gate half of wq's output */
+    float *gqkv, *gx; /* DeltaNet: (T, conv_dim) projections, conv output */
+    float *gz, *gout; /* DeltaNet: (T, n_v d_state) gate z, core output */
+    float *gba, *ggb; /* DeltaNet: (T, 2 n_v) beta/alpha logits, then g and beta */
+    float *gones;     /* DeltaNet: conv_dim ones */
+    float *gin;       /* DeltaNet legacy ssm_in: (T, conv_dim + n_v d_state) before the split */
     float *router;   /* (T, n_expert) */
     int32_t *sel;    /* (T, K) selected experts, best first */
     float *selw;     /* (T, K) their weights */
@@ -387,12 +402,19 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
     /* q, k, v projections; the three weights may have different types */
     int held = -1;
     quantize_xn_as(c, l->wq.type, E, T, &held);
-    queue_matmul(c, &l->wq, l->wq.data, c->xq, T, c->q, Dq);
+    queue_matmul(c, &l->wq, l->wq.data, c->xq, T, c->q, hp->attn_gate ? 2 * Dq : Dq);
     quantize_xn_as(c, l->wk.type, E, T, &held);
     queue_matmul(c, &l->wk, l->wk.data, c->xq, T, c->k, Dk);
     quantize_xn_as(c, l->wv.type, E, T, &held);
     queue_matmul(c, &l->wv, l->wv.data, c->xq, T, c->v, Dv);
     run_matmuls(c);
+    if (hp->attn_gate) /* qwen3next: per head [query | gate]; queries packed to (T, Dq) in place, in order */
+        for (int t = 0; t < T; t++)
+            for (uint32_t h = 0; h < hp->n_head; h++) {
+                const float *src = c->q + 2 * t * Dq + 2 * (int64_t)h * hp->head_dim;
+                memcpy(c->qgate + t * Dq + (int64_t)h * hp->head_dim, src + hp->head_dim, hp->head_dim * sizeof(float));
+                memmove(c->q + t * Dq + (int64_t)h * hp->head_dim, src, hp->head_dim * sizeof(float));
+            }
 
     for (int t = 0; t < T; t++) {
         float *q = c->q + t * Dq, *k = c->k + t * Dk;
@@ -428,6 +450,8 @@ static void attention_block(mp_ctx *c, int il, int T, int pos0)
     }
 
     run_attention(c, il, T, pos0);
+    if (hp->attn_gate) /* att *= sigmoid(gate) (ggml_sigmoid: 1 / (1 + expf(-x))) */
+        for (int64_t i = 0; i < (int64_t)T * Do; i++) c->att[i] *= 1.0f / (1.0f + expf(-c->qgate[i]));
 
     quantize_rows(c, l->wo.type, c->att, Do, Do, T, c->xq);
     queue_matmul(c, &l->wo, l->wo.data, c->xq, T, c->tmp, E);
@@ -609,6 +633,79 @@ static void mla_attention_block(mp_ctx *c, int il, int T, int pos0)
     for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
 }
 
+/* ---- Gated DeltaNet (qwen3next, qwen35moe) ------------------------------ */
+
+/* h += ssm_out(core(projections of norm(h))) for T tokens (model/deltanet.h):
+ * attn_qkv, attn_gate and the beta/alpha projections as one job per
+ * activation type, the core, then ssm_out. */
+static void gdn_block(mp_ctx *c, int il, int T)
+{
+    const mp_model *m = c->m;
+    const mp_hparams *hp = &m->hp;
+    const mp_layer *l = &m->layers[il];
+    const int64_t E = hp->n_embd, Hv = hp->ssm_n_v, S = hp->ssm_d_state;
+    const int64_t conv_dim = (2 * (int64_t)hp->ssm_n_k + Hv) * S, vdim = Hv * S;
+
+    for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->attn_norm.data, E, hp->rms_eps);
+    int held = -1;
+    if (l->ssm_in.info) {
+        quantize_xn_as(c, l->ssm_in.type, E, T, &held);
+        queue_matmul(c, &l->ssm_in, l->ssm_in.data, c->xq, T, c->gin, conv_dim + vdim);
+    } else {
+        quantize_xn_as(c, l->ssm_qkv.type, E, T, &held);
+        queue_matmul(c, &l->ssm_qkv, l->ssm_qkv.data, c->xq, T, c->gqkv, conv_dim);
+        quantize_xn_as(c, l->ssm_z.type, E, T, &held);
+        queue_matmul(c, &l->ssm_z, l->ssm_z.data, c->xq, T, c->gz, vdim);
+    }
+    if (l->ssm_ba.info) {
+        quantize_xn_as(c, l->ssm_ba.type, E, T, &held);
+        queue_matmul(c, &l->ssm_ba, l->ssm_ba.data, c->xq, T, c->gba, 2 * Hv);
+    } else { /* beta and alpha side by side in each row */
+        quantize_xn_as(c, l->ssm_beta.type, E, T, &held);
+        queue_matmul(c, &l->ssm_beta, l->ssm_beta.data, c->xq, T, c->gba, 2 * Hv);
+        quantize_xn_as(c, l->ssm_alpha.type, E, T, &held);
+        queue_matmul(c, &l->ssm_alpha, l->ssm_alpha.data, c->xq, T, c->gba + Hv, 2 * Hv);
+    }
+    run_matmuls(c);
+    if (l->ssm_in.info) { /* legacy: per k head [q | k | v (r heads) | z (r heads)] -> [q.. | k.. | v..], z */
+        const int64_t Hk = hp->ssm_n_k, r = Hv / Hk, grp = 2 * S + 2 * r * S;
+        for (int t = 0; t < T; t++) {
+            const float *in = c->gin + t * (conv_dim + vdim);
+            float *qkv = c->gqkv + t * conv_dim, *z = c->gz + t * vdim;
+            for (int64_t g = 0; g < Hk; g++) {
+                const float *src = in + g * grp;
+                memcpy(qkv + g * S, src, (size_t)S * sizeof(float));
+                memcpy(qkv + (Hk + g) * S, src + S, (size_t)S * sizeof(float));
+                memcpy(qkv + 2 * Hk * S + g * r * S, src + 2 * S, (size_t)(r * S) * sizeof(float));
+                memcpy(z + g * r * S, src + 2 * S + r * S, (size_t)(r * S) * sizeof(float));
+            }
+        }
+    }
+
+    const mp_gdn_io io = {
+        .hp = hp,
+        .l = l,
+        .T = T,
+        .qkv = c->gqkv,
+        .z = c->gz,
+        .b = c->gba,
+        .a = l->ssm_ba.info ? NULL : c->gba + Hv,
+        .ldba = (int)(2 * Hv),
+        .conv_state = c->conv_state + l->cache_idx * mp_hp_conv_state(hp),
+        .ssm_state = c->ssm_state + l->cache_idx * mp_hp_ssm_state(hp),
+        .x = c->gx,
+        .gb = c->ggb,
+        .ones = c->gones,
+        .out = c->gout,
+    };
+    mp_gdn_forward(c->pool, &io);
+
+    quantize_rows(c, l->ssm_out.type, c->gout, vdim, vdim, T, c->xq);
+    queue_matmul(c, &l->ssm_out, l->ssm_out.data, c->xq, T, c->tmp, E);
+    run_matmuls(c);
+    for (int64_t i = 0; i < (int64_t)T * E; i++) c->h[i] += c->tmp[i];
+}
+
 /* ---- feed-forward ------------------------------------------------------- */
 
 typedef struct swiglu_job {
@@ -761,6 +858,10 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
      * g / (1 + expf(-g))); NaN for g == 0 exactly, as there */
     for (int t = 0; shared_gate && t < T; t++) {
         const float g = c->shg[t];
+        if (hp->attn_gate) { /* qwen3next / qwen35moe: ggml_sigmoid */
+            c->shg[t] = 1.0f / (1.0f + expf(-g));
+            continue;
+        }
         const float silu = g / (1.0f + expf(-g));
         c->shg[t] = silu / g;
     }
@@ -861,13 +962,15 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
     }
 
     for (uint32_t il = 0; il < hp->n_layer; il++) {
-        attention_block(c, (int)il, T, pos0);
+        if (m->layers[il].recurrent) gdn_block(c, (int)il, T);
+        else attention_block(c, (int)il, T, pos0);
         mp_experts_poll(c->x); /* let finished prefetch reads make room for queued ones */
         const mp_layer *l = &m->layers[il];
         for (int t = 0; t < T; t++) mp_rmsnorm(c->xn + t * E, c->h + t * E, l->ffn_norm.data, E, hp->rms_eps);
         /* gpt-oss keeps only the output rows after the layer loop (openai-moe.cpp),
-         * so its last FFN still runs over every token (router in the GEMM order) */
-        c->ffn_vec_dot = !all && il == hp->n_layer - 1 && hp->arch != MP_ARCH_GPTOSS;
+         * qwen3next / qwen35moe after the output norm, so their last FFN still
+         * runs over every token (router in the GEMM order) */
+        c->ffn_vec_dot = !all && il == hp->n_layer - 1 && hp->arch != MP_ARCH_GPTOSS && !hp->attn_gate;
         if (mp_layer_is_moe(l)) {
             int rc = moe_block(c, (int)il, T, pos0, err);
             c->ffn_vec_dot = false;
@@ -912,8 +1015,9 @@ int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, m
         int rc = eval_chunk(c, ids + s, T, lg, all, s + T == n, err);
         if (rc) {
             /* back to n_past0, unless a later chunk slid the window past
-             * what n_past0 needs: then nothing is kept */
-            if (mp_ctx_truncate(c, n_past0) != MP_OK) mp_ctx_truncate(c, 0);
+             * what n_past0 needs, or a recurrent state advanced part-way:
+             * then nothing is kept */
+            if (c->m->hp.n_layer_recr || mp_ctx_truncate(c, n_past0) != MP_OK) mp_ctx_truncate(c, 0);
             return rc;
         }
     }
@@ -925,6 +1029,7 @@ int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, m
 int mp_ctx_kv_cells(const mp_model *m, uint32_t il, int n_ctx, int n_batch)
 {
     const mp_hparams *hp = &m->hp;
+    if (m->layers && m->layers[il].recurrent) return 0; /* a recurrent state instead */
     if (!mp_layer_is_swa(hp, il)) return n_ctx;
     /* the window before a chunk's first query, the alignment of the first
      * cell kept (swa_slide) and the chunk; padded to 256 as llama.cpp pads
@@ -941,7 +1046,13 @@ uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx, int n_batch)
     const uint64_t per_head = hp->kv_in_k ? hp->head_dim : hp->head_dim + hp->head_dim_v;
     uint64_t cells = 0;
     for (uint32_t il = 0; il < hp->n_layer; il++) cells += (uint64_t)mp_ctx_kv_cells(m, il, n_ctx, n_batch);
-    return cells * hp->n_head_kv * per_head * 2u;
+    return cells * hp->n_head_kv * per_head * 2u + mp_ctx_state_bytes(m);
+}
+
+uint64_t mp_ctx_state_bytes(const mp_model *m)
+{
+    const mp_hparams *hp = &m->hp;
+    return (uint64_t)hp->n_layer_recr * (mp_hp_conv_state(hp) + mp_hp_ssm_state(hp)) * sizeof(float);
 }
 
 /* Every scratch buffer of a context lives in one 64-byte-aligned block laid
@@ -965,7 +1076,11 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     const int64_t Dmkv = hp->mla ? hp->kv_lora + hp->n_rot : 0;
     const int64_t Dmkvb = hp->mla && !hp->mla_absorbed ? H * (mla_dk - hp->n_rot + mla_dv) : 0;
     const int64_t Dmo = hp->mla_absorbed ? H * mla_dv : 0;
+    /* Gated DeltaNet (0 otherwise) */
+    const int64_t Hv = hp->n_layer_recr ? hp->ssm_n_v : 0, Sd = hp->ssm_d_state;
+    const int64_t conv_dim = hp->n_layer_recr ? (2 * (int64_t)hp->ssm_n_k + Hv) * Sd : 0, vdim = Hv * Sd;
     int64_t max_cols = E;
+    if (vdim > max_cols) max_cols = vdim;
     if (Dmq > max_cols) max_cols = Dmq;
     if (Dmkv > max_cols) max_cols = Dmkv;
     if (Dmo > max_cols) max_cols = Dmo;
@@ -988,7 +1103,7 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     } while (0)
     CARVE(h, B * E);
     CARVE(xn, B * E);
-    CARVE(q, B * Dq);
+    CARVE(q, B * Dq * (hp->attn_gate ? 2 : 1));
     CARVE(k, B * Dk);
     CARVE(v, B * Dv);
     CARVE(att, B * Do);
@@ -999,6 +1114,15 @@ static uint64_t scratch_layout(mp_ctx *c, uint8_t *base, const mp_model *m, int 
     CARVE(mkv, B * Dmkv);
     CARVE(mkvb, B * Dmkvb);
     CARVE(mo, B * Dmo);
+    CARVE(qgate, hp->attn_gate ? B * Dq : 0);
+    CARVE(gqkv, B * conv_dim);
+    CARVE(gx, B * conv_dim);
+    CARVE(gz, B * vdim);
+    CARVE(gout, B * vdim);
+    CARVE(gba, B * 2 * Hv);
+    CARVE(ggb, B * 2 * Hv);
+    CARVE(gones, conv_dim);
+    CARVE(gin, hp->ssm_in_legacy ? B * (conv_dim + vdim) : 0);
     CARVE(router, B * X);
     CARVE(sel, B * K);
     CARVE(selw, B * K);
@@ -1054,19 +1178,26 @@ int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_p
     }
     c->kv_cells = kv_elems;
     c->n_seq = p && p->n_seq > 0 ? p->n_seq : 1;
-    c->kc = c->kc_all = calloc(kv_elems * (size_t)Dk * (size_t)c->n_seq, sizeof(uint16_t));
-    c->vc = c->vc_all = hp->kv_in_k ? NULL : calloc(kv_elems * (size_t)Dv * (size_t)c->n_seq, sizeof(uint16_t));
-    c->seq_n_past = calloc((size_t)c->n_seq, sizeof *c->seq_n_past);
-    c->seq_swa_base = calloc((size_t)c->n_seq, sizeof *c->seq_swa_base);
+    const size_t S = (size_t)c->n_seq;
+    c->kc = c->kc_all = calloc(kv_elems * (size_t)Dk * S + 1, sizeof(uint16_t));
+    c->vc = c->vc_all = hp->kv_in_k ? NULL : calloc(kv_elems * (size_t)Dv * S + 1, sizeof(uint16_t));
+    c->seq_n_past = calloc(S, sizeof *c->seq_n_past);
+    c->seq_swa_base = calloc(S, sizeof *c->seq_swa_base);
+    const size_t n_conv = (size_t)hp->n_layer_recr * (size_t)mp_hp_conv_state(hp);
+    const size_t n_ssm = (size_t)hp->n_layer_recr * (size_t)mp_hp_ssm_state(hp);
+    c->conv_state = c->conv_all = n_conv ? calloc(n_conv * S, sizeof(float)) : NULL;
+    c->ssm_state = c->ssm_all = n_ssm ? calloc(n_ssm * S, sizeof(float)) : NULL;
     c->pool = mp_pool_create(c->n_threads);
     if (!c->scratch || !c->kv_row0 || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool || !c->seq_n_past ||
-        !c->seq_swa_base) {
+        !c->seq_swa_base || (n_conv && !c->conv_state) || (n_ssm && !c->ssm_state)) {
         const int n_ctx = c->n_ctx, n_batch = c->n_batch, n_seq = c->n_seq;
         mp_ctx_free(c);
         return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d, %d sequence(s): %.1f MiB)",
                           n_ctx, n_batch, n_seq, (double)(scratch + mp_ctx_kv_bytes(m, n_ctx, n_batch) * (uint64_t)n_seq) / 1048576.0);
     }
     memset(c->scratch, 0, (size_t)scratch); /* as calloc'd buffers were: no stale reads, ever */
+    for (int64_t i = 0; hp->n_layer_recr && i < (2 * (int64_t)hp->ssm_n_k + hp->ssm_n_v) * hp->ssm_d_state; i++)
+        c->gones[i] = 1.0f;
     mp_kernels_init();
     *out = c;
     return MP_OK;
@@ -1081,6 +1212,8 @@ void mp_ctx_free(mp_ctx *c)
     free(c->seq_n_past);
     free(c->seq_swa_base);
     free(c->kv_row0);
+    free(c->conv_all);
+    free(c->ssm_all);
     free(c->scratch);
     free(c);
 }
@@ -1101,6 +1234,8 @@ void mp_ctx_set_seq(mp_ctx *c, int seq)
     c->swa_base = c->seq_swa_base[seq];
     c->kc = c->kc_all + c->kv_cells * (size_t)hp->n_head_kv * hp->head_dim * (size_t)seq;
     if (c->vc_all) c->vc = c->vc_all + c->kv_cells * (size_t)hp->n_head_kv * hp->head_dim_v * (size_t)seq;
+    if (c->conv_all) c->conv_state = c->conv_all + (size_t)hp->n_layer_recr * mp_hp_conv_state(hp) * (size_t)seq;
+    if (c->ssm_all) c->ssm_state = c->ssm_all + (size_t)hp->n_layer_recr * mp_hp_ssm_state(hp) * (size_t)seq;
 }
 int mp_ctx_truncate_min(const mp_ctx *c)
 {
@@ -1111,8 +1246,21 @@ int mp_ctx_truncate_min(const mp_ctx *c)
 int mp_ctx_truncate(mp_ctx *c, int n_past)
 {
     if (n_past < 0 || n_past > c->n_past) return MP_E_RANGE;
-    if (n_past == 0) c->swa_base = 0; /* nothing kept: the cells start over */
-    else if (n_past < mp_ctx_truncate_min(c)) return MP_E_RANGE;
+    if (n_past == c->n_past) return MP_OK;
+    const mp_hparams *hp = &c->m->hp;
+    if (n_past == 0) {
+        c->swa_base = 0; /* nothing kept: the cells start over */
+        if (hp->n_layer_recr) {
+            memset(c->conv_state, 0, (size_t)hp->n_layer_recr * (size_t)mp_hp_conv_state(hp) * sizeof(float));
+            memset(c->ssm_state, 0, (size_t)hp->n_layer_recr * (size_t)mp_hp_ssm_state(hp) * sizeof(float));
+        }
+    } else if (hp->n_layer_recr) {
+        /* a recurrent state holds no earlier positions: the caller truncates to 0 and
+         * evaluates again the prefix it wants to keep */
+        return MP_E_UNSUPPORTED;
+    } else if (n_past < mp_ctx_truncate_min(c)) {
+        return MP_E_RANGE;
+    }
     c->n_past = n_past;
     return MP_OK;
 }

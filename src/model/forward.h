@@ -49,9 +49,12 @@ void mp_ctx_free(mp_ctx *c); /* NULL-safe */
  * window, the alignment and one chunk of n_batch, padded to 256). */
 int mp_ctx_kv_cells(const mp_model *m, uint32_t il, int n_ctx, int n_batch);
 
-/* Bytes the context allocates for the KV cache and for scratch, for the
- * memory planner (same formulas as create). */
+/* Bytes the context allocates for the KV cache of one sequence (with the
+ * recurrent state of Gated DeltaNet layers, which mp_ctx_state_bytes gives
+ * alone: it does not grow with n_ctx) and for scratch, for the memory
+ * planner (same formulas as create). */
 uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx, int n_batch);
+uint64_t mp_ctx_state_bytes(const mp_model *m);
 uint64_t mp_ctx_scratch_bytes(const mp_model *m, int n_ctx, int n_batch, int n_threads);
 
 int mp_ctx_n_ctx(const mp_ctx *c);
@@ -64,10 +67,14 @@ int mp_ctx_n_batch(const mp_ctx *c);
 void mp_ctx_set_seq(mp_ctx *c, int seq); /* 0 <= seq < n_seq */
 int mp_ctx_seq(const mp_ctx *c);
 int mp_ctx_n_past(const mp_ctx *c);
-/* Forgets positions >= n_past (0 clears the cache). MP_E_RANGE (nothing
- * changed) when n_past is beyond n_past, negative, or 0 < n_past <
- * mp_ctx_truncate_min: sliding-window layers no longer hold keys the next
- * token there would see. */
+/* Forgets positions >= n_past (0 clears the cache and any recurrent state).
+ * MP_E_RANGE (nothing changed) when n_past is beyond n_past, negative, or
+ * 0 < n_past < mp_ctx_truncate_min: sliding-window layers no longer hold keys
+ * the next token there would see. MP_E_UNSUPPORTED (nothing changed) for
+ * 0 < n_past < the current n_past on a model with recurrent (Gated DeltaNet)
+ * layers: their state holds no earlier position, so the caller truncates to
+ * 0 and re-evaluates the prefix it keeps. A failed eval clears a recurrent
+ * model's sequence to 0. */
 int mp_ctx_truncate(mp_ctx *c, int n_past);
 int mp_ctx_truncate_min(const mp_ctx *c); /* 0: any n_past */
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);

@@ -17,6 +17,8 @@ static const char *const arch_names[MP_ARCH_COUNT] = {
     [MP_ARCH_QWEN2MOE] = "qwen2moe",
     [MP_ARCH_GPTOSS] = "gpt-oss",
     [MP_ARCH_MINIMAX_M2] = "minimax-m2",
+    [MP_ARCH_QWEN3NEXT] = "qwen3next",
+    [MP_ARCH_QWEN35MOE] = "qwen35moe",
 };
 
 
@@ -123,6 +125,108 @@ static int load_deepseek2(mp_model *m, mp_err *err)
                           "(the groups must divide the experts, at least 2 each, and 0 < used groups < groups "
                           "hold the used experts)",
                           m->path, hp->n_expert, hp->n_group, hp->n_group_used, hp->n_expert_used);
+    return MP_OK;
+}
+
+/* qwen3next / qwen35moe (llama.cpp src/models/qwen3next.cpp, qwen35moe.cpp
+ * load_arch_hparams): the Gated DeltaNet shape, which layers are recurrent
+ * (attention.recurrent_layers, one flag per block, else every
+ * full_attention_interval-th layer is full attention), the gated attention
+ * and the MoE with its sigmoid-gated shared expert. Sets
+ * m->layers[il].recurrent (layers are allocated here). */
+static int load_qwen3next(mp_model *m, mp_err *err)
+{
+    mp_hparams *hp = &m->hp;
+    const char *an = hp->arch_name;
+    int rc;
+    hp->rope_kind = MP_ROPE_NEOX; /* qwen35moe: IMROPE, NEOX for text (checked below) */
+    hp->qk_norm = MP_QK_NORM_HEAD;
+    hp->norm_topk = true;
+    hp->gating = MP_GATING_SOFTMAX;
+    hp->expert_weights_scale = 0.0f; /* not read by llama.cpp for these */
+    hp->attn_gate = true;
+    hp->ssm_kv_tiled = hp->arch == MP_ARCH_QWEN35MOE;
+    if (hp->n_expert == 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: %s model without '%s.expert_count'", m->path, an, an);
+    if (hp->n_ff_exp == 0) { /* llama.cpp: n_ff / n_expert_used */
+        if (hp->n_ff == 0 || hp->n_ff % hp->n_expert_used != 0)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: no '%s.expert_feed_forward_length' and no feed_forward_length "
+                              "that n_expert_used (%u) divides", m->path, an, hp->n_expert_used);
+        hp->n_ff_exp = hp->n_ff / hp->n_expert_used;
+    }
+    hp->n_shared = 1;
+    hp->n_ff_shexp = hp->n_ff;
+    if ((rc = get_arch_u32(m, "expert_shared_feed_forward_length", &hp->n_ff_shexp, false, err))) return rc;
+    if (hp->n_ff_shexp == 0)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: shared expert without a width ('%s.expert_shared_feed_forward_length' "
+                          "or '%s.feed_forward_length')", m->path, an, an);
+    if (hp->head_dim != hp->head_dim_v)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: %s needs key_length = value_length (have %u, %u)", m->path, an,
+                          hp->head_dim, hp->head_dim_v);
+    uint32_t inner = 0;
+    if ((rc = get_arch_u32(m, "ssm.conv_kernel", &hp->ssm_d_conv, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "ssm.state_size", &hp->ssm_d_state, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "ssm.group_count", &hp->ssm_n_k, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "ssm.time_step_rank", &hp->ssm_n_v, true, err))) return rc;
+    if ((rc = get_arch_u32(m, "ssm.inner_size", &inner, true, err))) return rc;
+    if (hp->ssm_d_conv < 2 || hp->ssm_d_conv > 64 || hp->ssm_d_state == 0 || hp->ssm_d_state > 1024 ||
+        hp->ssm_n_k == 0 || hp->ssm_n_v == 0 || hp->ssm_n_v > 4096 || hp->ssm_n_v % hp->ssm_n_k != 0 ||
+        (uint64_t)inner != (uint64_t)hp->ssm_n_v * hp->ssm_d_state)
+        return mp_err_set(err, MP_E_CORRUPT,
+                          "%s: impossible Gated DeltaNet shape: conv_kernel %u (2..64), state_size %u, group_count %u, "
+                          "time_step_rank %u (a multiple of group_count), inner_size %u (must be time_step_rank x "
+                          "state_size)", m->path, hp->ssm_d_conv, hp->ssm_d_state, hp->ssm_n_k, hp->ssm_n_v, inner);
+    if (hp->arch == MP_ARCH_QWEN35MOE) {
+        /* IMROPE: pair k takes section (k % 3) while k < 3 x that section's
+         * size, else the 4th (position 0 for text). NEOX when every pair
+         * of n_rot / 2 falls in the first three. */
+        char key[128];
+        snprintf(key, sizeof key, "%s.rope.dimension_sections", an);
+        uint32_t et;
+        uint64_t n;
+        const void *d;
+        if (mp_gguf_get_arr(m->gguf, key, &et, &n, &d, err) != MP_OK || (et != MP_GGUF_INT32 && et != MP_GGUF_UINT32) ||
+            n < 3)
+            return mp_err_reset(err, MP_E_CORRUPT, "%s: key '%s' (4 integers) is missing or not an integer array",
+                                m->path, key);
+        int32_t sec[3];
+        memcpy(sec, d, sizeof sec);
+        for (uint32_t k = 0; k < hp->n_rot / 2; k++)
+            if (!((int64_t)k < 3 * (int64_t)sec[k % 3]))
+                return mp_err_set(err, MP_E_UNSUPPORTED,
+                                  "%s: '%s' = [%d, %d, %d, ...] leaves rope pair %u of %u to the 4th section (not "
+                                  "supported: text rope only)", m->path, key, sec[0], sec[1], sec[2], k, hp->n_rot / 2);
+    }
+
+    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", m->path);
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.recurrent_layers", an);
+    const uint32_t n_all = hp->n_layer + hp->n_layer_nextn;
+    if (mp_gguf_get(m->gguf, key)) {
+        uint32_t et;
+        uint64_t n;
+        const void *d;
+        if (mp_gguf_get_arr(m->gguf, key, &et, &n, &d, err) != MP_OK ||
+            (et != MP_GGUF_BOOL && et != MP_GGUF_UINT8 && et != MP_GGUF_INT8 && et != MP_GGUF_INT32 &&
+             et != MP_GGUF_UINT32) || n != n_all)
+            return mp_err_reset(err, MP_E_CORRUPT,
+                                "%s: key '%s' does not fit block_count %u: it must be an array of %u flags", m->path,
+                                key, n_all, n_all);
+        for (uint32_t il = 0; il < hp->n_layer; il++) {
+            int32_t v = 0;
+            if (et == MP_GGUF_INT32 || et == MP_GGUF_UINT32) memcpy(&v, (const char *)d + 4 * il, 4);
+            else v = ((const uint8_t *)d)[il];
+            m->layers[il].recurrent = v != 0;
+        }
+    } else {
+        uint32_t interval = 4;
+        if ((rc = get_arch_u32(m, "full_attention_interval", &interval, false, err))) return rc;
+        if (interval == 0 || interval > n_all)
+            return mp_err_set(err, MP_E_CORRUPT, "%s: key '%s.full_attention_interval' = %u does not fit block_count "
+                              "%u (1..%u)", m->path, an, interval, n_all, n_all);
+        for (uint32_t il = 0; il < hp->n_layer; il++) m->layers[il].recurrent = (il + 1) % interval != 0;
+    }
     return MP_OK;
 }
 
@@ -361,6 +465,10 @@ static int load_hparams(mp_model *m, mp_err *err)
             return mp_err_set(err, MP_E_CORRUPT, "%s: minimax-m2 needs key = value head size (have %u, %u)", m->path,
                               hp->head_dim, hp->head_dim_v);
         break;
+    case MP_ARCH_QWEN3NEXT:
+    case MP_ARCH_QWEN35MOE:
+        if ((rc = load_qwen3next(m, err))) return rc;
+        break;
     case MP_ARCH_DEEPSEEK2: {
         if ((rc = load_deepseek2(m, err))) return rc;
         const float mscale = hp->kq_scale;
@@ -559,6 +667,49 @@ static int bind_fused_qkv(mp_model *m, mp_layer *l, uint32_t il, int64_t Dq, int
     return MP_OK;
 }
 
+/* A Gated DeltaNet layer's tensors (qwen3next.cpp / qwen35moe.cpp
+ * load_arch_tensors): attn_qkv + attn_gate, or qwen3next's legacy ssm_in
+ * (q/k/v/z in one), ssm_ba (qwen3next) or ssm_beta + ssm_alpha (qwen35moe),
+ * the conv taps {d_conv, conv_dim} and the 1-D f32 gate/norm vectors. */
+static int bind_gdn(mp_model *m, mp_layer *l, uint32_t il, mp_err *err)
+{
+    const mp_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, S = hp->ssm_d_state, Hv = hp->ssm_n_v;
+    const int64_t key_dim = S * hp->ssm_n_k, value_dim = S * Hv, conv_dim = 2 * key_dim + value_dim;
+    char n[96];
+#define TN(suffix) (snprintf(n, sizeof n, "blk.%u." suffix, il), n)
+    const bool legacy = !mp_gguf_find_tensor(m->gguf, TN("attn_qkv.weight")) &&
+                        mp_gguf_find_tensor(m->gguf, TN("ssm_in.weight"));
+    if (legacy && hp->arch != MP_ARCH_QWEN3NEXT)
+        return mp_err_set(err, MP_E_UNSUPPORTED, "%s: tensor '%s' (the legacy fused q/k/v/z projection) is "
+                          "qwen3next's, not %s's", m->path, n, hp->arch_name);
+    const mp_gguf_tensor *cv = mp_gguf_find_tensor(m->gguf, TN("ssm_conv1d.weight"));
+    if (cv && cv->n_dims >= 1 && cv->ne[0] != (int64_t)hp->ssm_d_conv)
+        return mp_err_set(err, MP_E_CORRUPT, "%s: tensor '%s' has a conv kernel of %" PRId64 " taps, but "
+                          "'%s.ssm.conv_kernel' is %u (layer %u)", m->path, n, cv->ne[0], hp->arch_name,
+                          hp->ssm_d_conv, il);
+    if (legacy) {
+        BIND(&l->ssm_in, true, true, TN("ssm_in.weight"), E, conv_dim + value_dim);
+        m->hp.ssm_in_legacy = true;
+    } else {
+        BIND(&l->ssm_qkv, true, true, TN("attn_qkv.weight"), E, conv_dim);
+        BIND(&l->ssm_z, true, true, TN("attn_gate.weight"), E, value_dim);
+    }
+    if (hp->arch == MP_ARCH_QWEN35MOE) {
+        BIND(&l->ssm_beta, true, true, TN("ssm_beta.weight"), E, Hv);
+        BIND(&l->ssm_alpha, true, true, TN("ssm_alpha.weight"), E, Hv);
+    } else {
+        BIND(&l->ssm_ba, true, true, TN("ssm_ba.weight"), E, 2 * Hv);
+    }
+    BIND(&l->ssm_conv1d, true, false, TN("ssm_conv1d.weight"), (int64_t)hp->ssm_d_conv, conv_dim);
+    BIND(&l->ssm_dt, true, false, TN("ssm_dt.bias"), Hv);
+    BIND(&l->ssm_a, true, false, TN("ssm_a"), Hv);
+    BIND(&l->ssm_norm, true, false, TN("ssm_norm.weight"), S);
+    BIND(&l->ssm_out, true, true, TN("ssm_out.weight"), value_dim, E);
+#undef TN
+    return MP_OK;
+}
+
 static int bind_tensors(mp_model *m, mp_err *err)
 {
     mp_hparams *hp = &m->hp;
@@ -585,7 +736,7 @@ static int bind_tensors(mp_model *m, mp_err *err)
         m->output = m->tok_embd;
         m->tied_output = true;
     }
-    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers) m->layers = calloc(hp->n_layer, sizeof *m->layers); /* qwen3next: allocated with the pattern */
     if (!m->layers) return mp_err_set(err, MP_E_NOMEM, "%s: out of memory", m->path);
 
     const int64_t Dq = (int64_t)hp->n_head * hp->head_dim;
@@ -596,12 +747,28 @@ static int bind_tensors(mp_model *m, mp_err *err)
         mp_layer *l = &m->layers[il];
         char n[96];
 #define TN(suffix) (snprintf(n, sizeof n, "blk.%u." suffix ".weight", il), n)
-        const bool fused_qkv = mp_gguf_find_tensor(m->gguf, TN("attn_qkv")) != NULL;
-        if (fused_qkv && hp->mla)
+        l->cache_idx = l->recurrent ? hp->n_layer_recr++ : hp->n_layer_kv++;
+        if (hp->attn_gate) { /* a layer of the other kind than the pattern says */
+            const bool has_attn = mp_gguf_find_tensor(m->gguf, TN("attn_q")) != NULL;
+            const bool has_recr = mp_gguf_find_tensor(m->gguf, TN("ssm_conv1d")) != NULL;
+            if (has_attn) TN("attn_q"); /* name the tensor found */
+            if (has_recr != has_attn && has_recr != l->recurrent)
+                return mp_err_set(err, MP_E_CORRUPT,
+                                  "%s: layer %u holds %s tensors ('%s'), but the layer pattern ('%s.attention."
+                                  "recurrent_layers' or every '%s.full_attention_interval'-th layer full "
+                                  "attention) makes it a %s layer",
+                                  m->path, il, has_recr ? "Gated DeltaNet" : "attention", n, hp->arch_name,
+                                  hp->arch_name, l->recurrent ? "Gated DeltaNet" : "full-attention");
+        }
+        const bool fused_qkv = !l->recurrent && mp_gguf_find_tensor(m->gguf, TN("attn_qkv")) != NULL;
+        if (fused_qkv && (hp->mla || hp->attn_gate))
             return mp_err_set(err, MP_E_UNSUPPORTED, "%s: fused tensor '%s' is not supported for %s", m->path, n,
                               hp->arch_name);
         BIND(&l->attn_norm, true, false, TN("attn_norm"), E);
-        if (hp->mla) {
+        if (l->recurrent) {
+            int rc = bind_gdn(m, l, il, err);
+            if (rc) return rc;
+        } else if (hp->mla) {
             int rc = bind_mla(m, l, il, err);
             if (rc) return rc;
         } else if (fused_qkv) {
@@ -609,7 +776,7 @@ static int bind_tensors(mp_model *m, mp_err *err)
             if (rc) return rc;
             BIND(&l->wo, true, true, TN("attn_output"), Do, E);
         } else {
-            BIND(&l->wq, true, true, TN("attn_q"), E, Dq);
+            BIND(&l->wq, true, true, TN("attn_q"), E, hp->attn_gate ? 2 * Dq : Dq); /* [query | gate] per head */
             BIND(&l->wk, true, true, TN("attn_k"), E, Dk);
             BIND(&l->wv, true, true, TN("attn_v"), E, Dv);
             BIND(&l->wo, true, true, TN("attn_output"), Do, E);
@@ -633,14 +800,15 @@ static int bind_tensors(mp_model *m, mp_err *err)
                 BIND(&l->attn_sinks, true, false, TN("attn_sinks"), (int64_t)hp->n_head);
             }
         }
-        if (hp->qk_norm == MP_QK_NORM_HEAD) {
+        if (l->recurrent) {
+        } else if (hp->qk_norm == MP_QK_NORM_HEAD) {
             BIND(&l->q_norm, true, false, TN("attn_q_norm"), hp->head_dim);
             BIND(&l->k_norm, true, false, TN("attn_k_norm"), hp->head_dim);
         } else if (hp->qk_norm == MP_QK_NORM_FULL) {
             BIND(&l->q_norm, true, false, TN("attn_q_norm"), Dq);
             BIND(&l->k_norm, true, false, TN("attn_k_norm"), Dk);
         }
-        if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_GPTOSS)
+        if (hp->arch == MP_ARCH_GLM4MOE || hp->arch == MP_ARCH_GPTOSS || hp->attn_gate)
             BIND(&l->ffn_norm, true, false, TN("post_attention_norm"), E);
         else BIND(&l->ffn_norm, true, false, TN("ffn_norm"), E);
         if (hp->n_expert > 0 && il >= hp->n_dense_lead) {
@@ -676,12 +844,13 @@ static int bind_tensors(mp_model *m, mp_err *err)
             }
             BIND(&l->ffn_down_exps, true, true, TN("ffn_down_exps"), F, E, X);
             if (hp->n_shared > 0) {
-                if (hp->arch != MP_ARCH_QWEN2MOE) hp->n_ff_shexp = (uint32_t)(F * hp->n_shared);
+                const bool gated_shexp = hp->arch == MP_ARCH_QWEN2MOE || hp->attn_gate; /* own width, scalar gate */
+                if (!gated_shexp) hp->n_ff_shexp = (uint32_t)(F * hp->n_shared);
                 const int64_t S = hp->n_ff_shexp;
                 BIND(&l->ffn_gate_shexp, true, true, TN("ffn_gate_shexp"), E, S);
                 BIND(&l->ffn_up_shexp, true, true, TN("ffn_up_shexp"), E, S);
                 BIND(&l->ffn_down_shexp, true, true, TN("ffn_down_shexp"), S, E);
-                if (hp->arch == MP_ARCH_QWEN2MOE) /* a 1-D f32 gate, never quantised (converter, llama-quantize) */
+                if (gated_shexp) /* a 1-D f32 gate, never quantised (converter, llama-quantize) */
                     BIND(&l->ffn_gate_inp_shexp, true, false, TN("ffn_gate_inp_shexp"), E);
             } else if (mp_gguf_find_tensor(m->gguf, TN("ffn_gate_shexp"))) {
                 return mp_err_set(err, MP_E_UNSUPPORTED, "%s: shared experts ('%s') are not supported for %s", m->path,

@@ -25,6 +25,8 @@ typedef enum mp_arch {
     MP_ARCH_QWEN2MOE,    /* GQA with biases, NEOX rope, softmax routing (no renorm), one sigmoid-gated shared expert */
     MP_ARCH_GPTOSS,      /* "gpt-oss": sinks, sliding window on alternate layers, biases, clamped SwiGLU */
     MP_ARCH_MINIMAX_M2,  /* "minimax-m2": GQA, q/k norms over the whole vectors, partial NEOX, sigmoid + bias routing */
+    MP_ARCH_QWEN3NEXT,   /* Gated DeltaNet + gated attention layers, softmax routing, sigmoid-gated shared expert */
+    MP_ARCH_QWEN35MOE,   /* the same with ssm_beta/ssm_alpha and IMROPE (NEOX for text) */
     MP_ARCH_COUNT
 } mp_arch;
 
@@ -99,7 +101,32 @@ typedef struct mp_hparams {
     uint32_t n_swa, swa_pattern;
     float rope_base_swa;
     bool sinks, swiglu_oai;
+    /* qwen3next / qwen35moe. attn_gate: wq gives [query | gate] per head
+     * (2 head_dim rows each) and the attention output is multiplied by
+     * sigmoid(gate) before wo. Gated DeltaNet (recurrent) layers, those with
+     * mp_layer.recurrent: n_k heads of q/k and n_v heads of v, all of
+     * ssm_d_state values; a causal conv of ssm_d_conv taps over the conv_dim
+     * = 2 n_k d_state + n_v d_state channels [q | k | v]; a d_state x d_state
+     * state per v head. V head h reads q/k head h / (n_v / n_k) (qwen3next's
+     * repeat-interleave) or h % n_k (ssm_kv_tiled: qwen35moe, whose fused
+     * op broadcasts). n_layer_kv / n_layer_recr: layers of each kind (the KV
+     * cache and the recurrent state are kept for those only). */
+    bool attn_gate, ssm_kv_tiled;
+    bool ssm_in_legacy;   /* qwen3next's older files: one ssm_in instead of attn_qkv + attn_gate */
+    uint32_t ssm_d_conv, ssm_d_state, ssm_n_k, ssm_n_v;
+    uint32_t n_layer_kv, n_layer_recr;
 } mp_hparams;
+
+/* Floats of one recurrent layer's conv state ((d_conv - 1) x conv_dim) and
+ * delta-rule state (n_v x d_state x d_state); 0 for other models. */
+static inline uint64_t mp_hp_conv_state(const mp_hparams *hp)
+{
+    return hp->ssm_d_conv ? (uint64_t)(hp->ssm_d_conv - 1) * (2ull * hp->ssm_n_k + hp->ssm_n_v) * hp->ssm_d_state : 0;
+}
+static inline uint64_t mp_hp_ssm_state(const mp_hparams *hp)
+{
+    return (uint64_t)hp->ssm_n_v * hp->ssm_d_state * hp->ssm_d_state;
+}
 
 /* True when layer il attends over a sliding window of n_swa keys. */
 static inline bool mp_layer_is_swa(const mp_hparams *hp, uint32_t il)
@@ -177,6 +204,22 @@ typedef struct mp_layer {
     mp_tensor wk_b;       /* (nope -> kv_lora) x n_head: absorbs W_UK into q */
     mp_tensor wv_b;       /* (kv_lora -> mla_dv) x n_head: latent output -> value heads */
     mp_tensor wkv_b;      /* (kv_lora -> n_head * (nope + mla_dv)), the older layout */
+    /* Gated DeltaNet (recurrent): the layer has no KV cache. cache_idx:
+     * its index among the KV layers, or among the recurrent layers. */
+    bool recurrent;
+    uint32_t cache_idx;
+    mp_tensor ssm_qkv;    /* attn_qkv (n_embd -> conv_dim): [q | k | v] before the conv */
+    mp_tensor ssm_z;      /* attn_gate (n_embd -> n_v d_state): the output gate z */
+    /* qwen3next legacy ssm_in (n_embd -> conv_dim + n_v d_state): per k head
+     * [q (S) | k (S) | v (r S) | z (r S)], r = n_v / n_k, instead of the two */
+    mp_tensor ssm_in;
+    mp_tensor ssm_ba;     /* qwen3next ssm_ba (n_embd -> 2 n_v): per k head [beta (r) | alpha (r)], r = n_v/n_k */
+    mp_tensor ssm_beta, ssm_alpha; /* qwen35moe: (n_embd -> n_v) each */
+    mp_tensor ssm_conv1d; /* (d_conv) x conv_dim f32 taps, oldest first */
+    mp_tensor ssm_dt;     /* (n_v) f32 bias of alpha */
+    mp_tensor ssm_a;      /* (n_v) f32 -exp(A_log): gate g = softplus(alpha + dt) * a */
+    mp_tensor ssm_norm;   /* (d_state) f32 gated RMSNorm weight */
+    mp_tensor ssm_out;    /* (n_v d_state -> n_embd) */
 } mp_layer;
 
 

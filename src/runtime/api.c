@@ -626,6 +626,11 @@ int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err)
     const int cur = mp_ctx_n_past(e->s->ctx);
     if (n_past < 0 || n_past > cur)
         return mp_err_set(err, MP_E_RANGE, "truncate to %d: the KV cache holds %d tokens", n_past, cur);
+    if (n_past > 0 && n_past < cur && e->s->model->hp.n_layer_recr)
+        return mp_err_set(err, MP_E_UNSUPPORTED,
+                          "truncate to %d of %d tokens: the model's recurrent (Gated DeltaNet) state cannot go back "
+                          "to an earlier position; truncate to 0 and evaluate the kept tokens again",
+                          n_past, cur);
     if (mp_ctx_truncate(e->s->ctx, n_past) != MP_OK)
         return mp_err_set(err, MP_E_RANGE,
                           "truncate to %d: the sliding-window layers no longer hold the keys position %d sees "
@@ -918,6 +923,8 @@ int mp_model_inspect(const char *path, const mp_params *p, mp_model_info *o, mp_
             o->n_swa_layers++;
             o->swa_cells = mp_ctx_kv_cells(m, il, n_ctx, n_batch);
         }
+    o->state_bytes = mp_ctx_state_bytes(m);
+    o->n_layer_recurrent = hp->n_layer_recr;
     o->scratch_bytes = mp_ctx_scratch_bytes(m, n_ctx, n_batch, n_threads);
     mp_model_close(m, pack);
     return MP_OK;

@@ -52,6 +52,17 @@ int mp_model_for_each_resident(mp_model *m, int (*fn)(void *ctx, mp_tensor *t), 
         VISIT(&l->ffn_up_shexp);
         VISIT(&l->ffn_down_shexp);
         VISIT(&l->ffn_gate_inp_shexp);
+        VISIT(&l->ssm_qkv); /* Gated DeltaNet layers: all resident */
+        VISIT(&l->ssm_z);
+        VISIT(&l->ssm_in);
+        VISIT(&l->ssm_ba);
+        VISIT(&l->ssm_beta);
+        VISIT(&l->ssm_alpha);
+        VISIT(&l->ssm_conv1d);
+        VISIT(&l->ssm_dt);
+        VISIT(&l->ssm_a);
+        VISIT(&l->ssm_norm);
+        VISIT(&l->ssm_out);
         /* gpt-oss: output bias, sinks, router and per-expert biases (small, resident) */
         VISIT(&l->bo);
         VISIT(&l->attn_sinks);
