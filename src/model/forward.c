@@ -171,7 +171,11 @@ static void queue_matmul(mp_ctx *c, const mp_tensor *w, const void *data, const 
     /* expert stacks (3-D) are llama.cpp MUL_MAT_ID; the last layer's FFN over
      * the one output token (ffn_vec_dot) is vec_dot order for all T */
     const int mode = c->ffn_vec_dot ? MP_MM_VEC_DOT : w->ne[2] > 1 ? MP_MM_ID : MP_MM_GEMM;
-    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode};
+    /* a repacked resident matrix is only ever passed whole (a row slice of
+     * it would not be in the plain layout) */
+    assert(!w->repacked || data == w->data);
+    const int layout = w->repacked ? MP_MM_REPACKED : 0;
+    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode | layout};
 }
 
 typedef struct quant_job {

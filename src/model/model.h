@@ -119,6 +119,10 @@ typedef struct mp_tensor {
      * ffn_gate_up_exps): bytes from the slab's start; data already includes
      * it. The part is ne[1] rows of row_size bytes. 0 for whole tensors. */
     size_t view_off;
+    /* true: data holds whole-row groups in the interleaved layout (kernels.h,
+     * MP_RP_ROWS; same bytes, rows permuted by block): only mp_matmul_rows_ex
+     * with MP_MM_REPACKED may read it (runtime/resident.c sets it) */
+    bool repacked;
 } mp_tensor;
 
 /* File offset (within the GGUF image) and size of expert e's part of t. */

@@ -114,6 +114,24 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
     return rc;
 }
 
+static int count_repacked(void *ctx, mp_tensor *t)
+{
+    uint64_t *n = ctx;
+    if (t->repacked) n[0]++, n[1] += t->info->size;
+    return 0;
+}
+
+/* Says how many resident matrices the load rewrote into the interleaved
+ * layout (runtime/resident.c; same bytes, so the plan is unchanged). */
+static void note_repacked(mp_session *s)
+{
+    uint64_t n[2] = {0, 0};
+    mp_model_for_each_resident(s->model, count_repacked, n);
+    if (n[0])
+        mp_note_add(s->note, sizeof s->note, "repacked %llu resident matrices (%.1f MiB) into 4-row interleaved blocks",
+                    (unsigned long long)n[0], n[1] / 1048576.0);
+}
+
 /* Trace layers are indices among the MoE layers (docs/TRACE_FORMAT.md). */
 static void trace_route(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k)
 {
@@ -265,6 +283,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         rc = open_mapped(s, &shape, err);
     }
     if (rc) goto fail;
+    if (s->resident_buf) note_repacked(s);
     mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads};
     rc = mp_ctx_create(&s->ctx, s->model, s->experts, &cp, err);
     if (rc) goto fail;
