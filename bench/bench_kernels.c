@@ -12,7 +12,7 @@
  * AVX-512, so this counts the AVX2 kernels):
  *   valgrind --tool=callgrind --toggle-collect='case_*' --callgrind-out-file=cg.out \
  *       ./bench_kernels --count TYPE   (e.g. q4_K)
- *   callgrind_annotate --inclusive=yes cg.out | grep case_
+ *   callgrind_annotate --inclusive=yes --threshold=100 cg.out | grep case_
  * runs each of case_plain_t1, case_rp_t1, case_plain_t64, case_rp_t64 once
  * on the 2816x1024 matrix. */
 #include "kernels/kernels.h"

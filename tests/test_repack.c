@@ -18,7 +18,7 @@
 #define TOL_REF 1e-5
 
 static mp_test_rng rng = {0x5eed0123456789abull};
-static const uint32_t k_rp_types[] = {MP_TYPE_Q4_0, MP_TYPE_Q8_0, MP_TYPE_Q4_K};
+static const uint32_t k_rp_types[] = {MP_TYPE_Q4_0, MP_TYPE_Q8_0, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K};
 
 static void fill_weights(uint32_t wt, uint8_t *W, int64_t nrows, int64_t ncols)
 {
@@ -51,7 +51,7 @@ static void test_round_trip(void)
         free(a), free(b);
     }
     uint8_t x[64] = {0};
-    CHECK(mp_repack_rows(MP_TYPE_Q6_K, x, 4, 256) == MP_E_UNSUPPORTED);
+    CHECK(mp_repack_rows(MP_TYPE_Q3_K, x, 4, 256) == MP_E_UNSUPPORTED);
     CHECK(mp_repack_rows(MP_TYPE_Q4_0, x, 4, 48) == MP_E_UNSUPPORTED); /* not whole blocks */
 }
 
@@ -92,6 +92,39 @@ static void test_kat_layouts(void)
         for (int r = 0; r < 4; r++) {
             CHECK(g->d[r] == orig[r].d && g->dmin[r] == orig[r].dmin);
             for (int k = 0; k < 12; k++) CHECK(((const uint8_t *)&g->w[k / 4][r])[k % 4] == orig[r].scales[k]);
+            for (int j = 0; j < 128; j++) CHECK(g->qs[j / 32][r][j % 32] == orig[r].qs[j]);
+        }
+    }
+    {
+        mp_block_q6_K rows[4];
+        for (int r = 0; r < 4; r++) {
+            uint8_t *p = (uint8_t *)&rows[r];
+            for (size_t j = 0; j < sizeof rows[r]; j++) p[j] = (uint8_t)mp_rng_u32(&rng);
+        }
+        mp_block_q6_K orig[4];
+        memcpy(orig, rows, sizeof rows);
+        CHECK(mp_repack_rows(MP_TYPE_Q6_K, rows, 4, 256) == MP_OK);
+        const mp_block_q6_Kx4 *g = (const mp_block_q6_Kx4 *)rows;
+        for (int r = 0; r < 4; r++) {
+            CHECK(g->d[r] == orig[r].d);
+            CHECK(memcmp(g->scales[r], orig[r].scales, 16) == 0);
+            CHECK(memcmp(g->ql[r], orig[r].ql, 128) == 0 && memcmp(g->qh[r], orig[r].qh, 64) == 0);
+        }
+    }
+    {
+        mp_block_q5_K rows[4];
+        for (int r = 0; r < 4; r++) {
+            uint8_t *p = (uint8_t *)&rows[r];
+            for (size_t j = 0; j < sizeof rows[r]; j++) p[j] = (uint8_t)mp_rng_u32(&rng);
+        }
+        mp_block_q5_K orig[4];
+        memcpy(orig, rows, sizeof rows);
+        CHECK(mp_repack_rows(MP_TYPE_Q5_K, rows, 4, 256) == MP_OK);
+        const mp_block_q5_Kx4 *g = (const mp_block_q5_Kx4 *)rows;
+        for (int r = 0; r < 4; r++) {
+            CHECK(g->d[r] == orig[r].d && g->dmin[r] == orig[r].dmin);
+            for (int k = 0; k < 12; k++) CHECK(((const uint8_t *)&g->w[k / 4][r])[k % 4] == orig[r].scales[k]);
+            CHECK(memcmp(g->qh[r], orig[r].qh, 32) == 0);
             for (int j = 0; j < 128; j++) CHECK(g->qs[j / 32][r][j % 32] == orig[r].qs[j]);
         }
     }
@@ -179,7 +212,9 @@ int main(void)
     test_round_trip();
     test_kat_layouts();
     test_matmul();
-    printf("repack: isa %s; interleaved kernels for Q4_0 %d, Q8_0 %d, Q4_K %d\n", mp_isa_name(mp_kernels_isa()),
-           mp_repack_supported(MP_TYPE_Q4_0), mp_repack_supported(MP_TYPE_Q8_0), mp_repack_supported(MP_TYPE_Q4_K));
+    printf("repack: isa %s; interleaved kernels for", mp_isa_name(mp_kernels_isa()));
+    for (size_t k = 0; k < sizeof k_rp_types / sizeof k_rp_types[0]; k++)
+        printf(" %s %d", mp_type_name(k_rp_types[k]), mp_repack_supported(k_rp_types[k]));
+    printf("\n");
     MP_TEST_DONE();
 }

@@ -178,6 +178,11 @@ typedef struct { uint16_t d[4]; int8_t qs[4][32]; } mp_block_q8_0x4; /* 136 B = 
  * one 128-bit op unpacks a word of all four rows), then qs in 32-byte chunks
  * c = 0..3, row by row: qs[c][r] = bytes 32c..32c+31 of row r's qs. */
 typedef struct { uint16_t d[4], dmin[4]; uint32_t w[3][4]; uint8_t qs[4][4][32]; } mp_block_q4_Kx4; /* 576 B = 4 x 144 */
+/* Q5_K: as Q4_Kx4, with the four rows' 32-byte qh after the scale words. */
+typedef struct { uint16_t d[4], dmin[4]; uint32_t w[3][4]; uint8_t qh[4][32]; uint8_t qs[4][4][32]; } mp_block_q5_Kx4; /* 704 B = 4 x 176 */
+/* Q6_K: the four d, the four rows' 16 scales, their ql, their qh (each row's
+ * bytes in their plain order). */
+typedef struct { uint16_t d[4]; int8_t scales[4][16]; uint8_t ql[4][128]; uint8_t qh[4][64]; } mp_block_q6_Kx4; /* 840 B = 4 x 210 */
 
 /* True when wtype has interleaved kernels in the ISA in use (only then is
  * repacking a tensor worth it; the matmul accepts the layout whatever the ISA). */

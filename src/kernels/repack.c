@@ -6,12 +6,15 @@
 #include "moepager/status.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 _Static_assert(sizeof(mp_block_q4_0x4) == 4 * sizeof(mp_block_q4_0), "q4_0x4 layout");
 _Static_assert(sizeof(mp_block_q8_0x4) == 4 * sizeof(mp_block_q8_0), "q8_0x4 layout");
 _Static_assert(sizeof(mp_block_q4_Kx4) == 4 * sizeof(mp_block_q4_K), "q4_Kx4 layout");
+_Static_assert(sizeof(mp_block_q5_Kx4) == 4 * sizeof(mp_block_q5_K), "q5_Kx4 layout");
+_Static_assert(sizeof(mp_block_q6_Kx4) == 4 * sizeof(mp_block_q6_K), "q6_Kx4 layout");
 
 /* Block i of the four rows at p (plain, 4 rows of row bytes) -> group block g. */
 static void pack_q4_0(const uint8_t *p, size_t row, int64_t i, mp_block_q4_0x4 *g)
@@ -81,6 +84,52 @@ static void unpack_q4_K(const mp_block_q4_Kx4 *g, uint8_t *p, size_t row, int64_
     }
 }
 
+static void pack_q5_K(const uint8_t *p, size_t row, int64_t i, mp_block_q5_Kx4 *g)
+{
+    for (int r = 0; r < 4; r++) {
+        const mp_block_q5_K *b = (const mp_block_q5_K *)(p + r * row) + i;
+        g->d[r] = b->d;
+        g->dmin[r] = b->dmin;
+        for (int k = 0; k < 3; k++) memcpy(&g->w[k][r], b->scales + 4 * k, 4);
+        memcpy(g->qh[r], b->qh, 32);
+        for (int c = 0; c < 4; c++) memcpy(g->qs[c][r], b->qs + 32 * c, 32);
+    }
+}
+
+static void unpack_q5_K(const mp_block_q5_Kx4 *g, uint8_t *p, size_t row, int64_t i)
+{
+    for (int r = 0; r < 4; r++) {
+        mp_block_q5_K *b = (mp_block_q5_K *)(p + r * row) + i;
+        b->d = g->d[r];
+        b->dmin = g->dmin[r];
+        for (int k = 0; k < 3; k++) memcpy(b->scales + 4 * k, &g->w[k][r], 4);
+        memcpy(b->qh, g->qh[r], 32);
+        for (int c = 0; c < 4; c++) memcpy(b->qs + 32 * c, g->qs[c][r], 32);
+    }
+}
+
+static void pack_q6_K(const uint8_t *p, size_t row, int64_t i, mp_block_q6_Kx4 *g)
+{
+    for (int r = 0; r < 4; r++) {
+        const mp_block_q6_K *b = (const mp_block_q6_K *)(p + r * row) + i;
+        g->d[r] = b->d;
+        memcpy(g->scales[r], b->scales, 16);
+        memcpy(g->ql[r], b->ql, 128);
+        memcpy(g->qh[r], b->qh, 64);
+    }
+}
+
+static void unpack_q6_K(const mp_block_q6_Kx4 *g, uint8_t *p, size_t row, int64_t i)
+{
+    for (int r = 0; r < 4; r++) {
+        mp_block_q6_K *b = (mp_block_q6_K *)(p + r * row) + i;
+        b->d = g->d[r];
+        memcpy(b->scales, g->scales[r], 16);
+        memcpy(b->ql, g->ql[r], 128);
+        memcpy(b->qh, g->qh[r], 64);
+    }
+}
+
 /* Bytes of one group block (4 blocks) and elements per block; 0: no layout. */
 static size_t group_block_bytes(uint32_t wtype, int *qk)
 {
@@ -88,6 +137,8 @@ static size_t group_block_bytes(uint32_t wtype, int *qk)
     case MP_TYPE_Q4_0: *qk = MP_QK4_0; return sizeof(mp_block_q4_0x4);
     case MP_TYPE_Q8_0: *qk = MP_QK8_0; return sizeof(mp_block_q8_0x4);
     case MP_TYPE_Q4_K: *qk = MP_QK_K; return sizeof(mp_block_q4_Kx4);
+    case MP_TYPE_Q5_K: *qk = MP_QK_K; return sizeof(mp_block_q5_Kx4);
+    case MP_TYPE_Q6_K: *qk = MP_QK_K; return sizeof(mp_block_q6_Kx4);
     default: *qk = 1; return 0;
     }
 }
@@ -109,6 +160,14 @@ static void convert_group(uint32_t wtype, const uint8_t *src, uint8_t *dst, size
         case MP_TYPE_Q4_K:
             if (to_x4) pack_q4_K(src, row, i, (mp_block_q4_Kx4 *)(dst + i * gb));
             else unpack_q4_K((const mp_block_q4_Kx4 *)(src + i * gb), dst, row, i);
+            break;
+        case MP_TYPE_Q5_K:
+            if (to_x4) pack_q5_K(src, row, i, (mp_block_q5_Kx4 *)(dst + i * gb));
+            else unpack_q5_K((const mp_block_q5_Kx4 *)(src + i * gb), dst, row, i);
+            break;
+        case MP_TYPE_Q6_K:
+            if (to_x4) pack_q6_K(src, row, i, (mp_block_q6_Kx4 *)(dst + i * gb));
+            else unpack_q6_K((const mp_block_q6_Kx4 *)(src + i * gb), dst, row, i);
             break;
         default: assert(0);
         }
@@ -158,8 +217,11 @@ static void ref_groups(uint32_t wtype, mp_vec_dot_fn dot, const uint8_t *W, int6
     const size_t gb = group_block_bytes(wtype, &qk), row = mp_row_size(wtype, ncols);
     const size_t xrow = mp_act_row_size(wtype, ncols);
     uint8_t *tmp = malloc(MP_RP_ROWS * row);
-    assert(tmp); /* the SIMD builds never come here; a scalar fallback has no way to report */
-    if (!tmp) abort();
+    if (!tmp) { /* no way to report from here: NaN outputs, which no caller mistakes for a result */
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t r = g0 * MP_RP_ROWS; r < g1 * MP_RP_ROWS; r++) Y[t * ldy + r] = NAN;
+        return;
+    }
     for (int64_t g = g0; g < g1; g++) {
         convert_group(wtype, W + (size_t)g * MP_RP_ROWS * row, tmp, row, ncols / qk, gb, false);
         for (int64_t t = 0; t < T; t++)

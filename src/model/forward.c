@@ -36,7 +36,7 @@ typedef struct mm_task {
     int64_t T;
     float *Y;        /* Y[t * ldy + r] */
     int64_t ldy;
-    int mode;        /* MP_MM_GEMM (dense, llama.cpp MUL_MAT), MP_MM_ID (experts, MUL_MAT_ID) or
+    int mode;        /* (| MP_MM_REPACKED: W interleaved) MP_MM_GEMM (dense, llama.cpp MUL_MAT), MP_MM_ID (experts, MUL_MAT_ID) or
                       * MP_MM_VEC_DOT (the last layer's FFN for one output token) */
 } mm_task;
 
@@ -163,19 +163,26 @@ static void run_matmuls(mp_ctx *c)
     c->n_tasks = 0;
 }
 
-/* Queues Y = W * X (T rows) for the next run_matmuls. */
-static void queue_matmul(mp_ctx *c, const mp_tensor *w, const void *data, const void *X, int64_t T, float *Y,
-                         int64_t ldy)
+/* Queues Y = W * X (T rows) for the next run_matmuls; repacked: data is in
+ * the interleaved row layout (kernels.h). */
+static void queue_matmul_rp(mp_ctx *c, const mp_tensor *w, const void *data, bool repacked, const void *X, int64_t T,
+                            float *Y, int64_t ldy)
 {
     assert(c->n_tasks < MP_MAX_TASKS); /* see MP_MAX_TASKS */
     /* expert stacks (3-D) are llama.cpp MUL_MAT_ID; the last layer's FFN over
      * the one output token (ffn_vec_dot) is vec_dot order for all T */
     const int mode = c->ffn_vec_dot ? MP_MM_VEC_DOT : w->ne[2] > 1 ? MP_MM_ID : MP_MM_GEMM;
-    /* a repacked resident matrix is only ever passed whole (a row slice of
-     * it would not be in the plain layout) */
+    c->tasks[c->n_tasks++] =
+        (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode | (repacked ? MP_MM_REPACKED : 0)};
+}
+
+/* Queues a resident matrix, whole: a repacked one (runtime/resident.c) is
+ * never passed as a row slice, which would not be in the plain layout. */
+static void queue_matmul(mp_ctx *c, const mp_tensor *w, const void *data, const void *X, int64_t T, float *Y,
+                         int64_t ldy)
+{
     assert(!w->repacked || data == w->data);
-    const int layout = w->repacked ? MP_MM_REPACKED : 0;
-    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode | layout};
+    queue_matmul_rp(c, w, data, w->repacked, X, T, Y, ldy);
 }
 
 typedef struct quant_job {
@@ -621,8 +628,11 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
             memcpy(c->xg + (int64_t)entry * arow, c->xq + (int64_t)t * arow, arow);
         }
         const uint8_t *xe = c->xg + (int64_t)off * arow;
-        queue_matmul(c, &l->ffn_gate_exps, w[j].gate, xe, cnt, c->hg + (int64_t)off * F, F);
-        if (same_up) queue_matmul(c, &l->ffn_up_exps, w[j].up, xe, cnt, c->hu + (int64_t)off * F, F);
+        /* w[j].repacked: which of the expert's matrices its cache slot holds
+         * in the interleaved layout (bit 0 gate, 1 up, 2 down) */
+        queue_matmul_rp(c, &l->ffn_gate_exps, w[j].gate, w[j].repacked & 1, xe, cnt, c->hg + (int64_t)off * F, F);
+        if (same_up)
+            queue_matmul_rp(c, &l->ffn_up_exps, w[j].up, w[j].repacked >> 1 & 1, xe, cnt, c->hu + (int64_t)off * F, F);
     }
     run_matmuls(c);
     if (!same_up) { /* rare: up needs another activation type */
@@ -633,7 +643,8 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
                 const int entry = off + i, t = c->entry_tok[entry] / K;
                 mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
             }
-            queue_matmul(c, &l->ffn_up_exps, w[j].up, c->xg + (int64_t)off * urow, cnt, c->hu + (int64_t)off * F, F);
+            queue_matmul_rp(c, &l->ffn_up_exps, w[j].up, w[j].repacked >> 1 & 1, c->xg + (int64_t)off * urow, cnt,
+                            c->hu + (int64_t)off * F, F);
         }
         run_matmuls(c);
     }
@@ -652,7 +663,8 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
     for (int j = 0; j < n; j++) {
         const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
         swiglu_rows(c, l->ffn_down_exps.type, F, off, cnt, c->xg);
-        queue_matmul(c, &l->ffn_down_exps, w[j].down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
+        queue_matmul_rp(c, &l->ffn_down_exps, w[j].down, w[j].repacked >> 2 & 1, c->xg + (int64_t)off * drow, cnt,
+                        c->dout + (int64_t)off * E, E);
     }
     run_matmuls(c);
     if (l->ffn_down_exps_b.info)
