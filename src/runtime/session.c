@@ -248,7 +248,7 @@ int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, co
         return mp_err_set(err, MP_E_INVAL, "--mmap (or --mem 0) maps the whole file: it cannot go with --mem, "
                                            "--cache-size or --cache-experts");
     /* No budget option and no --mmap: the planner budgets from what the
-     * machine allows (it maps when the model fits). */
+     * machine allows (it reads every weight into RAM when the model fits). */
     mp_mem_allowance machine;
     const bool auto_budget = !budget && !p->mmap;
     if (auto_budget) mp_mem_allowance_read(NULL, &machine);
@@ -282,9 +282,10 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     char plan_note[512];
     mp_plan_note(&s->plan, plan_note, sizeof plan_note);
     if (plan_note[0]) mp_note_add(s->note, sizeof s->note, "%s", plan_note);
-    if (s->plan.auto_mode == MP_PLAN_AUTO_STREAM && !s->pack) {
-        /* Streaming after all: reopen without the mapping, as --mem does
-         * (the expert offsets in locs and the plan stay valid: same file). */
+    if ((s->plan.auto_mode == MP_PLAN_AUTO_STREAM || (s->plan.auto_mode == MP_PLAN_AUTO_FITS && s->plan.offload)) &&
+        !s->pack) {
+        /* Streaming after all, or every weight read into RAM: reopen without
+         * the mapping, as --mem does (the expert offsets in locs and the plan stay valid: same file). */
         mp_model_close(s->model, NULL);
         s->model = NULL;
         rc = mp_model_open(p->model_path, true, &s->model, &s->pack, err);
