@@ -17,6 +17,10 @@ S=${MP_SRC:-..}
 for exe in moepager mp-gen; do
     if [ ! -x "$B/$exe" ]; then echo "FAIL: $B/$exe not built"; exit 1; fi
 done
+if [ "${MP_FORCE_SCALAR:-0}" = 1 ] || [ "${MP_ISA:-}" = scalar ]; then
+    echo "SKIP: scalar kernels (MP_FORCE_SCALAR / MP_ISA=scalar): nothing is repacked (test_repack covers the layout's scalar path)"
+    exit 77
+fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/mp-repack.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail=0
