@@ -13,8 +13,8 @@
  *   valgrind --tool=callgrind --toggle-collect='case_*' --callgrind-out-file=cg.out \
  *       ./bench_kernels --count TYPE   (e.g. q4_K)
  *   callgrind_annotate --inclusive=yes --threshold=100 cg.out | grep case_
- * runs each of case_plain_t1, case_rp_t1, case_plain_t64, case_rp_t64 once
- * on the 2816x1024 matrix. */
+ * runs each of case_repack (the in-place conversion), case_plain_t1,
+ * case_rp_t1, case_plain_t64, case_rp_t64 once on the 2816x1024 matrix. */
 #include "kernels/kernels.h"
 
 #include <dlfcn.h>
@@ -111,6 +111,12 @@ __attribute__((noinline)) void case_rp_t64(uint32_t wt, const uint8_t *W, int64_
     mp_matmul_rows_ex(wt, W, nc, nr, 0, nr, X, 64, Y, nr, MP_MM_ID | MP_MM_REPACKED);
 }
 
+/* the one-time conversion (what a load or a cache-slot fill pays) */
+__attribute__((noinline)) void case_repack(uint32_t wt, uint8_t *W, int64_t nc, int64_t nr)
+{
+    mp_repack_rows(wt, W, nr, nc);
+}
+
 static int count_main(const char *tname)
 {
     uint32_t wt = MP_TYPE_COUNT;
@@ -134,7 +140,7 @@ static int count_main(const char *tname)
         mp_quantize_act(wt, f, X + t * xrow, ncols);
     }
     memcpy(Wr, W, wrow * nrows);
-    mp_repack_rows(wt, Wr, nrows, ncols);
+    case_repack(wt, Wr, ncols, nrows);
     case_plain_t1(wt, W, ncols, nrows, X, Y);
     case_rp_t1(wt, Wr, ncols, nrows, X, Y);
     case_plain_t64(wt, W, ncols, nrows, X, Y);

@@ -9,6 +9,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 _Static_assert(sizeof(mp_block_q4_0x4) == 4 * sizeof(mp_block_q4_0), "q4_0x4 layout");
 _Static_assert(sizeof(mp_block_q8_0x4) == 4 * sizeof(mp_block_q8_0), "q8_0x4 layout");
@@ -16,31 +19,59 @@ _Static_assert(sizeof(mp_block_q4_Kx4) == 4 * sizeof(mp_block_q4_K), "q4_Kx4 lay
 _Static_assert(sizeof(mp_block_q5_Kx4) == 4 * sizeof(mp_block_q5_K), "q5_Kx4 layout");
 _Static_assert(sizeof(mp_block_q6_Kx4) == 4 * sizeof(mp_block_q6_K), "q6_Kx4 layout");
 
-/* Block i of the four rows at p (plain, 4 rows of row bytes) -> group block g. */
+/* Block i of the four rows at p (plain, 4 rows of row bytes) -> group block g.
+ * Element k of a Q4_0 block is the low nibble of qs[k] (k < 16), else the
+ * high nibble of qs[k - 16]; pair byte k holds row 2p's element k low and row
+ * 2p+1's high. Branch-free byte loops: this runs over every byte at load. */
+/* pair bytes o[0..32) from two rows' qs x, y (16 bytes each) and back */
+static inline void q4_pair(const uint8_t *x, const uint8_t *y, uint8_t *o)
+{
+#if defined(__SSE2__)
+    const __m128i vx = _mm_loadu_si128((const __m128i *)x), vy = _mm_loadu_si128((const __m128i *)y);
+    const __m128i lo = _mm_set1_epi8(0x0F), hi = _mm_set1_epi8((char)0xF0);
+    _mm_storeu_si128((__m128i *)o, _mm_or_si128(_mm_and_si128(vx, lo), _mm_and_si128(_mm_slli_epi16(vy, 4), hi)));
+    _mm_storeu_si128((__m128i *)(o + 16), _mm_or_si128(_mm_and_si128(_mm_srli_epi16(vx, 4), lo), _mm_and_si128(vy, hi)));
+#else
+    for (int k = 0; k < 16; k++) {
+        o[k] = (uint8_t)((x[k] & 0x0F) | (y[k] << 4));
+        o[k + 16] = (uint8_t)((x[k] >> 4) | (y[k] & 0xF0));
+    }
+#endif
+}
+
+static inline void q4_unpair(const uint8_t *o, uint8_t *x, uint8_t *y)
+{
+#if defined(__SSE2__)
+    const __m128i a = _mm_loadu_si128((const __m128i *)o), b = _mm_loadu_si128((const __m128i *)(o + 16));
+    const __m128i lo = _mm_set1_epi8(0x0F), hi = _mm_set1_epi8((char)0xF0);
+    _mm_storeu_si128((__m128i *)x, _mm_or_si128(_mm_and_si128(a, lo), _mm_and_si128(_mm_slli_epi16(b, 4), hi)));
+    _mm_storeu_si128((__m128i *)y, _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), lo), _mm_and_si128(b, hi)));
+#else
+    for (int k = 0; k < 16; k++) {
+        x[k] = (uint8_t)((o[k] & 0x0F) | (o[k + 16] << 4));
+        y[k] = (uint8_t)((o[k] >> 4) | (o[k + 16] & 0xF0));
+    }
+#endif
+}
+
 static void pack_q4_0(const uint8_t *p, size_t row, int64_t i, mp_block_q4_0x4 *g)
 {
-    const mp_block_q4_0 *b[4];
-    for (int r = 0; r < 4; r++) b[r] = (const mp_block_q4_0 *)(p + r * row) + i;
-    for (int r = 0; r < 4; r++) g->d[r] = b[r]->d;
-    for (int pr = 0; pr < 2; pr++)
-        for (int k = 0; k < 32; k++) {
-            /* element k of a Q4_0 block: low nibble of qs[k] (k < 16), else high nibble of qs[k - 16] */
-            const uint8_t e0 = k < 16 ? b[2 * pr]->qs[k] & 0xF : b[2 * pr]->qs[k - 16] >> 4;
-            const uint8_t e1 = k < 16 ? b[2 * pr + 1]->qs[k] & 0xF : b[2 * pr + 1]->qs[k - 16] >> 4;
-            g->qs[32 * pr + k] = (uint8_t)(e0 | e1 << 4);
-        }
+    for (int pr = 0; pr < 2; pr++) {
+        const mp_block_q4_0 *x = (const mp_block_q4_0 *)(p + 2 * pr * row) + i;
+        const mp_block_q4_0 *y = (const mp_block_q4_0 *)(p + (2 * pr + 1) * row) + i;
+        g->d[2 * pr] = x->d;
+        g->d[2 * pr + 1] = y->d;
+        q4_pair(x->qs, y->qs, g->qs + 32 * pr);
+    }
 }
 
 static void unpack_q4_0(const mp_block_q4_0x4 *g, uint8_t *p, size_t row, int64_t i)
 {
-    for (int r = 0; r < 4; r++) {
-        mp_block_q4_0 *b = (mp_block_q4_0 *)(p + r * row) + i;
-        b->d = g->d[r];
-        for (int k = 0; k < 16; k++) {
-            const uint8_t lo = g->qs[32 * (r / 2) + k], hi = g->qs[32 * (r / 2) + k + 16];
-            const int sh = 4 * (r % 2);
-            b->qs[k] = (uint8_t)(((lo >> sh) & 0xF) | ((hi >> sh) & 0xF) << 4);
-        }
+    for (int pr = 0; pr < 2; pr++) {
+        mp_block_q4_0 *x = (mp_block_q4_0 *)(p + 2 * pr * row) + i, *y = (mp_block_q4_0 *)(p + (2 * pr + 1) * row) + i;
+        x->d = g->d[2 * pr];
+        y->d = g->d[2 * pr + 1];
+        q4_unpair(g->qs + 32 * pr, x->qs, y->qs);
     }
 }
 
