@@ -4,7 +4,17 @@
  *   taskset -c 1 ./bench_kernels [seconds-per-case]
  * With MP_BENCH_GGML=/path/libggml-cpu-<arch>.so (its libggml-base.so on
  * LD_LIBRARY_PATH) it also times ggml's vec_dot over the same data, rows in
- * the same order, as a baseline ("ggml" rows). */
+ * the same order, as a baseline ("ggml" rows). Types with an interleaved
+ * layout (kernels.h, MP_RP_ROWS) get a second row per ISA, "<isa>+rp": the
+ * same matrices repacked, through mp_matmul_rows_ex(... | MP_MM_REPACKED).
+ *
+ * Instruction counts (repeatable on a busy machine; valgrind's CPUID shows no
+ * AVX-512, so this counts the AVX2 kernels):
+ *   valgrind --tool=callgrind --toggle-collect='case_*' --callgrind-out-file=cg.out \
+ *       ./bench_kernels --count TYPE   (e.g. q4_K)
+ *   callgrind_annotate --inclusive=yes --threshold=100 cg.out | grep case_
+ * runs each of case_repack (the in-place conversion), case_plain_t1,
+ * case_rp_t1, case_plain_t64, case_rp_t64 once on the 2816x1024 matrix. */
 #include "kernels/kernels.h"
 
 #include <dlfcn.h>
@@ -59,7 +69,7 @@ static void ggml_matmul(uint32_t wt, const uint8_t *W, int64_t ncols, int64_t nr
                 ggml_dot[wt]((int)ncols, &Y[t * nrows + r], 0, W + r * wrow, 0, X + t * xrow, 0, 1);
 }
 
-static double time_case(int use_ggml, uint32_t wt, const uint8_t *W, int64_t ncols, int64_t nrows,
+static double time_case(int use_ggml, int rp, uint32_t wt, const uint8_t *W, int64_t ncols, int64_t nrows,
                         const uint8_t *X, int64_t T, float *Y, double min_s)
 {
     double best = 1e30;
@@ -70,6 +80,8 @@ static double time_case(int use_ggml, uint32_t wt, const uint8_t *W, int64_t nco
         do {
             if (use_ggml)
                 ggml_matmul(wt, W, ncols, nrows, X, T, Y);
+            else if (rp)
+                mp_matmul_rows_ex(wt, W, ncols, nrows, 0, nrows, X, T, Y, nrows, MP_MM_ID | MP_MM_REPACKED);
             else
                 mp_matmul_rows(wt, W, ncols, 0, nrows, X, T, Y, nrows);
             iters++;
@@ -81,8 +93,66 @@ static double time_case(int use_ggml, uint32_t wt, const uint8_t *W, int64_t nco
     return best;
 }
 
+/* --count: one call per case, each in its own function for callgrind. */
+__attribute__((noinline)) void case_plain_t1(uint32_t wt, const uint8_t *W, int64_t nc, int64_t nr, const uint8_t *X, float *Y)
+{
+    mp_matmul_rows_ex(wt, W, nc, nr, 0, nr, X, 1, Y, nr, MP_MM_ID);
+}
+__attribute__((noinline)) void case_rp_t1(uint32_t wt, const uint8_t *W, int64_t nc, int64_t nr, const uint8_t *X, float *Y)
+{
+    mp_matmul_rows_ex(wt, W, nc, nr, 0, nr, X, 1, Y, nr, MP_MM_ID | MP_MM_REPACKED);
+}
+__attribute__((noinline)) void case_plain_t64(uint32_t wt, const uint8_t *W, int64_t nc, int64_t nr, const uint8_t *X, float *Y)
+{
+    mp_matmul_rows_ex(wt, W, nc, nr, 0, nr, X, 64, Y, nr, MP_MM_ID);
+}
+__attribute__((noinline)) void case_rp_t64(uint32_t wt, const uint8_t *W, int64_t nc, int64_t nr, const uint8_t *X, float *Y)
+{
+    mp_matmul_rows_ex(wt, W, nc, nr, 0, nr, X, 64, Y, nr, MP_MM_ID | MP_MM_REPACKED);
+}
+
+/* the one-time conversion (what a load or a cache-slot fill pays) */
+__attribute__((noinline)) void case_repack(uint32_t wt, uint8_t *W, int64_t nc, int64_t nr)
+{
+    mp_repack_rows(wt, W, nr, nc);
+}
+
+static int count_main(const char *tname)
+{
+    uint32_t wt = MP_TYPE_COUNT;
+    for (uint32_t t = 0; t < MP_TYPE_COUNT; t++)
+        if (mp_type_name(t) && !strcmp(mp_type_name(t), tname)) wt = t;
+    if (wt == MP_TYPE_COUNT || !mp_repack_supported(wt)) {
+        fprintf(stderr, "--count: %s has no interleaved layout here\n", tname);
+        return 2;
+    }
+    const int64_t nrows = 2816, ncols = 1024;
+    const size_t wrow = mp_row_size(wt, ncols), xrow = mp_act_row_size(wt, ncols);
+    float *f = malloc(sizeof(float) * ncols), *Y = malloc(sizeof(float) * nrows * 64);
+    uint8_t *W = malloc(wrow * nrows), *Wr = malloc(wrow * nrows), *X = malloc(xrow * 64);
+    srand(7);
+    for (int64_t r = 0; r < nrows; r++) {
+        for (int64_t j = 0; j < ncols; j++) f[j] = (float)rand() / RAND_MAX - 0.5f;
+        mp_quantize_row_ref(wt, f, W + r * wrow, ncols);
+    }
+    for (int t = 0; t < 64; t++) {
+        for (int64_t j = 0; j < ncols; j++) f[j] = (float)rand() / RAND_MAX - 0.5f;
+        mp_quantize_act(wt, f, X + t * xrow, ncols);
+    }
+    memcpy(Wr, W, wrow * nrows);
+    case_repack(wt, Wr, ncols, nrows);
+    case_plain_t1(wt, W, ncols, nrows, X, Y);
+    case_rp_t1(wt, Wr, ncols, nrows, X, Y);
+    case_plain_t64(wt, W, ncols, nrows, X, Y);
+    case_rp_t64(wt, Wr, ncols, nrows, X, Y);
+    printf("%s isa %s: 2816x1024, cases ran once\n", tname, mp_isa_name(mp_kernels_isa()));
+    free(f), free(Y), free(W), free(Wr), free(X);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && !strcmp(argv[1], "--count")) return count_main(argv[2]);
     const double min_s = argc > 1 ? atof(argv[1]) : 0.3;
     static const uint32_t types[] = {MP_TYPE_F32,  MP_TYPE_F16,  MP_TYPE_BF16, MP_TYPE_Q8_0,   MP_TYPE_Q4_0,  MP_TYPE_Q4_K,
                                      MP_TYPE_Q5_K, MP_TYPE_Q6_K, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_IQ4_NL, MP_TYPE_IQ4_XS,
@@ -101,14 +171,16 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < maxel; i++) wf[i] = (float)rand() / RAND_MAX - 0.5f;
     for (int64_t i = 0; i < 2816 * TP; i++) xf[i] = (float)rand() / RAND_MAX - 0.5f;
 
-    printf("%-5s %-7s | %14s %14s | %15s %15s\n", "type", "isa", "T=1 2816x1024", "T=1 1024x2816", "T=64 2816x1024",
+    printf("%-5s %-10s | %14s %14s | %15s %15s\n", "type", "isa", "T=1 2816x1024", "T=1 1024x2816", "T=64 2816x1024",
            "T=64 1024x2816");
-    printf("%-5s %-7s | %14s %14s | %15s %15s\n", "", "", "GB/s", "GB/s", "GFLOP/s", "GFLOP/s");
+    printf("%-5s %-10s | %14s %14s | %15s %15s\n", "", "", "GB/s", "GB/s", "GFLOP/s", "GFLOP/s");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const uint32_t wt = types[ti];
-        for (int isa = 0; isa <= MP_ISA_AVX512 + 1; isa++) {
-            const int ggml = isa == MP_ISA_AVX512 + 1;
+        for (int v = 0; v <= 2 * MP_ISA_AVX512 + 2; v++) {
+            /* v: 2 * isa (+ 1: repacked), then ggml */
+            const int ggml = v == 2 * MP_ISA_AVX512 + 2, isa = v / 2, rp = !ggml && v % 2;
             if (ggml ? !ggml_dot[wt] : !mp_kernels_set_isa((mp_isa)isa)) continue;
+            if (rp && !mp_repack_supported(wt)) continue;
             if (ggml) mp_kernels_set_isa(best_isa);
             double res[4];
             for (int s = 0; s < 2; s++) {
@@ -116,13 +188,15 @@ int main(int argc, char **argv)
                 const size_t wrow = mp_row_size(wt, ncols), xrow = mp_act_row_size(wt, ncols);
                 for (int64_t r = 0; r < nrows; r++) mp_quantize_row_ref(wt, wf + r * ncols, W + r * wrow, ncols);
                 for (int t = 0; t < TP; t++) mp_quantize_act(wt, xf + t * ncols, X + t * xrow, ncols);
-                const double t1 = time_case(ggml, wt, W, ncols, nrows, X, 1, Y, min_s);
-                const double t64 = time_case(ggml, wt, W, ncols, nrows, X, TP, Y, min_s);
+                if (rp) mp_repack_rows(wt, W, nrows, ncols);
+                const double t1 = time_case(ggml, rp, wt, W, ncols, nrows, X, 1, Y, min_s);
+                const double t64 = time_case(ggml, rp, wt, W, ncols, nrows, X, TP, Y, min_s);
                 res[s] = (double)wrow * nrows / t1 / 1e9;
                 res[2 + s] = 2.0 * nrows * ncols * TP / t64 / 1e9;
             }
-            printf("%-5s %-7s | %14.1f %14.1f | %15.1f %15.1f\n", mp_type_name(wt),
-                   ggml ? "ggml" : mp_isa_name((mp_isa)isa), res[0], res[1], res[2], res[3]);
+            char name[16];
+            snprintf(name, sizeof name, "%s%s", ggml ? "ggml" : mp_isa_name((mp_isa)isa), rp ? "+rp" : "");
+            printf("%-5s %-10s | %14.1f %14.1f | %15.1f %15.1f\n", mp_type_name(wt), name, res[0], res[1], res[2], res[3]);
             fflush(stdout);
         }
     }

@@ -157,6 +157,7 @@ int main(void)
     p.n_ctx = 64;
     p.n_threads = 2;
     p.need_tokenizer = true;
+    p.mmap = true; /* the mapped engine (without it a model that fits is read into RAM) */
     if (mp_engine_open(&e, model, &p, &err) != MP_OK) {
         fprintf(stderr, "open %s: %s\n", model, err.msg);
         return 1;

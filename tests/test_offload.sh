@@ -98,8 +98,13 @@ for m in "${MODELS[@]}"; do
   "$GEN" $opts --n-layer 4 --n-expert $NEXP --n-expert-used $K --seed 11 -q -o "$f" ||
     { bad "$name: mp-gen $opts"; continue; }
 
-  run "$name.mapped" "$f" || { bad "$name: mapped run failed: $(tail -2 "$OUT/$name.mapped.log")"; continue; }
-  grep -q 'memory plan: all weights mapped' "$OUT/$name.mapped.log" || bad "$name: the default run is not the mapped one"
+  run "$name.mapped" "$f" --mmap || { bad "$name: mapped run failed: $(tail -2 "$OUT/$name.mapped.log")"; continue; }
+  grep -q 'memory plan: all weights mapped' "$OUT/$name.mapped.log" || bad "$name: the --mmap run is not the mapped one"
+  # no flag: the model fits, so every weight is read into RAM (a slot per
+  # expert, repacked): the same logits
+  run "$name.loaded" "$f" || bad "$name: default run failed: $(tail -2 "$OUT/$name.loaded.log")"
+  grep -q 'every weight read into RAM' "$OUT/$name.loaded.log" || bad "$name: the default run did not read the model into RAM"
+  same "$name.mapped" "$name.loaded" "$name: default (read into RAM)"
   [ -n "$(gen_ids "$name.mapped")" ] || bad "$name: no gen_ids in the mapped run"
 
   streamed "$name.k" "$name cache-experts $K" "$f" --cache-experts $K
@@ -132,7 +137,7 @@ done
 f="$OUT/llama-moe-q8_0.gguf"
 if [ -f "$f" ]; then
   THREADS=2
-  run t2.mapped "$f" || bad "-t 2 mapped run failed"
+  run t2.mapped "$f" --mmap || bad "-t 2 mapped run failed"
   streamed t2.k "-t 2 cache-experts $K" "$f" --cache-experts $K
   THREADS=1
 fi

@@ -380,13 +380,15 @@ static void test_decision(const char *moe_path, const char *dense_path)
     CHECK(!mapped.offload && mapped.auto_mode == MP_PLAN_AUTO_OFF && mapped.total == mapped.mapped_total);
     const uint64_t T = mapped.total;
 
-    /* plenty: mapped, nothing to say */
+    /* plenty: every weight read into RAM (a slot for every expert), and said */
     mp_mem_allowance big = {.mem_available = 64 * GiB, .allowed = 64 * GiB};
     o.machine = &big;
     CHECK(mp_plan_make(m, locs, &o, &p, &err) == MP_OK);
-    CHECK(!p.offload && p.auto_mode == MP_PLAN_AUTO_FITS && p.total == T && p.budget == 0);
+    CHECK(p.offload && p.auto_mode == MP_PLAN_AUTO_FITS && p.slots == p.n_experts_total && p.budget == 0);
+    CHECK(p.mapped_total == T && p.total >= p.resident + p.cache_bytes && p.cache_bytes >= p.expert_bytes);
     mp_plan_note(&p, note, sizeof note);
-    CHECK(note[0] == '\0');
+    CHECKF(strstr(note, "plan: the model fits") && strstr(note, "every weight read into RAM"), "%s", note);
+    const uint64_t T_load = p.total;
 
     /* the boundary: the smallest whole-MiB allowance whose usable part holds T */
     uint64_t lo = T, hi = 4 * T + 64 * MiB;
@@ -397,7 +399,12 @@ static void test_decision(const char *moe_path, const char *dense_path)
     }
     mp_mem_allowance edge = {.mem_available = hi, .allowed = hi};
     o.machine = &edge;
-    CHECK(mp_plan_make(m, locs, &o, &p, &err) == MP_OK && p.auto_mode == MP_PLAN_AUTO_FITS && !p.offload);
+    /* fits mapped; read into RAM only if that plan (slot rounding) fits too, else mapped */
+    CHECK(mp_plan_make(m, locs, &o, &p, &err) == MP_OK && p.auto_mode == MP_PLAN_AUTO_FITS);
+    CHECKF(T_load <= usable_of(hi) ? p.offload && p.total == T_load : !p.offload && p.total == T, "load %" PRIu64
+           " usable %" PRIu64 " offload %d", T_load, usable_of(hi), (int)p.offload);
+    mp_plan_note(&p, note, sizeof note);
+    CHECK(p.offload ? note[0] != '\0' : note[0] == '\0');
     edge.mem_available = edge.allowed = hi - 1;
     CHECK(mp_plan_make(m, locs, &o, &p, &err) == MP_OK && p.auto_mode == MP_PLAN_AUTO_STREAM && p.offload);
 
@@ -503,14 +510,16 @@ static void test_session(const char *moe_path)
         mp_session_free(s);
         s = NULL;
     }
-    /* no option: this machine holds the small model, so mapped, asked */
+    /* no option: this machine holds the small model, so read into RAM, asked */
     sp.mmap = false;
     CHECK(mp_session_open(&s, &sp, &err) == MP_OK);
     if (s) {
         mp_mem_allowance a;
         mp_mem_allowance_read(NULL, &a);
         if (a.allowed > 4 * s->plan.mapped_total) /* else the machine is really that full */
-            CHECKF(!s->plan.offload && s->plan.auto_mode == MP_PLAN_AUTO_FITS, "mode %d", (int)s->plan.auto_mode);
+            CHECKF(s->plan.offload && s->cache && s->plan.slots == s->plan.n_experts_total &&
+                       s->plan.auto_mode == MP_PLAN_AUTO_FITS && strstr(s->note, "every weight read into RAM"),
+                   "mode %d", (int)s->plan.auto_mode);
         mp_session_free(s);
     }
 }

@@ -71,6 +71,10 @@ typedef struct mp_expert_ptrs {
     uint64_t len[MP_EXPERT_MAX_PARTS];
     uint32_t n_parts;
     uint32_t slot;
+    /* Set by the verify hook, carried with the pointers (0 otherwise): bit i
+     * says part i was rewritten into another layout (the runtime's repacking,
+     * kernels.h); the cache does not look at it. */
+    uint32_t layout;
 } mp_expert_ptrs;
 
 /* Called on every completed load before the slot becomes READY, with ptrs

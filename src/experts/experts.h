@@ -47,6 +47,9 @@ typedef struct mp_expert_w {
     const void *gate;
     const void *up;
     const void *down;
+    /* bit 0 gate, 1 up, 2 down: that matrix is in the interleaved row layout
+     * (kernels.h; the cache slot's fill hook rewrote it); 0 for mapped views */
+    uint8_t repacked;
 } mp_expert_w;
 
 /* The model as the streamer sees it. */

@@ -18,6 +18,7 @@ static void to_w(const mp_expert_ptrs *p, mp_expert_w *w)
     w->gate = p->part[0];
     w->up = p->part[1];
     w->down = p->part[2];
+    w->repacked = (uint8_t)(p->layout & 7);
 }
 
 static void cp_release(mp_provider *p, int layer, int expert)

@@ -3,6 +3,7 @@
 
 #include "moepager/status.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,20 @@ void mp_matmul_rows_ex(uint32_t wtype, const void *W, int64_t ncols, int64_t nro
                        const void *Xq, int64_t T, float *Y, int64_t ldy, int mode)
 {
     const mp_kernel_table *tb = table();
+    if (mode & MP_MM_REPACKED) {
+        /* whole groups through the interleaved kernels, the plain tail rows
+         * (nrows % MP_RP_ROWS, stored as usual) through the plain path */
+        mode &= ~MP_MM_REPACKED;
+        const int64_t gend = nrows / MP_RP_ROWS * MP_RP_ROWS;
+        if (r0 < gend) {
+            assert(r0 % MP_RP_ROWS == 0);
+            const int64_t re = r1 < gend ? r1 : gend;
+            assert(re % MP_RP_ROWS == 0);
+            mp_repack_matmul_groups(tb, wtype, W, ncols, r0 / MP_RP_ROWS, re / MP_RP_ROWS, Xq, T, Y, ldy);
+            r0 = re;
+        }
+        if (r0 >= r1) return;
+    }
     /* ggml's IQ panel GEMM serves both MUL_MAT and MUL_MAT_ID (per expert)
      * from MP_PANEL_MIN_T tokens when the rows come in panels of 8 */
     if (mode != MP_MM_VEC_DOT && tb->panel[wtype] && T >= MP_PANEL_MIN_T && nrows % 8 == 0 && ncols % MP_QK_K == 0) {

@@ -155,4 +155,53 @@ enum { MP_MM_VEC_DOT = 0, MP_MM_GEMM = 1, MP_MM_ID = 2 };
 void mp_matmul_rows_ex(uint32_t wtype, const void *W, int64_t ncols, int64_t nrows, int64_t r0, int64_t r1,
                        const void *Xq, int64_t T, float *Y, int64_t ldy, int mode);
 
+/* ---- Interleaved ("repacked") row layout (kernels/repack.c) ----
+ * Weights of a supported type may be stored with rows in groups of
+ * MP_RP_ROWS: group g (rows 4g..4g+3) occupies the same bytes as those four
+ * rows (4 * row size from 4g * row size), holding block i of all four rows
+ * side by side (mp_block_<type>x4, below); rows past the last whole group stay
+ * in the plain layout at their usual offsets. The size is unchanged, so a
+ * memory plan, a cache slot and a file offset do not change. The kernels read
+ * one contiguous stream per group and reuse each activation block for four
+ * rows, and compute every output with the same operations in the same order
+ * as the plain layout's vec_dot: results are bit-identical (tests/test_repack.c). */
+#define MP_RP_ROWS 4
+
+/* Q4_0: the four fp16 scales, then two 32-byte row pairs: byte k of pair p
+ * holds element k of row 2p (low nibble) and of row 2p+1 (high nibble),
+ * elements 0..31 in order (so one mask or shift yields a row's 32 values). */
+typedef struct { uint16_t d[4]; uint8_t qs[64]; } mp_block_q4_0x4; /* 72 B = 4 x 18 */
+/* Q8_0: the four scales, then the four rows' 32 quants. */
+typedef struct { uint16_t d[4]; int8_t qs[4][32]; } mp_block_q8_0x4; /* 136 B = 4 x 34 */
+/* Q4_K: the four d, the four dmin, the three 32-bit words of each row's 12
+ * packed scale bytes gathered by word (w[k][r] = bytes 4k..4k+3 of row r, so
+ * one 128-bit op unpacks a word of all four rows), then qs in 32-byte chunks
+ * c = 0..3, row by row: qs[c][r] = bytes 32c..32c+31 of row r's qs. */
+typedef struct { uint16_t d[4], dmin[4]; uint32_t w[3][4]; uint8_t qs[4][4][32]; } mp_block_q4_Kx4; /* 576 B = 4 x 144 */
+/* Q5_K: as Q4_Kx4, with the four rows' 32-byte qh after the scale words. */
+typedef struct { uint16_t d[4], dmin[4]; uint32_t w[3][4]; uint8_t qh[4][32]; uint8_t qs[4][4][32]; } mp_block_q5_Kx4; /* 704 B = 4 x 176 */
+/* Q6_K: the four d, the four rows' 16 scales, their ql, their qh (each row's
+ * bytes in their plain order). */
+typedef struct { uint16_t d[4]; int8_t scales[4][16]; uint8_t ql[4][128]; uint8_t qh[4][64]; } mp_block_q6_Kx4; /* 840 B = 4 x 210 */
+
+/* True when wtype has interleaved kernels in the ISA in use (only then is
+ * repacking a tensor worth it; the matmul accepts the layout whatever the ISA). */
+bool mp_repack_supported(uint32_t wtype);
+/* Rewrites nrows rows of ncols (plain layout, row r at r * row size) into the
+ * interleaved layout in place, or back (mp_unrepack_rows). Returns MP_OK,
+ * MP_E_UNSUPPORTED for a type without a layout, or MP_E_NOMEM (a one-group
+ * scratch buffer). */
+int mp_repack_rows(uint32_t wtype, void *data, int64_t nrows, int64_t ncols);
+int mp_unrepack_rows(uint32_t wtype, void *data, int64_t nrows, int64_t ncols);
+/* Scalar reference over the interleaved layout: each row gathered back into
+ * plain blocks and dotted with the scalar reference vec_dot; Y as
+ * mp_matmul_rows, all nrows rows. */
+void mp_repack_matmul_ref(uint32_t wtype, const void *W, int64_t ncols, int64_t nrows, const void *Xq, int64_t T,
+                          float *Y, int64_t ldy);
+
+/* mp_matmul_rows_ex mode flag: W is in the interleaved layout (r0 must be a
+ * multiple of MP_RP_ROWS or at/after the plain tail). Results equal those of
+ * the plain layout in the same mode, bit for bit. */
+#define MP_MM_REPACKED 0x100
+
 #endif

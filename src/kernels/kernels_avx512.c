@@ -9,6 +9,7 @@
 #define MP_SFX avx512
 #define MP_VNNI 1
 #include "kernels/x86_impl.h"
+#include "kernels/x86_repack.h"
 
 /* Float dots in the summation order of ggml-cpu's AVX-512 build (vec.cpp,
  * simd-mappings.h), bit-identical to llama.cpp on these CPUs:
@@ -153,6 +154,7 @@ MP_DEF_GEMM_512(gemm_bf16_512bf, MP_BF16_TARGET, uint16_t, 32, __m512bh, ld32_bh
 void mp_kernels_fill_avx512(mp_kernel_table *t)
 {
     fill_common_avx512(t);
+    fill_repack_avx512(t);
     t->vec_dot[MP_TYPE_F32] = dot_f32_512;
     t->vec_dot[MP_TYPE_F16] = dot_f16_512;
     MP_SET_GEMM(MP_TYPE_F32, gemm_f32_512, 16);

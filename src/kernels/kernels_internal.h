@@ -34,6 +34,9 @@ typedef struct mp_kernel_table {
      * has no such order. */
     void (*panel[MP_TYPE_COUNT])(int64_t ncols, const void *W, size_t ws, int64_t nr, const void *X, size_t xs,
                                  int64_t T, float *Y, int64_t ldy);
+    /* Interleaved layout (repack.c): one group of MP_RP_ROWS rows (W at the
+     * group, ws unused) x C tokens, in the plain vec_dot's order; NULL: none. */
+    mp_tile_fn rp[MP_TYPE_COUNT][MP_TILE_C];
     /* true where tinyBLAS takes the type whatever nrows (its quantised
      * kernels: IQ4_NL); false: nrows % 4 == 0 only (F32/F16/BF16) */
     bool gemm_any_rows[MP_TYPE_COUNT];
@@ -55,6 +58,10 @@ typedef struct mp_kernel_table {
 
 /* The table in use (initialises the kernels on first use). */
 const mp_kernel_table *mp_kernels_table(void);
+
+/* Rows [MP_RP_ROWS * g0, MP_RP_ROWS * g1) of an interleaved W (repack.c). */
+void mp_repack_matmul_groups(const mp_kernel_table *tb, uint32_t wtype, const void *W, int64_t ncols, int64_t g0,
+                             int64_t g1, const void *Xq, int64_t T, float *Y, int64_t ldy);
 
 /* Each fills the entries its ISA implements and leaves the rest untouched, so
  * the dispatcher fills scalar first, then AVX2, then AVX-512. */

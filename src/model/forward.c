@@ -38,7 +38,7 @@ typedef struct mm_task {
     int64_t T;
     float *Y;        /* Y[t * ldy + r] */
     int64_t ldy;
-    int mode;        /* MP_MM_GEMM (dense, llama.cpp MUL_MAT), MP_MM_ID (experts, MUL_MAT_ID) or
+    int mode;        /* (| MP_MM_REPACKED: W interleaved) MP_MM_GEMM (dense, llama.cpp MUL_MAT), MP_MM_ID (experts, MUL_MAT_ID) or
                       * MP_MM_VEC_DOT (the last layer's FFN for one output token) */
     const void *dW;  /* W's device copy: the backend runs this one (NULL: the CPU) */
 } mm_task;
@@ -201,16 +201,27 @@ static void run_matmuls(mp_ctx *c)
     c->n_tasks = 0;
 }
 
-/* Queues Y = W * X (T rows) for the next run_matmuls. */
-static void queue_matmul(mp_ctx *c, const mp_tensor *w, const void *data, const void *X, int64_t T, float *Y,
-                         int64_t ldy)
+/* Queues Y = W * X (T rows) for the next run_matmuls; repacked: data is in
+ * the interleaved row layout (kernels.h). */
+static void queue_matmul_rp(mp_ctx *c, const mp_tensor *w, const void *data, bool repacked, const void *X, int64_t T,
+                            float *Y, int64_t ldy)
 {
     assert(c->n_tasks < MP_MAX_TASKS); /* see MP_MAX_TASKS */
     /* expert stacks (3-D) are llama.cpp MUL_MAT_ID; the last layer's FFN over
      * the one output token (ffn_vec_dot) is vec_dot order for all T */
     const int mode = c->ffn_vec_dot ? MP_MM_VEC_DOT : w->ne[2] > 1 ? MP_MM_ID : MP_MM_GEMM;
     const void *dW = c->be ? mp_backend_weight(c->be, data) : NULL;
-    c->tasks[c->n_tasks++] = (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode, dW};
+    c->tasks[c->n_tasks++] =
+        (mm_task){w->type, data, w->ne[0], w->ne[1], X, T, Y, ldy, mode | (repacked ? MP_MM_REPACKED : 0), dW};
+}
+
+/* Queues a resident matrix, whole: a repacked one (runtime/resident.c) is
+ * never passed as a row slice, which would not be in the plain layout. */
+static void queue_matmul(mp_ctx *c, const mp_tensor *w, const void *data, const void *X, int64_t T, float *Y,
+                         int64_t ldy)
+{
+    assert(!w->repacked || data == w->data);
+    queue_matmul_rp(c, w, data, w->repacked, X, T, Y, ldy);
 }
 
 typedef struct quant_job {
@@ -774,6 +785,9 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
      * copies, NULL for the CPU */
     const void *dev[MP_EXPERTS_BATCH_MAX][3] = {{NULL}};
     for (int j = 0; c->be && j < n; j++) {
+        /* the device takes the GGUF row layout: an expert whose slot holds the
+         * interleaved one (w[j].repacked) runs on the CPU */
+        if (w[j].repacked) continue;
         const void *host[3] = {w[j].gate, w[j].up, w[j].down};
         const size_t bytes[3] = {l->ffn_gate_exps.row_size * F, l->ffn_up_exps.row_size * F,
                                  l->ffn_down_exps.row_size * E};
@@ -786,10 +800,14 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
             memcpy(c->xg + (int64_t)entry * arow, c->xq + (int64_t)t * arow, arow);
         }
         const uint8_t *xe = c->xg + (int64_t)off * arow;
-        queue_matmul(c, &l->ffn_gate_exps, w[j].gate, xe, cnt, c->hg + (int64_t)off * F, F);
+        /* w[j].repacked: which of the expert's matrices its cache slot holds
+         * in the interleaved layout (bit 0 gate, 1 up, 2 down) */
+        queue_matmul_rp(c, &l->ffn_gate_exps, w[j].gate, w[j].repacked & 1, xe, cnt, c->hg + (int64_t)off * F, F);
         c->tasks[c->n_tasks - 1].dW = dev[j][0];
-        if (same_up) queue_matmul(c, &l->ffn_up_exps, w[j].up, xe, cnt, c->hu + (int64_t)off * F, F);
-        if (same_up) c->tasks[c->n_tasks - 1].dW = dev[j][1];
+        if (same_up) {
+            queue_matmul_rp(c, &l->ffn_up_exps, w[j].up, w[j].repacked >> 1 & 1, xe, cnt, c->hu + (int64_t)off * F, F);
+            c->tasks[c->n_tasks - 1].dW = dev[j][1];
+        }
     }
     run_matmuls(c);
     if (!same_up) { /* rare: up needs another activation type */
@@ -800,7 +818,8 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
                 const int entry = off + i, t = c->entry_tok[entry] / K;
                 mp_quantize_act(l->ffn_up_exps.type, c->xn + t * E, c->xg + (int64_t)entry * urow, E);
             }
-            queue_matmul(c, &l->ffn_up_exps, w[j].up, c->xg + (int64_t)off * urow, cnt, c->hu + (int64_t)off * F, F);
+            queue_matmul_rp(c, &l->ffn_up_exps, w[j].up, w[j].repacked >> 1 & 1, c->xg + (int64_t)off * urow, cnt,
+                            c->hu + (int64_t)off * F, F);
             c->tasks[c->n_tasks - 1].dW = dev[j][1];
         }
         run_matmuls(c);
@@ -820,7 +839,8 @@ static void compute_experts(mp_ctx *c, const mp_layer *l, const int *ex, const m
     for (int j = 0; j < n; j++) {
         const int off = c->ex_off[ex[j]], cnt = c->ex_count[ex[j]];
         swiglu_rows(c, l->ffn_down_exps.type, F, off, cnt, c->xg);
-        queue_matmul(c, &l->ffn_down_exps, w[j].down, c->xg + (int64_t)off * drow, cnt, c->dout + (int64_t)off * E, E);
+        queue_matmul_rp(c, &l->ffn_down_exps, w[j].down, w[j].repacked >> 2 & 1, c->xg + (int64_t)off * drow, cnt,
+                        c->dout + (int64_t)off * E, E);
         c->tasks[c->n_tasks - 1].dW = dev[j][2];
     }
     run_matmuls(c);

@@ -151,6 +151,10 @@ typedef struct mp_tensor {
      * of its bias): data points into that tensor at view_off bytes, and it
      * is loaded with it, never on its own (mp_layer_bind_qkv_views). */
     bool view;
+    /* true: data holds whole-row groups in the interleaved layout (kernels.h,
+     * MP_RP_ROWS; same bytes, rows permuted by block): only mp_matmul_rows_ex
+     * with MP_MM_REPACKED may read it (runtime/resident.c sets it) */
+    bool repacked;
 } mp_tensor;
 
 /* File offset (within the GGUF image) and size of expert e's part of t. */

@@ -135,9 +135,23 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     p->margin = mp_plan_margin(p->machine.allowed);
     const uint64_t usable = auto_budget(p->machine.allowed);
     if (p->mapped_total <= usable) {
-        int rc = o->pack && p->n_moe_layers > 0 ? plan_offload(m, locs, o, n_ctx, p, err) : MP_OK;
         p->auto_mode = MP_PLAN_AUTO_FITS;
-        return rc;
+        if (p->n_moe_layers == 0) return MP_OK;
+        /* It fits: read every weight into RAM rather than serve it from the
+         * mapping -- the resident weights into their buffer, every expert
+         * into a cache slot of the huge-page slab, both repacked for the
+         * kernels (4 KiB pages of a mapping cost TLB misses on every
+         * token) -- when that plan (slot rounding included) fits too; a
+         * pack is always read so. Else mapped, as --mmap. */
+        mp_plan lp = *p;
+        mp_err e = {0};
+        int rc = plan_offload(m, locs, o, n_ctx, &lp, o->pack ? err : &e);
+        if (rc == MP_OK && (o->pack || lp.total <= usable)) {
+            *p = lp;
+            p->auto_mode = MP_PLAN_AUTO_FITS;
+            return MP_OK;
+        }
+        return o->pack ? rc : MP_OK;
     }
     if (p->n_moe_layers == 0) {
         p->auto_mode = MP_PLAN_AUTO_NO_EXPERTS;
@@ -189,7 +203,15 @@ void mp_plan_note(const mp_plan *p, char *buf, size_t cap)
 {
     if (!cap) return;
     buf[0] = '\0';
-    if (p->auto_mode == MP_PLAN_AUTO_OFF || p->auto_mode == MP_PLAN_AUTO_FITS) return;
+    if (p->auto_mode == MP_PLAN_AUTO_OFF || (p->auto_mode == MP_PLAN_AUTO_FITS && !p->offload)) return;
+    if (p->auto_mode == MP_PLAN_AUTO_FITS) {
+        char need[32], allow[32];
+        mp_format_size(p->total, need, sizeof need);
+        mp_format_size(auto_budget(p->machine.allowed), allow, sizeof allow);
+        snprintf(buf, cap, "plan: the model fits (%s of the %s this machine allows): every weight read into RAM, "
+                           "experts into the cache's slab (--mmap maps the file instead)", need, allow);
+        return;
+    }
     const mp_mem_allowance *a = &p->machine;
     char need[32], allow[32], lim[32], margin[32], other[32], min[32];
     mp_format_size(p->mapped_total, need, sizeof need);

@@ -60,7 +60,9 @@ typedef struct mp_plan_opts {
 /* What the default budget decided (opts.machine given, no budget option). */
 typedef enum mp_plan_auto {
     MP_PLAN_AUTO_OFF = 0,    /* not asked: a budget option, --mmap, or nothing known of the machine */
-    MP_PLAN_AUTO_FITS,       /* the whole file mapped fits the allowance less the margin: mapped */
+    MP_PLAN_AUTO_FITS,       /* the whole file fits the allowance less the margin: every weight read
+                              * into RAM (offload with a slot for every expert) when that fits too,
+                              * else (or without routed experts) mapped */
     MP_PLAN_AUTO_STREAM,     /* it does not: experts stream with budget = allowance - margin */
     MP_PLAN_AUTO_TOO_SMALL,  /* neither fits: mapped anyway (the machine pages), stream_min says why */
     MP_PLAN_AUTO_NO_EXPERTS, /* mapped does not fit, but no routed experts to stream: mapped anyway */
@@ -93,7 +95,9 @@ int mp_expert_locs_gguf(const mp_model *m, mp_expert_loc **locs, mp_err *err);
 
 /* Makes the plan. Offload when any budget option is set. With none and
  * opts.machine given: map when the whole file fits machine->allowed less
- * mp_plan_margin, else offload with --mem = that figure rounded down to
+ * mp_plan_margin -- reading every weight into RAM instead (offload with a
+ * slot per expert) when that fits as well and the model has routed experts
+ * --, else offload with --mem = that figure rounded down to
  * whole MiB; when even the smallest streaming plan does not fit, map (see
  * mp_plan_auto). A pack always streams (a cache of every expert when
  * nothing limits it). Returns MP_OK or MP_E_BUDGET (only for a budget option)

@@ -1,5 +1,8 @@
 #include "resident.h"
 
+#include "kernels/kernels.h"
+#include "moepager/status.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -119,6 +122,37 @@ static int load_one(void *arg, mp_tensor *t)
     return 0;
 }
 
+/* The resident matrices that reach the kernels only whole, through the
+ * forward pass's matmul queue (not the embedding table, read by rows; not
+ * routers or deepseek2's per-head wk_b / wv_b, sliced per head). */
+static int repack_one(mp_tensor *t, mp_err *err, const char *path)
+{
+    if (!t->info || !t->data || t->ne[2] > 1 || t->ne[3] > 1 || !mp_repack_supported(t->type)) return MP_OK;
+    const int rc = mp_repack_rows(t->type, (void *)t->data, t->ne[1], t->ne[0]);
+    if (rc == MP_E_UNSUPPORTED) return MP_OK; /* a row that is not whole blocks: stays plain */
+    if (rc) return mp_err_set(err, rc, "%s: tensor '%s': no memory to repack it", path, t->info->name);
+    t->repacked = true;
+    return MP_OK;
+}
+
+int mp_resident_repack(mp_model *m, mp_err *err)
+{
+    const char *env = getenv("MP_REPACK");
+    if (env && !strcmp(env, "0")) return MP_OK;
+    int rc = MP_OK;
+    if (!m->tied_output && (rc = repack_one(&m->output, err, m->path))) return rc;
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        mp_layer *l = &m->layers[il];
+        mp_tensor *ts[] = {&l->wq,        &l->wk,          &l->wv,           &l->wo,
+                           &l->ffn_gate,  &l->ffn_up,      &l->ffn_down,     &l->ffn_gate_shexp,
+                           &l->ffn_up_shexp, &l->ffn_down_shexp, &l->wq_a,   &l->wq_b,
+                           &l->wkv_a_mqa, &l->wkv_b};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+            if ((rc = repack_one(ts[i], err, m->path))) return rc;
+    }
+    return MP_OK;
+}
+
 int mp_resident_load(mp_model *m, void **buf, mp_err *err)
 {
     *buf = NULL;
@@ -148,6 +182,10 @@ int mp_resident_load(mp_model *m, void **buf, mp_err *err)
     }
     if (m->tied_output) m->output.data = m->tok_embd.data;
     for (uint32_t il = 0; il < m->hp.n_layer; il++) mp_layer_bind_qkv_views(&m->layers[il]);
+    if ((rc = mp_resident_repack(m, err))) {
+        free(b);
+        return rc;
+    }
     *buf = b;
     return MP_OK;
 }

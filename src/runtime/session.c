@@ -3,6 +3,7 @@
 #include "cache/policy.h"
 #include "gpu/backend.h"
 #include "io/io.h"
+#include "kernels/kernels.h"
 #include "model/route.h"
 #include "pack/pack_cache.h"
 #include "runtime/model_open.h"
@@ -61,11 +62,52 @@ static int open_mapped(mp_session *s, const mp_experts_shape *sh, mp_err *err)
                 (const char *)l->ffn_gate_exps.data + e * l->ffn_gate_exps.expert_stride,
                 (const char *)l->ffn_up_exps.data + e * l->ffn_up_exps.expert_stride,
                 (const char *)l->ffn_down_exps.data + e * l->ffn_down_exps.expert_stride,
+                0, /* the mapping is never repacked */
             };
     }
     int rc = mp_experts_open_mapped(&s->experts, sh, views, err);
     free(views);
     return rc;
+}
+
+/* Whether experts are rewritten into the interleaved layout on the way into
+ * their cache slot. Repacking costs about one more pass over the expert's
+ * bytes per load (memory bandwidth, on the thread that reaps reads), which
+ * pays when an expert stays for many tokens: by default only when the cache
+ * holds every expert (each loaded once). MP_REPACK_EXPERTS=1 / 0 overrides;
+ * MP_REPACK=0 turns all repacking off. */
+static bool repack_experts(const mp_session *s)
+{
+    const char *all = getenv("MP_REPACK"), *ex = getenv("MP_REPACK_EXPERTS");
+    if (all && !strcmp(all, "0")) return false;
+    if (ex) return strcmp(ex, "0") != 0;
+    return s->plan.slots >= s->plan.n_experts_total;
+}
+
+/* The slot fill hook: a pack's check and decode first, then each of the
+ * expert's matrices (gate, up, down) whose type has interleaved kernels is
+ * repacked in place (same bytes) and flagged in ptrs->layout. */
+static int fill_slot(void *ctx, uint32_t layer, uint32_t expert, void *slot, uint64_t slot_bytes, mp_expert_ptrs *ptrs,
+                     mp_err *err)
+{
+    mp_session *s = ctx;
+    int rc = s->pack ? mp_pack_verify_block(s->pack, layer, expert, slot, slot_bytes, ptrs, err) : MP_OK;
+    if (rc) return rc;
+    const mp_layer *l = &s->model->layers[layer];
+    const mp_tensor *t[3] = {&l->ffn_gate_exps, &l->ffn_up_exps, &l->ffn_down_exps};
+    ptrs->layout = 0;
+    for (uint32_t i = 0; i < 3 && i < ptrs->n_parts; i++) {
+        /* a view into a fused gate_up slab is not whole rows of its own */
+        if (t[i]->view_off || !mp_repack_supported(t[i]->type)) continue;
+        if (ptrs->len[i] != (uint64_t)t[i]->ne[1] * t[i]->row_size) continue;
+        rc = mp_repack_rows(t[i]->type, (void *)ptrs->part[i], t[i]->ne[1], t[i]->ne[0]);
+        if (rc == MP_E_UNSUPPORTED) continue;
+        if (rc)
+            return mp_err_set(err, rc, "%s: layer %u expert %u: tensor '%s': no memory to repack it", s->model->path, layer,
+                              expert, t[i]->info ? t[i]->info->name : "?");
+        ptrs->layout |= 1u << i;
+    }
+    return MP_OK;
 }
 
 static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert_loc *locs,
@@ -96,8 +138,8 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
         .hugepages = !p->no_hugepages,
         /* a pack's blocks are checked (and lz4 decoded) in their slot on
          * every load, before anything uses them */
-        .verify = s->pack ? mp_pack_verify_block : NULL,
-        .verify_ctx = s->pack,
+        .verify = repack_experts(s) ? fill_slot : s->pack ? mp_pack_verify_block : NULL,
+        .verify_ctx = repack_experts(s) ? (void *)s : (void *)s->pack,
     };
     note[0] = '\0';
     rc = mp_cache_create(&cc, &s->cache, note, sizeof note, err);
@@ -113,6 +155,25 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
     rc = mp_experts_open_cached(&s->experts, sh, s->cache, err);
     if (!rc && !p->no_preload && s->plan.slots >= s->plan.n_experts_total) rc = preload_all(s, err);
     return rc;
+}
+
+static int count_repacked(void *ctx, mp_tensor *t)
+{
+    uint64_t *n = ctx;
+    if (t->repacked) n[0]++, n[1] += t->info->size;
+    return 0;
+}
+
+/* Says how many resident matrices the load rewrote into the interleaved
+ * layout (runtime/resident.c; same bytes, so the plan is unchanged). */
+static void note_repacked(mp_session *s)
+{
+    uint64_t n[2] = {0, 0};
+    mp_model_for_each_resident(s->model, count_repacked, n);
+    if (n[0])
+        mp_note_add(s->note, sizeof s->note, "repacked %llu resident matrices (%.1f MiB) into 4-row interleaved blocks%s",
+                    (unsigned long long)n[0], n[1] / 1048576.0,
+                    s->cache && repack_experts(s) ? "; experts are repacked as they enter the cache" : "");
 }
 
 /* Trace layers are indices among the MoE layers (docs/TRACE_FORMAT.md). */
@@ -188,7 +249,7 @@ int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, co
         return mp_err_set(err, MP_E_INVAL, "--mmap (or --mem 0) maps the whole file: it cannot go with --mem, "
                                            "--cache-size or --cache-experts");
     /* No budget option and no --mmap: the planner budgets from what the
-     * machine allows (it maps when the model fits). */
+     * machine allows (it reads every weight into RAM when the model fits). */
     mp_mem_allowance machine;
     const bool auto_budget = !budget && !p->mmap;
     if (auto_budget) mp_mem_allowance_read(NULL, &machine);
@@ -223,9 +284,10 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     char plan_note[512];
     mp_plan_note(&s->plan, plan_note, sizeof plan_note);
     if (plan_note[0]) mp_note_add(s->note, sizeof s->note, "%s", plan_note);
-    if (s->plan.auto_mode == MP_PLAN_AUTO_STREAM && !s->pack) {
-        /* Streaming after all: reopen without the mapping, as --mem does
-         * (the expert offsets in locs and the plan stay valid: same file). */
+    if ((s->plan.auto_mode == MP_PLAN_AUTO_STREAM || (s->plan.auto_mode == MP_PLAN_AUTO_FITS && s->plan.offload)) &&
+        !s->pack) {
+        /* Streaming after all, or every weight read into RAM: reopen without
+         * the mapping, as --mem does (the expert offsets in locs and the plan stay valid: same file). */
         mp_model_close(s->model, NULL);
         s->model = NULL;
         rc = mp_model_open(p->model_path, true, &s->model, &s->pack, err);
@@ -267,6 +329,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         rc = open_mapped(s, &shape, err);
     }
     if (rc) goto fail;
+    if (s->resident_buf) note_repacked(s);
     mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads, p->n_seq};
     rc = mp_ctx_create(&s->ctx, s->model, s->experts, &cp, err);
     if (rc) goto fail;

@@ -47,6 +47,19 @@ static int add_resident(void *ctx, mp_tensor *t)
     return MP_OK;
 }
 
+/* The device kernels read the GGUF row layout: a resident matrix repacked
+ * at load (resident.c) goes back to it before its bytes are uploaded, and
+ * its CPU runs then take the plain kernels too. */
+static int unrepack(void *ctx, mp_tensor *t)
+{
+    (void)ctx;
+    if (!t->repacked) return MP_OK;
+    const int rc = mp_unrepack_rows(t->type, (void *)t->data, t->ne[1], t->ne[0]);
+    if (rc) return rc;
+    t->repacked = false;
+    return MP_OK;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -146,7 +159,9 @@ int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
     const mp_model *m = s->model;
     const mp_hparams *hp = &m->hp;
     collect c = {0};
-    int rc = mp_model_for_each_resident(s->model, add_resident, &c);
+    int rc = mp_model_for_each_resident(s->model, unrepack, NULL);
+    if (rc) return mp_err_set(err, rc, "%s: out of memory restoring a repacked matrix for the device", m->path);
+    rc = mp_model_for_each_resident(s->model, add_resident, &c);
     if (rc) {
         free(c.r);
         return mp_err_set(err, rc, "out of memory");
