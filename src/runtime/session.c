@@ -80,6 +80,7 @@ static bool repack_experts(const mp_session *s)
 {
     const char *all = getenv("MP_REPACK"), *ex = getenv("MP_REPACK_EXPERTS");
     if (all && !strcmp(all, "0")) return false;
+    if (s->device_tier) return false; /* the device reads the GGUF row layout */
     if (ex) return strcmp(ex, "0") != 0;
     return s->plan.slots >= s->plan.n_experts_total;
 }
@@ -271,6 +272,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     *out = NULL;
     mp_session *s = calloc(1, sizeof *s);
     if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    s->device_tier = mp_session_wants_device(p);
     mp_expert_loc *locs = NULL;
     uint8_t *is_moe = NULL;
     int rc;

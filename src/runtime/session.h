@@ -71,6 +71,8 @@ typedef struct mp_session {
     uint64_t trace_errors;
     char note[1024];   /* announcements (fallbacks), "\n"-separated; "" if none */
     struct mp_backend *backend; /* the VRAM tier's compute backend, or NULL (CPU only) */
+    bool device_tier;           /* p asks for a VRAM tier (mp_session_wants_device): experts
+                                 * keep the GGUF row layout the device reads */
 } mp_session;
 
 int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err);
@@ -85,6 +87,9 @@ void mp_session_free(mp_session *s); /* NULL-safe */
  * the backend, handed to s->ctx. MP_OK with nothing made when there is no
  * device or vram is 0; MP_E_BUDGET with the minimum for an impossible plan. */
 int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err);
+/* Whether p makes a VRAM tier (a device, sim or CUDA, and a budget not 0);
+ * the reasons it may still fail are mp_session_open_vram's to report. */
+bool mp_session_wants_device(const mp_session_params *p);
 
 /* With routing replay: MP_OK when the trace routes positions pos0 ..
  * pos0+n-1 at every MoE layer, else MP_E_RANGE naming the first position

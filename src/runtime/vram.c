@@ -130,6 +130,14 @@ static int measure_costs(mp_backend *b, const mp_tensor *w, int n_threads, mp_ti
     return rc;
 }
 
+bool mp_session_wants_device(const mp_session_params *p)
+{
+    const char *dev = p->device ? p->device : "auto";
+    if (p->vram_given && p->vram == 0) return false;
+    if (!strcmp(dev, "sim") || !strcmp(dev, "sim-exec") || !strcmp(dev, "cuda")) return true;
+    return !strcmp(dev, "auto") && mp_gpu_device_count() > 0;
+}
+
 int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
 {
     mp_device_kind kind = MP_DEVICE_NONE;
