@@ -51,7 +51,8 @@ static void load_ggml(void)
         {MP_TYPE_Q5_K, "ggml_vec_dot_q5_K_q8_K"},   {MP_TYPE_Q6_K, "ggml_vec_dot_q6_K_q8_K"},
         {MP_TYPE_Q2_K, "ggml_vec_dot_q2_K_q8_K"},   {MP_TYPE_Q3_K, "ggml_vec_dot_q3_K_q8_K"},
         {MP_TYPE_IQ4_NL, "ggml_vec_dot_iq4_nl_q8_0"}, {MP_TYPE_IQ4_XS, "ggml_vec_dot_iq4_xs_q8_K"},
-        {MP_TYPE_MXFP4, "ggml_vec_dot_mxfp4_q8_0"},
+        {MP_TYPE_MXFP4, "ggml_vec_dot_mxfp4_q8_0"}, {MP_TYPE_Q5_0, "ggml_vec_dot_q5_0_q8_0"},
+        {MP_TYPE_Q5_1, "ggml_vec_dot_q5_1_q8_1"},
     };
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) ggml_dot[syms[i].t] = (ggml_vec_dot_t)dlsym(h, syms[i].sym);
     void (*init)(void) = (void (*)(void))dlsym(h, "ggml_cpu_init");
@@ -156,7 +157,7 @@ int main(int argc, char **argv)
     const double min_s = argc > 1 ? atof(argv[1]) : 0.3;
     static const uint32_t types[] = {MP_TYPE_F32,  MP_TYPE_F16,  MP_TYPE_BF16, MP_TYPE_Q8_0,   MP_TYPE_Q4_0,  MP_TYPE_Q4_K,
                                      MP_TYPE_Q5_K, MP_TYPE_Q6_K, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_IQ4_NL, MP_TYPE_IQ4_XS,
-                                     MP_TYPE_MXFP4};
+                                     MP_TYPE_MXFP4, MP_TYPE_Q5_0, MP_TYPE_Q5_1};
     static const int64_t shapes[2][2] = {{2816, 1024}, {1024, 2816}}; /* {nrows, ncols} */
     enum { TP = 64 };
     mp_kernels_init();

@@ -34,7 +34,7 @@ gen() { # arch type file
 }
 printf "%-10s %-6s %-10s %s\n" arch type ratio greedy32
 for arch in llama llama-moe qwen3moe olmoe; do
-    for type in f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K q2_K q3_K iq4_nl iq4_xs; do
+    for type in f32 f16 bf16 q8_0 q4_0 q5_0 q5_1 q4_K q5_K q6_K q2_K q3_K iq4_nl iq4_xs; do
         m="$T/$arch-$type.gguf"
         if ! gen "$arch" "$type" "$m"; then echo "FAIL: mp-gen $arch $type"; fail=1; continue; fi
         case $type in f32) tol=1e-4 ;; f16|bf16) tol=1e-2 ;; *) tol=3e-2 ;; esac

@@ -233,6 +233,55 @@ static void test_kat_iq4(void)
     CHECK(y[64] == -32.0f); /* sub-block 2: stored 0 -> -32, level 8 (1) */
 }
 
+static void test_kat_q5(void)
+{
+    /* Q5_0 {fp16 d; u8 qh[4]; u8 qs[16]}: element j < 16 is the low nibble of
+     * qs[j], j >= 16 the high nibble of qs[j - 16]; its fifth bit is bit j of
+     * the little-endian qh; value d * (q - 16) */
+    uint8_t b0[22];
+    memset(b0, 0, sizeof b0);
+    b0[0] = 0x00, b0[1] = 0x38; /* d = 0.5 */
+    b0[2] = 0x01;               /* qh bit 0: element 0 */
+    b0[5] = 0x80;               /* qh bit 31: element 31 */
+    b0[6] = 0x3F;               /* element 0: nibble 15 | 16 = 31; element 16: nibble 3, bit clear */
+    b0[21] = 0xA0;              /* element 15: 0; element 31: 10 | 16 = 26 */
+    float y[32];
+    CHECK(mp_dequantize_row(MP_TYPE_Q5_0, b0, y, 32) == MP_OK);
+    CHECK(y[0] == 7.5f && y[16] == -6.5f && y[15] == -8.0f && y[31] == 5.0f && y[1] == -8.0f);
+    /* ggml's rounding: d = max / -16 from the signed extreme; -16 * d is the
+     * extreme exactly; q = min(31, (int8_t)(x/d + 16.5)) */
+    float x[32];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j % 9) - 4.f;
+    x[5] = -8.f;
+    CHECK(mp_quantize_row_ref(MP_TYPE_Q5_0, x, b0, 32) == MP_OK);
+    CHECK(b0[0] == 0x00 && b0[1] == 0x38); /* -8 / -16 = 0.5 */
+    CHECK(mp_dequantize_row(MP_TYPE_Q5_0, b0, y, 32) == MP_OK);
+    for (int j = 0; j < 32; j++) CHECKF(y[j] == x[j], "q5_0 %d: %g vs %g", j, y[j], x[j]);
+
+    /* Q5_1 {fp16 d, m; u8 qh[4]; u8 qs[16]}: value d * q + m, q in 0..31 */
+    uint8_t b1[24];
+    memset(b1, 0, sizeof b1);
+    b1[0] = 0x00, b1[1] = 0x3C; /* d = 1 */
+    b1[2] = 0x00, b1[3] = 0xC0; /* m = -2 */
+    b1[6] = 0x01;               /* qh bit 16 (byte 2 of qh): element 16 */
+    b1[8] = 0x5F;               /* element 0: 15; element 16: 5 | 16 = 21 */
+    CHECK(mp_dequantize_row(MP_TYPE_Q5_1, b1, y, 32) == MP_OK);
+    CHECK(y[0] == 13.f && y[16] == 19.f && y[1] == -2.f);
+    for (int j = 0; j < 32; j++) x[j] = (float)((j * 7) % 32) * 0.25f - 1.f; /* min -1, max 6.75: d = 0.25 */
+    CHECK(mp_quantize_row_ref(MP_TYPE_Q5_1, x, b1, 32) == MP_OK);
+    CHECK(mp_dequantize_row(MP_TYPE_Q5_1, b1, y, 32) == MP_OK);
+    for (int j = 0; j < 32; j++) CHECKF(y[j] == x[j], "q5_1 %d: %g vs %g", j, y[j], x[j]);
+
+    /* Q8_1 {fp16 d, s; i8 qs[32]}: s = fp16(d * sum q) */
+    CHECK(mp_act_type(MP_TYPE_Q5_0) == MP_TYPE_Q8_0 && mp_act_type(MP_TYPE_Q5_1) == MP_TYPE_Q8_1);
+    CHECK(mp_row_size(MP_TYPE_Q5_0, 64) == 44 && mp_row_size(MP_TYPE_Q5_1, 64) == 48 &&
+          mp_act_row_size(MP_TYPE_Q5_1, 64) == 72);
+    for (int j = 0; j < 32; j++) x[j] = j < 31 ? 1.f : 127.f;
+    mp_block_q8_1 q;
+    mp_quantize_act(MP_TYPE_Q5_1, x, &q, 32);
+    CHECK(q.qs[0] == 1 && q.qs[31] == 127 && q.d == mp_fp32_to_fp16(1.f) && q.s == mp_fp32_to_fp16(158.f));
+}
+
 static void test_kat_mxfp4(void)
 {
     /* e first, then 16 bytes of E2M1 codes: low nibble element j, high j + 16 */
@@ -331,7 +380,7 @@ static void test_roundtrip(void)
         {MP_TYPE_F16, 4e-4},  {MP_TYPE_BF16, 3e-3}, {MP_TYPE_Q8_0, 8e-3}, {MP_TYPE_Q8_K, 0.012},
         {MP_TYPE_Q4_0, 0.11}, {MP_TYPE_Q4_K, 0.09}, {MP_TYPE_Q5_K, 0.05}, {MP_TYPE_Q6_K, 0.025},
         {MP_TYPE_Q2_K, 0.40}, {MP_TYPE_Q3_K, 0.20}, {MP_TYPE_IQ4_NL, 0.12}, {MP_TYPE_IQ4_XS, 0.10},
-        {MP_TYPE_MXFP4, 0.20},
+        {MP_TYPE_MXFP4, 0.20}, {MP_TYPE_Q5_0, 0.06}, {MP_TYPE_Q5_1, 0.05},
     };
     enum { N = 4096 };
     static float x[N], y[N];
@@ -382,7 +431,7 @@ static void make_weights(uint32_t type, int64_t n, void *w, bool raw_bytes)
         uint8_t *blk = p + b * ti->type_size;
         const uint16_t d = mp_fp32_to_fp16(0.001f + mp_rng_unit(&rng) * 0.01f);
         switch (type) {
-        case MP_TYPE_Q4_K: case MP_TYPE_Q5_K:
+        case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: case MP_TYPE_Q5_1: /* d, then dmin / m */
             memcpy(blk, &d, 2);
             memcpy(blk + 2, &d, 2);
             break;
@@ -460,6 +509,15 @@ static void test_simd_vs_ref(mp_isa isa)
                     mp_dequantize_row(mp_act_type(wt), xq_ref, b, n);
                     double d = 0;
                     for (int64_t i = 0; i < n; i++) d += (double)a[i] * b[i];
+                    if (wt == MP_TYPE_Q5_1) /* the min term uses y.s = fp16(y.d * sum q), not sum of y.d * q */
+                        for (int64_t k = 0; k < n / 32; k++) {
+                            const mp_block_q5_1 *wb = (const mp_block_q5_1 *)w + k;
+                            const mp_block_q8_1 *yb = (const mp_block_q8_1 *)xq_ref + k;
+                            int sq = 0;
+                            for (int j = 0; j < 32; j++) sq += yb->qs[j];
+                            d += (double)mp_fp16_to_fp32(wb->m) *
+                                 ((double)mp_fp16_to_fp32(yb->s) - (double)mp_fp16_to_fp32(yb->d) * sq);
+                        }
                     CHECKF(fabs(d - s_ref) <= 1e-5 * scale, "ref vec_dot %s n=%ld: %.9g vs dequantised %.9g",
                            mp_type_name(wt), (long)n, s_ref, d);
                 }
@@ -518,6 +576,7 @@ int main(void)
     test_kat_q2_K();
     test_kat_q3_K();
     test_kat_iq4();
+    test_kat_q5();
     test_kat_mxfp4();
     test_kat_q8_K_and_float();
     test_roundtrip();
@@ -529,7 +588,7 @@ int main(void)
     CHECK(mp_act_type(MP_TYPE_MXFP4) == MP_TYPE_Q8_0 && mp_type_supported(MP_TYPE_MXFP4));
     CHECK(mp_row_size(MP_TYPE_Q2_K, 512) == 168 && mp_row_size(MP_TYPE_Q3_K, 256) == 110);
     CHECK(mp_row_size(MP_TYPE_IQ4_NL, 64) == 36 && mp_row_size(MP_TYPE_IQ4_XS, 256) == 136);
-    CHECK(!mp_type_supported(MP_TYPE_IQ3_S) && !mp_type_supported(MP_TYPE_Q5_0));
+    CHECK(!mp_type_supported(MP_TYPE_IQ3_S) && !mp_type_supported(MP_TYPE_Q4_1) && mp_type_supported(MP_TYPE_Q5_0));
 
     const mp_isa start = mp_kernels_isa();
     int ran = 0;

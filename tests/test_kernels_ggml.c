@@ -6,7 +6,7 @@
  *   - the dispatched vec_dot returns the same float bits as ggml's vec_dot;
  *   - mp_matmul_rows (vec_dot order, as ggml's MUL_MAT_ID and decode) and
  *     mp_matmul_rows_ex(MP_MM_GEMM) (as ggml's MUL_MAT over T >= 2 tokens,
- *     where llamafile's tinyBLAS takes F32/F16/BF16/Q8_0/Q4_0/IQ4_NL, and its
+ *     where llamafile's tinyBLAS takes F32/F16/BF16/Q8_0/Q4_0/Q5_0/IQ4_NL, and its
  *     IQ panel GEMM IQ4_XS from 8 tokens) give the bits
  *     of a one-node ggml graph (mul_mat, computed with ggml_graph_compute_with_ctx,
  *     so without CPU_REPACK buffers, as llama_logits --no-repack);
@@ -83,6 +83,8 @@ static const char *type_name(uint32_t t)
     case MP_TYPE_IQ4_NL: return "iq4_nl";
     case MP_TYPE_IQ4_XS: return "iq4_xs";
     case MP_TYPE_MXFP4: return "mxfp4";
+    case MP_TYPE_Q5_0: return "q5_0";
+    case MP_TYPE_Q5_1: return "q5_1";
     }
     return "?";
 }
@@ -249,6 +251,7 @@ static void test_quantize_ref(void *base)
         {MP_TYPE_Q4_K, "quantize_row_q4_K_ref"}, {MP_TYPE_Q5_K, "quantize_row_q5_K_ref"},
         {MP_TYPE_Q6_K, "quantize_row_q6_K_ref"}, {MP_TYPE_IQ4_NL, "quantize_row_iq4_nl_ref"},
         {MP_TYPE_IQ4_XS, "quantize_row_iq4_xs_ref"}, {MP_TYPE_MXFP4, "quantize_row_mxfp4_ref"},
+        {MP_TYPE_Q5_0, "quantize_row_q5_0_ref"}, {MP_TYPE_Q5_1, "quantize_row_q5_1_ref"},
     };
     enum { N = 4096 };
     float *x = malloc(sizeof(float) * N);

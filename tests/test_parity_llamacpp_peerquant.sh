@@ -15,11 +15,12 @@
 # ds2-kvb: the older attn_kv_b, V2-like: attn_q, softmax, groups, scale 16) and
 # glm4moe (GLM-4.5-like: q/k/v biases, q/k norms, partial rotary, an MTP block),
 # 3 layers with a dense lead, 8 experts top-3, streamed through 4 cache slots.
-# Their per-head widths are chosen so that no tensor needs llama-quantize's fallback
-# to q5_0 / q5_1, which moepager does not implement: a row of nope_dim (attn_k_b),
-# kv_lora (attn_v_b, attn_kv_b) and n_head*v_dim (attn_output, q5_K in these mixes)
-# that is no multiple of 256 falls back to q5_0 (Q4_K_M) or q5_1 (attn_output) --
-# as real DeepSeek files' 128-wide attn_k_b do (see the last check below).
+# Their per-head widths are chosen so that no tensor needs llama-quantize's fallback.
+# ds2-real (last): DeepSeek-V3's real head widths (nope 128, rope 64, v 128, kv_lora
+# 512) and V2-Lite's 1408-wide expert FFN, 4 layers: rows that no 256-block divides
+# fall back, as in every real DeepSeek/Kimi K-quant file: Q4_K_M puts attn_k_b and
+# layer 1's ffn_down_exps / ffn_down_shexp in q5_0, Q5_K_M (ftype 17) in q5_1 (and
+# the other layers' down projections, q6_K's fallback, in q8_0); mapped and streamed.
 # The quantiser driver (tests/helpers/peer/peer_quantize.c) is compiled here against
 # the peer's headers and libraries. Skips (77) without a built peer or a C
 # compiler. A scalar build or an $MP_ISA cap: 3e-2, greedy tokens only reported
@@ -64,17 +65,22 @@ gen_model() { # NAME TYPE FILE
     ds2-kvb) "$B/mp-gen" $DS2 --mla-kv-b --gating softmax --n-group 4 --n-group-used 2 --weights-scale 16 \
                 --type "$2" -q -o "$3" ;;
     glm4moe) "$B/mp-gen" $GLM --type "$2" -q -o "$3" ;;
+    ds2-real) "$B/mp-gen" --arch deepseek2 --n-embd 256 --n-head 4 --n-ff 512 --n-ff-exp 1408 --n-layer 4 \
+                --n-dense-lead 1 --n-expert 4 --n-expert-used 2 --kv-lora 512 --nope-dim 128 --rope-dim 64 \
+                --v-dim 128 --n-vocab 384 --seed 11 --type "$2" -q -o "$3" ;;
     *) mp_parity_gen "$B/mp-gen" "$1" "$2" "$3" ;;
     esac
 }
-cache_slots() { case $1 in ds2-*|glm4moe) echo 4 ;; *) echo 2 ;; esac; }
+cache_slots() { case $1 in ds2-real) echo 2 ;; ds2-*|glm4moe) echo 4 ;; *) echo 2 ;; esac; }
+# the ftypes of each model: ds2-real the two whose fallbacks are q5_0 and q5_1
+ftypes() { case $1 in ds2-real) echo "q4_K_M 17" ;; *) echo "${MP_PEERQUANT_FTYPES:-q2_K q3_K_M q4_K_M iq4_xs iq4_nl}" ;; esac; }
 
 fail=0
 printf "%-10s %-7s %-34s %-12s %-8s %-12s %-8s %s\n" arch ftype "weight types" mapped greedy32 streamed greedy32 misses
-for arch in ${MP_PEERQUANT_ARCHS:-${MP_PARITY_ARCHS} ds2-kb ds2-kvb glm4moe}; do
+for arch in ${MP_PEERQUANT_ARCHS:-${MP_PARITY_ARCHS} ds2-kb ds2-kvb glm4moe ds2-real}; do
     f32="$T/$arch-f32.gguf"
     if ! gen_model "$arch" f32 "$f32"; then echo "FAIL: mp-gen $arch f32"; fail=1; continue; fi
-    for ft in ${MP_PEERQUANT_FTYPES:-q2_K q3_K_M q4_K_M iq4_xs iq4_nl}; do
+    for ft in $(ftypes "$arch"); do
         m="$T/$arch-$ft.gguf"
         if ! "$QZ" "$f32" "$m" "$ft" >"$T/q.log" 2>&1; then
             echo "FAIL: peer quantise $arch $ft:"; tail -3 "$T/q.log"; fail=1; continue
@@ -109,29 +115,13 @@ for arch in ${MP_PEERQUANT_ARCHS:-${MP_PARITY_ARCHS} ds2-kb ds2-kvb glm4moe}; do
             if [ "$g" = DIFF ]; then echo "  llama.cpp $gl"; echo "  engine    $ge"; fi
         done
         echo "$row $misses"
+        if [ "$arch" = ds2-real ]; then
+            want=q5_0; [ "$ft" = 17 ] && want=q5_1
+            case ",$types," in *",$want,"*) ;; *) echo "FAIL: ds2-real $ft: no $want tensor ($types): the fallback this row is for"; fail=1 ;; esac
+        fi
+        rm -f "$m"
     done
+    rm -f "$f32"
 done
 
-# Real DeepSeek widths (nope_dim 128 here 32, v_dim*n_head not a multiple of 256): the
-# peer's Q4_K_M puts attn_k_b in q5_0 and attn_output in q5_1, types moepager does not
-# implement yet: refused with one line naming the file, a tensor and its type.
-# (When q5_0/q5_1 are implemented, this becomes a parity row like the others.)
-if [ -z "${MP_PEERQUANT_NO_REFUSAL:-}" ]; then
-    m="$T/ds2-real-widths-f32.gguf"
-    if "$B/mp-gen" --arch deepseek2 --n-embd 256 --n-head 4 --n-ff 512 --n-ff-exp 256 --n-layer 2 --n-dense-lead 1 \
-            --n-expert 4 --n-expert-used 2 --n-vocab 384 --seed 11 --type f32 -q -o "$m" &&
-        "$QZ" "$m" "$T/ds2-real-widths-q4_K_M.gguf" q4_K_M >"$T/q.log" 2>&1; then
-        "$B/moepager" logits -m "$T/ds2-real-widths-q4_K_M.gguf" --ids 1,2,3 -o "$T/e.f32" >/dev/null 2>"$T/e.err"
-        rc=$?
-        if [ $rc -ne 0 ] && [ "$(wc -l <"$T/e.err")" -eq 1 ] && grep -q "ds2-real-widths-q4_K_M.gguf.*tensor 'blk\.[0-9]*\.attn_[a-z_]*\.weight' has type q5_[01]" "$T/e.err"; then
-            echo "ds2 real widths q4_K_M: refused as expected: $(cat "$T/e.err")"
-        elif [ $rc -eq 0 ]; then
-            echo "NOTE: ds2 real widths q4_K_M now loads (q5_0/q5_1 implemented?): make it a parity row"
-        else
-            echo "FAIL: ds2 real widths q4_K_M: rc $rc, expected one clear refusal line:"; cat "$T/e.err"; fail=1
-        fi
-    else
-        echo "FAIL: mp-gen / peer quantise of the real-widths deepseek2"; tail -3 "$T/q.log"; fail=1
-    fi
-fi
 exit $fail

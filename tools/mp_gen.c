@@ -655,6 +655,30 @@ static void gen_q4_0(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
     }
 }
 
+/* Q5_0 {fp16 d; u8 qh[4]; u8 qs[16]}: value d*(q-16), q uniform in 0..31
+ * (std 9.23): std 9.23*d. */
+static void gen_q5_0(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    const float d0 = t->scale / 9.23f;
+    for (size_t b = 0; b < n; b++, dst += 22) {
+        mp_rng_bytes(r, dst, 22);
+        put_f16(dst, d0 * block_jitter[dst[0] & 3]);
+    }
+}
+
+/* Q5_1 {fp16 d, m; u8 qh[4]; u8 qs[16]}: value d*q + m, q uniform in 0..31;
+ * m = -15.5*d centres the block: std 9.23*d. */
+static void gen_q5_1(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
+{
+    const float d0 = t->scale / 9.23f;
+    for (size_t b = 0; b < n; b++, dst += 24) {
+        mp_rng_bytes(r, dst, 24);
+        const float d = d0 * block_jitter[dst[0] & 3];
+        put_f16(dst, d);
+        put_f16(dst + 2, -15.5f * d);
+    }
+}
+
 /* 6-bit scales/mins of Q4_K and Q5_K, packed as ggml's get_scale_min_k4
  * unpacks them: sub-blocks 0-3 in the low 6 bits of bytes 0-3 (scale) and
  * 4-7 (min); sub-blocks 4-7 as low nibble (scale) / high nibble (min) of
@@ -815,6 +839,8 @@ static void gen_units(const gen_tensor *t, mp_rng *r, uint8_t *dst, size_t n)
     case MP_TYPE_IQ4_NL: gen_iq4_nl(t, r, dst, n); break;
     case MP_TYPE_IQ4_XS: gen_iq4_xs(t, r, dst, n); break;
     case MP_TYPE_MXFP4: gen_mxfp4(t, r, dst, n); break;
+    case MP_TYPE_Q5_0: gen_q5_0(t, r, dst, n); break;
+    case MP_TYPE_Q5_1: gen_q5_1(t, r, dst, n); break;
     default: memset(dst, 0, n * mp_type_get(t->type)->type_size); break;
     }
 }
@@ -1041,7 +1067,7 @@ static void usage(FILE *f)
         "                      gpt-oss | minimax-m2 | qwen3next | qwen35moe\n"
         "                      (default llama)\n"
         "  --type T            matrix type: f32 f16 bf16 q8_0 q4_0 q2_K q3_K q4_K q5_K\n"
-        "                      q6_K iq4_nl iq4_xs mxfp4,\n"
+        "                      q6_K q5_0 q5_1 iq4_nl iq4_xs mxfp4,\n"
         "                      or q4_K_m / q5_K_m (attn_v, ffn_down(_exps) and output\n"
         "                      in q6_K, the rest q4_K / q5_K)  (default f32)\n"
         "  --expert-type T     type of ffn_{gate,up,down}_exps (overrides --type)\n"
@@ -1091,7 +1117,7 @@ static void usage(FILE *f)
         "  -h, --help\n"
         "\n"
         "Quantised types need row lengths that are multiples of their block size\n"
-        "(32 for q8_0/q4_0/iq4_nl, 256 for the K types and iq4_xs). Norms and the router\n"
+        "(32 for q8_0/q4_0/q5_0/q5_1/iq4_nl, 256 for the K types and iq4_xs). Norms and the router\n"
         "(ffn_gate_inp) are always f32. olmoe forces n_head_kv = n_head.\n",
         f);
 }
@@ -1105,7 +1131,7 @@ static int parse_type(const char *s)
                {"q8_0", MP_TYPE_Q8_0}, {"q4_0", MP_TYPE_Q4_0}, {"q4_K", MP_TYPE_Q4_K},
                {"q5_K", MP_TYPE_Q5_K}, {"q6_K", MP_TYPE_Q6_K}, {"q2_K", MP_TYPE_Q2_K},
                {"q3_K", MP_TYPE_Q3_K}, {"iq4_nl", MP_TYPE_IQ4_NL}, {"iq4_xs", MP_TYPE_IQ4_XS},
-               {"mxfp4", MP_TYPE_MXFP4}};
+               {"mxfp4", MP_TYPE_MXFP4}, {"q5_0", MP_TYPE_Q5_0},  {"q5_1", MP_TYPE_Q5_1}};
     for (size_t i = 0; i < sizeof(tab) / sizeof(*tab); i++)
         if (strcasecmp(s, tab[i].name) == 0) return (int)tab[i].type;
     return -1;
@@ -1118,6 +1144,8 @@ static uint32_t llama_ftype(uint32_t type)
     case MP_TYPE_F16: return 1;
     case MP_TYPE_Q4_0: return 2;
     case MP_TYPE_Q8_0: return 7;
+    case MP_TYPE_Q5_0: return 8;
+    case MP_TYPE_Q5_1: return 9;
     case MP_TYPE_Q4_K: return 14; /* Q4_K_S */
     case MP_TYPE_Q5_K: return 16; /* Q5_K_S */
     case MP_TYPE_Q6_K: return 18;
@@ -1708,7 +1736,9 @@ static int64_t scan_tensor(const mp_gguf_tensor *t, const uint8_t *d)
             break;
         }
         case MP_TYPE_Q8_0:
+        case MP_TYPE_Q5_0:
         case MP_TYPE_Q4_0: ok = finite_f16(b); break;
+        case MP_TYPE_Q5_1: ok = finite_f16(b) && finite_f16(b + 2); break;
         case MP_TYPE_Q4_K:
         case MP_TYPE_Q5_K: ok = finite_f16(b) && finite_f16(b + 2); break;
         case MP_TYPE_Q6_K: ok = finite_f16(b + 208); break;
@@ -2006,7 +2036,8 @@ out:
 static int do_self_test(void)
 {
     static const uint32_t types[] = {MP_TYPE_F32,  MP_TYPE_F16,  MP_TYPE_BF16, MP_TYPE_Q8_0,   MP_TYPE_Q4_0,  MP_TYPE_Q4_K,
-                                     MP_TYPE_Q5_K, MP_TYPE_Q6_K, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_IQ4_NL, MP_TYPE_IQ4_XS};
+                                     MP_TYPE_Q5_K, MP_TYPE_Q6_K, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_IQ4_NL, MP_TYPE_IQ4_XS,
+                                     MP_TYPE_Q5_0, MP_TYPE_Q5_1};
     static const size_t chunks[] = {1, 7, 33, 255, 1000, 4099};
     int bad = 0;
     for (size_t k = 0; k < sizeof(types) / sizeof(*types); k++) {

@@ -104,7 +104,7 @@ bool mp_type_supported(uint32_t wtype)
     switch (wtype) {
     case MP_TYPE_F32: case MP_TYPE_F16: case MP_TYPE_BF16: case MP_TYPE_Q8_0: case MP_TYPE_Q4_0:
     case MP_TYPE_Q2_K: case MP_TYPE_Q3_K: case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: case MP_TYPE_Q6_K:
-    case MP_TYPE_IQ4_NL: case MP_TYPE_IQ4_XS: case MP_TYPE_MXFP4:
+    case MP_TYPE_IQ4_NL: case MP_TYPE_IQ4_XS: case MP_TYPE_MXFP4: case MP_TYPE_Q5_0: case MP_TYPE_Q5_1:
         return true;
     default:
         return false;
@@ -115,7 +115,8 @@ uint32_t mp_act_type(uint32_t wtype)
 {
     switch (wtype) {
     case MP_TYPE_F32: case MP_TYPE_F16: case MP_TYPE_BF16: return wtype;
-    case MP_TYPE_Q8_0: case MP_TYPE_Q4_0: case MP_TYPE_IQ4_NL: case MP_TYPE_MXFP4: return MP_TYPE_Q8_0;
+    case MP_TYPE_Q8_0: case MP_TYPE_Q4_0: case MP_TYPE_IQ4_NL: case MP_TYPE_MXFP4: case MP_TYPE_Q5_0: return MP_TYPE_Q8_0;
+    case MP_TYPE_Q5_1: return MP_TYPE_Q8_1;
     case MP_TYPE_Q2_K: case MP_TYPE_Q3_K: case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: case MP_TYPE_Q6_K:
     case MP_TYPE_IQ4_XS: return MP_TYPE_Q8_K;
     default: return MP_TYPE_COUNT;

@@ -10,10 +10,10 @@
  * of ncols elements (ncols = GGUF ne[0]); row r starts at byte
  * r * mp_row_size(wtype, ncols). Activations are float rows of ncols that are
  * first converted to the weight type's "activation type" (as ggml's
- * vec_dot_type): F32->F32, F16->F16, BF16->BF16, Q4_0/Q8_0->Q8_0,
- * Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS->Q8_K, IQ4_NL/MXFP4->Q8_0. Supported
- * weight types: F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
- * IQ4_NL, IQ4_XS, MXFP4. */
+ * vec_dot_type): F32->F32, F16->F16, BF16->BF16, Q4_0/Q5_0/Q8_0->Q8_0,
+ * Q5_1->Q8_1, Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS->Q8_K, IQ4_NL/MXFP4->Q8_0.
+ * Supported weight types: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q2_K, Q3_K,
+ * Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4. */
 #ifndef MP_KERNELS_H
 #define MP_KERNELS_H
 
@@ -30,9 +30,19 @@
 #define MP_K_SCALE_SIZE 12
 #define MP_QK4_NL 32
 #define MP_QK_MXFP4 32
+#define MP_QK5_0 32
+#define MP_QK5_1 32
+#define MP_QK8_1 32
 
 typedef struct { uint16_t d; uint8_t qs[MP_QK4_0 / 2]; } mp_block_q4_0;        /* 18 B */
 typedef struct { uint16_t d; int8_t qs[MP_QK8_0]; } mp_block_q8_0;             /* 34 B */
+/* Q5_0 / Q5_1: 32 elements; the low 4 bits as Q4_0 (low nibbles elements
+ * 0..15, high nibbles 16..31), the fifth bit of element j at bit j of the
+ * little-endian uint32 qh. Q5_0: value d*(q-16); Q5_1: d*q + m, q in 0..31. */
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[MP_QK5_0 / 2]; } mp_block_q5_0;          /* 22 B */
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[MP_QK5_1 / 2]; } mp_block_q5_1;       /* 24 B */
+/* Q8_1 (Q5_1's activation type): as Q8_0 plus s = fp16(d * sum(qs)). */
+typedef struct { uint16_t d, s; int8_t qs[MP_QK8_1]; } mp_block_q8_1;                            /* 36 B */
 typedef struct { uint16_t d, dmin; uint8_t scales[MP_K_SCALE_SIZE]; uint8_t qs[MP_QK_K / 2]; } mp_block_q4_K; /* 144 B */
 typedef struct { uint16_t d, dmin; uint8_t scales[MP_K_SCALE_SIZE]; uint8_t qh[MP_QK_K / 8]; uint8_t qs[MP_QK_K / 2]; } mp_block_q5_K; /* 176 B */
 typedef struct { uint8_t ql[MP_QK_K / 2]; uint8_t qh[MP_QK_K / 4]; int8_t scales[MP_QK_K / 16]; uint16_t d; } mp_block_q6_K; /* 210 B */
@@ -103,7 +113,7 @@ int mp_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
 /* Reference quantisation (round to nearest, ggml's *_ref algorithms) of n
  * elements; supports F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
- * IQ4_NL, IQ4_XS, MXFP4, Q8_K. (IQ4_NL follows quantize_row_iq4_nl_ref: no scale
+ * IQ4_NL, IQ4_XS, MXFP4, Q5_0, Q5_1, Q8_K. (IQ4_NL follows quantize_row_iq4_nl_ref: no scale
  * search; llama-quantize's IQ4_NL searches 15 scales, as IQ4_XS does here.)
  * Returns MP_OK or MP_E_UNSUPPORTED. */
 int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n);

@@ -20,7 +20,7 @@ typedef void (*mp_tile_fn)(int64_t n, const void *W, size_t wstride, const void 
 
 typedef struct mp_kernel_table {
     mp_vec_dot_fn vec_dot[MP_TYPE_COUNT];    /* by weight type */
-    mp_quant_act_fn quant_act[MP_TYPE_COUNT]; /* by activation type (F32, F16, BF16, Q8_0, Q8_K) */
+    mp_quant_act_fn quant_act[MP_TYPE_COUNT]; /* by activation type (F32, F16, BF16, Q8_0, Q8_1, Q8_K) */
     mp_tile_fn tile[MP_TYPE_COUNT][MP_TILE_C]; /* by weight type, [C - 1]; NULL: use vec_dot */
     /* GEMM order (mp_matmul_rows_ex MP_MM_GEMM; llamafile tinyBLAS): tiles of
      * MP_TILE_R rows x C tokens and a 1 x 1 kernel for leftover rows, usable
@@ -77,6 +77,7 @@ void mp_ops_fill_avx2(mp_kernel_table *t);   /* ops_avx2.c */
  * quantize_row_q8_K_ref. */
 void mp_quant_act_q8_0_ref(const float *x, void *xq, int64_t n);
 void mp_quant_act_q8_K_ref(const float *x, void *xq, int64_t n);
+void mp_quant_act_q8_1_ref(const float *x, void *xq, int64_t n); /* Q8_0's bytes plus s = d * sum */
 
 /* a * b rounded to float on its own: keeps the compiler from fusing the
  * product into a following add (ggml's scalar tails do not fuse). */

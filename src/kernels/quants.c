@@ -8,6 +8,7 @@
 #include "moepager/status.h"
 
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -21,6 +22,9 @@ static_assert(sizeof(mp_block_q2_K) == 84, "q2_K block");
 static_assert(sizeof(mp_block_q3_K) == 110, "q3_K block");
 static_assert(sizeof(mp_block_iq4_nl) == 18, "iq4_nl block");
 static_assert(sizeof(mp_block_iq4_xs) == 136, "iq4_xs block");
+static_assert(sizeof(mp_block_q5_0) == 22 && offsetof(mp_block_q5_0, qs) == 6, "q5_0 block: d, qh, qs");
+static_assert(sizeof(mp_block_q5_1) == 24 && offsetof(mp_block_q5_1, qs) == 8, "q5_1 block: d, m, qh, qs");
+static_assert(sizeof(mp_block_q8_1) == 36 && offsetof(mp_block_q8_1, qs) == 4, "q8_1 block: d, s, qs");
 static_assert(sizeof(mp_block_mxfp4) == 17 && offsetof(mp_block_mxfp4, qs) == 1, "mxfp4 block: e first");
 static_assert(offsetof(mp_block_q6_K, d) == 208, "q6_K d last");
 static_assert(offsetof(mp_block_q2_K, d) == 80, "q2_K d, dmin last");
@@ -47,6 +51,42 @@ static void dq_q4_0(const mp_block_q4_0 *b, float *y, int64_t nb)
             y[j] = (float)((b[i].qs[j] & 0xF) - 8) * d;      /* low nibbles: elements 0..15 */
             y[j + 16] = (float)((b[i].qs[j] >> 4) - 8) * d;  /* high nibbles: 16..31 */
         }
+    }
+}
+
+/* The 5-bit value of element j (0..31) of a Q5_0/Q5_1 block: nibble | qh bit j << 4. */
+static inline int q5_val(const uint8_t *qs, const uint8_t *qh4, int j)
+{
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    const int lo = j < 16 ? qs[j] & 0xF : qs[j - 16] >> 4;
+    return lo | (int)((qh >> j) & 1) << 4;
+}
+
+static void dq_q5_0(const mp_block_q5_0 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = h2f(b[i].d);
+        for (int j = 0; j < 32; j++) y[j] = (float)(q5_val(b[i].qs, b[i].qh, j) - 16) * d;
+    }
+}
+
+/* ggml's dequantize_row_q5_1: x*d + m, the product rounded before the add
+ * (ggml-base is built without FMA) */
+static void dq_q5_1(const mp_block_q5_1 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = h2f(b[i].d), m = h2f(b[i].m);
+        for (int j = 0; j < 32; j++) y[j] = mp_mul_nofma((float)q5_val(b[i].qs, b[i].qh, j), d) + m;
+    }
+}
+
+/* Q8_1 as Q8_0 (s is a by-product: d * sum(qs), for Q5_1's min term) */
+static void dq_q8_1(const mp_block_q8_1 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = h2f(b[i].d);
+        for (int j = 0; j < 32; j++) y[j] = (float)b[i].qs[j] * d;
     }
 }
 
@@ -226,6 +266,9 @@ int mp_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     case MP_TYPE_IQ4_NL: dq_iq4_nl(src, dst, nb); return MP_OK;
     case MP_TYPE_IQ4_XS: dq_iq4_xs(src, dst, nb); return MP_OK;
     case MP_TYPE_MXFP4: dq_mxfp4(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q5_0: dq_q5_0(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q5_1: dq_q5_1(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q8_1: dq_q8_1(src, dst, nb); return MP_OK;
     default: return MP_E_UNSUPPORTED;
     }
 }
@@ -250,6 +293,57 @@ static void q_q4_0(const float *x, mp_block_q4_0 *y, int64_t nb)
             const int b = imin(15, (int8_t)(x[j + 16] * id + 8.5f));
             y[i].qs[j] = (uint8_t)(a | (b << 4));
         }
+    }
+}
+
+/* ggml's quantize_row_q5_0_ref: d = max / -16 (max the signed value of
+ * largest magnitude), q = min(31, (int8_t)(x/d + 16.5)) (truncation). */
+static void q_q5_0(const float *x, mp_block_q5_0 *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = mp_fp32_to_fp16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            const uint8_t a = (uint8_t)imin(31, (int8_t)(mp_mul_nofma(x[j], id) + 16.5f));
+            const uint8_t b = (uint8_t)imin(31, (int8_t)(mp_mul_nofma(x[j + 16], id) + 16.5f));
+            y[i].qs[j] = (uint8_t)((a & 0xF) | (b & 0xF) << 4);
+            qh |= (uint32_t)(a >> 4 & 1) << j | (uint32_t)(b >> 4 & 1) << (j + 16);
+        }
+        memcpy(y[i].qh, &qh, 4);
+    }
+}
+
+/* ggml's quantize_row_q5_1_ref: d = (max - min) / 31, m = min,
+ * q = (uint8_t)((x - min)/d + 0.5). */
+static void q_q5_1(const float *x, mp_block_q5_1 *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < 32; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 31;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = mp_fp32_to_fp16(d);
+        y[i].m = mp_fp32_to_fp16(min);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            const uint8_t a = (uint8_t)(mp_mul_nofma(x[j] - min, id) + 0.5f);
+            const uint8_t b = (uint8_t)(mp_mul_nofma(x[j + 16] - min, id) + 0.5f);
+            y[i].qs[j] = (uint8_t)((a & 0xF) | (b & 0xF) << 4);
+            qh |= (uint32_t)(a >> 4 & 1) << j | (uint32_t)(b >> 4 & 1) << (j + 16);
+        }
+        memcpy(y[i].qh, &qh, 4);
     }
 }
 
@@ -844,6 +938,31 @@ void mp_quant_act_q8_0_ref(const float *x, void *xq, int64_t n)
     }
 }
 
+/* ggml-cpu's x86 quantize_row_q8_1 (Q5_1's activations): Q8_0's d and
+ * rounding, plus s = fp16(d * (float)sum(q)). */
+void mp_quant_act_q8_1_ref(const float *x, void *xq, int64_t n)
+{
+    mp_block_q8_1 *y = xq;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            const float a = fabsf(x[j]);
+            amax = a > amax ? a : amax;
+        }
+        const float d = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        y[i].d = mp_fp32_to_fp16(d);
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            /* the int32 before the saturating pack goes into the sum, as in ggml */
+            const int v = mp_nearest_int(x[j] * id);
+            sum += v;
+            y[i].qs[j] = (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v);
+        }
+        y[i].s = mp_fp32_to_fp16(d * (float)sum);
+    }
+}
+
 static void act_f32(const float *x, void *xq, int64_t n) { memcpy(xq, x, (size_t)n * 4); }
 
 static void act_f16(const float *x, void *xq, int64_t n)
@@ -878,6 +997,8 @@ int mp_quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n)
     case MP_TYPE_IQ4_NL: q_iq4_nl(src, dst, nb); return MP_OK;
     case MP_TYPE_IQ4_XS: q_iq4_xs(src, dst, nb); return MP_OK;
     case MP_TYPE_MXFP4: q_mxfp4(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q5_0: q_q5_0(src, dst, nb); return MP_OK;
+    case MP_TYPE_Q5_1: q_q5_1(src, dst, nb); return MP_OK;
     default: return MP_E_UNSUPPORTED;
     }
 }
@@ -934,6 +1055,34 @@ static void dot_q4_0(int64_t n, float *s, const void *w, const void *xq)
             sumi += ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + 16];
         }
         sum += (float)sumi * (h2f(a[i].d) * h2f(b[i].d));
+    }
+    *s = sum;
+}
+
+/* ggml's ggml_vec_dot_q5_0_q8_0 order: sum += (x.d * y.d) * int per block */
+static void dot_q5_0(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q5_0 *a = w;
+    const mp_block_q8_0 *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sumi = 0;
+        for (int j = 0; j < 32; j++) sumi += (q5_val(a[i].qs, a[i].qh, j) - 16) * b[i].qs[j];
+        sum += (float)sumi * (h2f(a[i].d) * h2f(b[i].d));
+    }
+    *s = sum;
+}
+
+/* Q5_1 x Q8_1: sum += (x.d * y.d) * int + x.m * y.s per block (y.s = y.d * sum(y.q)) */
+static void dot_q5_1(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q5_1 *a = w;
+    const mp_block_q8_1 *b = xq;
+    float sum = 0;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sumi = 0;
+        for (int j = 0; j < 32; j++) sumi += q5_val(a[i].qs, a[i].qh, j) * b[i].qs[j];
+        sum += (float)sumi * (h2f(a[i].d) * h2f(b[i].d)) + h2f(a[i].m) * h2f(b[i].s);
     }
     *s = sum;
 }
@@ -1101,6 +1250,8 @@ void mp_kernels_fill_scalar(mp_kernel_table *t)
     t->vec_dot[MP_TYPE_IQ4_NL] = dot_iq4_nl;
     t->vec_dot[MP_TYPE_IQ4_XS] = dot_iq4_xs;
     t->vec_dot[MP_TYPE_MXFP4] = dot_mxfp4;
+    t->vec_dot[MP_TYPE_Q5_0] = dot_q5_0;
+    t->vec_dot[MP_TYPE_Q5_1] = dot_q5_1;
     t->vec_dot[MP_TYPE_F32] = dot_f32;
     t->vec_dot[MP_TYPE_F16] = dot_f16;
     t->vec_dot[MP_TYPE_BF16] = dot_bf16;
@@ -1114,4 +1265,5 @@ void mp_kernels_fill_scalar(mp_kernel_table *t)
     t->quant_act[MP_TYPE_BF16] = act_bf16;
     t->quant_act[MP_TYPE_Q8_0] = mp_quant_act_q8_0_ref;
     t->quant_act[MP_TYPE_Q8_K] = mp_quant_act_q8_K_ref;
+    t->quant_act[MP_TYPE_Q8_1] = mp_quant_act_q8_1_ref;
 }

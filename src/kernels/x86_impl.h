@@ -584,6 +584,64 @@ static void FN(dot_mxfp4)(int64_t n, float *s, const void *w, const void *xq)
     *s = sum;
 }
 
+/* ------------------------------------------------------------ Q5_0, Q5_1 */
+
+/* 0xFF in byte j where bit j of the block's 32-bit qh is set, else 0. */
+static inline __m256i FN(q5_hmask)(const uint8_t *qh4)
+{
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
+                                                                  0x0303030303030303LL));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x7fbfdfeff7fbfdfeULL);
+    return _mm256_cmpeq_epi8(_mm256_or_si256(spread, bit), _mm256_set1_epi8(-1));
+}
+
+/* int32 lanes (4 adjacent products each) of one Q5_0 block against one
+ * Q8_0 block: q - 16 in -16..15 as nibble | 0xF0 where the fifth bit is clear */
+static inline __m256i FN(q5_0_lanes)(const mp_block_q5_0 *a, const mp_block_q8_0 *b)
+{
+    const __m256i q = _mm256_or_si256(FN(q4_unpack)(a->qs),
+                                      _mm256_andnot_si256(FN(q5_hmask)(a->qh), _mm256_set1_epi8((char)0xF0)));
+    return FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q),
+                      _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
+}
+
+/* ggml's AVX2 ggml_vec_dot_q5_0_q8_0 (also its AVX-512 builds): one 8-lane
+ * accumulator, fma(x.d * y.d, lanes) per block, then hsum. tinyBLAS_Q0_AVX
+ * (MUL_MAT from 2 tokens) sums in the same order, so no separate GEMM. */
+static void FN(dot_q5_0)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q5_0 *a = w;
+    const mp_block_q8_0 *b = xq;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        const __m256 d = _mm256_set1_ps(FN(h2f)(a[i].d) * FN(h2f)(b[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(FN(q5_0_lanes)(a + i, b + i)), acc);
+    }
+    *s = FN(hsum_ps)(acc);
+}
+
+/* ggml's AVX2 ggml_vec_dot_q5_1_q8_1: acc = fma(lanes, x.d * y.d, acc) per
+ * block (unsigned q in 0..31 against the signed Q8_1 bytes), a scalar
+ * summs = fma(x.m, y.s, summs) beside it, result hsum(acc) + summs. */
+static void FN(dot_q5_1)(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_q5_1 *a = w;
+    const mp_block_q8_1 *b = xq;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++) {
+        summs = fmaf(FN(h2f)(a[i].m), FN(h2f)(b[i].s), summs);
+        const __m256i q = _mm256_or_si256(FN(q4_unpack)(a[i].qs),
+                                          _mm256_and_si256(FN(q5_hmask)(a[i].qh), _mm256_set1_epi8(0x10)));
+        const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)b[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(FN(h2f)(a[i].d) * FN(h2f)(b[i].d)), acc);
+    }
+    *s = FN(hsum_ps)(acc) + summs;
+}
+
 /* IQ4_NL in the GEMM order (tinyBLAS_Q0_AVX): one 8-lane accumulator per
  * output over the blocks in order, then hsum. MP_TILE_R rows x C tokens. */
 static inline __attribute__((always_inline)) void FN(gemm_iq4_nl_body)(int64_t n, const void *W, size_t ws,
@@ -680,6 +738,31 @@ static void FN(act_q8_0)(const float *x, void *xq, int64_t n)
     }
 }
 
+/* Q8_1 (for Q5_1): act_q8_0's bytes, s = fp16(d * sum of the int32s) */
+static void FN(act_q8_1)(const float *x, void *xq, int64_t n)
+{
+    mp_block_q8_1 *y = xq;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 mx = _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1));
+        mx = _mm256_max_ps(mx, _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        const float amax = FN(hmax_ps)(mx);
+        const float d = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        y[i].d = mp_fp32_to_fp16(d);
+        const __m256 m = _mm256_set1_ps(id);
+        v0 = _mm256_mul_ps(v0, m), v1 = _mm256_mul_ps(v1, m), v2 = _mm256_mul_ps(v2, m), v3 = _mm256_mul_ps(v3, m);
+        const __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(v0, rnd)), i1 = _mm256_cvtps_epi32(_mm256_round_ps(v1, rnd));
+        const __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(v2, rnd)), i3 = _mm256_cvtps_epi32(_mm256_round_ps(v3, rnd));
+        const int sum = FN(hsum_epi32)(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+        y[i].s = mp_fp32_to_fp16(d * (float)sum);
+        _mm256_storeu_si256((__m256i *)y[i].qs, FN(pack32)(v0, v1, v2, v3));
+    }
+}
+
 static void FN(act_q8_K)(const float *x, void *xq, int64_t n)
 {
     mp_block_q8_K *y = xq;
@@ -763,6 +846,9 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->vec_dot[MP_TYPE_IQ4_XS] = FN(dot_iq4_xs);
     t->vec_dot[MP_TYPE_IQ4_NL] = FN(dot_iq4_nl);
     t->vec_dot[MP_TYPE_MXFP4] = FN(dot_mxfp4); /* tinyBLAS does not take MXFP4: vec_dot order in every mode */
+    t->vec_dot[MP_TYPE_Q5_0] = FN(dot_q5_0);
+    t->vec_dot[MP_TYPE_Q5_1] = FN(dot_q5_1); /* nor Q5_1 */
+    t->quant_act[MP_TYPE_Q8_1] = FN(act_q8_1);
     t->gemm[MP_TYPE_IQ4_NL][0] = FN(gemm_iq4_nl_4x1);
     t->gemm[MP_TYPE_IQ4_NL][1] = FN(gemm_iq4_nl_4x2);
     t->gemm[MP_TYPE_IQ4_NL][2] = FN(gemm_iq4_nl_4x3);

@@ -558,7 +558,7 @@ static int bind(mp_model *m, mp_tensor *t, const char *name, bool required, bool
     if (matmul ? !mp_type_supported(info->type) : info->type != MP_TYPE_F32)
         return mp_err_set(err, MP_E_UNSUPPORTED, "%s: tensor '%s' has type %s, which is not supported here%s",
                           m->path, name, mp_type_name(info->type),
-                          matmul ? " (supported: f32, f16, bf16, q8_0, q4_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs, mxfp4)" : " (norms must be f32)");
+                          matmul ? " (supported: f32, f16, bf16, q8_0, q4_0, q2_K, q3_K, q4_K, q5_K, q6_K, q5_0, q5_1, iq4_nl, iq4_xs, mxfp4)" : " (norms must be f32)");
     t->info = info;
     t->data = extra ? NULL : mp_gguf_tensor_data(m->gguf, info);
     t->type = info->type;

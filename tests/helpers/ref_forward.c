@@ -675,8 +675,10 @@ void mp_ref_reset(mp_ref_model *m) { m->n_past = 0; }
 /* Rounds an activation row the way llama.cpp's CPU backend converts it
  * before a product with a weight of type wtype (ggml's vec_dot_type):
  *   F32 weights: the float value;  F16 / BF16: to that half type;
- *   Q4_0 / Q8_0 / IQ4_NL / MXFP4: Q8_0 blocks of 32, d = amax/127 stored as f16,
- *                q = round(x / d) (ties to even: the x86 path);
+ *   Q4_0 / Q5_0 / Q5_1 / Q8_0 / IQ4_NL / MXFP4: Q8_0 blocks of 32, d = amax/127
+ *                stored as f16, q = round(x / d) (ties to even: the x86 path); Q5_1's
+ *                Q8_1 has the same bytes (its min term then uses fp16(d * sum q), which
+ *                this exact sum does not round: 2^-11 of that term);
  *   Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS: Q8_K blocks of 256, iscale = -127/x_amax (x_amax the
  *                element of largest magnitude, with its sign), q =
  *                min(127, round(iscale * x)), d = 1/iscale as float.
@@ -691,6 +693,8 @@ static void act_round(uint32_t wtype, const double *x, double *out, int64_t n)
         for (int64_t i = 0; i < n; i++) out[i] = mp_bf16_to_fp32(mp_fp32_to_bf16((float)x[i]));
         return;
     case MP_TYPE_Q4_0:
+    case MP_TYPE_Q5_0:
+    case MP_TYPE_Q5_1:
     case MP_TYPE_Q8_0:
     case MP_TYPE_IQ4_NL:
     case MP_TYPE_MXFP4:

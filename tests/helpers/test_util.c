@@ -42,4 +42,4 @@ float mp_rng_gauss(mp_test_rng *r)
 const uint32_t mp_test_weight_types[MP_TEST_N_WEIGHT_TYPES] = {
     MP_TYPE_F32,  MP_TYPE_F16,  MP_TYPE_BF16, MP_TYPE_Q8_0,   MP_TYPE_Q4_0,  MP_TYPE_Q4_K,
     MP_TYPE_Q5_K, MP_TYPE_Q6_K, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_IQ4_NL, MP_TYPE_IQ4_XS,
-    MP_TYPE_MXFP4};
+    MP_TYPE_MXFP4, MP_TYPE_Q5_0,  MP_TYPE_Q5_1};

@@ -19,7 +19,7 @@ float mp_rng_unit(mp_test_rng *r);  /* uniform in [0, 1) */
 float mp_rng_gauss(mp_test_rng *r); /* standard normal (Box-Muller) */
 
 /* The weight types the matmul supports, for tests that loop over them all. */
-extern const uint32_t mp_test_weight_types[13];
-#define MP_TEST_N_WEIGHT_TYPES 13
+extern const uint32_t mp_test_weight_types[15];
+#define MP_TEST_N_WEIGHT_TYPES 15
 
 #endif
