@@ -197,6 +197,10 @@ typedef struct { uint16_t d[4]; int8_t scales[4][16]; uint8_t ql[4][128]; uint8_
 /* True when wtype has interleaved kernels in the ISA in use (only then is
  * repacking a tensor worth it; the matmul accepts the layout whatever the ISA). */
 bool mp_repack_supported(uint32_t wtype);
+/* Whether the interleaved layout is also faster than the plain one for one
+ * token (decode) with the kernels in use: the rule for experts, which the
+ * decode reads one token at a time. */
+bool mp_repack_pays_decode(uint32_t wtype);
 /* Rewrites nrows rows of ncols (plain layout, row r at r * row size) into the
  * interleaved layout in place, or back (mp_unrepack_rows). Returns MP_OK,
  * MP_E_UNSUPPORTED for a type without a layout, or MP_E_NOMEM (a one-group

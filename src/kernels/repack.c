@@ -239,6 +239,17 @@ bool mp_repack_supported(uint32_t wtype)
     return wtype < MP_TYPE_COUNT && mp_kernels_table()->rp[wtype][0] != NULL;
 }
 
+bool mp_repack_pays_decode(uint32_t wtype)
+{
+    if (!mp_repack_supported(wtype)) return false;
+    /* Measured (bench_engine, 2026-12-06, the shared bench shape): the 256-bit
+     * interleaved K-quant kernels lose to the plain AVX-512 ones at one token
+     * (Q4_K_M tg128 139 vs 199 tok/s with the experts repacked or not, Q6_K 89
+     * vs 143), while Q4_0 / Q8_0 (VNNI) win on every ISA. */
+    if (wtype == MP_TYPE_Q4_0 || wtype == MP_TYPE_Q8_0) return true;
+    return mp_kernels_isa() != MP_ISA_AVX512;
+}
+
 /* Rows [4 g0, 4 g1) of W (interleaved groups) through the scalar reference:
  * each group converted back to plain rows in a scratch buffer. */
 static void ref_groups(uint32_t wtype, mp_vec_dot_fn dot, const uint8_t *W, int64_t ncols, int64_t g0, int64_t g1,

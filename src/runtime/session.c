@@ -74,8 +74,10 @@ static int open_mapped(mp_session *s, const mp_experts_shape *sh, mp_err *err)
  * their cache slot. Repacking costs about one more pass over the expert's
  * bytes per load (memory bandwidth, on the thread that reaps reads), which
  * pays when an expert stays for many tokens: by default only when the cache
- * holds every expert (each loaded once). MP_REPACK_EXPERTS=1 / 0 overrides;
- * MP_REPACK=0 turns all repacking off. */
+ * holds every expert (each loaded once), and only the types whose one-token
+ * kernel gains too (mp_repack_pays_decode). MP_REPACK_EXPERTS=1 repacks every
+ * type with interleaved kernels, whatever the cache; 0 none; MP_REPACK=0 turns
+ * all repacking off. */
 static bool repack_experts(const mp_session *s)
 {
     const char *all = getenv("MP_REPACK"), *ex = getenv("MP_REPACK_EXPERTS");
@@ -99,7 +101,9 @@ static int fill_slot(void *ctx, uint32_t layer, uint32_t expert, void *slot, uin
     ptrs->layout = 0;
     for (uint32_t i = 0; i < 3 && i < ptrs->n_parts; i++) {
         /* a view into a fused gate_up slab is not whole rows of its own */
-        if (t[i]->view_off || !mp_repack_supported(t[i]->type)) continue;
+        if (t[i]->view_off || !(s->repack_all_experts ? mp_repack_supported(t[i]->type)
+                                                      : mp_repack_pays_decode(t[i]->type)))
+            continue;
         if (ptrs->len[i] != (uint64_t)t[i]->ne[1] * t[i]->row_size) continue;
         rc = mp_repack_rows(t[i]->type, (void *)ptrs->part[i], t[i]->ne[1], t[i]->ne[0]);
         if (rc == MP_E_UNSUPPORTED) continue;
@@ -273,6 +277,10 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     mp_session *s = calloc(1, sizeof *s);
     if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
     s->device_tier = mp_session_wants_device(p);
+    {
+        const char *ex = getenv("MP_REPACK_EXPERTS");
+        s->repack_all_experts = ex && !strcmp(ex, "1"); /* every type, not only where decode gains */
+    }
     mp_expert_loc *locs = NULL;
     uint8_t *is_moe = NULL;
     int rc;

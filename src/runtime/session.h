@@ -73,6 +73,8 @@ typedef struct mp_session {
     struct mp_backend *backend; /* the VRAM tier's compute backend, or NULL (CPU only) */
     bool device_tier;           /* p asks for a VRAM tier (mp_session_wants_device): experts
                                  * keep the GGUF row layout the device reads */
+    bool repack_all_experts;    /* MP_REPACK_EXPERTS=1: every type with interleaved kernels,
+                                 * not only those whose decode gains (mp_repack_pays_decode) */
 } mp_session;
 
 int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err);
