@@ -127,7 +127,13 @@ static int load_one(void *arg, mp_tensor *t)
  * routers or deepseek2's per-head wk_b / wv_b, sliced per head). */
 static int repack_one(mp_tensor *t, mp_err *err, const char *path)
 {
-    if (!t->info || !t->data || t->ne[2] > 1 || t->ne[3] > 1 || !mp_repack_supported(t->type)) return MP_OK;
+    /* only types whose one-token kernel gains too, since decode reads every resident
+     * matrix each token (mp_repack_pays_decode); MP_REPACK=1: every type with kernels */
+    const char *env = getenv("MP_REPACK");
+    const bool all = env && !strcmp(env, "1");
+    if (!t->info || !t->data || t->ne[2] > 1 || t->ne[3] > 1 ||
+        !(all ? mp_repack_supported(t->type) : mp_repack_pays_decode(t->type)))
+        return MP_OK;
     const int rc = mp_repack_rows(t->type, (void *)t->data, t->ne[1], t->ne[0]);
     if (rc == MP_E_UNSUPPORTED) return MP_OK; /* a row that is not whole blocks: stays plain */
     if (rc) return mp_err_set(err, rc, "%s: tensor '%s': no memory to repack it", path, t->info->name);

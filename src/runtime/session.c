@@ -77,7 +77,8 @@ static int open_mapped(mp_session *s, const mp_experts_shape *sh, mp_err *err)
  * holds every expert (each loaded once), and only the types whose one-token
  * kernel gains too (mp_repack_pays_decode). MP_REPACK_EXPERTS=1 repacks every
  * type with interleaved kernels, whatever the cache; 0 none; MP_REPACK=0 turns
- * all repacking off. */
+ * all repacking off, MP_REPACK=1 takes every type with kernels (resident and
+ * experts; tests). */
 static bool repack_experts(const mp_session *s)
 {
     const char *all = getenv("MP_REPACK"), *ex = getenv("MP_REPACK_EXPERTS");
@@ -175,10 +176,20 @@ static void note_repacked(mp_session *s)
 {
     uint64_t n[2] = {0, 0};
     mp_model_for_each_resident(s->model, count_repacked, n);
-    if (n[0])
+    /* experts: when the cache repacks, which of their types it takes (fill_slot's rule) */
+    bool experts = false;
+    for (uint32_t il = 0; s->cache && repack_experts(s) && il < s->model->hp.n_layer && !experts; il++) {
+        const mp_layer *l = &s->model->layers[il];
+        const mp_tensor *t[3] = {&l->ffn_gate_exps, &l->ffn_up_exps, &l->ffn_down_exps};
+        for (int i = 0; i < 3; i++)
+            if (t[i]->info && (s->repack_all_experts ? mp_repack_supported(t[i]->type)
+                                                    : mp_repack_pays_decode(t[i]->type)))
+                experts = true;
+    }
+    if (n[0] || experts)
         mp_note_add(s->note, sizeof s->note, "repacked %llu resident matrices (%.1f MiB) into 4-row interleaved blocks%s",
                     (unsigned long long)n[0], n[1] / 1048576.0,
-                    s->cache && repack_experts(s) ? "; experts are repacked as they enter the cache" : "");
+                    experts ? "; experts are repacked as they enter the cache" : "");
 }
 
 /* Trace layers are indices among the MoE layers (docs/TRACE_FORMAT.md). */
@@ -278,8 +289,9 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     if (!s) return mp_err_set(err, MP_E_NOMEM, "out of memory");
     s->device_tier = mp_session_wants_device(p);
     {
-        const char *ex = getenv("MP_REPACK_EXPERTS");
-        s->repack_all_experts = ex && !strcmp(ex, "1"); /* every type, not only where decode gains */
+        const char *ex = getenv("MP_REPACK_EXPERTS"), *all = getenv("MP_REPACK");
+        /* every type, not only where decode gains */
+        s->repack_all_experts = (ex && !strcmp(ex, "1")) || (all && !strcmp(all, "1"));
     }
     mp_expert_loc *locs = NULL;
     uint8_t *is_moe = NULL;
