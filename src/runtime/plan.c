@@ -36,9 +36,11 @@ int mp_expert_locs_gguf(const mp_model *m, mp_expert_loc **locs, mp_err *err)
 
 static uint64_t overhead_bytes(const mp_model *m)
 {
-    /* metadata is held twice: parsed GGUF keys and tokenizer tables; and
-     * the lookahead's compact copy of the routers when experts stream */
-    return MP_PLAN_OVERHEAD_BASE + 3 * mp_gguf_data_offset(m->gguf) + mp_model_gate_copy_bytes(m);
+    /* metadata is held twice: parsed GGUF keys and tokenizer tables (whose
+     * lookup tables take more per token); and the lookahead's compact copy of
+     * the routers when experts stream */
+    return MP_PLAN_OVERHEAD_BASE + 3 * mp_gguf_data_offset(m->gguf) + mp_model_gate_copy_bytes(m) +
+           (uint64_t)m->hp.n_vocab * MP_PLAN_OVERHEAD_PER_TOKEN;
 }
 
 uint64_t mp_plan_margin(uint64_t allowed)

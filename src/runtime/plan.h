@@ -18,6 +18,12 @@
  * metadata. Base part measured with `moepager run` on the demo model;
  * the metadata part scales with the file's header (vocabularies). */
 #define MP_PLAN_OVERHEAD_BASE (24ull << 20)
+/* Tokenizer tables beyond the metadata copies, per vocabulary entry: measured
+ * 131 B/token of RSS (moepager tokenize, 102400 vs 248320 tokens: 22.3 vs
+ * 41.0 MB) against 3 x ~24 B of metadata the base term counts; without it a
+ * 248k-vocab model (Qwen3.5/3.6) overran --mem 8G by ~15 MiB and its cgroup
+ * killed it. */
+#define MP_PLAN_OVERHEAD_PER_TOKEN 64ull
 
 /* The default budget (no budget option, no --mmap) leaves a margin of what
  * the machine allows to what the plan does not count: kernel memory charged
