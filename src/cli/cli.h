@@ -66,6 +66,9 @@ void cli_print_phase_stats(mp_engine *e, double t_prompt, int n_prompt, double t
  * value, advancing *i, and returns 1; returns 0 if not ours; -1 (after
  * printing an error) for a bad value. */
 int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i);
+/* The same for the sampling options of run and chat: --temp, --top-k,
+ * --top-p, --min-p, --repeat-penalty, --repeat-last-n, -s/--seed. */
+int cli_take_sampler_opt(mp_sampler_params *sp, int argc, char **argv, int *i);
 /* Resolves o->model (the demo model when -m is absent); prints an error and
  * returns -1 when there is none. */
 int cli_resolve_model(cli_model_opts *o);

@@ -82,6 +82,31 @@ int cli_parse_float(const char *opt, const char *s, float *out)
     return 0;
 }
 
+int cli_take_sampler_opt(mp_sampler_params *sp, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i], *v;
+    int n;
+    if (!strcmp(a, "--temp")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_float(a, v, &sp->temp)) return -1;
+    } else if (!strcmp(a, "--top-k")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 0, 1 << 24, &sp->top_k)) return -1;
+    } else if (!strcmp(a, "--top-p")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_float(a, v, &sp->top_p)) return -1;
+    } else if (!strcmp(a, "--min-p")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_float(a, v, &sp->min_p)) return -1;
+    } else if (!strcmp(a, "--repeat-penalty")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_float(a, v, &sp->repeat_penalty)) return -1;
+    } else if (!strcmp(a, "--repeat-last-n")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 0, 1 << 24, &sp->repeat_last_n)) return -1;
+    } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+        if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 0, INT32_MAX, &n)) return -1;
+        sp->seed = (uint64_t)n;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
 {
     const char *a = argv[*i], *v;

@@ -28,8 +28,8 @@ static void help(void)
            "  --chat-template T      override the model's chat template: a Jinja file, or a built-in\n"
            "                         name (chatml, llama3, mistral-v7, deepseek3, gpt-oss, ...)\n"
            "  -n, --n-predict N      tokens per answer at most (default -1: until end of text)\n"
-           "  --temp T, --top-k N, --top-p P, --min-p P, --repeat-penalty R, -s SEED   sampling\n"
-           "                         (defaults as moepager run)\n"
+           "  --temp T, --top-k N, --top-p P, --min-p P, --repeat-penalty R, --repeat-last-n N,\n"
+           "  -s SEED                sampling (defaults as moepager run)\n"
            "%s",
            cli_model_opts_help);
 }
@@ -287,11 +287,12 @@ int cmd_chat(int argc, char **argv)
 {
     cli_model_opts mo = {0};
     const char *system = NULL, *tmpl = NULL;
-    int n_predict = -1, seed = 0;
+    int n_predict = -1;
     mp_sampler_params sp = mp_sampler_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_take_model_opt(&mo, argc, argv, &i);
+        if (r == 0) r = cli_take_sampler_opt(&sp, argc, argv, &i);
         if (r < 0) return 1;
         if (r > 0) continue;
         if (cli_is_help(a)) {
@@ -303,19 +304,6 @@ int cmd_chat(int argc, char **argv)
             if (!(tmpl = cli_value(argc, argv, &i))) return 1;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, -1, 1 << 24, &n_predict)) return 1;
-        } else if (!strcmp(a, "--temp")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.temp)) return 1;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, 0, 1 << 24, &sp.top_k)) return 1;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.top_p)) return 1;
-        } else if (!strcmp(a, "--min-p")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.min_p)) return 1;
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.repeat_penalty)) return 1;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, 0, INT32_MAX, &seed)) return 1;
-            sp.seed = (uint64_t)seed;
         } else {
             return cli_error("chat: unknown option '%s' (see moepager chat --help)", a);
         }

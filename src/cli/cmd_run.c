@@ -30,12 +30,13 @@ int cmd_run(int argc, char **argv)
 {
     cli_model_opts mo = {0};
     const char *prompt = NULL, *pfile = NULL;
-    int n_predict = 128, seed = 0;
+    int n_predict = 128;
     bool ignore_eos = false, echo = true;
     mp_sampler_params sp = mp_sampler_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_take_model_opt(&mo, argc, argv, &i);
+        if (r == 0) r = cli_take_sampler_opt(&sp, argc, argv, &i);
         if (r < 0) return 1;
         if (r > 0) continue;
         if (cli_is_help(a)) {
@@ -47,21 +48,6 @@ int cmd_run(int argc, char **argv)
             if (!(pfile = cli_value(argc, argv, &i))) return 1;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, -1, 1 << 24, &n_predict)) return 1;
-        } else if (!strcmp(a, "--temp")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.temp)) return 1;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, 0, 1 << 24, &sp.top_k)) return 1;
-        } else if (!strcmp(a, "--top-p")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.top_p)) return 1;
-        } else if (!strcmp(a, "--min-p")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.min_p)) return 1;
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_float(a, v, &sp.repeat_penalty)) return 1;
-        } else if (!strcmp(a, "--repeat-last-n")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, 0, 1 << 24, &sp.repeat_last_n)) return 1;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(a, v, 0, INT32_MAX, &seed)) return 1;
-            sp.seed = (uint64_t)seed;
         } else if (!strcmp(a, "--ignore-eos")) {
             ignore_eos = true;
         } else if (!strcmp(a, "--no-display-prompt")) {
