@@ -64,7 +64,7 @@ run() {
   [ "${PIPESTATUS[0]}" = 0 ] || failed+=("$dir (tests)")
   # one line per parity test: Passed / ***Skipped / ***Failed, from ctest's result lines
   local p
-  p=$(grep -oE 'test_parity_[a-z_]+ \.+ *[*]*[A-Za-z]+' "$dir/ctest.log" | sed -E 's/ \.+ */ /; s/[*]//g' |
+  p=$(grep -oE 'test_parity_[a-z0-9_]+ \.+ *[*]*[A-Za-z]+' "$dir/ctest.log" | sed -E 's/ \.+ */ /; s/[*]//g' |
       sort | paste -sd, - | sed 's/,/, /g')
   summary+=("$dir: ${p:-no parity test ran}")
   echo "== parity in $dir: ${p:-no parity test ran}"
