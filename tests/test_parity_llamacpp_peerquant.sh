@@ -23,7 +23,7 @@
 # the other layers' down projections, q6_K's fallback, in q8_0); mapped and streamed.
 # The quantiser driver (tests/helpers/peer/peer_quantize.c) is compiled here against
 # the peer's headers and libraries. Skips (77) without a built peer or a C
-# compiler. A scalar build or an $MP_ISA cap: 3e-2, greedy tokens only reported
+# compiler. A scalar build or an $MP_ISA cap: 5e-2 (mp_parity_tol), greedy tokens only reported
 # (tests/helpers/parity.sh, mp_parity_exact).
 set -u
 B=${MP_BUILD:-.}

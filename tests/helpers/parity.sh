@@ -53,10 +53,16 @@ mp_parity_exact() {
 }
 
 # mp_parity_tol TYPE: the bound on max|engine - llama.cpp| / max|llama.cpp|: 1e-4 for f32,
-# 1e-2 otherwise; 3e-2 for the quantised types where !mp_parity_exact (see above; a wrong
-# rope, norm or routing is off by far more, O(1)).
+# 1e-2 otherwise, where mp_parity_exact. Elsewhere (the scalar build, a capped ISA) 3e-3 for
+# f32 and 5e-2 for the quantised types: a rounding flipped by another summation order (the
+# f16 KV cache, an 8-bit activation) grows through random-weight layers. Measured in the
+# scalar build (2026-12-06): minimax-m2 f32 with the prompt in chunks of 16, 1.3e-3; a
+# llama-quantize DeepSeek Q3_K_M, 3.02e-2. A wrong rope, norm or routing is off by far
+# more, O(1).
 mp_parity_tol() {
-    if [ "$1" = f32 ]; then echo 1e-4; elif mp_parity_exact; then echo 1e-2; else echo 3e-2; fi
+    if mp_parity_exact; then
+        if [ "$1" = f32 ]; then echo 1e-4; else echo 1e-2; fi
+    elif [ "$1" = f32 ]; then echo 3e-3; else echo 5e-2; fi
 }
 
 # mp_cpu_simd_flags: this CPU's SIMD feature flags (from /proc/cpuinfo), sorted, one line.
