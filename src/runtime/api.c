@@ -624,15 +624,16 @@ int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err)
     int rc = need_model(e, err);
     if (rc) return rc;
     const int cur = mp_ctx_n_past(e->s->ctx);
-    if (n_past < 0 || n_past > cur)
-        return mp_err_set(err, MP_E_RANGE, "truncate to %d: the KV cache holds %d tokens", n_past, cur);
-    if (n_past > 0 && n_past < cur && e->s->model->hp.n_layer_recr)
-        return mp_err_set(err, MP_E_UNSUPPORTED,
+    rc = mp_ctx_truncate(e->s->ctx, n_past); /* checks it all; nothing changes on an error */
+    if (rc == MP_E_UNSUPPORTED)
+        return mp_err_set(err, rc,
                           "truncate to %d of %d tokens: the model's recurrent (Gated DeltaNet) state cannot go back "
                           "to an earlier position; truncate to 0 and evaluate the kept tokens again",
                           n_past, cur);
-    if (mp_ctx_truncate(e->s->ctx, n_past) != MP_OK)
-        return mp_err_set(err, MP_E_RANGE,
+    if (rc && (n_past < 0 || n_past > cur))
+        return mp_err_set(err, rc, "truncate to %d: the KV cache holds %d tokens", n_past, cur);
+    if (rc)
+        return mp_err_set(err, rc,
                           "truncate to %d: the sliding-window layers no longer hold the keys position %d sees "
                           "(truncate to 0, or to %d..%d)",
                           n_past, n_past, mp_ctx_truncate_min(e->s->ctx), cur);
