@@ -125,12 +125,10 @@ static int load_one(void *arg, mp_tensor *t)
 /* The resident matrices that reach the kernels only whole, through the
  * forward pass's matmul queue (not the embedding table, read by rows; not
  * routers or deepseek2's per-head wk_b / wv_b, sliced per head). */
-static int repack_one(mp_tensor *t, mp_err *err, const char *path)
+static int repack_one(mp_tensor *t, bool all, mp_err *err, const char *path)
 {
     /* only types whose one-token kernel gains too, since decode reads every resident
-     * matrix each token (mp_repack_pays_decode); MP_REPACK=1: every type with kernels */
-    const char *env = getenv("MP_REPACK");
-    const bool all = env && !strcmp(env, "1");
+     * matrix each token (mp_repack_pays_decode); all (MP_REPACK=1): every type with kernels */
     if (!t->info || !t->data || t->ne[2] > 1 || t->ne[3] > 1 ||
         !(all ? mp_repack_supported(t->type) : mp_repack_pays_decode(t->type)))
         return MP_OK;
@@ -145,8 +143,9 @@ int mp_resident_repack(mp_model *m, mp_err *err)
 {
     const char *env = getenv("MP_REPACK");
     if (env && !strcmp(env, "0")) return MP_OK;
+    const bool all = env && !strcmp(env, "1");
     int rc = MP_OK;
-    if (!m->tied_output && (rc = repack_one(&m->output, err, m->path))) return rc;
+    if (!m->tied_output && (rc = repack_one(&m->output, all, err, m->path))) return rc;
     for (uint32_t il = 0; il < m->hp.n_layer; il++) {
         mp_layer *l = &m->layers[il];
         mp_tensor *ts[] = {&l->wq,        &l->wk,          &l->wv,           &l->wo,
@@ -154,7 +153,7 @@ int mp_resident_repack(mp_model *m, mp_err *err)
                            &l->ffn_up_shexp, &l->ffn_down_shexp, &l->wq_a,   &l->wq_b,
                            &l->wkv_a_mqa, &l->wkv_b};
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
-            if ((rc = repack_one(ts[i], err, m->path))) return rc;
+            if ((rc = repack_one(ts[i], all, err, m->path))) return rc;
     }
     return MP_OK;
 }
