@@ -130,23 +130,31 @@ static int measure_costs(mp_backend *b, const mp_tensor *w, int n_threads, mp_ti
     return rc;
 }
 
+/* The device --gpu names (auto: CUDA when one is present, else none);
+ * MP_E_INVAL for a name that is none of them. */
+static int device_kind(const char *dev, mp_device_kind *kind)
+{
+    *kind = MP_DEVICE_NONE;
+    if (!strcmp(dev, "sim") || !strcmp(dev, "sim-exec")) *kind = MP_DEVICE_SIM;
+    else if (!strcmp(dev, "cuda")) *kind = MP_DEVICE_CUDA;
+    else if (!strcmp(dev, "auto")) *kind = mp_gpu_device_count() > 0 ? MP_DEVICE_CUDA : MP_DEVICE_NONE;
+    else if (strcmp(dev, "cpu")) return MP_E_INVAL;
+    return MP_OK;
+}
+
 bool mp_session_wants_device(const mp_session_params *p)
 {
-    const char *dev = p->device ? p->device : "auto";
+    mp_device_kind kind;
     if (p->vram_given && p->vram == 0) return false;
-    if (!strcmp(dev, "sim") || !strcmp(dev, "sim-exec") || !strcmp(dev, "cuda")) return true;
-    return !strcmp(dev, "auto") && mp_gpu_device_count() > 0;
+    return device_kind(p->device ? p->device : "auto", &kind) == MP_OK && kind != MP_DEVICE_NONE;
 }
 
 int mp_session_open_vram(mp_session *s, const mp_session_params *p, mp_err *err)
 {
-    mp_device_kind kind = MP_DEVICE_NONE;
+    mp_device_kind kind;
     const char *dev = p->device ? p->device : "auto";
     const bool emulate = !strcmp(dev, "sim-exec");
-    if (!strcmp(dev, "sim") || emulate) kind = MP_DEVICE_SIM;
-    else if (!strcmp(dev, "cuda")) kind = MP_DEVICE_CUDA;
-    else if (!strcmp(dev, "auto")) kind = mp_gpu_device_count() > 0 ? MP_DEVICE_CUDA : MP_DEVICE_NONE;
-    else if (strcmp(dev, "cpu"))
+    if (device_kind(dev, &kind) != MP_OK)
         return mp_err_set(err, MP_E_INVAL, "--gpu: unknown device '%s' (auto, cuda, sim, sim-exec, cpu)", dev);
     if (kind == MP_DEVICE_NONE && p->vram_given && p->vram > 0 && !strcmp(dev, "auto"))
         mp_note_add(s->note, sizeof s->note, "--vram: no CUDA device%s, running on the CPU",
