@@ -88,6 +88,13 @@ static bool repack_experts(const mp_session *s)
     return s->plan.slots >= s->plan.n_experts_total;
 }
 
+/* Whether an expert matrix of type wtype is repacked when experts are: the types whose
+ * one-token kernel gains too, or every type with kernels (MP_REPACK_EXPERTS=1). */
+static bool expert_type_repacks(const mp_session *s, uint32_t wtype)
+{
+    return s->repack_all_experts ? mp_repack_supported(wtype) : mp_repack_pays_decode(wtype);
+}
+
 /* The slot fill hook: a pack's check and decode first, then each of the
  * expert's matrices (gate, up, down) whose type has interleaved kernels is
  * repacked in place (same bytes) and flagged in ptrs->layout. */
@@ -102,9 +109,7 @@ static int fill_slot(void *ctx, uint32_t layer, uint32_t expert, void *slot, uin
     ptrs->layout = 0;
     for (uint32_t i = 0; i < 3 && i < ptrs->n_parts; i++) {
         /* a view into a fused gate_up slab is not whole rows of its own */
-        if (t[i]->view_off || !(s->repack_all_experts ? mp_repack_supported(t[i]->type)
-                                                      : mp_repack_pays_decode(t[i]->type)))
-            continue;
+        if (t[i]->view_off || !expert_type_repacks(s, t[i]->type)) continue;
         if (ptrs->len[i] != (uint64_t)t[i]->ne[1] * t[i]->row_size) continue;
         rc = mp_repack_rows(t[i]->type, (void *)ptrs->part[i], t[i]->ne[1], t[i]->ne[0]);
         if (rc == MP_E_UNSUPPORTED) continue;
@@ -182,9 +187,7 @@ static void note_repacked(mp_session *s)
         const mp_layer *l = &s->model->layers[il];
         const mp_tensor *t[3] = {&l->ffn_gate_exps, &l->ffn_up_exps, &l->ffn_down_exps};
         for (int i = 0; i < 3; i++)
-            if (t[i]->info && (s->repack_all_experts ? mp_repack_supported(t[i]->type)
-                                                    : mp_repack_pays_decode(t[i]->type)))
-                experts = true;
+            if (t[i]->info && expert_type_repacks(s, t[i]->type)) experts = true;
     }
     if (n[0] || experts)
         mp_note_add(s->note, sizeof s->note, "repacked %llu resident matrices (%.1f MiB) into 4-row interleaved blocks%s",
