@@ -526,22 +526,24 @@ static void test_simd_vs_ref(mp_isa isa)
     }
 }
 
-static void test_matmul(mp_isa isa)
+/* NC: 512, and 544 (17 blocks of 32: an odd last block) for the 32-element types */
+static void test_matmul(mp_isa isa, const int NC)
 {
     static const int64_t Ts[] = {1, 2, 3, 5, 8, 17};
-    enum { NR = 13, MAXT = 17, NC = 512 };
-    static uint8_t W[NR * NC * 4], X[MAXT * NC * 4];
-    static float xf[NC], Y[MAXT * 16];
-    CHECK(mp_kernels_set_isa(isa));
+    enum { NR = 13, MAXT = 17, MAXC = 544 };
+    static uint8_t W[NR * MAXC * 4], X[MAXT * MAXC * 4];
+    static float xf[MAXC], Y[MAXT * 16];
+    CHECK(mp_kernels_set_isa(isa) && NC <= MAXC);
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const uint32_t wt = k_types[ti];
+        if (!mp_row_size(wt, NC)) continue;
         const size_t wrow = mp_row_size(wt, NC), xrow = mp_act_row_size(wt, NC);
         for (int r = 0; r < NR; r++) make_weights(wt, NC, W + r * wrow, r & 1);
         for (int t = 0; t < MAXT; t++) {
             for (int i = 0; i < NC; i++) xf[i] = mp_rng_gauss(&rng);
             mp_quantize_act(wt, xf, X + t * xrow, NC);
         }
-        const mp_vec_dot_fn ref = mp_get_vec_dot_isa(wt, MP_ISA_SCALAR);
+        const mp_vec_dot_fn ref = mp_get_vec_dot_isa(wt, MP_ISA_SCALAR), same = mp_get_vec_dot_isa(wt, isa);
         for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) {
             const int64_t T = Ts[k], ldy = 16, r0 = k & 1 ? 1 : 0, r1 = k & 2 ? 12 : NR;
             for (int i = 0; i < MAXT * 16; i++) Y[i] = -12345.f;
@@ -559,6 +561,11 @@ static void test_matmul(mp_isa isa)
                     const double tol = 1e-5 * abs_dot(wt, NC, W + r * wrow, X + t * xrow);
                     CHECKF(fabs((double)got - want) <= tol, "%s matmul %s T=%ld t=%ld r=%ld: %.9g vs %.9g",
                            mp_isa_name(isa), mp_type_name(wt), (long)T, (long)t, (long)r, got, want);
+                    /* the register tiles keep this ISA's vec_dot order: the same bits */
+                    float dot = 0;
+                    same(NC, &dot, W + r * wrow, X + t * xrow);
+                    CHECKF(got == dot, "%s matmul %s T=%ld t=%ld r=%ld: %.9g, its vec_dot %.9g", mp_isa_name(isa),
+                           mp_type_name(wt), (long)T, (long)t, (long)r, got, dot);
                 }
             }
         }
@@ -599,7 +606,8 @@ int main(void)
         }
         fprintf(stderr, "testing ISA %s\n", mp_isa_name((mp_isa)isa));
         test_simd_vs_ref((mp_isa)isa);
-        test_matmul((mp_isa)isa);
+        test_matmul((mp_isa)isa, 512);
+        test_matmul((mp_isa)isa, 544);
         ran++;
     }
     CHECK(ran >= 1);

@@ -584,6 +584,88 @@ static void FN(dot_mxfp4)(int64_t n, float *s, const void *w, const void *xq)
     *s = sum;
 }
 
+/* 32 MXFP4 levels + 12 (0..24, unsigned for dpbusd), low nibbles first. */
+static inline __m256i FN(mxfp4_u12)(const uint8_t *qs)
+{
+    const __m128i tab = _mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+    const __m128i m4 = _mm_set1_epi8(0x0F), raw = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_set_m128i(_mm_shuffle_epi8(tab, _mm_and_si128(_mm_srli_epi16(raw, 4), m4)),
+                            _mm_shuffle_epi8(tab, _mm_and_si128(raw, m4)));
+}
+
+/* Register tile for MXFP4 (MP_TILE_R rows x C tokens) in dot_mxfp4's order:
+ * per output the even-block and odd-block 8-lane accumulators, one fma per
+ * block with the scale product y.d * 2^(e-128) rounded once, their sum
+ * reduced, an odd last block fused in scalar code. A lane's integer is the
+ * same as there: the weight is made unsigned (+12) once per row and block,
+ * and 12 * sum(y) per lane is subtracted by starting the lane at -12 * sum.
+ * Pair sums stay below 32768 (24 * 127 * 2) for the non-VNNI dpbusd. */
+static inline __attribute__((always_inline)) void FN(tile_mxfp4_body)(int64_t n, const void *W, size_t ws,
+                                                                      const void *X, size_t xs, float *Y,
+                                                                      int64_t ldy, const int C)
+{
+    __m256 acc1[MP_TILE_R][MP_TILE_C], acc2[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+    for (int r = 0; r < MP_TILE_R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) acc1[r][t] = acc2[r][t] = _mm256_setzero_ps();
+    const __m256i twelve = _mm256_set1_epi8(12);
+    const int64_t nb = n / 32;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m256i q0[MP_TILE_R], q1[MP_TILE_R];
+        float d0[MP_TILE_R], d1[MP_TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            const mp_block_mxfp4 *blk = (const mp_block_mxfp4 *)((const uint8_t *)W + r * ws) + i;
+            q0[r] = FN(mxfp4_u12)(blk[0].qs);
+            q1[r] = FN(mxfp4_u12)(blk[1].qs);
+            d0[r] = mp_e8m0_half(blk[0].e);
+            d1[r] = mp_e8m0_half(blk[1].e);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) {
+            const mp_block_q8_0 *yb = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
+            const __m256i y0 = _mm256_loadu_si256((const __m256i *)yb[0].qs);
+            const __m256i y1 = _mm256_loadu_si256((const __m256i *)yb[1].qs);
+            const __m256i c0 = _mm256_sub_epi32(_mm256_setzero_si256(), FN(dpbusd)(_mm256_setzero_si256(), twelve, y0));
+            const __m256i c1 = _mm256_sub_epi32(_mm256_setzero_si256(), FN(dpbusd)(_mm256_setzero_si256(), twelve, y1));
+            const float dx0 = FN(h2f)(yb[0].d), dx1 = FN(h2f)(yb[1].d);
+#pragma GCC unroll 4
+            for (int r = 0; r < MP_TILE_R; r++) {
+                acc1[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dx0 * d0[r]), _mm256_cvtepi32_ps(FN(dpbusd)(c0, q0[r], y0)),
+                                             acc1[r][t]);
+                acc2[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dx1 * d1[r]), _mm256_cvtepi32_ps(FN(dpbusd)(c1, q1[r], y1)),
+                                             acc2[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            float sum = FN(hsum_ps)(_mm256_add_ps(acc1[r][t], acc2[r][t]));
+            if (i < nb) {
+                const mp_block_mxfp4 *a = (const mp_block_mxfp4 *)((const uint8_t *)W + r * ws) + i;
+                const mp_block_q8_0 *b = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
+                sum = fmaf(FN(h2f)(b->d) * mp_e8m0_half(a->e), (float)FN(hsum_epi32)(FN(mxfp4_lanes)(a, b)), sum);
+            }
+            Y[t * ldy + r] = sum;
+        }
+}
+
+#define MP_DEF_TILE_MXFP4(C)                                                                        \
+    static void FN(tile_mxfp4_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, \
+                                   int64_t ldy)                                                     \
+    {                                                                                               \
+        FN(tile_mxfp4_body)(n, W, ws, X, xs, Y, ldy, C);                                            \
+    }
+MP_DEF_TILE_MXFP4(1)
+MP_DEF_TILE_MXFP4(2)
+MP_DEF_TILE_MXFP4(3)
+MP_DEF_TILE_MXFP4(4)
+#undef MP_DEF_TILE_MXFP4
+
 /* ------------------------------------------------------------ Q5_0, Q5_1 */
 
 /* 0xFF in byte j where bit j of the block's 32-bit qh is set, else 0. */
@@ -881,6 +963,10 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->tile[MP_TYPE_Q4_0][1] = FN(tile_q4_0_body_2);
     t->tile[MP_TYPE_Q4_0][2] = FN(tile_q4_0_body_3);
     t->tile[MP_TYPE_Q4_0][3] = FN(tile_q4_0_body_4);
+    t->tile[MP_TYPE_MXFP4][0] = FN(tile_mxfp4_1);
+    t->tile[MP_TYPE_MXFP4][1] = FN(tile_mxfp4_2);
+    t->tile[MP_TYPE_MXFP4][2] = FN(tile_mxfp4_3);
+    t->tile[MP_TYPE_MXFP4][3] = FN(tile_mxfp4_4);
 #if MP_VNNI
     t->tile[MP_TYPE_Q8_0][0] = FN(tile_q8_0_body_1);
     t->tile[MP_TYPE_Q8_0][1] = FN(tile_q8_0_body_2);
