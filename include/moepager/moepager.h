@@ -86,6 +86,13 @@ typedef struct mp_params {
     int32_t n_seq;       /* KV caches (sequences, a server's slots), each n_ctx long,
                           * sharing the model, the expert cache and the scratch;
                           * the memory plan counts them all. 0: 1; at most MP_MAX_SEQ */
+    int32_t n_checkpoints; /* models with recurrent layers (qwen3next, qwen35moe):
+                          * copies of a sequence's recurrent state kept per
+                          * sequence, taken at the end of each eval of more
+                          * than one token, so a later prompt sharing that
+                          * prefix resumes there (mp_engine_resume_point);
+                          * counted by the memory plan. 0: none; at most
+                          * MP_MAX_CHECKPOINTS */
     bool need_tokenizer; /* fail when the file has no usable tokenizer (else
                           * tokenizing fails later with MP_E_UNSUPPORTED) */
     bool vocab_only;     /* load the tokenizer only (works on vocab-only GGUF
@@ -158,6 +165,7 @@ mp_params mp_params_default(void);
 
 #define MP_MAX_IO_DEPTH 1024
 #define MP_MAX_SEQ 256
+#define MP_MAX_CHECKPOINTS 64
 #define MP_DEFAULT_IO_DEPTH 16
 
 /* Names the params accept, for help texts and validation. Each returns the
@@ -230,6 +238,9 @@ typedef struct mp_engine_info {
     int32_t n_vocab;          /* logits per position */
     int32_t n_ctx, n_batch, n_threads; /* in effect */
     int32_t n_seq;            /* KV caches (params.n_seq, at least 1) */
+    int32_t n_checkpoints;    /* recurrent-state checkpoints per sequence in
+                               * effect (params.n_checkpoints; 0 for a model
+                               * without recurrent layers) */
     uint32_t n_layer, n_expert, n_expert_used;
     mp_plan_info plan;
     /* When experts stream (plan.streamed): */
@@ -375,8 +386,17 @@ int32_t mp_engine_n_seq(const mp_engine *e); /* 0 for a vocab-only engine */
  * n_swa - 1 keys before it): truncate to 0 then, and evaluate again.
  * MP_E_UNSUPPORTED (nothing changed) for 0 < n_past < the current one on a
  * model with recurrent layers (qwen3next, qwen35moe), whose state holds no
- * earlier positions. A failed eval on such a model leaves n_past 0. */
+ * earlier positions, unless a checkpoint (params.n_checkpoints) was taken at
+ * n_past. A failed eval on such a model leaves n_past 0. */
 int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err);
+
+/* The longest prefix of at most n_past tokens that mp_engine_truncate keeps
+ * now: n_past itself for attention-only models (unless a sliding window has
+ * moved past it: then 0), the nearest checkpoint at or below n_past on a
+ * model with recurrent layers (0 without one), the current n_past when
+ * n_past is beyond it. A caller that wants the first n_past tokens kept
+ * truncates to this and evaluates the tokens after it again. */
+int32_t mp_engine_resume_point(const mp_engine *e, int32_t n_past);
 
 /* Observes the routing: called once per (token, MoE layer) during eval with
  * the chosen experts (best first) and their weights. NULL removes it.

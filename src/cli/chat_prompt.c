@@ -27,6 +27,31 @@ int cli_chat_render(const mp_engine *e, const char *tmpl, const cli_chat_msg *ms
     return 0;
 }
 
+int cli_chat_split(const mp_engine *e, const char *tmpl, const cli_chat_msg *msgs, size_t n_msgs,
+                   const int32_t *ids, size_t n)
+{
+    mp_engine_info in;
+    mp_engine_get_info(e, &in);
+    if (in.n_checkpoints == 0 || n < 2) return (int)n;
+    char *text = NULL, msg[512];
+    if (cli_chat_render(e, tmpl, msgs, n_msgs, false, &text, msg, sizeof msg)) return (int)n;
+    const unsigned flags = MP_TOKENIZE_ADD_SPECIAL | MP_TOKENIZE_PARSE_SPECIAL;
+    size_t n0 = 0;
+    int32_t *ids0 = NULL;
+    int rc = mp_engine_tokenize(e, text, strlen(text), flags, NULL, 0, &n0, NULL);
+    if ((rc == MP_OK || rc == MP_E_RANGE) && n0 > 0 && (ids0 = malloc(sizeof *ids0 * n0)) &&
+        mp_engine_tokenize(e, text, strlen(text), flags, ids0, n0, &n0, NULL) == MP_OK) {
+        size_t i = 0;
+        while (i < n0 && i < n && ids0[i] == ids[i]) i++;
+        n0 = i;
+    } else {
+        n0 = n;
+    }
+    free(ids0);
+    free(text);
+    return n0 >= 1 && n0 < n ? (int)n0 : (int)n;
+}
+
 int cli_chat_check(const mp_engine *e, const char *tmpl)
 {
     /* One user turn is the least every chat template renders: a template that fails on

@@ -40,7 +40,18 @@ typedef struct cli_model_opts {
     bool has_routing_seq;
     bool layer_stats;         /* --layer-stats */
     int n_seq;                /* KV caches (serve --parallel); 0: 1 */
+    int n_ckpt;               /* chat/serve --ctx-checkpoints */
 } cli_model_opts;
+
+/* chat and serve: --ctx-checkpoints N (o->n_ckpt). Returns 1 when argv[*i]
+ * is it (consumed), 0 when not, -1 after printing an error. */
+#define CLI_DEFAULT_CHECKPOINTS 2
+int cli_take_ckpt_opt(cli_model_opts *o, int argc, char **argv, int *i);
+#define CLI_CKPT_HELP                                                                                  \
+    "  --ctx-checkpoints N    models with recurrent layers (Qwen3.5/3.6, Qwen3-Next): copies of\n"     \
+    "                         the recurrent state kept per conversation, taken at the end of each\n"   \
+    "                         prompt, so the next turn resumes there instead of evaluating the\n"      \
+    "                         whole conversation again (default 2; 0: none; the plan counts them)\n"
 
 /* Fills engine parameters from the shared options. */
 void cli_params(const cli_model_opts *o, mp_params *p);
@@ -103,6 +114,15 @@ typedef struct cli_chat_msg {
  * or -1 with the reason in msg[cap]. */
 int cli_chat_render(const mp_engine *e, const char *tmpl, const cli_chat_msg *msgs, size_t n, bool add_gen,
                     char **out, char *msg, size_t cap);
+/* Where the generation prompt begins in ids[0..n) (the tokens of msgs
+ * rendered with it): the end of the same messages rendered without it,
+ * which a later turn's prompt repeats while the generation prompt itself
+ * is usually rendered otherwise there (an answer's thinking dropped). Chat
+ * and serve evaluate a prompt in two parts at that point when the engine
+ * keeps recurrent-state checkpoints (info.n_checkpoints), so one is taken
+ * there. Returns n when there is no such point or no checkpoints. */
+int cli_chat_split(const mp_engine *e, const char *tmpl, const cli_chat_msg *msgs, size_t n_msgs,
+                   const int32_t *ids, size_t n);
 /* Renders one user turn with tmpl (NULL: the model's own template); prints the error and
  * returns -1 when it fails, so chat and serve refuse an unusable template at start. */
 int cli_chat_check(const mp_engine *e, const char *tmpl);

@@ -246,6 +246,13 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
     return 0;
 }
 
+int cli_take_ckpt_opt(cli_model_opts *o, int argc, char **argv, int *i)
+{
+    if (strcmp(argv[*i], "--ctx-checkpoints")) return 0;
+    const char *v = cli_value(argc, argv, i);
+    return !v || cli_parse_int(argv[*i - 1], v, 0, MP_MAX_CHECKPOINTS, &o->n_ckpt) ? -1 : 1;
+}
+
 void cli_params(const cli_model_opts *o, mp_params *p)
 {
     *p = mp_params_default();
@@ -253,6 +260,7 @@ void cli_params(const cli_model_opts *o, mp_params *p)
     p->n_batch = o->n_batch;
     p->n_threads = o->n_threads;
     p->n_seq = o->n_seq;
+    p->n_checkpoints = o->n_ckpt;
     p->mem = o->mem;
     p->cache_bytes = o->cache_bytes;
     p->cache_experts = (uint32_t)o->cache_experts;

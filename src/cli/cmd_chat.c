@@ -30,6 +30,7 @@ static void help(void)
            "  -n, --n-predict N      tokens per answer at most (default -1: until end of text)\n"
            "  --temp T, --top-k N, --top-p P, --min-p P, --repeat-penalty R, --repeat-last-n N,\n"
            "  -s SEED                sampling (defaults as moepager run)\n"
+           CLI_CKPT_HELP
            "%s",
            cli_model_opts_help);
 }
@@ -125,23 +126,36 @@ static int render_tokens(chat *c, int32_t **ids, size_t *n)
     return 0;
 }
 
-/* Evaluates ids[0..n) into the KV cache, reusing the prefix it holds.
- * Returns 0, 1 on an error (printed). */
-static int eval_prompt(chat *c, const int32_t *ids, int n)
+/* cli_chat_split for the conversation so far (n: when out of memory) */
+static int prompt_split(chat *c, const int32_t *ids, size_t n)
+{
+    cli_chat_msg *m = calloc(c->n_msgs ? c->n_msgs : 1, sizeof *m);
+    if (!m) return (int)n;
+    for (size_t i = 0; i < c->n_msgs; i++) m[i] = (cli_chat_msg){c->msgs[i].role, c->msgs[i].content};
+    const int split = cli_chat_split(c->e, c->tmpl, m, c->n_msgs, ids, n);
+    free(m);
+    return split;
+}
+
+/* Evaluates ids[0..n) into the KV cache, reusing the prefix it holds, in
+ * two parts at split (see cli_chat_split; n: one). Returns 0, 1 on an
+ * error (printed). */
+static int eval_prompt(chat *c, const int32_t *ids, int n, int split)
 {
     int keep = 0;
     while (keep < c->n_kv && keep < n && c->kv[keep] == ids[keep]) keep++;
     if (keep >= n) keep = n - 1; /* the last token again, for its logits */
+    /* a recurrent state goes back only to a checkpoint (the end of an
+     * earlier prompt), a slid window not at all: what is kept then is less */
+    keep = mp_engine_resume_point(c->e, keep);
     mp_err err = {0};
-    if (mp_engine_truncate(c->e, keep, &err)) {
-        /* a state that cannot go back to a prefix (a recurrent layer without
-         * a checkpoint): evaluate the whole prompt again */
-        keep = 0;
-        if (mp_engine_truncate(c->e, 0, &err)) return cli_fail(&err);
-    }
+    if (mp_engine_truncate(c->e, keep, &err)) return cli_fail(&err);
     c->n_kv = keep;
     double t0 = mp_time_s();
-    int rc = mp_engine_eval(c->e, ids + keep, (size_t)(n - keep), c->logits, (size_t)c->n_vocab, false, &err);
+    /* up to the generation prompt first: a checkpoint there (cli_chat_split) */
+    const int from = split > keep && split < n ? split : keep;
+    int rc = from > keep ? mp_engine_eval(c->e, ids + keep, (size_t)(from - keep), NULL, 0, false, &err) : MP_OK;
+    if (!rc) rc = mp_engine_eval(c->e, ids + from, (size_t)(n - from), c->logits, (size_t)c->n_vocab, false, &err);
     c->last_prompt_s = mp_time_s() - t0;
     if (rc) {
         mp_engine_truncate(c->e, keep, NULL);
@@ -183,7 +197,7 @@ static int answer(chat *c, int n_predict)
     /* the penalty's history: this turn's prompt (which holds the earlier turns) */
     mp_sampler_reset(c->smp);
     for (size_t i = 0; i < n; i++) mp_sampler_accept(c->smp, ids[i]);
-    int rc = eval_prompt(c, ids, (int)n);
+    int rc = eval_prompt(c, ids, (int)n, prompt_split(c, ids, n));
     free(ids);
     if (rc) return 1;
 
@@ -245,7 +259,7 @@ static int answer(chat *c, int n_predict)
                 return cli_error("out of memory");
             }
             if (na) mp_engine_tokenize(c->e, text, len, 0, all + np, na, &na, NULL);
-            rc = eval_prompt(c, all, (int)(np + na));
+            rc = eval_prompt(c, all, (int)(np + na), (int)(np + na));
             free(all);
             if (rc) {
                 free(text);
@@ -285,7 +299,7 @@ static void clear(chat *c)
 
 int cmd_chat(int argc, char **argv)
 {
-    cli_model_opts mo = {0};
+    cli_model_opts mo = {.n_ckpt = CLI_DEFAULT_CHECKPOINTS};
     const char *system = NULL, *tmpl = NULL;
     int n_predict = -1;
     mp_sampler_params sp = mp_sampler_default_params();
@@ -293,6 +307,7 @@ int cmd_chat(int argc, char **argv)
         const char *a = argv[i], *v;
         int r = cli_take_model_opt(&mo, argc, argv, &i);
         if (r == 0) r = cli_take_sampler_opt(&sp, argc, argv, &i);
+        if (r == 0) r = cli_take_ckpt_opt(&mo, argc, argv, &i);
         if (r < 0) return 1;
         if (r > 0) continue;
         if (cli_is_help(a)) {

@@ -51,6 +51,7 @@ typedef struct job {
     size_t out_len, out_cap;
     const char *finish;   /* "stop", "length" once done */
     int n_prompt, n_cached, n_gen;
+    int split; /* where the chat template's generation prompt begins (cli_chat_split); n_prompt: none */
     atomic_bool cancelled; /* the client went away */
     pthread_cond_t cv;
     /* the scheduler's */
@@ -168,40 +169,39 @@ static int job_prepare(srv *s, job *j)
     char msg[512];
     char *text = NULL;
     unsigned flags = MP_TOKENIZE_ADD_SPECIAL;
+    cli_chat_msg *m = NULL;
     if (j->req.chat) {
-        cli_chat_msg *m = calloc(j->req.n_msgs, sizeof *m);
-        if (!m) return job_fail(j, 500, "out of memory", NULL, NULL), -1;
+        if (!(m = calloc(j->req.n_msgs, sizeof *m))) return job_fail(j, 500, "out of memory", NULL, NULL), -1;
         for (size_t i = 0; i < j->req.n_msgs; i++) m[i] = (cli_chat_msg){j->req.msgs[i].role, j->req.msgs[i].content};
-        int rc = cli_chat_render(s->e, s->tmpl, m, j->req.n_msgs, true, &text, msg, sizeof msg);
-        free(m);
-        if (rc) return job_fail(j, 400, msg, "messages", "template_error"), -1;
+        if (cli_chat_render(s->e, s->tmpl, m, j->req.n_msgs, true, &text, msg, sizeof msg)) {
+            free(m);
+            return job_fail(j, 400, msg, "messages", "template_error"), -1;
+        }
         flags |= MP_TOKENIZE_PARSE_SPECIAL; /* the template's control tokens */
     }
     const char *src = j->req.chat ? text : j->req.prompt;
     size_t len = strlen(src), n = 0;
     int rc = mp_engine_tokenize(s->e, src, len, flags, NULL, 0, &n, NULL);
+    mp_err err = {0};
+    bool ok = false;
     if (rc != MP_OK && rc != MP_E_RANGE) {
-        free(text);
-        return job_fail(j, 400, "the prompt cannot be tokenized", j->req.chat ? "messages" : "prompt", NULL), -1;
-    }
-    if (n == 0) {
-        free(text);
-        return job_fail(j, 400, "the prompt is empty and the vocabulary adds no BOS token", "prompt", NULL), -1;
-    }
-    if (n >= (size_t)s->n_ctx) {
-        free(text);
+        job_fail(j, 400, "the prompt cannot be tokenized", j->req.chat ? "messages" : "prompt", NULL);
+    } else if (n == 0) {
+        job_fail(j, 400, "the prompt is empty and the vocabulary adds no BOS token", "prompt", NULL);
+    } else if (n >= (size_t)s->n_ctx) {
         snprintf(msg, sizeof msg, "the prompt has %zu tokens but the context holds %d (one more is needed to answer)",
                  n, s->n_ctx);
-        return job_fail(j, 400, msg, j->req.chat ? "messages" : "prompt", "context_length_exceeded"), -1;
-    }
-    mp_err err = {0};
-    j->ids = malloc(sizeof *j->ids * n);
-    if (!j->ids || mp_engine_tokenize(s->e, src, len, flags, j->ids, n, &n, &err)) {
-        free(text);
-        return job_fail(j, 500, j->ids ? err.msg : "out of memory", NULL, NULL), -1;
+        job_fail(j, 400, msg, j->req.chat ? "messages" : "prompt", "context_length_exceeded");
+    } else if (!(j->ids = malloc(sizeof *j->ids * n)) || mp_engine_tokenize(s->e, src, len, flags, j->ids, n, &n, &err)) {
+        job_fail(j, 500, j->ids ? err.msg : "out of memory", NULL, NULL);
+    } else {
+        j->n_prompt = (int)n;
+        j->split = m ? cli_chat_split(s->e, s->tmpl, m, j->req.n_msgs, j->ids, n) : j->n_prompt;
+        ok = true;
     }
     free(text);
-    j->n_prompt = (int)n;
+    free(m);
+    if (!ok) return -1;
     if (!j->req.has_seed) j->req.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)j << 16);
     if (mp_sampler_open(&j->smp, &j->req.sp, s->n_vocab, &err)) return job_fail(j, 500, err.msg, NULL, NULL), -1;
     for (size_t i = 0; i < n; i++) mp_sampler_accept(j->smp, j->ids[i]);
@@ -267,16 +267,16 @@ static void slot_step(srv *s, int i)
     if (!rc && !j->prefilled) {
         int keep = common_prefix(sl->tokens, sl->n_tokens, j->ids, j->n_prompt);
         if (keep >= j->n_prompt) keep = j->n_prompt - 1; /* the last token again: its logits */
+        /* a recurrent state goes back only to a checkpoint (an earlier
+         * prompt's end), a slid window not at all: less is kept then */
+        keep = mp_engine_resume_point(s->e, keep);
         rc = mp_engine_truncate(s->e, keep, &err);
-        if (rc && keep > 0) {
-            /* a state that cannot go back to a prefix (a recurrent layer
-             * without a checkpoint): start over */
-            keep = 0;
-            rc = mp_engine_truncate(s->e, 0, &err);
-        }
         sl->n_tokens = keep;
         double t0 = mp_time_s();
-        if (!rc) rc = mp_engine_eval(s->e, j->ids + keep, (size_t)(j->n_prompt - keep), sl->logits, (size_t)s->n_vocab,
+        /* up to the generation prompt first: a checkpoint there (cli_chat_split) */
+        const int from = j->split > keep && j->split < j->n_prompt ? j->split : keep;
+        if (!rc && from > keep) rc = mp_engine_eval(s->e, j->ids + keep, (size_t)(from - keep), NULL, 0, false, &err);
+        if (!rc) rc = mp_engine_eval(s->e, j->ids + from, (size_t)(j->n_prompt - from), sl->logits, (size_t)s->n_vocab,
                                      false, &err);
         double dt = mp_time_s() - t0;
         if (!rc) {
@@ -893,19 +893,21 @@ static void help(void)
            "  --chat-template T      override the model's chat template: a Jinja file, or a built-in\n"
            "                         name (chatml, llama3, mistral-v7, deepseek3, gpt-oss, ...)\n"
            "  --max-body SIZE        largest request body (default 1M); larger: 413\n"
+           CLI_CKPT_HELP
            "%s",
            cli_model_opts_help);
 }
 
 int cmd_serve(int argc, char **argv)
 {
-    cli_model_opts mo = {0};
+    cli_model_opts mo = {.n_ckpt = CLI_DEFAULT_CHECKPOINTS};
     const char *host = "127.0.0.1", *alias = NULL, *tmpl = NULL;
     int port = 8080, parallel = 1;
     uint64_t max_body = 1 << 20;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_take_model_opt(&mo, argc, argv, &i);
+        if (r == 0) r = cli_take_ckpt_opt(&mo, argc, argv, &i);
         if (r < 0) return 1;
         if (r > 0) continue;
         if (cli_is_help(a)) {

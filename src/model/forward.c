@@ -77,6 +77,12 @@ struct mp_ctx {
      * clears it. */
     float *conv_state, *ssm_state;
     float *conv_all, *ssm_all;
+    /* Checkpoints of that state, n_ckpt per sequence: ckpt_pos[seq * n_ckpt +
+     * i] the position it was taken at (-1: empty), ckpt_all the copies (conv
+     * of every recurrent layer, then ssm), same index, state_floats each. */
+    int n_ckpt;
+    int *ckpt_pos;
+    float *ckpt_all;
 
     /* Scratch, sized for n_batch tokens, carved from one block (scratch_layout). */
     uint8_t *scratch;
@@ -1017,6 +1023,31 @@ static int eval_chunk(mp_ctx *c, const int32_t *ids, int T, float *logits, bool 
     return MP_OK;
 }
 
+static size_t conv_floats(const mp_hparams *hp) { return (size_t)hp->n_layer_recr * (size_t)mp_hp_conv_state(hp); }
+static size_t ssm_floats(const mp_hparams *hp) { return (size_t)hp->n_layer_recr * (size_t)mp_hp_ssm_state(hp); }
+
+static float *ckpt_data(const mp_ctx *c, int i)
+{
+    return c->ckpt_all + ((size_t)c->seq * (size_t)c->n_ckpt + (size_t)i) * (conv_floats(&c->m->hp) + ssm_floats(&c->m->hp));
+}
+
+/* Copies the current sequence's recurrent state at n_past into a free slot,
+ * else over the lowest position's (the oldest prefix). */
+static void ckpt_save(mp_ctx *c)
+{
+    const mp_hparams *hp = &c->m->hp;
+    if (!c->n_ckpt || !hp->n_layer_recr) return;
+    int *pos = c->ckpt_pos + c->seq * c->n_ckpt, slot = 0;
+    for (int i = 0; i < c->n_ckpt; i++) {
+        if (pos[i] == c->n_past) return; /* the same prefix's state */
+        if (pos[i] < pos[slot]) slot = i;
+    }
+    float *d = ckpt_data(c, slot);
+    memcpy(d, c->conv_state, conv_floats(hp) * sizeof(float));
+    memcpy(d + conv_floats(hp), c->ssm_state, ssm_floats(hp) * sizeof(float));
+    pos[slot] = c->n_past;
+}
+
 int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, mp_err *err)
 {
     if (n <= 0) return mp_err_set(err, MP_E_INVAL, "nothing to evaluate");
@@ -1041,6 +1072,7 @@ int mp_ctx_eval(mp_ctx *c, const int32_t *ids, int n, float *logits, bool all, m
             return rc;
         }
     }
+    if (n > 1) ckpt_save(c); /* a prompt's end: where a later prompt sharing it resumes */
     return MP_OK;
 }
 
@@ -1207,9 +1239,16 @@ int mp_ctx_create(mp_ctx **out, const mp_model *m, mp_experts *x, const mp_ctx_p
     const size_t n_ssm = (size_t)hp->n_layer_recr * (size_t)mp_hp_ssm_state(hp);
     c->conv_state = c->conv_all = n_conv ? calloc(n_conv * S, sizeof(float)) : NULL;
     c->ssm_state = c->ssm_all = n_ssm ? calloc(n_ssm * S, sizeof(float)) : NULL;
+    c->n_ckpt = hp->n_layer_recr && p && p->n_ckpt > 0 ? p->n_ckpt : 0;
+    if (c->n_ckpt) {
+        c->ckpt_pos = malloc(S * (size_t)c->n_ckpt * sizeof *c->ckpt_pos);
+        c->ckpt_all = malloc(S * (size_t)c->n_ckpt * (n_conv + n_ssm) * sizeof(float));
+        for (size_t i = 0; c->ckpt_pos && i < S * (size_t)c->n_ckpt; i++) c->ckpt_pos[i] = -1;
+    }
     c->pool = mp_pool_create(c->n_threads);
     if (!c->scratch || !c->kv_row0 || !c->kc || (!c->vc && !hp->kv_in_k) || !c->pool || !c->seq_n_past ||
-        !c->seq_swa_base || (n_conv && !c->conv_state) || (n_ssm && !c->ssm_state)) {
+        !c->seq_swa_base || (n_conv && !c->conv_state) || (n_ssm && !c->ssm_state) ||
+        (c->n_ckpt && (!c->ckpt_pos || !c->ckpt_all))) {
         const int n_ctx = c->n_ctx, n_batch = c->n_batch, n_seq = c->n_seq;
         mp_ctx_free(c);
         return mp_err_set(err, MP_E_NOMEM, "out of memory allocating the context (n_ctx %d, n_batch %d, %d sequence(s): %.1f MiB)",
@@ -1234,6 +1273,8 @@ void mp_ctx_free(mp_ctx *c)
     free(c->kv_row0);
     free(c->conv_all);
     free(c->ssm_all);
+    free(c->ckpt_pos);
+    free(c->ckpt_all);
     free(c->scratch);
     free(c);
 }
@@ -1242,6 +1283,7 @@ int mp_ctx_n_ctx(const mp_ctx *c) { return c->n_ctx; }
 int mp_ctx_n_batch(const mp_ctx *c) { return c->n_batch; }
 int mp_ctx_n_past(const mp_ctx *c) { return c->n_past; }
 int mp_ctx_n_seq(const mp_ctx *c) { return c->n_seq; }
+int mp_ctx_n_ckpt(const mp_ctx *c) { return c->n_ckpt; }
 int mp_ctx_seq(const mp_ctx *c) { return c->seq; }
 void mp_ctx_set_seq(mp_ctx *c, int seq)
 {
@@ -1275,14 +1317,40 @@ int mp_ctx_truncate(mp_ctx *c, int n_past)
             memset(c->ssm_state, 0, (size_t)hp->n_layer_recr * (size_t)mp_hp_ssm_state(hp) * sizeof(float));
         }
     } else if (hp->n_layer_recr) {
-        /* a recurrent state holds no earlier positions: the caller truncates to 0 and
-         * evaluates again the prefix it wants to keep */
-        return MP_E_UNSUPPORTED;
+        /* a recurrent state holds no earlier positions, only its checkpoints
+         * do: the caller truncates to one (or to 0) and evaluates again the
+         * rest of the prefix it wants to keep */
+        const int *pos = c->ckpt_pos + c->seq * c->n_ckpt;
+        int slot = -1;
+        for (int i = 0; i < c->n_ckpt; i++)
+            if (pos[i] == n_past) slot = i;
+        if (slot < 0) return MP_E_UNSUPPORTED;
+        const float *d = ckpt_data(c, slot);
+        memcpy(c->conv_state, d, conv_floats(hp) * sizeof(float));
+        memcpy(c->ssm_state, d + conv_floats(hp), ssm_floats(hp) * sizeof(float));
     } else if (n_past < mp_ctx_truncate_min(c)) {
         return MP_E_RANGE;
     }
     c->n_past = n_past;
+    /* checkpoints past n_past hold a prefix the next evals replace */
+    for (int i = 0; i < c->n_ckpt; i++)
+        if (c->ckpt_pos[c->seq * c->n_ckpt + i] > n_past) c->ckpt_pos[c->seq * c->n_ckpt + i] = -1;
     return MP_OK;
+}
+
+int mp_ctx_resume_point(const mp_ctx *c, int n_past)
+{
+    if (n_past >= c->n_past) return c->n_past;
+    if (n_past <= 0) return 0;
+    if (c->m->hp.n_layer_recr) {
+        int best = 0;
+        for (int i = 0; i < c->n_ckpt; i++) {
+            const int p = c->ckpt_pos[c->seq * c->n_ckpt + i];
+            if (p <= n_past && p > best) best = p;
+        }
+        return best;
+    }
+    return n_past < mp_ctx_truncate_min(c) ? 0 : n_past;
 }
 void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud)
 {

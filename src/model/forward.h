@@ -17,6 +17,7 @@ typedef struct mp_ctx_params {
     int n_batch;   /* max tokens per forward chunk (0: 512) */
     int n_threads; /* 0: all online CPUs */
     int n_seq;     /* KV caches (sequences) sharing the scratch and the threads; 0: 1 */
+    int n_ckpt;    /* recurrent-state checkpoints per sequence (mp_ctx_truncate); 0: none */
 } mp_ctx_params;
 
 /* Called once per (token, MoE layer) with the selected experts (best first)
@@ -54,7 +55,7 @@ int mp_ctx_kv_cells(const mp_model *m, uint32_t il, int n_ctx, int n_batch);
  * alone: it does not grow with n_ctx) and for scratch, for the memory
  * planner (same formulas as create). */
 uint64_t mp_ctx_kv_bytes(const mp_model *m, int n_ctx, int n_batch);
-uint64_t mp_ctx_state_bytes(const mp_model *m);
+uint64_t mp_ctx_state_bytes(const mp_model *m); /* also one checkpoint's (n_ckpt) */
 uint64_t mp_ctx_scratch_bytes(const mp_model *m, int n_ctx, int n_batch, int n_threads);
 
 int mp_ctx_n_ctx(const mp_ctx *c);
@@ -63,6 +64,7 @@ int mp_ctx_n_ctx(const mp_ctx *c);
  * interleaves its requests' steps by switching between them; the scratch,
  * thread pool and the model's experts stay shared. */
 int mp_ctx_n_seq(const mp_ctx *c);
+int mp_ctx_n_ckpt(const mp_ctx *c); /* checkpoints per sequence in effect (0 without recurrent layers) */
 int mp_ctx_n_batch(const mp_ctx *c);
 void mp_ctx_set_seq(mp_ctx *c, int seq); /* 0 <= seq < n_seq */
 int mp_ctx_seq(const mp_ctx *c);
@@ -72,11 +74,19 @@ int mp_ctx_n_past(const mp_ctx *c);
  * 0 < n_past < mp_ctx_truncate_min: sliding-window layers no longer hold keys
  * the next token there would see. MP_E_UNSUPPORTED (nothing changed) for
  * 0 < n_past < the current n_past on a model with recurrent (Gated DeltaNet)
- * layers: their state holds no earlier position, so the caller truncates to
- * 0 and re-evaluates the prefix it keeps. A failed eval clears a recurrent
- * model's sequence to 0. */
+ * layers, unless n_past is a checkpoint's position: their state holds no
+ * earlier position, so the caller truncates to the checkpoint below
+ * (mp_ctx_resume_point) or to 0 and re-evaluates the rest of the prefix it
+ * keeps. A checkpoint is a copy of the sequence's recurrent state taken at
+ * the end of each eval of more than one token (a prompt), n_ckpt per
+ * sequence, the lowest position replaced first; truncating drops those past
+ * the new n_past. A failed eval clears a recurrent model's sequence to 0. */
 int mp_ctx_truncate(mp_ctx *c, int n_past);
 int mp_ctx_truncate_min(const mp_ctx *c); /* 0: any n_past */
+/* The largest position <= n_past that mp_ctx_truncate accepts now (the
+ * current n_past when n_past is beyond it; 0 when nothing below is kept). */
+int mp_ctx_resume_point(const mp_ctx *c, int n_past);
+
 void mp_ctx_set_route_cb(mp_ctx *c, mp_route_fn fn, void *ud);
 void mp_ctx_set_route_override(mp_ctx *c, mp_route_override_fn fn, void *ud); /* NULL: the model's own */
 /* Hands resident matmuls with a device copy and the routed experts to a

@@ -114,6 +114,7 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
     sp->n_batch = p->n_batch;
     sp->n_threads = p->n_threads;
     sp->n_seq = p->n_seq;
+    sp->n_ckpt = p->n_checkpoints;
     sp->need_tokenizer = p->need_tokenizer;
     sp->mem = p->mem;
     sp->cache_bytes = p->cache_bytes;
@@ -142,6 +143,9 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
                           p->n_batch, p->n_threads);
     if (p->n_seq < 0 || p->n_seq > MP_MAX_SEQ)
         return mp_err_set(err, MP_E_INVAL, "--parallel: %d is not in [1, %d]", p->n_seq, MP_MAX_SEQ);
+    if (p->n_checkpoints < 0 || p->n_checkpoints > MP_MAX_CHECKPOINTS)
+        return mp_err_set(err, MP_E_INVAL, "--ctx-checkpoints: %d is not in [0, %d]", p->n_checkpoints,
+                          MP_MAX_CHECKPOINTS);
     if (p->io_depth > MP_IO_MAX_DEPTH)
         return mp_err_set(err, MP_E_INVAL, "--io-depth: %u is not in [1, %d]", p->io_depth, MP_IO_MAX_DEPTH);
     if (p->lookahead < 0 || p->prefetch_extra < 0)
@@ -356,6 +360,7 @@ void mp_engine_get_info(const mp_engine *e, mp_engine_info *o)
     const mp_hparams *hp = &s->model->hp;
     o->n_ctx = mp_ctx_n_ctx(s->ctx);
     o->n_seq = mp_ctx_n_seq(s->ctx);
+    o->n_checkpoints = mp_ctx_n_ckpt(s->ctx);
     o->n_batch = e->n_batch;
     o->n_threads = e->n_threads;
     o->n_layer = hp->n_layer;
@@ -619,6 +624,11 @@ int mp_engine_set_seq(mp_engine *e, int32_t seq, mp_err *err)
     return MP_OK;
 }
 
+int32_t mp_engine_resume_point(const mp_engine *e, int32_t n_past)
+{
+    return e->s ? mp_ctx_resume_point(e->s->ctx, n_past) : 0;
+}
+
 int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err)
 {
     int rc = need_model(e, err);
@@ -628,8 +638,9 @@ int mp_engine_truncate(mp_engine *e, int32_t n_past, mp_err *err)
     if (rc == MP_E_UNSUPPORTED)
         return mp_err_set(err, rc,
                           "truncate to %d of %d tokens: the model's recurrent (Gated DeltaNet) state cannot go back "
-                          "to an earlier position; truncate to 0 and evaluate the kept tokens again",
-                          n_past, cur);
+                          "to an earlier position without a checkpoint there; truncate to mp_engine_resume_point "
+                          "(%d) and evaluate the kept tokens after it again",
+                          n_past, cur, mp_ctx_resume_point(e->s->ctx, n_past));
     if (rc && (n_past < 0 || n_past > cur))
         return mp_err_set(err, rc, "truncate to %d: the KV cache holds %d tokens", n_past, cur);
     if (rc)

@@ -111,7 +111,8 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     const int n_batch = mp_default_n_batch(o->n_batch, n_ctx);
     const int n_threads = mp_default_threads(o->n_threads);
     /* every sequence (server slot) has its own KV cache */
-    p->kv = mp_ctx_kv_bytes(m, n_ctx, n_batch) * (uint64_t)(o->n_seq > 0 ? o->n_seq : 1);
+    p->kv = (mp_ctx_kv_bytes(m, n_ctx, n_batch) + mp_ctx_state_bytes(m) * (uint64_t)(o->n_ckpt > 0 ? o->n_ckpt : 0)) *
+            (uint64_t)(o->n_seq > 0 ? o->n_seq : 1);
     p->scratch = mp_ctx_scratch_bytes(m, n_ctx, n_batch, n_threads);
     p->overhead = overhead_bytes(m);
     p->expert_bytes = sz.expert_bytes;

@@ -55,6 +55,7 @@ typedef struct mp_plan_opts {
     uint32_t cache_experts; /* --cache-experts: slots per MoE layer; 0: none */
     int n_ctx, n_batch, n_threads;
     int n_seq; /* KV caches (server slots), each n_ctx long; 0: 1 */
+    int n_ckpt; /* recurrent-state checkpoints per sequence (mp_ctx_params.n_ckpt) */
     bool pack;              /* the experts are a pack's blocks (always streamed) */
     size_t align;           /* the io's read alignment (mp_io_file_align); 0: 4096 */
     /* What the machine allows (mp_mem_allowance_read), for the default

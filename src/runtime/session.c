@@ -277,6 +277,7 @@ int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, co
                        .cache_experts = p->cache_experts,
                        .n_ctx = p->n_ctx,
                        .n_seq = p->n_seq,
+                       .n_ckpt = p->n_ckpt,
                        .n_batch = p->n_batch,
                        .n_threads = p->n_threads,
                        .pack = pack,
@@ -355,7 +356,7 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     }
     if (rc) goto fail;
     if (s->resident_buf) note_repacked(s);
-    mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads, p->n_seq};
+    mp_ctx_params cp = {p->n_ctx, p->n_batch, p->n_threads, p->n_seq, p->n_ckpt};
     rc = mp_ctx_create(&s->ctx, s->model, s->experts, &cp, err);
     if (rc) goto fail;
     if ((rc = mp_session_open_vram(s, p, err))) goto fail;

@@ -17,6 +17,7 @@ typedef struct mp_session_params {
     const char *model_path;
     int n_ctx, n_batch, n_threads;
     int n_seq;           /* KV caches (server slots); 0: 1 */
+    int n_ckpt;          /* recurrent-state checkpoints per sequence; 0: none */
     bool need_tokenizer; /* fail if the file has no usable tokenizer */
     /* Memory budget: any of these streams experts through the cache. With
      * none (and not mmap) the planner reads what the machine allows
