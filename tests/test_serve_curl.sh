@@ -156,5 +156,38 @@ awk '/^moepager_expert_cache_streamed /{s=$2} /^moepager_expert_cache_hit_rate /
     { bad "/metrics: the expert cache is not counted"; cat "$T/metrics"; }
 
 serve_stop || fail=1
+
+# --- --host: an IPv6 literal (where the machine has ::1), a name; one line for a bad one
+if [ -r /proc/net/if_inet6 ] && grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6; then
+    "$B/moepager" serve -m "$M" --host ::1 --port 0 >"$T/log6" 2>&1 &
+    SERVE_PID=$!
+    P6=
+    for _ in $(seq 1 300); do
+        P6=$(grep -o 'on http://\[::1\]:[0-9]*' "$T/log6" 2>/dev/null | sed 's/.*://')
+        [ -n "$P6" ] && break
+        sleep 0.1
+    done
+    [ -n "$P6" ] && [ "$(curl -sS -g -m 10 "http://[::1]:$P6/health")" = '{"status":"ok"}' ] &&
+        ok "--host ::1 answers on http://[::1]:$P6" || bad "--host ::1: $(cat "$T/log6")"
+    serve_stop || fail=1
+else
+    echo "note: no ::1 on this machine, --host ::1 not tested"
+fi
+"$B/moepager" serve -m "$M" --host localhost --port 0 >"$T/logn" 2>&1 &
+SERVE_PID=$!
+PN=
+for _ in $(seq 1 300); do
+    PN=$(grep -o 'on http://localhost:[0-9]*' "$T/logn" 2>/dev/null | sed 's/.*://')
+    [ -n "$PN" ] && break
+    sleep 0.1
+done
+[ -n "$PN" ] && [ "$(curl -sS -m 10 "http://localhost:$PN/health")" = '{"status":"ok"}' ] &&
+    ok "--host localhost answers" || bad "--host localhost: $(cat "$T/logn")"
+serve_stop || fail=1
+out=$("$B/moepager" serve -m "$M" --host no.such.host.invalid 2>&1)
+rc=$?
+[ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "no.such.host.invalid" &&
+    ok "a bad --host is refused: $out" || bad "--host no.such.host.invalid: rc $rc: $out"
+
 [ $fail -eq 0 ] && echo "test_serve_curl: ok"
 exit $fail

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -878,6 +879,24 @@ static void request_done(void *cls, struct MHD_Connection *mc, void **con_cls, e
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { (void)sig; g_stop = 1; }
 
+/* host (an IPv4 or IPv6 literal, or a name such as localhost: its first
+ * address) and port into *out. Returns 0, -1 when it does not resolve. */
+static int resolve_host(const char *host, int port, struct sockaddr_storage *out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (!*host || getaddrinfo(host, NULL, &hints, &res) || !res) return -1;
+    int rc = -1;
+    memset(out, 0, sizeof *out);
+    if (res->ai_family == AF_INET || res->ai_family == AF_INET6) {
+        memcpy(out, res->ai_addr, res->ai_addrlen);
+        if (res->ai_family == AF_INET) ((struct sockaddr_in *)out)->sin_port = htons((uint16_t)port);
+        else ((struct sockaddr_in6 *)out)->sin6_port = htons((uint16_t)port);
+        rc = 0;
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
 static void help(void)
 {
     printf("usage: moepager serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--parallel N] [options]\n\n"
@@ -886,7 +905,8 @@ static void help(void)
            "Each of the N slots has its own KV cache (-c tokens); they share the model and the\n"
            "expert cache, and the memory plan counts every slot's KV. Requests beyond the slots\n"
            "queue. A request whose prompt begins with what a slot holds evaluates only the rest.\n\n"
-           "  --host ADDR            IPv4 address to listen on (default 127.0.0.1)\n"
+           "  --host ADDR            address to listen on: IPv4, IPv6 or a host name (default 127.0.0.1;\n"
+           "                         0.0.0.0 or :: for every interface)\n"
            "  --port N               TCP port (default 8080; 0: any free port, printed at start)\n"
            "  --parallel N, -np N    slots (default 1)\n"
            "  --alias NAME           the model id clients send (default: the file's name)\n"
@@ -931,8 +951,10 @@ int cmd_serve(int argc, char **argv)
             return cli_error("serve: unknown option '%s' (see moepager serve --help)", a);
         }
     }
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) return cli_error("--host: '%s' is not an IPv4 address", host);
+    struct sockaddr_storage addr;
+    if (resolve_host(host, port, &addr))
+        return cli_error("--host: '%s' is neither an IPv4 or IPv6 address nor a name this machine resolves", host);
+    const bool v6 = addr.ss_family == AF_INET6;
     if (cli_resolve_model(&mo)) return 1;
     mo.n_seq = parallel;
 
@@ -971,7 +993,7 @@ int cmd_serve(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                             MHD_USE_ERROR_LOG,
+                             MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
                          (uint16_t)port, NULL, NULL, handle, &s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                          MHD_OPTION_NOTIFY_COMPLETED, request_done, &s, MHD_OPTION_CONNECTION_LIMIT, 256u,
                          MHD_OPTION_CONNECTION_TIMEOUT, 600u,
@@ -982,8 +1004,11 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    fprintf(stderr, "moepager: serving %s as '%s' on http://%s:%u (%d slot%s, context %d tokens each)\n", mo.model,
-            s.model_id, host, di ? di->port : (unsigned)port, parallel, parallel > 1 ? "s" : "", s.n_ctx);
+    /* an IPv6 literal in a URL goes in brackets */
+    const bool brackets = strchr(host, ':') != NULL;
+    fprintf(stderr, "moepager: serving %s as '%s' on http://%s%s%s:%u (%d slot%s, context %d tokens each)\n", mo.model,
+            s.model_id, brackets ? "[" : "", host, brackets ? "]" : "", di ? di->port : (unsigned)port, parallel,
+            parallel > 1 ? "s" : "", s.n_ctx);
     while (!g_stop) pause();
     fprintf(stderr, "moepager: stopping\n");
     rc = 0;
