@@ -157,6 +157,28 @@ awk '/^moepager_expert_cache_streamed /{s=$2} /^moepager_expert_cache_hit_rate /
 
 serve_stop || fail=1
 
+# --- a long prompt is evaluated a chunk (-b tokens) per step: a short request sent while
+# it runs is answered before it ends (one eval of the whole prompt held every slot)
+serve_start "$T/logb" -m "$M" -c 8192 -b 64 --parallel 2
+U="http://127.0.0.1:$PORT"
+python3 -c 'import json; print(json.dumps({"prompt": "def f(x):\n    return x\n" * 300, "max_tokens": 1, "temperature": 0}))' >"$T/longbody"
+( curl -sS -m 120 "$U/v1/completions" -d @"$T/longbody" >"$T/longout"; date +%s.%N >"$T/longdone" ) &
+lp=$!
+for _ in $(seq 1 200); do
+    [ "$(curl -sS -m 5 "$U/metrics" | awk '/^moepager_requests_processing /{print $2}')" = 1 ] && break
+    sleep 0.02
+done
+curl -sS -m 120 "$U/v1/completions" -d '{"prompt":"x","max_tokens":2,"temperature":0}' >"$T/shortout"
+date +%s.%N >"$T/shortdone"
+wait $lp
+if [ -s "$T/longdone" ] && grep -q '"finish_reason"' "$T/longout" && grep -q '"finish_reason"' "$T/shortout" &&
+    awk -v a="$(cat "$T/shortdone")" -v b="$(cat "$T/longdone")" 'BEGIN{exit !(a < b)}'; then
+    ok "a short request finished while a $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["usage"]["prompt_tokens"])' "$T/longout")-token prompt was evaluated"
+else
+    bad "the short request waited for the long prompt ($(cat "$T/shortdone" "$T/longdone" 2>/dev/null | tr '\n' ' '))"
+fi
+serve_stop || fail=1
+
 # --- --host: an IPv6 literal (where the machine has ::1), a name; one line for a bad one
 if [ -r /proc/net/if_inet6 ] && grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6; then
     "$B/moepager" serve -m "$M" --host ::1 --port 0 >"$T/log6" 2>&1 &
