@@ -1,16 +1,30 @@
-# Helpers for the serve tests (sourced): start `moepager serve` on 127.0.0.1
-# with any free port and wait until it listens; stop it.
-#   serve_start LOG ARGS...   sets SERVE_PID and PORT, or fails the test
+# Helpers for the serve tests (sourced after B and S are set): start
+# `moepager serve` with any free port and wait until it listens; stop it.
+#   serve_test_init NAME      skips (77) without curl or python3; a scratch
+#                             directory T removed at exit (with the server
+#                             killed), fail=0, ok MSG / bad MSG
+#   serve_start LOG ARGS...   on $SERVE_HOST (default 127.0.0.1); sets
+#                             SERVE_PID and PORT, or fails the test
 #   serve_stop                SIGTERM, then waits (a hang fails the test)
+
+serve_test_init() {
+    command -v curl >/dev/null || { echo "SKIP: curl absent"; exit 77; }
+    command -v python3 >/dev/null || { echo "SKIP: python3 absent"; exit 77; }
+    T=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap 'kill -KILL ${SERVE_PID:-} 2>/dev/null; rm -rf "$T"' EXIT
+    fail=0
+}
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fail=1; }
 
 serve_start() {
     local log=$1
     shift
-    "$B/moepager" serve --host 127.0.0.1 --port 0 "$@" >"$log" 2>&1 &
+    "$B/moepager" serve --host "${SERVE_HOST:-127.0.0.1}" --port 0 "$@" >"$log" 2>&1 &
     SERVE_PID=$!
     PORT=
     for _ in $(seq 1 300); do
-        PORT=$(grep -o 'on http://127\.0\.0\.1:[0-9]*' "$log" 2>/dev/null | sed 's/.*://')
+        PORT=$(grep -o 'on http://[^ ]*:[0-9]* ' "$log" 2>/dev/null | sed 's/.*:\([0-9]*\) $/\1/')
         [ -n "$PORT" ] && return 0
         kill -0 "$SERVE_PID" 2>/dev/null || { echo "FAIL: serve exited at start:"; cat "$log"; exit 1; }
         sleep 0.1

@@ -12,15 +12,9 @@
 set -u
 B=${MP_BUILD:-.}
 S=${MP_SRC:-..}
-command -v curl >/dev/null || { echo "SKIP: curl absent"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 absent"; exit 77; }
-T=$(mktemp -d "${TMPDIR:-/tmp}/mp-ckpt.XXXXXX")
 # shellcheck source=serve_lib.sh
 . "$S/tests/serve_lib.sh"
-trap 'kill -KILL ${SERVE_PID:-} 2>/dev/null; rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+serve_test_init mp-ckpt
 
 M="$T/q35.gguf"
 "$B/mp-gen" -q --arch qwen35moe --type f32 --n-embd 128 --n-head 4 --n-head-kv 2 --head-dim 32 --n-ff 128 \

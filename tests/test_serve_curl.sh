@@ -17,15 +17,9 @@ set -u
 B=${MP_BUILD:-.}
 S=${MP_SRC:-..}
 M="$S/models/demo-stdlib-moe.gguf"
-command -v curl >/dev/null || { echo "SKIP: curl absent"; exit 77; }
-command -v python3 >/dev/null || { echo "SKIP: python3 absent"; exit 77; }
-T=$(mktemp -d "${TMPDIR:-/tmp}/mp-serve.XXXXXX")
 # shellcheck source=serve_lib.sh
 . "$S/tests/serve_lib.sh"
-trap 'kill -KILL ${SERVE_PID:-} 2>/dev/null; rm -rf "$T"' EXIT
-fail=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
+serve_test_init mp-serve
 
 serve_start "$T/log" -m "$M" -c 8192 --parallel 2 --cache-experts 3 --max-body 64K
 U="http://127.0.0.1:$PORT"
@@ -180,32 +174,20 @@ fi
 serve_stop || fail=1
 
 # --- --host: an IPv6 literal (where the machine has ::1), a name; one line for a bad one
+hosts=localhost
 if [ -r /proc/net/if_inet6 ] && grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6; then
-    "$B/moepager" serve -m "$M" --host ::1 --port 0 >"$T/log6" 2>&1 &
-    SERVE_PID=$!
-    P6=
-    for _ in $(seq 1 300); do
-        P6=$(grep -o 'on http://\[::1\]:[0-9]*' "$T/log6" 2>/dev/null | sed 's/.*://')
-        [ -n "$P6" ] && break
-        sleep 0.1
-    done
-    [ -n "$P6" ] && [ "$(curl -sS -g -m 10 "http://[::1]:$P6/health")" = '{"status":"ok"}' ] &&
-        ok "--host ::1 answers on http://[::1]:$P6" || bad "--host ::1: $(cat "$T/log6")"
-    serve_stop || fail=1
+    hosts="::1 localhost"
 else
     echo "note: no ::1 on this machine, --host ::1 not tested"
 fi
-"$B/moepager" serve -m "$M" --host localhost --port 0 >"$T/logn" 2>&1 &
-SERVE_PID=$!
-PN=
-for _ in $(seq 1 300); do
-    PN=$(grep -o 'on http://localhost:[0-9]*' "$T/logn" 2>/dev/null | sed 's/.*://')
-    [ -n "$PN" ] && break
-    sleep 0.1
+for h in $hosts; do
+    SERVE_HOST=$h serve_start "$T/log-$h" -m "$M"
+    url="http://$h:$PORT"
+    [ "$h" = ::1 ] && url="http://[::1]:$PORT"
+    grep -qF "on $url " "$T/log-$h" && [ "$(curl -sS -g -m 10 "$url/health")" = '{"status":"ok"}' ] &&
+        ok "--host $h answers on $url" || bad "--host $h: $(cat "$T/log-$h")"
+    serve_stop || fail=1
 done
-[ -n "$PN" ] && [ "$(curl -sS -m 10 "http://localhost:$PN/health")" = '{"status":"ok"}' ] &&
-    ok "--host localhost answers" || bad "--host localhost: $(cat "$T/logn")"
-serve_stop || fail=1
 out=$("$B/moepager" serve -m "$M" --host no.such.host.invalid 2>&1)
 rc=$?
 [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "no.such.host.invalid" &&
