@@ -124,6 +124,18 @@ MP_DEF_GEMM_256(gemm_f16, uint16_t, FN(ld_f16))
 MP_DEF_GEMM_256(gemm_bf16, uint16_t, FN(ld_bf16))
 #undef MP_DEF_GEMM_256
 
+/* 0xFF in byte j where bit j of the block's 32-bit qh is set, else 0. */
+static inline __m256i FN(q5_hmask)(const uint8_t *qh4)
+{
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
+                                                                  0x0303030303030303LL));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x7fbfdfeff7fbfdfeULL);
+    return _mm256_cmpeq_epi8(_mm256_or_si256(spread, bit), _mm256_set1_epi8(-1));
+}
+
 /* -------------------------------------------------------------- Q8_0, Q4_0 */
 
 static void FN(dot_q8_0)(int64_t n, float *s, const void *w, const void *xq)
@@ -156,21 +168,24 @@ static void FN(dot_q4_0)(int64_t n, float *s, const void *w, const void *xq)
     *s = FN(hsum_ps)(acc);
 }
 
-/* Register tiles (MP_TILE_R rows x C tokens) for Q4_0 and, on VNNI, Q8_0
- * (q8 is a constant at every call, so each instance keeps one branch). The
- * weight side is made unsigned once per row (Q4_0: q in 0..15; Q8_0: w + 128)
- * and the offset removed per token by starting the accumulator at
- * -offset * sum(x). */
+/* Register tiles (MP_TILE_R rows x C tokens) for Q4_0, Q5_0 and, on VNNI,
+ * Q8_0 (kind, MP_U8_*, is a constant at every call, so each instance keeps
+ * one branch). The weight side is made unsigned once per row (Q4_0: q in
+ * 0..15; Q5_0: q in 0..31; Q8_0: w + 128) and the offset removed per token
+ * by starting the accumulator at -offset * sum(x). Each output keeps its
+ * vec_dot's order (one 8-lane accumulator, fma per block, hsum). */
+enum { MP_U8_Q4_0, MP_U8_Q8_0, MP_U8_Q5_0 };
 static inline __attribute__((always_inline)) void FN(tile_u8_body)(int64_t n, const void *W, size_t ws,
                                                                    const void *X, size_t xs, float *Y,
-                                                                   int64_t ldy, const int C, const int q8)
+                                                                   int64_t ldy, const int C, const int kind)
 {
+    const int q8 = kind == MP_U8_Q8_0;
     __m256 acc[MP_TILE_R][MP_TILE_C];
 #pragma GCC unroll 4
     for (int r = 0; r < MP_TILE_R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();
-    const __m256i off = q8 ? _mm256_set1_epi8((char)0x80) : _mm256_set1_epi8(8);
+    const __m256i off = q8 ? _mm256_set1_epi8((char)0x80) : _mm256_set1_epi8(kind == MP_U8_Q5_0 ? 16 : 8);
     for (int64_t i = 0; i < n / 32; i++) {
         __m256i q[MP_TILE_R];
         __m256 dw[MP_TILE_R];
@@ -180,6 +195,11 @@ static inline __attribute__((always_inline)) void FN(tile_u8_body)(int64_t n, co
             if (q8) {
                 const mp_block_q8_0 *blk = (const mp_block_q8_0 *)row + i;
                 q[r] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)blk->qs), off); /* w + 128 */
+                dw[r] = _mm256_set1_ps(FN(h2f)(blk->d));
+            } else if (kind == MP_U8_Q5_0) { /* the fifth bit on top of the nibble */
+                const mp_block_q5_0 *blk = (const mp_block_q5_0 *)row + i;
+                q[r] = _mm256_or_si256(FN(q4_unpack)(blk->qs),
+                                       _mm256_and_si256(FN(q5_hmask)(blk->qh), _mm256_set1_epi8(0x10)));
                 dw[r] = _mm256_set1_ps(FN(h2f)(blk->d));
             } else {
                 const mp_block_q4_0 *blk = (const mp_block_q4_0 *)row + i;
@@ -213,15 +233,19 @@ static inline __attribute__((always_inline)) void FN(tile_u8_body)(int64_t n, co
     {                                                                                               \
         FN(tile_u8_body)(n, W, ws, X, xs, Y, ldy, C, Q8);                                           \
     }
-MP_DEF_TILE(tile_q4_0_body, 1, 0)
-MP_DEF_TILE(tile_q4_0_body, 2, 0)
-MP_DEF_TILE(tile_q4_0_body, 3, 0)
-MP_DEF_TILE(tile_q4_0_body, 4, 0)
+MP_DEF_TILE(tile_q4_0_body, 1, MP_U8_Q4_0)
+MP_DEF_TILE(tile_q4_0_body, 2, MP_U8_Q4_0)
+MP_DEF_TILE(tile_q4_0_body, 3, MP_U8_Q4_0)
+MP_DEF_TILE(tile_q4_0_body, 4, MP_U8_Q4_0)
+MP_DEF_TILE(tile_q5_0_body, 1, MP_U8_Q5_0)
+MP_DEF_TILE(tile_q5_0_body, 2, MP_U8_Q5_0)
+MP_DEF_TILE(tile_q5_0_body, 3, MP_U8_Q5_0)
+MP_DEF_TILE(tile_q5_0_body, 4, MP_U8_Q5_0)
 #if MP_VNNI
-MP_DEF_TILE(tile_q8_0_body, 1, 1)
-MP_DEF_TILE(tile_q8_0_body, 2, 1)
-MP_DEF_TILE(tile_q8_0_body, 3, 1)
-MP_DEF_TILE(tile_q8_0_body, 4, 1)
+MP_DEF_TILE(tile_q8_0_body, 1, MP_U8_Q8_0)
+MP_DEF_TILE(tile_q8_0_body, 2, MP_U8_Q8_0)
+MP_DEF_TILE(tile_q8_0_body, 3, MP_U8_Q8_0)
+MP_DEF_TILE(tile_q8_0_body, 4, MP_U8_Q8_0)
 #endif
 #undef MP_DEF_TILE
 
@@ -668,17 +692,6 @@ MP_DEF_TILE_MXFP4(4)
 
 /* ------------------------------------------------------------ Q5_0, Q5_1 */
 
-/* 0xFF in byte j where bit j of the block's 32-bit qh is set, else 0. */
-static inline __m256i FN(q5_hmask)(const uint8_t *qh4)
-{
-    uint32_t qh;
-    memcpy(&qh, qh4, 4);
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
-                                               _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
-                                                                  0x0303030303030303LL));
-    const __m256i bit = _mm256_set1_epi64x((long long)0x7fbfdfeff7fbfdfeULL);
-    return _mm256_cmpeq_epi8(_mm256_or_si256(spread, bit), _mm256_set1_epi8(-1));
-}
 
 /* int32 lanes (4 adjacent products each) of one Q5_0 block against one
  * Q8_0 block: q - 16 in -16..15 as nibble | 0xF0 where the fifth bit is clear */
@@ -963,6 +976,10 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->tile[MP_TYPE_Q4_0][1] = FN(tile_q4_0_body_2);
     t->tile[MP_TYPE_Q4_0][2] = FN(tile_q4_0_body_3);
     t->tile[MP_TYPE_Q4_0][3] = FN(tile_q4_0_body_4);
+    t->tile[MP_TYPE_Q5_0][0] = FN(tile_q5_0_body_1);
+    t->tile[MP_TYPE_Q5_0][1] = FN(tile_q5_0_body_2);
+    t->tile[MP_TYPE_Q5_0][2] = FN(tile_q5_0_body_3);
+    t->tile[MP_TYPE_Q5_0][3] = FN(tile_q5_0_body_4);
     t->tile[MP_TYPE_MXFP4][0] = FN(tile_mxfp4_1);
     t->tile[MP_TYPE_MXFP4][1] = FN(tile_mxfp4_2);
     t->tile[MP_TYPE_MXFP4][2] = FN(tile_mxfp4_3);
