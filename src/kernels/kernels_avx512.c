@@ -149,6 +149,58 @@ MP_DEF_GEMM_512(gemm_bf16_512bf, MP_BF16_TARGET, uint16_t, 32, __m512bh, ld32_bh
  * started at -12 * sum(y), the scale y.d * 2^(e-128) rounded once; then the
  * halves are added and reduced as there, an odd last block fused in scalar
  * code. */
+/* Blocks i and i + 1 of MXFP4 as 64 unsigned levels + 12 (0..24) in element
+ * order: 128-bit lanes hold block i's low nibbles (elements 0..15), its high
+ * ones, then block i + 1's. */
+static inline __m512i mxfp4_pair_u12(const mp_block_mxfp4 *blk)
+{
+    const __m512i tab = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m256i r0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk[0].qs));
+    const __m256i r1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk[1].qs));
+    const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
+    return _mm512_shuffle_epi8(
+        tab, _mm512_mask_blend_epi64(0xCC, _mm512_and_si512(raw, m4), _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4)));
+}
+
+/* The 64 bytes of Q8_0 blocks i and i + 1 */
+static inline __m512i q8_pair(const mp_block_q8_0 *yb)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)yb[0].qs)),
+                              _mm256_loadu_si256((const __m256i *)yb[1].qs), 1);
+}
+
+/* a in the low 8 lanes, b in the high 8 */
+static inline __m512 pair_ps(float a, float b)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
+}
+
+/* dot_mxfp4 (x86_impl.h) with its even/odd-block accumulators as the halves
+ * of one zmm: the scale product rounded once per block as there, the lanes'
+ * integers the same (unsigned weight, lane started at -12 * sum(y)). */
+static void dot_mxfp4_512(int64_t n, float *s, const void *w, const void *xq)
+{
+    const mp_block_mxfp4 *a = w;
+    const mp_block_q8_0 *b = xq;
+    const __m512i twelve = _mm512_set1_epi8(12);
+    const int64_t nb = n / 32;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const __m512i y = q8_pair(b + i);
+        const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), twelve, y));
+        const __m512 d = pair_ps(h2f_avx512(b[i].d) * mp_e8m0_half(a[i].e), h2f_avx512(b[i + 1].d) * mp_e8m0_half(a[i + 1].e));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(corr, mxfp4_pair_u12(a + i), y)), acc);
+    }
+    float sum = hsum_ps_avx512(_mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)));
+    if (i < nb) {
+        const float d = h2f_avx512(b[i].d) * mp_e8m0_half(a[i].e);
+        sum = fmaf(d, (float)hsum_epi32_avx512(mxfp4_lanes_avx512(a + i, b + i)), sum);
+    }
+    *s = sum;
+}
+
 static inline __attribute__((always_inline)) void tile_mxfp4_512_body(int64_t n, const void *W, size_t ws,
                                                                       const void *X, size_t xs, float *Y, int64_t ldy,
                                                                       const int C)
@@ -158,8 +210,7 @@ static inline __attribute__((always_inline)) void tile_mxfp4_512_body(int64_t n,
     for (int r = 0; r < MP_TILE_R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < C; t++) acc[r][t] = _mm512_setzero_ps();
-    const __m512i tab = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
-    const __m512i m4 = _mm512_set1_epi8(0x0F), twelve = _mm512_set1_epi8(12);
+    const __m512i twelve = _mm512_set1_epi8(12);
     const int64_t nb = n / 32;
     int64_t i = 0;
     for (; i + 1 < nb; i += 2) {
@@ -168,25 +219,15 @@ static inline __attribute__((always_inline)) void tile_mxfp4_512_body(int64_t n,
 #pragma GCC unroll 4
         for (int r = 0; r < MP_TILE_R; r++) {
             const mp_block_mxfp4 *blk = (const mp_block_mxfp4 *)((const uint8_t *)W + r * ws) + i;
-            /* 128-bit lanes: block i's bytes twice, block i + 1's twice; low
-             * nibbles (elements 0..15) in lanes 0 and 2, high ones in 1 and 3 */
-            const __m256i r0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk[0].qs));
-            const __m256i r1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)blk[1].qs));
-            const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
-            const __m512i nib = _mm512_mask_blend_epi64(0xCC, _mm512_and_si512(raw, m4),
-                                                        _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4));
-            q[r] = _mm512_shuffle_epi8(tab, nib);
-            dw[r] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(mp_e8m0_half(blk[0].e))),
-                                       _mm256_set1_ps(mp_e8m0_half(blk[1].e)), 1);
+            q[r] = mxfp4_pair_u12(blk);
+            dw[r] = pair_ps(mp_e8m0_half(blk[0].e), mp_e8m0_half(blk[1].e));
         }
 #pragma GCC unroll 4
         for (int t = 0; t < C; t++) {
             const mp_block_q8_0 *yb = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
-            const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)yb[0].qs)),
-                                                 _mm256_loadu_si256((const __m256i *)yb[1].qs), 1);
+            const __m512i y = q8_pair(yb);
             const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), twelve, y));
-            const __m512 dx = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(h2f_avx512(yb[0].d))),
-                                                 _mm256_set1_ps(h2f_avx512(yb[1].d)), 1);
+            const __m512 dx = pair_ps(h2f_avx512(yb[0].d), h2f_avx512(yb[1].d));
 #pragma GCC unroll 4
             for (int r = 0; r < MP_TILE_R; r++)
                 acc[r][t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dw[r]), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(corr, q[r], y)),
@@ -233,6 +274,7 @@ void mp_kernels_fill_avx512(mp_kernel_table *t)
     fill_common_avx512(t);
     fill_repack_avx512(t);
     t->vec_dot[MP_TYPE_F32] = dot_f32_512;
+    t->vec_dot[MP_TYPE_MXFP4] = dot_mxfp4_512;
     t->tile[MP_TYPE_MXFP4][0] = tile_mxfp4_512_1;
     t->tile[MP_TYPE_MXFP4][1] = tile_mxfp4_512_2;
     t->tile[MP_TYPE_MXFP4][2] = tile_mxfp4_512_3;
