@@ -430,39 +430,128 @@ static void FN(dot_q2_K)(int64_t n, float *s, const void *w, const void *xq)
     *s = FN(hsum_ps)(acc);
 }
 
+/* Register tile for Q2_K (MP_TILE_R rows x C tokens) in dot_q2_K's order:
+ * per output one 8-lane accumulator, per block the min term's fma then the
+ * scaled sum's, then hsum. The integer sums are regrouped (exact): a row's
+ * 2-bit step and scale pair are made once per step for all C tokens. */
+static inline __attribute__((always_inline)) void FN(tile_q2_K_body)(int64_t n, const void *W, size_t ws,
+                                                                     const void *X, size_t xs, float *Y,
+                                                                     int64_t ldy, const int C)
+{
+    __m256 acc[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+    for (int r = 0; r < MP_TILE_R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / 256; i++) {
+        const mp_block_q2_K *a[MP_TILE_R];
+        const mp_block_q8_K *b[MP_TILE_C];
+        __m256i sc[MP_TILE_R][2], sumi[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            a[r] = (const mp_block_q2_K *)((const uint8_t *)W + r * ws) + i;
+            const __m128i sc8 = _mm_and_si128(_mm_loadu_si128((const __m128i *)a[r]->scales), _mm_set1_epi8(0x0F));
+            sc[r][0] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
+            sc[r][1] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(sc8, 8)));
+#pragma GCC unroll 4
+            for (int t = 0; t < C; t++) sumi[r][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) b[t] = (const mp_block_q8_K *)((const uint8_t *)X + t * xs) + i;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++)
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++)
+#pragma GCC unroll 4
+                for (int r = 0; r < MP_TILE_R; r++) {
+                    const __m256i q = _mm256_loadu_si256((const __m256i *)(a[r]->qs + 32 * h));
+                    const __m256i qc = _mm256_and_si256(_mm256_srli_epi16(q, 2 * c), m3);
+                    const __m256i sp = FN(scale_pair)(sc[r][h], c);
+#pragma GCC unroll 4
+                    for (int t = 0; t < C; t++) {
+                        const __m256i y = _mm256_loadu_si256((const __m256i *)(b[t]->qs + 128 * h + 32 * c));
+                        sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(qc, y), sp));
+                    }
+                }
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            const __m128i packed = _mm_loadu_si128((const __m128i *)a[r]->scales);
+            const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+            const float da = FN(h2f)(a[r]->d), dma = FN(h2f)(a[r]->dmin);
+#pragma GCC unroll 4
+            for (int t = 0; t < C; t++) {
+                const float d = b[t]->d * da, dmin = -b[t]->d * dma;
+                const __m256i mprod = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)b[t]->bsums));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mprod), acc[r][t]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+}
+
+#define MP_DEF_TILE_Q2K(C)                                                                          \
+    static void FN(tile_q2_K_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, \
+                                  int64_t ldy)                                                      \
+    {                                                                                               \
+        FN(tile_q2_K_body)(n, W, ws, X, xs, Y, ldy, C);                                             \
+    }
+MP_DEF_TILE_Q2K(1)
+MP_DEF_TILE_Q2K(2)
+MP_DEF_TILE_Q2K(3)
+MP_DEF_TILE_Q2K(4)
+#undef MP_DEF_TILE_Q2K
+
+/* A Q3_K block's 16 signed 6-bit scales as int16, sub-blocks 8h..8h+7 in
+ * both halves of sc[h]: low nibbles in bytes 0..7 (sub-blocks 0-7 low, 8-15
+ * high nibble), top 2 bits of sub-block j at bit 2*(j/4) of byte 8 + j%4. */
+static inline void FN(q3_scales)(const uint8_t *scales, __m256i sc[2])
+{
+    uint32_t u[3];
+    memcpy(u, scales, 12);
+    const uint32_t k2 = 0x0f0f0f0fu, k1 = 0x03030303u;
+    const __m128i sc8 = _mm_sub_epi8(_mm_set_epi32((int)(((u[1] >> 4) & k2) | (((u[2] >> 6) & k1) << 4)),
+                                                   (int)(((u[0] >> 4) & k2) | (((u[2] >> 4) & k1) << 4)),
+                                                   (int)((u[1] & k2) | (((u[2] >> 2) & k1) << 4)),
+                                                   (int)((u[0] & k2) | ((u[2] & k1) << 4))),
+                                     _mm_set1_epi8(32));
+    sc[0] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc8));
+    sc[1] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)));
+}
+
+/* Step (h, c) of a Q3_K block (elements 128h + 32c .. +31): the low 2 bits
+ * in *ql, and 4 where the high bit (hmask bit 4h + c) is clear in *qh, so
+ * q = ql - qh. */
+static inline void FN(q3_step)(const mp_block_q3_K *a, __m256i hm, int h, int c, __m256i *ql, __m256i *qh)
+{
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * h));
+    *ql = _mm256_and_si256(_mm256_srli_epi16(q, 2 * c), _mm256_set1_epi8(3));
+    const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << (4 * h + c)))),
+                                            _mm256_setzero_si256());
+    *qh = _mm256_and_si256(clear, _mm256_set1_epi8(4));
+}
+
 static void FN(dot_q3_K)(int64_t n, float *s, const void *w, const void *xq)
 {
     const mp_block_q3_K *a = w;
     const mp_block_q8_K *b = xq;
-    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / 256; i++) {
         const float d = b[i].d * FN(h2f)(a[i].d);
-        /* 16 signed scales: low nibbles in bytes 0..7 (sub-blocks 0-7 low,
-         * 8-15 high nibble), top 2 bits of sub-block j at bit 2*(j/4) of byte 8 + j%4 */
-        uint32_t u[3];
-        memcpy(u, a[i].scales, 12);
-        const uint32_t k2 = 0x0f0f0f0fu, k1 = 0x03030303u;
-        const __m128i sc8 = _mm_sub_epi8(_mm_set_epi32((int)(((u[1] >> 4) & k2) | (((u[2] >> 6) & k1) << 4)),
-                                                       (int)(((u[0] >> 4) & k2) | (((u[2] >> 4) & k1) << 4)),
-                                                       (int)((u[1] & k2) | (((u[2] >> 2) & k1) << 4)),
-                                                       (int)((u[0] & k2) | ((u[2] & k1) << 4))),
-                                         _mm_set1_epi8(32));
-        const __m256i sc[2] = {_mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc8)),
-                               _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(sc8, 8)))};
+        __m256i sc[2];
+        FN(q3_scales)(a[i].scales, sc);
         const __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask);
         __m256i sumi = _mm256_setzero_si256();
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
-                const int bit = 4 * h + c; /* hmask bit of elements 128h + 32c .. +31 */
-                const __m256i ql = _mm256_and_si256(_mm256_srli_epi16(q, 2 * c), m3);
-                /* 4 where the high bit is clear: q = ql - that */
-                const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << bit))),
-                                                        _mm256_setzero_si256());
-                const __m256i qh = _mm256_and_si256(clear, four);
+                __m256i ql, qh;
+                FN(q3_step)(a + i, hm, h, c, &ql, &qh);
                 const __m256i y = _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * c));
                 const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(ql, y), _mm256_maddubs_epi16(qh, y));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, FN(scale_pair)(sc[h], c)));
@@ -472,6 +561,73 @@ static void FN(dot_q3_K)(int64_t n, float *s, const void *w, const void *xq)
     }
     *s = FN(hsum_ps)(acc);
 }
+
+/* Register tile for Q3_K (MP_TILE_R rows x C tokens) in dot_q3_K's order
+ * (one accumulator per output, one fma per block, hsum); a row's step and
+ * scale pair are made once for all C tokens (integer sums regrouped). */
+static inline __attribute__((always_inline)) void FN(tile_q3_K_body)(int64_t n, const void *W, size_t ws,
+                                                                     const void *X, size_t xs, float *Y,
+                                                                     int64_t ldy, const int C)
+{
+    __m256 acc[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+    for (int r = 0; r < MP_TILE_R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) {
+        const mp_block_q3_K *a[MP_TILE_R];
+        const mp_block_q8_K *b[MP_TILE_C];
+        __m256i sc[MP_TILE_R][2], sumi[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            a[r] = (const mp_block_q3_K *)((const uint8_t *)W + r * ws) + i;
+            FN(q3_scales)(a[r]->scales, sc[r]);
+#pragma GCC unroll 4
+            for (int t = 0; t < C; t++) sumi[r][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) b[t] = (const mp_block_q8_K *)((const uint8_t *)X + t * xs) + i;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++)
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++)
+#pragma GCC unroll 4
+                for (int r = 0; r < MP_TILE_R; r++) {
+                    __m256i ql, qh;
+                    FN(q3_step)(a[r], _mm256_loadu_si256((const __m256i *)a[r]->hmask), h, c, &ql, &qh);
+                    const __m256i sp = FN(scale_pair)(sc[r][h], c);
+#pragma GCC unroll 4
+                    for (int t = 0; t < C; t++) {
+                        const __m256i y = _mm256_loadu_si256((const __m256i *)(b[t]->qs + 128 * h + 32 * c));
+                        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(ql, y), _mm256_maddubs_epi16(qh, y));
+                        sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(p, sp));
+                    }
+                }
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            const float da = FN(h2f)(a[r]->d);
+#pragma GCC unroll 4
+            for (int t = 0; t < C; t++)
+                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(b[t]->d * da), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+}
+
+#define MP_DEF_TILE_Q3K(C)                                                                          \
+    static void FN(tile_q3_K_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, \
+                                  int64_t ldy)                                                      \
+    {                                                                                               \
+        FN(tile_q3_K_body)(n, W, ws, X, xs, Y, ldy, C);                                             \
+    }
+MP_DEF_TILE_Q3K(1)
+MP_DEF_TILE_Q3K(2)
+MP_DEF_TILE_Q3K(3)
+MP_DEF_TILE_Q3K(4)
+#undef MP_DEF_TILE_Q3K
 
 /* 16 IQ4 index bytes -> 32 signed levels, low nibbles (elements 0..15) first. */
 static inline __m256i FN(iq4_levels)(const uint8_t *qs)
@@ -976,6 +1132,14 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->tile[MP_TYPE_Q4_0][1] = FN(tile_q4_0_body_2);
     t->tile[MP_TYPE_Q4_0][2] = FN(tile_q4_0_body_3);
     t->tile[MP_TYPE_Q4_0][3] = FN(tile_q4_0_body_4);
+    t->tile[MP_TYPE_Q2_K][0] = FN(tile_q2_K_1);
+    t->tile[MP_TYPE_Q2_K][1] = FN(tile_q2_K_2);
+    t->tile[MP_TYPE_Q2_K][2] = FN(tile_q2_K_3);
+    t->tile[MP_TYPE_Q2_K][3] = FN(tile_q2_K_4);
+    t->tile[MP_TYPE_Q3_K][0] = FN(tile_q3_K_1);
+    t->tile[MP_TYPE_Q3_K][1] = FN(tile_q3_K_2);
+    t->tile[MP_TYPE_Q3_K][2] = FN(tile_q3_K_3);
+    t->tile[MP_TYPE_Q3_K][3] = FN(tile_q3_K_4);
     t->tile[MP_TYPE_Q5_0][0] = FN(tile_q5_0_body_1);
     t->tile[MP_TYPE_Q5_0][1] = FN(tile_q5_0_body_2);
     t->tile[MP_TYPE_Q5_0][2] = FN(tile_q5_0_body_3);
