@@ -153,16 +153,16 @@ serve_stop || fail=1
 
 # --- a long prompt is evaluated a chunk (-b tokens) per step: a short request sent while
 # it runs is answered before it ends (one eval of the whole prompt held every slot)
-serve_start "$T/logb" -m "$M" -c 8192 -b 64 --parallel 2
+serve_start "$T/logb" -m "$M" -c 4096 -b 16 --parallel 2
 U="http://127.0.0.1:$PORT"
-python3 -c 'import json; print(json.dumps({"prompt": "def f(x):\n    return x\n" * 300, "max_tokens": 1, "temperature": 0}))' >"$T/longbody"
-( curl -sS -m 120 "$U/v1/completions" -d @"$T/longbody" >"$T/longout"; date +%s.%N >"$T/longdone" ) &
+python3 -c 'import json; print(json.dumps({"prompt": "def f(x):\n    return x\n" * 100, "max_tokens": 1, "temperature": 0}))' >"$T/longbody"
+( curl -sS -m 900 "$U/v1/completions" -d @"$T/longbody" >"$T/longout"; date +%s.%N >"$T/longdone" ) &
 lp=$!
 for _ in $(seq 1 200); do
     [ "$(curl -sS -m 5 "$U/metrics" | awk '/^moepager_requests_processing /{print $2}')" = 1 ] && break
     sleep 0.02
 done
-curl -sS -m 120 "$U/v1/completions" -d '{"prompt":"x","max_tokens":2,"temperature":0}' >"$T/shortout"
+curl -sS -m 900 "$U/v1/completions" -d '{"prompt":"x","max_tokens":2,"temperature":0}' >"$T/shortout"
 date +%s.%N >"$T/shortdone"
 wait $lp
 if [ -s "$T/longdone" ] && grep -q '"finish_reason"' "$T/longout" && grep -q '"finish_reason"' "$T/shortout" &&
