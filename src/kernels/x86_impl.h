@@ -893,6 +893,60 @@ static void FN(dot_q5_1)(int64_t n, float *s, const void *w, const void *xq)
     *s = FN(hsum_ps)(acc) + summs;
 }
 
+/* Register tile for Q5_1 (MP_TILE_R rows x C tokens) in dot_q5_1's order:
+ * per output the 8-lane accumulator (fma per block) and the scalar min sum
+ * (fmaf per block), hsum(acc) + summs at the end. */
+static inline __attribute__((always_inline)) void FN(tile_q5_1_body)(int64_t n, const void *W, size_t ws,
+                                                                     const void *X, size_t xs, float *Y,
+                                                                     int64_t ldy, const int C)
+{
+    __m256 acc[MP_TILE_R][MP_TILE_C];
+    float summs[MP_TILE_R][MP_TILE_C];
+#pragma GCC unroll 4
+    for (int r = 0; r < MP_TILE_R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) acc[r][t] = _mm256_setzero_ps(), summs[r][t] = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m256i q[MP_TILE_R];
+        float dw[MP_TILE_R], mw[MP_TILE_R];
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) {
+            const mp_block_q5_1 *blk = (const mp_block_q5_1 *)((const uint8_t *)W + r * ws) + i;
+            q[r] = _mm256_or_si256(FN(q4_unpack)(blk->qs), _mm256_and_si256(FN(q5_hmask)(blk->qh), _mm256_set1_epi8(0x10)));
+            dw[r] = FN(h2f)(blk->d);
+            mw[r] = FN(h2f)(blk->m);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) {
+            const mp_block_q8_1 *yb = (const mp_block_q8_1 *)((const uint8_t *)X + t * xs) + i;
+            const __m256i y = _mm256_loadu_si256((const __m256i *)yb->qs);
+            const float dy = FN(h2f)(yb->d), sy = FN(h2f)(yb->s);
+#pragma GCC unroll 4
+            for (int r = 0; r < MP_TILE_R; r++) {
+                summs[r][t] = fmaf(mw[r], sy, summs[r][t]);
+                const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), q[r], y);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dy), acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]) + summs[r][t];
+}
+
+#define MP_DEF_TILE_Q51(C)                                                                          \
+    static void FN(tile_q5_1_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, \
+                                  int64_t ldy)                                                      \
+    {                                                                                               \
+        FN(tile_q5_1_body)(n, W, ws, X, xs, Y, ldy, C);                                             \
+    }
+MP_DEF_TILE_Q51(1)
+MP_DEF_TILE_Q51(2)
+MP_DEF_TILE_Q51(3)
+MP_DEF_TILE_Q51(4)
+#undef MP_DEF_TILE_Q51
+
 /* IQ4_NL in the GEMM order (tinyBLAS_Q0_AVX): one 8-lane accumulator per
  * output over the blocks in order, then hsum. MP_TILE_R rows x C tokens. */
 static inline __attribute__((always_inline)) void FN(gemm_iq4_nl_body)(int64_t n, const void *W, size_t ws,
@@ -1098,7 +1152,7 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->vec_dot[MP_TYPE_IQ4_NL] = FN(dot_iq4_nl);
     t->vec_dot[MP_TYPE_MXFP4] = FN(dot_mxfp4); /* tinyBLAS does not take MXFP4: vec_dot order in every mode */
     t->vec_dot[MP_TYPE_Q5_0] = FN(dot_q5_0);
-    t->vec_dot[MP_TYPE_Q5_1] = FN(dot_q5_1); /* nor Q5_1 */
+    t->vec_dot[MP_TYPE_Q5_1] = FN(dot_q5_1); /* nor Q5_1 (a register tile below keeps its order) */
     t->quant_act[MP_TYPE_Q8_1] = FN(act_q8_1);
     t->gemm[MP_TYPE_IQ4_NL][0] = FN(gemm_iq4_nl_4x1);
     t->gemm[MP_TYPE_IQ4_NL][1] = FN(gemm_iq4_nl_4x2);
@@ -1140,6 +1194,10 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->tile[MP_TYPE_Q3_K][1] = FN(tile_q3_K_2);
     t->tile[MP_TYPE_Q3_K][2] = FN(tile_q3_K_3);
     t->tile[MP_TYPE_Q3_K][3] = FN(tile_q3_K_4);
+    t->tile[MP_TYPE_Q5_1][0] = FN(tile_q5_1_1);
+    t->tile[MP_TYPE_Q5_1][1] = FN(tile_q5_1_2);
+    t->tile[MP_TYPE_Q5_1][2] = FN(tile_q5_1_3);
+    t->tile[MP_TYPE_Q5_1][3] = FN(tile_q5_1_4);
     t->tile[MP_TYPE_Q5_0][0] = FN(tile_q5_0_body_1);
     t->tile[MP_TYPE_Q5_0][1] = FN(tile_q5_0_body_2);
     t->tile[MP_TYPE_Q5_0][2] = FN(tile_q5_0_body_3);
