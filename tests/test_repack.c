@@ -108,7 +108,8 @@ static void test_kat_layouts(void)
         for (int r = 0; r < 4; r++) {
             CHECK(g->d[r] == orig[r].d);
             CHECK(memcmp(g->scales[r], orig[r].scales, 16) == 0);
-            CHECK(memcmp(g->ql[r], orig[r].ql, 128) == 0 && memcmp(g->qh[r], orig[r].qh, 64) == 0);
+            for (int j = 0; j < 128; j++) CHECK(g->p[r / 2].ql[j / 32][r % 2][j % 32] == orig[r].ql[j]);
+            for (int j = 0; j < 64; j++) CHECK(g->p[r / 2].qh[j / 32][r % 2][j % 32] == orig[r].qh[j]);
         }
     }
     {

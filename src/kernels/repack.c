@@ -143,10 +143,11 @@ static void pack_q6_K(const uint8_t *p, size_t row, int64_t i, mp_block_q6_Kx4 *
 {
     for (int r = 0; r < 4; r++) {
         const mp_block_q6_K *b = (const mp_block_q6_K *)(p + r * row) + i;
+        mp_q6_K_pair *pr = &g->p[r / 2];
         g->d[r] = b->d;
         memcpy(g->scales[r], b->scales, 16);
-        memcpy(g->ql[r], b->ql, 128);
-        memcpy(g->qh[r], b->qh, 64);
+        for (int c = 0; c < 4; c++) memcpy(pr->ql[c][r % 2], b->ql + 32 * c, 32);
+        for (int h = 0; h < 2; h++) memcpy(pr->qh[h][r % 2], b->qh + 32 * h, 32);
     }
 }
 
@@ -154,10 +155,11 @@ static void unpack_q6_K(const mp_block_q6_Kx4 *g, uint8_t *p, size_t row, int64_
 {
     for (int r = 0; r < 4; r++) {
         mp_block_q6_K *b = (mp_block_q6_K *)(p + r * row) + i;
+        const mp_q6_K_pair *pr = &g->p[r / 2];
         b->d = g->d[r];
         memcpy(b->scales, g->scales[r], 16);
-        memcpy(b->ql, g->ql[r], 128);
-        memcpy(b->qh, g->qh[r], 64);
+        for (int c = 0; c < 4; c++) memcpy(b->ql + 32 * c, pr->ql[c][r % 2], 32);
+        for (int h = 0; h < 2; h++) memcpy(b->qh + 32 * h, pr->qh[h][r % 2], 32);
     }
 }
 
