@@ -100,14 +100,16 @@ MP_AI void rp5_k45_body(int64_t n, const void *W, const void *X, size_t xs, floa
 #pragma GCC unroll 4
             for (int t = 0; t < C; t++) {
                 const mp_block_q8_K *b = (const mp_block_q8_K *)((const uint8_t *)X + t * xs) + i;
-                __m512i sumi = _mm512_setzero_si512();
+                /* two chains of vpdpwssd (its latency, not the ports, bounded one) */
+                __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++) {
                     const __m512i plo = _mm512_maddubs_epi16(lo[c], rp5_y(b->qs + 64 * c));
                     const __m512i phi = _mm512_maddubs_epi16(hi[c], rp5_y(b->qs + 64 * c + 32));
-                    sumi = _mm512_dpwssd_epi32(sumi, plo, scv[2 * c]);
-                    sumi = _mm512_dpwssd_epi32(sumi, phi, scv[2 * c + 1]);
+                    s0 = _mm512_dpwssd_epi32(s0, plo, scv[2 * c]);
+                    s1 = _mm512_dpwssd_epi32(s1, phi, scv[2 * c + 1]);
                 }
+                const __m512i sumi = _mm512_add_epi32(s0, s1);
                 acc[p][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(b->d), dv), _mm512_cvtepi32_ps(sumi), acc[p][t]);
             }
         }
@@ -186,14 +188,16 @@ MP_AI void rp5_q6_K_body(int64_t n, const void *W, const void *X, size_t xs, flo
             for (int t = 0; t < C; t++) {
                 const mp_block_q8_K *b = (const mp_block_q8_K *)((const uint8_t *)X + t * xs) + i;
                 const __m512i bs = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->bsums));
-                __m512i sumi = _mm512_madd_epi16(bs, offs);
+                /* two chains of vpdpwssd, as above */
+                __m512i sh[2] = {_mm512_madd_epi16(bs, offs), _mm512_setzero_si512()};
 #pragma GCC unroll 2
                 for (int h = 0; h < 2; h++)
 #pragma GCC unroll 4
                     for (int k = 0; k < 4; k++) {
                         const __m512i pq = _mm512_maddubs_epi16(q[h][k], rp5_y(b->qs + 128 * h + 32 * k));
-                        sumi = _mm512_dpwssd_epi32(sumi, pq, scv[h][k]);
+                        sh[k & 1] = _mm512_dpwssd_epi32(sh[k & 1], pq, scv[h][k]);
                     }
+                const __m512i sumi = _mm512_add_epi32(sh[0], sh[1]);
                 acc[p][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(b->d), dv), _mm512_cvtepi32_ps(sumi), acc[p][t]);
             }
         }
