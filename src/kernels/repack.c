@@ -243,13 +243,14 @@ bool mp_repack_supported(uint32_t wtype)
 
 bool mp_repack_pays_decode(uint32_t wtype)
 {
-    if (!mp_repack_supported(wtype)) return false;
-    /* Measured (bench_engine, 2026-12-06, the shared bench shape): the 256-bit
-     * interleaved K-quant kernels lose to the plain AVX-512 ones at one token
-     * (Q4_K_M tg128 139 vs 199 tok/s with the experts repacked or not, Q6_K 89
-     * vs 143), while Q4_0 / Q8_0 (VNNI) win on every ISA. */
-    if (wtype == MP_TYPE_Q4_0 || wtype == MP_TYPE_Q8_0) return true;
-    return mp_kernels_isa() != MP_ISA_AVX512;
+    /* Every type with interleaved kernels: on AVX2 the 256-bit ones, on
+     * AVX-512 the 512-bit K-quant ones (x86_repack512.h) and the VNNI Q4_0 /
+     * Q8_0 ones beat the plain vec_dot at one token too. Measured (Zen 5,
+     * bench_kernels --dram, one token from DRAM, 1 thread): Q4_K 24.9 -> 35.2
+     * GB/s, Q5_K 23.7 -> 31.8, Q6_K 30.6 -> 33.6; the 256-bit K-quant kernels
+     * had lost decode on AVX-512 (Q4_K_M tg128 139 vs 199 tok/s) for want of
+     * the software prefetch they now have. */
+    return mp_repack_supported(wtype);
 }
 
 /* Rows [4 g0, 4 g1) of W (interleaved groups) through the scalar reference:
