@@ -7,6 +7,8 @@
  * the same order, as a baseline ("ggml" rows). Types with an interleaved
  * layout (kernels.h, MP_RP_ROWS) get a second row per ISA, "<isa>+rp": the
  * same matrices repacked, through mp_matmul_rows_ex(... | MP_MM_REPACKED).
+ * MP_BENCH_TYPES=q4_K,q6_K limits the table to those types. The matrices fit
+ * L3, so T = 1 here is not decode from DRAM: --dram TYPE [N] (below) is.
  *
  * Instruction counts (repeatable on a busy machine; valgrind's CPUID shows no
  * AVX-512, so this counts the AVX2 kernels):

@@ -156,8 +156,9 @@ static void matmul_pieces(uint32_t wt, const void *W, int64_t ncols, int64_t nro
 
 static void test_matmul(void)
 {
-    static const int64_t shapes[][2] = {{4, 256}, {37, 512}, {64, 2048}}; /* {nrows, ncols} */
-    static const int64_t Ts[] = {1, 2, 3, 4, 5, 9};
+    /* {nrows, ncols}: 13 x 2816 has an odd block count (11) and a plain tail row */
+    static const int64_t shapes[][2] = {{4, 256}, {37, 512}, {64, 2048}, {13, 2816}};
+    static const int64_t Ts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
     static const int modes[] = {MP_MM_VEC_DOT, MP_MM_GEMM, MP_MM_ID};
     const mp_isa best = mp_kernels_isa();
     for (size_t k = 0; k < sizeof k_rp_types / sizeof k_rp_types[0]; k++) {

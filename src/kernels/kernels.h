@@ -186,7 +186,8 @@ typedef struct { uint16_t d[4]; int8_t qs[4][32]; } mp_block_q8_0x4; /* 136 B = 
 /* Q4_K: the four d, the four dmin, the three 32-bit words of each row's 12
  * packed scale bytes gathered by word (w[k][r] = bytes 4k..4k+3 of row r, so
  * one 128-bit op unpacks a word of all four rows), then qs in 32-byte chunks
- * c = 0..3, row by row: qs[c][r] = bytes 32c..32c+31 of row r's qs. */
+ * c = 0..3, row by row: qs[c][r] = bytes 32c..32c+31 of row r's qs (so
+ * qs[c][2p..2p+1] is one 512-bit load of a row pair, x86_repack512.h). */
 typedef struct { uint16_t d[4], dmin[4]; uint32_t w[3][4]; uint8_t qs[4][4][32]; } mp_block_q4_Kx4; /* 576 B = 4 x 144 */
 /* Q5_K: as Q4_Kx4, with the four rows' 32-byte qh after the scale words. */
 typedef struct { uint16_t d[4], dmin[4]; uint32_t w[3][4]; uint8_t qh[4][32]; uint8_t qs[4][4][32]; } mp_block_q5_Kx4; /* 704 B = 4 x 176 */
