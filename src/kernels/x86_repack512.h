@@ -42,6 +42,67 @@ MP_AI __m512 rp5_pair_ps(__m128 v, int p)
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
 }
 
+/* lanes 0..7: v[a], lanes 8..15: v[b] */
+MP_AI __m512 rp5_two_ps(__m128 v, int a, int b)
+{
+    return _mm512_permutexvar_ps(_mm512_set_epi32(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a),
+                                 _mm512_castps128_ps512(v));
+}
+
+/* ------------------------------------------------------------- Q4_0, Q8_0 */
+
+/* as rp_q40_q80_body (VNNI): zmm j holds two rows of one block. Q4_0: the
+ * 64 pair bytes as loaded give rows (0, 2) by the low nibbles and (1, 3) by
+ * the high ones; Q8_0: rows (0, 1) and (2, 3). */
+MP_AI void rp5_q40_q80_body(int64_t n, const void *W, const void *X, size_t xs, float *Y, int64_t ldy, const int C,
+                            const int q8)
+{
+    __m512 acc[2][MP_TILE_C];
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++) acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    /* the unsigned weight's offset: Q4_0 stores q + 8; Q8_0 uses w ^ 0x80 = w + 128 */
+    const __m512i off = q8 ? _mm512_set1_epi8((char)0x80) : _mm512_set1_epi8(8);
+    for (int64_t i = 0; i < n / 32; i++) {
+        __m512i q[2];
+        __m512 dv[2];
+        if (q8) {
+            const mp_block_q8_0x4 *g = (const mp_block_q8_0x4 *)W + i;
+            const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
+            q[0] = _mm512_xor_si512(_mm512_loadu_si512((const void *)g->qs[0]), off);
+            q[1] = _mm512_xor_si512(_mm512_loadu_si512((const void *)g->qs[2]), off);
+            dv[0] = rp5_two_ps(dw, 0, 1);
+            dv[1] = rp5_two_ps(dw, 2, 3);
+        } else {
+            const mp_block_q4_0x4 *g = (const mp_block_q4_0x4 *)W + i;
+            const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
+            const __m512i v = _mm512_loadu_si512((const void *)g->qs);
+            q[0] = _mm512_and_si512(v, m4);
+            q[1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            dv[0] = rp5_two_ps(dw, 0, 2);
+            dv[1] = rp5_two_ps(dw, 1, 3);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < C; t++) {
+            const mp_block_q8_0 *yb = (const mp_block_q8_0 *)((const uint8_t *)X + t * xs) + i;
+            const __m512i y = rp5_y(yb->qs);
+            const __m512 dy = _mm512_set1_ps(FN(h2f)(yb->d));
+            const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, y));
+#pragma GCC unroll 2
+            for (int j = 0; j < 2; j++) {
+                const __m512i p = _mm512_dpbusd_epi32(corr, q[j], y);
+                acc[j][t] = _mm512_fmadd_ps(_mm512_mul_ps(dv[j], dy), _mm512_cvtepi32_ps(p), acc[j][t]);
+            }
+        }
+    }
+    /* row r: Q4_0 in zmm r % 2, half r / 2; Q8_0 in zmm r / 2, half r % 2 */
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+            Y[t * ldy + r] = q8 ? rp5_hsum(acc[r / 2][t], r % 2) : rp5_hsum(acc[r % 2][t], r / 2);
+}
+
 /* ------------------------------------------------------------- Q4_K, Q5_K */
 
 /* q5: Q5_K (the fifth bit from qh; the min term summed to one integer per
@@ -214,6 +275,14 @@ MP_AI void rp5_q6_K_body(int64_t n, const void *W, const void *X, size_t xs, flo
         (void)ws;                                                                                   \
         BODY;                                                                                       \
     }
+MP_DEF_RP5(rp5_q4_0, 1, rp5_q40_q80_body(n, W, X, xs, Y, ldy, 1, 0))
+MP_DEF_RP5(rp5_q4_0, 2, rp5_q40_q80_body(n, W, X, xs, Y, ldy, 2, 0))
+MP_DEF_RP5(rp5_q4_0, 3, rp5_q40_q80_body(n, W, X, xs, Y, ldy, 3, 0))
+MP_DEF_RP5(rp5_q4_0, 4, rp5_q40_q80_body(n, W, X, xs, Y, ldy, 4, 0))
+MP_DEF_RP5(rp5_q8_0, 1, rp5_q40_q80_body(n, W, X, xs, Y, ldy, 1, 1))
+MP_DEF_RP5(rp5_q8_0, 2, rp5_q40_q80_body(n, W, X, xs, Y, ldy, 2, 1))
+MP_DEF_RP5(rp5_q8_0, 3, rp5_q40_q80_body(n, W, X, xs, Y, ldy, 3, 1))
+MP_DEF_RP5(rp5_q8_0, 4, rp5_q40_q80_body(n, W, X, xs, Y, ldy, 4, 1))
 MP_DEF_RP5(rp5_q4_K, 1, rp5_k45_body(n, W, X, xs, Y, ldy, 1, 0))
 MP_DEF_RP5(rp5_q4_K, 2, rp5_k45_body(n, W, X, xs, Y, ldy, 2, 0))
 MP_DEF_RP5(rp5_q4_K, 3, rp5_k45_body(n, W, X, xs, Y, ldy, 3, 0))
@@ -230,6 +299,14 @@ MP_DEF_RP5(rp5_q6_K, 4, rp5_q6_K_body(n, W, X, xs, Y, ldy, 4))
 
 static void fill_repack512(mp_kernel_table *t)
 {
+    t->rp[MP_TYPE_Q4_0][0] = rp5_q4_0_1;
+    t->rp[MP_TYPE_Q4_0][1] = rp5_q4_0_2;
+    t->rp[MP_TYPE_Q4_0][2] = rp5_q4_0_3;
+    t->rp[MP_TYPE_Q4_0][3] = rp5_q4_0_4;
+    t->rp[MP_TYPE_Q8_0][0] = rp5_q8_0_1;
+    t->rp[MP_TYPE_Q8_0][1] = rp5_q8_0_2;
+    t->rp[MP_TYPE_Q8_0][2] = rp5_q8_0_3;
+    t->rp[MP_TYPE_Q8_0][3] = rp5_q8_0_4;
     t->rp[MP_TYPE_Q4_K][0] = rp5_q4_K_1;
     t->rp[MP_TYPE_Q4_K][1] = rp5_q4_K_2;
     t->rp[MP_TYPE_Q4_K][2] = rp5_q4_K_3;
