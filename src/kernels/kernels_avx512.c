@@ -1,5 +1,5 @@
 /* AVX-512 (F/BW/VL/DQ/VNNI) kernels: the 256-bit kernels of x86_impl.h with
- * VNNI int8 dots, 512-bit interleaved K-quant kernels (x86_repack512.h), plus 512-bit float dots (AVX512-BF16 ones picked at run
+ * VNNI int8 dots, 512-bit interleaved-layout kernels (x86_repack512.h), plus 512-bit float dots (AVX512-BF16 ones picked at run
  * time where the CPU has it). */
 #include "kernels/kernels_internal.h"
 
@@ -156,7 +156,7 @@ void mp_kernels_fill_avx512(mp_kernel_table *t)
 {
     fill_common_avx512(t);
     fill_repack_avx512(t);
-    fill_repack512(t); /* the 512-bit K-quant ones over the 256-bit ones */
+    fill_repack512(t); /* the 512-bit ones over the 256-bit ones */
     t->vec_dot[MP_TYPE_F32] = dot_f32_512;
     t->vec_dot[MP_TYPE_F16] = dot_f16_512;
     MP_SET_GEMM(MP_TYPE_F32, gemm_f32_512, 16);

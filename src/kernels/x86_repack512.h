@@ -1,10 +1,10 @@
-/* 512-bit kernels over the interleaved K-quant layouts (kernels.h,
- * mp_block_q{4,5,6}_Kx4), included by kernels_avx512.c after x86_repack.h
- * (whose rp_k4_hdr and rp_prefetch they use); they replace its 256-bit ones
- * for Q4_K, Q5_K and Q6_K. One call computes a group of 4 rows x C tokens.
+/* 512-bit kernels over the interleaved layouts (kernels.h, mp_block_*x4),
+ * included by kernels_avx512.c after x86_repack.h (whose rp_k4_hdr and
+ * rp_prefetch they use); they replace its 256-bit ones for all five types.
+ * One call computes a group of 4 rows x C tokens.
  *
- * Each zmm holds a row pair: rows 2p (lanes 0..7, bytes 0..31) and 2p+1
- * (lanes 8..15). Exactness as x86_repack.h: each 256-bit half receives the
+ * Each zmm holds two rows (K-quants: the row pair 2p in lanes 0..7, bytes
+ * 0..31, and 2p+1 in lanes 8..15; Q4_0/Q8_0: see rp5_q40_q80_body). Exactness as x86_repack.h: each 256-bit half receives the
  * integers the plain 256-bit vec_dot (x86_impl.h) has in its 8 lanes (lane l:
  * the 4-byte products 4l..4l+3 of every 32-element step times their scale;
  * integer sums in any order), the same float scale product (weight d times
