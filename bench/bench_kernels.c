@@ -7,6 +7,8 @@
  * the same order, as a baseline ("ggml" rows). Types with an interleaved
  * layout (kernels.h, MP_RP_ROWS) get a second row per ISA, "<isa>+rp": the
  * same matrices repacked, through mp_matmul_rows_ex(... | MP_MM_REPACKED).
+ * MP_BENCH_TYPES=q4_K,q6_K limits the table to those types. The matrices fit
+ * L3, so T = 1 here is not decode from DRAM: --dram TYPE [N] (below) is.
  *
  * Instruction counts (repeatable on a busy machine; valgrind's CPUID shows no
  * AVX-512, so this counts the AVX2 kernels):
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static double now_s(void)
@@ -151,9 +154,69 @@ static int count_main(const char *tname)
     return 0;
 }
 
+/* --dram TYPE [N]: T = 1 over N distinct copies of each shape (default 48, about
+ * 75-90 MB for the 4-5 bit types: far past L3), one after the other like the
+ * experts of a decode step, plain vs repacked; GB/s of weight bytes, best of 5
+ * passes. Buffers advised to huge pages like the expert cache's slab. */
+static int dram_main(const char *tname, int ncopies)
+{
+    uint32_t wt = MP_TYPE_COUNT;
+    for (uint32_t t = 0; t < MP_TYPE_COUNT; t++)
+        if (mp_type_name(t) && !strcmp(mp_type_name(t), tname)) wt = t;
+    if (wt == MP_TYPE_COUNT) return fprintf(stderr, "--dram: unknown type %s\n", tname), 2;
+    static const int64_t shapes[2][2] = {{2816, 1024}, {1024, 2816}};
+    float *f = malloc(sizeof(float) * 2816), *Y = malloc(sizeof(float) * 2816);
+    for (int s = 0; s < 2; s++) {
+        const int64_t nrows = shapes[s][0], ncols = shapes[s][1];
+        const size_t wrow = mp_row_size(wt, ncols), xrow = mp_act_row_size(wt, ncols), mb = wrow * nrows;
+        uint8_t *W = NULL, *X = malloc(xrow);
+        if (posix_memalign((void **)&W, 2u << 20, mb * ncopies)) return 1;
+        madvise(W, mb * ncopies, MADV_HUGEPAGE);
+        srand(7);
+        for (int64_t r = 0; r < nrows; r++) {
+            for (int64_t j = 0; j < ncols; j++) f[j] = (float)rand() / RAND_MAX - 0.5f;
+            mp_quantize_row_ref(wt, f, W + r * wrow, ncols);
+        }
+        for (int64_t j = 0; j < ncols; j++) f[j] = (float)rand() / RAND_MAX - 0.5f;
+        mp_quantize_act(wt, f, X, ncols);
+        for (int rp = 0; rp < 2; rp++) {
+            if (rp && !mp_repack_supported(wt)) break;
+            if (rp) mp_repack_rows(wt, W, nrows, ncols);
+            for (int c = 1; c < ncopies; c++) memcpy(W + c * mb, W, mb);
+            double best = 1e30;
+            for (int pass = 0; pass < 5; pass++) {
+                const double t0 = now_s();
+                for (int c = 0; c < ncopies; c++)
+                    mp_matmul_rows_ex(wt, W + c * mb, ncols, nrows, 0, nrows, X, 1, Y, nrows,
+                                      MP_MM_ID | (rp ? MP_MM_REPACKED : 0));
+                const double dt = now_s() - t0;
+                if (dt < best) best = dt;
+            }
+            printf("%s %s %lldx%lld x%d T=1: %.1f GB/s\n", tname, rp ? "rp   " : "plain", (long long)nrows,
+                   (long long)ncols, ncopies, (double)mb * ncopies / best / 1e9);
+        }
+        free(W), free(X);
+    }
+    free(f), free(Y);
+    return 0;
+}
+
+static int type_listed(const char *list, const char *name)
+{
+    const size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        const size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == len && !strncmp(p, name, n)) return 1;
+        p += n + (e != NULL);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 2 && !strcmp(argv[1], "--count")) return count_main(argv[2]);
+    if (argc > 2 && !strcmp(argv[1], "--dram")) return dram_main(argv[2], argc > 3 ? atoi(argv[3]) : 48);
     const double min_s = argc > 1 ? atof(argv[1]) : 0.3;
     static const uint32_t types[] = {MP_TYPE_F32,  MP_TYPE_F16,  MP_TYPE_BF16, MP_TYPE_Q8_0,   MP_TYPE_Q4_0,  MP_TYPE_Q4_K,
                                      MP_TYPE_Q5_K, MP_TYPE_Q6_K, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_IQ4_NL, MP_TYPE_IQ4_XS,
@@ -177,6 +240,9 @@ int main(int argc, char **argv)
     printf("%-5s %-10s | %14s %14s | %15s %15s\n", "", "", "GB/s", "GB/s", "GFLOP/s", "GFLOP/s");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const uint32_t wt = types[ti];
+        /* MP_BENCH_TYPES=q4_K,q6_K: only those types (the full table takes minutes) */
+        const char *only = getenv("MP_BENCH_TYPES");
+        if (only && !type_listed(only, mp_type_name(wt))) continue;
         for (int v = 0; v <= 2 * MP_ISA_AVX512 + 2; v++) {
             /* v: 2 * isa (+ 1: repacked), then ggml */
             const int ggml = v == 2 * MP_ISA_AVX512 + 2, isa = v / 2, rp = !ggml && v % 2;

@@ -186,13 +186,19 @@ typedef struct { uint16_t d[4]; int8_t qs[4][32]; } mp_block_q8_0x4; /* 136 B = 
 /* Q4_K: the four d, the four dmin, the three 32-bit words of each row's 12
  * packed scale bytes gathered by word (w[k][r] = bytes 4k..4k+3 of row r, so
  * one 128-bit op unpacks a word of all four rows), then qs in 32-byte chunks
- * c = 0..3, row by row: qs[c][r] = bytes 32c..32c+31 of row r's qs. */
+ * c = 0..3, row by row: qs[c][r] = bytes 32c..32c+31 of row r's qs (so
+ * qs[c][2p..2p+1] is one 512-bit load of a row pair, x86_repack512.h). */
 typedef struct { uint16_t d[4], dmin[4]; uint32_t w[3][4]; uint8_t qs[4][4][32]; } mp_block_q4_Kx4; /* 576 B = 4 x 144 */
 /* Q5_K: as Q4_Kx4, with the four rows' 32-byte qh after the scale words. */
 typedef struct { uint16_t d[4], dmin[4]; uint32_t w[3][4]; uint8_t qh[4][32]; uint8_t qs[4][4][32]; } mp_block_q5_Kx4; /* 704 B = 4 x 176 */
-/* Q6_K: the four d, the four rows' 16 scales, their ql, their qh (each row's
- * bytes in their plain order). */
-typedef struct { uint16_t d[4]; int8_t scales[4][16]; uint8_t ql[4][128]; uint8_t qh[4][64]; } mp_block_q6_Kx4; /* 840 B = 4 x 210 */
+/* Q6_K: the four d, the four rows' 16 scales, then per row pair q (rows 2q,
+ * 2q+1) their ql and qh in 32-byte chunks, the pair's two rows side by side:
+ * p[q].ql[c][j] = bytes 32c..32c+31 of row 2q+j's ql, p[q].qh[h][j] = bytes
+ * 32h..32h+31 of its qh. One 512-bit load takes a chunk of both rows, and the
+ * kernels read a group block front to back (rows' ql and qh far apart made
+ * the hardware prefetcher lose: 13 instead of 31 GB/s at one token). */
+typedef struct { uint8_t ql[4][2][32]; uint8_t qh[2][2][32]; } mp_q6_K_pair; /* 384 B */
+typedef struct { uint16_t d[4]; int8_t scales[4][16]; mp_q6_K_pair p[2]; } mp_block_q6_Kx4; /* 840 B = 4 x 210 */
 
 /* True when wtype has interleaved kernels in the ISA in use (only then is
  * repacking a tensor worth it; the matmul accepts the layout whatever the ISA). */

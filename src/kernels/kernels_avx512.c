@@ -1,5 +1,5 @@
 /* AVX-512 (F/BW/VL/DQ/VNNI) kernels: the 256-bit kernels of x86_impl.h with
- * VNNI int8 dots, plus 512-bit float dots (AVX512-BF16 ones picked at run
+ * VNNI int8 dots, 512-bit interleaved-layout kernels (x86_repack512.h), plus 512-bit float dots (AVX512-BF16 ones picked at run
  * time where the CPU has it). */
 #include "kernels/kernels_internal.h"
 
@@ -10,6 +10,7 @@
 #define MP_VNNI 1
 #include "kernels/x86_impl.h"
 #include "kernels/x86_repack.h"
+#include "kernels/x86_repack512.h"
 
 /* Float dots in the summation order of ggml-cpu's AVX-512 build (vec.cpp,
  * simd-mappings.h), bit-identical to llama.cpp on these CPUs:
@@ -273,6 +274,7 @@ void mp_kernels_fill_avx512(mp_kernel_table *t)
 {
     fill_common_avx512(t);
     fill_repack_avx512(t);
+    fill_repack512(t); /* the 512-bit ones over the 256-bit ones */
     t->vec_dot[MP_TYPE_F32] = dot_f32_512;
     t->vec_dot[MP_TYPE_MXFP4] = dot_mxfp4_512;
     t->tile[MP_TYPE_MXFP4][0] = tile_mxfp4_512_1;

@@ -143,10 +143,11 @@ static void pack_q6_K(const uint8_t *p, size_t row, int64_t i, mp_block_q6_Kx4 *
 {
     for (int r = 0; r < 4; r++) {
         const mp_block_q6_K *b = (const mp_block_q6_K *)(p + r * row) + i;
+        mp_q6_K_pair *pr = &g->p[r / 2];
         g->d[r] = b->d;
         memcpy(g->scales[r], b->scales, 16);
-        memcpy(g->ql[r], b->ql, 128);
-        memcpy(g->qh[r], b->qh, 64);
+        for (int c = 0; c < 4; c++) memcpy(pr->ql[c][r % 2], b->ql + 32 * c, 32);
+        for (int h = 0; h < 2; h++) memcpy(pr->qh[h][r % 2], b->qh + 32 * h, 32);
     }
 }
 
@@ -154,10 +155,11 @@ static void unpack_q6_K(const mp_block_q6_Kx4 *g, uint8_t *p, size_t row, int64_
 {
     for (int r = 0; r < 4; r++) {
         mp_block_q6_K *b = (mp_block_q6_K *)(p + r * row) + i;
+        const mp_q6_K_pair *pr = &g->p[r / 2];
         b->d = g->d[r];
         memcpy(b->scales, g->scales[r], 16);
-        memcpy(b->ql, g->ql[r], 128);
-        memcpy(b->qh, g->qh[r], 64);
+        for (int c = 0; c < 4; c++) memcpy(b->ql + 32 * c, pr->ql[c][r % 2], 32);
+        for (int h = 0; h < 2; h++) memcpy(b->qh + 32 * h, pr->qh[h][r % 2], 32);
     }
 }
 
@@ -241,13 +243,14 @@ bool mp_repack_supported(uint32_t wtype)
 
 bool mp_repack_pays_decode(uint32_t wtype)
 {
-    if (!mp_repack_supported(wtype)) return false;
-    /* Measured (bench_engine, 2026-12-06, the shared bench shape): the 256-bit
-     * interleaved K-quant kernels lose to the plain AVX-512 ones at one token
-     * (Q4_K_M tg128 139 vs 199 tok/s with the experts repacked or not, Q6_K 89
-     * vs 143), while Q4_0 / Q8_0 (VNNI) win on every ISA. */
-    if (wtype == MP_TYPE_Q4_0 || wtype == MP_TYPE_Q8_0) return true;
-    return mp_kernels_isa() != MP_ISA_AVX512;
+    /* Every type with interleaved kernels: on AVX2 the 256-bit ones, on
+     * AVX-512 the 512-bit K-quant ones (x86_repack512.h) and the VNNI Q4_0 /
+     * Q8_0 ones beat the plain vec_dot at one token too. Measured (Zen 5,
+     * bench_kernels --dram, one token from DRAM, 1 thread): Q4_K 24.9 -> 35.2
+     * GB/s, Q5_K 23.7 -> 31.8, Q6_K 30.6 -> 33.6; the 256-bit K-quant kernels
+     * had lost decode on AVX-512 (Q4_K_M tg128 139 vs 199 tok/s) for want of
+     * the software prefetch they now have. */
+    return mp_repack_supported(wtype);
 }
 
 /* Rows [4 g0, 4 g1) of W (interleaved groups) through the scalar reference:

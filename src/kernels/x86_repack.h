@@ -21,6 +21,17 @@ MP_AI __m256 FN(rp_lane)(__m128 v, int r)
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(r));
 }
 
+/* Software prefetch of the group block two ahead (within the group or, past
+ * its end, the next group, which follows in memory; a prefetch never faults).
+ * Measured on Zen 5 at one token from DRAM: without it the Q6_K kernel, whose
+ * body for one 840-byte block is longer than the out-of-order window, waited
+ * on each block's first line (10 GB/s against the plain vec_dot's 31). */
+MP_AI void FN(rp_prefetch)(const void *p, size_t bytes)
+{
+#pragma GCC unroll 16
+    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
 /* ------------------------------------------------------------- Q4_0, Q8_0 */
 
 MP_AI void FN(rp_q40_q80_body)(int64_t n, const void *W, const void *X, size_t xs, float *Y, int64_t ldy,
@@ -122,6 +133,7 @@ MP_AI void FN(rp_q4_K_body)(int64_t n, const void *W, const void *X, size_t xs, 
         const mp_block_q4_Kx4 *g = (const mp_block_q4_Kx4 *)W + i;
         const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
         const __m128 dmw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->dmin));
+        FN(rp_prefetch)(g + 2, sizeof *g);
         __m128i sc8[2], m8[2];
         FN(rp_k4_hdr)(g->w, sc8, m8);
 #pragma GCC unroll 4
@@ -185,6 +197,7 @@ MP_AI void FN(rp_q5_K_body)(int64_t n, const void *W, const void *X, size_t xs, 
         const mp_block_q5_Kx4 *g = (const mp_block_q5_Kx4 *)W + i;
         const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
         const __m128 dmw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->dmin));
+        FN(rp_prefetch)(g + 2, sizeof *g);
         __m128i sc8[2], m8[2];
         FN(rp_k4_hdr)(g->w, sc8, m8);
 #pragma GCC unroll 4
@@ -254,6 +267,7 @@ MP_AI void FN(rp_q6_K_body)(int64_t n, const void *W, const void *X, size_t xs, 
     for (int64_t i = 0; i < n / 256; i++) {
         const mp_block_q6_Kx4 *g = (const mp_block_q6_Kx4 *)W + i;
         const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
+        FN(rp_prefetch)(g + 2, sizeof *g);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             const __m128i sc8 = _mm_loadu_si128((const __m128i *)g->scales[r]);
@@ -262,9 +276,10 @@ MP_AI void FN(rp_q6_K_body)(int64_t n, const void *W, const void *X, size_t xs, 
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
                 scw[h] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
-                const __m256i qh = _mm256_loadu_si256((const __m256i *)(g->qh[r] + 32 * h));
-                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(g->ql[r] + 64 * h));
-                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(g->ql[r] + 64 * h + 32));
+                const mp_q6_K_pair *pr = &g->p[r / 2];
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)pr->qh[h][r % 2]);
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)pr->ql[2 * h][r % 2]);
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)pr->ql[2 * h + 1][r % 2]);
                 q[h][0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2));
                 q[h][1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2));
                 q[h][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m2));
