@@ -51,14 +51,22 @@ static __m256 mp_expf_ggml8(__m256 x)
         const __m256 p2 = _mm256_castsi256_ps(_mm256_blendv_epi8(nrm, sub, isn));
         return _mm256_mul_ps(j, p2);
     }
-    float nv[8], jv[8], res[8];
-    _mm256_storeu_ps(nv, n);
-    _mm256_storeu_ps(jv, j);
-    for (int i = 0; i < 8; i++) {
-        if (fabsf(nv[i]) > 192.0f) res[i] = nv[i] <= 0.0f ? 0.0f : INFINITY;
-        else res[i] = ldexpf(jv[i], (int)nv[i]);
-    }
-    return _mm256_loadu_ps(res);
+    /* some lane past the float powers of two (a masked score's -INF, an
+     * overflow): ldexpf(j, n) for |n| <= 192 is j * 2^n rounded once, which
+     * the double product (exact) then its conversion give; |n| > 192: 0 or
+     * infinity. NaN lanes stay NaN through j. */
+    const __m256 big = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n), _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 nc = _mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-192.0f)), _mm256_set1_ps(192.0f));
+    const __m256i ni = _mm256_cvtps_epi32(nc);
+    const __m256i bias = _mm256_set1_epi64x(1023);
+    const __m256d p_lo = _mm256_castsi256_pd(
+        _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(ni)), bias), 52));
+    const __m256d p_hi = _mm256_castsi256_pd(
+        _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(ni, 1)), bias), 52));
+    const __m128 r_lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(j)), p_lo));
+    const __m128 r_hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(j, 1)), p_hi));
+    const __m256 sat = _mm256_and_ps(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_set1_ps(INFINITY));
+    return _mm256_blendv_ps(_mm256_set_m128(r_hi, r_lo), sat, big);
 }
 
 
@@ -135,6 +143,25 @@ static void mp_apply_sink_avx2(float *out, float *M, float *S, float sink, int d
     *S = fmaf(*S, ms, vs);
 }
 
+/* The softmax step of one tile: scores[0..64) = exp(scores - Mnew), summed
+ * 16 at a time into *sum (ggml's order). A block of 16 masked keys (-INF)
+ * gives exact zeros, which leave the sum as it is: a block past the tile's
+ * kt keys is skipped (its p are never read), one before the window (keys
+ * < jw, in the tile's numbering) written as zeros. Not when Mnew is -INF
+ * (every key so far masked or -INF): there exp gives NaN, as in ops.c. */
+static inline void mp_exp_tile(float *scores, float Mnew, int kt, int jw, double *sum)
+{
+    for (int i = 0; i < 64; i += 16) {
+        if (Mnew != -INFINITY && i >= kt) break;
+        if (Mnew != -INFINITY && i + 16 <= jw) {
+            _mm256_storeu_ps(scores + i, _mm256_setzero_ps());
+            _mm256_storeu_ps(scores + i + 8, _mm256_setzero_ps());
+            continue;
+        }
+        mp_exp_sum16_ggml_avx2(scores + i, scores + i, Mnew, sum);
+    }
+}
+
 /* c[i] lane j = r[j] lane i (r is clobbered) */
 static inline void mp_transpose8(__m256 r[8], __m256 c[8])
 {
@@ -209,7 +236,7 @@ static void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, in
         }
         M = Mnew;
         double sum = 0.0;
-        for (int i = 0; i < TILE; i += 16) mp_exp_sum16_ggml_avx2(scores + i, scores + i, Mnew, &sum);
+        mp_exp_tile(scores, Mnew, kt_n, j0 - ic, &sum);
         S = (float)((double)S + sum);
         for (int tk = 0; tk < kt_n; tk++) {
             const uint16_t *vr = v + (int64_t)(ic + tk) * v_stride;
@@ -342,7 +369,7 @@ static void mp_attend_group8_avx2(float *out, int64_t out_stride, const float *q
             }
             M[r] = Mnew;
             double sum = 0.0;
-            for (int i = 0; i < MP_GT; i += 16) mp_exp_sum16_ggml_avx2(s + i, s + i, Mnew, &sum);
+            mp_exp_tile(s, Mnew, kt, j0 - ic, &sum);
             S[r] = (float)((double)S[r] + sum);
         }
         const uint16_t *vt = v + (int64_t)ic * v_stride;
