@@ -14,7 +14,7 @@ typedef void (*mp_quant_act_fn)(const float *x, void *xq, int64_t n);
 typedef void (*mp_tile_fn)(int64_t n, const void *W, size_t wstride, const void *X,
                            size_t xstride, float *Y, int64_t ldy);
 
-#define MP_ATTN_GROUP_MAXD 1024 /* head dims attend_group takes (its scratch is on the stack) */
+#define MP_ATTN_GROUP_MAXD 1024 /* head dims attend_group takes (its scratch is on the stack, sized by them) */
 #define MP_PANEL_MIN_T 8 /* GGML_IQP_MIN_BATCH(_ID) */
 #define MP_TILE_R 4
 #define MP_TILE_C 4

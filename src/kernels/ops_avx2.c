@@ -299,10 +299,12 @@ static void mp_attend_group8_avx2(float *out, int64_t out_stride, const float *q
                                   const uint16_t *k, int64_t k_stride, const uint16_t *v, int64_t v_stride, int n_kv,
                                   int dk, int dv, float scale, int j0, const float *sinks)
 {
-    float qT[MP_ATTN_GROUP_MAXD * 8] __attribute__((aligned(32))); /* qT[d * 8 + r] = q_r[d]; 0 past nq */
-    float kf[8 * MP_ATTN_GROUP_MAXD] __attribute__((aligned(32))); /* 8 key rows in f32, dk apart */
-    float sc[8 * MP_GT] __attribute__((aligned(32)));               /* sc[r * 64 + tk]: scores, then p */
-    float pad[MP_ATTN_GROUP_MAXD] __attribute__((aligned(32)));      /* output of the lanes past nq */
+    /* scratch on the stack, sized by the head (dk, dv <= MP_ATTN_GROUP_MAXD:
+     * at most 68 KiB; 4.5 KiB for 64-dim heads) */
+    float qT[8 * dk];                                 /* qT[d * 8 + r] = q_r[d]; 0 past nq */
+    float kf[8 * dk];                                 /* 8 key rows in f32, dk apart */
+    float pad[dv];                                    /* output of the lanes past nq */
+    float sc[8 * MP_GT] __attribute__((aligned(32))); /* sc[r * 64 + tk]: scores, then p */
     float M[8], S[8];
     float *o[8];
     /* the value pass: 8 queries (padded), or fewer with more dims per pass */
@@ -340,7 +342,7 @@ static void mp_attend_group8_avx2(float *out, int64_t out_stride, const float *q
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
             for (int d = 0; d < dk; d++) {
-                const __m256 qd = _mm256_load_ps(qT + d * 8);
+                const __m256 qd = _mm256_loadu_ps(qT + d * 8);
 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) a[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(kf + j * dk + d), qd, a[j]);
             }
