@@ -14,6 +14,7 @@ typedef void (*mp_quant_act_fn)(const float *x, void *xq, int64_t n);
 typedef void (*mp_tile_fn)(int64_t n, const void *W, size_t wstride, const void *X,
                            size_t xstride, float *Y, int64_t ldy);
 
+#define MP_ATTN_GROUP_MAXD 1024 /* head dims attend_group takes (its scratch is on the stack, sized by them) */
 #define MP_PANEL_MIN_T 8 /* GGML_IQP_MIN_BATCH(_ID) */
 #define MP_TILE_R 4
 #define MP_TILE_C 4
@@ -51,9 +52,19 @@ typedef struct mp_kernel_table {
     /* f16 accumulator updates kept in f32: acc = fp16(acc * ms), acc = fp16(fma(v, vs, acc)) */
     void (*acc16_scale)(float *acc, float ms, int64_t n);
     void (*acc16_mad)(float *acc, const uint16_t *v, float vs, int64_t n);
-    /* tiled flash attention for one query (mp_attend_f16); scores: 64 floats */
+    /* tiled flash attention for one query (mp_attend_f16_masked): keys
+     * before j0 masked, sink NULL or the head's sink; scores: 64 floats;
+     * NULL: ops.c's loop */
     void (*attend_tiled)(float *out, const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *v,
-                         int64_t v_stride, int n_kv, int dk, int dv, float scale, float *scores);
+                         int64_t v_stride, int n_kv, int dk, int dv, float scale, int j0, const float *sink,
+                         float *scores);
+    /* the same for n_q queries that share keys, values and window (a GQA
+     * group; mp_attend_f16_group): query r at q + r * q_stride, its output
+     * at out + r * out_stride, its sink sinks[r] (sinks may be NULL);
+     * dk, dv <= MP_ATTN_GROUP_MAXD; NULL: one query at a time */
+    void (*attend_group)(float *out, int64_t out_stride, const float *q, int64_t q_stride, int n_q,
+                         const uint16_t *k, int64_t k_stride, const uint16_t *v, int64_t v_stride, int n_kv, int dk,
+                         int dv, float scale, int j0, const float *sinks);
 } mp_kernel_table;
 
 /* The table in use (initialises the kernels on first use). */

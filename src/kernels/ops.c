@@ -169,8 +169,8 @@ void mp_attend_f16_masked(float *out, const float *q, const uint16_t *k, int64_t
     const mp_kernel_table *tab = mp_kernels_table();
     const int j0 = mask ? mask->j0 : 0;
     const float *sink = mask ? mask->sink : NULL;
-    if (tab->attend_tiled && j0 == 0 && !sink) {
-        tab->attend_tiled(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, scores);
+    if (tab->attend_tiled) {
+        tab->attend_tiled(out, q, k, k_stride, v, v_stride, n_kv, dk, dv, scale, j0, sink, scores);
         return;
     }
     /* ggml's tiled flash attention, one query row: keys in tiles of 64; q.k
@@ -216,6 +216,23 @@ void mp_attend_f16_masked(float *out, const float *q, const uint16_t *k, int64_t
     if (sink) apply_sink(out, &M, &S, *sink, dv);
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int d = 0; d < dv; d++) out[d] *= inv;
+}
+
+void mp_attend_f16_group(float *out, int64_t out_stride, const float *q, int64_t q_stride, int n_q, const uint16_t *k,
+                         int64_t k_stride, const uint16_t *v, int64_t v_stride, int n_kv, int dk, int dv, float scale,
+                         int j0, const float *sinks, float *scores, float *kbuf)
+{
+    const mp_kernel_table *tab = mp_kernels_table();
+    if (n_q > 1 && tab->attend_group && dk <= MP_ATTN_GROUP_MAXD && dv <= MP_ATTN_GROUP_MAXD) {
+        tab->attend_group(out, out_stride, q, q_stride, n_q, k, k_stride, v, v_stride, n_kv, dk, dv, scale,
+                          j0 > 0 ? j0 : 0, sinks);
+        return;
+    }
+    for (int r = 0; r < n_q; r++) {
+        const mp_attn_mask mk = {j0 > 0 ? j0 : 0, sinks ? sinks + r : NULL};
+        mp_attend_f16_masked(out + r * out_stride, q + r * q_stride, k, k_stride, v, v_stride, n_kv, dk, dv, scale,
+                             &mk, scores, kbuf);
+    }
 }
 
 /* ggml's one_chunk loop over keys [j0, j1): acc (f32 view of the f16
@@ -318,5 +335,6 @@ void mp_ops_fill_scalar(mp_kernel_table *t)
     t->exp_sum16 = exp_sum16_ref;
     t->acc16_scale = acc16_scale_ref;
     t->acc16_mad = acc16_mad_ref;
-    t->attend_tiled = NULL; /* mp_attend_f16's own loop */
+    t->attend_tiled = NULL; /* mp_attend_f16_masked's own loop, the reference */
+    t->attend_group = NULL; /* one query at a time */
 }

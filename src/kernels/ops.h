@@ -56,6 +56,17 @@ void mp_attend_f16_masked(float *out, const float *q, const uint16_t *k, int64_t
                           int64_t v_stride, int n_kv, int dk, int dv, float scale, const mp_attn_mask *mask,
                           float *scores, float *kbuf);
 
+/* mp_attend_f16_masked for n_q query heads that share one key/value head
+ * and one window (a GQA group of one token): query r at q + r * q_stride,
+ * its output at out + r * out_stride, its sink at sinks[r] (sinks NULL:
+ * none), keys before j0 masked. The same bits as n_q calls of
+ * mp_attend_f16_masked; the SIMD builds read and convert each key and value
+ * row once for the whole group and run the queries' FMA chains side by side.
+ * scores, kbuf: as mp_attend_f16_masked (the one-query fallback's). */
+void mp_attend_f16_group(float *out, int64_t out_stride, const float *q, int64_t q_stride, int n_q, const uint16_t *k,
+                         int64_t k_stride, const uint16_t *v, int64_t v_stride, int n_kv, int dk, int dv, float scale,
+                         int j0, const float *sinks, float *scores, float *kbuf);
+
 /* The same attention with llama.cpp's CPU flash-attention numerics for small
  * batches (fewer than 64 queries, and decode): q rounded to f16, online
  * softmax, and the value accumulator rounded to f16 after every update.

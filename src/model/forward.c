@@ -343,33 +343,39 @@ static void attn_worker(void *arg, int ith, long lo, long hi)
          * path, one key range per thread */
         int n_view = (n_kv + 255) / 256 * 256;
         if (n_view > cells) n_view = cells;
+        const int p = j->pos0 + t, w0 = swa ? p - (int)hp->n_swa + 1 - base : 0;
+        if (j->T >= MP_FA_TILE_Q && dv % MP_FA_TILE_DV == 0) {
+            /* the tiled path, for this token's heads [h, h + nq) that share key
+             * head hk (a GQA group) and lie in [i, hi): one call reads each
+             * key and value row once for all of them, with the bits of one
+             * call per head */
+            const int nq = (int)(hi - i < gqa - h % gqa ? hi - i : gqa - h % gqa);
+            mp_attend_f16_group(o, dv, q, dk, nq, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv,
+                                scale, w0 > 0 ? w0 : 0, l->attn_sinks.info ? (const float *)l->attn_sinks.data + h : NULL,
+                                c->scores + (int64_t)ith * c->scores_stride, kbuf);
+            i += nq - 1;
+            continue;
+        }
         if (masked) {
             /* gpt-oss: a sliding window (keys p - n_swa + 1 .. p) and the head's sink */
-            const int p = j->pos0 + t, w0 = swa ? p - (int)hp->n_swa + 1 - base : 0;
             const mp_attn_mask mk = {w0 > 0 ? w0 : 0, l->attn_sinks.info ? (const float *)l->attn_sinks.data + h : NULL};
             if (j->T == 1 && n_view >= 512)
                 mp_attend_f16_split_masked(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, n_view,
                                            c->n_threads, dk, dv, scale, &mk, kbuf + c->kbuf_stride, kbuf,
                                            (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride),
                                            c->scores + (int64_t)ith * c->scores_stride + dv);
-            else if (j->T < MP_FA_TILE_Q || dv % MP_FA_TILE_DV)
+            else
                 mp_attend_f16_acc16_masked(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv,
                                            scale, &mk, kbuf + c->kbuf_stride, kbuf,
                                            (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride));
-            else
-                mp_attend_f16_masked(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv, scale,
-                                     &mk, c->scores + (int64_t)ith * c->scores_stride, kbuf);
         } else if (j->T == 1 && n_view >= 512)
             mp_attend_f16_split(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, n_view, c->n_threads,
                                 dk, dv, scale, kbuf + c->kbuf_stride, kbuf,
                                 (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride),
                                 c->scores + (int64_t)ith * c->scores_stride + dv);
-        else if (j->T < MP_FA_TILE_Q || dv % MP_FA_TILE_DV)
+        else
             mp_attend_f16_acc16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv, scale,
                                 kbuf + c->kbuf_stride, kbuf, (uint16_t *)(c->scores + (int64_t)ith * c->scores_stride));
-        else
-            mp_attend_f16(o, q, kc + (int64_t)hk * dk, Dk, vc + (int64_t)hk * vh, Vs, n_kv, dk, dv, scale,
-                          c->scores + (int64_t)ith * c->scores_stride, kbuf);
     }
 }
 
@@ -397,7 +403,11 @@ static void run_attention(mp_ctx *c, int il, int T, int pos0)
     /* pieces of about 16K key/value elements (a pair reads pos + 1 keys) */
     attn_job aj = {c, il, T, pos0};
     const int64_t pair_cost = (int64_t)(pos0 + T / 2 + 1) * (hp->head_dim + hp->head_dim_v);
-    mp_pool_for(c->pool, (long)T * hp->n_head, (long)(1 + 16384 / pair_cost), attn_worker, &aj);
+    long chunk = (long)(1 + 16384 / pair_cost);
+    /* the tiled path takes a token's GQA group in one call: pieces of whole groups */
+    const long gqa = (long)(hp->n_head / hp->n_head_kv);
+    if (T >= MP_FA_TILE_Q) chunk = (chunk + gqa - 1) / gqa * gqa;
+    mp_pool_for(c->pool, (long)T * hp->n_head, chunk, attn_worker, &aj);
 }
 
 /* h += Wo * attention(norm(h)) for T tokens at positions pos0.. */
