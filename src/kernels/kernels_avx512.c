@@ -202,7 +202,7 @@ static void dot_mxfp4_512(int64_t n, float *s, const void *w, const void *xq)
     *s = sum;
 }
 
-static inline __attribute__((always_inline)) void tile_mxfp4_512_body(int64_t n, const void *W, size_t ws,
+static inline __attribute__((always_inline)) void FN(tile_mxfp4_512_body)(int64_t n, const void *W, size_t ws,
                                                                       const void *X, size_t xs, float *Y, int64_t ldy,
                                                                       const int C)
 {
@@ -249,16 +249,7 @@ static inline __attribute__((always_inline)) void tile_mxfp4_512_body(int64_t n,
         }
 }
 
-#define MP_DEF_TILE_MXFP4_512(C)                                                                    \
-    static void tile_mxfp4_512_##C(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, int64_t ldy) \
-    {                                                                                               \
-        tile_mxfp4_512_body(n, W, ws, X, xs, Y, ldy, C);                                            \
-    }
-MP_DEF_TILE_MXFP4_512(1)
-MP_DEF_TILE_MXFP4_512(2)
-MP_DEF_TILE_MXFP4_512(3)
-MP_DEF_TILE_MXFP4_512(4)
-#undef MP_DEF_TILE_MXFP4_512
+MP_DEF_TILES(tile_mxfp4_512, tile_mxfp4_512_body)
 
 #define MP_SET_GEMM(TY, NAME, STEP)                                                                 \
     do {                                                                                            \
@@ -277,10 +268,7 @@ void mp_kernels_fill_avx512(mp_kernel_table *t)
     fill_repack512(t); /* the 512-bit ones over the 256-bit ones */
     t->vec_dot[MP_TYPE_F32] = dot_f32_512;
     t->vec_dot[MP_TYPE_MXFP4] = dot_mxfp4_512;
-    t->tile[MP_TYPE_MXFP4][0] = tile_mxfp4_512_1;
-    t->tile[MP_TYPE_MXFP4][1] = tile_mxfp4_512_2;
-    t->tile[MP_TYPE_MXFP4][2] = tile_mxfp4_512_3;
-    t->tile[MP_TYPE_MXFP4][3] = tile_mxfp4_512_4;
+    MP_SET_TILES(t, MP_TYPE_MXFP4, tile_mxfp4_512);
     t->vec_dot[MP_TYPE_F16] = dot_f16_512;
     MP_SET_GEMM(MP_TYPE_F32, gemm_f32_512, 16);
     MP_SET_GEMM(MP_TYPE_F16, gemm_f16_512, 16);

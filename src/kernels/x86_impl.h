@@ -168,6 +168,35 @@ static void FN(dot_q4_0)(int64_t n, float *s, const void *w, const void *xq)
     *s = FN(hsum_ps)(acc);
 }
 
+/* The register tiles below (MP_TILE_R weight rows x C tokens, C = 1..4,
+ * kernels_internal.h) are one always-inline body each,
+ * FN(BODY)(n, W, ws, X, xs, Y, ldy, C, extra...); MP_DEF_TILES makes its four
+ * instances FN(NAME##_1..4), MP_SET_TILES puts them in the kernel table. */
+_Static_assert(MP_TILE_C == 4, "MP_DEF_TILES makes four instances");
+#define MP_TILE_PARAMS int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, int64_t ldy
+#define MP_DEF_TILES(NAME, BODY, ...)                                                               \
+    static void FN(NAME##_1)(MP_TILE_PARAMS) { FN(BODY)(n, W, ws, X, xs, Y, ldy, 1, ##__VA_ARGS__); } \
+    static void FN(NAME##_2)(MP_TILE_PARAMS) { FN(BODY)(n, W, ws, X, xs, Y, ldy, 2, ##__VA_ARGS__); } \
+    static void FN(NAME##_3)(MP_TILE_PARAMS) { FN(BODY)(n, W, ws, X, xs, Y, ldy, 3, ##__VA_ARGS__); } \
+    static void FN(NAME##_4)(MP_TILE_PARAMS) { FN(BODY)(n, W, ws, X, xs, Y, ldy, 4, ##__VA_ARGS__); }
+#define MP_SET_TILES(TAB, TY, NAME)                                                                 \
+    do {                                                                                            \
+        (TAB)->tile[TY][0] = FN(NAME##_1);                                                          \
+        (TAB)->tile[TY][1] = FN(NAME##_2);                                                          \
+        (TAB)->tile[TY][2] = FN(NAME##_3);                                                          \
+        (TAB)->tile[TY][3] = FN(NAME##_4);                                                          \
+    } while (0)
+
+/* Y[t * ldy + r] = hsum(acc[r][t]) for the tile's outputs */
+static inline __attribute__((always_inline)) void FN(tile_store)(__m256 acc[MP_TILE_R][MP_TILE_C], const int C,
+                                                                 float *Y, int64_t ldy)
+{
+#pragma GCC unroll 4
+    for (int t = 0; t < C; t++)
+#pragma GCC unroll 4
+        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+}
+
 /* Register tiles (MP_TILE_R rows x C tokens) for Q4_0, Q5_0 and, on VNNI,
  * Q8_0 (kind, MP_U8_*, is a constant at every call, so each instance keeps
  * one branch). The weight side is made unsigned once per row (Q4_0: q in
@@ -221,33 +250,14 @@ static inline __attribute__((always_inline)) void FN(tile_u8_body)(int64_t n, co
             }
         }
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < C; t++)
-#pragma GCC unroll 4
-        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+    FN(tile_store)(acc, C, Y, ldy);
 }
 
-#define MP_DEF_TILE(NAME, C, Q8)                                                                    \
-    static void FN(NAME##_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs,       \
-                               float *Y, int64_t ldy)                                               \
-    {                                                                                               \
-        FN(tile_u8_body)(n, W, ws, X, xs, Y, ldy, C, Q8);                                           \
-    }
-MP_DEF_TILE(tile_q4_0_body, 1, MP_U8_Q4_0)
-MP_DEF_TILE(tile_q4_0_body, 2, MP_U8_Q4_0)
-MP_DEF_TILE(tile_q4_0_body, 3, MP_U8_Q4_0)
-MP_DEF_TILE(tile_q4_0_body, 4, MP_U8_Q4_0)
-MP_DEF_TILE(tile_q5_0_body, 1, MP_U8_Q5_0)
-MP_DEF_TILE(tile_q5_0_body, 2, MP_U8_Q5_0)
-MP_DEF_TILE(tile_q5_0_body, 3, MP_U8_Q5_0)
-MP_DEF_TILE(tile_q5_0_body, 4, MP_U8_Q5_0)
+MP_DEF_TILES(tile_q4_0, tile_u8_body, MP_U8_Q4_0)
+MP_DEF_TILES(tile_q5_0, tile_u8_body, MP_U8_Q5_0)
 #if MP_VNNI
-MP_DEF_TILE(tile_q8_0_body, 1, MP_U8_Q8_0)
-MP_DEF_TILE(tile_q8_0_body, 2, MP_U8_Q8_0)
-MP_DEF_TILE(tile_q8_0_body, 3, MP_U8_Q8_0)
-MP_DEF_TILE(tile_q8_0_body, 4, MP_U8_Q8_0)
+MP_DEF_TILES(tile_q8_0, tile_u8_body, MP_U8_Q8_0)
 #endif
-#undef MP_DEF_TILE
 
 /* ---------------------------------------------------------------- K-quants */
 
@@ -488,23 +498,10 @@ static inline __attribute__((always_inline)) void FN(tile_q2_K_body)(int64_t n, 
             }
         }
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < C; t++)
-#pragma GCC unroll 4
-        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+    FN(tile_store)(acc, C, Y, ldy);
 }
 
-#define MP_DEF_TILE_Q2K(C)                                                                          \
-    static void FN(tile_q2_K_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, \
-                                  int64_t ldy)                                                      \
-    {                                                                                               \
-        FN(tile_q2_K_body)(n, W, ws, X, xs, Y, ldy, C);                                             \
-    }
-MP_DEF_TILE_Q2K(1)
-MP_DEF_TILE_Q2K(2)
-MP_DEF_TILE_Q2K(3)
-MP_DEF_TILE_Q2K(4)
-#undef MP_DEF_TILE_Q2K
+MP_DEF_TILES(tile_q2_K, tile_q2_K_body)
 
 /* A Q3_K block's 16 signed 6-bit scales as int16, sub-blocks 8h..8h+7 in
  * both halves of sc[h]: low nibbles in bytes 0..7 (sub-blocks 0-7 low, 8-15
@@ -611,23 +608,10 @@ static inline __attribute__((always_inline)) void FN(tile_q3_K_body)(int64_t n, 
                 acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(b[t]->d * da), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
         }
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < C; t++)
-#pragma GCC unroll 4
-        for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]);
+    FN(tile_store)(acc, C, Y, ldy);
 }
 
-#define MP_DEF_TILE_Q3K(C)                                                                          \
-    static void FN(tile_q3_K_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, \
-                                  int64_t ldy)                                                      \
-    {                                                                                               \
-        FN(tile_q3_K_body)(n, W, ws, X, xs, Y, ldy, C);                                             \
-    }
-MP_DEF_TILE_Q3K(1)
-MP_DEF_TILE_Q3K(2)
-MP_DEF_TILE_Q3K(3)
-MP_DEF_TILE_Q3K(4)
-#undef MP_DEF_TILE_Q3K
+MP_DEF_TILES(tile_q3_K, tile_q3_K_body)
 
 /* 16 IQ4 index bytes -> 32 signed levels, low nibbles (elements 0..15) first. */
 static inline __m256i FN(iq4_levels)(const uint8_t *qs)
@@ -834,17 +818,7 @@ static inline __attribute__((always_inline)) void FN(tile_mxfp4_body)(int64_t n,
         }
 }
 
-#define MP_DEF_TILE_MXFP4(C)                                                                        \
-    static void FN(tile_mxfp4_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, \
-                                   int64_t ldy)                                                     \
-    {                                                                                               \
-        FN(tile_mxfp4_body)(n, W, ws, X, xs, Y, ldy, C);                                            \
-    }
-MP_DEF_TILE_MXFP4(1)
-MP_DEF_TILE_MXFP4(2)
-MP_DEF_TILE_MXFP4(3)
-MP_DEF_TILE_MXFP4(4)
-#undef MP_DEF_TILE_MXFP4
+MP_DEF_TILES(tile_mxfp4, tile_mxfp4_body)
 
 /* ------------------------------------------------------------ Q5_0, Q5_1 */
 
@@ -935,17 +909,7 @@ static inline __attribute__((always_inline)) void FN(tile_q5_1_body)(int64_t n, 
         for (int r = 0; r < MP_TILE_R; r++) Y[t * ldy + r] = FN(hsum_ps)(acc[r][t]) + summs[r][t];
 }
 
-#define MP_DEF_TILE_Q51(C)                                                                          \
-    static void FN(tile_q5_1_##C)(int64_t n, const void *W, size_t ws, const void *X, size_t xs, float *Y, \
-                                  int64_t ldy)                                                      \
-    {                                                                                               \
-        FN(tile_q5_1_body)(n, W, ws, X, xs, Y, ldy, C);                                             \
-    }
-MP_DEF_TILE_Q51(1)
-MP_DEF_TILE_Q51(2)
-MP_DEF_TILE_Q51(3)
-MP_DEF_TILE_Q51(4)
-#undef MP_DEF_TILE_Q51
+MP_DEF_TILES(tile_q5_1, tile_q5_1_body)
 
 /* IQ4_NL in the GEMM order (tinyBLAS_Q0_AVX): one 8-lane accumulator per
  * output over the blocks in order, then hsum. MP_TILE_R rows x C tokens. */
@@ -1182,34 +1146,13 @@ static void FN(fill_common)(mp_kernel_table *t)
     t->gemm[MP_TYPE_BF16][2] = FN(gemm_bf16_4x3);
     t->gemm[MP_TYPE_BF16][3] = FN(gemm_bf16_4x4);
     t->gemm1[MP_TYPE_BF16] = FN(gemm_bf16_1x1);
-    t->tile[MP_TYPE_Q4_0][0] = FN(tile_q4_0_body_1);
-    t->tile[MP_TYPE_Q4_0][1] = FN(tile_q4_0_body_2);
-    t->tile[MP_TYPE_Q4_0][2] = FN(tile_q4_0_body_3);
-    t->tile[MP_TYPE_Q4_0][3] = FN(tile_q4_0_body_4);
-    t->tile[MP_TYPE_Q2_K][0] = FN(tile_q2_K_1);
-    t->tile[MP_TYPE_Q2_K][1] = FN(tile_q2_K_2);
-    t->tile[MP_TYPE_Q2_K][2] = FN(tile_q2_K_3);
-    t->tile[MP_TYPE_Q2_K][3] = FN(tile_q2_K_4);
-    t->tile[MP_TYPE_Q3_K][0] = FN(tile_q3_K_1);
-    t->tile[MP_TYPE_Q3_K][1] = FN(tile_q3_K_2);
-    t->tile[MP_TYPE_Q3_K][2] = FN(tile_q3_K_3);
-    t->tile[MP_TYPE_Q3_K][3] = FN(tile_q3_K_4);
-    t->tile[MP_TYPE_Q5_1][0] = FN(tile_q5_1_1);
-    t->tile[MP_TYPE_Q5_1][1] = FN(tile_q5_1_2);
-    t->tile[MP_TYPE_Q5_1][2] = FN(tile_q5_1_3);
-    t->tile[MP_TYPE_Q5_1][3] = FN(tile_q5_1_4);
-    t->tile[MP_TYPE_Q5_0][0] = FN(tile_q5_0_body_1);
-    t->tile[MP_TYPE_Q5_0][1] = FN(tile_q5_0_body_2);
-    t->tile[MP_TYPE_Q5_0][2] = FN(tile_q5_0_body_3);
-    t->tile[MP_TYPE_Q5_0][3] = FN(tile_q5_0_body_4);
-    t->tile[MP_TYPE_MXFP4][0] = FN(tile_mxfp4_1);
-    t->tile[MP_TYPE_MXFP4][1] = FN(tile_mxfp4_2);
-    t->tile[MP_TYPE_MXFP4][2] = FN(tile_mxfp4_3);
-    t->tile[MP_TYPE_MXFP4][3] = FN(tile_mxfp4_4);
+    MP_SET_TILES(t, MP_TYPE_Q4_0, tile_q4_0);
+    MP_SET_TILES(t, MP_TYPE_Q5_0, tile_q5_0);
+    MP_SET_TILES(t, MP_TYPE_Q5_1, tile_q5_1);
+    MP_SET_TILES(t, MP_TYPE_Q2_K, tile_q2_K);
+    MP_SET_TILES(t, MP_TYPE_Q3_K, tile_q3_K);
+    MP_SET_TILES(t, MP_TYPE_MXFP4, tile_mxfp4);
 #if MP_VNNI
-    t->tile[MP_TYPE_Q8_0][0] = FN(tile_q8_0_body_1);
-    t->tile[MP_TYPE_Q8_0][1] = FN(tile_q8_0_body_2);
-    t->tile[MP_TYPE_Q8_0][2] = FN(tile_q8_0_body_3);
-    t->tile[MP_TYPE_Q8_0][3] = FN(tile_q8_0_body_4);
+    MP_SET_TILES(t, MP_TYPE_Q8_0, tile_q8_0);
 #endif
 }
