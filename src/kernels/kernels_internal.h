@@ -67,6 +67,10 @@ typedef struct mp_kernel_table {
                          int dv, float scale, int j0, const float *sinks);
 } mp_kernel_table;
 
+/* The sink joins the running max *M and sum *S of a finished (unnormalised)
+ * accumulator out[dv] (ops.c; ggml's order, shared by the SIMD kernels). */
+void mp_attn_apply_sink(float *out, float *M, float *S, float sink, int dv);
+
 /* The table in use (initialises the kernels on first use). */
 const mp_kernel_table *mp_kernels_table(void);
 

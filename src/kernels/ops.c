@@ -143,7 +143,7 @@ static void acc16_mad_ref(float *acc, const uint16_t *v, float vs, int64_t n)
 /* The sink joins the running max M and sum S of a finished (unnormalised)
  * accumulator out (ggml: after the keys; the f32 scale, S = S * ms + vs
  * contracted to an FMA as its CPU build compiles it). */
-static void apply_sink(float *out, float *M, float *S, float sink, int dv)
+void mp_attn_apply_sink(float *out, float *M, float *S, float sink, int dv)
 {
     float ms = 1.0f, vs = 1.0f;
     if (sink > *M) {
@@ -213,7 +213,7 @@ void mp_attend_f16_masked(float *out, const float *q, const uint16_t *k, int64_t
             for (int d = 0; d < dv; d++) out[d] = fmaf(kbuf[d], p, out[d]);
         }
     }
-    if (sink) apply_sink(out, &M, &S, *sink, dv);
+    if (sink) mp_attn_apply_sink(out, &M, &S, *sink, dv);
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int d = 0; d < dv; d++) out[d] *= inv;
 }
@@ -282,7 +282,7 @@ void mp_attend_f16_acc16_masked(float *out, const float *q, const uint16_t *k, i
     float M, S;
     const int j0 = mask && mask->j0 > 0 ? mask->j0 : 0;
     acc16_range(out, &M, &S, q16, k, k_stride, v, v_stride, j0 < n_kv ? j0 : n_kv, n_kv, dk, dv, scale, kbuf, acc16);
-    if (mask && mask->sink) apply_sink(out, &M, &S, *mask->sink, dv);
+    if (mask && mask->sink) mp_attn_apply_sink(out, &M, &S, *mask->sink, dv);
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int d = 0; d < dv; d++) out[d] *= inv;
 }
@@ -312,7 +312,7 @@ void mp_attend_f16_split_masked(float *out, const float *q, const uint16_t *k, i
         if (j0 >= j1 && !(c == 0 && sink)) continue;
         float Mc, Sc;
         acc16_range(part, &Mc, &Sc, q16, k, k_stride, v, v_stride, j0, j1, dk, dv, scale, kbuf, acc16);
-        if (c == 0 && sink) apply_sink(part, &Mc, &Sc, *sink, dv);
+        if (c == 0 && sink) mp_attn_apply_sink(part, &Mc, &Sc, *sink, dv);
         if (Sc == 0.0f) continue;
         const float Mn = fmaxf(M, Mc);
         const float so = expf(M - Mn), sn = expf(Mc - Mn);

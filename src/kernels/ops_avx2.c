@@ -128,21 +128,6 @@ static void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n
     for (; i < n; i++) acc[i] = mp_fp16_to_fp32(mp_fp32_to_fp16(__builtin_fmaf(mp_fp16_to_fp32(v[i]), vs, acc[i])));
 }
 
-/* The sink joins the running max *M and sum *S of a finished accumulator
- * out[dv] (ops.c's apply_sink, the same operations). */
-static void mp_apply_sink_avx2(float *out, float *M, float *S, float sink, int dv)
-{
-    float ms = 1.0f, vs = 1.0f;
-    if (sink > *M) {
-        ms = expf(*M - sink);
-        *M = sink;
-        for (int d = 0; d < dv; d++) out[d] *= ms;
-    } else {
-        vs = expf(sink - *M);
-    }
-    *S = fmaf(*S, ms, vs);
-}
-
 /* The softmax step of one tile: scores[0..64) = exp(scores - Mnew), summed
  * 16 at a time into *sum (ggml's order). A block of 16 masked keys (-INF)
  * gives exact zeros, which leave the sum as it is: a block past the tile's
@@ -249,7 +234,7 @@ static void mp_attend_f16_avx2(float *out, const float *q, const uint16_t *k, in
             for (; d < dv; d++) out[d] = fmaf(mp_fp16_to_fp32(vr[d]), scores[tk], out[d]);
         }
     }
-    if (sink) mp_apply_sink_avx2(out, &M, &S, *sink, dv);
+    if (sink) mp_attn_apply_sink(out, &M, &S, *sink, dv);
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int d = 0; d < dv; d++) out[d] *= inv;
 }
@@ -391,7 +376,7 @@ static void mp_attend_group8_avx2(float *out, int64_t out_stride, const float *q
                     o[r][d] = fmaf(mp_fp16_to_fp32(vt[(int64_t)tk * v_stride + d]), sc[r * MP_GT + tk], o[r][d]);
     }
     for (int r = 0; r < nq; r++) {
-        if (sinks) mp_apply_sink_avx2(o[r], &M[r], &S[r], sinks[r], dv);
+        if (sinks) mp_attn_apply_sink(o[r], &M[r], &S[r], sinks[r], dv);
         const float inv = S[r] == 0.0f ? 0.0f : 1.0f / S[r];
         for (int d = 0; d < dv; d++) o[r][d] *= inv;
     }
