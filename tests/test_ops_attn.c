@@ -9,6 +9,7 @@
  * latent cache (dk 576, values the first 512 dims of the key rows), dims
  * that are not multiples of 8, odd n_kv and partial tiles. Also checks the
  * scalar reference against a double-precision softmax. */
+#include "helpers/test_util.h"
 #include "mp_test.h"
 
 #include "common/types.h"
@@ -22,14 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng = 0x243f6a8885a308d3ull;
-static float rnd(float lo, float hi)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return lo + (hi - lo) * (float)((rng >> 40) & 0xffffff) / 16777216.0f;
-}
+static mp_test_rng rng = {0x243f6a8885a308d3ull};
+static float rnd(float lo, float hi) { return lo + (hi - lo) * mp_rng_unit(&rng); }
 
 typedef struct shape {
     int dk, dv, mla; /* mla: values are the first dv dims of the key rows */
