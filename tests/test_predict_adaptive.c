@@ -9,7 +9,12 @@
  *    does not come from its own router);
  *  - picks already in memory (present) cost nothing and are not learned
  *    from;
- *  - a fixed min_prob keeps the fixed rule. */
+ *  - a fixed min_prob keeps the fixed rule;
+ *  - the governor (a test clock) keeps lookahead on where decode tokens are
+ *    faster with it by more than its margin and off otherwise, trying the
+ *    other one block in MP_GOV_EXPLORE, also when token times drift along
+ *    the run; idle gaps and prefill chunks are not timed; with no_timing it
+ *    is always on. */
 #include "experts/experts.h"
 #include "experts/predict.h"
 #include "mp_test.h"
@@ -64,17 +69,19 @@ static int token(mp_predictor *p, gate_state *g, const int need[NK], bool (*pres
     return right;
 }
 
-static mp_predictor *make(gate_state *g, float min_prob)
+static mp_predictor *make_ex(gate_state *g, float min_prob, bool no_timing)
 {
     uint8_t is_moe[NL] = {1, 1, 1, 1};
     mp_experts_shape sh = {NL, NX, NK, EMBD, is_moe};
-    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 1, 0, min_prob, NULL, NULL};
+    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 1, 0, min_prob, NULL, NULL, no_timing};
     mp_predictor *p = NULL;
     mp_err err;
     mp_err_clear(&err);
     CHECKF(mp_predictor_create(&p, &sh, &cfg, gate, g, &err) == MP_OK, "%s", err.msg);
     return p;
 }
+
+static mp_predictor *make(gate_state *g, float min_prob) { return make_ex(g, min_prob, false); }
 
 /* Right guesses at gate probability 0.1 (< 1/k = 0.5): blocked at first,
  * let through once proved. */
@@ -149,8 +156,131 @@ static void test_fixed_rule(void)
     mp_predictor_free(p);
 }
 
+/* ---- the governor ---- */
+
+static uint64_t fake_now = 1000000000; /* not 0, which the governor reads as "not timed" */
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+/* n decode tokens: each begins at MoE layer 0 (the governor's clock), asks
+ * for a prediction of layer 1 and takes time(token index, active) ns.
+ * Returns the tokens that ran with lookahead active. */
+typedef uint64_t (*token_time_fn)(int j, bool active);
+static int timed_tokens_fn(mp_predictor *p, gate_state *g, int j0, int n, token_time_fn time)
+{
+    float h[EMBD] = {0};
+    int32_t out[NX];
+    const int need[NK] = {3, 7};
+    int on = 0;
+    for (int t = 0; t < n; t++) {
+        mp_predict_begin_layer(p, 0, 1);
+        const int calls0 = g->calls;
+        mp_predict_in in = {0, 0, 1, h, present_none, NULL};
+        const int k = mp_predict(p, &in, 1, out, NX);
+        const bool active = mp_predict_active(p);
+        CHECKF(active || (k == 0 && g->calls == calls0), "lookahead off, yet %d picks and %d router calls", k,
+               g->calls - calls0);
+        mp_predict_begin_layer(p, 1, 1);
+        mp_predict_observe(p, 1, need, NK);
+        on += active;
+        fake_now += time(j0 + t, active);
+    }
+    return on;
+}
+
+static uint64_t t_1ms(int j, bool active) { return (void)j, (void)active, 1000000; }
+static uint64_t t_on_faster(int j, bool active) { return (void)j, active ? 1000000 : 1200000; }
+static uint64_t t_on_slower(int j, bool active) { return (void)j, active ? 1200000 : 1000000; }
+/* on 1% faster: within the margin, so off stays */
+static uint64_t t_on_barely(int j, bool active) { return (void)j, active ? 990000 : 1000000; }
+/* on 5% faster, but tokens get faster along the run (3 ms down to 1 ms over
+ * the first 64): a mode judged by its own mean would look slow where it
+ * ran early; neighbouring blocks see the 5% */
+static uint64_t t_drift(int j, bool active)
+{
+    const double base = j < 64 ? 3.0 - 2.0 * j / 64.0 : 1.0;
+    return (uint64_t)(1e6 * base * (active ? 0.95 : 1.0));
+}
+
+/* n tokens of 1 ms */
+static int timed_tokens(mp_predictor *p, gate_state *g, int n)
+{
+    return timed_tokens_fn(p, g, 0, n, t_1ms);
+}
+
+static void test_governor(void)
+{
+    struct {
+        const char *name;
+        token_time_fn time;
+        int min_on, max_on; /* of tokens 100..299 */
+    } cases[] = {
+        /* the faster mode runs except one block in MP_GOV_EXPLORE */
+        {"on 17% faster", t_on_faster, 200 - 200 / MP_GOV_EXPLORE - MP_GOV_BLOCK, 200 - 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
+        {"on 20% slower", t_on_slower, 200 / MP_GOV_EXPLORE - MP_GOV_BLOCK, 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
+        {"on 1% faster", t_on_barely, 200 / MP_GOV_EXPLORE - MP_GOV_BLOCK, 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
+        {"on 5% faster, times drifting", t_drift, 200 - 200 / MP_GOV_EXPLORE - MP_GOV_BLOCK, 200 - 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        gate_state g = {3, 7, 0.5f, 0};
+        mp_predictor *p = make(&g, -1.0f);
+        if (!p) return;
+        mp_predict_set_clock(p, fake_clock, NULL);
+        timed_tokens_fn(p, &g, 0, 100, cases[c].time);
+        const int on = timed_tokens_fn(p, &g, 100, 200, cases[c].time);
+        CHECKF(on >= cases[c].min_on && on <= cases[c].max_on, "%s: on for %d of tokens 100..299, want %d..%d",
+               cases[c].name, on, cases[c].min_on, cases[c].max_on);
+        const mp_predict_stats st = mp_predict_get_stats(p);
+        const uint64_t timed = st.timed_tokens[0] + st.timed_tokens[1];
+        /* every token but the last one's interval, less each block's settling ones */
+        const uint64_t want = 299 / MP_GOV_BLOCK * (MP_GOV_BLOCK - MP_GOV_SETTLE) + (299 % MP_GOV_BLOCK > MP_GOV_SETTLE ? 299 % MP_GOV_BLOCK - MP_GOV_SETTLE : 0);
+        CHECKF(timed == want && st.pairs > 0, "%s: %llu tokens timed, want %llu; %llu pairs", cases[c].name,
+               (unsigned long long)timed, (unsigned long long)want, (unsigned long long)st.pairs);
+        mp_predictor_free(p);
+    }
+}
+
+/* An idle gap (a server waiting for a request) and a prefill chunk are not
+ * timed as tokens; no_timing keeps lookahead on. */
+static void test_governor_gaps(void)
+{
+    gate_state g = {3, 7, 0.5f, 0};
+    mp_predictor *p = make(&g, -1.0f);
+    if (!p) return;
+    mp_predict_set_clock(p, fake_clock, NULL);
+    timed_tokens(p, &g, 41);
+    mp_predict_stats st = mp_predict_get_stats(p);
+    const uint64_t n0 = st.timed_tokens[0] + st.timed_tokens[1];
+    CHECKF(n0 > 0 && n0 <= 40, "%llu tokens timed of 40", (unsigned long long)n0);
+    fake_now += 60000000000ull; /* a minute idle, then a decode token */
+    timed_tokens(p, &g, 1);
+    mp_predict_begin_layer(p, 0, 64); /* a prefill chunk */
+    fake_now += 50000000;
+    timed_tokens(p, &g, 12); /* the first starts the clock again */
+    st = mp_predict_get_stats(p);
+    const uint64_t n1 = st.timed_tokens[0] + st.timed_tokens[1];
+    /* every timed token took 1 ms: neither the minute nor the prefill was one */
+    CHECKF(n1 > n0 && st.timed_ns[0] + st.timed_ns[1] == n1 * 1000000u, "%llu tokens timed in %llu ns",
+           (unsigned long long)n1, (unsigned long long)(st.timed_ns[0] + st.timed_ns[1]));
+    mp_predictor_free(p);
+
+    p = make_ex(&g, -1.0f, true);
+    if (!p) return;
+    mp_predict_set_clock(p, fake_clock, NULL);
+    const int on = timed_tokens(p, &g, 100);
+    st = mp_predict_get_stats(p);
+    CHECKF(on == 100 && st.timed_tokens[0] + st.timed_tokens[1] == 0, "no_timing: on for %d of 100, %llu timed", on,
+           (unsigned long long)(st.timed_tokens[0] + st.timed_tokens[1]));
+    mp_predictor_free(p);
+}
+
 int main(void)
 {
+    test_governor();
+    test_governor_gaps();
     test_learns_low_probability_picks();
     test_stands_aside_on_noise();
     test_present_picks_not_learned();

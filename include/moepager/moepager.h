@@ -135,6 +135,9 @@ typedef struct mp_params {
                              * online which picks get used; >= 0: a fixed rule,
                              * prefetch a pick only if its gate probability is at
                              * least this (0: every pick) */
+    bool prefetch_no_timing;/* adaptive lookahead: predict for every decode token
+                             * instead of timing decode tokens with and without
+                             * it and keeping the faster (the default) */
     const char *oracle_trace; /* routing recorded by trace_out of an identical run;
                                * borrowed until mp_engine_free */
 
@@ -255,6 +258,7 @@ typedef struct mp_engine_info {
     float prefetch_min_prob;  /* the fixed rule's threshold; when auto (adaptive), 1/k,
                                * the threshold its cold start resembles */
     bool prefetch_min_prob_auto; /* adaptive lookahead */
+    bool prefetch_timed;         /* ... timed against none (prefetch_no_timing false) */
     bool preloaded;           /* the cache holds every expert and was filled at open */
     uint64_t preload_bytes;   /* what that read */
     /* Routing replayed from params.routing_trace (else all 0): not the
@@ -516,6 +520,10 @@ typedef struct mp_stats {
      * what their layer then used, and how many of those were used. */
     uint64_t lookahead_computed, lookahead_skipped, lookahead_checked, lookahead_used;
     uint64_t lookahead_cpu_ns; /* CPU time the forward thread spent on lookahead's routers */
+    /* Its timing (prefetch_no_timing false): decode tokens timed with
+     * lookahead off [0] and on [1], their summed wall time in ns, and the
+     * pairs of neighbouring blocks (one of each) compared */
+    uint64_t lookahead_timed_tokens[2], lookahead_timed_ns[2], lookahead_pairs;
 } mp_stats;
 
 /* A snapshot of the counters since open or the last reset (cheap: no

@@ -33,6 +33,7 @@ typedef struct cli_model_opts {
     int prefetch_extra; /* --prefetch-extra m */
     float prefetch_min_prob; /* --prefetch-min-prob P, when has_min_prob */
     bool has_min_prob;
+    bool prefetch_no_timing;  /* --prefetch-timing off */
     const char *oracle_trace; /* --oracle-trace FILE */
     const char *trace_out;    /* --trace-out FILE */
     const char *routing_trace; /* --routing-trace FILE: replay this routing */

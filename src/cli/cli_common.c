@@ -42,6 +42,10 @@ const char *const cli_model_opts_help =
     "                       (0: all). Default auto: adaptive (it learns, per layer and\n"
     "                       distance, which picks get used, lets through those used at\n"
     "                       least half the time, and stops predicting where none are)\n"
+    "  --prefetch-timing on|off  adaptive lookahead times decode tokens with and without\n"
+    "                       its prefetches (in turns, blocks of 4 tokens) and keeps the\n"
+    "                       faster, trying the other one block in 8 (default on; off:\n"
+    "                       always predict)\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
     "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n"
     "  --routing-trace FILE replay recorded routing instead of the model's router: experts and\n"
@@ -218,6 +222,15 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
         o->has_min_prob = true;
         return 1;
     }
+    if (!strcmp(a, "--prefetch-timing")) {
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        if (strcmp(v, "on") && strcmp(v, "off")) {
+            fprintf(stderr, "error: %s: '%s' is not on or off\n", a, v);
+            return -1;
+        }
+        o->prefetch_no_timing = !strcmp(v, "off");
+        return 1;
+    }
     if (!strcmp(a, "--prefetch-extra")) {
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 0, 4096, &o->prefetch_extra)) return -1;
         return 1;
@@ -278,6 +291,7 @@ void cli_params(const cli_model_opts *o, mp_params *p)
     if (o->lookahead) p->lookahead = o->lookahead;
     p->prefetch_extra = o->prefetch_extra;
     if (o->has_min_prob) p->prefetch_min_prob = o->prefetch_min_prob;
+    p->prefetch_no_timing = o->prefetch_no_timing;
     p->oracle_trace = o->oracle_trace;
     p->routing_trace = o->routing_trace;
     p->routing_one_seq = o->has_routing_seq;
@@ -315,8 +329,9 @@ mp_engine *cli_open_engine(const cli_model_opts *o, bool need_tokenizer, int n_c
         fprintf(stderr, "moepager: experts stream from %s via %s%s, %u reads in flight, prefetch %s", o->model, in.io,
                 in.io_direct ? " (O_DIRECT)" : " (buffered)", in.io_depth, in.prefetch);
         if (!strcmp(in.prefetch, "lookahead") && in.prefetch_min_prob_auto)
-            fprintf(stderr, " (up to %d layer%s ahead, +%d extra, adaptive: picks go when picks like them were used)",
-                    in.lookahead, in.lookahead > 1 ? "s" : "", in.prefetch_extra);
+            fprintf(stderr, " (up to %d layer%s ahead, +%d extra, adaptive: picks go when picks like them were used%s)",
+                    in.lookahead, in.lookahead > 1 ? "s" : "", in.prefetch_extra,
+                    in.prefetch_timed ? "; timed: on while decode tokens are faster with it" : "");
         else if (!strcmp(in.prefetch, "lookahead"))
             fprintf(stderr, " (%d layer%s ahead, +%d extra, gate probability >= %g)", in.lookahead,
                     in.lookahead > 1 ? "s" : "", in.prefetch_extra, (double)in.prefetch_min_prob);
@@ -380,6 +395,10 @@ void cli_print_phase_stats(mp_engine *e, double t_prompt, int n_prompt, double t
                 (unsigned long long)st.lookahead_checked, st.lookahead_cpu_ns / 1e6);
     else if (st.lookahead_cpu_ns > 0)
         fprintf(stderr, "lookahead: %.1f ms of CPU\n", st.lookahead_cpu_ns / 1e6);
+    const uint64_t *tt = st.lookahead_timed_tokens;
+    if (tt[0] + tt[1] > 0)
+        fprintf(stderr, "lookahead timing: on for %llu of %llu timed decode tokens (%llu pairs of neighbouring blocks compared)\n",
+                (unsigned long long)tt[1], (unsigned long long)(tt[0] + tt[1]), (unsigned long long)st.lookahead_pairs);
     if (!per_layer || n_decode <= 0) return;
     const uint32_t L = st.n_layers;
     mp_expert_stats *now = calloc(L ? L : 1, sizeof *now);

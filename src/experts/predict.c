@@ -38,7 +38,31 @@ struct mp_predictor {
     uint16_t *skipped; /* [T * D + d-1]: events skipped since the last probe */
     uint8_t *needed;   /* (n_expert) scratch: the observed layer's needs */
     mp_predict_stats st;
+
+    /* the governor (predict.h): on for this block? */
+    bool gov;
+    int first_moe;       /* a decode token starts at this layer */
+    uint64_t (*now_ns)(void *);
+    void *now_ctx;
+    uint64_t tok_t0;     /* the current decode token's start; 0: not timed */
+    bool on;
+    int blk_tokens;      /* tokens of the current block so far */
+    double blk_ns, blk_n; /* its timed tokens (past the settling ones) */
+    uint64_t blocks;     /* blocks finished */
+    double prev_mean;    /* the last block's mean token time (ns; <= 0: none) */
+    bool prev_on;
+    double pair_sum, pairs; /* fading sum of paired relative differences (on - off) */
+    uint64_t n_timed;
+    double mean_ns;      /* mean timed token (the last 64 or so), for the gap rule */
 };
+
+static uint64_t mono_ns(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 int mp_prefetch_kind_parse(const char *s, mp_prefetch_kind *out)
 {
@@ -121,6 +145,12 @@ int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp
     int rc = (p->is_moe && p->scratch && p->logits && p->count && p->score) ? MP_OK
                                                                            : mp_err_set(err, MP_E_NOMEM, "out of memory");
     p->adaptive = cfg->kind == MP_PREFETCH_LOOKAHEAD && cfg->min_prob < 0.0f;
+    p->gov = p->adaptive && !cfg->no_timing;
+    p->on = true;
+    p->now_ns = mono_ns;
+    p->first_moe = -1;
+    for (uint32_t l = 0; l < sh->n_layer && p->first_moe < 0; l++)
+        if (sh->is_moe[l]) p->first_moe = (int)l;
     if (!rc && p->adaptive) {
         p->D = p->cfg.lookahead;
         p->want = (int)sh->n_expert_used + (p->cfg.extra > 0 ? p->cfg.extra : 0);
@@ -285,6 +315,7 @@ static int predict_lookahead(mp_predictor *p, const mp_predict_in *in, int targe
         return rank(p, X, out, cap);
     }
     if (p->cfg.kind != MP_PREFETCH_LOOKAHEAD) return 0;
+    if (in->T == 1 && !mp_predict_active(p)) return 0;
     if (p->adaptive) return predict_adaptive(p, in, target, out, cap);
     const int want = K + p->cfg.extra < X ? K + p->cfg.extra : X;
     const float min_prob = mp_predict_min_prob(p);
@@ -329,6 +360,76 @@ void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n)
     }
     for (int i = 0; i < n; i++)
         if (needed[i] >= 0 && needed[i] < (int)p->n_expert) p->needed[needed[i]] = 0;
+}
+
+/* The mode of the block after `blocks` finished ones. */
+static bool gov_next_on(const mp_predictor *p)
+{
+    if (p->blocks < 2 * MP_GOV_FIRST) return p->blocks % 2 == 0; /* on, off, on, ... */
+    /* off is what a run without lookahead does: on must win by a margin */
+    const bool on_faster = p->pair_sum < -MP_GOV_MARGIN * p->pairs;
+    return p->blocks % MP_GOV_EXPLORE == 0 ? !on_faster : on_faster;
+}
+
+/* A block ends: against the block before it, if that one ran the other
+ * mode, one paired difference (on - off, relative to their mean). Token
+ * times drift along a run (the first tokens of a text, a harder passage),
+ * so only neighbours are compared; each explore block is paired with the
+ * block before it and the one after. */
+static void gov_end_block(mp_predictor *p)
+{
+    const double mean = p->blk_n > 0 ? p->blk_ns / p->blk_n : -1.0;
+    if (mean > 0.0 && p->prev_mean > 0.0 && p->prev_on != p->on) {
+        const double on = p->on ? mean : p->prev_mean, off = p->on ? p->prev_mean : mean;
+        p->pair_sum += (on - off) / (0.5 * (on + off));
+        if (++p->pairs > MP_GOV_PAIRS) { /* forget slowly: the run changes */
+            p->pair_sum *= 0.5;
+            p->pairs *= 0.5;
+        }
+        p->st.pairs++;
+    }
+    p->prev_mean = mean;
+    p->prev_on = p->on;
+    p->blk_ns = p->blk_n = 0.0;
+    p->blk_tokens = 0;
+    p->blocks++;
+    p->on = gov_next_on(p);
+}
+
+static void gov_time(mp_predictor *p, uint64_t dt)
+{
+    if (p->n_timed >= 2 * MP_GOV_BLOCK && (double)dt > MP_GOV_GAP * p->mean_ns) return; /* not a token */
+    const int m = p->on;
+    if (p->blk_tokens++ >= MP_GOV_SETTLE) { /* the first ones still meet the other mode's cache */
+        p->blk_ns += (double)dt;
+        p->blk_n += 1.0;
+        p->n_timed++;
+        p->mean_ns += ((double)dt - p->mean_ns) / (p->n_timed < 64 ? (double)p->n_timed : 64.0);
+        p->st.timed_tokens[m]++;
+        p->st.timed_ns[m] += dt;
+    }
+    if (p->blk_tokens == MP_GOV_BLOCK) gov_end_block(p);
+}
+
+void mp_predict_begin_layer(mp_predictor *p, int layer, int T)
+{
+    if (!p || !p->gov) return;
+    if (T != 1) { /* a prefill chunk: the interval in flight is not one token */
+        p->tok_t0 = 0;
+        return;
+    }
+    if (layer != p->first_moe) return;
+    const uint64_t t = p->now_ns(p->now_ctx);
+    if (p->tok_t0 && t > p->tok_t0) gov_time(p, t - p->tok_t0);
+    p->tok_t0 = t;
+}
+
+bool mp_predict_active(const mp_predictor *p) { return !p || !p->gov || p->on; }
+
+void mp_predict_set_clock(mp_predictor *p, uint64_t (*now_ns)(void *), void *ctx)
+{
+    p->now_ns = now_ns ? now_ns : mono_ns;
+    p->now_ctx = ctx;
 }
 
 mp_predict_stats mp_predict_get_stats(const mp_predictor *p)

@@ -47,6 +47,9 @@ typedef struct mp_prefetch_cfg {
     const struct mp_routing *routing; /* the routing the run replays (borrowed, outlives
                                        * the predictor); the oracle reads it instead of
                                        * oracle_trace; NULL: none */
+    bool no_timing;           /* adaptive lookahead: predict for every decode token
+                               * instead of timing tokens with and without it (the
+                               * governor below) */
 } mp_prefetch_cfg;
 
 /* Parses "none", "lookahead", "oracle". */
@@ -115,7 +118,48 @@ typedef struct mp_pred_pick {
 typedef struct mp_predict_stats {
     uint64_t computed, skipped, checked, checked_used;
     uint64_t cpu_ns; /* lookahead (fixed or adaptive): thread CPU time spent predicting */
+    /* the governor: decode tokens timed with lookahead off [0] and on [1],
+     * their summed wall time, and the pairs of blocks compared */
+    uint64_t timed_tokens[2], timed_ns[2], pairs;
 } mp_predict_stats;
+
+/* The governor of adaptive lookahead (not with cfg.no_timing). Precision
+ * says whether picks get used, not whether reading them early pays: where a
+ * read takes longer than the layers between guess and use, a used pick
+ * still lands late and saves little, while a wrong one holds the disk and
+ * evicts an expert that may be needed (the trained demo model at 2 experts
+ * per layer decoded 2-5% slower with lookahead than without it, at 74%
+ * precision). So decode tokens run in blocks of MP_GOV_BLOCK with lookahead
+ * on or off, each token timed from its first MoE layer to the next token's,
+ * the first MP_GOV_SETTLE of a block left out (they still meet the cache the
+ * other mode left). The first 2 * MP_GOV_FIRST blocks take turns; then a
+ * block runs the mode that was faster (on: by at least MP_GOV_MARGIN, as off
+ * is what a run without lookahead does), except one block in MP_GOV_EXPLORE,
+ * which runs the other so that a change is seen. Faster is judged on pairs
+ * of neighbouring blocks of the two modes only (their relative difference,
+ * summed, fading past MP_GOV_PAIRS pairs), because token times drift along
+ * a run and a mode seen mostly early would look slow. Off: nothing
+ * predicted, no router applied. Prefill chunks always predict; an interval
+ * with one in it, or longer than MP_GOV_GAP mean tokens (an idle server),
+ * is not a token and is not timed. */
+#define MP_GOV_BLOCK 4
+#define MP_GOV_SETTLE 1
+#define MP_GOV_FIRST 2
+#define MP_GOV_EXPLORE 8
+#define MP_GOV_MARGIN 0.02
+#define MP_GOV_GAP 8.0
+#define MP_GOV_PAIRS 24.0
+
+/* MoE layer `layer` begins for a chunk of T tokens (every one, prefill or
+ * decode): the governor's clock. No-op without the governor. */
+void mp_predict_begin_layer(mp_predictor *p, int layer, int T);
+
+/* Whether lookahead predicts for decode tokens now (the governor's block;
+ * true without the governor). */
+bool mp_predict_active(const mp_predictor *p);
+
+/* The governor's clock (CLOCK_MONOTONIC by default), for tests. */
+void mp_predict_set_clock(mp_predictor *p, uint64_t (*now_ns)(void *), void *ctx);
 
 /* Adaptive lookahead: layer `layer` now runs and needs needed[0..n); the
  * picks made for it are scored. No-op for other predictors. */

@@ -142,6 +142,7 @@ int mp_experts_begin_layer(mp_experts *x, int layer, const int *needed, int n, c
             return mp_err_set(err, MP_E_INVAL, "layer %d: expert %d out of range [0, %u)", layer, needed[i],
                               x->n_expert);
     memcpy(x->needed, needed, sizeof(int) * (size_t)n);
+    if (x->pred) mp_predict_begin_layer(x->pred, layer, view ? view->T : 0);
     if (x->pred && view && view->T == 1) mp_predict_observe(x->pred, layer, needed, n);
     x->layer = layer;
     x->view = view;

@@ -162,6 +162,7 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
     sp->prefetch.lookahead = p->lookahead > 0 ? p->lookahead : MP_DEFAULT_LOOKAHEAD;
     sp->prefetch.extra = p->prefetch_extra;
     sp->prefetch.min_prob = p->prefetch_min_prob;
+    sp->prefetch.no_timing = p->prefetch_no_timing;
     sp->prefetch.oracle_trace = p->oracle_trace;
     return MP_OK;
 }
@@ -387,6 +388,7 @@ void mp_engine_get_info(const mp_engine *e, mp_engine_info *o)
     o->prefetch_extra = pf.extra;
     o->prefetch_min_prob = pf.kind != MP_PREFETCH_NONE ? mp_experts_prefetch_min_prob(s->experts) : pf.min_prob;
     o->prefetch_min_prob_auto = pf.min_prob < 0;
+    o->prefetch_timed = pf.kind == MP_PREFETCH_LOOKAHEAD && pf.min_prob < 0 && !pf.no_timing;
     o->preloaded = s->preloaded;
     o->preload_bytes = s->preload_stats.bytes_read;
 }
@@ -795,6 +797,11 @@ void mp_engine_stats(mp_engine *e, mp_stats *out)
     out->lookahead_checked = ps.checked - e->pred_base.checked;
     out->lookahead_used = ps.checked_used - e->pred_base.checked_used;
     out->lookahead_cpu_ns = ps.cpu_ns - e->pred_base.cpu_ns;
+    for (int m = 0; m < 2; m++) {
+        out->lookahead_timed_tokens[m] = ps.timed_tokens[m] - e->pred_base.timed_tokens[m];
+        out->lookahead_timed_ns[m] = ps.timed_ns[m] - e->pred_base.timed_ns[m];
+    }
+    out->lookahead_pairs = ps.pairs - e->pred_base.pairs;
 }
 
 uint32_t mp_engine_layer_stats(mp_engine *e, int phase, mp_expert_stats *out, uint32_t cap)
