@@ -8,12 +8,15 @@
  * and above the running max), GQA groups of 1..16 queries, dk != dv, MLA's
  * latent cache (dk 576, values the first 512 dims of the key rows), dims
  * that are not multiples of 8, odd n_kv and partial tiles. Also checks the
- * scalar reference against a double-precision softmax. */
+ * scalar reference against a double-precision softmax, and the decode
+ * path's value accumulation (acc16_run: ggml's f16 accumulator over a run of
+ * keys, some raising the max) of every ISA against its scalar reference. */
 #include "helpers/test_util.h"
 #include "mp_test.h"
 
 #include "common/types.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_internal.h"
 #include "kernels/ops.h"
 
 #include <math.h>
@@ -90,6 +93,52 @@ static double ref_err(const attn_case *c, const float *o, const uint16_t *kc, co
     return err;
 }
 
+/* acc16_run of every ISA against the scalar one, bit for bit: value widths
+ * with SIMD tails, runs of 1..64 keys, strided value rows, a few keys
+ * raising the max (ms < 1, and ms == 1 exactly). Returns differing runs. */
+static int check_acc16_run(const mp_isa *isas, int n_isa)
+{
+    static const int dvs[] = {8, 20, 36, 64, 128, 512};
+    static const int ns[] = {1, 7, 33, 64};
+    enum { STRIDE = 520 };
+    uint16_t *v = malloc(sizeof *v * 64 * STRIDE);
+    float ms[64], vs[64], acc0[512], ref[512], got[512];
+    int n_diff = 0;
+    for (int i = 0; i < 64 * STRIDE; i++) v[i] = mp_fp32_to_fp16(rnd(-2.0f, 2.0f));
+    for (size_t a = 0; a < sizeof dvs / sizeof dvs[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            const int dv = dvs[a], n = ns[b];
+            for (int d = 0; d < dv; d++) acc0[d] = mp_fp16_to_fp32(mp_fp32_to_fp16(rnd(-4.0f, 4.0f)));
+            for (int i = 0; i < n; i++) {
+                const int kind = i % 5; /* 0: the max rose; 1: rose by a hair (ms 1); else below it */
+                ms[i] = kind == 0 ? rnd(0.01f, 0.99f) : 1.0f;
+                vs[i] = kind <= 1 ? 1.0f : rnd(0.0f, 1.0f);
+            }
+            mp_kernels_set_isa(MP_ISA_SCALAR);
+            memcpy(ref, acc0, sizeof(float) * (size_t)dv);
+            mp_kernels_table()->acc16_run(ref, v + 3, STRIDE, ms, vs, n, dv);
+            for (int j = 1; j < n_isa; j++) {
+                mp_kernels_set_isa(isas[j]);
+                memcpy(got, acc0, sizeof(float) * (size_t)dv);
+                mp_kernels_table()->acc16_run(got, v + 3, STRIDE, ms, vs, n, dv);
+                const bool diff = memcmp(got, ref, sizeof(float) * (size_t)dv) != 0;
+                n_diff += diff;
+                CHECKF(!diff, "%s: acc16_run differs from the scalar reference (dv %d, %d keys)", mp_isa_name(isas[j]), dv, n);
+            }
+            /* the reference is ggml's key-by-key update */
+            float want[512];
+            memcpy(want, acc0, sizeof(float) * (size_t)dv);
+            for (int i = 0; i < n; i++)
+                for (int d = 0; d < dv; d++) {
+                    if (ms[i] != 1.0f) want[d] = mp_fp16_to_fp32(mp_fp32_to_fp16(want[d] * ms[i]));
+                    want[d] = mp_fp16_to_fp32(mp_fp32_to_fp16(fmaf(mp_fp16_to_fp32(v[3 + i * STRIDE + d]), vs[i], want[d])));
+                }
+            CHECKF(!memcmp(want, ref, sizeof(float) * (size_t)dv), "scalar acc16_run is not the key-by-key update (dv %d)", dv);
+        }
+    free(v);
+    return n_diff;
+}
+
 int main(void)
 {
     static const shape shapes[] = {
@@ -161,6 +210,7 @@ int main(void)
                     }
                 }
     fprintf(stderr, "%d cases x %d ISAs, %d differing results\n", n_cases, n_isa, n_diff);
+    fprintf(stderr, "acc16_run: %d differing runs\n", check_acc16_run(isas, n_isa));
     mp_kernels_set_isa(start);
     free(kc);
     free(qv);

@@ -49,9 +49,13 @@ typedef struct mp_kernel_table {
     void (*swiglu)(float *g, const float *u, int64_t n);
     /* y = exp(x - max) for 16 values, their sum added to *sum (softmax step) */
     void (*exp_sum16)(float *y, const float *x, float max, double *sum);
-    /* f16 accumulator updates kept in f32: acc = fp16(acc * ms), acc = fp16(fma(v, vs, acc)) */
-    void (*acc16_scale)(float *acc, float ms, int64_t n);
-    void (*acc16_mad)(float *acc, const uint16_t *v, float vs, int64_t n);
+    /* The f16 accumulator of ggml's one_chunk loop, kept in f32, over n keys
+     * in a row: for key i (value row v + i * v_stride), acc = fp16(acc *
+     * ms[i]) when ms[i] != 1 (ggml_vec_scale_f16 when the max rose; a scale
+     * by 1 leaves f16 values as they are), then acc = fp16(fma(v_i, vs[i],
+     * acc)) (ggml_vec_mad_f16); dv values. */
+    void (*acc16_run)(float *acc, const uint16_t *v, int64_t v_stride, const float *ms, const float *vs, int n,
+                      int64_t dv);
     /* tiled flash attention for one query (mp_attend_f16_masked): keys
      * before j0 masked, sink NULL or the head's sink; scores: 64 floats;
      * NULL: ops.c's loop */

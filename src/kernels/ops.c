@@ -140,6 +140,15 @@ static void acc16_mad_ref(float *acc, const uint16_t *v, float vs, int64_t n)
     for (int64_t i = 0; i < n; i++) acc[i] = mp_fp16_to_fp32(mp_fp32_to_fp16(fmaf(mp_fp16_to_fp32(v[i]), vs, acc[i])));
 }
 
+static void acc16_run_ref(float *acc, const uint16_t *v, int64_t v_stride, const float *ms, const float *vs, int n,
+                          int64_t dv)
+{
+    for (int i = 0; i < n; i++) {
+        if (ms[i] != 1.0f) acc16_scale_ref(acc, ms[i], dv);
+        acc16_mad_ref(acc, v + (int64_t)i * v_stride, vs[i], dv);
+    }
+}
+
 /* The sink joins the running max M and sum S of a finished (unnormalised)
  * accumulator out (ggml: after the keys; the f32 scale, S = S * ms + vs
  * contracted to an FMA as its CPU build compiles it). */
@@ -235,31 +244,45 @@ void mp_attend_f16_group(float *out, int64_t out_stride, const float *q, int64_t
     }
 }
 
+/* Keys per step of acc16_range: their scores, then their softmax factors,
+ * then their values. */
+#define MP_ACC16_KEYS 64
+
 /* ggml's one_chunk loop over keys [j0, j1): acc (f32 view of the f16
- * accumulator, zeroed here), running max *M and sum *S; not normalised. */
+ * accumulator, zeroed here), running max *M and sum *S; not normalised.
+ * Key by key, ggml computes the score, the new max with its factors, and
+ * rescales and adds to the accumulator; here MP_ACC16_KEYS keys at a time go
+ * through each stage, so the value stage (acc16_run) keeps the accumulator
+ * in registers across keys. Every value sees the same operations in the
+ * same order, so the bits are the key-by-key loop's. */
 static void acc16_range(float *acc, float *Mp, float *Sp, const uint16_t *q16, const uint16_t *k, int64_t k_stride,
                         const uint16_t *v, int64_t v_stride, int j0, int j1, int dk, int dv, float scale, float *kbuf,
                         uint16_t *acc16)
 {
+    (void)kbuf, (void)acc16;
     const mp_vec_dot_fn dot = mp_get_vec_dot(MP_TYPE_F16);
     const mp_kernel_table *kt = mp_kernels_table();
     memset(acc, 0, (size_t)dv * sizeof(float));
     float M = -INFINITY, S = 0.0f;
-    for (int j = j0; j < j1; j++) {
-        float s;
-        dot(dk, &s, k + (int64_t)j * k_stride, q16);
-        s *= scale;
-        float ms = 1.0f, vs = 1.0f;
-        if (s > M) {
-            const float Mold = M;
-            M = s;
-            ms = expf(Mold - M);
-            kt->acc16_scale(acc, ms, dv); /* ggml_vec_scale_f16 */
-        } else {
-            vs = expf(s - M);
+    float s[MP_ACC16_KEYS], ms[MP_ACC16_KEYS], vs[MP_ACC16_KEYS];
+    for (int b = j0; b < j1; b += MP_ACC16_KEYS) {
+        const int n = j1 - b < MP_ACC16_KEYS ? j1 - b : MP_ACC16_KEYS;
+        for (int i = 0; i < n; i++) {
+            dot(dk, &s[i], k + (int64_t)(b + i) * k_stride, q16);
+            s[i] *= scale;
         }
-        kt->acc16_mad(acc, v + (int64_t)j * v_stride, vs, dv); /* ggml_vec_mad_f16 */
-        S = S * ms + vs;
+        for (int i = 0; i < n; i++) {
+            ms[i] = 1.0f, vs[i] = 1.0f;
+            if (s[i] > M) {
+                const float Mold = M;
+                M = s[i];
+                ms[i] = expf(Mold - M); /* ggml_vec_scale_f16 of the accumulator */
+            } else {
+                vs[i] = expf(s[i] - M);
+            }
+            S = S * ms[i] + vs[i];
+        }
+        kt->acc16_run(acc, v + (int64_t)b * v_stride, v_stride, ms, vs, n, dv); /* ggml_vec_mad_f16 */
     }
     *Mp = M;
     *Sp = S;
@@ -333,8 +356,7 @@ void mp_ops_fill_scalar(mp_kernel_table *t)
     t->f32_to_f16_row = f32_to_f16_row_ref;
     t->swiglu = swiglu_ref;
     t->exp_sum16 = exp_sum16_ref;
-    t->acc16_scale = acc16_scale_ref;
-    t->acc16_mad = acc16_mad_ref;
+    t->acc16_run = acc16_run_ref;
     t->attend_tiled = NULL; /* mp_attend_f16_masked's own loop, the reference */
     t->attend_group = NULL; /* one query at a time */
 }

@@ -103,29 +103,47 @@ static void mp_exp_sum16_ggml_avx2(float *y, const float *x, float max, double *
 }
 
 
-/* acc = fp16(acc * ms), as ggml_vec_scale_f16 on an f16 accumulator */
-static void mp_acc16_scale_f16c(float *acc, float ms, int64_t n)
-{
-    const __m256 m = _mm256_set1_ps(ms);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 a = _mm256_mul_ps(_mm256_loadu_ps(acc + i), m);
-        _mm256_storeu_ps(acc + i, _mm256_cvtph_ps(_mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT)));
-    }
-    for (; i < n; i++) acc[i] = mp_fp16_to_fp32(mp_fp32_to_fp16(acc[i] * ms));
-}
+/* f32 lanes rounded to f16 and back */
+static inline __m256 mp_round16(__m256 a) { return _mm256_cvtph_ps(_mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT)); }
 
-/* acc = fp16(fma(v, vs, acc)), as ggml_vec_mad_f16 */
-static void mp_acc16_mad_f16c(float *acc, const uint16_t *v, float vs, int64_t n)
-{
-    const __m256 s = _mm256_set1_ps(vs);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i)));
-        __m256 a = _mm256_fmadd_ps(x, s, _mm256_loadu_ps(acc + i));
-        _mm256_storeu_ps(acc + i, _mm256_cvtph_ps(_mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT)));
+/* W values of acc16_run held in registers over all n keys (W / 8 chains:
+ * each value's updates depend on the key before, so the chains side by
+ * side are what runs in parallel) */
+#define MP_ACC16_RUN_W(W)                                                                                              \
+    for (; d + (W) <= dv; d += (W)) {                                                                                  \
+        __m256 a[(W) / 8];                                                                                             \
+        _Pragma("GCC unroll 8") for (int r = 0; r < (W) / 8; r++) a[r] = _mm256_loadu_ps(acc + d + 8 * r);            \
+        for (int i = 0; i < n; i++) {                                                                                  \
+            const uint16_t *vi = v + (int64_t)i * v_stride + d;                                                        \
+            if (ms[i] != 1.0f) {                                                                                       \
+                const __m256 m = _mm256_set1_ps(ms[i]);                                                                \
+                _Pragma("GCC unroll 8") for (int r = 0; r < (W) / 8; r++) a[r] = mp_round16(_mm256_mul_ps(a[r], m));   \
+            }                                                                                                          \
+            const __m256 s = _mm256_set1_ps(vs[i]);                                                                    \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (W) / 8; r++) a[r] =                                           \
+                mp_round16(_mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vi + 8 * r))), s, a[r])); \
+        }                                                                                                              \
+        _Pragma("GCC unroll 8") for (int r = 0; r < (W) / 8; r++) _mm256_storeu_ps(acc + d + 8 * r, a[r]);            \
     }
-    for (; i < n; i++) acc[i] = mp_fp16_to_fp32(mp_fp32_to_fp16(__builtin_fmaf(mp_fp16_to_fp32(v[i]), vs, acc[i])));
+
+/* acc16_run (kernels_internal.h): 64 values at a time held in registers
+ * over all n keys, then 32, then 8, then one; each lane does the scalar
+ * reference's multiply or fma and f16 rounding, key by key. */
+static void mp_acc16_run_f16c(float *acc, const uint16_t *v, int64_t v_stride, const float *ms, const float *vs,
+                              int n, int64_t dv)
+{
+    int64_t d = 0;
+    MP_ACC16_RUN_W(64)
+    MP_ACC16_RUN_W(32)
+    MP_ACC16_RUN_W(8)
+    for (; d < dv; d++) {
+        float a = acc[d];
+        for (int i = 0; i < n; i++) {
+            if (ms[i] != 1.0f) a = mp_fp16_to_fp32(mp_fp32_to_fp16(a * ms[i]));
+            a = mp_fp16_to_fp32(mp_fp32_to_fp16(__builtin_fmaf(mp_fp16_to_fp32(v[(int64_t)i * v_stride + d]), vs[i], a)));
+        }
+        acc[d] = a;
+    }
 }
 
 /* The softmax step of one tile: scores[0..64) = exp(scores - Mnew), summed
@@ -398,8 +416,7 @@ void mp_ops_fill_avx2(mp_kernel_table *t)
     t->f32_to_f16_row = mp_f32_to_f16_row_f16c;
     t->swiglu = mp_swiglu_ggml_avx2;
     t->exp_sum16 = mp_exp_sum16_ggml_avx2;
-    t->acc16_scale = mp_acc16_scale_f16c;
-    t->acc16_mad = mp_acc16_mad_f16c;
+    t->acc16_run = mp_acc16_run_f16c;
     t->attend_tiled = mp_attend_f16_avx2;
     t->attend_group = mp_attend_group_avx2;
 }
