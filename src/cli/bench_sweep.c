@@ -1,7 +1,8 @@
 /* moepager bench: the sweep. Every repetition is cold: the model file is
  * dropped from the page cache and a fresh engine (an empty expert cache) is
  * opened; a prompt of -p deterministic ids is evaluated in chunks of -b,
- * then -n greedy decode steps, each phase timed and counted apart. */
+ * then -n greedy decode steps, each phase timed and counted apart. The
+ * settings take turns, one repetition each per round. */
 #include "bench_internal.h"
 
 #include <math.h>
@@ -298,9 +299,15 @@ int bench_sweep(bench_run *b, const bench_setting *sets, int n, bench_row *rows,
             if (record_routing(b, &sets[i], path)) return 1;
             b->oracle_trace = path;
         }
-        char desc[160];
-        setting_desc(&sets[i], desc, sizeof desc);
-        for (int r = 0; r < b->reps; r++) {
+    }
+    /* repetitions take turns over the settings (rep 1 of each, then rep 2
+     * of each, ...): a machine whose speed drifts weighs on every setting
+     * alike, where runs of one setting after another put the drift between
+     * settings */
+    for (int r = 0; r < b->reps; r++)
+        for (int i = 0; i < n; i++) {
+            char desc[160];
+            setting_desc(&sets[i], desc, sizeof desc);
             fprintf(stderr, "%s[%d/%d] %s rep %d/%d ...%s", tty ? "\r\033[K" : "", i + 1, n, desc, r + 1, b->reps,
                     tty ? "" : "\n");
             fflush(stderr);
@@ -309,6 +316,9 @@ int bench_sweep(bench_run *b, const bench_setting *sets, int n, bench_row *rows,
                 return 1;
             }
         }
+    for (int i = 0; i < n; i++) {
+        char desc[160];
+        setting_desc(&sets[i], desc, sizeof desc);
         bench_metrics m;
         bench_metrics_get(&rows[i], b->n_gen, &m);
         fprintf(stderr, "%s[%d/%d] %s: pp %.2f tok/s, tg %.2f tok/s%s", tty ? "\r\033[K" : "", i + 1, n, desc,
