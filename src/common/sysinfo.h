@@ -19,6 +19,8 @@ uint64_t mp_rss_bytes(void);
 /* Seconds on CLOCK_MONOTONIC: only differences are meaningful; never goes
  * backwards. */
 double mp_time_s(void);
+/* The same clock in nanoseconds. */
+uint64_t mp_time_ns(void);
 
 /* CPUs this thread may run on (sched_getaffinity), which already honours
  * taskset/cgroup cpusets; falls back to the online count. Always >= 1. */

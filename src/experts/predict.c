@@ -1,5 +1,6 @@
 #include "experts/predict.h"
 
+#include "common/sysinfo.h"
 #include "experts/experts.h"
 #include "trace/routing.h"
 
@@ -59,9 +60,7 @@ struct mp_predictor {
 static uint64_t mono_ns(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return mp_time_ns();
 }
 
 int mp_prefetch_kind_parse(const char *s, mp_prefetch_kind *out)
