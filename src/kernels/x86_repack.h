@@ -21,7 +21,7 @@ MP_AI __m256 FN(rp_lane)(__m128 v, int r)
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(r));
 }
 
-/* Software prefetch of the group block two ahead (within the group or, past
+/* Software prefetch of a whole group block ahead (within the group or, past
  * its end, the next group, which follows in memory; a prefetch never faults).
  * Measured on Zen 5 at one token from DRAM: without it the Q6_K kernel, whose
  * body for one 840-byte block is longer than the out-of-order window, waited
@@ -32,7 +32,33 @@ MP_AI void FN(rp_prefetch)(const void *p, size_t bytes)
     for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
 }
 
+/* How far ahead of a group in the interleaved layout the prefetches go. One
+ * token reads each matrix once at the memory bus's pace with little
+ * arithmetic per byte, and the hardware prefetcher alone keeps too few lines
+ * in flight: there the prefetch runs MP_RP_STREAM_AHEAD bytes ahead. Several
+ * tokens reuse each block (compute-bound): two blocks ahead, as it was.
+ * Measured at one token, two threads, in RAM on Zen 5 (bench_engine tg128 on
+ * the shared bench shape, 10-20 alternating rounds each): Q4_0 +5-10% and
+ * Q8_0 +4-9% against no software prefetch for 1.5-4 KiB, 3 KiB best on both;
+ * Q4_K +4-5% and Q6_K +2-4% at 4-6 blocks against 2 blocks
+ * (docs/measurements/session-2026-12-07.md). */
+#define MP_RP_STREAM_AHEAD 3072
+
+/* groups of `bytes` bytes to prefetch ahead for C tokens */
+MP_AI size_t FN(rp_ahead)(size_t bytes, int C) { return C == 1 ? (MP_RP_STREAM_AHEAD + bytes - 1) / bytes : 2; }
+
 /* ------------------------------------------------------------- Q4_0, Q8_0 */
+
+/* Decode's stream prefetch for the Q4_0 and Q8_0 groups (72 and 136 bytes,
+ * too short a body to prefetch a whole group per group as the K-quants do):
+ * the lines MP_RP_STREAM_AHEAD bytes past the group's start (see rp_ahead). */
+MP_AI void FN(rp_stream_prefetch)(const uint8_t *g, size_t bytes)
+{
+    const char *p = (const char *)g + MP_RP_STREAM_AHEAD;
+    _mm_prefetch(p, _MM_HINT_T0);
+    _mm_prefetch(p + 64, _MM_HINT_T0);
+    if (bytes > 128) _mm_prefetch(p + 128, _MM_HINT_T0);
+}
 
 MP_AI void FN(rp_q40_q80_body)(int64_t n, const void *W, const void *X, size_t xs, float *Y, int64_t ldy,
                                const int C, const int q8)
@@ -48,6 +74,10 @@ MP_AI void FN(rp_q40_q80_body)(int64_t n, const void *W, const void *X, size_t x
     for (int64_t i = 0; i < n / 32; i++) {
         __m256i q[4], qa[4];
         __m128 dw;
+        if (C == 1) {
+            const size_t gb = q8 ? sizeof(mp_block_q8_0x4) : sizeof(mp_block_q4_0x4);
+            FN(rp_stream_prefetch)((const uint8_t *)W + i * gb, gb);
+        }
         if (q8) {
             const mp_block_q8_0x4 *g = (const mp_block_q8_0x4 *)W + i;
             dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
@@ -133,7 +163,7 @@ MP_AI void FN(rp_q4_K_body)(int64_t n, const void *W, const void *X, size_t xs, 
         const mp_block_q4_Kx4 *g = (const mp_block_q4_Kx4 *)W + i;
         const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
         const __m128 dmw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->dmin));
-        FN(rp_prefetch)(g + 2, sizeof *g);
+        FN(rp_prefetch)(g + FN(rp_ahead)(sizeof *g, C), sizeof *g);
         __m128i sc8[2], m8[2];
         FN(rp_k4_hdr)(g->w, sc8, m8);
 #pragma GCC unroll 4
@@ -197,7 +227,7 @@ MP_AI void FN(rp_q5_K_body)(int64_t n, const void *W, const void *X, size_t xs, 
         const mp_block_q5_Kx4 *g = (const mp_block_q5_Kx4 *)W + i;
         const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
         const __m128 dmw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->dmin));
-        FN(rp_prefetch)(g + 2, sizeof *g);
+        FN(rp_prefetch)(g + FN(rp_ahead)(sizeof *g, C), sizeof *g);
         __m128i sc8[2], m8[2];
         FN(rp_k4_hdr)(g->w, sc8, m8);
 #pragma GCC unroll 4
@@ -267,7 +297,7 @@ MP_AI void FN(rp_q6_K_body)(int64_t n, const void *W, const void *X, size_t xs, 
     for (int64_t i = 0; i < n / 256; i++) {
         const mp_block_q6_Kx4 *g = (const mp_block_q6_Kx4 *)W + i;
         const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
-        FN(rp_prefetch)(g + 2, sizeof *g);
+        FN(rp_prefetch)(g + FN(rp_ahead)(sizeof *g, C), sizeof *g);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             const __m128i sc8 = _mm_loadu_si128((const __m128i *)g->scales[r]);

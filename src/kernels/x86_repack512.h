@@ -66,6 +66,10 @@ MP_AI void rp5_q40_q80_body(int64_t n, const void *W, const void *X, size_t xs, 
     for (int64_t i = 0; i < n / 32; i++) {
         __m512i q[2];
         __m512 dv[2];
+        if (C == 1) {
+            const size_t gb = q8 ? sizeof(mp_block_q8_0x4) : sizeof(mp_block_q4_0x4);
+            FN(rp_stream_prefetch)((const uint8_t *)W + i * gb, gb);
+        }
         if (q8) {
             const mp_block_q8_0x4 *g = (const mp_block_q8_0x4 *)W + i;
             const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
@@ -128,8 +132,8 @@ MP_AI void rp5_k45_body(int64_t n, const void *W, const void *X, size_t xs, floa
         const mp_block_q4_Kx4 *g4 = (const mp_block_q4_Kx4 *)W + i;
         const mp_block_q5_Kx4 *g5 = (const mp_block_q5_Kx4 *)W + i;
         const uint16_t *gd = q5 ? g5->d : g4->d, *gdmin = q5 ? g5->dmin : g4->dmin;
-        if (q5) FN(rp_prefetch)(g5 + 2, sizeof *g5);
-        else FN(rp_prefetch)(g4 + 2, sizeof *g4);
+        if (q5) FN(rp_prefetch)(g5 + FN(rp_ahead)(sizeof *g5, C), sizeof *g5);
+        else FN(rp_prefetch)(g4 + FN(rp_ahead)(sizeof *g4, C), sizeof *g4);
         const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)gd));
         const __m128 dmw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)gdmin));
         __m128i sc8[2], m8[2];
@@ -220,7 +224,7 @@ MP_AI void rp5_q6_K_body(int64_t n, const void *W, const void *X, size_t xs, flo
     const __m512i sidx = _mm512_loadu_si512((const void *)k_sidx);
     for (int64_t i = 0; i < n / 256; i++) {
         const mp_block_q6_Kx4 *g = (const mp_block_q6_Kx4 *)W + i;
-        FN(rp_prefetch)(g + 2, sizeof *g);
+        FN(rp_prefetch)(g + FN(rp_ahead)(sizeof *g, C), sizeof *g);
         const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
 #pragma GCC unroll 2
         for (int p = 0; p < 2; p++) {
