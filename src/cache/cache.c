@@ -677,6 +677,7 @@ mp_io *mp_cache_io(mp_cache *c) { return c->io; }
 void mp_cache_layer_done(mp_cache *c, uint32_t layer)
 {
     assert(layer < c->n_layers);
+    if (c->pol->on_group_done) c->pol->on_group_done(c->pol_st);
     for (uint32_t e = 0; e < c->n_experts; e++) {
         int32_t slot = c->map[layer * c->n_experts + e];
         if (slot < 0) continue;

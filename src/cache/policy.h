@@ -40,6 +40,10 @@ typedef struct mp_policy_ops {
      * (its layer ran without it); the slot's grace period ends now, so it
      * is the first to go. */
     void (*on_expire)(void *st, uint32_t slot);
+    /* Optional: the demand accesses since the previous call were one group,
+     * needed and pinned together (one layer's experts for one token), and
+     * are released now. Callers that cannot tell need not call it. */
+    void (*on_group_done)(void *st);
 } mp_policy_ops;
 
 /* Registry: NULL-terminated list of the built-in policies; lookup by name

@@ -127,6 +127,7 @@ static int replay_groups(const mp_policy_ops *ops, const uint32_t *keys, const s
             key_slot[key] = slot;
             ops->on_fill(pol, slot, key, MP_FILL_DEMAND);
         }
+        if (ops->on_group_done) ops->on_group_done(pol);
     }
 done:
     if (pol) ops->destroy(pol);
