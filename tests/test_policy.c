@@ -43,6 +43,7 @@ static void test_registry(void)
     CHECK(mp_policy_find("lru") != NULL);
     CHECK(mp_policy_find("lfu-decay") != NULL);
     CHECK(mp_policy_find("lfu-cycle") != NULL);
+    CHECK(mp_policy_find("duel") != NULL);
     CHECK(mp_policy_find("nope") == NULL);
     CHECK(mp_policy_find(NULL) == NULL);
 }
@@ -362,6 +363,61 @@ static void test_lfu_cycle_replay(void)
     mp_trace_free(t);
 }
 
+/* duel follows whichever inner policy is hitting more. Two synthetic
+ * streams, one key per group, 8 slots: "scan", hot keys 0-5 between
+ * one-off keys (LRU lets the one-offs push the hot keys out, lfu-cycle
+ * keeps them), and "drift", a working set of 4 keys that moves on by one
+ * key every 16 accesses (lfu-cycle's counts keep the old keys over the new
+ * one, LRU does not). On each, duel must be near the better policy and well
+ * above the worse; on one stream of both, one after the other, above both:
+ * only switching can do that. */
+static size_t duel_stream(uint32_t *keys, size_t n, bool drift, uint32_t base)
+{
+    uint32_t cold = 1000;
+    for (size_t i = 0; i < n; i++) {
+        if (drift) keys[i] = base + (uint32_t)(i / 16) + rnd(4);
+        else keys[i] = i % 2 ? cold++ : rnd(6);
+    }
+    return n;
+}
+
+static void test_duel(void)
+{
+    enum { N = 4000, NK = 8000, CAP = 8 };
+    const mp_policy_ops *duel = mp_policy_find("duel"), *lru = mp_policy_find("lru"),
+                        *lfu = mp_policy_find("lfu-cycle");
+    CHECK(duel != NULL && duel->on_group_done != NULL);
+    if (!duel) return;
+    uint32_t *keys = malloc(2 * N * sizeof *keys);
+    size_t *off = malloc((2 * N + 1) * sizeof *off);
+    CHECK(keys && off);
+    if (!keys || !off) goto done;
+    for (size_t i = 0; i <= 2 * N; i++) off[i] = i;
+    duel_stream(keys, N, false, 0);
+    duel_stream(keys + N, N, true, 2000);
+    static const char *names[] = {"scan", "drift", "scan then drift"};
+    const size_t from[] = {0, N, 0}, len[] = {N, N, 2 * N};
+    for (int t = 0; t < 3; t++) {
+        mp_replay_stats d, r, f;
+        CHECK(mp_replay_groups(duel, keys + from[t], off, len[t], NK, CAP, &d, NULL) == MP_OK);
+        CHECK(mp_replay_groups(lru, keys + from[t], off, len[t], NK, CAP, &r, NULL) == MP_OK);
+        CHECK(mp_replay_groups(lfu, keys + from[t], off, len[t], NK, CAP, &f, NULL) == MP_OK);
+        printf("duel, %s: lru %llu hits, lfu-cycle %llu, duel %llu (of %llu)\n", names[t],
+               (unsigned long long)r.hits, (unsigned long long)f.hits, (unsigned long long)d.hits,
+               (unsigned long long)d.accesses);
+        uint64_t best = r.hits > f.hits ? r.hits : f.hits, worst = r.hits > f.hits ? f.hits : r.hits;
+        if (t < 2) CHECKF(best > worst + d.accesses / 10, "%s: the stream does not separate the policies", names[t]);
+        if (t < 2) CHECKF(d.hits + d.accesses / 50 >= best && d.hits > worst + d.accesses / 10,
+                          "%s: duel %llu hits, lru %llu, lfu-cycle %llu", names[t], (unsigned long long)d.hits,
+                          (unsigned long long)r.hits, (unsigned long long)f.hits);
+        else CHECKF(d.hits > best + d.accesses / 10, "%s: duel %llu hits, lru %llu, lfu-cycle %llu", names[t],
+                    (unsigned long long)d.hits, (unsigned long long)r.hits, (unsigned long long)f.hits);
+    }
+done:
+    free(keys);
+    free(off);
+}
+
 int main(void)
 {
     test_registry();
@@ -376,5 +432,6 @@ int main(void)
     test_lfu_cycle_order();
     test_lfu_cycle_no_layers();
     test_lfu_cycle_replay();
+    test_duel();
     MP_TEST_DONE();
 }

@@ -13,11 +13,13 @@
 extern const mp_policy_ops mp_policy_lfu_cycle_ops;
 extern const mp_policy_ops mp_policy_lfu_decay_ops;
 extern const mp_policy_ops mp_policy_lru_ops;
+extern const mp_policy_ops mp_policy_duel_ops;
 
 static const mp_policy_ops *const mp_policies[] = {
     &mp_policy_lfu_cycle_ops,
     &mp_policy_lfu_decay_ops,
     &mp_policy_lru_ops,
+    &mp_policy_duel_ops,
     NULL,
 };
 
