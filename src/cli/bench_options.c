@@ -34,7 +34,7 @@ static void help(void)
            "  --cache-size LIST    expert cache sizes, e.g. 256M,512M,1G,ram\n"
            "  --cache-experts LIST cache sizes in experts per MoE layer, e.g. 2,4\n"
            "  --mem LIST           whole-process budgets, e.g. 1G,2G\n"
-           "  --policy LIST        replacement policies (lfu-cycle, lfu-decay, lru)\n"
+           "  --policy LIST        replacement policies (lfu-cycle, lfu-decay, lru, duel)\n"
            "  --prefetch LIST      none, lookahead, oracle (default: lookahead)\n"
            "  --lookahead LIST     layers ahead for lookahead and oracle (default %d)\n"
            "  --prefetch-extra LIST extra experts by score for lookahead (default 0)\n"
