@@ -70,7 +70,7 @@ static int64_t tlru_victim(void *st, mp_evictable_fn ok, void *ctx)
     return best;
 }
 static const mp_policy_ops tlru_ops = { "test-lru", "strict LRU", tlru_create, tlru_destroy,
-                                        tlru_fill, tlru_touch, tlru_evict, tlru_victim, NULL };
+                                        tlru_fill, tlru_touch, tlru_evict, tlru_victim, NULL, NULL };
 
 /* ---- helpers ----------------------------------------------------------- */
 static const char *g_path;
