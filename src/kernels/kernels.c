@@ -163,6 +163,15 @@ static int64_t rows_per_block(size_t row_bytes)
     return rb < 1 ? 1 : rb > 64 ? 64 : rb;
 }
 
+/* How far ahead of the row being computed a one-token matmul in the plain row
+ * layout requests its weights (whole rows). Streamed experts land in their
+ * cache slot in this layout; the hardware prefetcher alone keeps too few lines
+ * in flight for a row-by-row stream. Measured in RAM with MP_REPACK=0 on the
+ * shared bench shape (bench_engine tg128, two threads, alternating rounds):
+ * Q4_K +7.7% (10 of 10 rounds), Q8_0 +2%; prefetching the row itself (no
+ * distance) was 3% slower than none (docs/measurements/session-2026-12-07.md). */
+#define MP_ROW_STREAM_AHEAD 3072
+
 void mp_matmul_rows(uint32_t wtype, const void *W, int64_t ncols, int64_t r0, int64_t r1,
                     const void *Xq, int64_t T, float *Y, int64_t ldy)
 {
@@ -185,6 +194,17 @@ void mp_matmul_rows(uint32_t wtype, const void *W, int64_t ncols, int64_t r0, in
                                        Y + t * ldy + r, ldy);
             }
         }
+    }
+    if (T == 1) {
+        /* one token streams the rows once: each row's lines are requested
+         * MP_ROW_STREAM_AHEAD bytes (whole rows) before its dot product */
+        const int64_t ahead = (int64_t)((MP_ROW_STREAM_AHEAD + wrow - 1) / wrow);
+        for (; r < r1; r++) {
+            const uint8_t *pf = w + (size_t)(r + ahead) * wrow;
+            for (size_t o = 0; o < wrow; o += 64) __builtin_prefetch(pf + o, 0, 3);
+            dot(ncols, &Y[r], w + (size_t)r * wrow, x);
+        }
+        return;
     }
     /* Remaining rows (or every row for types without tiles): blocks of rows that
      * fit L1, each reused for all T tokens. */
