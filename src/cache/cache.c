@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "cache/cache.h"
 
+#include "common/sysinfo.h"
+
 #include <assert.h>
 #include <math.h>
 #include <errno.h>
@@ -13,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { SLOT_EMPTY = 0, SLOT_LOADING = 1, SLOT_READY = 2 };
@@ -92,13 +93,6 @@ struct mp_cache {
     uint32_t cur_layer;        /* the layer waits are charged to */
     mp_cache_stats *stats;     /* [n_layers] */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Lays out one expert; returns the slot bytes it needs (a multiple of
  * align), 0 when it has no parts. */
@@ -355,9 +349,9 @@ static int fail_cache(mp_cache *c, int status, mp_err *err)
 
 static int pump(mp_cache *c, bool wait, mp_err *err)
 {
-    uint64_t t0 = wait ? now_ns() : 0;
+    uint64_t t0 = wait ? mp_time_ns() : 0;
     int n = mp_io_reap(c->io, c->done, c->done_cap, wait, err);
-    if (wait) c->stats[c->cur_layer].wait_ns += now_ns() - t0;
+    if (wait) c->stats[c->cur_layer].wait_ns += mp_time_ns() - t0;
     if (n < 0) return fail_cache(c, n, err);
     if (n == 0 && wait && c->n_loading > 0 && mp_io_outstanding(c->io) == 0)
         return mp_err_set(err, MP_E_IO, "%s: %u expert loads have no reads outstanding",

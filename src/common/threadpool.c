@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "threadpool.h"
 
+#include "common/sysinfo.h"
+
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -10,7 +12,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 /* How long a waiting thread keeps the CPU before it sleeps. The forward pass
@@ -106,13 +107,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Waits while *w == v, for at most MP_POOL_YIELD_NS; true when *w changed. */
 static bool wait_briefly(_Atomic uint32_t *w, uint32_t v)
 {
@@ -123,7 +117,7 @@ static bool wait_briefly(_Atomic uint32_t *w, uint32_t v)
             cpu_relax();
             continue;
         }
-        const uint64_t t = now_ns();
+        const uint64_t t = mp_time_ns();
         if (!t0) t0 = t;
         if (t - t0 >= MP_POOL_YIELD_NS) return false;
         if (t - t0 >= MP_POOL_SPIN_NS) sched_yield();

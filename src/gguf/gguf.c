@@ -963,8 +963,8 @@ range:
 
 int mp_gguf_get_u32(const mp_gguf *g, const char *key, uint32_t *out, mp_err *err)
 {
-    bool neg;
-    uint64_t m;
+    bool neg = false;
+    uint64_t m = 0;
     int rc = get_int(g, key, 0, UINT32_MAX, "uint32", &neg, &m, err);
     if (rc == MP_OK) *out = (uint32_t)m;
     return rc;
@@ -972,8 +972,8 @@ int mp_gguf_get_u32(const mp_gguf *g, const char *key, uint32_t *out, mp_err *er
 
 int mp_gguf_get_i32(const mp_gguf *g, const char *key, int32_t *out, mp_err *err)
 {
-    bool neg;
-    uint64_t m;
+    bool neg = false;
+    uint64_t m = 0;
     int rc = get_int(g, key, INT32_MIN, INT32_MAX, "int32", &neg, &m, err);
     if (rc == MP_OK) *out = (int32_t)(int64_t)m;
     return rc;
@@ -981,8 +981,8 @@ int mp_gguf_get_i32(const mp_gguf *g, const char *key, int32_t *out, mp_err *err
 
 int mp_gguf_get_u64(const mp_gguf *g, const char *key, uint64_t *out, mp_err *err)
 {
-    bool neg;
-    uint64_t m;
+    bool neg = false;
+    uint64_t m = 0;
     int rc = get_int(g, key, 0, UINT64_MAX, "uint64", &neg, &m, err);
     if (rc == MP_OK) *out = m;
     return rc;

@@ -1,6 +1,7 @@
 /* The backend seam (backend.h): sim and cuda over gpu.h and tier.h. */
 #include "gpu/backend.h"
 
+#include "common/sysinfo.h"
 #include "gpu/gpu.h"
 #include "gpu/gpu_dequant.h"
 #include "kernels/kernels.h"
@@ -8,7 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct range {
     const uint8_t *host;
@@ -39,13 +39,6 @@ static int cmp_range(const void *a, const void *b)
 {
     const range *x = a, *y = b;
     return x->host < y->host ? -1 : x->host > y->host;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---- device memory and kernels, or their emulation (sim-exec) ------------ */
@@ -236,7 +229,7 @@ mp_run_where mp_backend_expert(mp_backend *b, int layer, int expert, int T, cons
     uint8_t *d = b->dslots + (size_t)slot * b->slot_bytes;
     const size_t o[3] = {0, bytes[0], bytes[0] + bytes[1]};
     if (w == MP_RUN_GPU_COPY) {
-        const double t0 = now_s();
+        const double t0 = mp_time_s();
         mp_err e = {0};
         for (int i = 0; i < 3; i++)
             if (d_copy(b, d + o[i], host[i], bytes[i], true, false, &e)) {
@@ -244,7 +237,7 @@ mp_run_where mp_backend_expert(mp_backend *b, int layer, int expert, int T, cons
                 return MP_RUN_CPU;
             }
         /* synchronous copies: all of it stalls (sim-exec: the tier counted the model's time) */
-        if (!b->emu) mp_tier_add_stall(b->tier, now_s() - t0);
+        if (!b->emu) mp_tier_add_stall(b->tier, mp_time_s() - t0);
     }
     for (int i = 0; i < 3; i++) dev[i] = d + o[i];
     return w;

@@ -64,8 +64,6 @@ struct mp_io {
     char fail_msg[MP_ERR_MSG_MAX];        /* what submit and reap report */
 };
 
-static uint64_t mono_ns(void) { return mp_io_now_ns(); }
-
 /* Enters the failed state with the message for submit and reap; the
  * first failure is the one kept. */
 static void fail_io(mp_io *io, bool timed_out, uint64_t user, uint64_t offset, const char *reason)
@@ -246,7 +244,7 @@ static void pump(mp_io *io)
         char *buf = (char *)e->req.buf + e->pos;
         e->rawlen = (uint32_t)len;
         e->state = ENT_INFLIGHT;
-        if (!now) now = mono_ns();
+        if (!now) now = mp_time_ns();
         e->started_ns = now;
         if (low) n_low++; /* counted only once it is in the batch (not past EOF) */
         io->batch[n++] = (mp_io_raw){ .buf = buf, .offset = foff, .len = (uint32_t)len,
@@ -268,7 +266,7 @@ static void pump(mp_io *io)
         snprintf(why, sizeof why, "cannot start it: %.200s", serr.msg[0] ? serr.msg : mp_strerror(rc));
         fail_io(io, false, e0->req.user, io->batch[0].offset, why);
     }
-    if (io->inflight == 0) io->busy_since = mono_ns();
+    if (io->inflight == 0) io->busy_since = mp_time_ns();
     io->inflight += n;
     io->inflight_low += n_low;
     assert(io->inflight_low <= io->inflight);
@@ -288,7 +286,7 @@ static void on_raw_done(mp_io *io, const mp_io_raw_done *d)
     mp_io_entry *e = &io->ent[i];
     if (e->low) io->inflight_low--;
     e->low = 0;
-    if (--io->inflight == 0) io->cnt.busy_ns += mono_ns() - io->busy_since;
+    if (--io->inflight == 0) io->cnt.busy_ns += mp_time_ns() - io->busy_since;
     int32_t r = d->res;
     if (r < 0) {
         if ((r == -EAGAIN || r == -EINTR) && e->retries < MP_IO_MAX_RETRIES) {
@@ -415,7 +413,7 @@ int mp_io_reap(mp_io *io, mp_io_done *out, unsigned max, bool wait, mp_err *err)
             if (io->qhead[0] < 0 && io->qhead[1] < 0) return 0;
             continue; /* pump starts them */
         }
-        if (wait && !deadline) deadline = mono_ns() + (uint64_t)io->timeout_ms * 1000000u;
+        if (wait && !deadline) deadline = mp_time_ns() + (uint64_t)io->timeout_ms * 1000000u;
         mp_err berr;
         mp_err_clear(&berr);
         int k = io->be->ops->reap(io->be, io->rdone, io->depth, wait ? deadline : 0, &berr);
@@ -426,7 +424,7 @@ int mp_io_reap(mp_io *io, mp_io_done *out, unsigned max, bool wait, mp_err *err)
                     berr.msg[0] ? berr.msg : mp_strerror(k));
             return failed(io, err);
         }
-        if (k == 0 && wait && mono_ns() >= deadline) {
+        if (k == 0 && wait && mp_time_ns() >= deadline) {
             int32_t i = oldest_inflight(io);
             uint64_t user = i >= 0 ? io->ent[i].req.user : 0;
             uint64_t off = i >= 0 ? io->ent[i].req.offset + io->ent[i].pos : 0;
@@ -435,7 +433,7 @@ int mp_io_reap(mp_io *io, mp_io_done *out, unsigned max, bool wait, mp_err *err)
             fail_io(io, true, user, off, why);
             return failed(io, err);
         }
-        if (k > 0 && wait) deadline = mono_ns() + (uint64_t)io->timeout_ms * 1000000u;
+        if (k > 0 && wait) deadline = mp_time_ns() + (uint64_t)io->timeout_ms * 1000000u;
         for (int j = 0; j < k; j++) on_raw_done(io, &io->rdone[j]);
         if (k == 0 && !wait) {
             pump(io);
@@ -463,7 +461,7 @@ int mp_io_failure(const mp_io *io, mp_io_failure_info *out)
 
 void mp_io_get_counters(mp_io *io, mp_io_counters *out, bool reset)
 {
-    uint64_t now = io->inflight ? mono_ns() : 0;
+    uint64_t now = io->inflight ? mp_time_ns() : 0;
     if (out) {
         *out = io->cnt;
         if (io->inflight) out->busy_ns += now - io->busy_since;
@@ -636,7 +634,7 @@ bool mp_io_free(mp_io *io)
     if (!io) return true;
     bool safe = true;
     if (io->be) {
-        uint64_t deadline = mono_ns() + (uint64_t)io->timeout_ms * 1000000u;
+        uint64_t deadline = mp_time_ns() + (uint64_t)io->timeout_ms * 1000000u;
         safe = io->be->ops->free(io->be, io->fail.status != MP_OK, deadline);
     }
     /* A read stuck in the kernel holds its own reference to the file. */

@@ -53,8 +53,6 @@ typedef struct fault_be {
     mp_io_raw_done tmp[MP_IO_MAX_DEPTH];
 } fault_be;
 
-static uint64_t now_ns(void) { return mp_io_now_ns(); }
-
 /* splitmix64: a good stream from any seed, 0 included. */
 static double rnd01(fault_be *f)
 {
@@ -93,7 +91,7 @@ static int fault_submit(mp_io_backend *b, const mp_io_raw *r, unsigned n, int si
         grow((void **)&f->stalled, &f->cap_stalled, f->n_stalled + n, sizeof *f->stalled) < 0)
         return mp_err_set(err, MP_E_NOMEM, "out of memory");
     unsigned n_pass = 0, n_held0 = f->n_held, n_delayed0 = f->n_delayed;
-    uint64_t now = now_ns();
+    uint64_t now = mp_time_ns();
     uint64_t nth_submit = ++f->n_submits;
     if (sim == MP_IO_SIM_NONE) {
         if (s->submit_fail == nth_submit) sim = MP_IO_SIM_SUBMIT_FAIL;
@@ -182,7 +180,7 @@ static int fault_reap(mp_io_backend *b, mp_io_raw_done *out, unsigned max, uint6
 {
     fault_be *f = (fault_be *)b;
     for (;;) {
-        uint64_t now = now_ns();
+        uint64_t now = mp_time_ns();
         int rc = start_due(f, now, err);
         if (rc < 0) return rc;
         if (f->inner_inflight > 0 && (rc = drain_inner(f, 0, err)) < 0) return rc;
@@ -201,7 +199,7 @@ static int fault_reap(mp_io_backend *b, mp_io_raw_done *out, unsigned max, uint6
             if (f->stalled[j].due_ns < earliest) earliest = f->stalled[j].due_ns;
         if (k > 0 || !deadline_ns) return (int)k;
         if (f->n_held == 0 && f->n_stalled == 0 && f->inner_inflight == 0) return 0;
-        now = now_ns();
+        now = mp_time_ns();
         if (now >= deadline_ns) return 0;
         if (earliest == UINT64_MAX && f->inner_inflight > 0) {
             /* only real reads can complete: block in the real backend */

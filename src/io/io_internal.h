@@ -7,6 +7,7 @@
 #ifndef MP_IO_INTERNAL_H
 #define MP_IO_INTERNAL_H
 
+#include "common/sysinfo.h"
 #include "io/io.h"
 
 #include <stdbool.h>
@@ -14,13 +15,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
-/* CLOCK_MONOTONIC in ns: every deadline below is on this clock. */
-static inline uint64_t mp_io_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+/* Every deadline below is on mp_time_ns's clock (CLOCK_MONOTONIC, ns). */
 
 /* Largest single raw read; longer requests proceed as short reads do. */
 #define MP_IO_MAX_RAW (1u << 30)

@@ -116,7 +116,7 @@ static unsigned take_cqes(uring_be *u, mp_io_raw_done *out, unsigned max)
 static int wait_cqe_until(uring_be *u, uint64_t deadline_ns)
 {
     for (;;) {
-        uint64_t now = mp_io_now_ns();
+        uint64_t now = mp_time_ns();
         if (now >= deadline_ns) return -ETIME;
         uint64_t left = deadline_ns - now;
         struct __kernel_timespec ts = { .tv_sec = (long long)(left / 1000000000u),

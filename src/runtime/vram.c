@@ -5,6 +5,7 @@
  * (and the tests that check them) are the same on every machine. */
 #include "runtime/session.h"
 
+#include "common/sysinfo.h"
 #include "gpu/backend.h"
 #include "gpu/gpu.h"
 #include "kernels/kernels.h"
@@ -12,7 +13,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* The sim device's constants: a PCIe 4 x16 link, a CPU streaming expert
@@ -60,13 +60,6 @@ static int unrepack(void *ctx, mp_tensor *t)
     return MP_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Measures the link, the CPU and the GPU on the model's largest resident
  * matrix w (its device copy dw). */
 static int measure_costs(mp_backend *b, const mp_tensor *w, int n_threads, mp_tier_costs *c, mp_err *err)
@@ -79,9 +72,9 @@ static int measure_costs(mp_backend *b, const mp_tensor *w, int n_threads, mp_ti
         memset(h, 1, PROBE);
         double best = 1e9;
         for (int i = 0; i < 3 && !rc; i++) {
-            const double t0 = now_s();
+            const double t0 = mp_time_s();
             rc = mp_gpu_upload(d, h, PROBE, err);
-            if (now_s() - t0 < best) best = now_s() - t0;
+            if (mp_time_s() - t0 < best) best = mp_time_s() - t0;
         }
         c->pcie_Bps = PROBE / best;
     }
@@ -98,9 +91,9 @@ static int measure_costs(mp_backend *b, const mp_tensor *w, int n_threads, mp_ti
     if (!xq || !x || !y) rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
     if (!rc) {
         mp_quantize_act(w->type, x, xq, w->ne[0]);
-        const double t0 = now_s();
+        const double t0 = mp_time_s();
         mp_matmul_rows(w->type, w->data, w->ne[0], 0, rows, xq, 1, y, w->ne[1]);
-        const double dt = now_s() - t0;
+        const double dt = mp_time_s() - t0;
         const double nt = n_threads > 0 ? n_threads : (double)sysconf(_SC_NPROCESSORS_ONLN);
         c->cpu_Bps = (double)rows * rs / (dt > 1e-7 ? dt : 1e-7) * (nt > 1 ? 0.7 * nt : 1);
     }
@@ -112,14 +105,14 @@ static int measure_costs(mp_backend *b, const mp_tensor *w, int n_threads, mp_ti
     if (!rc && dw) {
         double full = 1e9, one = 1e9;
         for (int i = 0; i < 3 && !rc; i++) {
-            double t0 = now_s();
+            double t0 = mp_time_s();
             rc = mp_gpu_matmul(w->type, dw, w->ne[0], w->ne[1], dx, w->ne[0], 1, dy, w->ne[1], err);
             if (!rc) rc = mp_gpu_sync(err);
-            if (now_s() - t0 < full) full = now_s() - t0;
-            t0 = now_s();
+            if (mp_time_s() - t0 < full) full = mp_time_s() - t0;
+            t0 = mp_time_s();
             if (!rc) rc = mp_gpu_matmul(w->type, dw, w->ne[0], 1, dx, w->ne[0], 1, dy, 1, err);
             if (!rc) rc = mp_gpu_sync(err);
-            if (now_s() - t0 < one) one = now_s() - t0;
+            if (mp_time_s() - t0 < one) one = mp_time_s() - t0;
         }
         c->gpu_launch_s = one;
         c->gpu_Bps = (double)tensor_bytes(w) / (full - one > 1e-7 ? full - one : 1e-7);
