@@ -49,17 +49,6 @@ MP_AI size_t FN(rp_ahead)(size_t bytes, int C) { return C == 1 ? (MP_RP_STREAM_A
 
 /* ------------------------------------------------------------- Q4_0, Q8_0 */
 
-/* Decode's stream prefetch for the Q4_0 and Q8_0 groups (72 and 136 bytes,
- * too short a body to prefetch a whole group per group as the K-quants do):
- * the lines MP_RP_STREAM_AHEAD bytes past the group's start (see rp_ahead). */
-MP_AI void FN(rp_stream_prefetch)(const uint8_t *g, size_t bytes)
-{
-    const char *p = (const char *)g + MP_RP_STREAM_AHEAD;
-    _mm_prefetch(p, _MM_HINT_T0);
-    _mm_prefetch(p + 64, _MM_HINT_T0);
-    if (bytes > 128) _mm_prefetch(p + 128, _MM_HINT_T0);
-}
-
 MP_AI void FN(rp_q40_q80_body)(int64_t n, const void *W, const void *X, size_t xs, float *Y, int64_t ldy,
                                const int C, const int q8)
 {
@@ -71,13 +60,12 @@ MP_AI void FN(rp_q40_q80_body)(int64_t n, const void *W, const void *X, size_t x
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     /* the unsigned weight's offset: Q4_0 stores q + 8; Q8_0 (VNNI) uses w ^ 0x80 = w + 128 */
     const __m256i off = q8 ? _mm256_set1_epi8((char)0x80) : _mm256_set1_epi8(8);
+    const size_t gb = q8 ? sizeof(mp_block_q8_0x4) : sizeof(mp_block_q4_0x4);
     for (int64_t i = 0; i < n / 32; i++) {
         __m256i q[4], qa[4];
         __m128 dw;
-        if (C == 1) {
-            const size_t gb = q8 ? sizeof(mp_block_q8_0x4) : sizeof(mp_block_q4_0x4);
-            FN(rp_stream_prefetch)((const uint8_t *)W + i * gb, gb);
-        }
+        if (C == 1) /* the lines MP_RP_STREAM_AHEAD bytes past this group (rp_ahead) */
+            FN(rp_prefetch)((const uint8_t *)W + i * gb + MP_RP_STREAM_AHEAD, gb);
         if (q8) {
             const mp_block_q8_0x4 *g = (const mp_block_q8_0x4 *)W + i;
             dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));

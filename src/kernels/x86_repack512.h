@@ -63,13 +63,12 @@ MP_AI void rp5_q40_q80_body(int64_t n, const void *W, const void *X, size_t xs, 
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     /* the unsigned weight's offset: Q4_0 stores q + 8; Q8_0 uses w ^ 0x80 = w + 128 */
     const __m512i off = q8 ? _mm512_set1_epi8((char)0x80) : _mm512_set1_epi8(8);
+    const size_t gb = q8 ? sizeof(mp_block_q8_0x4) : sizeof(mp_block_q4_0x4);
     for (int64_t i = 0; i < n / 32; i++) {
         __m512i q[2];
         __m512 dv[2];
-        if (C == 1) {
-            const size_t gb = q8 ? sizeof(mp_block_q8_0x4) : sizeof(mp_block_q4_0x4);
-            FN(rp_stream_prefetch)((const uint8_t *)W + i * gb, gb);
-        }
+        if (C == 1) /* the lines MP_RP_STREAM_AHEAD bytes past this group (rp_ahead) */
+            FN(rp_prefetch)((const uint8_t *)W + i * gb + MP_RP_STREAM_AHEAD, gb);
         if (q8) {
             const mp_block_q8_0x4 *g = (const mp_block_q8_0x4 *)W + i;
             const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)g->d));
