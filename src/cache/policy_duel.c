@@ -24,11 +24,13 @@
  *
  * Cost per demand access: the two inner policies' own (lfu-cycle: O(log n)
  * plus O(L) per eviction), three times over (real ranking, two shadows),
- * and LRU's O(1) three times. Memory: three lfu-cycle and LRU states, two
- * key -> slot maps, one group stamp per key. Prefetch fills, expiries and
+ * and LRU's O(1) three times. Memory: three lfu-cycle and LRU states, and
+ * per shadow (policy_sim.h) a key -> slot map and a group stamp per key, and
+ * one more stamp per key for the group being gathered. Prefetch fills, expiries and
  * evictions reach the inner rankings of the real slots only; a prefetch is
  * not an access, its first hit is. */
 #include "cache/policy.h"
+#include "cache/policy_sim.h"
 
 #include <assert.h>
 #include <math.h>
@@ -47,11 +49,8 @@ static const mp_policy_ops *duel_inner(int i) { return i == DUEL_LFU ? &mp_polic
 
 /* A cache of n_slots keys run by one inner policy on the demand accesses. */
 typedef struct duel_shadow {
-    void *st;           /* the inner policy's state */
-    int32_t *key_slot;  /* (n_keys) shadow slot of a key, -1 if absent */
-    uint32_t *slot_key; /* (n_slots) */
-    uint32_t used;      /* slots filled so far */
-    double hits;        /* decayed hit count, in units of duel_state.inc */
+    mp_policy_sim sim;
+    double hits; /* decayed hit count, in units of duel_state.inc */
 } duel_shadow;
 
 typedef struct duel_state {
@@ -66,23 +65,6 @@ typedef struct duel_state {
     int lead;            /* DUEL_LFU or DUEL_LRU: whose victims the real cache gets */
 } duel_state;
 
-typedef struct duel_pin_ctx {
-    const duel_state *s;
-    const duel_shadow *sh;
-} duel_pin_ctx;
-
-/* In a shadow, the current group's keys are pinned. */
-static bool duel_shadow_evictable(void *ctx, uint32_t slot)
-{
-    const duel_pin_ctx *c = ctx;
-    return c->s->in_grp[c->sh->slot_key[slot]] != c->s->grp_id;
-}
-
-static bool duel_any(void *ctx, uint32_t slot)
-{
-    (void)ctx, (void)slot;
-    return true;
-}
 
 static void duel_destroy(void *st)
 {
@@ -90,9 +72,7 @@ static void duel_destroy(void *st)
     if (!s) return;
     for (int i = 0; i < DUEL_N; i++) {
         if (s->real[i]) duel_inner(i)->destroy(s->real[i]);
-        if (s->sh[i].st) duel_inner(i)->destroy(s->sh[i].st);
-        free(s->sh[i].key_slot);
-        free(s->sh[i].slot_key);
+        if (s->sh[i].sim.ops) mp_policy_sim_free(&s->sh[i].sim);
     }
     free(s->grp);
     free(s->in_grp);
@@ -111,13 +91,8 @@ static void *duel_create(uint32_t n_slots, uint32_t n_keys, uint32_t n_experts)
     s->in_grp = calloc((size_t)n_keys + 1, sizeof *s->in_grp);
     if (!s->grp || !s->in_grp) goto fail;
     for (int i = 0; i < DUEL_N; i++) {
-        duel_shadow *sh = &s->sh[i];
         s->real[i] = duel_inner(i)->create(n_slots, n_keys, n_experts);
-        sh->st = duel_inner(i)->create(n_slots, n_keys, n_experts);
-        sh->key_slot = malloc(((size_t)n_keys + 1) * sizeof *sh->key_slot);
-        sh->slot_key = calloc((size_t)n_slots + 1, sizeof *sh->slot_key);
-        if (!s->real[i] || !sh->st || !sh->key_slot || !sh->slot_key) goto fail;
-        for (uint32_t k = 0; k < n_keys; k++) sh->key_slot[k] = -1;
+        if (!s->real[i] || !mp_policy_sim_init(&s->sh[i].sim, duel_inner(i), n_slots, n_keys, n_experts)) goto fail;
     }
     double hl = DUEL_HALF_LIFE_SLOTS * n_slots;
     s->grp_id = 1;
@@ -130,44 +105,19 @@ fail:
     return NULL;
 }
 
-/* One demand access of key in shadow i: true on a hit; on a miss, fills it
- * after evicting the shadow policy's own victim. */
-static bool duel_shadow_access(duel_state *s, int i, uint32_t key)
-{
-    const mp_policy_ops *o = duel_inner(i);
-    duel_shadow *sh = &s->sh[i];
-    int32_t have = sh->key_slot[key];
-    if (have >= 0) {
-        o->on_hit(sh->st, (uint32_t)have, key);
-        return true;
-    }
-    uint32_t slot;
-    if (sh->used < s->n_slots) {
-        slot = sh->used++;
-    } else {
-        duel_pin_ctx c = { s, sh };
-        int64_t v = o->victim(sh->st, duel_shadow_evictable, &c);
-        /* the group fills the shadow (a group larger than the cache,
-         * streamed one key at a time, when on_group_done is not called) */
-        if (v < 0) v = o->victim(sh->st, duel_any, NULL);
-        assert(v >= 0 && v < s->n_slots);
-        slot = (uint32_t)v;
-        o->on_evict(sh->st, slot, sh->slot_key[slot]);
-        sh->key_slot[sh->slot_key[slot]] = -1;
-    }
-    sh->slot_key[slot] = key;
-    sh->key_slot[key] = (int32_t)slot;
-    o->on_fill(sh->st, slot, key, MP_FILL_DEMAND);
-    return false;
-}
-
 /* Replays the group through both shadows, counts their hits and updates
  * the lead. */
 static void duel_flush(duel_state *s)
 {
+    for (int i = 0; i < DUEL_N; i++)
+        for (uint32_t g = 0; g < s->grp_len; g++) mp_policy_sim_pin(&s->sh[i].sim, s->grp[g]);
     for (uint32_t g = 0; g < s->grp_len; g++) {
-        for (int i = 0; i < DUEL_N; i++)
-            if (duel_shadow_access(s, i, s->grp[g])) s->sh[i].hits += s->inc;
+        for (int i = 0; i < DUEL_N; i++) {
+            /* a group holds at most n_slots keys, so an unpinned slot is left */
+            const int r = mp_policy_sim_access(&s->sh[i].sim, s->grp[g], NULL);
+            assert(r >= 0);
+            if (r > 0) s->sh[i].hits += s->inc;
+        }
         s->inc *= s->growth;
         if (s->inc > DUEL_RESCALE_AT) {
             /* one factor for both keeps their order */
@@ -175,6 +125,7 @@ static void duel_flush(duel_state *s)
             s->inc /= DUEL_RESCALE_AT;
         }
     }
+    for (int i = 0; i < DUEL_N; i++) mp_policy_sim_end_group(&s->sh[i].sim);
     s->grp_len = 0;
     s->grp_id++;
     if (s->sh[1 - s->lead].hits > s->sh[s->lead].hits) s->lead = 1 - s->lead;

@@ -1,6 +1,8 @@
 /* Trace replay through the policies and Belady's MIN (see replay.h). */
 #include "trace/replay.h"
 
+#include "cache/policy_sim.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,18 +61,6 @@ fail:
 
 /* ---- a policy-driven cache ------------------------------------------------ */
 
-typedef struct sim_ctx {
-    uint32_t *slot_key;   /* (capacity) */
-    uint64_t *pinned_in;  /* (n_keys) 1 + index of the group that pins the key */
-    uint64_t group;       /* 1 + current group index */
-} sim_ctx;
-
-static bool sim_evictable(void *ctx, uint32_t slot)
-{
-    sim_ctx *c = ctx;
-    return c->pinned_in[c->slot_key[slot]] != c->group;
-}
-
 /* mp_replay_groups with keys in layers of n_experts (the policy's create
  * argument, see policy.h). */
 static int replay_groups(const mp_policy_ops *ops, const uint32_t *keys, const size_t *group_off, size_t n_groups,
@@ -82,58 +72,32 @@ static int replay_groups(const mp_policy_ops *ops, const uint32_t *keys, const s
     int rc = effective_groups(keys, group_off, n_groups, n_keys, capacity, &off, &n_eff, err);
     if (rc != MP_OK) return rc;
 
-    void *pol = NULL;
-    sim_ctx c = {0};
-    int64_t *key_slot = malloc((size_t)n_keys * sizeof *key_slot);
-    c.slot_key = malloc((size_t)capacity * sizeof *c.slot_key);
-    c.pinned_in = calloc((size_t)n_keys + 1, sizeof *c.pinned_in);
-    pol = ops->create(capacity, n_keys, n_experts);
-    if (!key_slot || !c.slot_key || !c.pinned_in || !pol) {
-        rc = mp_err_set(err, MP_E_NOMEM, "replay: out of memory for %u slots, %u keys (policy %s)", capacity,
-                        n_keys, ops->name);
-        goto done;
+    mp_policy_sim sim;
+    if (!mp_policy_sim_init(&sim, ops, capacity, n_keys, n_experts)) {
+        free(off);
+        return mp_err_set(err, MP_E_NOMEM, "replay: out of memory for %u slots, %u keys (policy %s)", capacity,
+                          n_keys, ops->name);
     }
-    for (uint32_t k = 0; k < n_keys; k++) key_slot[k] = -1;
-    uint32_t used = 0;
-    for (size_t g = 0; g < n_eff; g++) {
-        c.group = g + 1;
-        for (size_t i = off[g]; i < off[g + 1]; i++) c.pinned_in[keys[i]] = c.group;
-        for (size_t i = off[g]; i < off[g + 1]; i++) {
-            uint32_t key = keys[i];
+    for (size_t g = 0; g < n_eff && rc == MP_OK; g++) {
+        for (size_t i = off[g]; i < off[g + 1]; i++) mp_policy_sim_pin(&sim, keys[i]);
+        for (size_t i = off[g]; i < off[g + 1] && rc == MP_OK; i++) {
             st->accesses++;
-            if (key_slot[key] >= 0) {
+            int64_t v = -1;
+            const int r = mp_policy_sim_access(&sim, keys[i], &v);
+            if (r > 0) {
                 st->hits++;
-                ops->on_hit(pol, (uint32_t)key_slot[key], key);
                 continue;
             }
             st->misses++;
-            uint32_t slot;
-            if (used < capacity) {
-                slot = used++;
-            } else {
-                int64_t v = ops->victim(pol, sim_evictable, &c);
-                if (v < 0 || v >= capacity || !sim_evictable(&c, (uint32_t)v)) {
-                    rc = mp_err_set(err, MP_E_INVAL,
-                                    "replay: policy %s gave victim %lld at access %llu (%u slots, group of %zu)",
-                                    ops->name, (long long)v, (unsigned long long)st->accesses, capacity,
-                                    off[g + 1] - off[g]);
-                    goto done;
-                }
-                slot = (uint32_t)v;
-                ops->on_evict(pol, slot, c.slot_key[slot]);
-                key_slot[c.slot_key[slot]] = -1;
-            }
-            c.slot_key[slot] = key;
-            key_slot[key] = slot;
-            ops->on_fill(pol, slot, key, MP_FILL_DEMAND);
+            if (r < 0)
+                rc = mp_err_set(err, MP_E_INVAL,
+                                "replay: policy %s gave victim %lld at access %llu (%u slots, group of %zu)",
+                                ops->name, (long long)v, (unsigned long long)st->accesses, capacity,
+                                off[g + 1] - off[g]);
         }
-        if (ops->on_group_done) ops->on_group_done(pol);
+        if (rc == MP_OK) mp_policy_sim_end_group(&sim);
     }
-done:
-    if (pol) ops->destroy(pol);
-    free(key_slot);
-    free(c.slot_key);
-    free(c.pinned_in);
+    mp_policy_sim_free(&sim);
     free(off);
     return rc;
 }
