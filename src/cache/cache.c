@@ -36,6 +36,7 @@ typedef struct cache_slot {
     uint8_t fill;       /* MP_FILL_DEMAND / MP_FILL_PREFETCH */
     uint8_t used;       /* a prefetch fill has been demanded since */
     uint8_t expired;    /* a prefetch fill whose layer ran without it */
+    uint8_t guard;      /* predicted again while present: no prefetch evicts it until its layer runs */
     uint8_t n_left;     /* spans still reading */
     uint32_t pins;      /* acquirers + undelivered and delivered demands */
     uint32_t waiting;   /* undelivered demands while LOADING */
@@ -62,6 +63,7 @@ struct mp_cache {
     void *slab_map;
     uint32_t *free_slots;      /* stack of EMPTY slots */
     uint32_t n_free;
+    uint32_t pf_layer;         /* the layer a prefetch is finding room in */
     uint32_t n_loading;
     uint32_t n_waiting;        /* sum of slots[].waiting */
 
@@ -375,7 +377,20 @@ static bool evictable_for_prefetch(void *ctx, uint32_t slot)
     const mp_cache *c = ctx;
     if (!evictable(ctx, slot)) return false;
     const cache_slot *s = &c->slots[slot];
-    return !(s->fill == MP_FILL_PREFETCH && !s->used && !s->expired);
+    return !s->guard && !(s->fill == MP_FILL_PREFETCH && !s->used && !s->expired);
+}
+
+/* Room for a prefetch of layer pf_layer among that layer's own experts. The
+ * layers run in a cycle, so when the prediction is right, the layer's other
+ * experts are the ones needed furthest ahead (the layer's next run after
+ * this one), the expert Belady would evict; a victim of another layer may
+ * be needed by a layer that runs before the predicted one. On the trained
+ * demo model at 2 experts per layer this made the oracle's decode 13-17%
+ * faster (fewer of its own prefetches evicted each other). */
+static bool evictable_for_prefetch_same_layer(void *ctx, uint32_t slot)
+{
+    const mp_cache *c = ctx;
+    return evictable_for_prefetch(ctx, slot) && c->slots[slot].key / c->n_experts == c->pf_layer;
 }
 
 /* Finds an EMPTY slot, evicting one that ok() accepts if needed. With
@@ -421,6 +436,7 @@ static int start_load(mp_cache *c, uint32_t slot, uint32_t key, mp_fill_kind kin
     s->fill = (uint8_t)kind;
     s->used = 0;
     s->expired = 0;
+    s->guard = 0;
     s->pins = 0;
     s->waiting = 0;
     s->n_left = l->n_spans;
@@ -543,6 +559,7 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
         int32_t have = c->map[key];
         if (have >= 0) {
             cache_slot *s = &c->slots[have];
+            s->guard = 1;
             if (s->fill == MP_FILL_PREFETCH && !s->used && s->expired) {
                 /* predicted again (the next token, the same layer): a fresh
                  * grace period instead of going first */
@@ -552,7 +569,11 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
             return MP_OK;
         }
         uint32_t v;
-        if (get_slot(c, false, evictable_for_prefetch, &v, NULL) < 0) {
+        /* room from the predicted layer's own experts first (predict.h's
+         * picks replace what the layer held), then from any layer */
+        c->pf_layer = layer;
+        if (get_slot(c, false, evictable_for_prefetch_same_layer, &v, NULL) < 0 &&
+            get_slot(c, false, evictable_for_prefetch, &v, NULL) < 0) {
             c->stats[layer].prefetch_dropped++;
             return MP_E_AGAIN;
         }
@@ -676,6 +697,7 @@ void mp_cache_layer_done(mp_cache *c, uint32_t layer)
         int32_t slot = c->map[layer * c->n_experts + e];
         if (slot < 0) continue;
         cache_slot *s = &c->slots[slot];
+        s->guard = 0;
         if (s->fill != MP_FILL_PREFETCH || s->used || s->expired) continue;
         s->expired = 1;
         if (c->pol->on_expire) c->pol->on_expire(c->pol_st, (uint32_t)slot);

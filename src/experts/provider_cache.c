@@ -47,8 +47,15 @@ static int cp_next_ready(mp_provider *p, bool block, int *expert, mp_expert_w *o
 
 static void cp_prefetch(mp_provider *p, int layer, const int *experts, int n)
 {
+    mp_cache *c = cache_of(p);
+    /* the predicted experts that are present first: that guards them, so
+     * that the loads of the others do not evict them */
     for (int i = 0; i < n; i++)
-        if (mp_cache_request(cache_of(p), (uint32_t)layer, (uint32_t)experts[i], MP_CACHE_PREFETCH, NULL) != MP_OK)
+        if (mp_cache_present(c, (uint32_t)layer, (uint32_t)experts[i]))
+            (void)mp_cache_request(c, (uint32_t)layer, (uint32_t)experts[i], MP_CACHE_PREFETCH, NULL);
+    for (int i = 0; i < n; i++)
+        if (!mp_cache_present(c, (uint32_t)layer, (uint32_t)experts[i]) &&
+            mp_cache_request(c, (uint32_t)layer, (uint32_t)experts[i], MP_CACHE_PREFETCH, NULL) != MP_OK)
             break; /* no room: the rest would be dropped too */
 }
 

@@ -270,6 +270,38 @@ static void test_prefetch(mp_io_kind kind)
     mp_cache_free(c);
 }
 
+/* A prefetch makes room in its own layer first: the layer's other experts
+ * are the ones needed furthest ahead when the prediction is right. A
+ * predicted expert that is present is guarded from the prefetches until its
+ * layer has run; then room comes from another layer. */
+static void test_prefetch_room(mp_io_kind kind)
+{
+    mp_cache *c = make_cache(kind, g_path, 4, &tlru_ops, NULL, NULL);
+    if (!c) return;
+    use(c, 0, 0); /* the least recent */
+    use(c, 0, 1);
+    use(c, 1, 2); /* layer 1's least recent */
+    use(c, 1, 3);
+    CHECK(mp_cache_request(c, 1, 4, MP_CACHE_PREFETCH, NULL) == MP_OK);
+    CHECK(mp_cache_present(c, 0, 0) && mp_cache_present(c, 0, 1) && !mp_cache_present(c, 1, 2) &&
+          mp_cache_present(c, 1, 3) && mp_cache_present(c, 1, 4));
+    CHECK(mp_cache_request(c, 1, 3, MP_CACHE_PREFETCH, NULL) == MP_OK); /* present: guarded */
+    CHECK(mp_cache_request(c, 1, 5, MP_CACHE_PREFETCH, NULL) == MP_OK);
+    CHECK(!mp_cache_present(c, 0, 0) && mp_cache_present(c, 0, 1) && mp_cache_present(c, 1, 3) &&
+          mp_cache_present(c, 1, 4) && mp_cache_present(c, 1, 5));
+    use(c, 1, 3);
+    use(c, 1, 4);
+    use(c, 1, 5);
+    mp_cache_layer_done(c, 1); /* the guard ends with the layer */
+    CHECK(mp_cache_request(c, 1, 6, MP_CACHE_PREFETCH, NULL) == MP_OK);
+    CHECK(!mp_cache_present(c, 1, 3) && mp_cache_present(c, 0, 1) && mp_cache_present(c, 1, 6));
+    mp_cache_stats t;
+    mp_cache_get_stats(c, &t, NULL, false);
+    CHECKF(t.prefetches == 3 && t.prefetch_used == 2 && t.misses == 4, "prefetches %llu used %llu misses %llu",
+           (unsigned long long)t.prefetches, (unsigned long long)t.prefetch_used, (unsigned long long)t.misses);
+    mp_cache_free(c);
+}
+
 /* Reads fail for one expert (an offset inside its down range): a clear
  * error naming the file, layer, expert and offset; nothing stays pinned;
  * other experts still work. */
@@ -579,6 +611,7 @@ static void run_all(mp_io_kind kind)
     test_minimum_and_async(kind, NULL);
     test_minimum_and_async(kind, "seed=5,short=0.3,eagain=0.2,delay=0.2,delay_us=200");
     test_prefetch(kind);
+    test_prefetch_room(kind);
     test_io_error(kind);
     test_verify(kind);
     test_stress(kind, g_path, "seed=11,short=0.2,eagain=0.1,delay=0.1,delay_us=100", 600);
