@@ -64,6 +64,11 @@ struct mp_io {
     char fail_msg[MP_ERR_MSG_MAX];        /* what submit and reap report */
 };
 
+/* The most bytes of the file's path and of the reason in a failure message
+ * (with the offset and words, under MP_ERR_MSG_MAX). */
+#define MP_IO_MSG_PATH 280
+#define MP_IO_MSG_REASON 160
+
 /* Enters the failed state with the message for submit and reap; the
  * first failure is the one kept. */
 static void fail_io(mp_io *io, bool timed_out, uint64_t user, uint64_t offset, const char *reason)
@@ -72,13 +77,14 @@ static void fail_io(mp_io *io, bool timed_out, uint64_t user, uint64_t offset, c
     io->fail = (mp_io_failure_info){ .status = MP_E_IO, .timed_out = timed_out,
                                      .timeout_ms = io->timeout_ms, .user = user, .offset = offset,
                                      .reason = io->fail_reason };
-    snprintf(io->fail_reason, sizeof io->fail_reason, "%s", reason);
+    /* a long path or reason is cut so that the message keeps its offset */
+    snprintf(io->fail_reason, sizeof io->fail_reason, "%.*s", (int)sizeof io->fail_reason - 1, reason);
     if (timed_out)
-        snprintf(io->fail_msg, sizeof io->fail_msg, "%s: %s (offset %llu)", io->path, reason,
-                 (unsigned long long)offset);
+        snprintf(io->fail_msg, sizeof io->fail_msg, "%.*s: %.*s (offset %llu)", MP_IO_MSG_PATH, io->path,
+                 MP_IO_MSG_REASON, reason, (unsigned long long)offset);
     else
-        snprintf(io->fail_msg, sizeof io->fail_msg, "%s: read at offset %llu: %s", io->path,
-                 (unsigned long long)offset, reason);
+        snprintf(io->fail_msg, sizeof io->fail_msg, "%.*s: read at offset %llu: %.*s", MP_IO_MSG_PATH, io->path,
+                 (unsigned long long)offset, MP_IO_MSG_REASON, reason);
 }
 
 static int failed(const mp_io *io, mp_err *err)
