@@ -73,7 +73,7 @@ static mp_predictor *make_ex(gate_state *g, float min_prob, bool no_timing)
 {
     uint8_t is_moe[NL] = {1, 1, 1, 1};
     mp_experts_shape sh = {NL, NX, NK, EMBD, is_moe};
-    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 1, 0, min_prob, NULL, NULL, no_timing};
+    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 1, 0, min_prob, NULL, NULL, no_timing, NULL, 0};
     mp_predictor *p = NULL;
     mp_err err;
     mp_err_clear(&err);

@@ -138,6 +138,13 @@ typedef struct mp_params {
     bool prefetch_no_timing;/* adaptive lookahead: predict for every decode token
                              * instead of timing decode tokens with and without
                              * it and keeping the faster (the default) */
+    bool prefetch_timing_on;/* time them even with a predictor (whose nets are
+                             * untimed by default: their picks go only where the
+                             * net is sure of the whole layer) */
+    const char *predictor;    /* lookahead: a trained routing predictor (GGUF written by
+                               * tools/train_predictor.py for this model) whose nets
+                               * replace the routers where they map a layer, and reach
+                               * the next token's layers; NULL: the routers only */
     const char *oracle_trace; /* routing recorded by trace_out of an identical run;
                                * borrowed until mp_engine_free */
 
@@ -159,6 +166,10 @@ typedef struct mp_params {
     /* Output. */
     const char *trace_out;  /* write the routing of every token and MoE layer here
                              * (JSON lines, docs/TRACE_FORMAT.md); NULL: none */
+    const char *hidden_out; /* write, for every token and MoE layer, the residual
+                             * entering the layer's FFN and its picks here (binary
+                             * hidden-state records, docs/TRACE_FORMAT.md; what
+                             * tools/train_predictor.py trains on); NULL: none */
     mp_log_fn log;          /* notes and errors as they happen; NULL: none */
     void *log_ud;
 } mp_params;

@@ -34,8 +34,11 @@ typedef struct cli_model_opts {
     float prefetch_min_prob; /* --prefetch-min-prob P, when has_min_prob */
     bool has_min_prob;
     bool prefetch_no_timing;  /* --prefetch-timing off */
+    bool prefetch_timing_on;  /* --prefetch-timing on */
     const char *oracle_trace; /* --oracle-trace FILE */
     const char *trace_out;    /* --trace-out FILE */
+    const char *hidden_out;   /* --hidden-out FILE */
+    const char *predictor;    /* --predictor FILE */
     const char *routing_trace; /* --routing-trace FILE: replay this routing */
     int routing_seq;          /* --routing-seq N; -1 (all, concatenated) unless given */
     bool has_routing_seq;

@@ -45,10 +45,16 @@ const char *const cli_model_opts_help =
     "                       least half the time, and stops predicting where none are)\n"
     "  --prefetch-timing on|off  adaptive lookahead times decode tokens with and without\n"
     "                       its prefetches (in turns, blocks of 4 tokens) and keeps the\n"
-    "                       faster, trying the other one block in 8 (default on; off:\n"
-    "                       always predict)\n"
+    "                       faster, trying the other one block in 8 (default on, but off\n"
+    "                       with --predictor; off: always predict)\n"
+    "  --predictor FILE     lookahead guesses with a predictor trained on this model's hidden\n"
+    "                       states (tools/train_predictor.py) where it has a net, and reaches\n"
+    "                       the next token's first layers; a layer's guesses go when the net\n"
+    "                       is sure of the whole layer\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
     "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n"
+    "  --hidden-out FILE    record, per token and MoE layer, the residual entering the FFN and the\n"
+    "                       picks (binary; what tools/train_predictor.py trains on)\n"
     "  --routing-trace FILE replay recorded routing instead of the model's router: experts and\n"
     "                       weights of every position and MoE layer come from FILE (its\n"
     "                       sequences concatenated; docs/TRACE_FORMAT.md); the oracle uses it too\n"
@@ -230,15 +236,19 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
             return -1;
         }
         o->prefetch_no_timing = !strcmp(v, "off");
+        o->prefetch_timing_on = !strcmp(v, "on");
         return 1;
     }
     if (!strcmp(a, "--prefetch-extra")) {
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 0, 4096, &o->prefetch_extra)) return -1;
         return 1;
     }
-    if (!strcmp(a, "--oracle-trace") || !strcmp(a, "--trace-out")) {
+    if (!strcmp(a, "--oracle-trace") || !strcmp(a, "--trace-out") || !strcmp(a, "--hidden-out") ||
+        !strcmp(a, "--predictor")) {
         if (!(v = cli_value(argc, argv, i))) return -1;
         if (!strcmp(a, "--trace-out")) o->trace_out = v;
+        else if (!strcmp(a, "--hidden-out")) o->hidden_out = v;
+        else if (!strcmp(a, "--predictor")) o->predictor = v;
         else o->oracle_trace = v;
         return 1;
     }
@@ -288,11 +298,14 @@ void cli_params(const cli_model_opts *o, mp_params *p)
     p->policy = o->policy;
     p->io_fault = o->fault;
     p->trace_out = o->trace_out;
+    p->hidden_out = o->hidden_out;
+    p->predictor = o->predictor;
     p->prefetch = o->prefetch;
     if (o->lookahead) p->lookahead = o->lookahead;
     p->prefetch_extra = o->prefetch_extra;
     if (o->has_min_prob) p->prefetch_min_prob = o->prefetch_min_prob;
     p->prefetch_no_timing = o->prefetch_no_timing;
+    p->prefetch_timing_on = o->prefetch_timing_on;
     p->oracle_trace = o->oracle_trace;
     p->routing_trace = o->routing_trace;
     p->routing_one_seq = o->has_routing_seq;

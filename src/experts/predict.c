@@ -1,7 +1,9 @@
 #include "experts/predict.h"
 
 #include "common/sysinfo.h"
+#include "common/types.h"
 #include "experts/experts.h"
+#include "kernels/kernels.h"
 #include "trace/routing.h"
 
 #include <math.h>
@@ -55,6 +57,9 @@ struct mp_predictor {
     double pair_sum, pairs; /* fading sum of paired relative differences (on - off) */
     uint64_t n_timed;
     double mean_ns;      /* mean timed token (the last 64 or so), for the gap rule */
+
+    float *hid;          /* a trained net's hidden layer (the widest net's size) */
+    bool cross;          /* a net of ahead = 1: lookahead reaches the next token */
 };
 
 static uint64_t mono_ns(void *ctx)
@@ -118,6 +123,82 @@ static float est_precision(const mp_predictor *p, const mp_pred_calib *c, int b)
     return (c->used + prior * MP_PRED_PRIOR_N) / (c->picks + MP_PRED_PRIOR_N);
 }
 
+void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const float *h, float *hid, float *probs)
+{
+    const int H = net->hidden;
+    float *x = hid + H;
+    double ss = 0.0;
+    for (int i = 0; i < n_embd; i++) ss += (double)h[i] * (double)h[i];
+    const float inv = 1.0f / sqrtf((float)(ss / n_embd) + 1e-5f);
+    for (int i = 0; i < n_embd; i++) x[i] = h[i] * inv;
+    mp_matmul_rows(MP_TYPE_F32, net->w1, n_embd, 0, H, x, 1, hid, H);
+    for (int j = 0; j < H; j++) {
+        const float a = hid[j] + net->b1[j];
+        hid[j] = a > 0.0f ? a : 0.0f;
+    }
+    mp_matmul_rows(MP_TYPE_F32, net->w2, H, 0, n_expert, hid, 1, probs, n_expert);
+    float mx = -INFINITY;
+    for (int e = 0; e < n_expert; e++) {
+        probs[e] += net->b2[e];
+        if (probs[e] > mx) mx = probs[e];
+    }
+    float sum = 0.0f;
+    for (int e = 0; e < n_expert; e++) sum += (probs[e] = expf(probs[e] - mx));
+    for (int e = 0; e < n_expert; e++) probs[e] /= sum;
+}
+
+static const mp_pred_net *find_net(const mp_predictor *p, int src, int dst, int ahead)
+{
+    for (int i = 0; i < p->cfg.n_nets; i++) {
+        const mp_pred_net *n = &p->cfg.nets[i];
+        if (n->src == src && n->dst == dst && n->ahead == ahead) return n;
+    }
+    return NULL;
+}
+
+/* The bucket of a net's picks: the layer's top-k mass (predict.h). */
+static int mass_bucket(const float *probs, int X, int K)
+{
+    float top[MP_EXPERTS_BATCH_MAX] = {0};
+    for (int e = 0; e < X; e++) { /* the K largest, by insertion */
+        float v = probs[e];
+        for (int s = 0; s < K; s++)
+            if (v > top[s]) {
+                const float t = top[s];
+                top[s] = v;
+                v = t;
+            }
+    }
+    float mass = 0.0f;
+    for (int s = 0; s < K; s++) mass += top[s];
+    const int steps = (int)((1.0f - mass) * 32.0f);
+    return steps >= MP_PRED_BUCKETS - 1 ? 0 : MP_PRED_BUCKETS - 1 - steps;
+}
+
+/* Precision of a net's bucket b: evidence, starting from the bucket's mass. */
+static float net_precision(const mp_pred_calib *c, int b)
+{
+    const float prior = b == 0 ? 0.5f : 1.0f - (float)(MP_PRED_BUCKETS - b) / 32.0f;
+    return (c->used + prior * MP_PRED_PRIOR_N) / (c->picks + MP_PRED_PRIOR_N);
+}
+
+/* The guess of target's gate probabilities from in's token t: with trained
+ * nets, the net that maps this source to target (none: no guess; the router's
+ * guesses are the weaker, and a wrong read costs the right ones' time); else
+ * the router (same token only). Returns the net used, or NULL; false in *ok
+ * when there is no guess. */
+static const mp_pred_net *guess_probs(mp_predictor *p, const mp_predict_in *in, int t, int target, bool *ok)
+{
+    const int ahead = target > in->layer ? 0 : 1;
+    const float *h = in->h + (int64_t)t * p->n_embd;
+    const mp_pred_net *net = p->cfg.n_nets ? find_net(p, in->layer, target, ahead) : NULL;
+    *ok = true;
+    if (net) mp_pred_net_probs(net, (int)p->n_embd, (int)p->n_expert, h, p->hid, p->logits);
+    else if (!ahead && !p->cfg.n_nets) p->gate(p->gate_ud, target, h, p->logits, p->scratch);
+    else *ok = false;
+    return net;
+}
+
 int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp_prefetch_cfg *cfg,
                         mp_gate_fn gate, const void *gate_ud, mp_err *err)
 {
@@ -143,6 +224,14 @@ int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp
     p->score = malloc(sizeof(float) * X);
     int rc = (p->is_moe && p->scratch && p->logits && p->count && p->score) ? MP_OK
                                                                            : mp_err_set(err, MP_E_NOMEM, "out of memory");
+    int max_hidden = 0;
+    for (int i = 0; cfg->kind == MP_PREFETCH_LOOKAHEAD && i < cfg->n_nets; i++) {
+        if (cfg->nets[i].hidden > max_hidden) max_hidden = cfg->nets[i].hidden;
+        if (cfg->nets[i].ahead) p->cross = true;
+    }
+    if (!rc && max_hidden > 0 && !(p->hid = malloc(sizeof(float) * ((size_t)max_hidden + sh->n_embd))))
+        rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
+    if (cfg->kind != MP_PREFETCH_LOOKAHEAD) p->cfg.n_nets = 0;
     p->adaptive = cfg->kind == MP_PREFETCH_LOOKAHEAD && cfg->min_prob < 0.0f;
     p->gov = p->adaptive && !cfg->no_timing;
     p->on = true;
@@ -194,6 +283,7 @@ void mp_predictor_free(mp_predictor *p)
     free(p->idle);
     free(p->skipped);
     free(p->needed);
+    free(p->hid);
     free(p);
 }
 
@@ -237,12 +327,16 @@ static int rank(const mp_predictor *p, int X, int32_t *out, int cap)
 static int predict_adaptive(mp_predictor *p, const mp_predict_in *in, int target, int32_t *out, int cap)
 {
     const int X = (int)p->n_expert, K = (int)p->n_used;
-    const int d = target - in->layer;
+    /* a target at or before this layer is the next token's (a net of ahead 1) */
+    const int d = target > in->layer ? target - in->layer : target + (int)p->n_layer - in->layer;
     if (d < 1 || d > p->D) return 0;
     const size_t ev = (size_t)target * (size_t)p->D + (size_t)(d - 1);
     const mp_pred_calib *cal = p->calib + ev * MP_PRED_BUCKETS;
     p->pend_n[ev] = 0;
-    if (p->idle[ev] >= MP_PRED_IDLE_AFTER) {
+    /* with nets, only a net guesses: it costs little and is sure of some
+     * layers only, so it never stands aside */
+    if (p->cfg.n_nets && !find_net(p, in->layer, target, target > in->layer ? 0 : 1)) return 0;
+    if (!p->cfg.n_nets && p->idle[ev] >= MP_PRED_IDLE_AFTER) {
         if (++p->skipped[ev] < MP_PRED_PROBE_EVERY) {
             p->st.skipped++;
             return 0;
@@ -250,22 +344,28 @@ static int predict_adaptive(mp_predictor *p, const mp_predict_in *in, int target
         p->skipped[ev] = 0;
     }
     p->st.computed++;
-    bool pass[MP_PRED_BUCKETS];
-    for (int b = 0; b < MP_PRED_BUCKETS; b++) pass[b] = est_precision(p, &cal[b], b) >= MP_PRED_MIN_PRECISION;
+    bool pass[MP_PRED_BUCKETS], pass_net[MP_PRED_BUCKETS];
+    for (int b = 0; b < MP_PRED_BUCKETS; b++) {
+        pass[b] = est_precision(p, &cal[b], b) >= MP_PRED_MIN_PRECISION;
+        pass_net[b] = net_precision(&cal[b], b) >= MP_PRED_NET_MIN_PRECISION;
+    }
     const bool record = in->T == 1;
     mp_pred_pick *pk = p->pend + ev * (size_t)p->want;
     int n_pass = 0;
     for (int t = 0; t < in->T; t++) {
-        p->gate(p->gate_ud, target, in->h + (int64_t)t * p->n_embd, p->logits, p->scratch);
+        bool ok;
+        const mp_pred_net *net = guess_probs(p, in, t, target, &ok);
+        if (!ok) break;
+        const int bn = net ? mass_bucket(p->logits, X, K) : 0;
         for (int s = 0; s < p->want; s++) {
             int best = -1;
             for (int e = 0; e < X; e++)
                 if (p->logits[e] >= 0.0f && (best < 0 || p->logits[e] > p->logits[best])) best = e;
             if (best < 0) break;
-            const int b = bucket_of(p->logits[best]);
+            const int b = net ? bn : bucket_of(p->logits[best]);
             if (record && !(in->present && in->present(in->present_ctx, target, best)))
                 pk[p->pend_n[ev]++] = (mp_pred_pick){best, (uint8_t)b};
-            if (pass[b]) {
+            if (net ? pass_net[b] : pass[b]) {
                 n_pass++;
                 if (s < K) p->count[best]++;
                 p->score[best] += p->logits[best];
@@ -319,7 +419,9 @@ static int predict_lookahead(mp_predictor *p, const mp_predict_in *in, int targe
     const int want = K + p->cfg.extra < X ? K + p->cfg.extra : X;
     const float min_prob = mp_predict_min_prob(p);
     for (int t = 0; t < in->T; t++) {
-        p->gate(p->gate_ud, target, in->h + (int64_t)t * p->n_embd, p->logits, p->scratch);
+        bool ok;
+        (void)guess_probs(p, in, t, target, &ok);
+        if (!ok) break;
         /* top `want` of this token */
         for (int s = 0; s < want; s++) {
             int best = -1;
@@ -437,7 +539,10 @@ mp_predict_stats mp_predict_get_stats(const mp_predictor *p)
     return p ? p->st : z;
 }
 
-bool mp_predict_crosses_tokens(const mp_predictor *p) { return p && p->cfg.kind == MP_PREFETCH_ORACLE; }
+bool mp_predict_crosses_tokens(const mp_predictor *p)
+{
+    return p && (p->cfg.kind == MP_PREFETCH_ORACLE || p->cross);
+}
 
 float mp_predict_min_prob(const mp_predictor *p)
 {

@@ -36,6 +36,30 @@ typedef enum mp_prefetch_kind {
     MP_PREFETCH_ORACLE = 2,
 } mp_prefetch_kind;
 
+/* A trained routing predictor (tools/train_predictor.py, loaded from a
+ * --predictor file by the runtime): from the residual h entering MoE layer
+ * src's FFN, the gate probabilities of layer dst, `ahead` tokens later (0:
+ * the same token, dst > src; 1: the next token, dst <= src):
+ *     probs = softmax(W2 relu(W1 (h / rms(h)) + b1) + b2),  rms(h) = sqrt(mean(h^2) + 1e-5)
+ * The router applied to h (lookahead's default guess) gets a whole layer's
+ * set right far less often on a small model, and its confidence says little;
+ * a trained net's top-k mass says how often its whole set is right (on the
+ * demo model, the most confident 40% of layers 89-96%). */
+typedef struct mp_pred_net {
+    int src, dst, ahead;
+    int hidden;       /* a multiple of MP_PRED_NET_ALIGN */
+    const float *w1;  /* (hidden, n_embd) */
+    const float *b1;  /* (hidden) */
+    const float *w2;  /* (n_expert, hidden) */
+    const float *b2;  /* (n_expert) */
+} mp_pred_net;
+#define MP_PRED_NET_ALIGN 16
+#define MP_PRED_NET_MAX_HIDDEN 4096
+
+/* probs[n_expert] for h[n_embd] (the matrices through the dispatched F32
+ * matmul kernels); hid: `hidden` + n_embd floats of scratch. */
+void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const float *h, float *hid, float *probs);
+
 typedef struct mp_prefetch_cfg {
     mp_prefetch_kind kind;
     int lookahead;            /* d: layers ahead (>= 1) */
@@ -50,6 +74,11 @@ typedef struct mp_prefetch_cfg {
     bool no_timing;           /* adaptive lookahead: predict for every decode token
                                * instead of timing tokens with and without it (the
                                * governor below) */
+    const mp_pred_net *nets;  /* lookahead: trained predictors (borrowed, outlive the
+                               * predictor); where one maps src to dst it replaces the
+                               * router; with ahead = 1 lookahead reaches the next
+                               * token's layers. NULL: the routers only */
+    int n_nets;
 } mp_prefetch_cfg;
 
 /* Parses "none", "lookahead", "oracle". */
@@ -102,6 +131,13 @@ float mp_predict_min_prob(const mp_predictor *p);
 #define MP_PRED_WINDOW 64.0f       /* picks per bucket before old ones count half */
 #define MP_PRED_IDLE_AFTER 4       /* events letting nothing through before standing aside */
 #define MP_PRED_PROBE_EVERY 8      /* while aside, one event in this many is still computed */
+/* A trained net's picks are bucketed by the layer's top-k mass, in steps of
+ * 1/32 below 1 (bucket 7: mass >= 31/32, ..., 1: >= 25/32, 0: below), start
+ * from the bucket's mass as their precision, and go at this bar: a layer's
+ * reads pay only when its whole set is right (a read saved for one expert of
+ * two still waits for the other's), and a wrong pick costs a read and an
+ * eviction on a disk that is already the bottleneck. */
+#define MP_PRED_NET_MIN_PRECISION 0.85f
 
 typedef struct mp_pred_calib {
     float picks, used;
@@ -168,7 +204,7 @@ mp_predict_stats mp_predict_get_stats(const mp_predictor *p); /* zeros for NULL 
 
 /* Whether the predictor also knows the routing of tokens after this chunk,
  * so that a target past the last layer means layer target - n_layer of the
- * next token (the oracle only; lookahead has no next hidden state). */
+ * next token (the oracle; lookahead with a trained net of ahead = 1). */
 bool mp_predict_crosses_tokens(const mp_predictor *p);
 
 #endif

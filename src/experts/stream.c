@@ -178,8 +178,10 @@ static void issue_prefetch(mp_experts *x)
         }
         if (target >= n_layer) {
             if (!cross) break;
-            target -= n_layer; /* the next token's layers (the oracle knows them) */
+            target -= n_layer; /* the next token's layers (the oracle knows them; a net guesses
+                                * them from the chunk's last token) */
             in.pos0 += x->view->T;
+            in.h += (int64_t)(x->view->T - 1) * x->n_embd;
             in.T = 1;
             if (target >= il) break; /* not past this layer: its layer_done would expire them */
         }

@@ -915,7 +915,7 @@ static int moe_block(mp_ctx *c, int il, int T, int pos0, mp_err *err)
                     return mp_err_set(err, MP_E_INVAL, "layer %d, position %d: replaced routing picks expert %d of %d",
                                       il, pos0 + t, c->sel[t * K + s], X);
         }
-        if (c->route_cb) c->route_cb(c->route_ud, il, pos0 + t, c->sel + t * K, c->selw + t * K, K);
+        if (c->route_cb) c->route_cb(c->route_ud, il, pos0 + t, c->sel + t * K, c->selw + t * K, K, c->h + t * E);
     }
 
     /* group (token, slot) entries by expert: counting sort */

@@ -22,7 +22,8 @@ typedef struct mp_ctx_params {
 
 /* Called once per (token, MoE layer) with the selected experts (best first)
  * and their final weights; used for routing traces and statistics. */
-typedef void (*mp_route_fn)(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k);
+typedef void (*mp_route_fn)(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k,
+                            const float *h);
 
 /* Replaces the routing of one token at one MoE layer (layer: the model's
  * layer index, pos: the token's position). Called after the model's own

@@ -131,6 +131,8 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
     sp->no_preload = p->no_preload;
     sp->no_hugepages = p->no_hugepages;
     sp->trace_out = p->trace_out;
+    sp->hidden_out = p->hidden_out;
+    sp->predictor = p->predictor;
     sp->routing_trace = p->routing_trace;
     sp->routing_one_seq = p->routing_one_seq;
     sp->routing_seq = p->routing_seq;
@@ -162,7 +164,8 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
     sp->prefetch.lookahead = p->lookahead > 0 ? p->lookahead : MP_DEFAULT_LOOKAHEAD;
     sp->prefetch.extra = p->prefetch_extra;
     sp->prefetch.min_prob = p->prefetch_min_prob;
-    sp->prefetch.no_timing = p->prefetch_no_timing;
+    /* a predictor's picks are calibrated to whole layers: untimed unless asked */
+    sp->prefetch.no_timing = p->prefetch_no_timing || (p->predictor && !p->prefetch_timing_on);
     sp->prefetch.oracle_trace = p->oracle_trace;
     return MP_OK;
 }
@@ -204,9 +207,11 @@ static void log_notes(const mp_params *p, const char *notes)
     }
 }
 
-static void route_trampoline(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k)
+static void route_trampoline(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k,
+                             const float *h)
 {
     mp_engine *e = ud;
+    (void)h;
     if (e->route) e->route(e->route_ud, layer, pos, experts, weights, k);
 }
 
@@ -657,8 +662,9 @@ int mp_engine_set_route_cb(mp_engine *e, mp_route_cb fn, void *ud, mp_err *err)
 {
     int rc = need_model(e, err);
     if (rc) return rc;
-    if (e->s->trace)
-        return mp_err_set(err, MP_E_INVAL, "the engine writes a routing trace (trace_out), which uses the route hook");
+    if (e->s->trace || e->s->hidden)
+        return mp_err_set(err, MP_E_INVAL, "the engine writes a routing trace (trace_out or hidden_out), which uses "
+                                           "the route hook");
     e->route = fn;
     e->route_ud = ud;
     mp_ctx_set_route_cb(e->s->ctx, fn ? route_trampoline : NULL, fn ? e : NULL);
@@ -963,8 +969,11 @@ int mp_model_plan(const char *path, const mp_params *p, mp_plan_info *out, mp_er
     if (!rc) rc = to_session_params(path, p, &sp, err);
     if (!rc) {
         mp_plan plan;
-        rc = mp_session_plan(&sp, m, pack != NULL, locs, &plan, err);
+        mp_pred_file pf;
+        rc = mp_session_load_predictor(&sp, m, &pf, err);
+        if (!rc) rc = mp_session_plan(&sp, m, pack != NULL, locs, pf.bytes, &plan, err);
         if (!rc) plan_to_public(&plan, out);
+        mp_pred_file_free(&pf);
     }
     free(locs);
     mp_model_close(m, pack);

@@ -114,7 +114,7 @@ int mp_plan_make(const mp_model *m, const mp_expert_loc *locs, const mp_plan_opt
     p->kv = (mp_ctx_kv_bytes(m, n_ctx, n_batch) + mp_ctx_state_bytes(m) * (uint64_t)(o->n_ckpt > 0 ? o->n_ckpt : 0)) *
             (uint64_t)(o->n_seq > 0 ? o->n_seq : 1);
     p->scratch = mp_ctx_scratch_bytes(m, n_ctx, n_batch, n_threads);
-    p->overhead = overhead_bytes(m);
+    p->overhead = overhead_bytes(m) + o->extra_overhead;
     p->expert_bytes = sz.expert_bytes;
     for (uint32_t il = 0; il < hp->n_layer; il++) p->n_moe_layers += mp_layer_is_moe(&m->layers[il]);
     p->n_experts_total = (uint64_t)p->n_moe_layers * hp->n_expert;

@@ -62,6 +62,7 @@ typedef struct mp_plan_opts {
      * budget: used only when no budget option above is set. NULL (or
      * allowed 0): map the whole file, as --mmap does. */
     const mp_mem_allowance *machine;
+    uint64_t extra_overhead; /* bytes the runtime holds besides (a --predictor's nets) */
 } mp_plan_opts;
 
 /* What the default budget decided (opts.machine given, no budget option). */

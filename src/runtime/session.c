@@ -8,6 +8,7 @@
 #include "pack/pack_cache.h"
 #include "runtime/model_open.h"
 #include "runtime/resident.h"
+#include "trace/hidden.h"
 #include "trace/routing.h"
 #include "trace/trace.h"
 
@@ -196,10 +197,14 @@ static void note_repacked(mp_session *s)
 }
 
 /* Trace layers are indices among the MoE layers (docs/TRACE_FORMAT.md). */
-static void trace_route(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k)
+static void trace_route(void *ud, int layer, int pos, const int32_t *experts, const float *weights, int k,
+                        const float *h)
 {
     mp_session *s = ud;
-    if (mp_trace_writer_write(s->trace, 0, pos, s->moe_index[layer], experts, weights, (uint32_t)k, NULL) != MP_OK)
+    if (s->trace &&
+        mp_trace_writer_write(s->trace, 0, pos, s->moe_index[layer], experts, weights, (uint32_t)k, NULL) != MP_OK)
+        s->trace_errors++;
+    if (s->hidden && mp_hidden_writer_write(s->hidden, s->moe_index[layer], (uint32_t)pos, experts, h) != MP_OK)
         s->trace_errors++;
 }
 
@@ -260,8 +265,28 @@ static int open_routing(mp_session *s, const mp_session_params *p, mp_err *err)
     return mp_routing_load(p->routing_trace, &o, &s->routing, err);
 }
 
+/* The model's MoE layers as a flag per layer (malloc'd; NULL on OOM). */
+static uint8_t *moe_flags(const mp_model *m)
+{
+    uint8_t *f = malloc(m->hp.n_layer ? m->hp.n_layer : 1);
+    for (uint32_t l = 0; f && l < m->hp.n_layer; l++) f[l] = mp_layer_is_moe(&m->layers[l]);
+    return f;
+}
+
+int mp_session_load_predictor(const mp_session_params *p, const mp_model *m, mp_pred_file *out, mp_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!p->predictor) return MP_OK;
+    uint8_t *is_moe = moe_flags(m);
+    if (!is_moe) return mp_err_set(err, MP_E_NOMEM, "out of memory");
+    int rc = mp_pred_file_load(p->predictor, m->hp.n_layer, is_moe, (uint32_t)m->hp.n_embd, m->hp.n_expert,
+                               m->hp.n_expert_used, out, err);
+    free(is_moe);
+    return rc;
+}
+
 int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, const mp_expert_loc *locs,
-                    mp_plan *plan, mp_err *err)
+                    uint64_t extra_overhead, mp_plan *plan, mp_err *err)
 {
     const bool budget = p->mem || p->cache_bytes || p->cache_experts;
     if (p->mmap && budget)
@@ -282,7 +307,8 @@ int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, co
                        .n_threads = p->n_threads,
                        .pack = pack,
                        .align = mp_io_file_align(p->model_path, p->fault_spec),
-                       .machine = auto_budget ? &machine : NULL};
+                       .machine = auto_budget ? &machine : NULL,
+                       .extra_overhead = extra_overhead};
     return mp_plan_make(m, locs, &po, plan, err);
 }
 
@@ -305,7 +331,12 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     if (rc) goto fail;
     rc = s->pack ? mp_pack_expert_locs(s->pack, &locs, err) : mp_expert_locs_gguf(s->model, &locs, err);
     if (rc) goto fail;
-    rc = mp_session_plan(p, s->model, s->pack != NULL, locs, &s->plan, err);
+    rc = mp_session_load_predictor(p, s->model, &s->pred, err);
+    if (rc) goto fail;
+    if (s->pred.n_nets)
+        mp_note_add(s->note, sizeof s->note, "predictor %s: %d trained nets (%.2f MiB) guess for lookahead", p->predictor,
+                    s->pred.n_nets, s->pred.bytes / 1048576.0);
+    rc = mp_session_plan(p, s->model, s->pack != NULL, locs, s->pred.bytes, &s->plan, err);
     if (rc) goto fail;
     char plan_note[512];
     mp_plan_note(&s->plan, plan_note, sizeof plan_note);
@@ -369,6 +400,8 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         }
         if (pf.lookahead < 1) pf.lookahead = MP_DEFAULT_LOOKAHEAD;
         pf.routing = s->routing; /* the oracle predicts the routing the run replays */
+        pf.nets = s->pred.nets;
+        pf.n_nets = s->pred.n_nets;
         if (pf.kind == MP_PREFETCH_LOOKAHEAD && (rc = mp_model_gate_copy_create(&s->gate, s->model, err))) goto fail;
         rc = s->gate ? mp_experts_set_prefetch(s->experts, &pf, mp_model_gate_probs_compact, s->gate, err)
                      : mp_experts_set_prefetch(s->experts, &pf, mp_model_gate_probs, s->model, err);
@@ -378,8 +411,15 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     if (p->trace_out) {
         rc = mp_trace_writer_open(p->trace_out, mp_gguf_get_str(s->model->gguf, "general.name"), &s->trace, err);
         if (rc) goto fail;
-        mp_ctx_set_route_cb(s->ctx, trace_route, s);
     }
+    if (p->hidden_out) {
+        uint32_t n_moe = 0;
+        for (uint32_t l = 0; l < s->model->hp.n_layer; l++) n_moe += mp_layer_is_moe(&s->model->layers[l]);
+        rc = mp_hidden_writer_open(p->hidden_out, (uint32_t)s->model->hp.n_embd, s->model->hp.n_expert_used, n_moe,
+                                   &s->hidden, err);
+        if (rc) goto fail;
+    }
+    if (s->trace || s->hidden) mp_ctx_set_route_cb(s->ctx, trace_route, s);
     free(locs);
     free(is_moe);
     *out = s;
@@ -397,7 +437,9 @@ void mp_session_free(mp_session *s)
     mp_ctx_free(s->ctx);
     mp_backend_free(s->backend); /* after the context that used it */
     if (s->trace) mp_trace_writer_close(s->trace, NULL);
+    if (s->hidden) mp_hidden_writer_close(s->hidden, NULL);
     mp_experts_free(s->experts);
+    mp_pred_file_free(&s->pred); /* after the streamer whose predictor borrowed the nets */
     mp_cache_free(s->cache);
     mp_routing_free(s->routing); /* after the predictor, which borrows it */
     mp_model_gate_copy_free(s->gate); /* the same */

@@ -11,6 +11,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "runtime/plan.h"
+#include "runtime/predictor_file.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct mp_session_params {
@@ -37,6 +38,8 @@ typedef struct mp_session_params {
     mp_prefetch_cfg prefetch;
     bool prefetch_set;      /* false: the default (MP_DEFAULT_PREFETCH) */
     const char *trace_out;  /* write the routing of every token and layer here */
+    const char *hidden_out; /* write hidden-state records here (trace/hidden.h) */
+    const char *predictor;  /* a trained routing predictor (runtime/predictor_file.h); NULL: none */
     /* Routing replay: the experts and weights of every (position, MoE layer)
      * come from this trace instead of the model's router (trace/routing.h
      * says how positions map); NULL: the model's own routing. */
@@ -64,8 +67,10 @@ typedef struct mp_session {
     mp_cache *cache;   /* NULL when experts are mapped */
     void *resident_buf;
     struct mp_trace_writer *trace;
+    struct mp_hidden_writer *hidden;
     struct mp_routing *routing;   /* the replayed routing, or NULL */
     struct mp_gate_copy *gate;    /* lookahead's compact routers, or NULL */
+    mp_pred_file pred;            /* --predictor's nets (n_nets 0: none) */
     uint32_t *moe_index;          /* [n_layer] index of each layer among the MoE layers */
     bool preloaded;               /* every expert was read at start */
     mp_cache_stats preload_stats; /* what that cost */
@@ -81,10 +86,13 @@ typedef struct mp_session {
 int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err);
 /* The memory plan mp_session_open makes for p, model m (pack: its experts
  * are a pack's blocks) and expert locations locs: a budget option, --mmap,
- * or (neither) what the machine allows. MP_E_INVAL for --mmap with a budget
- * option; else mp_plan_make's result. */
+ * or (neither) what the machine allows; extra_overhead: bytes held besides
+ * (a predictor's nets). MP_E_INVAL for --mmap with a budget option; else
+ * mp_plan_make's result. */
 int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, const mp_expert_loc *locs,
-                    mp_plan *plan, mp_err *err);
+                    uint64_t extra_overhead, mp_plan *plan, mp_err *err);
+/* p->predictor read and checked against m into *out (zeroed when none). */
+int mp_session_load_predictor(const mp_session_params *p, const mp_model *m, mp_pred_file *out, mp_err *err);
 void mp_session_free(mp_session *s); /* NULL-safe */
 /* Makes the VRAM tier p asks for (runtime/vram.c): its plan, as a note;
  * the backend, handed to s->ctx. MP_OK with nothing made when there is no

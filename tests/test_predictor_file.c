@@ -1,0 +1,273 @@
+/* Trained routing predictors (runtime/predictor_file.h, experts/predict.h):
+ *  - a file the project's GGUF writer makes loads, with MoE layer indices
+ *    turned into the model's layer numbers and the weights as written;
+ *  - mp_pred_net_probs matches a double-precision reference of
+ *    softmax(W2 relu(W1 (h / rms(h)) + b1) + b2);
+ *  - every way a file can be wrong for the model gives one error naming the
+ *    file and, where it applies, the net and tensor, and loads nothing;
+ *  - a predictor with nets guesses only where a net maps the layers (never
+ *    the router), reaches the next token with a net of ahead 1, and lets a
+ *    layer's picks through by the net's whole-layer confidence. */
+#include "common/types.h"
+#include "experts/experts.h"
+#include "experts/predict.h"
+#include "gguf/gguf.h"
+#include "mp_test.h"
+#include "runtime/predictor_file.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NL 4 /* model layers; layer 1 is dense */
+#define E 32
+#define X 8
+#define K 2
+#define H 16
+
+static const uint8_t is_moe[NL] = {1, 0, 1, 1};
+static char dir[256];
+
+static float frand(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)((*s >> 8) & 0xffff) / 65536.0f - 0.5f;
+}
+
+/* One predictor file's parts, each of which a case may spoil. */
+typedef struct spec {
+    const char *arch;
+    uint32_t n_embd, n_expert, k;
+    int n;                 /* nets */
+    int32_t src[4], dst[4], ahead[4];
+    int n_src_entries;     /* predictor.src's length (n unless spoiled) */
+    int hidden;            /* of every net */
+    int64_t fc2_rows;      /* fc2.weight's ne[1] (X unless spoiled) */
+    bool drop_fc2_bias;    /* net 0 without fc2.bias */
+    bool float_dst;        /* predictor.dst as floats */
+    float w[4][H * E + H + X * H + X];
+} spec;
+
+static spec good(void)
+{
+    spec s = {.arch = "moepager-predictor", .n_embd = E, .n_expert = X, .k = K, .n = 2,
+              .src = {0, 2}, .dst = {1, 0}, .ahead = {0, 1}, .n_src_entries = 2, .hidden = H, .fc2_rows = X};
+    uint32_t r = 7;
+    for (int i = 0; i < 4; i++)
+        for (size_t j = 0; j < sizeof s.w[i] / sizeof(float); j++) s.w[i][j] = frand(&r);
+    return s;
+}
+
+static int write_spec(const spec *s, const char *path)
+{
+    mp_gguf_writer *w = mp_gguf_writer_create();
+    if (!w) return MP_E_NOMEM;
+    mp_gguf_writer_set_str(w, "general.architecture", s->arch);
+    mp_gguf_writer_set_u32(w, "predictor.n_embd", s->n_embd);
+    mp_gguf_writer_set_u32(w, "predictor.n_expert", s->n_expert);
+    mp_gguf_writer_set_u32(w, "predictor.n_expert_used", s->k);
+    mp_gguf_writer_set_arr(w, "predictor.src", MP_GGUF_INT32, (uint64_t)s->n_src_entries, s->src);
+    if (s->float_dst) {
+        const float f[4] = {1, 0, 0, 0};
+        mp_gguf_writer_set_arr(w, "predictor.dst", MP_GGUF_FLOAT32, (uint64_t)s->n, f);
+    } else {
+        mp_gguf_writer_set_arr(w, "predictor.dst", MP_GGUF_INT32, (uint64_t)s->n, s->dst);
+    }
+    mp_gguf_writer_set_arr(w, "predictor.ahead", MP_GGUF_INT32, (uint64_t)s->n, s->ahead);
+    for (int i = 0; i < s->n; i++) {
+        char name[64];
+        const float *p = s->w[i];
+        const int64_t ne1[2] = {E, s->hidden}, neb1[1] = {s->hidden}, ne2[2] = {s->hidden, s->fc2_rows}, neb2[1] = {X};
+        snprintf(name, sizeof name, "net.%d.fc1.weight", i);
+        mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 2, ne1, p);
+        snprintf(name, sizeof name, "net.%d.fc1.bias", i);
+        mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 1, neb1, p + H * E);
+        snprintf(name, sizeof name, "net.%d.fc2.weight", i);
+        mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 2, ne2, p + H * E + H);
+        if (!(s->drop_fc2_bias && i == 0)) {
+            snprintf(name, sizeof name, "net.%d.fc2.bias", i);
+            mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 1, neb2, p + H * E + H + X * H);
+        }
+    }
+    mp_err err;
+    mp_err_clear(&err);
+    int rc = mp_gguf_writer_write(w, path, NULL, NULL, &err);
+    mp_gguf_writer_free(w);
+    return rc;
+}
+
+static int load(const spec *s, mp_pred_file *f, mp_err *err)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/pred.gguf", dir);
+    CHECK(write_spec(s, path) == MP_OK);
+    mp_err_clear(err);
+    return mp_pred_file_load(path, NL, is_moe, E, X, K, f, err);
+}
+
+/* The reference: the formula in double precision. */
+static void ref_probs(const float *w, int hidden, const float *h, double *probs)
+{
+    const float *w1 = w, *b1 = w + hidden * E, *w2 = b1 + hidden, *b2 = w2 + X * hidden;
+    double ss = 0, hid[H], mx = -1e300, sum = 0;
+    for (int i = 0; i < E; i++) ss += (double)h[i] * h[i];
+    const double inv = 1.0 / sqrt(ss / E + 1e-5);
+    for (int j = 0; j < hidden; j++) {
+        double a = b1[j];
+        for (int i = 0; i < E; i++) a += (double)w1[j * E + i] * h[i] * inv;
+        hid[j] = a > 0 ? a : 0;
+    }
+    for (int e = 0; e < X; e++) {
+        double a = b2[e];
+        for (int j = 0; j < hidden; j++) a += (double)w2[e * hidden + j] * hid[j];
+        probs[e] = a;
+        if (a > mx) mx = a;
+    }
+    for (int e = 0; e < X; e++) sum += (probs[e] = exp(probs[e] - mx));
+    for (int e = 0; e < X; e++) probs[e] /= sum;
+}
+
+static void test_loads_and_computes(void)
+{
+    spec s = good();
+    mp_pred_file f;
+    mp_err err;
+    int rc = load(&s, &f, &err);
+    CHECKF(rc == MP_OK, "%s", err.msg);
+    if (rc) return;
+    CHECKF(f.n_nets == 2 && f.nets[0].src == 0 && f.nets[0].dst == 2 && f.nets[0].ahead == 0 &&
+               f.nets[1].src == 3 && f.nets[1].dst == 0 && f.nets[1].ahead == 1 && f.nets[0].hidden == H,
+           "nets: %d, 0: %d -> %d, 1: %d -> %d", f.n_nets, f.nets[0].src, f.nets[0].dst, f.nets[1].src,
+           f.nets[1].dst);
+    CHECK(f.bytes == 2 * sizeof(float) * (H * E + H + X * H + X));
+    CHECK(!memcmp(f.nets[1].w1, s.w[1], sizeof(float) * H * E) && !memcmp(f.nets[1].b2, s.w[1] + H * E + H + X * H, X * 4));
+    uint32_t r = 99;
+    float h[E], hid[H + E], probs[X];
+    double want[X];
+    double worst = 0;
+    for (int trial = 0; trial < 20; trial++) {
+        for (int i = 0; i < E; i++) h[i] = 3.0f * frand(&r);
+        for (int n = 0; n < 2; n++) {
+            mp_pred_net_probs(&f.nets[n], E, X, h, hid, probs);
+            ref_probs(s.w[n], H, h, want);
+            double sum = 0;
+            for (int e = 0; e < X; e++) {
+                sum += probs[e];
+                if (fabs(probs[e] - want[e]) > worst) worst = fabs(probs[e] - want[e]);
+            }
+            CHECKF(fabs(sum - 1.0) < 1e-5, "probabilities sum to %g", sum);
+        }
+    }
+    CHECKF(worst < 1e-5, "largest difference from the double reference %g", worst);
+    mp_pred_file_free(&f);
+}
+
+static void expect_error(const spec *s, const char *what, const char *want1, const char *want2)
+{
+    mp_pred_file f = {.n_nets = -1};
+    mp_err err;
+    int rc = load(s, &f, &err);
+    CHECKF(rc != MP_OK, "%s: loaded", what);
+    CHECKF(f.n_nets == -1, "%s: the output was touched", what);
+    CHECKF(strstr(err.msg, "pred.gguf") && strstr(err.msg, want1) && (!want2 || strstr(err.msg, want2)),
+           "%s: message '%s' (want '%s'%s%s)", what, err.msg, want1, want2 ? ", " : "", want2 ? want2 : "");
+    CHECKF(!strchr(err.msg, '\n'), "%s: the message is more than one line", what);
+    if (rc == MP_OK) mp_pred_file_free(&f);
+}
+
+static void test_errors(void)
+{
+    spec s;
+    s = good(), s.arch = "llama";
+    expect_error(&s, "architecture", "not a predictor file", NULL);
+    s = good(), s.n_embd = E + 1;
+    expect_error(&s, "n_embd", "n_embd 33", "n_embd 32");
+    s = good(), s.n_expert = X * 2;
+    expect_error(&s, "n_expert", "16 experts", NULL);
+    s = good(), s.src[1] = 3;
+    expect_error(&s, "src out of range", "net 1", "3 layers with routed experts");
+    s = good(), s.ahead[0] = 2;
+    expect_error(&s, "ahead 2", "net 0", "2 tokens ahead");
+    s = good(), s.dst[0] = 0;
+    expect_error(&s, "same token, earlier layer", "net 0", "of the same token");
+    s = good(), s.src[1] = 0, s.dst[1] = 1, s.ahead[1] = 0;
+    expect_error(&s, "duplicate", "nets 0 and 1", NULL);
+    s = good(), s.n_src_entries = 1;
+    expect_error(&s, "array lengths", "have 1, 2 and 2 entries", NULL);
+    s = good(), s.float_dst = true;
+    expect_error(&s, "float dst", "predictor.dst", "not of integers");
+    s = good(), s.drop_fc2_bias = true;
+    expect_error(&s, "missing tensor", "net 0", "net.0.fc2.bias is missing");
+    s = good(), s.fc2_rows = X - 1;
+    expect_error(&s, "tensor shape", "net 0", "net.0.fc2.weight");
+    s = good(), s.hidden = 8;
+    expect_error(&s, "hidden size", "net 0", "hidden layer of 8");
+}
+
+/* The predictor with nets: only nets guess; a net of ahead 1 reaches the
+ * next token; confidence decides. */
+static void gate_never(const void *ud, int layer, const float *h, float *probs, void *scratch)
+{
+    (void)ud, (void)layer, (void)h, (void)scratch;
+    CHECKF(0, "the router was applied to layer %d although the predictor has nets", layer);
+    for (int e = 0; e < X; e++) probs[e] = 1.0f / X;
+}
+
+static void test_predictor_uses_nets(void)
+{
+    /* net 0: MoE 0 -> 1 (layers 0 -> 2), sure of experts 3 and 5; net 1:
+     * MoE 2 -> 0 of the next token (3 -> 0), unsure (flat) */
+    static float w0[H * E + H + X * H + X], w1[H * E + H + X * H + X];
+    for (int e = 0; e < X; e++) w0[H * E + H + X * H + e] = (e == 3 || e == 5) ? 20.0f : 0.0f;
+    mp_pred_net nets[2] = {{0, 2, 0, H, w0, w0 + H * E, w0 + H * E + H, w0 + H * E + H + X * H},
+                           {3, 0, 1, H, w1, w1 + H * E, w1 + H * E + H, w1 + H * E + H + X * H}};
+    const uint8_t moe[NL] = {1, 0, 1, 1};
+    mp_experts_shape sh = {NL, X, K, E, moe};
+    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 2, 0, -1.0f, NULL, NULL, true, nets, 2};
+    mp_predictor *p = NULL;
+    mp_err err;
+    mp_err_clear(&err);
+    CHECKF(mp_predictor_create(&p, &sh, &cfg, gate_never, NULL, &err) == MP_OK, "%s", err.msg);
+    if (!p) return;
+    CHECK(mp_predict_crosses_tokens(p));
+    float h[E];
+    for (int i = 0; i < E; i++) h[i] = (float)(i % 5) - 2.0f;
+    int32_t out[X];
+    mp_predict_in in = {0, 0, 1, h, NULL, NULL};
+    int n = mp_predict(p, &in, 2, out, X);
+    CHECKF(n == 2 && ((out[0] == 3 && out[1] == 5) || (out[0] == 5 && out[1] == 3)), "sure net: %d picks", n);
+    in.layer = 2;
+    CHECKF(mp_predict(p, &in, 3, out, X) == 0, "a layer without a net was guessed");
+    in.layer = 3;
+    CHECKF(mp_predict(p, &in, 0, out, X) == 0, "a flat net (mass 1/4) let picks through");
+    in.layer = 0; /* the sure net, used: stays through */
+    for (int t = 0; t < 10; t++) {
+        n = mp_predict(p, &in, 2, out, X);
+        const int need[K] = {3, 5};
+        mp_predict_observe(p, 2, need, K);
+    }
+    CHECKF(n == 2, "a sure, right net stopped after use (%d)", n);
+    for (int t = 0; t < 40 && n; t++) { /* the same net, always wrong: stops */
+        n = mp_predict(p, &in, 2, out, X);
+        const int need[K] = {0, 1};
+        mp_predict_observe(p, 2, need, K);
+    }
+    CHECKF(n == 0, "a sure but wrong net kept its picks going");
+    mp_predictor_free(p);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/test_predictor_file.XXXXXX");
+    if (!mkdtemp(dir)) MP_TEST_SKIP("no temporary directory");
+    test_loads_and_computes();
+    test_errors();
+    test_predictor_uses_nets();
+    char path[300];
+    snprintf(path, sizeof path, "%s/pred.gguf", dir);
+    unlink(path);
+    rmdir(dir);
+    MP_TEST_DONE();
+}
