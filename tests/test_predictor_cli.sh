@@ -66,6 +66,21 @@ if seen != trace:
 print(f"hidden-state records: {n}, the same picks as the routing trace")
 PY
 
+# the training tool, tiny, when Debian's python3-torch is there: its GGUF loads here
+if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
+    if /usr/bin/python3 "$S/tools/train_predictor.py" --model "$M" --moepager "$B/moepager" --out "$T/tiny.gguf" \
+        --windows 6 --held-windows 3 --epochs 3 --hidden 16 >"$T/train.out" 2>&1; then
+        tail -3 "$T/train.out"
+        "${run[@]}" --predictor "$T/tiny.gguf" >"$T/tiny.txt" 2>"$T/tiny.err" &&
+            grep -q "6 trained nets" "$T/tiny.err" && cmp -s "$T/none.txt" "$T/tiny.txt" ||
+            { echo "FAIL: the predictor train_predictor.py wrote does not run"; cat "$T/tiny.err"; fail=1; }
+    else
+        echo "FAIL: tools/train_predictor.py failed"; cat "$T/train.out"; fail=1
+    fi
+else
+    echo "note: no python3-torch: tools/train_predictor.py not run"
+fi
+
 # bad input: one line, nonzero exit
 check_bad() { # label, want, command...
     local label=$1 want=$2
