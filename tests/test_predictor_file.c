@@ -106,7 +106,8 @@ static int load(const spec *s, mp_pred_file *f, mp_err *err)
     snprintf(path, sizeof path, "%s/pred.gguf", dir);
     CHECK(write_spec(s, path) == MP_OK);
     mp_err_clear(err);
-    return mp_pred_file_load(path, NL, is_moe, E, X, K, f, err);
+    const mp_experts_shape sh = {NL, X, K, E, is_moe};
+    return mp_pred_file_load(path, &sh, f, err);
 }
 
 /* The reference: the formula in double precision. */
@@ -291,7 +292,8 @@ static void test_fuzz(void)
         mp_pred_file pf;
         mp_err err;
         mp_err_clear(&err);
-        if (mp_pred_file_load(path, NL, is_moe, E, X, K, &pf, &err) == MP_OK) {
+        const mp_experts_shape sh = {NL, X, K, E, is_moe};
+        if (mp_pred_file_load(path, &sh, &pf, &err) == MP_OK) {
             loaded++;
             float h[E] = {1.0f}, hid[H * 256 + E], probs[X];
             for (int i = 0; i < pf.n_nets; i++)

@@ -147,11 +147,14 @@ void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const f
     for (int e = 0; e < n_expert; e++) probs[e] /= sum;
 }
 
-static const mp_pred_net *find_net(const mp_predictor *p, int src, int dst, int ahead)
+/* The net from layer src to target: of the same token when target is
+ * later, else of the next token (ahead 1); NULL if none. */
+static const mp_pred_net *find_net(const mp_predictor *p, int src, int target)
 {
+    const int ahead = target > src ? 0 : 1;
     for (int i = 0; i < p->cfg.n_nets; i++) {
         const mp_pred_net *n = &p->cfg.nets[i];
-        if (n->src == src && n->dst == dst && n->ahead == ahead) return n;
+        if (n->src == src && n->dst == target && n->ahead == ahead) return n;
     }
     return NULL;
 }
@@ -182,21 +185,23 @@ static float net_precision(const mp_pred_calib *c, int b)
     return (c->used + prior * MP_PRED_PRIOR_N) / (c->picks + MP_PRED_PRIOR_N);
 }
 
-/* The guess of target's gate probabilities from in's token t: with trained
- * nets, the net that maps this source to target (none: no guess; the router's
- * guesses are the weaker, and a wrong read costs the right ones' time); else
- * the router (same token only). Returns the net used, or NULL; false in *ok
- * when there is no guess. */
-static const mp_pred_net *guess_probs(mp_predictor *p, const mp_predict_in *in, int t, int target, bool *ok)
+/* Whether target's gate probabilities can be guessed from layer src: with
+ * trained nets, by the net that maps src to target (*net; none: no guess,
+ * the router's guesses are the weaker and a wrong read costs the right
+ * ones' time); else by the router, for the same token only. */
+static bool can_guess(const mp_predictor *p, int src, int target, const mp_pred_net **net)
 {
-    const int ahead = target > in->layer ? 0 : 1;
+    *net = p->cfg.n_nets ? find_net(p, src, target) : NULL;
+    return *net || (!p->cfg.n_nets && target > src);
+}
+
+/* The guess of target's gate probabilities from in's token t into
+ * p->logits, by net (can_guess) or the router. */
+static void guess_probs(mp_predictor *p, const mp_predict_in *in, int t, int target, const mp_pred_net *net)
+{
     const float *h = in->h + (int64_t)t * p->n_embd;
-    const mp_pred_net *net = p->cfg.n_nets ? find_net(p, in->layer, target, ahead) : NULL;
-    *ok = true;
     if (net) mp_pred_net_probs(net, (int)p->n_embd, (int)p->n_expert, h, p->hid, p->logits);
-    else if (!ahead && !p->cfg.n_nets) p->gate(p->gate_ud, target, h, p->logits, p->scratch);
-    else *ok = false;
-    return net;
+    else p->gate(p->gate_ud, target, h, p->logits, p->scratch);
 }
 
 int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp_prefetch_cfg *cfg,
@@ -333,10 +338,10 @@ static int predict_adaptive(mp_predictor *p, const mp_predict_in *in, int target
     const size_t ev = (size_t)target * (size_t)p->D + (size_t)(d - 1);
     const mp_pred_calib *cal = p->calib + ev * MP_PRED_BUCKETS;
     p->pend_n[ev] = 0;
-    /* with nets, only a net guesses: it costs little and is sure of some
-     * layers only, so it never stands aside */
-    if (p->cfg.n_nets && !find_net(p, in->layer, target, target > in->layer ? 0 : 1)) return 0;
-    if (!p->cfg.n_nets && p->idle[ev] >= MP_PRED_IDLE_AFTER) {
+    const mp_pred_net *net;
+    if (!can_guess(p, in->layer, target, &net)) return 0;
+    /* a net costs little and is sure of some layers only: it never stands aside */
+    if (!net && p->idle[ev] >= MP_PRED_IDLE_AFTER) {
         if (++p->skipped[ev] < MP_PRED_PROBE_EVERY) {
             p->st.skipped++;
             return 0;
@@ -353,9 +358,7 @@ static int predict_adaptive(mp_predictor *p, const mp_predict_in *in, int target
     mp_pred_pick *pk = p->pend + ev * (size_t)p->want;
     int n_pass = 0;
     for (int t = 0; t < in->T; t++) {
-        bool ok;
-        const mp_pred_net *net = guess_probs(p, in, t, target, &ok);
-        if (!ok) break;
+        guess_probs(p, in, t, target, net);
         const int bn = net ? mass_bucket(p->logits, X, K) : 0;
         for (int s = 0; s < p->want; s++) {
             int best = -1;
@@ -418,10 +421,10 @@ static int predict_lookahead(mp_predictor *p, const mp_predict_in *in, int targe
     if (p->adaptive) return predict_adaptive(p, in, target, out, cap);
     const int want = K + p->cfg.extra < X ? K + p->cfg.extra : X;
     const float min_prob = mp_predict_min_prob(p);
+    const mp_pred_net *net;
+    if (!can_guess(p, in->layer, target, &net)) return 0;
     for (int t = 0; t < in->T; t++) {
-        bool ok;
-        (void)guess_probs(p, in, t, target, &ok);
-        if (!ok) break;
+        guess_probs(p, in, t, target, net);
         /* top `want` of this token */
         for (int s = 0; s < want; s++) {
             int best = -1;

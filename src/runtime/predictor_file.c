@@ -42,33 +42,31 @@ static int get_int_arr(const mp_gguf *g, const char *path, const char *key, uint
     return MP_OK;
 }
 
-/* Tensor net.I.NAME: F32, the shape given (ne0, ne1; ne1 = 0 for a vector). */
-static const float *net_tensor(const mp_gguf *g, const char *path, int i, const char *name, int64_t ne0, int64_t ne1,
-                               mp_err *err)
+/* Tensor net.I.NAME into *out: F32, the shape given (ne0, ne1; ne1 = 0
+ * for a vector). */
+static int net_tensor(const mp_gguf *g, const char *path, int i, const char *name, int64_t ne0, int64_t ne1,
+                      const float **out, mp_err *err)
 {
     char full[64];
     snprintf(full, sizeof full, "net.%d.%s", i, name);
     const mp_gguf_tensor *t = mp_gguf_find_tensor(g, full);
-    if (!t) {
-        mp_err_set(err, MP_E_INVAL, "%s: net %d: tensor %s is missing", path, i, full);
-        return NULL;
-    }
+    if (!t) return mp_err_set(err, MP_E_INVAL, "%s: net %d: tensor %s is missing", path, i, full);
     const uint32_t nd = ne1 ? 2 : 1;
-    if (t->type != MP_TYPE_F32 || t->n_dims != nd || t->ne[0] != ne0 || (ne1 && t->ne[1] != ne1)) {
-        mp_err_set(err, MP_E_INVAL, "%s: net %d: %s is %s [%lld, %lld] (%u dims), expected f32 [%lld, %lld]", path, i,
-                   full, mp_type_name(t->type), (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1),
-                   t->n_dims, (long long)ne0, (long long)(ne1 ? ne1 : 1));
-        return NULL;
-    }
-    const float *d = mp_gguf_tensor_data(g, t);
-    if (!d) mp_err_set(err, MP_E_INVAL, "%s: net %d: %s has no data", path, i, full);
-    return d;
+    if (t->type != MP_TYPE_F32 || t->n_dims != nd || t->ne[0] != ne0 || (ne1 && t->ne[1] != ne1))
+        return mp_err_set(err, MP_E_INVAL, "%s: net %d: %s is %s [%lld, %lld] (%u dims), expected f32 [%lld, %lld]",
+                          path, i, full, mp_type_name(t->type), (long long)t->ne[0],
+                          (long long)(t->n_dims > 1 ? t->ne[1] : 1), t->n_dims, (long long)ne0,
+                          (long long)(ne1 ? ne1 : 1));
+    if (!(*out = mp_gguf_tensor_data(g, t)))
+        return mp_err_set(err, MP_E_INVAL, "%s: net %d: %s has no data", path, i, full);
+    return MP_OK;
 }
 
-static int load(const mp_gguf *g, const char *path, uint32_t n_layer, const uint8_t *is_moe, uint32_t n_embd,
-                uint32_t n_expert, uint32_t k, mp_pred_file *f, int64_t *src, int64_t *dst, int64_t *ahead,
-                uint64_t n, mp_err *err)
+static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, mp_pred_file *f, int64_t *src,
+                int64_t *dst, int64_t *ahead, uint64_t n, mp_err *err)
 {
+    const uint32_t n_layer = sh->n_layer, n_embd = sh->n_embd, n_expert = sh->n_expert;
+    const uint8_t *is_moe = sh->is_moe;
     /* the model layer of each MoE layer index */
     int64_t layer_of[MP_PRED_FILE_MAX_LAYERS];
     int64_t n_moe = 0;
@@ -119,15 +117,12 @@ static int load(const mp_gguf *g, const char *path, uint32_t n_layer, const uint
     float *at = f->data;
     for (uint64_t i = 0; i < n && !rc; i++) {
         const int ii = (int)i, H = hidden[i];
-        const float *w1 = net_tensor(g, path, ii, "fc1.weight", n_embd, H, err);
-        const float *b1 = w1 ? net_tensor(g, path, ii, "fc1.bias", H, 0, err) : NULL;
-        const float *w2 = b1 ? net_tensor(g, path, ii, "fc2.weight", H, n_expert, err) : NULL;
-        const float *b2 = w2 ? net_tensor(g, path, ii, "fc2.bias", n_expert, 0, err) : NULL;
-        if (!b2) {
-            rc = err ? err->status : MP_E_INVAL;
-            if (!rc) rc = MP_E_INVAL;
+        const float *w1, *b1, *w2, *b2;
+        if ((rc = net_tensor(g, path, ii, "fc1.weight", n_embd, H, &w1, err)) ||
+            (rc = net_tensor(g, path, ii, "fc1.bias", H, 0, &b1, err)) ||
+            (rc = net_tensor(g, path, ii, "fc2.weight", H, n_expert, &w2, err)) ||
+            (rc = net_tensor(g, path, ii, "fc2.bias", n_expert, 0, &b2, err)))
             break;
-        }
         mp_pred_net *nt = &f->nets[i];
         nt->src = (int)layer_of[src[i]];
         nt->dst = (int)layer_of[dst[i]];
@@ -145,7 +140,6 @@ static int load(const mp_gguf *g, const char *path, uint32_t n_layer, const uint
         nt->b2 = pb2;
     }
     free(hidden);
-    (void)k;
     if (!rc) {
         f->n_nets = (int)n;
         f->bytes = floats * sizeof(float);
@@ -153,9 +147,9 @@ static int load(const mp_gguf *g, const char *path, uint32_t n_layer, const uint
     return rc;
 }
 
-int mp_pred_file_load(const char *path, uint32_t n_layer, const uint8_t *is_moe, uint32_t n_embd, uint32_t n_expert,
-                      uint32_t k, mp_pred_file *out, mp_err *err)
+int mp_pred_file_load(const char *path, const mp_experts_shape *sh, mp_pred_file *out, mp_err *err)
 {
+    const uint32_t n_embd = sh->n_embd, n_expert = sh->n_expert, k = sh->n_expert_used;
     mp_gguf *g = NULL;
     int rc = mp_gguf_open(&g, path, NULL, err);
     if (rc) return rc;
@@ -180,7 +174,7 @@ int mp_pred_file_load(const char *path, uint32_t n_layer, const uint8_t *is_moe,
     if (!rc && (nd != ns || na != ns))
         rc = mp_err_set(err, MP_E_INVAL, "%s: predictor.src, dst and ahead have %llu, %llu and %llu entries", path,
                         (unsigned long long)ns, (unsigned long long)nd, (unsigned long long)na);
-    if (!rc) rc = load(g, path, n_layer, is_moe, n_embd, n_expert, k, &f, src, dst, ahead, ns, err);
+    if (!rc) rc = load(g, path, sh, &f, src, dst, ahead, ns, err);
     free(src);
     free(dst);
     free(ahead);

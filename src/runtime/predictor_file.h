@@ -15,6 +15,7 @@
 #define MP_RUNTIME_PREDICTOR_FILE_H
 
 #include "common/err.h"
+#include "experts/experts.h"
 #include "experts/predict.h"
 
 #include <stdbool.h>
@@ -30,12 +31,11 @@ typedef struct mp_pred_file {
     uint64_t bytes;
 } mp_pred_file;
 
-/* Reads path and checks it against a model of n_layer layers (is_moe[l]: l
- * has routed experts), n_embd, n_expert experts of which k are used. On
- * error, one message naming the file and, where it applies, the net and
- * tensor; *out is untouched. */
-int mp_pred_file_load(const char *path, uint32_t n_layer, const uint8_t *is_moe, uint32_t n_embd, uint32_t n_expert,
-                      uint32_t k, mp_pred_file *out, mp_err *err);
+/* Reads path and checks it against a model of shape sh (its layers, which
+ * of them have routed experts, n_embd, experts and experts used). On error,
+ * one message naming the file and, where it applies, the net and tensor;
+ * *out is untouched. */
+int mp_pred_file_load(const char *path, const mp_experts_shape *sh, mp_pred_file *out, mp_err *err);
 void mp_pred_file_free(mp_pred_file *f); /* the nets and their data; the struct itself is the caller's */
 
 #endif

@@ -265,22 +265,14 @@ static int open_routing(mp_session *s, const mp_session_params *p, mp_err *err)
     return mp_routing_load(p->routing_trace, &o, &s->routing, err);
 }
 
-/* The model's MoE layers as a flag per layer (malloc'd; NULL on OOM). */
-static uint8_t *moe_flags(const mp_model *m)
-{
-    uint8_t *f = malloc(m->hp.n_layer ? m->hp.n_layer : 1);
-    for (uint32_t l = 0; f && l < m->hp.n_layer; l++) f[l] = mp_layer_is_moe(&m->layers[l]);
-    return f;
-}
-
 int mp_session_load_predictor(const mp_session_params *p, const mp_model *m, mp_pred_file *out, mp_err *err)
 {
     memset(out, 0, sizeof *out);
     if (!p->predictor) return MP_OK;
-    uint8_t *is_moe = moe_flags(m);
+    uint8_t *is_moe = malloc(m->hp.n_layer + 1);
     if (!is_moe) return mp_err_set(err, MP_E_NOMEM, "out of memory");
-    int rc = mp_pred_file_load(p->predictor, m->hp.n_layer, is_moe, (uint32_t)m->hp.n_embd, m->hp.n_expert,
-                               m->hp.n_expert_used, out, err);
+    const mp_experts_shape sh = experts_shape(m, is_moe);
+    int rc = mp_pred_file_load(p->predictor, &sh, out, err);
     free(is_moe);
     return rc;
 }
@@ -413,10 +405,8 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
         if (rc) goto fail;
     }
     if (p->hidden_out) {
-        uint32_t n_moe = 0;
-        for (uint32_t l = 0; l < s->model->hp.n_layer; l++) n_moe += mp_layer_is_moe(&s->model->layers[l]);
-        rc = mp_hidden_writer_open(p->hidden_out, (uint32_t)s->model->hp.n_embd, s->model->hp.n_expert_used, n_moe,
-                                   &s->hidden, err);
+        rc = mp_hidden_writer_open(p->hidden_out, (uint32_t)s->model->hp.n_embd, s->model->hp.n_expert_used,
+                                   s->plan.n_moe_layers, &s->hidden, err);
         if (rc) goto fail;
     }
     if (s->trace || s->hidden) mp_ctx_set_route_cb(s->ctx, trace_route, s);
