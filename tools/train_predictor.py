@@ -87,7 +87,7 @@ def read_hidden(path):
 
 
 def collect(mp, model, texts, threads, tmp, label):
-    """Runs every window; returns X[n_moe] -> list of (h rows), picks per (layer, pos)."""
+    """Runs the engine on every window: n_embd, k, n_moe and one array of records per window."""
     per_run = []
     n_embd = k = n_moe = None
     t0 = time.time()
@@ -107,7 +107,7 @@ def collect(mp, model, texts, threads, tmp, label):
     return n_embd, k, n_moe, per_run
 
 
-def pairs(per_run, n_embd, k, src, dst, ahead):
+def pairs(per_run, k, src, dst, ahead):
     """(inputs, picks) for a net: h at (src, p), picks at (dst, p + ahead)."""
     xs, ys = [], []
     for body in per_run:
@@ -208,8 +208,8 @@ def main():
     nets = [(l, l + 1, 0) for l in range(n_moe - 1)] + [(n_moe - 1, 0, 1)]
     tensors, src, dst, ahead = [], [], [], []
     for i, (s, d, ah) in enumerate(nets):
-        xtr, ytr = pairs(tr, n_embd, k, s, d, ah)
-        xte, yte = pairs(he, n_embd, k, s, d, ah)
+        xtr, ytr = pairs(tr, k, s, d, ah)
+        xte, yte = pairs(he, k, s, d, ah)
         if len(ytr) == 0 or len(yte) == 0:
             sys.exit(f"train_predictor: no tokens for MoE layer {s} -> {d}")
         x = torch.tensor(rms_norm(xtr))
