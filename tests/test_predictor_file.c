@@ -2,14 +2,16 @@
  *  - a file the project's GGUF writer makes loads, with MoE layer indices
  *    turned into the model's layer numbers and the weights as written;
  *  - mp_pred_net_probs matches a double-precision reference of
- *    softmax(W2 relu(W1 (h / rms(h)) + b1) + b2);
+ *    softmax(W2 relu(W1 x + b1) + b2), x = h / rms(h), and for a net with
+ *    prev_picks (fc1.weight n_expert columns wider) x = [h / rms(h), flags];
  *  - every way a file can be wrong for the model gives one error naming the
  *    file and, where it applies, the net and tensor, and loads nothing;
  *  - 2000 files with random bytes of a good one changed load or fail with a
  *    message, never crash (the ASan build checks the reads);
  *  - a predictor with nets guesses only where a net maps the layers (never
  *    the router), reaches the next token with a net of ahead 1, and lets a
- *    layer's picks through by the net's whole-layer confidence. */
+ *    layer's picks through by the net's whole-layer confidence;
+ *  - a net with prev_picks sees the picks its layer made last. */
 #include "common/types.h"
 #include "experts/experts.h"
 #include "experts/predict.h"
@@ -49,13 +51,16 @@ typedef struct spec {
     int64_t fc2_rows;      /* fc2.weight's ne[1] (X unless spoiled) */
     bool drop_fc2_bias;    /* net 0 without fc2.bias */
     bool float_dst;        /* predictor.dst as floats */
-    float w[4][H * E + H + X * H + X];
+    int prev_net;          /* this net takes prev_picks (-1: none) */
+    int fc1_extra;         /* columns fc1.weight of net prev_net has past E (X unless spoiled) */
+    float w[4][H * (E + X) + H + X * H + X];
 } spec;
 
 static spec good(void)
 {
     spec s = {.arch = "moepager-predictor", .n_embd = E, .n_expert = X, .k = K, .n = 2,
-              .src = {0, 2}, .dst = {1, 0}, .ahead = {0, 1}, .n_src_entries = 2, .hidden = H, .fc2_rows = X};
+              .src = {0, 2}, .dst = {1, 0}, .ahead = {0, 1}, .n_src_entries = 2, .hidden = H, .fc2_rows = X,
+              .prev_net = 1, .fc1_extra = X};
     uint32_t r = 7;
     for (int i = 0; i < 4; i++)
         for (size_t j = 0; j < sizeof s.w[i] / sizeof(float); j++) s.w[i][j] = frand(&r);
@@ -81,16 +86,18 @@ static int write_spec(const spec *s, const char *path)
     for (int i = 0; i < s->n; i++) {
         char name[64];
         const float *p = s->w[i];
-        const int64_t ne1[2] = {E, s->hidden}, neb1[1] = {s->hidden}, ne2[2] = {s->hidden, s->fc2_rows}, neb2[1] = {X};
+        const int n_in = E + (i == s->prev_net ? s->fc1_extra : 0);
+        const int64_t ne1[2] = {n_in, s->hidden}, neb1[1] = {s->hidden}, ne2[2] = {s->hidden, s->fc2_rows},
+                      neb2[1] = {X};
         snprintf(name, sizeof name, "net.%d.fc1.weight", i);
         mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 2, ne1, p);
         snprintf(name, sizeof name, "net.%d.fc1.bias", i);
-        mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 1, neb1, p + H * E);
+        mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 1, neb1, p + H * n_in);
         snprintf(name, sizeof name, "net.%d.fc2.weight", i);
-        mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 2, ne2, p + H * E + H);
+        mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 2, ne2, p + H * n_in + H);
         if (!(s->drop_fc2_bias && i == 0)) {
             snprintf(name, sizeof name, "net.%d.fc2.bias", i);
-            mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 1, neb2, p + H * E + H + X * H);
+            mp_gguf_writer_add_tensor(w, name, MP_TYPE_F32, 1, neb2, p + H * n_in + H + X * H);
         }
     }
     mp_err err;
@@ -110,16 +117,19 @@ static int load(const spec *s, mp_pred_file *f, mp_err *err)
     return mp_pred_file_load(path, &sh, f, err);
 }
 
-/* The reference: the formula in double precision. */
-static void ref_probs(const float *w, int hidden, const float *h, double *probs)
+/* The reference: the formula in double precision (prev: NULL, or the
+ * X flags of a net with prev_picks). */
+static void ref_probs(const float *w, int hidden, const float *h, const uint8_t *prev, double *probs)
 {
-    const float *w1 = w, *b1 = w + hidden * E, *w2 = b1 + hidden, *b2 = w2 + X * hidden;
+    const int n_in = E + (prev ? X : 0);
+    const float *w1 = w, *b1 = w + hidden * n_in, *w2 = b1 + hidden, *b2 = w2 + X * hidden;
     double ss = 0, hid[H], mx = -1e300, sum = 0;
     for (int i = 0; i < E; i++) ss += (double)h[i] * h[i];
     const double inv = 1.0 / sqrt(ss / E + 1e-5);
     for (int j = 0; j < hidden; j++) {
         double a = b1[j];
-        for (int i = 0; i < E; i++) a += (double)w1[j * E + i] * h[i] * inv;
+        for (int i = 0; i < E; i++) a += (double)w1[j * n_in + i] * h[i] * inv;
+        for (int e = 0; prev && e < X; e++) a += prev[e] ? (double)w1[j * n_in + E + e] : 0.0;
         hid[j] = a > 0 ? a : 0;
     }
     for (int e = 0; e < X; e++) {
@@ -141,20 +151,24 @@ static void test_loads_and_computes(void)
     CHECKF(rc == MP_OK, "%s", err.msg);
     if (rc) return;
     CHECKF(f.n_nets == 2 && f.nets[0].src == 0 && f.nets[0].dst == 2 && f.nets[0].ahead == 0 &&
-               f.nets[1].src == 3 && f.nets[1].dst == 0 && f.nets[1].ahead == 1 && f.nets[0].hidden == H,
+               f.nets[1].src == 3 && f.nets[1].dst == 0 && f.nets[1].ahead == 1 && f.nets[0].hidden == H &&
+               !f.nets[0].prev_picks && f.nets[1].prev_picks,
            "nets: %d, 0: %d -> %d, 1: %d -> %d", f.n_nets, f.nets[0].src, f.nets[0].dst, f.nets[1].src,
            f.nets[1].dst);
-    CHECK(f.bytes == 2 * sizeof(float) * (H * E + H + X * H + X));
-    CHECK(!memcmp(f.nets[1].w1, s.w[1], sizeof(float) * H * E) && !memcmp(f.nets[1].b2, s.w[1] + H * E + H + X * H, X * 4));
+    CHECK(f.bytes == sizeof(float) * (2 * (H + X * H + X) + H * E + H * (E + X)));
+    CHECK(!memcmp(f.nets[1].w1, s.w[1], sizeof(float) * H * (E + X)) &&
+          !memcmp(f.nets[1].b2, s.w[1] + H * (E + X) + H + X * H, X * 4));
     uint32_t r = 99;
-    float h[E], hid[H + E], probs[X];
+    float h[E], hid[H + E + X], probs[X];
+    uint8_t prev[X];
     double want[X];
     double worst = 0;
     for (int trial = 0; trial < 20; trial++) {
         for (int i = 0; i < E; i++) h[i] = 3.0f * frand(&r);
+        for (int e = 0; e < X; e++) prev[e] = frand(&r) > 0.2f;
         for (int n = 0; n < 2; n++) {
-            mp_pred_net_probs(&f.nets[n], E, X, h, hid, probs);
-            ref_probs(s.w[n], H, h, want);
+            mp_pred_net_probs(&f.nets[n], E, X, h, prev, hid, probs);
+            ref_probs(s.w[n], H, h, f.nets[n].prev_picks ? prev : NULL, want);
             double sum = 0;
             for (int e = 0; e < X; e++) {
                 sum += probs[e];
@@ -207,6 +221,8 @@ static void test_errors(void)
     expect_error(&s, "tensor shape", "net 0", "net.0.fc2.weight");
     s = good(), s.hidden = 8;
     expect_error(&s, "hidden size", "net 0", "hidden layer of 8");
+    s = good(), s.fc1_extra = X - 1;
+    expect_error(&s, "fc1 width", "net 1", "net.1.fc1.weight");
 }
 
 /* The predictor with nets: only nets guess; a net of ahead 1 reaches the
@@ -224,8 +240,10 @@ static void test_predictor_uses_nets(void)
      * MoE 2 -> 0 of the next token (3 -> 0), unsure (flat) */
     static float w0[H * E + H + X * H + X], w1[H * E + H + X * H + X];
     for (int e = 0; e < X; e++) w0[H * E + H + X * H + e] = (e == 3 || e == 5) ? 20.0f : 0.0f;
-    mp_pred_net nets[2] = {{0, 2, 0, H, w0, w0 + H * E, w0 + H * E + H, w0 + H * E + H + X * H},
-                           {3, 0, 1, H, w1, w1 + H * E, w1 + H * E + H, w1 + H * E + H + X * H}};
+    mp_pred_net nets[2] = {{.src = 0, .dst = 2, .ahead = 0, .hidden = H, .w1 = w0, .b1 = w0 + H * E,
+                            .w2 = w0 + H * E + H, .b2 = w0 + H * E + H + X * H},
+                           {.src = 3, .dst = 0, .ahead = 1, .hidden = H, .w1 = w1, .b1 = w1 + H * E,
+                            .w2 = w1 + H * E + H, .b2 = w1 + H * E + H + X * H}};
     const uint8_t moe[NL] = {1, 0, 1, 1};
     mp_experts_shape sh = {NL, X, K, E, moe};
     mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 2, 0, -1.0f, NULL, NULL, true, nets, 2};
@@ -258,6 +276,44 @@ static void test_predictor_uses_nets(void)
         mp_predict_observe(p, 2, need, K);
     }
     CHECKF(n == 0, "a sure but wrong net kept its picks going");
+    mp_predictor_free(p);
+}
+
+/* A net with prev_picks whose output is its layer's last picks: hidden unit
+ * e is flag e, and W2 maps it to expert e. */
+static void test_prev_picks(void)
+{
+    static float w[H * (E + X) + H + X * H + X];
+    float *w1 = w, *w2 = w + H * (E + X) + H;
+    for (int e = 0; e < X; e++) {
+        w1[e * (E + X) + E + e] = 1.0f;
+        w2[e * H + e] = 20.0f;
+    }
+    mp_pred_net net = {.src = 0, .dst = 2, .ahead = 0, .hidden = H, .prev_picks = true, .w1 = w1,
+                       .b1 = w + H * (E + X), .w2 = w2, .b2 = w2 + X * H};
+    const mp_experts_shape sh = {NL, X, K, E, is_moe};
+    /* a fixed bar (each pick's probability >= 0.3), so that the adaptive
+     * calibration, which a changing set makes wrong, keeps out of it */
+    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 2, 0, 0.3f, NULL, NULL, true, &net, 1};
+    mp_predictor *p = NULL;
+    mp_err err;
+    mp_err_clear(&err);
+    CHECKF(mp_predictor_create(&p, &sh, &cfg, gate_never, NULL, &err) == MP_OK, "%s", err.msg);
+    if (!p) return;
+    float h[E];
+    for (int i = 0; i < E; i++) h[i] = (float)(i % 3) - 1.0f;
+    int32_t out[X];
+    mp_predict_in in = {0, 0, 1, h, NULL, NULL};
+    CHECKF(mp_predict(p, &in, 2, out, X) == 0, "no last picks known, yet the net was sure");
+    const int sets[3][K] = {{1, 6}, {4, 7}, {0, 3}};
+    for (int i = 0; i < 3; i++) {
+        mp_predict_observe(p, 2, sets[i], K);
+        const int n = mp_predict(p, &in, 2, out, X);
+        const bool same = n == K && ((out[0] == sets[i][0] && out[1] == sets[i][1]) ||
+                                     (out[0] == sets[i][1] && out[1] == sets[i][0]));
+        CHECKF(same, "after layer 2 used %d and %d the net picked %d experts (%d, %d)", sets[i][0], sets[i][1], n,
+               n > 0 ? out[0] : -1, n > 1 ? out[1] : -1);
+    }
     mp_predictor_free(p);
 }
 
@@ -295,9 +351,9 @@ static void test_fuzz(void)
         const mp_experts_shape sh = {NL, X, K, E, is_moe};
         if (mp_pred_file_load(path, &sh, &pf, &err) == MP_OK) {
             loaded++;
-            float h[E] = {1.0f}, hid[H * 256 + E], probs[X];
+            float h[E] = {1.0f}, hid[H * 256 + E + X], probs[X];
             for (int i = 0; i < pf.n_nets; i++)
-                if (pf.nets[i].hidden <= H * 256) mp_pred_net_probs(&pf.nets[i], E, X, h, hid, probs);
+                if (pf.nets[i].hidden <= H * 256) mp_pred_net_probs(&pf.nets[i], E, X, h, NULL, hid, probs);
             mp_pred_file_free(&pf);
         } else {
             refused++;
@@ -315,6 +371,7 @@ int main(void)
     test_errors();
     test_fuzz();
     test_predictor_uses_nets();
+    test_prev_picks();
     char path[300];
     snprintf(path, sizeof path, "%s/pred.gguf", dir);
     unlink(path);

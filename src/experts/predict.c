@@ -58,7 +58,9 @@ struct mp_predictor {
     uint64_t n_timed;
     double mean_ns;      /* mean timed token (the last 64 or so), for the gap rule */
 
-    float *hid;          /* a trained net's hidden layer (the widest net's size) */
+    float *hid;          /* a trained net's hidden layer (the widest net's size) and input */
+    uint8_t *last_used;  /* [n_layer * n_expert]: the experts each layer used last (nets only) */
+    uint8_t *last_valid; /* [n_layer]: last_used holds that layer's picks */
     bool cross;          /* a net of ahead = 1: lookahead reaches the next token */
 };
 
@@ -123,7 +125,8 @@ static float est_precision(const mp_predictor *p, const mp_pred_calib *c, int b)
     return (c->used + prior * MP_PRED_PRIOR_N) / (c->picks + MP_PRED_PRIOR_N);
 }
 
-void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const float *h, float *hid, float *probs)
+void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const float *h, const uint8_t *prev,
+                       float *hid, float *probs)
 {
     const int H = net->hidden;
     float *x = hid + H;
@@ -131,7 +134,12 @@ void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const f
     for (int i = 0; i < n_embd; i++) ss += (double)h[i] * (double)h[i];
     const float inv = 1.0f / sqrtf((float)(ss / n_embd) + 1e-5f);
     for (int i = 0; i < n_embd; i++) x[i] = h[i] * inv;
-    mp_matmul_rows(MP_TYPE_F32, net->w1, n_embd, 0, H, x, 1, hid, H);
+    int n_in = n_embd;
+    if (net->prev_picks) {
+        for (int e = 0; e < n_expert; e++) x[n_embd + e] = prev && prev[e] ? 1.0f : 0.0f;
+        n_in += n_expert;
+    }
+    mp_matmul_rows(MP_TYPE_F32, net->w1, n_in, 0, H, x, 1, hid, H);
     for (int j = 0; j < H; j++) {
         const float a = hid[j] + net->b1[j];
         hid[j] = a > 0.0f ? a : 0.0f;
@@ -200,7 +208,10 @@ static bool can_guess(const mp_predictor *p, int src, int target, const mp_pred_
 static void guess_probs(mp_predictor *p, const mp_predict_in *in, int t, int target, const mp_pred_net *net)
 {
     const float *h = in->h + (int64_t)t * p->n_embd;
-    if (net) mp_pred_net_probs(net, (int)p->n_embd, (int)p->n_expert, h, p->hid, p->logits);
+    if (net) {
+        const uint8_t *last = p->last_valid[target] ? p->last_used + (size_t)target * p->n_expert : NULL;
+        mp_pred_net_probs(net, (int)p->n_embd, (int)p->n_expert, h, last, p->hid, p->logits);
+    }
     else p->gate(p->gate_ud, target, h, p->logits, p->scratch);
 }
 
@@ -234,7 +245,9 @@ int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp
         if (cfg->nets[i].hidden > max_hidden) max_hidden = cfg->nets[i].hidden;
         if (cfg->nets[i].ahead) p->cross = true;
     }
-    if (!rc && max_hidden > 0 && !(p->hid = malloc(sizeof(float) * ((size_t)max_hidden + sh->n_embd))))
+    if (!rc && max_hidden > 0 &&
+        (!(p->hid = malloc(sizeof(float) * ((size_t)max_hidden + sh->n_embd + X))) ||
+         !(p->last_used = calloc((size_t)sh->n_layer * X, 1)) || !(p->last_valid = calloc(sh->n_layer, 1))))
         rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
     if (cfg->kind != MP_PREFETCH_LOOKAHEAD) p->cfg.n_nets = 0;
     p->adaptive = cfg->kind == MP_PREFETCH_LOOKAHEAD && cfg->min_prob < 0.0f;
@@ -289,6 +302,8 @@ void mp_predictor_free(mp_predictor *p)
     free(p->skipped);
     free(p->needed);
     free(p->hid);
+    free(p->last_used);
+    free(p->last_valid);
     free(p);
 }
 
@@ -441,7 +456,15 @@ static int predict_lookahead(mp_predictor *p, const mp_predict_in *in, int targe
 
 void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n)
 {
-    if (!p->adaptive || layer < 0 || layer >= (int)p->n_layer) return;
+    if (!p || layer < 0 || layer >= (int)p->n_layer) return;
+    if (p->last_used) { /* the nets' prev_picks input */
+        uint8_t *row = p->last_used + (size_t)layer * p->n_expert;
+        memset(row, 0, p->n_expert);
+        for (int i = 0; i < n; i++)
+            if (needed[i] >= 0 && needed[i] < (int)p->n_expert) row[needed[i]] = 1;
+        p->last_valid[layer] = 1;
+    }
+    if (!p->adaptive) return;
     for (int i = 0; i < n; i++)
         if (needed[i] >= 0 && needed[i] < (int)p->n_expert) p->needed[needed[i]] = 1;
     for (int d = 1; d <= p->D; d++) {

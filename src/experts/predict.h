@@ -40,7 +40,12 @@ typedef enum mp_prefetch_kind {
  * --predictor file by the runtime): from the residual h entering MoE layer
  * src's FFN, the gate probabilities of layer dst, `ahead` tokens later (0:
  * the same token, dst > src; 1: the next token, dst <= src):
- *     probs = softmax(W2 relu(W1 (h / rms(h)) + b1) + b2),  rms(h) = sqrt(mean(h^2) + 1e-5)
+ *     probs = softmax(W2 relu(W1 x + b1) + b2),  x = h / rms(h),  rms(h) = sqrt(mean(h^2) + 1e-5)
+ * With prev_picks, x also holds n_expert flags after h's n_embd: 1 for each
+ * expert layer dst used on the token before the predicted one (the last
+ * picks the predictor observed there: the previous token's for ahead 0, this
+ * token's for ahead 1). A layer's set often repeats, and only the sets that
+ * change cost reads; knowing the last one makes the net surer of them.
  * The router applied to h (lookahead's default guess) gets a whole layer's
  * set right far less often on a small model, and its confidence says little;
  * a trained net's top-k mass says how often its whole set is right (on the
@@ -48,7 +53,8 @@ typedef enum mp_prefetch_kind {
 typedef struct mp_pred_net {
     int src, dst, ahead;
     int hidden;       /* a multiple of MP_PRED_NET_ALIGN */
-    const float *w1;  /* (hidden, n_embd) */
+    bool prev_picks;  /* x has the n_expert flags of dst's last picks */
+    const float *w1;  /* (hidden, n_embd [+ n_expert with prev_picks]) */
     const float *b1;  /* (hidden) */
     const float *w2;  /* (n_expert, hidden) */
     const float *b2;  /* (n_expert) */
@@ -56,9 +62,12 @@ typedef struct mp_pred_net {
 #define MP_PRED_NET_ALIGN 16
 #define MP_PRED_NET_MAX_HIDDEN 4096
 
-/* probs[n_expert] for h[n_embd] (the matrices through the dispatched F32
- * matmul kernels); hid: `hidden` + n_embd floats of scratch. */
-void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const float *h, float *hid, float *probs);
+/* probs[n_expert] for h[n_embd] and, with net->prev_picks, prev[n_expert]
+ * (nonzero: dst used that expert last; NULL: none known) through the
+ * dispatched F32 matmul kernels; hid: `hidden` + n_embd + n_expert floats of
+ * scratch. */
+void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const float *h, const uint8_t *prev,
+                       float *hid, float *probs);
 
 typedef struct mp_prefetch_cfg {
     mp_prefetch_kind kind;
@@ -197,8 +206,9 @@ bool mp_predict_active(const mp_predictor *p);
 /* The governor's clock (CLOCK_MONOTONIC by default), for tests. */
 void mp_predict_set_clock(mp_predictor *p, uint64_t (*now_ns)(void *), void *ctx);
 
-/* Adaptive lookahead: layer `layer` now runs and needs needed[0..n); the
- * picks made for it are scored. No-op for other predictors. */
+/* Layer `layer` now runs a decode token and needs needed[0..n): adaptive
+ * lookahead scores the picks made for it, and trained nets with prev_picks
+ * take these as the layer's last picks. */
 void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n);
 mp_predict_stats mp_predict_get_stats(const mp_predictor *p); /* zeros for NULL */
 

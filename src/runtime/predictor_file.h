@@ -5,7 +5,9 @@
  *   predictor.src, predictor.dst, predictor.ahead   arrays of n integers: net i maps
  *       the residual entering MoE layer src[i]'s FFN to MoE layer dst[i]'s gate
  *       probabilities, ahead[i] tokens later (experts/predict.h, mp_pred_net)
- *   net.I.fc1.weight  F32 [n_embd, hidden]   net.I.fc1.bias  F32 [hidden]
+ *   net.I.fc1.weight  F32 [n_embd, hidden], or [n_embd + n_expert, hidden] for a net
+ *                     that also takes the flags of dst's last picks (mp_pred_net.prev_picks)
+ *   net.I.fc1.bias    F32 [hidden]
  *   net.I.fc2.weight  F32 [hidden, n_expert] net.I.fc2.bias  F32 [n_expert]
  *
  * Layers are counted among the layers with routed experts (as in routing
