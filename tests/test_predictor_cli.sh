@@ -69,7 +69,7 @@ PY
 # the training tool, tiny, when Debian's python3-torch is there: its GGUF loads here
 if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
     if /usr/bin/python3 "$S/tools/train_predictor.py" --model "$M" --moepager "$B/moepager" --out "$T/tiny.gguf" \
-        --windows 6 --held-windows 3 --epochs 3 --hidden 16 >"$T/train.out" 2>&1; then
+        --windows 6 --held-windows 3 --gen-windows 4 --gen-tokens 8 --prev-picks 1 --epochs 3 --hidden 16 >"$T/train.out" 2>&1; then
         tail -3 "$T/train.out"
         "${run[@]}" --predictor "$T/tiny.gguf" >"$T/tiny.txt" 2>"$T/tiny.err" &&
             grep -q "6 trained nets" "$T/tiny.err" && cmp -s "$T/none.txt" "$T/tiny.txt" ||
