@@ -44,8 +44,9 @@ typedef enum mp_prefetch_kind {
  * With prev_picks, x also holds n_expert flags after h's n_embd: 1 for each
  * expert layer dst used on the token before the predicted one (the last
  * picks the predictor observed there: the previous token's for ahead 0, this
- * token's for ahead 1). A layer's set often repeats, and only the sets that
- * change cost reads; knowing the last one makes the net surer of them.
+ * token's for ahead 1). Such nets are surer on held-out text but were no
+ * faster on the demo model: what they learn is mostly the sets that repeat,
+ * which cost no read (docs/measurements/predictor-2026-12-07.md).
  * The router applied to h (lookahead's default guess) gets a whole layer's
  * set right far less often on a small model, and its confidence says little;
  * a trained net's top-k mass says how often its whole set is right (on the
