@@ -59,8 +59,8 @@ struct mp_predictor {
     double mean_ns;      /* mean timed token (the last 64 or so), for the gap rule */
 
     float *hid;          /* a trained net's hidden layer (the widest net's size) and input */
-    uint8_t *last_used;  /* [n_layer * n_expert]: the experts each layer used last (nets only) */
-    uint8_t *last_valid; /* [n_layer]: last_used holds that layer's picks */
+    uint8_t *last_used;  /* [n_layer * n_expert]: the experts each layer used last (nets only;
+                          * all 0 until the layer runs a decode token: no flags) */
     bool cross;          /* a net of ahead = 1: lookahead reaches the next token */
 };
 
@@ -209,7 +209,7 @@ static void guess_probs(mp_predictor *p, const mp_predict_in *in, int t, int tar
 {
     const float *h = in->h + (int64_t)t * p->n_embd;
     if (net) {
-        const uint8_t *last = p->last_valid[target] ? p->last_used + (size_t)target * p->n_expert : NULL;
+        const uint8_t *last = p->last_used + (size_t)target * p->n_expert;
         mp_pred_net_probs(net, (int)p->n_embd, (int)p->n_expert, h, last, p->hid, p->logits);
     }
     else p->gate(p->gate_ud, target, h, p->logits, p->scratch);
@@ -247,7 +247,7 @@ int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp
     }
     if (!rc && max_hidden > 0 &&
         (!(p->hid = malloc(sizeof(float) * ((size_t)max_hidden + sh->n_embd + X))) ||
-         !(p->last_used = calloc((size_t)sh->n_layer * X, 1)) || !(p->last_valid = calloc(sh->n_layer, 1))))
+         !(p->last_used = calloc((size_t)sh->n_layer * X, 1))))
         rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
     if (cfg->kind != MP_PREFETCH_LOOKAHEAD) p->cfg.n_nets = 0;
     p->adaptive = cfg->kind == MP_PREFETCH_LOOKAHEAD && cfg->min_prob < 0.0f;
@@ -303,7 +303,6 @@ void mp_predictor_free(mp_predictor *p)
     free(p->needed);
     free(p->hid);
     free(p->last_used);
-    free(p->last_valid);
     free(p);
 }
 
@@ -462,7 +461,6 @@ void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n)
         memset(row, 0, p->n_expert);
         for (int i = 0; i < n; i++)
             if (needed[i] >= 0 && needed[i] < (int)p->n_expert) row[needed[i]] = 1;
-        p->last_valid[layer] = 1;
     }
     if (!p->adaptive) return;
     for (int i = 0; i < n; i++)

@@ -75,10 +75,10 @@ static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, 
     /* shapes and layers first, then one allocation for every net's weights */
     uint64_t floats = 0;
     int *hidden = calloc(n, sizeof *hidden);
-    bool *prev = calloc(n, sizeof *prev);
-    if (!hidden || !prev) {
+    int64_t *n_in = calloc(n, sizeof *n_in); /* fc1's input: n_embd, or + n_expert (prev_picks) */
+    if (!hidden || !n_in) {
         free(hidden);
-        free(prev);
+        free(n_in);
         return mp_err_set(err, MP_E_NOMEM, "out of memory");
     }
     int rc = MP_OK;
@@ -118,17 +118,16 @@ static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, 
         /* the input: h, or h and the flags of dst's last picks (prev_picks) */
         snprintf(name, sizeof name, "net.%d.fc1.weight", ii);
         const mp_gguf_tensor *w = mp_gguf_find_tensor(g, name);
-        prev[i] = w && w->n_dims >= 1 && w->ne[0] == (int64_t)n_embd + n_expert;
-        floats += (uint64_t)H * (n_embd + (prev[i] ? n_expert : 0) + 1 + n_expert) + n_expert;
+        n_in[i] = w && w->ne[0] == (int64_t)n_embd + n_expert ? (int64_t)n_embd + n_expert : (int64_t)n_embd;
+        floats += (uint64_t)H * ((uint64_t)n_in[i] + 1 + n_expert) + n_expert;
     }
     if (!rc && (!(f->nets = calloc(n, sizeof *f->nets)) || !(f->data = malloc(sizeof(float) * floats))))
         rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
     float *at = f->data;
     for (uint64_t i = 0; i < n && !rc; i++) {
         const int ii = (int)i, H = hidden[i];
-        const int64_t n_in = (int64_t)n_embd + (prev[i] ? n_expert : 0);
         const float *w1, *b1, *w2, *b2;
-        if ((rc = net_tensor(g, path, ii, "fc1.weight", n_in, H, &w1, err)) ||
+        if ((rc = net_tensor(g, path, ii, "fc1.weight", n_in[i], H, &w1, err)) ||
             (rc = net_tensor(g, path, ii, "fc1.bias", H, 0, &b1, err)) ||
             (rc = net_tensor(g, path, ii, "fc2.weight", H, n_expert, &w2, err)) ||
             (rc = net_tensor(g, path, ii, "fc2.bias", n_expert, 0, &b2, err)))
@@ -138,10 +137,10 @@ static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, 
         nt->dst = (int)layer_of[dst[i]];
         nt->ahead = (int)ahead[i];
         nt->hidden = H;
-        nt->prev_picks = prev[i];
-        float *pw1 = at, *pb1 = pw1 + (size_t)n_in * H, *pw2 = pb1 + H, *pb2 = pw2 + (size_t)n_expert * H;
+        nt->prev_picks = n_in[i] != n_embd;
+        float *pw1 = at, *pb1 = pw1 + (size_t)n_in[i] * H, *pw2 = pb1 + H, *pb2 = pw2 + (size_t)n_expert * H;
         at = pb2 + n_expert;
-        memcpy(pw1, w1, sizeof(float) * (size_t)n_in * H); /* [n_in, H]: row j is W1's row j */
+        memcpy(pw1, w1, sizeof(float) * (size_t)n_in[i] * H); /* [n_in, H]: row j is W1's row j */
         memcpy(pb1, b1, sizeof(float) * (size_t)H);
         memcpy(pw2, w2, sizeof(float) * (size_t)n_expert * H);
         memcpy(pb2, b2, sizeof(float) * n_expert);
@@ -151,7 +150,7 @@ static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, 
         nt->b2 = pb2;
     }
     free(hidden);
-    free(prev);
+    free(n_in);
     if (!rc) {
         f->n_nets = (int)n;
         f->bytes = floats * sizeof(float);
