@@ -3,7 +3,9 @@
  *    prefetch read starts beside small demand reads in flight;
  *  - prefetched experts that turn out unused are evicted before proven ones,
  *    at once when their layer has run without them (mp_cache_layer_done);
- *  - a prefetch never evicts another prefetch still waiting for its layer;
+ *  - a prefetch never evicts another prefetch still waiting for its layer,
+ *    except that a newer prediction of the same layer supersedes older ones
+ *    (what they fetched and it does not name may go);
  *  - a prefetch of an expert already loading starts no second read, and a
  *    prefetch of an expert that was just evicted reloads the right bytes;
  *  - a prefetch that finds no room is abandoned (dropped) and never blocks;
@@ -180,6 +182,42 @@ static void test_prefetch_spares_pending_prefetches(mp_io_kind kind, const mp_po
     mp_cache_free(c);
 }
 
+/* Lookahead predicts a layer from two layers back and again from one back:
+ * the nearer guess replaces the farther one's picks it does not repeat, and
+ * nothing else. */
+static void test_nearer_prediction_supersedes(mp_io_kind kind, const mp_policy_ops *pol)
+{
+    mp_err err = {0};
+    mp_cache_ready r;
+    mp_cache *c = mp_fixture_cache(&fx, kind, 4, 2, pol, NULL, &err);
+    CHECKF(c != NULL, "%s", err.msg);
+    if (!c) return;
+    mp_cache_prediction_begin(c); /* the farther guess of layer 1: {0, 1} */
+    CHECK(mp_cache_request(c, 1, 0, MP_CACHE_PREFETCH, &err) == MP_OK);
+    CHECK(mp_cache_request(c, 1, 1, MP_CACHE_PREFETCH, &err) == MP_OK);
+    for (double t0 = mp_time_s(); !(mp_cache_contains(c, 1, 0) && mp_cache_contains(c, 1, 1)) &&
+                                  mp_time_s() - t0 < POLL_LIMIT_S;)
+        (void)mp_cache_poll(c, &r, &err);
+    CHECKF(mp_cache_request(c, 1, 2, MP_CACHE_PREFETCH, &err) == MP_E_AGAIN,
+           "policy %s: a prediction evicted its own pick", pol->name);
+    mp_cache_prediction_begin(c); /* another layer's guess: layer 1's picks are still pending */
+    CHECKF(mp_cache_request(c, 2, 0, MP_CACHE_PREFETCH, &err) == MP_E_AGAIN,
+           "policy %s: another layer's prediction evicted a pending prefetch", pol->name);
+    mp_cache_prediction_begin(c); /* the nearer guess of layer 1: {0, 3} */
+    CHECK(mp_cache_request(c, 1, 0, MP_CACHE_PREFETCH, &err) == MP_OK);
+    CHECKF(mp_cache_request(c, 1, 3, MP_CACHE_PREFETCH, &err) == MP_OK,
+           "policy %s: the nearer prediction found no room", pol->name);
+    CHECKF(mp_cache_contains(c, 1, 0) && !mp_cache_present(c, 1, 1) && mp_cache_present(c, 1, 3),
+           "policy %s: the nearer prediction replaced the wrong expert", pol->name);
+    demand(c, 1, 0);
+    demand(c, 1, 3);
+    mp_cache_stats st;
+    mp_cache_get_stats(c, &st, NULL, false);
+    CHECKF(st.misses == 0 && st.prefetch_wasted == 1, "policy %s: %llu misses, %llu wasted (0, 1 expected)",
+           pol->name, (unsigned long long)st.misses, (unsigned long long)st.prefetch_wasted);
+    mp_cache_free(c);
+}
+
 static void test_prefetch_loading_and_evicted(mp_io_kind kind)
 {
     mp_err err = {0};
@@ -232,6 +270,7 @@ int main(void)
         for (const mp_policy_ops *const *p = mp_policy_list(); *p; p++) {
             test_unused_prefetch_goes_first(kinds[k], *p);
             test_prefetch_spares_pending_prefetches(kinds[k], *p);
+            test_nearer_prediction_supersedes(kinds[k], *p);
         }
         test_prefetch_loading_and_evicted(kinds[k]);
     }

@@ -37,6 +37,7 @@ typedef struct cache_slot {
     uint8_t used;       /* a prefetch fill has been demanded since */
     uint8_t expired;    /* a prefetch fill whose layer ran without it */
     uint8_t guard;      /* predicted again while present: no prefetch evicts it until its layer runs */
+    uint32_t pred;      /* the prediction (mp_cache_prediction_begin) that last named it; 0: none */
     uint8_t n_left;     /* spans still reading */
     uint32_t pins;      /* acquirers + undelivered and delivered demands */
     uint32_t waiting;   /* undelivered demands while LOADING */
@@ -64,6 +65,7 @@ struct mp_cache {
     uint32_t *free_slots;      /* stack of EMPTY slots */
     uint32_t n_free;
     uint32_t pf_layer;         /* the layer a prefetch is finding room in */
+    uint32_t pred_seq;         /* the prediction in progress (mp_cache_prediction_begin); 0: none begun */
     uint32_t n_loading;
     uint32_t n_waiting;        /* sum of slots[].waiting */
 
@@ -386,11 +388,19 @@ static bool evictable_for_prefetch(void *ctx, uint32_t slot)
  * this one), the expert Belady would evict; a victim of another layer may
  * be needed by a layer that runs before the predicted one. On the trained
  * demo model at 2 experts per layer this made the oracle's decode 13-17%
- * faster (fewer of its own prefetches evicted each other). */
+ * faster (fewer of its own prefetches evicted each other).
+ * Within the layer, the prediction in progress supersedes earlier ones: a
+ * layer is predicted from farther (lookahead d = 2) and then from nearer
+ * (d = 1), and the nearer guess is the better one, so what an earlier
+ * prediction fetched or guarded and this one does not name may go (not
+ * what this one named, nor a read still in flight). */
 static bool evictable_for_prefetch_same_layer(void *ctx, uint32_t slot)
 {
     const mp_cache *c = ctx;
-    return evictable_for_prefetch(ctx, slot) && c->slots[slot].key / c->n_experts == c->pf_layer;
+    const cache_slot *s = &c->slots[slot];
+    if (s->key / c->n_experts != c->pf_layer) return false;
+    if (c->pred_seq && s->pred != c->pred_seq && evictable(ctx, slot)) return true;
+    return evictable_for_prefetch(ctx, slot);
 }
 
 /* Finds an EMPTY slot, evicting one that ok() accepts if needed. With
@@ -437,6 +447,7 @@ static int start_load(mp_cache *c, uint32_t slot, uint32_t key, mp_fill_kind kin
     s->used = 0;
     s->expired = 0;
     s->guard = 0;
+    s->pred = kind == MP_FILL_PREFETCH ? c->pred_seq : 0;
     s->pins = 0;
     s->waiting = 0;
     s->n_left = l->n_spans;
@@ -560,6 +571,7 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
         if (have >= 0) {
             cache_slot *s = &c->slots[have];
             s->guard = 1;
+            s->pred = c->pred_seq;
             if (s->fill == MP_FILL_PREFETCH && !s->used && s->expired) {
                 /* predicted again (the next token, the same layer): a fresh
                  * grace period instead of going first */
@@ -701,6 +713,14 @@ void mp_cache_layer_done(mp_cache *c, uint32_t layer)
         if (s->fill != MP_FILL_PREFETCH || s->used || s->expired) continue;
         s->expired = 1;
         if (c->pol->on_expire) c->pol->on_expire(c->pol_st, (uint32_t)slot);
+    }
+}
+
+void mp_cache_prediction_begin(mp_cache *c)
+{
+    if (++c->pred_seq == 0) { /* wrapped: no slot may look named by the new one */
+        for (uint32_t i = 0; i < c->n_slots; i++) c->slots[i].pred = 0;
+        c->pred_seq = 1;
     }
 }
 

@@ -231,6 +231,13 @@ uint32_t mp_cache_outstanding(const mp_cache *c);
  * update.) */
 bool mp_cache_present(const mp_cache *c, uint32_t layer, uint32_t expert);
 
+/* The MP_CACHE_PREFETCH requests that follow, up to the next call, are one
+ * prediction of one layer. Room for them comes first from that layer's own
+ * experts, and there a newer prediction supersedes older ones: what they
+ * fetched or guarded and it does not name may be evicted for it (until the
+ * first call, nothing is superseded). */
+void mp_cache_prediction_begin(mp_cache *c);
+
 /* Is (layer, expert) READY now? (No stats, no policy update.) */
 bool mp_cache_contains(const mp_cache *c, uint32_t layer, uint32_t expert);
 

@@ -48,6 +48,7 @@ static int cp_next_ready(mp_provider *p, bool block, int *expert, mp_expert_w *o
 static void cp_prefetch(mp_provider *p, int layer, const int *experts, int n)
 {
     mp_cache *c = cache_of(p);
+    mp_cache_prediction_begin(c);
     /* the predicted experts that are present first: that guards them, so
      * that the loads of the others do not evict them */
     for (int i = 0; i < n; i++)
