@@ -202,6 +202,34 @@ def write_gguf(path, kv, tensors):
         f.write(out)
 
 
+def collect_all(a, train_buf, held_buf, rng):
+    """The engine's records: n_embd, k, n_moe, training runs, held-out runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        n_embd, k, n_moe, tr = collect(a.moepager, a.model, windows(train_buf, a.windows, a.window_bytes, rng),
+                                       a.threads, tmp, "train")
+        _, _, _, he = collect(a.moepager, a.model, windows(held_buf, a.held_windows, a.window_bytes, rng),
+                              a.threads, tmp, "held-out")
+        if a.gen_windows > 0:
+            tr += collect(a.moepager, a.model, windows(train_buf, a.gen_windows, a.gen_prompt_bytes, rng),
+                          a.threads, tmp, "train, generated", a.gen_tokens)[3]
+            he += collect(a.moepager, a.model,
+                          windows(held_buf, max(1, a.gen_windows * a.held_windows // max(1, a.windows)),
+                                  a.gen_prompt_bytes, rng), a.threads, tmp, "held-out, generated", a.gen_tokens)[3]
+    return n_embd, k, n_moe, tr, he
+
+
+def save_records(path, n_embd, k, n_moe, tr, he):
+    arrs = {f"tr{i}": b for i, b in enumerate(tr)}
+    arrs.update({f"he{i}": b for i, b in enumerate(he)})
+    np.savez(path, shape=np.array([n_embd, k, n_moe, len(tr), len(he)]), **arrs)
+
+
+def load_records(path):
+    z = np.load(path)
+    n_embd, k, n_moe, ntr, nhe = (int(v) for v in z["shape"])
+    return n_embd, k, n_moe, [z[f"tr{i}"] for i in range(ntr)], [z[f"he{i}"] for i in range(nhe)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
@@ -217,6 +245,11 @@ def main():
     ap.add_argument("--hidden", type=int, default=128, help="hidden units, a multiple of 16 (default 128)")
     ap.add_argument("--prev-picks", type=int, default=0, choices=(0, 1),
                     help="1: each net also sees the picks its layer made last (the token before); 0 (default): h only")
+    ap.add_argument("--distance", type=int, default=1,
+                    help="nets for the layers up to D ahead (default 1: the next layer); with D = 2 also "
+                         "L -> L+2, so lookahead 2 (moepager's default) can queue reads a layer earlier")
+    ap.add_argument("--records", help="keep the engine's hidden-state records in this file (numpy .npz) and "
+                                      "reuse them when it exists, to train variants without rerunning the engine")
     ap.add_argument("--epochs", type=int, default=40, help="passes over the training tokens (default 40)")
     ap.add_argument("--batch", type=int, default=2048, help="tokens per step (default 2048)")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -230,19 +263,20 @@ def main():
     torch.set_num_threads(a.threads)
     rng = random.Random(a.seed)
     train_buf, held_buf = stdlib_split(a.seed, a.heldout_frac)
-    with tempfile.TemporaryDirectory() as tmp:
-        n_embd, k, n_moe, tr = collect(a.moepager, a.model, windows(train_buf, a.windows, a.window_bytes, rng),
-                                       a.threads, tmp, "train")
-        _, _, _, he = collect(a.moepager, a.model, windows(held_buf, a.held_windows, a.window_bytes, rng),
-                              a.threads, tmp, "held-out")
-        if a.gen_windows > 0:
-            tr += collect(a.moepager, a.model, windows(train_buf, a.gen_windows, a.gen_prompt_bytes, rng),
-                          a.threads, tmp, "train, generated", a.gen_tokens)[3]
-            he += collect(a.moepager, a.model,
-                          windows(held_buf, max(1, a.gen_windows * a.held_windows // max(1, a.windows)),
-                                  a.gen_prompt_bytes, rng), a.threads, tmp, "held-out, generated", a.gen_tokens)[3]
+    if a.distance < 1:
+        sys.exit("train_predictor: --distance must be at least 1")
+    if a.records and os.path.exists(a.records):
+        n_embd, k, n_moe, tr, he = load_records(a.records)
+        print(f"read {len(tr)} training and {len(he)} held-out runs from {a.records}", flush=True)
+    else:
+        n_embd, k, n_moe, tr, he = collect_all(a, train_buf, held_buf, rng)
+        if a.records:
+            save_records(a.records, n_embd, k, n_moe, tr, he)
     n_expert = expert_count(a.moepager, a.model)
-    nets = [(l, l + 1, 0) for l in range(n_moe - 1)] + [(n_moe - 1, 0, 1)]
+    # L -> L+D, past the last MoE layer the next token's layers (the engine reaches those
+    # only before L itself)
+    nets = [(l, l + d, 0) if l + d < n_moe else (l, l + d - n_moe, 1)
+            for d in range(1, a.distance + 1) for l in range(n_moe) if l + d - n_moe < l]
     tensors, src, dst, ahead = [], [], [], []
     for i, (s, d, ah) in enumerate(nets):
         xtr, ytr = pairs(tr, k, s, d, ah, n_expert if a.prev_picks else 0)
@@ -283,7 +317,7 @@ def main():
           ("predictor.n_expert_used", "u32", k),
           ("predictor.src", "i32[]", src), ("predictor.dst", "i32[]", dst), ("predictor.ahead", "i32[]", ahead)]
     write_gguf(a.out, kv, tensors)
-    print(f"wrote {a.out}: {len(nets)} nets of {a.hidden} hidden units", flush=True)
+    print(f"wrote {a.out}: {len(src)} nets of {a.hidden} hidden units", flush=True)
 
 
 def expert_count(mp, model):
