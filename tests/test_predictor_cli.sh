@@ -4,6 +4,9 @@
 #  - `run --predictor FILE` streams with the nets guessing and writes the same
 #    text as `--prefetch none` (a guess never changes what the model computes);
 #    the plan counts the nets' bytes, and the run says the nets were used;
+#  - a predictor saved beside the model (MODEL.predictor.gguf) is used without
+#    --predictor, but not with --no-predictor, --prefetch none or
+#    --routing-trace; a bad one there fails the run naming it;
 #  - `run --hidden-out FILE` writes the header and one record per token and
 #    MoE layer, whose picks are those `--trace-out` records for the same run;
 #  - a file that is not a predictor, a truncated one, and an unwritable
@@ -26,12 +29,12 @@ run=("$B/moepager" run -m "$M" -p "def fibonacci(n):" -n 48 --temp 0 --cache-exp
     { echo "FAIL: the run with --predictor failed"; cat "$T/pred.err"; exit 1; }
 cat "$T/pred.err"
 cmp -s "$T/none.txt" "$T/pred.txt" || { echo "FAIL: --predictor changed the text"; fail=1; }
-grep -q "predictor .*: 6 trained nets" "$T/pred.err" || { echo "FAIL: no line about the predictor's nets"; fail=1; }
+grep -q "predictor .*: 12 trained nets" "$T/pred.err" || { echo "FAIL: no line about the predictor's nets"; fail=1; }
 grep -q "prefetch: [1-9][0-9]* loads" "$T/pred.err" || { echo "FAIL: the nets prefetched nothing"; fail=1; }
 o_none=$(grep -o "overhead [0-9.]* MiB" "$T/none.err" | head -1 | awk '{print $2}')
 o_pred=$(grep -o "overhead [0-9.]* MiB" "$T/pred.err" | head -1 | awk '{print $2}')
-python3 -c "import sys; sys.exit(0 if float('$o_pred') - float('$o_none') >= 0.35 else 1)" ||
-    { echo "FAIL: the plan's overhead grew from $o_none to $o_pred MiB, not by the nets' 0.40 MiB"; fail=1; }
+python3 -c "import sys; sys.exit(0 if float('$o_pred') - float('$o_none') >= 0.75 else 1)" ||
+    { echo "FAIL: the plan's overhead grew from $o_none to $o_pred MiB, not by the nets' 0.80 MiB"; fail=1; }
 
 # hidden-state records against the routing trace of the same run
 "${run[@]}" --prefetch none --hidden-out "$T/h.bin" --trace-out "$T/t.jsonl" >/dev/null 2>"$T/h.err" ||
@@ -66,13 +69,30 @@ if seen != trace:
 print(f"hidden-state records: {n}, the same picks as the routing trace")
 PY
 
+# a predictor beside the model: the default, unless told otherwise
+cp "$M" "$T/m.gguf"
+cp "$P" "$T/m.predictor.gguf"
+beside=("$B/moepager" run -m "$T/m.gguf" -p "def fibonacci(n):" -n 16 --temp 0 --cache-experts 2 -t 2 --no-display-prompt)
+"${beside[@]}" >"$T/b.txt" 2>"$T/b.err" && grep -q "predictor $T/m.predictor.gguf (beside the model.*: 12 trained nets" "$T/b.err" ||
+    { echo "FAIL: the predictor beside the model was not used"; cat "$T/b.err"; fail=1; }
+for opt in --no-predictor "--prefetch none" "--routing-trace $T/t.jsonl"; do
+    # shellcheck disable=SC2086 # opt holds a flag and its value
+    "${beside[@]}" $opt >/dev/null 2>"$T/b2.err" && ! grep -q "predictor" "$T/b2.err" ||
+        { echo "FAIL: $opt: the predictor beside the model was loaded (or the run failed)"; cat "$T/b2.err"; fail=1; }
+done
+head -c 3000 "$P" >"$T/m.predictor.gguf"
+"${beside[@]}" >/dev/null 2>"$T/b3.err"
+rc=$?
+{ [ $rc -ne 0 ] && [ "$(grep -c . "$T/b3.err")" -eq 1 ] && grep -q "m.predictor.gguf" "$T/b3.err"; } ||
+    { echo "FAIL: a truncated predictor beside the model: exit $rc,"; cat "$T/b3.err"; fail=1; }
+
 # the training tool, tiny, when Debian's python3-torch is there: its GGUF loads here
 if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
     if /usr/bin/python3 "$S/tools/train_predictor.py" --model "$M" --moepager "$B/moepager" --out "$T/tiny.gguf" \
-        --windows 6 --held-windows 3 --gen-windows 4 --gen-tokens 8 --prev-picks 1 --epochs 3 --hidden 16 >"$T/train.out" 2>&1; then
+        --windows 6 --held-windows 3 --gen-windows 4 --gen-tokens 8 --prev-picks 1 --distance 2 --epochs 3 --hidden 16 >"$T/train.out" 2>&1; then
         tail -3 "$T/train.out"
         "${run[@]}" --predictor "$T/tiny.gguf" >"$T/tiny.txt" 2>"$T/tiny.err" &&
-            grep -q "6 trained nets" "$T/tiny.err" && cmp -s "$T/none.txt" "$T/tiny.txt" ||
+            grep -q "12 trained nets" "$T/tiny.err" && cmp -s "$T/none.txt" "$T/tiny.txt" ||
             { echo "FAIL: the predictor train_predictor.py wrote does not run"; cat "$T/tiny.err"; fail=1; }
     else
         echo "FAIL: tools/train_predictor.py failed"; cat "$T/train.out"; fail=1

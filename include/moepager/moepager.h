@@ -144,7 +144,11 @@ typedef struct mp_params {
     const char *predictor;    /* lookahead: a trained routing predictor (GGUF written by
                                * tools/train_predictor.py for this model) whose nets
                                * replace the routers where they map a layer, and reach
-                               * the next token's layers; NULL: the routers only */
+                               * the next token's layers; NULL: MODEL.predictor.gguf
+                               * beside the model (MODEL: its path less .gguf) when
+                               * there is one and prefetch is lookahead without a
+                               * routing trace, else the routers only */
+    bool no_predictor;        /* never look for a predictor beside the model */
     const char *oracle_trace; /* routing recorded by trace_out of an identical run;
                                * borrowed until mp_engine_free */
 

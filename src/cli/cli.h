@@ -39,6 +39,7 @@ typedef struct cli_model_opts {
     const char *trace_out;    /* --trace-out FILE */
     const char *hidden_out;   /* --hidden-out FILE */
     const char *predictor;    /* --predictor FILE */
+    bool no_predictor;        /* --no-predictor */
     const char *routing_trace; /* --routing-trace FILE: replay this routing */
     int routing_seq;          /* --routing-seq N; -1 (all, concatenated) unless given */
     bool has_routing_seq;

@@ -50,7 +50,10 @@ const char *const cli_model_opts_help =
     "  --predictor FILE     lookahead guesses with a predictor trained on this model's hidden\n"
     "                       states (tools/train_predictor.py) where it has a net, and reaches\n"
     "                       the next token's first layers; a layer's guesses go when the net\n"
-    "                       is sure of the whole layer\n"
+    "                       is sure of the whole layer (default: MODEL.predictor.gguf when\n"
+    "                       it sits beside the model, MODEL being its path less .gguf)\n"
+    "  --no-predictor       lookahead with the routers only, even with a predictor beside\n"
+    "                       the model\n"
     "  --oracle-trace FILE  routing recorded by --trace-out of an identical run (oracle)\n"
     "  --trace-out FILE     record the routing (JSON lines: token_idx, layer, experts, gating_probs)\n"
     "  --hidden-out FILE    record, per token and MoE layer, the residual entering the FFN and the\n"
@@ -136,6 +139,10 @@ int cli_take_model_opt(cli_model_opts *o, int argc, char **argv, int *i)
     }
     if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
         if (!(v = cli_value(argc, argv, i)) || cli_parse_int(a, v, 1, 1 << 16, &o->n_batch)) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--no-predictor")) {
+        o->no_predictor = true;
         return 1;
     }
     if (!strcmp(a, "--mmap")) {
@@ -300,6 +307,7 @@ void cli_params(const cli_model_opts *o, mp_params *p)
     p->trace_out = o->trace_out;
     p->hidden_out = o->hidden_out;
     p->predictor = o->predictor;
+    p->no_predictor = o->no_predictor;
     p->prefetch = o->prefetch;
     if (o->lookahead) p->lookahead = o->lookahead;
     p->prefetch_extra = o->prefetch_extra;
@@ -402,7 +410,7 @@ void cli_print_phase_stats(mp_engine *e, double t_prompt, int n_prompt, double t
     const uint64_t events = st.lookahead_computed + st.lookahead_skipped;
     if (events > 0)
         fprintf(stderr,
-                "lookahead: router applied for %.0f%% of %llu predictions (standing aside for the rest), "
+                "lookahead: guessed (router or net) for %.0f%% of %llu predictions (standing aside for the rest), "
                 "%.1f%% of its %llu decode picks that needed a read were used, %.1f ms of CPU\n",
                 100.0 * st.lookahead_computed / events, (unsigned long long)events,
                 st.lookahead_checked ? 100.0 * st.lookahead_used / st.lookahead_checked : 0.0,

@@ -164,8 +164,16 @@ static int to_session_params(const char *path, const mp_params *p, mp_session_pa
     sp->prefetch.lookahead = p->lookahead > 0 ? p->lookahead : MP_DEFAULT_LOOKAHEAD;
     sp->prefetch.extra = p->prefetch_extra;
     sp->prefetch.min_prob = p->prefetch_min_prob;
+    /* a predictor trained for this model, saved beside it, is lookahead's by
+     * default (not where a routing trace decides: a guess from the model's
+     * hidden state is noise there) */
+    if (!sp->predictor && !p->no_predictor && sp->prefetch.kind == MP_PREFETCH_LOOKAHEAD && !p->routing_trace &&
+        mp_session_find_predictor(path, sp->predictor_buf, sizeof sp->predictor_buf)) {
+        sp->predictor = sp->predictor_buf;
+        sp->predictor_found = true;
+    }
     /* a predictor's picks are calibrated to whole layers: untimed unless asked */
-    sp->prefetch.no_timing = p->prefetch_no_timing || (p->predictor && !p->prefetch_timing_on);
+    sp->prefetch.no_timing = p->prefetch_no_timing || (sp->predictor && !p->prefetch_timing_on);
     sp->prefetch.oracle_trace = p->oracle_trace;
     return MP_OK;
 }

@@ -13,6 +13,7 @@
 #include "trace/trace.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -265,6 +266,17 @@ static int open_routing(mp_session *s, const mp_session_params *p, mp_err *err)
     return mp_routing_load(p->routing_trace, &o, &s->routing, err);
 }
 
+bool mp_session_find_predictor(const char *model_path, char *buf, size_t cap)
+{
+    size_t n = strlen(model_path);
+    if (n >= 5 && !strcmp(model_path + n - 5, ".gguf")) n -= 5;
+    if (n + sizeof ".predictor.gguf" > cap) return false;
+    memcpy(buf, model_path, n);
+    memcpy(buf + n, ".predictor.gguf", sizeof ".predictor.gguf");
+    struct stat st;
+    return stat(buf, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 int mp_session_load_predictor(const mp_session_params *p, const mp_model *m, mp_pred_file *out, mp_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -326,7 +338,8 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err)
     rc = mp_session_load_predictor(p, s->model, &s->pred, err);
     if (rc) goto fail;
     if (s->pred.n_nets)
-        mp_note_add(s->note, sizeof s->note, "predictor %s: %d trained nets (%.2f MiB) guess for lookahead", p->predictor,
+        mp_note_add(s->note, sizeof s->note, "predictor %s%s: %d trained nets (%.2f MiB) guess for lookahead",
+                    p->predictor, p->predictor_found ? " (beside the model; --no-predictor: the routers only)" : "",
                     s->pred.n_nets, s->pred.bytes / 1048576.0);
     rc = mp_session_plan(p, s->model, s->pack != NULL, locs, s->pred.bytes, &s->plan, err);
     if (rc) goto fail;

@@ -40,6 +40,8 @@ typedef struct mp_session_params {
     const char *trace_out;  /* write the routing of every token and layer here */
     const char *hidden_out; /* write hidden-state records here (trace/hidden.h) */
     const char *predictor;  /* a trained routing predictor (runtime/predictor_file.h); NULL: none */
+    bool predictor_found;   /* predictor is the file found beside the model (predictor_buf) */
+    char predictor_buf[4096];
     /* Routing replay: the experts and weights of every (position, MoE layer)
      * come from this trace instead of the model's router (trace/routing.h
      * says how positions map); NULL: the model's own routing. */
@@ -91,6 +93,10 @@ int mp_session_open(mp_session **out, const mp_session_params *p, mp_err *err);
  * mp_plan_make's result. */
 int mp_session_plan(const mp_session_params *p, const mp_model *m, bool pack, const mp_expert_loc *locs,
                     uint64_t extra_overhead, mp_plan *plan, mp_err *err);
+/* Whether MODEL.predictor.gguf (MODEL: model_path less a final .gguf) is a
+ * regular file; its path into buf. */
+bool mp_session_find_predictor(const char *model_path, char *buf, size_t cap);
+
 /* p->predictor read and checked against m into *out (zeroed when none). */
 int mp_session_load_predictor(const mp_session_params *p, const mp_model *m, mp_pred_file *out, mp_err *err);
 void mp_session_free(mp_session *s); /* NULL-safe */
