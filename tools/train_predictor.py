@@ -245,9 +245,9 @@ def main():
     ap.add_argument("--hidden", type=int, default=128, help="hidden units, a multiple of 16 (default 128)")
     ap.add_argument("--prev-picks", type=int, default=0, choices=(0, 1),
                     help="1: each net also sees the picks its layer made last (the token before); 0 (default): h only")
-    ap.add_argument("--distance", type=int, default=1,
-                    help="nets for the layers up to D ahead (default 1: the next layer); with D = 2 also "
-                         "L -> L+2, so lookahead 2 (moepager's default) can queue reads a layer earlier")
+    ap.add_argument("--distance", type=int, default=2,
+                    help="nets for the layers up to D ahead (default 2: L -> L+1 and L -> L+2, so that "
+                         "lookahead 2, moepager's default, queues reads a layer earlier; 1: L -> L+1 only)")
     ap.add_argument("--records", help="keep the engine's hidden-state records in this file (numpy .npz) and "
                                       "reuse them when it exists, to train variants without rerunning the engine")
     ap.add_argument("--epochs", type=int, default=40, help="passes over the training tokens (default 40)")
