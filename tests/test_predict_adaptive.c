@@ -205,6 +205,20 @@ static uint64_t t_drift(int j, bool active)
     return (uint64_t)(1e6 * base * (active ? 0.95 : 1.0));
 }
 
+/* Token times as a loaded machine gives them: each token's time times a
+ * factor uniform in [0.6, 1.4], drawn from the token index (reproducible). */
+static double noise(int j)
+{
+    uint32_t x = (uint32_t)j * 2654435761u + 12345u;
+    x ^= x >> 15;
+    x *= 2246822519u;
+    x ^= x >> 13;
+    return 0.6 + 0.8 * (double)(x & 0xffffff) / (double)0x1000000;
+}
+/* on 20% faster, or 10% slower, under that noise */
+static uint64_t t_noisy_faster(int j, bool active) { return (uint64_t)(1e6 * noise(j) * (active ? 0.8 : 1.0)); }
+static uint64_t t_noisy_slower(int j, bool active) { return (uint64_t)(1e6 * noise(j) * (active ? 1.1 : 1.0)); }
+
 /* n tokens of 1 ms */
 static int timed_tokens(mp_predictor *p, gate_state *g, int n)
 {
@@ -220,8 +234,13 @@ static void test_governor(void)
     } cases[] = {
         /* the faster mode runs except one block in MP_GOV_EXPLORE */
         {"on 17% faster", t_on_faster, 200 - 200 / MP_GOV_EXPLORE - MP_GOV_BLOCK, 200 - 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
-        {"on 20% slower", t_on_slower, 200 / MP_GOV_EXPLORE - MP_GOV_BLOCK, 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
+        /* surely slower: tried one block in 2 * MP_GOV_EXPLORE */
+        {"on 20% slower", t_on_slower, 200 / (2 * MP_GOV_EXPLORE) - MP_GOV_BLOCK, 200 / (2 * MP_GOV_EXPLORE) + MP_GOV_BLOCK},
         {"on 1% faster", t_on_barely, 200 / MP_GOV_EXPLORE - MP_GOV_BLOCK, 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
+        /* noise of +-40% per token: the faster one still runs most of the time, and a
+         * slower on never more than exploring asks */
+        {"on 20% faster, noisy", t_noisy_faster, 200 * 3 / 4, 200},
+        {"on 10% slower, noisy", t_noisy_slower, 0, 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
         {"on 5% faster, times drifting", t_drift, 200 - 200 / MP_GOV_EXPLORE - MP_GOV_BLOCK, 200 - 200 / MP_GOV_EXPLORE + MP_GOV_BLOCK},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

@@ -54,7 +54,8 @@ struct mp_predictor {
     uint64_t blocks;     /* blocks finished */
     double prev_mean;    /* the last block's mean token time (ns; <= 0: none) */
     bool prev_on;
-    double pair_sum, pairs; /* fading sum of paired relative differences (on - off) */
+    double pair_sum, pair_sq, pairs; /* fading sums of paired relative differences (on - off)
+                                      * and of their squares, and the pairs they hold */
     uint64_t n_timed;
     double mean_ns;      /* mean timed token (the last 64 or so), for the gap rule */
 
@@ -491,9 +492,16 @@ void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n)
 static bool gov_next_on(const mp_predictor *p)
 {
     if (p->blocks < 2 * MP_GOV_FIRST) return p->blocks % 2 == 0; /* on, off, on, ... */
-    /* off is what a run without lookahead does: on must win by a margin */
-    const bool on_faster = p->pair_sum < -MP_GOV_MARGIN * p->pairs;
-    return p->blocks % MP_GOV_EXPLORE == 0 ? !on_faster : on_faster;
+    /* off is what a run without lookahead does: on must win by a margin,
+     * and by more than the noise of the pairs (MP_GOV_Z standard errors) */
+    const double n = p->pairs, mean = n > 0 ? p->pair_sum / n : 0.0;
+    const double var = n > 1 ? fmax(0.0, (p->pair_sq - n * mean * mean) / (n - 1)) : 0.0;
+    const double se = n > 0 ? sqrt(var / n) : 0.0;
+    const bool on_faster = n > 0 && mean < -MP_GOV_MARGIN && mean + MP_GOV_Z * se < 0.0;
+    /* where on is surely the slower, it is tried half as often */
+    const bool on_slower = n > 0 && mean - MP_GOV_Z * se > 0.0;
+    const uint64_t explore = on_slower ? 2 * MP_GOV_EXPLORE : MP_GOV_EXPLORE;
+    return p->blocks % explore == 0 ? !on_faster : on_faster;
 }
 
 /* A block ends: against the block before it, if that one ran the other
@@ -506,9 +514,12 @@ static void gov_end_block(mp_predictor *p)
     const double mean = p->blk_n > 0 ? p->blk_ns / p->blk_n : -1.0;
     if (mean > 0.0 && p->prev_mean > 0.0 && p->prev_on != p->on) {
         const double on = p->on ? mean : p->prev_mean, off = p->on ? p->prev_mean : mean;
-        p->pair_sum += (on - off) / (0.5 * (on + off));
+        const double diff = (on - off) / (0.5 * (on + off));
+        p->pair_sum += diff;
+        p->pair_sq += diff * diff;
         if (++p->pairs > MP_GOV_PAIRS) { /* forget slowly: the run changes */
             p->pair_sum *= 0.5;
+            p->pair_sq *= 0.5;
             p->pairs *= 0.5;
         }
         p->st.pairs++;

@@ -180,7 +180,10 @@ typedef struct mp_predict_stats {
  * the first MP_GOV_SETTLE of a block left out (they still meet the cache the
  * other mode left). The first 2 * MP_GOV_FIRST blocks take turns; then a
  * block runs the mode that was faster (on: by at least MP_GOV_MARGIN, as off
- * is what a run without lookahead does), except one block in MP_GOV_EXPLORE,
+ * is what a run without lookahead does, and by more than MP_GOV_Z standard
+ * errors of the paired differences: token times are noisy, and a decision
+ * that follows the noise runs on half the time however slow it is), except
+ * one block in MP_GOV_EXPLORE (in twice that where on is surely the slower),
  * which runs the other so that a change is seen. Faster is judged on pairs
  * of neighbouring blocks of the two modes only (their relative difference,
  * summed, fading past MP_GOV_PAIRS pairs), because token times drift along
@@ -193,6 +196,7 @@ typedef struct mp_predict_stats {
 #define MP_GOV_FIRST 2
 #define MP_GOV_EXPLORE 8
 #define MP_GOV_MARGIN 0.02
+#define MP_GOV_Z 2.0
 #define MP_GOV_GAP 8.0
 #define MP_GOV_PAIRS 24.0
 
