@@ -4,8 +4,11 @@
  *  - prefetched experts that turn out unused are evicted before proven ones,
  *    at once when their layer has run without them (mp_cache_layer_done);
  *  - a prefetch never evicts another prefetch still waiting for its layer,
- *    except that a newer prediction of the same layer supersedes older ones
- *    (what they fetched and it does not name may go);
+ *    except that, with room from the layer's own experts first, a newer
+ *    prediction of the same layer supersedes older ones (what they fetched
+ *    and it does not name may go);
+ *  - a prefetch takes the policy's victim, or with
+ *    mp_cache_prefetch_own_layer_first one of its own layer's experts;
  *  - a prefetch of an expert already loading starts no second read, and a
  *    prefetch of an expert that was just evicted reloads the right bytes;
  *  - a prefetch that finds no room is abandoned (dropped) and never blocks;
@@ -192,6 +195,7 @@ static void test_nearer_prediction_supersedes(mp_io_kind kind, const mp_policy_o
     mp_cache *c = mp_fixture_cache(&fx, kind, 4, 2, pol, NULL, &err);
     CHECKF(c != NULL, "%s", err.msg);
     if (!c) return;
+    mp_cache_prefetch_own_layer_first(c, true);
     mp_cache_prediction_begin(c); /* the farther guess of layer 1: {0, 1} */
     CHECK(mp_cache_request(c, 1, 0, MP_CACHE_PREFETCH, &err) == MP_OK);
     CHECK(mp_cache_request(c, 1, 1, MP_CACHE_PREFETCH, &err) == MP_OK);
@@ -216,6 +220,30 @@ static void test_nearer_prediction_supersedes(mp_io_kind kind, const mp_policy_o
     CHECKF(st.misses == 0 && st.prefetch_wasted == 1, "policy %s: %llu misses, %llu wasted (0, 1 expected)",
            pol->name, (unsigned long long)st.misses, (unsigned long long)st.prefetch_wasted);
     mp_cache_free(c);
+}
+
+/* LRU order 2/0, 1/0, 1/1: a prefetch of 1/5 evicts 2/0 (the policy's
+ * victim), or 1/0 (its own layer's oldest) with own_layer_first. */
+static void test_own_layer_first(mp_io_kind kind)
+{
+    for (int on = 0; on < 2; on++) {
+        mp_err err = {0};
+        mp_cache *c = mp_fixture_cache(&fx, kind, 4, 3, mp_policy_find("lru"), NULL, &err);
+        CHECKF(c != NULL, "%s", err.msg);
+        if (!c) return;
+        mp_cache_prefetch_own_layer_first(c, on);
+        demand(c, 2, 0);
+        demand(c, 1, 0);
+        demand(c, 1, 1);
+        mp_cache_prediction_begin(c);
+        CHECK(mp_cache_request(c, 1, 5, MP_CACHE_PREFETCH, &err) == MP_OK);
+        const bool own = !mp_cache_present(c, 1, 0) && mp_cache_present(c, 2, 0);
+        const bool policy = mp_cache_present(c, 1, 0) && !mp_cache_present(c, 2, 0);
+        CHECKF(on ? own : policy, "own_layer_first %d: 2/0 %s, 1/0 %s", on, mp_cache_present(c, 2, 0) ? "kept" : "evicted",
+               mp_cache_present(c, 1, 0) ? "kept" : "evicted");
+        demand(c, 1, 5);
+        mp_cache_free(c);
+    }
 }
 
 static void test_prefetch_loading_and_evicted(mp_io_kind kind)
@@ -273,6 +301,7 @@ int main(void)
             test_nearer_prediction_supersedes(kinds[k], *p);
         }
         test_prefetch_loading_and_evicted(kinds[k]);
+        test_own_layer_first(kinds[k]);
     }
     mp_fixture_free(&fx);
     if (mp_test_failures) MP_TEST_DONE();

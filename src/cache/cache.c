@@ -66,6 +66,7 @@ struct mp_cache {
     uint32_t n_free;
     uint32_t pf_layer;         /* the layer a prefetch is finding room in */
     uint32_t pred_seq;         /* the prediction in progress (mp_cache_prediction_begin); 0: none begun */
+    bool own_layer_first;      /* a prefetch finds room among its layer's experts first */
     uint32_t n_loading;
     uint32_t n_waiting;        /* sum of slots[].waiting */
 
@@ -382,13 +383,18 @@ static bool evictable_for_prefetch(void *ctx, uint32_t slot)
     return !s->guard && !(s->fill == MP_FILL_PREFETCH && !s->used && !s->expired);
 }
 
-/* Room for a prefetch of layer pf_layer among that layer's own experts. The
- * layers run in a cycle, so when the prediction is right, the layer's other
- * experts are the ones needed furthest ahead (the layer's next run after
- * this one), the expert Belady would evict; a victim of another layer may
- * be needed by a layer that runs before the predicted one. On the trained
- * demo model at 2 experts per layer this made the oracle's decode 13-17%
- * faster (fewer of its own prefetches evicted each other).
+/* Room for a prefetch of layer pf_layer among that layer's own experts
+ * (mp_cache_prefetch_own_layer_first). The layers run in a cycle, so when
+ * the prediction is right and every cached expert is in some layer's working
+ * set (a cache of about k per layer), the layer's other experts are the ones
+ * needed furthest ahead (the layer's next run after this one), the expert
+ * Belady would evict; a victim of another layer may be needed by a layer that
+ * runs before the predicted one. On the trained demo model at 2 experts per
+ * layer this made the oracle's decode 13-17% faster (fewer of its own
+ * prefetches evicted each other). In a larger cache the policy's victim is a
+ * cold expert, and the layer's own ones are its working set: there the rule
+ * made the oracle read 3.2x the bytes per token (Qwen3-30B-A3B shape at
+ * --mem 7600M) and 15% more (the bench model at 50%).
  * Within the layer, the prediction in progress supersedes earlier ones: a
  * layer is predicted from farther (lookahead d = 2) and then from nearer
  * (d = 1), and the nearer guess is the better one, so what an earlier
@@ -584,7 +590,7 @@ int mp_cache_request(mp_cache *c, uint32_t layer, uint32_t expert, mp_cache_prio
         /* room from the predicted layer's own experts first (predict.h's
          * picks replace what the layer held), then from any layer */
         c->pf_layer = layer;
-        if (get_slot(c, false, evictable_for_prefetch_same_layer, &v, NULL) < 0 &&
+        if ((!c->own_layer_first || get_slot(c, false, evictable_for_prefetch_same_layer, &v, NULL) < 0) &&
             get_slot(c, false, evictable_for_prefetch, &v, NULL) < 0) {
             c->stats[layer].prefetch_dropped++;
             return MP_E_AGAIN;
@@ -715,6 +721,8 @@ void mp_cache_layer_done(mp_cache *c, uint32_t layer)
         if (c->pol->on_expire) c->pol->on_expire(c->pol_st, (uint32_t)slot);
     }
 }
+
+void mp_cache_prefetch_own_layer_first(mp_cache *c, bool on) { c->own_layer_first = on; }
 
 void mp_cache_prediction_begin(mp_cache *c)
 {

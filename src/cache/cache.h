@@ -231,11 +231,18 @@ uint32_t mp_cache_outstanding(const mp_cache *c);
  * update.) */
 bool mp_cache_present(const mp_cache *c, uint32_t layer, uint32_t expert);
 
+/* On: a prefetch finds room among its own layer's experts first, and only
+ * then where the policy says (off, the default: where the policy says).
+ * Pays where the cache holds about k experts per layer (cache.c says why),
+ * costs where it holds more: the runtime turns it on below 2k per MoE layer. */
+void mp_cache_prefetch_own_layer_first(mp_cache *c, bool on);
+
 /* The MP_CACHE_PREFETCH requests that follow, up to the next call, are one
- * prediction of one layer. Room for them comes first from that layer's own
- * experts, and there a newer prediction supersedes older ones: what they
- * fetched or guarded and it does not name may be evicted for it (until the
- * first call, nothing is superseded). */
+ * prediction of one layer. With mp_cache_prefetch_own_layer_first, room for
+ * them comes first from that layer's own experts, and there a newer
+ * prediction supersedes older ones: what they fetched or guarded and it does
+ * not name may be evicted for it (until the first call, nothing is
+ * superseded). */
 void mp_cache_prediction_begin(mp_cache *c);
 
 /* Is (layer, expert) READY now? (No stats, no policy update.) */
