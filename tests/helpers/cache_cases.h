@@ -270,7 +270,8 @@ static void test_prefetch(mp_io_kind kind)
     mp_cache_free(c);
 }
 
-/* A prefetch makes room in its own layer first: the layer's other experts
+/* With mp_cache_prefetch_own_layer_first (a cache of about k per layer), a
+ * prefetch makes room in its own layer first: the layer's other experts
  * are the ones needed furthest ahead when the prediction is right. A
  * predicted expert that is present is guarded from the prefetches until its
  * layer has run; then room comes from another layer. */
@@ -278,6 +279,7 @@ static void test_prefetch_room(mp_io_kind kind)
 {
     mp_cache *c = make_cache(kind, g_path, 4, &tlru_ops, NULL, NULL);
     if (!c) return;
+    mp_cache_prefetch_own_layer_first(c, true);
     use(c, 0, 0); /* the least recent */
     use(c, 0, 1);
     use(c, 1, 2); /* layer 1's least recent */
