@@ -234,7 +234,8 @@ bool mp_cache_present(const mp_cache *c, uint32_t layer, uint32_t expert);
 /* On: a prefetch finds room among its own layer's experts first, and only
  * then where the policy says (off, the default: where the policy says).
  * Pays where the cache holds about k experts per layer (cache.c says why),
- * costs where it holds more: the runtime turns it on below 2k per MoE layer. */
+ * costs where it holds more: the runtime turns it on below 1.5 k per MoE
+ * layer. */
 void mp_cache_prefetch_own_layer_first(mp_cache *c, bool on);
 
 /* The MP_CACHE_PREFETCH requests that follow, up to the next call, are one

@@ -166,10 +166,10 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
                           (unsigned long long)s->plan.slot_bytes, mp_io_align(io));
     if (note[0]) mp_note_add(s->note, sizeof s->note, "%s", note);
     /* a prefetch's room from its own layer first only where the cache holds
-     * under 2k experts per MoE layer (cache.h says why) */
+     * under 1.5 k experts per MoE layer (cache.h says why) */
     uint64_t n_moe = 0;
     for (uint32_t il = 0; il < sh->n_layer; il++) n_moe += sh->is_moe[il] != 0;
-    mp_cache_prefetch_own_layer_first(s->cache, (uint64_t)s->plan.slots < 2u * (uint64_t)sh->n_expert_used * n_moe);
+    mp_cache_prefetch_own_layer_first(s->cache, 2u * (uint64_t)s->plan.slots < 3u * (uint64_t)sh->n_expert_used * n_moe);
     rc = mp_experts_open_cached(&s->experts, sh, s->cache, err);
     if (!rc && !p->no_preload && s->plan.slots >= s->plan.n_experts_total) rc = preload_all(s, err);
     return rc;
