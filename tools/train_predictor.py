@@ -273,10 +273,10 @@ def main():
         if a.records:
             save_records(a.records, n_embd, k, n_moe, tr, he)
     n_expert = expert_count(a.moepager, a.model)
-    # L -> L+D, past the last MoE layer the next token's layers (the engine reaches those
-    # only before L itself)
+    # L -> L+d for d = 1..D, past the last MoE layer the next token's layers (the engine
+    # reaches those only before L itself: d < n_moe)
     nets = [(l, l + d, 0) if l + d < n_moe else (l, l + d - n_moe, 1)
-            for d in range(1, a.distance + 1) for l in range(n_moe) if l + d - n_moe < l]
+            for d in range(1, min(a.distance, n_moe - 1) + 1) for l in range(n_moe)]
     tensors, src, dst, ahead = [], [], [], []
     for i, (s, d, ah) in enumerate(nets):
         xtr, ytr = pairs(tr, k, s, d, ah, n_expert if a.prev_picks else 0)

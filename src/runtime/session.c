@@ -13,9 +13,9 @@
 #include "trace/trace.h"
 
 #include <stdio.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* When the cache holds every expert, read them all now, with every read
  * queued at once (full disk bandwidth), so decoding starts with no misses:
@@ -167,9 +167,8 @@ static int open_cache(mp_session *s, const mp_session_params *p, const mp_expert
     if (note[0]) mp_note_add(s->note, sizeof s->note, "%s", note);
     /* a prefetch's room from its own layer first only where the cache holds
      * under 1.5 k experts per MoE layer (cache.h says why) */
-    uint64_t n_moe = 0;
-    for (uint32_t il = 0; il < sh->n_layer; il++) n_moe += sh->is_moe[il] != 0;
-    mp_cache_prefetch_own_layer_first(s->cache, 2u * (uint64_t)s->plan.slots < 3u * (uint64_t)sh->n_expert_used * n_moe);
+    mp_cache_prefetch_own_layer_first(s->cache, 2u * (uint64_t)s->plan.slots <
+                                                    3u * (uint64_t)sh->n_expert_used * s->plan.n_moe_layers);
     rc = mp_experts_open_cached(&s->experts, sh, s->cache, err);
     if (!rc && !p->no_preload && s->plan.slots >= s->plan.n_experts_total) rc = preload_all(s, err);
     return rc;
