@@ -16,6 +16,10 @@
 #                     and --temp 1 --seed 3 (run; the oracle replays a recording)
 #   demo              the trained demo model (models/) with 2 experts per layer,
 #                     256 greedy tokens after DEMO_PROMPT (run)
+# Each case's settings take turns round by round (every other round in reverse
+# order), and each row is also given against --prefetch none paired by round:
+# the mean relative difference, its standard error and the rounds won (bench
+# rows: bench's tg_vs_none; run cases: a "paired" row).
 #   replay25 replay50 FLAME_MODEL (8 MoE layers x 64 experts top-6) replaying the
 #                     FLAME trace (FLAME_TRACE) with caches of 16 / 32 per layer
 # Environment: MP (binary; default build/moepager), BENCH_MODEL, Q3_MODEL,
@@ -46,8 +50,14 @@ label = sys.argv[1]
 for r in csv.DictReader(open(sys.argv[2])):
     f = lambda k, s=1.0, d=1: ("%.*f" % (d, float(r[k]) * s)) if r.get(k) not in (None, "", "nan") else "-"
     pf = r["prefetch"] + ("" if r["prefetch"] == "none" else " d=" + r["lookahead"])
-    print("| %s | %s | %s ± %s | %s | %s | %s | %s | %s |" % (label, pf, f("tg_tps", 1, 2), f("tg_tps_sd", 1, 2),
-          f("hit_rate", 100), f("prefetch_precision", 100), f("prefetch_recall", 100), f("tg_mb_per_token", 1, 2),
+    vs = "-"
+    if r.get("tg_vs_none"):
+        vs = "%+.1f%%" % (float(r["tg_vs_none"]) * 100)
+        if r.get("tg_vs_none_se"):
+            n = len(r["tg_tps_reps"].split(";"))
+            vs += " ± %.1f (%s/%d)" % (float(r["tg_vs_none_se"]) * 100, r["tg_vs_none_won"], n)
+    print("| %s | %s | %s ± %s | %s | %s | %s | %s | %s | %s |" % (label, pf, f("tg_tps", 1, 2), f("tg_tps_sd", 1, 2),
+          vs, f("hit_rate", 100), f("prefetch_precision", 100), f("prefetch_recall", 100), f("tg_mb_per_token", 1, 2),
           f("stall_share", 100)))
 ' "$1" "$2"
 }
@@ -63,15 +73,39 @@ d = re.search(r"experts, decode: \d+ tokens, stall [\d.]+ ms/token, (\d+)% of th
 h = re.search(r"expert cache: ([\d.]+)% hits", t)
 if not g or not d:
     print("| %s | %s | failed: %s |" % (label, pf, t.strip().splitlines()[-1] if t.strip() else "no output")); sys.exit()
-print("| %s | %s | %s | %s (all) | %s | %s | %s | %s |" % (label, pf, g.group(1), h.group(1) if h else "-",
+print("| %s | %s | %s | - | %s (all) | %s | %s | %s | %s |" % (label, pf, g.group(1), h.group(1) if h else "-",
       d.group(3) or "-", d.group(4) or "-", d.group(2), d.group(1)))
 ' "$@"
 }
 
+# run's stderr -> its decode tok/s, or -
+tps() { sed -n 's/.*generation: [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$1" | head -1 | grep . || echo -; }
+
 have() { [ -r "$1" ] || { echo "| $2 | skipped: $1 not found |"; return 1; }; }
 
-echo "| case | prefetch | decode tok/s | hit % | precision % | in-time recall % | MB/token | stall % |"
-echo "|---|---|---|---|---|---|---|---|"
+# the rounds of a run-based case (lines "label|prefetch|tok/s") -> a paired row per prefetch
+paired() {
+  python3 -c '
+import sys, math, collections, statistics
+label, path = sys.argv[1:3]
+rounds = collections.defaultdict(dict)
+for i, line in enumerate(open(path)):
+    r, pf, v = line.strip().split("|")
+    if v != "-": rounds[r][pf] = float(v)
+for pf in ("lookahead", "oracle"):
+    d = [x[pf] / x["none"] - 1 for x in rounds.values() if pf in x and "none" in x and x["none"] > 0]
+    if len(d) < 2: continue
+    m = sum(d) / len(d); se = math.sqrt(sum((y - m) ** 2 for y in d) / (len(d) - 1) / len(d))
+    print("| %s, paired | %s | - | %+.1f%% ± %.1f (%d/%d) | | | | | |" % (label, pf, 100 * m, 100 * se, sum(y > 0 for y in d), len(d)))
+med = lambda pf: statistics.median(v) if (v := [x[pf] for x in rounds.values() if pf in x]) else None
+n, la, o = med("none"), med("lookahead"), med("oracle")
+if n and la and o and o > n:
+    print("| %s: lookahead takes %.0f%% of the oracle'"'"'s lead over none (medians %.1f / %.1f / %.1f) | | | | | | | | |" % (label, 100 * (la - n) / (o - n), n, la, o))
+' "$1" "$2"
+}
+
+echo "| case | prefetch | decode tok/s | vs none (paired: mean ± se, rounds won) | hit % | precision % | in-time recall % | MB/token | stall % |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for c in "${cases[@]}"; do
   case $c in
     bench25|bench50)
@@ -94,24 +128,32 @@ for c in "${cases[@]}"; do
       have "$Q3_MODEL" "$c" || continue
       args=(run -m "$Q3_MODEL" -p "Once upon a time" -n 64 --temp 1 --seed 3 --mem 7600M -t 2 --no-display-prompt)
       "$CG" 8G --evict "$Q3_MODEL" -- "$MP" "${args[@]}" --prefetch none --trace-out "$tmp/q3.jsonl" >/dev/null 2>&1
+      : >"$tmp/q3.rounds"
       for r in $(seq "$reps"); do
-        for pf in none lookahead oracle; do
+        order="none lookahead oracle"; [ $((r % 2)) = 0 ] && order="oracle lookahead none"
+        for pf in $order; do
           extra=(); [ $pf = oracle ] && extra=(--oracle-trace "$tmp/q3.jsonl")
           "$CG" 8G --evict "$Q3_MODEL" -- "$MP" "${args[@]}" --prefetch $pf "${extra[@]}" >/dev/null 2>"$tmp/q3.err"
           runrow "Qwen3 shape --mem 7600M, --temp 1 (run $r)" $pf "$tmp/q3.err"
+          echo "$r|$pf|$(tps "$tmp/q3.err")" >>"$tmp/q3.rounds"
         done
-      done ;;
+      done
+      paired "Qwen3 shape --mem 7600M, --temp 1" "$tmp/q3.rounds" ;;
     demo)
       have "$DEMO_MODEL" "$c" || continue
       args=(run -m "$DEMO_MODEL" -p "$DEMO_PROMPT" -n 256 --temp 0 --cache-experts 2 -t 2 --no-display-prompt)
       "$MP" "${args[@]}" --prefetch none --trace-out "$tmp/demo.jsonl" >/dev/null 2>&1
+      : >"$tmp/demo.rounds"
       for r in $(seq "$reps"); do
-        for pf in none lookahead oracle; do
+        order="none lookahead oracle"; [ $((r % 2)) = 0 ] && order="oracle lookahead none"
+        for pf in $order; do
           extra=(); [ $pf = oracle ] && extra=(--oracle-trace "$tmp/demo.jsonl")
           "$CG" 1G --evict "$DEMO_MODEL" -- "$MP" "${args[@]}" --prefetch $pf "${extra[@]}" >/dev/null 2>"$tmp/demo.err"
           runrow "trained demo, 2 experts/layer (run $r)" $pf "$tmp/demo.err"
+          echo "$r|$pf|$(tps "$tmp/demo.err")" >>"$tmp/demo.rounds"
         done
-      done ;;
+      done
+      paired "trained demo, 2 experts/layer" "$tmp/demo.rounds" ;;
     replay25|replay50)
       have "$FLAME_MODEL" "$c" || continue
       have "$FLAME_TRACE" "$c" || continue

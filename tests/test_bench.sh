@@ -108,6 +108,26 @@ assert all(v is not None and 0 <= v <= 1 for v in la["tg_layer_precision"][1:] +
 # wasted = evicted unused prefetches, at most the prefetches that were not used
 assert la["tg_prefetch_wasted"] <= la["tg_prefetches"] - la["tg_prefetch_used"], la
 EOF
+# paired against the none row, round by round; every other round in reverse order
+timeout $TO "$MP" bench -m "$M" -p $P -n $N -r 2 -t 1 -c 256 --cache-experts 2 --prefetch none,lookahead,oracle \
+  -o csv >"$OUT/paired.csv" 2>"$OUT/paired.err" || bad "paired sweep: exit $?: $(grep -m1 error "$OUT/paired.err")"
+python3 - "$OUT/paired.csv" "$OUT/paired.err" <<'EOF' || bad "tg_vs_none does not follow tg_tps_reps, or the rounds' order"
+import csv, math, re, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+reps = [[float(v) for v in r["tg_tps_reps"].split(";")] for r in rows]
+assert all(len(v) == 2 for v in reps), reps
+for r, v in zip(rows, reps):
+    assert abs(sum(v) / 2 - float(r["tg_tps"])) < 2e-3, (r["tg_tps"], v)
+assert rows[0]["prefetch"] == "none" and rows[0]["tg_vs_none"] == "" and rows[0]["tg_vs_none_won"] == ""
+for r, v in zip(rows[1:], reps[1:]):
+    d = [a / b - 1 for a, b in zip(v, reps[0])]
+    m = sum(d) / 2
+    se = math.sqrt(sum((x - m) ** 2 for x in d)) / math.sqrt(2)
+    assert abs(float(r["tg_vs_none"]) - m) < 1e-3 and abs(float(r["tg_vs_none_se"]) - se) < 1e-3, (r, d)
+    assert int(r["tg_vs_none_won"]) == sum(x > 0 for x in d), (r, d)
+order = re.findall(r"\[(\d)/3\] .* rep (\d)/2", open(sys.argv[2]).read())
+assert order == [(i, "1") for i in "123"] + [(i, "2") for i in "321"], order
+EOF
 grep -q 'recording the routing' "$OUT/csv.err" || bad "oracle: no recording announced"
 [ -z "$(ls -A "$OUT/tmp")" ] || bad "oracle: temporary trace left behind: $(ls "$OUT/tmp")"
 
@@ -119,7 +139,8 @@ assert len(rows) == 1 and rows[0]["budget"] == "all in RAM" and rows[0]["streame
 assert rows[0]["hit_rate"] is None and rows[0]["tg_tps"] > 0
 EOF
 timeout $TO "$MP" bench "${COMMON[@]}" --cache-experts 2 >"$OUT/md.txt" 2>/dev/null || bad "md: exit $?"
-grep -q '^| budget | cache | slots/layer | policy | prefetch |' "$OUT/md.txt" || bad "md: no table header"
+grep -q '^| budget | cache | slots/layer | policy | prefetch | io depth | pp t/s | tg t/s | tg vs none |' "$OUT/md.txt" \
+  || bad "md: no table header"
 grep -q '^| 2/layer | ' "$OUT/md.txt" || bad "md: no 2/layer row"
 
 # ---- 3. the plot -----------------------------------------------------------------

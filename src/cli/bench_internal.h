@@ -85,6 +85,18 @@ typedef struct bench_metrics {
 
 void bench_metrics_get(const bench_row *r, int n_gen, bench_metrics *m);
 
+/* Decode speed of rows[i] against the `--prefetch none` row of the same
+ * budget, policy, I/O depth and VRAM budget, repetition by repetition (the
+ * repetitions of one round ran side by side, so the machine's drift weighs
+ * on both): the mean of tg(i, r) / tg(none, r) - 1, its standard error
+ * (NaN below 2 rounds), and the rounds in which row i was faster. All NaN
+ * and 0 when there is no such row, rows[i] is it, or there is no decode. */
+typedef struct bench_paired {
+    double mean, se;
+    int won, rounds;
+} bench_paired;
+void bench_vs_none(const bench_row *rows, int n, int i, int n_gen, bench_paired *out);
+
 /* "lookahead d=2 +1 p>=1/k", "oracle d=2", "none"; "-" for a RAM row. */
 void bench_prefetch_label(const bench_setting *s, char *buf, size_t cap);
 

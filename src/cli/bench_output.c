@@ -62,6 +62,37 @@ void bench_metrics_get(const bench_row *r, int n_gen, bench_metrics *m)
     m->io_mb_s = ratio(r->io_bytes / 1e6, r->io_busy_ns / 1e9);
 }
 
+static bool same_but_prefetch(const bench_setting *a, const bench_setting *b)
+{
+    const char *pa = a->policy ? a->policy : "", *pb = b->policy ? b->policy : "";
+    return a->kind == b->kind && a->value == b->value && !strcmp(pa, pb) && a->io_depth == b->io_depth &&
+           a->vram_set == b->vram_set && (!a->vram_set || a->vram == b->vram);
+}
+
+void bench_vs_none(const bench_row *rows, int n, int i, int n_gen, bench_paired *out)
+{
+    *out = (bench_paired){NAN, NAN, 0, 0};
+    const bench_row *r = &rows[i];
+    if (n_gen <= 0 || r->set.kind == BENCH_RAM || r->set.pf == BENCH_PF_NONE) return;
+    const bench_row *none = NULL;
+    for (int j = 0; j < n && !none; j++)
+        if (rows[j].set.pf == BENCH_PF_NONE && same_but_prefetch(&rows[j].set, &r->set)) none = &rows[j];
+    if (!none) return;
+    const int reps = r->reps < none->reps ? r->reps : none->reps;
+    double d[BENCH_MAX_REPS];
+    int k = 0;
+    for (int q = 0; q < reps; q++)
+        if (none->tg_tps[q] > 0 && isfinite(r->tg_tps[q])) {
+            d[k] = r->tg_tps[q] / none->tg_tps[q] - 1.0;
+            out->won += d[k] > 0;
+            k++;
+        }
+    if (k == 0) return;
+    out->rounds = k;
+    out->mean = mean_of(d, k);
+    if (k > 1) out->se = sd_of(d, k) / sqrt((double)k);
+}
+
 void bench_prefetch_label(const bench_setting *s, char *buf, size_t cap)
 {
     if (s->kind == BENCH_RAM) snprintf(buf, cap, "-");
@@ -143,7 +174,8 @@ static const char *const fields[] = {
     "prefetch_recall", "stall_share", "tg_mb_per_token", "pp_mb", "pp_chunks", "pp_loads", "pp_distinct", "io_mb_s",
     "peak_rss_mib", "page_cache_dropped", "pp_hits", "pp_late_hits", "pp_misses", "pp_evictions", "pp_bytes_read", "pp_prefetches",
     "tg_hits", "tg_late_hits", "tg_misses", "tg_evictions", "tg_bytes_read", "tg_wait_ns", "tg_prefetches",
-    "tg_prefetch_used", "tg_prefetch_dropped", "tg_prefetch_wasted", "tg_wasted_bytes", "routing", NULL,
+    "tg_prefetch_used", "tg_prefetch_dropped", "tg_prefetch_wasted", "tg_wasted_bytes", "routing", "tg_tps_reps",
+    "tg_vs_none", "tg_vs_none_se", "tg_vs_none_won", NULL,
 };
 
 /* "model" (its own router), or the replayed trace: "FILE" or "FILE#seq N". */
@@ -154,14 +186,16 @@ static void routing_label(const bench_run *b, char *buf, size_t cap)
     else snprintf(buf, cap, "%s", b->mo.routing_trace);
 }
 
-/* Values of one row as strings (json: strings quoted, NaN as null). */
-static void row_values(const bench_run *b, const bench_row *r, bool json, char vals[][160])
+/* Values of row ri as strings (json: strings quoted, NaN as null). */
+#define VAL_CAP 2048 /* tg_tps_reps: up to BENCH_MAX_REPS numbers */
+static void row_values(const bench_run *b, const bench_row *rows, int n, int ri, bool json, char vals[][VAL_CAP])
 {
+    const bench_row *r = &rows[ri];
     bench_metrics m;
     bench_metrics_get(r, b->n_gen, &m);
     void (*num)(char *, size_t, double, int) = json ? fmt_json : fmt_num;
     int i = 0;
-#define S(...) snprintf(vals[i++], 160, __VA_ARGS__)
+#define S(...) snprintf(vals[i++], VAL_CAP, __VA_ARGS__)
 #define U(x) S("%llu", (unsigned long long)(x))
     S("%s", b->mo.model);
     S("%d", b->n_prompt);
@@ -174,8 +208,8 @@ static void row_values(const bench_run *b, const bench_row *r, bool json, char v
     S("%s", r->streamed ? "true" : "false");
     U(r->cache_bytes);
     U(r->slots);
-    if (r->streamed && r->n_moe_layers) num(vals[i++], 160, (double)r->slots / r->n_moe_layers, 2);
-    else num(vals[i++], 160, NAN, 0);
+    if (r->streamed && r->n_moe_layers) num(vals[i++], VAL_CAP, (double)r->slots / r->n_moe_layers, 2);
+    else num(vals[i++], VAL_CAP, NAN, 0);
     S("%s", r->policy_name ? r->policy_name : "-");
     S("%s", r->set.kind == BENCH_RAM ? "-" : bench_pf_name(r->set.pf));
     S("%d", r->set.pf == BENCH_PF_LOOKAHEAD || r->set.pf == BENCH_PF_ORACLE ? r->set.lookahead : 0);
@@ -184,22 +218,22 @@ static void row_values(const bench_run *b, const bench_row *r, bool json, char v
     S("%g", r->set.pf != BENCH_PF_LOOKAHEAD ? 0.0 : r->set.min_prob >= 0 ? (double)r->set.min_prob : -1.0);
     S("%s", r->io_name);
     S("%d", r->streamed ? (r->set.io_depth ? r->set.io_depth : MP_DEFAULT_IO_DEPTH) : 0);
-    num(vals[i++], 160, m.pp_tps, 3);
-    num(vals[i++], 160, m.pp_tps_sd, 3);
-    num(vals[i++], 160, m.tg_tps, 3);
-    num(vals[i++], 160, m.tg_tps_sd, 3);
-    num(vals[i++], 160, m.hit_rate, 6);
-    num(vals[i++], 160, m.pp_hit_rate, 6);
-    num(vals[i++], 160, m.precision, 6);
-    num(vals[i++], 160, m.recall, 6);
-    num(vals[i++], 160, m.stall_share, 6);
-    num(vals[i++], 160, m.tg_mb_per_token, 6);
-    num(vals[i++], 160, m.pp_mb, 6);
+    num(vals[i++], VAL_CAP, m.pp_tps, 3);
+    num(vals[i++], VAL_CAP, m.pp_tps_sd, 3);
+    num(vals[i++], VAL_CAP, m.tg_tps, 3);
+    num(vals[i++], VAL_CAP, m.tg_tps_sd, 3);
+    num(vals[i++], VAL_CAP, m.hit_rate, 6);
+    num(vals[i++], VAL_CAP, m.pp_hit_rate, 6);
+    num(vals[i++], VAL_CAP, m.precision, 6);
+    num(vals[i++], VAL_CAP, m.recall, 6);
+    num(vals[i++], VAL_CAP, m.stall_share, 6);
+    num(vals[i++], VAL_CAP, m.tg_mb_per_token, 6);
+    num(vals[i++], VAL_CAP, m.pp_mb, 6);
     U(r->pp_chunks);
     U(r->pp.loads);
     U(r->pp_distinct);
-    num(vals[i++], 160, m.io_mb_s, 1);
-    num(vals[i++], 160, m.peak_rss_mib, 1);
+    num(vals[i++], VAL_CAP, m.io_mb_s, 1);
+    num(vals[i++], VAL_CAP, m.peak_rss_mib, 1);
     S("%s", r->dropped ? "true" : "false");
     U(r->pp.hits);
     U(r->pp.late_hits);
@@ -218,14 +252,27 @@ static void row_values(const bench_run *b, const bench_row *r, bool json, char v
     U(r->tg.prefetch_dropped);
     U(r->tg.prefetch_wasted);
     U(r->tg.wasted_bytes);
-    routing_label(b, vals[i++], 160);
+    routing_label(b, vals[i++], VAL_CAP);
+    /* the repetitions' decode tok/s, in order, separated by ';' (json: a string too) */
+    char *reps = vals[i++];
+    reps[0] = '\0';
+    for (int q = 0, len = 0; b->n_gen > 0 && q < r->reps && len < VAL_CAP - 32; q++)
+        len += snprintf(reps + len, (size_t)(VAL_CAP - len), "%s%.3f", q ? ";" : "", r->tg_tps[q]);
+    if (!reps[0]) snprintf(reps, VAL_CAP, "-");
+    bench_paired pr;
+    bench_vs_none(rows, n, ri, b->n_gen, &pr);
+    num(vals[i++], VAL_CAP, pr.mean, 6);
+    num(vals[i++], VAL_CAP, pr.se, 6);
+    if (pr.rounds) S("%d", pr.won);
+    else num(vals[i++], VAL_CAP, NAN, 0);
 #undef S
 #undef U
 }
 
 static bool is_string_field(const char *f)
 {
-    static const char *const s[] = {"model", "budget", "budget_kind", "policy", "prefetch", "io", "routing", NULL};
+    static const char *const s[] = {"model", "budget", "budget_kind", "policy", "prefetch", "io", "routing",
+                                    "tg_tps_reps", NULL};
     for (int i = 0; s[i]; i++)
         if (!strcmp(s[i], f)) return true;
     return false;
@@ -250,10 +297,10 @@ static void print_json_layers(const bench_row *r)
 
 static void print_json(const bench_run *b, const bench_row *rows, int n, bool lines)
 {
-    char vals[64][160];
+    static char vals[64][VAL_CAP];
     if (!lines) printf("[\n");
     for (int r = 0; r < n; r++) {
-        row_values(b, &rows[r], true, vals);
+        row_values(b, rows, n, r, true, vals);
         printf("%s{", lines ? "" : "  ");
         for (int i = 0; fields[i]; i++) {
             printf("%s\"%s\": ", i ? ", " : "", fields[i]);
@@ -268,11 +315,11 @@ static void print_json(const bench_run *b, const bench_row *rows, int n, bool li
 
 static void print_csv(const bench_run *b, const bench_row *rows, int n)
 {
-    char vals[64][160];
+    static char vals[64][VAL_CAP];
     for (int i = 0; fields[i]; i++) printf("%s%s", i ? "," : "", fields[i]);
     printf("\n");
     for (int r = 0; r < n; r++) {
-        row_values(b, &rows[r], false, vals);
+        row_values(b, rows, n, r, false, vals);
         /* strings quoted (RFC 4180), n/a values empty */
         for (int i = 0; fields[i]; i++) {
             if (i) putchar(',');
@@ -298,14 +345,14 @@ static void print_md(const bench_run *b, const bench_row *rows, int n)
         routing_label(b, rl, sizeof rl);
         printf("Routing replayed from %s (--routing-trace): not the model's own router.\n\n", rl);
     }
-    printf("| budget | cache | slots/layer | policy | prefetch | io depth | pp t/s | tg t/s | hit %% | prec %% | "
-           "recall %% | stall %% | MB/tok | pp MB | pp loads/needed | I/O MB/s | peak RSS MiB |\n");
-    printf("|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    printf("| budget | cache | slots/layer | policy | prefetch | io depth | pp t/s | tg t/s | tg vs none | hit %% | "
+           "prec %% | recall %% | stall %% | MB/tok | pp MB | pp loads/needed | I/O MB/s | peak RSS MiB |\n");
+    printf("|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
         bench_metrics m;
         bench_metrics_get(r, b->n_gen, &m);
-        char cache[32] = "-", spl[16] = "-", pf[48], pp[48], tg[48], hit[16], prec[16], rec[16], stall[16], mbt[16],
+        char cache[32] = "-", spl[16] = "-", pf[48], pp[48], tg[48], vs[64] = "-", hit[16], prec[16], rec[16], stall[16], mbt[16],
              ppmb[16], rn[48] = "-", iob[16], depth[16] = "-";
         if (r->streamed) {
             mp_format_size(r->cache_bytes, cache, sizeof cache);
@@ -317,6 +364,12 @@ static void print_md(const bench_run *b, const bench_row *rows, int n)
         snprintf(pp, sizeof pp, "%.2f ± %.2f", m.pp_tps, m.pp_tps_sd);
         if (b->n_gen > 0) snprintf(tg, sizeof tg, "%.2f ± %.2f", m.tg_tps, m.tg_tps_sd);
         else snprintf(tg, sizeof tg, "-");
+        bench_paired pr;
+        bench_vs_none(rows, n, i, b->n_gen, &pr);
+        if (pr.rounds > 1)
+            snprintf(vs, sizeof vs, "%+.1f%% ± %.1f (%d/%d)", pr.mean * 100, pr.se * 100, pr.won, pr.rounds);
+        else if (pr.rounds == 1)
+            snprintf(vs, sizeof vs, "%+.1f%%", pr.mean * 100);
         fmt_num(hit, sizeof hit, m.hit_rate * 100, 1);
         fmt_num(prec, sizeof prec, m.precision * 100, 1);
         fmt_num(rec, sizeof rec, m.recall * 100, 1);
@@ -324,8 +377,8 @@ static void print_md(const bench_run *b, const bench_row *rows, int n)
         fmt_num(mbt, sizeof mbt, m.tg_mb_per_token, 2);
         fmt_num(ppmb, sizeof ppmb, m.pp_mb, 1);
         fmt_num(iob, sizeof iob, m.io_mb_s, 0);
-        printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f |\n",
-               r->set.label, cache, spl, r->policy_name ? r->policy_name : "-", pf, depth, pp, tg, hit, prec, rec,
+        printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f |\n",
+               r->set.label, cache, spl, r->policy_name ? r->policy_name : "-", pf, depth, pp, tg, vs, hit, prec, rec,
                stall, mbt, ppmb, rn, iob, m.peak_rss_mib);
     }
 }

@@ -303,9 +303,11 @@ int bench_sweep(bench_run *b, const bench_setting *sets, int n, bench_row *rows,
     /* repetitions take turns over the settings (rep 1 of each, then rep 2
      * of each, ...): a machine whose speed drifts weighs on every setting
      * alike, where runs of one setting after another put the drift between
-     * settings */
+     * settings; and every other round runs them in reverse order, so that
+     * no setting always runs first (after the previous round's last one) */
     for (int r = 0; r < b->reps; r++)
-        for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            const int i = r % 2 ? n - 1 - j : j;
             char desc[160];
             setting_desc(&sets[i], desc, sizeof desc);
             fprintf(stderr, "%s[%d/%d] %s rep %d/%d ...%s", tty ? "\r\033[K" : "", i + 1, n, desc, r + 1, b->reps,
