@@ -9,15 +9,78 @@ frequency-ranked policy can beat these.
 A sequence's first token is counted as all hits (the best any cache could
 do with what the sequence before left), so the bounds hold for every access
 the replay counts.
-  /usr/bin/python3 bench/cache_bounds.py TRACE.jsonl [C ...]   (C >= k; default 8 16)"""
+With --bypass, a cache that may also read a needed expert without keeping it
+(a policy with admission control; the engine would need room for the bypassed
+reads outside the cache): Belady's optimum with bypass, a fixed set of the C
+experts the sequence uses most (known in advance), and an online admission
+rule (keep a missed expert only if its count in the sequence so far, decayed
+by 0.97 a token, plus 10 x its layer's trace-wide rate so far, beats the
+coldest kept one's), all counting every access, the cache carried from one
+sequence to the next.
+  /usr/bin/python3 bench/cache_bounds.py [--bypass] TRACE.jsonl [C ...]   (C >= k; default 8 16)"""
 import collections
 import json
 import sys
 
 
+def bypass_bounds(seqs, k, n_expert, caps):
+    layers = sorted({layer for _, layer in seqs})
+    probs = sorted({p for p, _ in seqs})
+    for c in caps:
+        out = []
+        for name in ("Belady with bypass", "the sequence's top C (known in advance)", "online admission"):
+            hits = total = 0
+            for layer in layers:
+                cache, seen, n_tok = set(), collections.Counter(), 0
+                for p in probs:
+                    d = seqs.get((p, layer), {})
+                    ts = sorted(d)
+                    seq_count = collections.Counter(e for s in d.values() for e in s)
+                    top = set(sorted(range(n_expert), key=lambda e: -seq_count[e])[:c])
+                    recent = collections.Counter()
+                    for i, t in enumerate(ts):
+                        need = d[t]
+                        hits += sum(e in cache for e in need)
+                        total += len(need)
+                        if name.startswith("Belady"):
+                            nxt = {}
+                            for j in range(len(ts) - 1, i, -1):
+                                for e in d[ts[j]]:
+                                    nxt[e] = j
+                            cache = set(sorted(cache | set(need), key=lambda e: nxt.get(e, 1 << 30))[:c])
+                        elif name.startswith("the sequence"):
+                            cache = top
+                        else:
+                            for e in list(recent):
+                                recent[e] *= 0.97
+                            for e in need:
+                                recent[e] += 1
+                            n_tok += 1
+                            score = lambda e: recent[e] + 10.0 * seen[e] / n_tok
+                            for e in need:
+                                if e in cache:
+                                    continue
+                                if len(cache) < c:
+                                    cache.add(e)
+                                    continue
+                                v = min(cache, key=score)
+                                if score(e) >= score(v):
+                                    cache.discard(v)
+                                    cache.add(e)
+                        for e in need:
+                            seen[e] += 1
+            out.append(f"{name} {100 * hits / total:.2f}%")
+        print(f"C {c}, bypass: " + ", ".join(out))
+
+
 def main():
-    trace = sys.argv[1]
-    caps = [int(c) for c in sys.argv[2:]] or [8, 16]
+    args = sys.argv[1:]
+    bypass = "--bypass" in args
+    args = [a for a in args if a != "--bypass"]
+    if not args:
+        sys.exit(__doc__)
+    trace = args[0]
+    caps = [int(c) for c in args[1:]] or [8, 16]
     seqs = collections.defaultdict(dict)
     for line in open(trace):
         r = json.loads(line)
@@ -50,6 +113,8 @@ def main():
                     hits += len((cur | set(rest[:c - k])) & set(d[b]))
                     total += k
             print(f"C {c}: extras by the {name}'s frequency, known in advance: {100 * hits / total:.2f}%")
+    if bypass:
+        bypass_bounds(seqs, k, n_expert, caps)
 
 
 if __name__ == "__main__":

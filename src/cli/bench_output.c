@@ -258,7 +258,6 @@ static void row_values(const bench_run *b, const bench_row *rows, int n, int ri,
     reps[0] = '\0';
     for (int q = 0, len = 0; b->n_gen > 0 && q < r->reps && len < VAL_CAP - 32; q++)
         len += snprintf(reps + len, (size_t)(VAL_CAP - len), "%s%.3f", q ? ";" : "", r->tg_tps[q]);
-    if (!reps[0]) snprintf(reps, VAL_CAP, "-");
     bench_paired pr;
     bench_vs_none(rows, n, ri, b->n_gen, &pr);
     num(vals[i++], VAL_CAP, pr.mean, 6);
