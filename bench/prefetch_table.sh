@@ -16,12 +16,12 @@
 #                     and --temp 1 --seed 3 (run; the oracle replays a recording)
 #   demo              the trained demo model (models/) with 2 experts per layer,
 #                     256 greedy tokens after DEMO_PROMPT (run)
+#   replay25 replay50 FLAME_MODEL (8 MoE layers x 64 experts top-6) replaying the
+#                     FLAME trace (FLAME_TRACE) with caches of 16 / 32 per layer
 # Each case's settings take turns round by round (every other round in reverse
 # order), and each row is also given against --prefetch none paired by round:
 # the mean relative difference, its standard error and the rounds won (bench
 # rows: bench's tg_vs_none; run cases: a "paired" row).
-#   replay25 replay50 FLAME_MODEL (8 MoE layers x 64 experts top-6) replaying the
-#                     FLAME trace (FLAME_TRACE) with caches of 16 / 32 per layer
 # Environment: MP (binary; default build/moepager), BENCH_MODEL, Q3_MODEL,
 # FLAME_MODEL, FLAME_TRACE, DEMO_MODEL, DEMO_PROMPT. A benchmark, not a test:
 # it judges nothing. Run it on a quiet machine.
@@ -62,13 +62,15 @@ for r in csv.DictReader(open(sys.argv[2])):
 ' "$1" "$2"
 }
 
-# run's stderr -> one line
+# run's stderr -> one line; and "ROUND|prefetch|tok/s" (or -) appended to ROUNDS
 runrow() {
   python3 -c '
 import re, sys
-label, pf, path = sys.argv[1:4]
+label, pf, path, rnd, rounds = sys.argv[1:6]
 t = open(path).read()
 g = re.search(r"generation: \d+ tokens, ([\d.]+) tok/s", t)
+with open(rounds, "a") as f:
+    f.write("%s|%s|%s\n" % (rnd, pf, g.group(1) if g else "-"))
 d = re.search(r"experts, decode: \d+ tokens, stall [\d.]+ ms/token, (\d+)% of the time waiting for I/O, ([\d.]+) MB/token read(?:; prefetch: \d+ loads, precision ([\d.]+)%, in-time recall ([\d.]+)%)?", t)
 h = re.search(r"expert cache: ([\d.]+)% hits", t)
 if not g or not d:
@@ -78,9 +80,6 @@ print("| %s | %s | %s | - | %s (all) | %s | %s | %s | %s |" % (label, pf, g.grou
 ' "$@"
 }
 
-# run's stderr -> its decode tok/s, or -
-tps() { sed -n 's/.*generation: [0-9]* tokens, \([0-9.]*\) tok\/s.*/\1/p' "$1" | head -1 | grep . || echo -; }
-
 have() { [ -r "$1" ] || { echo "| $2 | skipped: $1 not found |"; return 1; }; }
 
 # the rounds of a run-based case (lines "label|prefetch|tok/s") -> a paired row per prefetch
@@ -89,7 +88,7 @@ paired() {
 import sys, math, collections, statistics
 label, path = sys.argv[1:3]
 rounds = collections.defaultdict(dict)
-for i, line in enumerate(open(path)):
+for line in open(path):
     r, pf, v = line.strip().split("|")
     if v != "-": rounds[r][pf] = float(v)
 for pf in ("lookahead", "oracle"):
@@ -102,6 +101,23 @@ n, la, o = med("none"), med("lookahead"), med("oracle")
 if n and la and o and o > n:
     print("| %s: lookahead takes %.0f%% of the oracle'"'"'s lead over none (medians %.1f / %.1f / %.1f) | | | | | | | | |" % (label, 100 * (la - n) / (o - n), n, la, o))
 ' "$1" "$2"
+}
+
+# a run case: RUNS rounds of none, lookahead and oracle (the latter replaying TRACE), in
+# turns, every other round in reverse order, each under the cgroup LIMIT with MODEL evicted
+run_rounds() { # LABEL LIMIT MODEL TRACE ARGS...
+  local label=$1 lim=$2 model=$3 trace=$4 r pf order extra
+  shift 4
+  : >"$tmp/rounds"
+  for r in $(seq "$reps"); do
+    order="none lookahead oracle"; [ $((r % 2)) = 0 ] && order="oracle lookahead none"
+    for pf in $order; do
+      extra=(); [ $pf = oracle ] && extra=(--oracle-trace "$trace")
+      "$CG" "$lim" --evict "$model" -- "$MP" "$@" --prefetch $pf "${extra[@]}" >/dev/null 2>"$tmp/run.err"
+      runrow "$label (run $r)" $pf "$tmp/run.err" "$r" "$tmp/rounds"
+    done
+  done
+  paired "$label" "$tmp/rounds"
 }
 
 echo "| case | prefetch | decode tok/s | vs none (paired: mean ± se, rounds won) | hit % | precision % | in-time recall % | MB/token | stall % |"
@@ -128,32 +144,12 @@ for c in "${cases[@]}"; do
       have "$Q3_MODEL" "$c" || continue
       args=(run -m "$Q3_MODEL" -p "Once upon a time" -n 64 --temp 1 --seed 3 --mem 7600M -t 2 --no-display-prompt)
       "$CG" 8G --evict "$Q3_MODEL" -- "$MP" "${args[@]}" --prefetch none --trace-out "$tmp/q3.jsonl" >/dev/null 2>&1
-      : >"$tmp/q3.rounds"
-      for r in $(seq "$reps"); do
-        order="none lookahead oracle"; [ $((r % 2)) = 0 ] && order="oracle lookahead none"
-        for pf in $order; do
-          extra=(); [ $pf = oracle ] && extra=(--oracle-trace "$tmp/q3.jsonl")
-          "$CG" 8G --evict "$Q3_MODEL" -- "$MP" "${args[@]}" --prefetch $pf "${extra[@]}" >/dev/null 2>"$tmp/q3.err"
-          runrow "Qwen3 shape --mem 7600M, --temp 1 (run $r)" $pf "$tmp/q3.err"
-          echo "$r|$pf|$(tps "$tmp/q3.err")" >>"$tmp/q3.rounds"
-        done
-      done
-      paired "Qwen3 shape --mem 7600M, --temp 1" "$tmp/q3.rounds" ;;
+      run_rounds "Qwen3 shape --mem 7600M, --temp 1" 8G "$Q3_MODEL" "$tmp/q3.jsonl" "${args[@]}" ;;
     demo)
       have "$DEMO_MODEL" "$c" || continue
       args=(run -m "$DEMO_MODEL" -p "$DEMO_PROMPT" -n 256 --temp 0 --cache-experts 2 -t 2 --no-display-prompt)
       "$MP" "${args[@]}" --prefetch none --trace-out "$tmp/demo.jsonl" >/dev/null 2>&1
-      : >"$tmp/demo.rounds"
-      for r in $(seq "$reps"); do
-        order="none lookahead oracle"; [ $((r % 2)) = 0 ] && order="oracle lookahead none"
-        for pf in $order; do
-          extra=(); [ $pf = oracle ] && extra=(--oracle-trace "$tmp/demo.jsonl")
-          "$CG" 1G --evict "$DEMO_MODEL" -- "$MP" "${args[@]}" --prefetch $pf "${extra[@]}" >/dev/null 2>"$tmp/demo.err"
-          runrow "trained demo, 2 experts/layer (run $r)" $pf "$tmp/demo.err"
-          echo "$r|$pf|$(tps "$tmp/demo.err")" >>"$tmp/demo.rounds"
-        done
-      done
-      paired "trained demo, 2 experts/layer" "$tmp/demo.rounds" ;;
+      run_rounds "trained demo, 2 experts/layer" 1G "$DEMO_MODEL" "$tmp/demo.jsonl" "${args[@]}" ;;
     replay25|replay50)
       have "$FLAME_MODEL" "$c" || continue
       have "$FLAME_TRACE" "$c" || continue

@@ -188,6 +188,7 @@ static void routing_label(const bench_run *b, char *buf, size_t cap)
 
 /* Values of row ri as strings (json: strings quoted, NaN as null). */
 #define VAL_CAP 2048 /* tg_tps_reps: up to BENCH_MAX_REPS numbers */
+static char row_vals[64][VAL_CAP]; /* one row's values, for the csv and json writers */
 static void row_values(const bench_run *b, const bench_row *rows, int n, int ri, bool json, char vals[][VAL_CAP])
 {
     const bench_row *r = &rows[ri];
@@ -296,15 +297,14 @@ static void print_json_layers(const bench_row *r)
 
 static void print_json(const bench_run *b, const bench_row *rows, int n, bool lines)
 {
-    static char vals[64][VAL_CAP];
     if (!lines) printf("[\n");
     for (int r = 0; r < n; r++) {
-        row_values(b, rows, n, r, true, vals);
+        row_values(b, rows, n, r, true, row_vals);
         printf("%s{", lines ? "" : "  ");
         for (int i = 0; fields[i]; i++) {
             printf("%s\"%s\": ", i ? ", " : "", fields[i]);
-            if (is_string_field(fields[i])) json_str(stdout, vals[i]);
-            else printf("%s", vals[i]);
+            if (is_string_field(fields[i])) json_str(stdout, row_vals[i]);
+            else printf("%s", row_vals[i]);
         }
         print_json_layers(&rows[r]);
         printf("}%s\n", lines ? "" : (r + 1 < n ? "," : ""));
@@ -314,23 +314,22 @@ static void print_json(const bench_run *b, const bench_row *rows, int n, bool li
 
 static void print_csv(const bench_run *b, const bench_row *rows, int n)
 {
-    static char vals[64][VAL_CAP];
     for (int i = 0; fields[i]; i++) printf("%s%s", i ? "," : "", fields[i]);
     printf("\n");
     for (int r = 0; r < n; r++) {
-        row_values(b, rows, n, r, false, vals);
+        row_values(b, rows, n, r, false, row_vals);
         /* strings quoted (RFC 4180), n/a values empty */
         for (int i = 0; fields[i]; i++) {
             if (i) putchar(',');
             if (is_string_field(fields[i])) {
                 putchar('"');
-                for (const char *c = vals[i]; *c; c++) {
+                for (const char *c = row_vals[i]; *c; c++) {
                     if (*c == '"') putchar('"');
                     putchar(*c);
                 }
                 putchar('"');
             } else {
-                fputs(strcmp(vals[i], "-") ? vals[i] : "", stdout);
+                fputs(strcmp(row_vals[i], "-") ? row_vals[i] : "", stdout);
             }
         }
         printf("\n");
