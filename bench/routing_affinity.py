@@ -24,9 +24,14 @@ def main():
         sys.exit(__doc__)
     max_d = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     tokens = collections.defaultdict(dict)  # (sequence, token) -> layer -> experts
-    for line in open(sys.argv[1]):
-        r = json.loads(line)
-        tokens[(r["problem_id"], r["token_idx"])][r["layer"]] = r["experts"]
+    for n, line in enumerate(open(sys.argv[1]), 1):
+        try:
+            r = json.loads(line)
+            tokens[(r["problem_id"], r["token_idx"])][r["layer"]] = r["experts"]
+        except (ValueError, KeyError, TypeError) as e:
+            sys.exit(f"{sys.argv[1]}:{n}: not a routing record ({e!r})")
+    if not tokens:
+        sys.exit(f"{sys.argv[1]}: no routing records")
     layers = sorted({layer for t in tokens.values() for layer in t})
     k = len(next(iter(next(iter(tokens.values())).values())))
     n_expert = 1 + max(e for t in tokens.values() for s in t.values() for e in s)
@@ -64,17 +69,13 @@ def main():
                     den += seen[(src, layer, e)]
                 if den:
                     score(f"affinity d={d}", [f for f, _ in s.most_common()], used)
+                for e in t[src]:  # then learn from this token (no other guess reads these counts)
+                    pair[(src, layer, e)].update(used)
+                    seen[(src, layer, e)] += 1
             if layer in prev:
                 score("previous token", list(prev[layer]), used)
             if pop[layer]:
                 score("popularity", [e for e, _ in pop[layer].most_common()], used)
-            # learn
-            for d in range(1, max_d + 1):
-                src = layer - d
-                if src in t:
-                    for e in t[src]:
-                        pair[(src, layer, e)].update(used)
-                        seen[(src, layer, e)] += 1
             pop[layer].update(used)
         prev = t
 
