@@ -82,9 +82,14 @@ def main():
     trace = args[0]
     caps = [int(c) for c in args[1:]] or [8, 16]
     seqs = collections.defaultdict(dict)
-    for line in open(trace):
-        r = json.loads(line)
-        seqs[(r["problem_id"], r["layer"])][r["token_idx"]] = r["experts"]
+    for n, line in enumerate(open(trace), 1):
+        try:
+            r = json.loads(line)
+            seqs[(r["problem_id"], r["layer"])][r["token_idx"]] = r["experts"]
+        except (ValueError, KeyError, TypeError) as e:
+            sys.exit(f"{trace}:{n}: not a routing record ({e!r})")
+    if not seqs:
+        sys.exit(f"{trace}: no routing records")
     k = len(next(iter(next(iter(seqs.values())).values())))
     n_expert = 1 + max(e for d in seqs.values() for s in d.values() for e in s)
     trace_count = collections.Counter((layer, e) for (p, layer), d in seqs.items() for s in d.values() for e in s)
