@@ -156,6 +156,9 @@ def nets_of(path, kv, tensors, n_embd, k):
         fail(f"{path}: n_embd {kv['predictor.n_embd']}, k {kv['predictor.n_expert_used']}; "
              f"the records have {n_embd} and {k}")
     X = kv["predictor.n_expert"]
+    prev_h = kv.get("predictor.prev_h", 0)
+    if prev_h not in (0, 1):
+        fail(f"{path}: predictor.prev_h {prev_h!r} (0 or 1)")
     src, dst, ahead = kv["predictor.src"], kv["predictor.dst"], kv["predictor.ahead"]
     if not (len(src) == len(dst) == len(ahead)) or not src:
         fail(f"{path}: predictor.src, dst and ahead differ in length or are empty")
@@ -169,10 +172,11 @@ def nets_of(path, kv, tensors, n_embd, k):
             w[part] = tensors[name]
         h = w["fc1.bias"].shape[0]
         n_in = w["fc1.weight"].shape[1] if w["fc1.weight"].ndim == 2 else -1
-        if (w["fc1.weight"].shape != (h, n_in) or n_in not in (n_embd, n_embd + X)
+        want = (2 * n_embd,) if prev_h else (n_embd, n_embd + X)
+        if (w["fc1.weight"].shape != (h, n_in) or n_in not in want
                 or w["fc2.weight"].shape != (X, h) or w["fc2.bias"].shape != (X,)):
             fail(f"{path}: net {i}: tensor shapes do not fit n_embd {n_embd}, {X} experts")
-        nets.append((s, d, a, w, n_in != n_embd))
+        nets.append((s, d, a, w, "h" if prev_h else "picks" if n_in != n_embd else None))
     return X, nets
 
 
@@ -207,10 +211,13 @@ def main():
                 continue
             h = hs[i].astype(np.float64)
             x = h / np.sqrt((h * h).mean() + 1e-5)
-            if prev:
+            if prev == "picks":  # the flags of dst's picks on the token before
                 flags = np.zeros(X)
                 flags[list(sets[(d, t - 1)])] = 1.0
                 x = np.concatenate([x, flags])
+            elif prev == "h":  # dst's residual on the token before
+                g = hs[at[(d, t - 1)]].astype(np.float64)
+                x = np.concatenate([x, g / np.sqrt((g * g).mean() + 1e-5)])
             z = w["fc2.weight"] @ np.maximum(w["fc1.weight"] @ x + w["fc1.bias"], 0.0) + w["fc2.bias"]
             pr = np.exp(z - z.max())
             pr /= pr.sum()

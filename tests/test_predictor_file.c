@@ -11,7 +11,12 @@
  *  - a predictor with nets guesses only where a net maps the layers (never
  *    the router), reaches the next token with a net of ahead 1, and lets a
  *    layer's picks through by the net's whole-layer confidence;
- *  - a net with prev_picks sees the picks its layer made last. */
+ *  - a net with prev_picks sees the picks its layer made last;
+ *  - a file with predictor.prev_h = 1 gives nets of input [h / rms(h),
+ *    g / rms(g)] (g: the layer's last residual; zeros when none is known)
+ *    that match the double reference, a bad prev_h key or a net of the
+ *    wrong width is refused, and such a net follows the residual
+ *    mp_predict_observe_h gave its layer last. */
 #include "common/types.h"
 #include "experts/experts.h"
 #include "experts/predict.h"
@@ -53,14 +58,17 @@ typedef struct spec {
     bool float_dst;        /* predictor.dst as floats */
     int prev_net;          /* this net takes prev_picks (-1: none) */
     int fc1_extra;         /* columns fc1.weight of net prev_net has past E (X unless spoiled) */
-    float w[4][H * (E + X) + H + X * H + X];
+    int prev_h;            /* predictor.prev_h's value (-1: no key) */
+    bool prev_h_str;       /* predictor.prev_h as a string */
+    int h_width;           /* fc1.weight's columns with prev_h (2 E unless spoiled) */
+    float w[4][H * 2 * E + H + X * H + X];
 } spec;
 
 static spec good(void)
 {
     spec s = {.arch = "moepager-predictor", .n_embd = E, .n_expert = X, .k = K, .n = 2,
               .src = {0, 2}, .dst = {1, 0}, .ahead = {0, 1}, .n_src_entries = 2, .hidden = H, .fc2_rows = X,
-              .prev_net = 1, .fc1_extra = X};
+              .prev_net = 1, .fc1_extra = X, .prev_h = -1, .h_width = 2 * E};
     uint32_t r = 7;
     for (int i = 0; i < 4; i++)
         for (size_t j = 0; j < sizeof s.w[i] / sizeof(float); j++) s.w[i][j] = frand(&r);
@@ -83,10 +91,12 @@ static int write_spec(const spec *s, const char *path)
         mp_gguf_writer_set_arr(w, "predictor.dst", MP_GGUF_INT32, (uint64_t)s->n, s->dst);
     }
     mp_gguf_writer_set_arr(w, "predictor.ahead", MP_GGUF_INT32, (uint64_t)s->n, s->ahead);
+    if (s->prev_h_str) mp_gguf_writer_set_str(w, "predictor.prev_h", "1");
+    else if (s->prev_h >= 0) mp_gguf_writer_set_u32(w, "predictor.prev_h", (uint32_t)s->prev_h);
     for (int i = 0; i < s->n; i++) {
         char name[64];
         const float *p = s->w[i];
-        const int n_in = E + (i == s->prev_net ? s->fc1_extra : 0);
+        const int n_in = s->prev_h == 1 ? s->h_width : E + (i == s->prev_net ? s->fc1_extra : 0);
         const int64_t ne1[2] = {n_in, s->hidden}, neb1[1] = {s->hidden}, ne2[2] = {s->hidden, s->fc2_rows},
                       neb2[1] = {X};
         snprintf(name, sizeof name, "net.%d.fc1.weight", i);
@@ -142,6 +152,72 @@ static void ref_probs(const float *w, int hidden, const float *h, const uint8_t 
     for (int e = 0; e < X; e++) probs[e] /= sum;
 }
 
+static void expect_error(const spec *s, const char *what, const char *want1, const char *want2);
+
+/* The reference of a prev_h net: x = [h / rms(h), g / rms(g)] (g NULL: zeros). */
+static void ref_probs_h(const float *w, const float *h, const float *g, double *probs)
+{
+    const int n_in = 2 * E;
+    const float *w1 = w, *b1 = w + H * n_in, *w2 = b1 + H, *b2 = w2 + X * H;
+    double ssh = 0, ssg = 0, hid[H], mx = -1e300, sum = 0;
+    for (int i = 0; i < E; i++) ssh += (double)h[i] * h[i], ssg += g ? (double)g[i] * g[i] : 0.0;
+    const double ih = 1.0 / sqrt(ssh / E + 1e-5), ig = 1.0 / sqrt(ssg / E + 1e-5);
+    for (int j = 0; j < H; j++) {
+        double a = b1[j];
+        for (int i = 0; i < E; i++) a += (double)w1[j * n_in + i] * h[i] * ih;
+        for (int i = 0; g && i < E; i++) a += (double)w1[j * n_in + E + i] * g[i] * ig;
+        hid[j] = a > 0 ? a : 0;
+    }
+    for (int e = 0; e < X; e++) {
+        double a = b2[e];
+        for (int j = 0; j < H; j++) a += (double)w2[e * H + j] * hid[j];
+        probs[e] = a;
+        if (a > mx) mx = a;
+    }
+    for (int e = 0; e < X; e++) sum += (probs[e] = exp(probs[e] - mx));
+    for (int e = 0; e < X; e++) probs[e] /= sum;
+}
+
+static void test_prev_h_file(void)
+{
+    spec s = good();
+    s.prev_h = 1;
+    mp_pred_file f;
+    mp_err err;
+    int rc = load(&s, &f, &err);
+    CHECKF(rc == MP_OK, "%s", err.msg);
+    if (rc) return;
+    CHECKF(f.nets[0].prev_h && f.nets[1].prev_h && !f.nets[0].prev_picks && !f.nets[1].prev_picks,
+           "prev_h %d %d, prev_picks %d %d", f.nets[0].prev_h, f.nets[1].prev_h, f.nets[0].prev_picks,
+           f.nets[1].prev_picks);
+    CHECK(f.bytes == sizeof(float) * (2 * (H * 2 * E + H + X * H + X) + NL * E)); /* + the layers' last residuals */
+    uint32_t r = 5;
+    float h[E], g[E], hid[H + 2 * E + X], probs[X];
+    double want[X], worst = 0;
+    for (int trial = 0; trial < 20; trial++) {
+        for (int i = 0; i < E; i++) h[i] = 3.0f * frand(&r), g[i] = 2.0f * frand(&r);
+        for (int n = 0; n < 2; n++) {
+            const float *gg = trial % 4 == 3 ? NULL : g; /* none known: zeros */
+            mp_pred_net_probs(&f.nets[n], E, X, h, NULL, gg, hid, probs);
+            ref_probs_h(s.w[n], h, gg, want);
+            for (int e = 0; e < X; e++)
+                if (fabs(probs[e] - want[e]) > worst) worst = fabs(probs[e] - want[e]);
+        }
+    }
+    CHECKF(worst < 1e-5, "prev_h: largest difference from the double reference %g", worst);
+    mp_pred_file_free(&f);
+    s = good(), s.prev_h = 2;
+    expect_error(&s, "prev_h 2", "predictor.prev_h", "0 or 1");
+    s = good(), s.prev_h_str = true;
+    expect_error(&s, "prev_h a string", "predictor.prev_h", "uint32");
+    s = good(), s.prev_h = 1, s.h_width = E;
+    expect_error(&s, "prev_h, fc1 of width n_embd", "net 0", "net.0.fc1.weight");
+    s = good(), s.prev_h = 0; /* 0: the plain file */
+    rc = load(&s, &f, &err);
+    CHECKF(rc == MP_OK && !f.nets[0].prev_h && f.nets[1].prev_picks, "prev_h 0: %s", rc ? err.msg : "loaded");
+    if (!rc) mp_pred_file_free(&f);
+}
+
 static void test_loads_and_computes(void)
 {
     spec s = good();
@@ -167,7 +243,7 @@ static void test_loads_and_computes(void)
         for (int i = 0; i < E; i++) h[i] = 3.0f * frand(&r);
         for (int e = 0; e < X; e++) prev[e] = frand(&r) > 0.2f;
         for (int n = 0; n < 2; n++) {
-            mp_pred_net_probs(&f.nets[n], E, X, h, prev, hid, probs);
+            mp_pred_net_probs(&f.nets[n], E, X, h, prev, NULL, hid, probs);
             ref_probs(s.w[n], H, h, f.nets[n].prev_picks ? prev : NULL, want);
             double sum = 0;
             for (int e = 0; e < X; e++) {
@@ -317,6 +393,55 @@ static void test_prev_picks(void)
     mp_predictor_free(p);
 }
 
+/* A net with prev_h whose output is its layer's last residual: hidden unit
+ * e is component e of that residual (after its rms), and W2 maps it to
+ * expert e. */
+static void test_prev_h_follows(void)
+{
+    static float w[H * 2 * E + H + X * H + X];
+    float *w1 = w, *w2 = w + H * 2 * E + H;
+    for (int e = 0; e < X; e++) {
+        w1[e * 2 * E + E + e] = 1.0f;
+        w2[e * H + e] = 20.0f;
+    }
+    mp_pred_net net = {.src = 0, .dst = 2, .ahead = 0, .hidden = H, .prev_h = true, .w1 = w1,
+                       .b1 = w + H * 2 * E, .w2 = w2, .b2 = w2 + X * H};
+    const mp_experts_shape sh = {NL, X, K, E, is_moe};
+    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 2, 0, 0.3f, NULL, NULL, true, &net, 1};
+    mp_predictor *p = NULL;
+    mp_err err;
+    mp_err_clear(&err);
+    CHECKF(mp_predictor_create(&p, &sh, &cfg, gate_never, NULL, &err) == MP_OK, "%s", err.msg);
+    if (!p) return;
+    float h[E];
+    for (int i = 0; i < E; i++) h[i] = (float)(i % 3) - 1.0f;
+    int32_t out[X];
+    mp_predict_in in = {0, 0, 1, h, NULL, NULL};
+    CHECKF(mp_predict(p, &in, 2, out, X) == 0, "no residual of layer 2 known, yet the net was sure");
+    const int sets[3][K] = {{1, 6}, {4, 7}, {0, 3}};
+    for (int i = 0; i < 3; i++) {
+        float g[E] = {0};
+        g[sets[i][0]] = g[sets[i][1]] = 1.0f;
+        mp_predict_observe_h(p, 0, h); /* another layer's: no effect */
+        mp_predict_observe_h(p, 2, g);
+        const int n = mp_predict(p, &in, 2, out, X);
+        const bool same = n == K && ((out[0] == sets[i][0] && out[1] == sets[i][1]) ||
+                                     (out[0] == sets[i][1] && out[1] == sets[i][0]));
+        CHECKF(same, "after layer 2's residual named %d and %d the net picked %d experts (%d, %d)", sets[i][0],
+               sets[i][1], n, n > 0 ? out[0] : -1, n > 1 ? out[1] : -1);
+    }
+    /* a prompt chunk: its first token sees the last residual, later ones none */
+    float hh[2 * E];
+    memcpy(hh, h, sizeof h);
+    memcpy(hh + E, h, sizeof h);
+    mp_predict_in chunk = {0, 0, 2, hh, NULL, NULL};
+    const int n = mp_predict(p, &chunk, 2, out, X);
+    CHECKF(n == K && ((out[0] == 0 && out[1] == 3) || (out[0] == 3 && out[1] == 0)),
+           "a chunk of 2: %d picks (%d, %d), want the first token's 0 and 3", n, n > 0 ? out[0] : -1,
+           n > 1 ? out[1] : -1);
+    mp_predictor_free(p);
+}
+
 static void test_fuzz(void)
 {
     spec s = good();
@@ -351,9 +476,9 @@ static void test_fuzz(void)
         const mp_experts_shape sh = {NL, X, K, E, is_moe};
         if (mp_pred_file_load(path, &sh, &pf, &err) == MP_OK) {
             loaded++;
-            float h[E] = {1.0f}, hid[H * 256 + E + X], probs[X];
+            float h[E] = {1.0f}, hid[H * 256 + 2 * E + X], probs[X];
             for (int i = 0; i < pf.n_nets; i++)
-                if (pf.nets[i].hidden <= H * 256) mp_pred_net_probs(&pf.nets[i], E, X, h, NULL, hid, probs);
+                if (pf.nets[i].hidden <= H * 256) mp_pred_net_probs(&pf.nets[i], E, X, h, NULL, NULL, hid, probs);
             mp_pred_file_free(&pf);
         } else {
             refused++;
@@ -372,6 +497,8 @@ int main(void)
     test_fuzz();
     test_predictor_uses_nets();
     test_prev_picks();
+    test_prev_h_file();
+    test_prev_h_follows();
     char path[300];
     snprintf(path, sizeof path, "%s/pred.gguf", dir);
     unlink(path);

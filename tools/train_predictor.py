@@ -28,7 +28,10 @@ CPU only, Debian's python3-torch (apt-get install python3-torch; run with
      experts the predicted layer used on the token before: surer of whole
      layers on held-out text, 77.0% against 73.5% for layer 0 -> 1, but no
      faster on the demo, since it mostly learns the sets that repeat, which
-     cost no read anyway), trained with cross-entropy on the k picks (1/k
+     cost no read anyway; with --prev-h 1, x = [h / rms(h), g / rms(g)], g the
+     residual the predicted layer had on the token before, which carries the
+     context at that layer: layer 0 -> 1 on held-out text 86.0% against
+     71.0%), trained with cross-entropy on the k picks (1/k
      each), Adam on shuffled minibatches;
   3. written as a GGUF of architecture moepager-predictor
      (src/runtime/predictor_file.h) with each net's held-out accuracy printed:
@@ -121,10 +124,11 @@ def collect(mp, model, texts, threads, tmp, label, gen=1):
     return n_embd, k, n_moe, per_run
 
 
-def pairs(per_run, k, src, dst, ahead, n_expert=0):
+def pairs(per_run, k, src, dst, ahead, n_expert=0, prev_h=False):
     """(inputs, picks) for a net: h at (src, p), picks at (dst, p + ahead); with
     n_expert > 0 the inputs also hold n_expert flags of the picks at (dst, p + ahead - 1)
-    (the net's prev_picks input), after h, which rms_norm leaves alone."""
+    (the net's prev_picks input), after h, which rms_norm leaves alone; with prev_h, the
+    residual at (dst, p + ahead - 1), already divided by its rms (the net's prev_h input)."""
     xs, ys = [], []
     for body in per_run:
         layer = body[:, 0].astype(np.int64)
@@ -137,9 +141,12 @@ def pairs(per_run, k, src, dst, ahead, n_expert=0):
                 continue
             j = at.get((dst, p + ahead))
             jp = at.get((dst, p + ahead - 1))
-            if j is None or (n_expert and jp is None):
+            if j is None or ((n_expert or prev_h) and jp is None):
                 continue
-            if n_expert:
+            if prev_h:
+                g = h[jp].astype(np.float32)
+                xs.append(np.concatenate([h[i], g / np.sqrt((g * g).mean() + 1e-5)]))
+            elif n_expert:
                 flags = np.zeros(n_expert, dtype=np.float32)
                 flags[picks[jp]] = 1.0
                 xs.append(np.concatenate([h[i], flags]))
@@ -245,6 +252,10 @@ def main():
     ap.add_argument("--hidden", type=int, default=128, help="hidden units, a multiple of 16 (default 128)")
     ap.add_argument("--prev-picks", type=int, default=0, choices=(0, 1),
                     help="1: each net also sees the picks its layer made last (the token before); 0 (default): h only")
+    ap.add_argument("--prev-h", type=int, default=0, choices=(0, 1),
+                    help="1: each net also sees the residual its predicted layer had on the token before "
+                         "(kept by the engine from the last token): it knows the context at that layer "
+                         "(layer 0 -> 1 on held-out text: 86.0%% of whole sets right against 71.0%%); 0: h only")
     ap.add_argument("--distance", type=int, default=2,
                     help="nets for the layers up to D ahead (default 2: L -> L+1 and L -> L+2, so that "
                          "lookahead 2, moepager's default, queues reads a layer earlier; 1: L -> L+1 only)")
@@ -263,6 +274,8 @@ def main():
     torch.set_num_threads(a.threads)
     rng = random.Random(a.seed)
     train_buf, held_buf = stdlib_split(a.seed, a.heldout_frac)
+    if a.prev_h and a.prev_picks:
+        sys.exit("train_predictor: --prev-h and --prev-picks cannot be combined")
     if a.distance < 1:
         sys.exit("train_predictor: --distance must be at least 1")
     if a.records and os.path.exists(a.records):
@@ -279,11 +292,11 @@ def main():
             for d in range(1, min(a.distance, n_moe - 1) + 1) for l in range(n_moe)]
     tensors, src, dst, ahead = [], [], [], []
     for i, (s, d, ah) in enumerate(nets):
-        xtr, ytr = pairs(tr, k, s, d, ah, n_expert if a.prev_picks else 0)
-        xte, yte = pairs(he, k, s, d, ah, n_expert if a.prev_picks else 0)
+        xtr, ytr = pairs(tr, k, s, d, ah, n_expert if a.prev_picks else 0, bool(a.prev_h))
+        xte, yte = pairs(he, k, s, d, ah, n_expert if a.prev_picks else 0, bool(a.prev_h))
         if len(ytr) == 0 or len(yte) == 0:
             sys.exit(f"train_predictor: no tokens for MoE layer {s} -> {d}")
-        if a.prev_picks:  # the engine knows no last picks in a prompt: a tenth of the tokens train without them
+        if a.prev_picks or a.prev_h:  # the engine knows neither in a prompt: a tenth of the tokens train without
             xtr[np.random.default_rng(a.seed + i).random(len(xtr)) < 0.1, n_embd:] = 0.0
         x = torch.tensor(rms_norm(xtr, n_embd))
         target = torch.zeros(len(ytr), n_expert)
@@ -316,6 +329,8 @@ def main():
           ("predictor.n_embd", "u32", n_embd), ("predictor.n_expert", "u32", n_expert),
           ("predictor.n_expert_used", "u32", k),
           ("predictor.src", "i32[]", src), ("predictor.dst", "i32[]", dst), ("predictor.ahead", "i32[]", ahead)]
+    if a.prev_h:
+        kv.append(("predictor.prev_h", "u32", 1))
     write_gguf(a.out, kv, tensors)
     print(f"wrote {a.out}: {len(src)} nets of {a.hidden} hidden units", flush=True)
 

@@ -62,6 +62,8 @@ struct mp_predictor {
     float *hid;          /* a trained net's hidden layer (the widest net's size) and input */
     uint8_t *last_used;  /* [n_layer * n_expert]: the experts each layer used last (nets only;
                           * all 0 until the layer runs a decode token: no flags) */
+    float *last_h;       /* [n_layer * n_embd]: each layer's last residual (nets with prev_h only) */
+    uint8_t *has_last_h; /* [n_layer] */
     bool cross;          /* a net of ahead = 1: lookahead reaches the next token */
 };
 
@@ -126,17 +128,27 @@ static float est_precision(const mp_predictor *p, const mp_pred_calib *c, int b)
     return (c->used + prior * MP_PRED_PRIOR_N) / (c->picks + MP_PRED_PRIOR_N);
 }
 
+/* x[i] = h[i] / rms(h) */
+static void rms_scaled(float *x, const float *h, int n)
+{
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)h[i] * (double)h[i];
+    const float inv = 1.0f / sqrtf((float)(ss / n) + 1e-5f);
+    for (int i = 0; i < n; i++) x[i] = h[i] * inv;
+}
+
 void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const float *h, const uint8_t *prev,
-                       float *hid, float *probs)
+                       const float *prev_h, float *hid, float *probs)
 {
     const int H = net->hidden;
     float *x = hid + H;
-    double ss = 0.0;
-    for (int i = 0; i < n_embd; i++) ss += (double)h[i] * (double)h[i];
-    const float inv = 1.0f / sqrtf((float)(ss / n_embd) + 1e-5f);
-    for (int i = 0; i < n_embd; i++) x[i] = h[i] * inv;
+    rms_scaled(x, h, n_embd);
     int n_in = n_embd;
-    if (net->prev_picks) {
+    if (net->prev_h) {
+        if (prev_h) rms_scaled(x + n_embd, prev_h, n_embd);
+        else memset(x + n_embd, 0, sizeof(float) * (size_t)n_embd);
+        n_in += n_embd;
+    } else if (net->prev_picks) {
         for (int e = 0; e < n_expert; e++) x[n_embd + e] = prev && prev[e] ? 1.0f : 0.0f;
         n_in += n_expert;
     }
@@ -211,7 +223,12 @@ static void guess_probs(mp_predictor *p, const mp_predict_in *in, int t, int tar
     const float *h = in->h + (int64_t)t * p->n_embd;
     if (net) {
         const uint8_t *last = p->last_used + (size_t)target * p->n_expert;
-        mp_pred_net_probs(net, (int)p->n_embd, (int)p->n_expert, h, last, p->hid, p->logits);
+        /* dst's residual on the token before the predicted one: the last one
+         * observed there, for the chunk's first token (or a decode token)
+         * only; a later token of a prompt chunk has it not yet */
+        const float *last_h = p->last_h && p->has_last_h[target] && t == 0
+                                  ? p->last_h + (size_t)target * p->n_embd : NULL;
+        mp_pred_net_probs(net, (int)p->n_embd, (int)p->n_expert, h, last, last_h, p->hid, p->logits);
     }
     else p->gate(p->gate_ud, target, h, p->logits, p->scratch);
 }
@@ -242,13 +259,19 @@ int mp_predictor_create(mp_predictor **out, const mp_experts_shape *sh, const mp
     int rc = (p->is_moe && p->scratch && p->logits && p->count && p->score) ? MP_OK
                                                                            : mp_err_set(err, MP_E_NOMEM, "out of memory");
     int max_hidden = 0;
+    bool prev_h = false;
     for (int i = 0; cfg->kind == MP_PREFETCH_LOOKAHEAD && i < cfg->n_nets; i++) {
         if (cfg->nets[i].hidden > max_hidden) max_hidden = cfg->nets[i].hidden;
         if (cfg->nets[i].ahead) p->cross = true;
+        prev_h |= cfg->nets[i].prev_h;
     }
     if (!rc && max_hidden > 0 &&
-        (!(p->hid = malloc(sizeof(float) * ((size_t)max_hidden + sh->n_embd + X))) ||
+        (!(p->hid = malloc(sizeof(float) * ((size_t)max_hidden + 2 * (size_t)sh->n_embd + X))) ||
          !(p->last_used = calloc((size_t)sh->n_layer * X, 1))))
+        rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
+    if (!rc && prev_h &&
+        (!(p->last_h = malloc(sizeof(float) * (size_t)sh->n_layer * (sh->n_embd ? sh->n_embd : 1))) ||
+         !(p->has_last_h = calloc(sh->n_layer ? sh->n_layer : 1, 1))))
         rc = mp_err_set(err, MP_E_NOMEM, "out of memory");
     if (cfg->kind != MP_PREFETCH_LOOKAHEAD) p->cfg.n_nets = 0;
     p->adaptive = cfg->kind == MP_PREFETCH_LOOKAHEAD && cfg->min_prob < 0.0f;
@@ -304,6 +327,8 @@ void mp_predictor_free(mp_predictor *p)
     free(p->needed);
     free(p->hid);
     free(p->last_used);
+    free(p->last_h);
+    free(p->has_last_h);
     free(p);
 }
 
@@ -486,6 +511,13 @@ void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n)
     }
     for (int i = 0; i < n; i++)
         if (needed[i] >= 0 && needed[i] < (int)p->n_expert) p->needed[needed[i]] = 0;
+}
+
+void mp_predict_observe_h(mp_predictor *p, int layer, const float *h)
+{
+    if (!p || !p->last_h || !h || layer < 0 || layer >= (int)p->n_layer) return;
+    memcpy(p->last_h + (size_t)layer * p->n_embd, h, sizeof(float) * p->n_embd);
+    p->has_last_h[layer] = 1;
 }
 
 /* The mode of the block after `blocks` finished ones. */

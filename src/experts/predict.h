@@ -47,6 +47,12 @@ typedef enum mp_prefetch_kind {
  * token's for ahead 1). Such nets are surer on held-out text but were no
  * faster on the demo model: what they learn is mostly the sets that repeat,
  * which cost no read (docs/measurements/predictor-2026-12-07.md).
+ * With prev_h, x is [h / rms(h), g / rms(g)], g the residual entering layer
+ * dst's FFN on the token before the predicted one (the last one the
+ * predictor observed there; zeros where none is known, as in a prompt chunk):
+ * it carries the context at dst, which h does not yet (the demo model's
+ * layer 0 -> 1 net gets 86% of whole sets right on held-out text against
+ * 71%; docs/measurements/ceiling-2026-12-07.md).
  * The router applied to h (lookahead's default guess) gets a whole layer's
  * set right far less often on a small model, and its confidence says little;
  * a trained net's top-k mass says how often its whole set is right (on the
@@ -55,7 +61,8 @@ typedef struct mp_pred_net {
     int src, dst, ahead;
     int hidden;       /* a multiple of MP_PRED_NET_ALIGN */
     bool prev_picks;  /* x has the n_expert flags of dst's last picks */
-    const float *w1;  /* (hidden, n_embd [+ n_expert with prev_picks]) */
+    bool prev_h;      /* x has dst's last residual (not with prev_picks) */
+    const float *w1;  /* (hidden, n_embd [+ n_expert with prev_picks, + n_embd with prev_h]) */
     const float *b1;  /* (hidden) */
     const float *w2;  /* (n_expert, hidden) */
     const float *b2;  /* (n_expert) */
@@ -64,11 +71,12 @@ typedef struct mp_pred_net {
 #define MP_PRED_NET_MAX_HIDDEN 4096
 
 /* probs[n_expert] for h[n_embd] and, with net->prev_picks, prev[n_expert]
- * (nonzero: dst used that expert last; NULL: none known) through the
- * dispatched F32 matmul kernels; hid: `hidden` + n_embd + n_expert floats of
- * scratch. */
+ * (nonzero: dst used that expert last; NULL: none known), with net->prev_h,
+ * prev_h[n_embd] (dst's last residual; NULL: none known), through the
+ * dispatched F32 matmul kernels; hid: `hidden` + 2 n_embd + n_expert floats
+ * of scratch. */
 void mp_pred_net_probs(const mp_pred_net *net, int n_embd, int n_expert, const float *h, const uint8_t *prev,
-                       float *hid, float *probs);
+                       const float *prev_h, float *hid, float *probs);
 
 typedef struct mp_prefetch_cfg {
     mp_prefetch_kind kind;
@@ -215,6 +223,11 @@ void mp_predict_set_clock(mp_predictor *p, uint64_t (*now_ns)(void *), void *ctx
  * lookahead scores the picks made for it, and trained nets with prev_picks
  * take these as the layer's last picks. */
 void mp_predict_observe(mp_predictor *p, int layer, const int *needed, int n);
+
+/* MoE layer `layer` begins a chunk whose last token's residual entering the
+ * FFN is h[n_embd]: trained nets with prev_h take it as the layer's last
+ * residual. No-op without such nets. */
+void mp_predict_observe_h(mp_predictor *p, int layer, const float *h);
 mp_predict_stats mp_predict_get_stats(const mp_predictor *p); /* zeros for NULL */
 
 /* Whether the predictor also knows the routing of tokens after this chunk,

@@ -144,6 +144,8 @@ int mp_experts_begin_layer(mp_experts *x, int layer, const int *needed, int n, c
     memcpy(x->needed, needed, sizeof(int) * (size_t)n);
     if (x->pred) mp_predict_begin_layer(x->pred, layer, view ? view->T : 0);
     if (x->pred && view && view->T == 1) mp_predict_observe(x->pred, layer, needed, n);
+    if (x->pred && view && view->h && view->T >= 1)
+        mp_predict_observe_h(x->pred, layer, view->h + (int64_t)(view->T - 1) * x->n_embd);
     x->layer = layer;
     x->view = view;
     x->n_needed = n;

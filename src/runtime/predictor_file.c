@@ -63,7 +63,7 @@ static int net_tensor(const mp_gguf *g, const char *path, int i, const char *nam
 }
 
 static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, mp_pred_file *f, int64_t *src,
-                int64_t *dst, int64_t *ahead, uint64_t n, mp_err *err)
+                int64_t *dst, int64_t *ahead, uint64_t n, bool prev_h, mp_err *err)
 {
     const uint32_t n_layer = sh->n_layer, n_embd = sh->n_embd, n_expert = sh->n_expert;
     const uint8_t *is_moe = sh->is_moe;
@@ -115,10 +115,12 @@ static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, 
             break;
         }
         hidden[i] = (int)H;
-        /* the input: h, or h and the flags of dst's last picks (prev_picks) */
+        /* the input: h; with predictor.prev_h, h and dst's last residual; else h, or h
+         * and the flags of dst's last picks (prev_picks) */
         snprintf(name, sizeof name, "net.%d.fc1.weight", ii);
         const mp_gguf_tensor *w = mp_gguf_find_tensor(g, name);
-        n_in[i] = w && w->ne[0] == (int64_t)n_embd + n_expert ? (int64_t)n_embd + n_expert : (int64_t)n_embd;
+        if (prev_h) n_in[i] = 2 * (int64_t)n_embd;
+        else n_in[i] = w && w->ne[0] == (int64_t)n_embd + n_expert ? (int64_t)n_embd + n_expert : (int64_t)n_embd;
         floats += (uint64_t)H * ((uint64_t)n_in[i] + 1 + n_expert) + n_expert;
     }
     if (!rc && (!(f->nets = calloc(n, sizeof *f->nets)) || !(f->data = malloc(sizeof(float) * floats))))
@@ -137,7 +139,8 @@ static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, 
         nt->dst = (int)layer_of[dst[i]];
         nt->ahead = (int)ahead[i];
         nt->hidden = H;
-        nt->prev_picks = n_in[i] != n_embd;
+        nt->prev_h = prev_h;
+        nt->prev_picks = !prev_h && n_in[i] != n_embd;
         float *pw1 = at, *pb1 = pw1 + (size_t)n_in[i] * H, *pw2 = pb1 + H, *pb2 = pw2 + (size_t)n_expert * H;
         at = pb2 + n_expert;
         memcpy(pw1, w1, sizeof(float) * (size_t)n_in[i] * H); /* [n_in, H]: row j is W1's row j */
@@ -153,7 +156,8 @@ static int load(const mp_gguf *g, const char *path, const mp_experts_shape *sh, 
     free(n_in);
     if (!rc) {
         f->n_nets = (int)n;
-        f->bytes = floats * sizeof(float);
+        /* and the layers' last residuals the predictor keeps for prev_h nets */
+        f->bytes = (floats + (prev_h ? (uint64_t)n_layer * n_embd : 0)) * sizeof(float);
     }
     return rc;
 }
@@ -185,7 +189,12 @@ int mp_pred_file_load(const char *path, const mp_experts_shape *sh, mp_pred_file
     if (!rc && (nd != ns || na != ns))
         rc = mp_err_set(err, MP_E_INVAL, "%s: predictor.src, dst and ahead have %llu, %llu and %llu entries", path,
                         (unsigned long long)ns, (unsigned long long)nd, (unsigned long long)na);
-    if (!rc) rc = load(g, path, sh, &f, src, dst, ahead, ns, err);
+    /* optional: 1 when every net also takes its layer's last residual */
+    uint32_t prev_h = 0;
+    if (!rc && mp_gguf_get(g, "predictor.prev_h") &&
+        (mp_gguf_get_u32(g, "predictor.prev_h", &prev_h, NULL) != MP_OK || prev_h > 1))
+        rc = mp_err_set(err, MP_E_INVAL, "%s: predictor.prev_h must be a uint32 of 0 or 1", path);
+    if (!rc) rc = load(g, path, sh, &f, src, dst, ahead, ns, prev_h == 1, err);
     free(src);
     free(dst);
     free(ahead);

@@ -5,8 +5,11 @@
  *   predictor.src, predictor.dst, predictor.ahead   arrays of n integers: net i maps
  *       the residual entering MoE layer src[i]'s FFN to MoE layer dst[i]'s gate
  *       probabilities, ahead[i] tokens later (experts/predict.h, mp_pred_net)
- *   net.I.fc1.weight  F32 [n_embd, hidden], or [n_embd + n_expert, hidden] for a net
- *                     that also takes the flags of dst's last picks (mp_pred_net.prev_picks)
+ *   predictor.prev_h  u32, optional: 1 when every net also takes the residual its layer
+ *                     dst had on the token before (mp_pred_net.prev_h)
+ *   net.I.fc1.weight  F32 [n_embd, hidden]; [2 n_embd, hidden] with predictor.prev_h;
+ *                     otherwise [n_embd + n_expert, hidden] for a net that also takes the
+ *                     flags of dst's last picks (mp_pred_net.prev_picks)
  *   net.I.fc1.bias    F32 [hidden]
  *   net.I.fc2.weight  F32 [hidden, n_expert] net.I.fc2.bias  F32 [n_expert]
  *
@@ -30,7 +33,7 @@ typedef struct mp_pred_file {
     mp_pred_net *nets;
     int n_nets;
     float *data; /* every net's weights, copied out of the file */
-    uint64_t bytes;
+    uint64_t bytes; /* the weights, and with prev_h the layers' last residuals the predictor keeps */
 } mp_pred_file;
 
 /* Reads path and checks it against a model of shape sh (its layers, which
