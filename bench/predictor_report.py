@@ -76,13 +76,17 @@ def read_value(r, t, what, depth=0):
     fail(f"{r.path}: value type {t} at offset {r.at} ({what})")
 
 
-def read_predictor(path):
-    """(kv, {name: float32 array shaped [ne1, ne0]}) of a predictor GGUF."""
+def slurp(path):
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except OSError as e:
         fail(f"{path}: {e.strerror}")
+
+
+def read_predictor(path):
+    """(kv, {name: float32 array shaped [ne1, ne0]}) of a predictor GGUF."""
+    data = slurp(path)
     r = Reader(path, data)
     if r.take(4, "magic") != b"GGUF":
         fail(f"{path}: not a GGUF file")
@@ -126,11 +130,7 @@ def read_predictor(path):
 
 
 def read_hidden(path):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        fail(f"{path}: {e.strerror}")
+    data = slurp(path)
     if len(data) < 24 or data[:8] != b"MPHIDDEN":
         fail(f"{path}: not a hidden-state file (docs/TRACE_FORMAT.md)")
     version, n_embd, k, n_moe = struct.unpack_from("<4I", data, 8)

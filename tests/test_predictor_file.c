@@ -127,19 +127,22 @@ static int load(const spec *s, mp_pred_file *f, mp_err *err)
     return mp_pred_file_load(path, &sh, f, err);
 }
 
-/* The reference: the formula in double precision (prev: NULL, or the
- * X flags of a net with prev_picks). */
-static void ref_probs(const float *w, int hidden, const float *h, const uint8_t *prev, double *probs)
+/* The reference: the formula in double precision. prev: NULL, or the X
+ * flags of a net with prev_picks; prev_h: a net whose input is
+ * [h / rms(h), g / rms(g)] (g NULL: zeros). */
+static void ref_probs(const float *w, int hidden, const float *h, const uint8_t *prev, bool prev_h, const float *g,
+                      double *probs)
 {
-    const int n_in = E + (prev ? X : 0);
+    const int n_in = prev_h ? 2 * E : E + (prev ? X : 0);
     const float *w1 = w, *b1 = w + hidden * n_in, *w2 = b1 + hidden, *b2 = w2 + X * hidden;
-    double ss = 0, hid[H], mx = -1e300, sum = 0;
-    for (int i = 0; i < E; i++) ss += (double)h[i] * h[i];
-    const double inv = 1.0 / sqrt(ss / E + 1e-5);
+    double ssh = 0, ssg = 0, hid[H], mx = -1e300, sum = 0;
+    for (int i = 0; i < E; i++) ssh += (double)h[i] * h[i], ssg += g ? (double)g[i] * g[i] : 0.0;
+    const double ih = 1.0 / sqrt(ssh / E + 1e-5), ig = 1.0 / sqrt(ssg / E + 1e-5);
     for (int j = 0; j < hidden; j++) {
         double a = b1[j];
-        for (int i = 0; i < E; i++) a += (double)w1[j * n_in + i] * h[i] * inv;
-        for (int e = 0; prev && e < X; e++) a += prev[e] ? (double)w1[j * n_in + E + e] : 0.0;
+        for (int i = 0; i < E; i++) a += (double)w1[j * n_in + i] * h[i] * ih;
+        for (int e = 0; !prev_h && prev && e < X; e++) a += prev[e] ? (double)w1[j * n_in + E + e] : 0.0;
+        for (int i = 0; prev_h && g && i < E; i++) a += (double)w1[j * n_in + E + i] * g[i] * ig;
         hid[j] = a > 0 ? a : 0;
     }
     for (int e = 0; e < X; e++) {
@@ -153,30 +156,6 @@ static void ref_probs(const float *w, int hidden, const float *h, const uint8_t 
 }
 
 static void expect_error(const spec *s, const char *what, const char *want1, const char *want2);
-
-/* The reference of a prev_h net: x = [h / rms(h), g / rms(g)] (g NULL: zeros). */
-static void ref_probs_h(const float *w, const float *h, const float *g, double *probs)
-{
-    const int n_in = 2 * E;
-    const float *w1 = w, *b1 = w + H * n_in, *w2 = b1 + H, *b2 = w2 + X * H;
-    double ssh = 0, ssg = 0, hid[H], mx = -1e300, sum = 0;
-    for (int i = 0; i < E; i++) ssh += (double)h[i] * h[i], ssg += g ? (double)g[i] * g[i] : 0.0;
-    const double ih = 1.0 / sqrt(ssh / E + 1e-5), ig = 1.0 / sqrt(ssg / E + 1e-5);
-    for (int j = 0; j < H; j++) {
-        double a = b1[j];
-        for (int i = 0; i < E; i++) a += (double)w1[j * n_in + i] * h[i] * ih;
-        for (int i = 0; g && i < E; i++) a += (double)w1[j * n_in + E + i] * g[i] * ig;
-        hid[j] = a > 0 ? a : 0;
-    }
-    for (int e = 0; e < X; e++) {
-        double a = b2[e];
-        for (int j = 0; j < H; j++) a += (double)w2[e * H + j] * hid[j];
-        probs[e] = a;
-        if (a > mx) mx = a;
-    }
-    for (int e = 0; e < X; e++) sum += (probs[e] = exp(probs[e] - mx));
-    for (int e = 0; e < X; e++) probs[e] /= sum;
-}
 
 static void test_prev_h_file(void)
 {
@@ -199,7 +178,7 @@ static void test_prev_h_file(void)
         for (int n = 0; n < 2; n++) {
             const float *gg = trial % 4 == 3 ? NULL : g; /* none known: zeros */
             mp_pred_net_probs(&f.nets[n], E, X, h, NULL, gg, hid, probs);
-            ref_probs_h(s.w[n], h, gg, want);
+            ref_probs(s.w[n], H, h, NULL, true, gg, want);
             for (int e = 0; e < X; e++)
                 if (fabs(probs[e] - want[e]) > worst) worst = fabs(probs[e] - want[e]);
         }
@@ -244,7 +223,7 @@ static void test_loads_and_computes(void)
         for (int e = 0; e < X; e++) prev[e] = frand(&r) > 0.2f;
         for (int n = 0; n < 2; n++) {
             mp_pred_net_probs(&f.nets[n], E, X, h, prev, NULL, hid, probs);
-            ref_probs(s.w[n], H, h, f.nets[n].prev_picks ? prev : NULL, want);
+            ref_probs(s.w[n], H, h, f.nets[n].prev_picks ? prev : NULL, false, NULL, want);
             double sum = 0;
             for (int e = 0; e < X; e++) {
                 sum += probs[e];
@@ -355,90 +334,101 @@ static void test_predictor_uses_nets(void)
     mp_predictor_free(p);
 }
 
-/* A net with prev_picks whose output is its layer's last picks: hidden unit
- * e is flag e, and W2 maps it to expert e. */
-static void test_prev_picks(void)
+/* A predictor of the one net, with a fixed bar (each pick's probability >=
+ * 0.3), so that the adaptive calibration, which a changing set makes wrong,
+ * keeps out of it. */
+static mp_predictor *fixed_bar_predictor(mp_pred_net *net)
 {
-    static float w[H * (E + X) + H + X * H + X];
-    float *w1 = w, *w2 = w + H * (E + X) + H;
-    for (int e = 0; e < X; e++) {
-        w1[e * (E + X) + E + e] = 1.0f;
-        w2[e * H + e] = 20.0f;
-    }
-    mp_pred_net net = {.src = 0, .dst = 2, .ahead = 0, .hidden = H, .prev_picks = true, .w1 = w1,
-                       .b1 = w + H * (E + X), .w2 = w2, .b2 = w2 + X * H};
     const mp_experts_shape sh = {NL, X, K, E, is_moe};
-    /* a fixed bar (each pick's probability >= 0.3), so that the adaptive
-     * calibration, which a changing set makes wrong, keeps out of it */
-    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 2, 0, 0.3f, NULL, NULL, true, &net, 1};
+    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 2, 0, 0.3f, NULL, NULL, true, net, 1};
     mp_predictor *p = NULL;
     mp_err err;
     mp_err_clear(&err);
     CHECKF(mp_predictor_create(&p, &sh, &cfg, gate_never, NULL, &err) == MP_OK, "%s", err.msg);
-    if (!p) return;
-    float h[E];
+    return p;
+}
+
+/* Whether the prediction out[0..n) is exactly the set {want[0], want[1]}. */
+static bool picked(int n, const int32_t *out, const int *want)
+{
+    return n == K && ((out[0] == want[0] && out[1] == want[1]) || (out[0] == want[1] && out[1] == want[0]));
+}
+
+/* A net's weights whose output is input block `from` (0: h, E: what
+ * follows h): hidden unit e is input column from + e, and W2 maps it to
+ * expert e. */
+static void follow_weights(float *w, int n_in, int from)
+{
+    float *w1 = w, *w2 = w + H * n_in + H;
+    for (int e = 0; e < X; e++) {
+        w1[e * n_in + from + e] = 1.0f;
+        w2[e * H + e] = 20.0f;
+    }
+}
+
+/* The net of MoE layer 0 -> 2 (layers 0 -> 2) with those weights in w, and
+ * the h it is given (its own part of the input does not matter). */
+static mp_pred_net follow_net(float *w, int n_in, float *h)
+{
+    follow_weights(w, n_in, E);
     for (int i = 0; i < E; i++) h[i] = (float)(i % 3) - 1.0f;
+    return (mp_pred_net){.src = 0, .dst = 2, .ahead = 0, .hidden = H, .w1 = w, .b1 = w + H * n_in,
+                         .w2 = w + H * n_in + H, .b2 = w + H * n_in + H + X * H};
+}
+
+static const int follow_sets[3][K] = {{1, 6}, {4, 7}, {0, 3}};
+
+/* A net with prev_picks whose output is its layer's last picks. */
+static void test_prev_picks(void)
+{
+    static float w[H * (E + X) + H + X * H + X];
+    float h[E];
+    mp_pred_net net = follow_net(w, E + X, h);
+    net.prev_picks = true;
+    mp_predictor *p = fixed_bar_predictor(&net);
+    if (!p) return;
     int32_t out[X];
     mp_predict_in in = {0, 0, 1, h, NULL, NULL};
     CHECKF(mp_predict(p, &in, 2, out, X) == 0, "no last picks known, yet the net was sure");
-    const int sets[3][K] = {{1, 6}, {4, 7}, {0, 3}};
     for (int i = 0; i < 3; i++) {
-        mp_predict_observe(p, 2, sets[i], K);
+        mp_predict_observe(p, 2, follow_sets[i], K);
         const int n = mp_predict(p, &in, 2, out, X);
-        const bool same = n == K && ((out[0] == sets[i][0] && out[1] == sets[i][1]) ||
-                                     (out[0] == sets[i][1] && out[1] == sets[i][0]));
-        CHECKF(same, "after layer 2 used %d and %d the net picked %d experts (%d, %d)", sets[i][0], sets[i][1], n,
-               n > 0 ? out[0] : -1, n > 1 ? out[1] : -1);
+        CHECKF(picked(n, out, follow_sets[i]), "after layer 2 used %d and %d the net picked %d experts (%d, %d)",
+               follow_sets[i][0], follow_sets[i][1], n, n > 0 ? out[0] : -1, n > 1 ? out[1] : -1);
     }
     mp_predictor_free(p);
 }
 
-/* A net with prev_h whose output is its layer's last residual: hidden unit
- * e is component e of that residual (after its rms), and W2 maps it to
- * expert e. */
+/* A net with prev_h whose output is its layer's last residual (after its
+ * rms). */
 static void test_prev_h_follows(void)
 {
     static float w[H * 2 * E + H + X * H + X];
-    float *w1 = w, *w2 = w + H * 2 * E + H;
-    for (int e = 0; e < X; e++) {
-        w1[e * 2 * E + E + e] = 1.0f;
-        w2[e * H + e] = 20.0f;
-    }
-    mp_pred_net net = {.src = 0, .dst = 2, .ahead = 0, .hidden = H, .prev_h = true, .w1 = w1,
-                       .b1 = w + H * 2 * E, .w2 = w2, .b2 = w2 + X * H};
-    const mp_experts_shape sh = {NL, X, K, E, is_moe};
-    mp_prefetch_cfg cfg = {MP_PREFETCH_LOOKAHEAD, 2, 0, 0.3f, NULL, NULL, true, &net, 1};
-    mp_predictor *p = NULL;
-    mp_err err;
-    mp_err_clear(&err);
-    CHECKF(mp_predictor_create(&p, &sh, &cfg, gate_never, NULL, &err) == MP_OK, "%s", err.msg);
-    if (!p) return;
     float h[E];
-    for (int i = 0; i < E; i++) h[i] = (float)(i % 3) - 1.0f;
+    mp_pred_net net = follow_net(w, 2 * E, h);
+    net.prev_h = true;
+    mp_predictor *p = fixed_bar_predictor(&net);
+    if (!p) return;
     int32_t out[X];
     mp_predict_in in = {0, 0, 1, h, NULL, NULL};
     CHECKF(mp_predict(p, &in, 2, out, X) == 0, "no residual of layer 2 known, yet the net was sure");
-    const int sets[3][K] = {{1, 6}, {4, 7}, {0, 3}};
     for (int i = 0; i < 3; i++) {
         float g[E] = {0};
-        g[sets[i][0]] = g[sets[i][1]] = 1.0f;
+        g[follow_sets[i][0]] = g[follow_sets[i][1]] = 1.0f;
         mp_predict_observe_h(p, 0, h); /* another layer's: no effect */
         mp_predict_observe_h(p, 2, g);
         const int n = mp_predict(p, &in, 2, out, X);
-        const bool same = n == K && ((out[0] == sets[i][0] && out[1] == sets[i][1]) ||
-                                     (out[0] == sets[i][1] && out[1] == sets[i][0]));
-        CHECKF(same, "after layer 2's residual named %d and %d the net picked %d experts (%d, %d)", sets[i][0],
-               sets[i][1], n, n > 0 ? out[0] : -1, n > 1 ? out[1] : -1);
+        CHECKF(picked(n, out, follow_sets[i]), "after layer 2's residual named %d and %d the net picked %d experts "
+               "(%d, %d)", follow_sets[i][0], follow_sets[i][1], n, n > 0 ? out[0] : -1, n > 1 ? out[1] : -1);
     }
-    /* a prompt chunk: its first token sees the last residual, later ones none */
+    /* a prompt chunk: its first token sees the last residual */
     float hh[2 * E];
     memcpy(hh, h, sizeof h);
     memcpy(hh + E, h, sizeof h);
     mp_predict_in chunk = {0, 0, 2, hh, NULL, NULL};
     const int n = mp_predict(p, &chunk, 2, out, X);
-    CHECKF(n == K && ((out[0] == 0 && out[1] == 3) || (out[0] == 3 && out[1] == 0)),
-           "a chunk of 2: %d picks (%d, %d), want the first token's 0 and 3", n, n > 0 ? out[0] : -1,
-           n > 1 ? out[1] : -1);
+    CHECKF(picked(n, out, follow_sets[2]), "a chunk of 2: %d picks (%d, %d), want the first token's 0 and 3", n,
+           n > 0 ? out[0] : -1, n > 1 ? out[1] : -1);
     mp_predictor_free(p);
 }
 
