@@ -15,8 +15,13 @@ reads outside the cache): Belady's optimum with bypass, a fixed set of the C
 experts the sequence uses most (known in advance), and an online admission
 rule (keep a missed expert only if its count in the sequence so far, decayed
 by 0.97 a token, plus 10 x its layer's trace-wide rate so far, beats the
-coldest kept one's), all counting every access, the cache carried from one
-sequence to the next.
+coldest kept one's), and an online transition rule (keep the C experts, of those
+kept and those needed now, most likely to be needed by the next token: the
+layer's transition counts so far from each expert needed now to each expert
+the token after needed, averaged over the k needed now and smoothed towards the
+layer's rate, plus 0.05 x the decayed count and the layer's rate), all counting
+every access, the cache carried from one sequence to the next. Bypassed reads
+need a buffer outside the C slots, so compare with a C + 1 cache without bypass.
   /usr/bin/python3 bench/cache_bounds.py [--bypass] TRACE.jsonl [C ...]   (C >= k; default 8 16)"""
 import collections
 import json
@@ -28,16 +33,19 @@ def bypass_bounds(seqs, k, n_expert, caps):
     probs = sorted({p for p, _ in seqs})
     for c in caps:
         out = []
-        for name in ("Belady with bypass", "the sequence's top C (known in advance)", "online admission"):
+        for name in ("Belady with bypass", "the sequence's top C (known in advance)", "online admission",
+                     "online transition"):
             hits = total = 0
             for layer in layers:
                 cache, seen, n_tok = set(), collections.Counter(), 0
+                trans, n_from = collections.defaultdict(collections.Counter), collections.Counter()
                 for p in probs:
                     d = seqs.get((p, layer), {})
                     ts = sorted(d)
                     seq_count = collections.Counter(e for s in d.values() for e in s)
                     top = set(sorted(range(n_expert), key=lambda e: -seq_count[e])[:c])
                     recent = collections.Counter()
+                    prev = None
                     for i, t in enumerate(ts):
                         need = d[t]
                         hits += sum(e in cache for e in need)
@@ -50,6 +58,21 @@ def bypass_bounds(seqs, k, n_expert, caps):
                             cache = set(sorted(cache | set(need), key=lambda e: nxt.get(e, 1 << 30))[:c])
                         elif name.startswith("the sequence"):
                             cache = top
+                        elif name == "online transition":
+                            if prev is not None:
+                                for a in prev:
+                                    n_from[a] += 1
+                                    trans[a].update(need)
+                            for e in list(recent):
+                                recent[e] *= 0.97
+                            for e in need:
+                                recent[e] += 1
+                            n_tok += 1
+                            rate = lambda e: (seen[e] + need.count(e)) / n_tok
+                            nxt = lambda b: sum((trans[a][b] + rate(b)) / (n_from[a] + 1) for a in need) / len(need)
+                            score = lambda e: nxt(e) + 0.05 * recent[e] + rate(e)
+                            cache = set(sorted(cache | set(need), key=lambda e: (-score(e), e))[:c])
+                            prev = need
                         else:
                             for e in list(recent):
                                 recent[e] *= 0.97
