@@ -16,7 +16,8 @@
  *    g / rms(g)] (g: the layer's last residual; zeros when none is known)
  *    that match the double reference, a bad prev_h key or a net of the
  *    wrong width is refused, and such a net follows the residual
- *    mp_predict_observe_h gave its layer last. */
+ *    mp_predict_observe_h gave its layer last; in a prompt chunk a
+ *    next-token net gives it to the chunk's last token, not its first. */
 #include "common/types.h"
 #include "experts/experts.h"
 #include "experts/predict.h"
@@ -432,6 +433,35 @@ static void test_prev_h_follows(void)
     mp_predictor_free(p);
 }
 
+/* A next-token net with prev_h (MoE layer 3 -> 0 of the next token), whose
+ * output follows both h and the residual: in a prompt chunk, layer 0 has run
+ * for the whole chunk, so the residual it kept is the last token's, and only
+ * the last token may take it; the first token names its own set. */
+static void test_prev_h_next_token_chunk(void)
+{
+    static float w[H * 2 * E + H + X * H + X];
+    follow_weights(w, 2 * E, 0);
+    follow_weights(w, 2 * E, E);
+    mp_pred_net net = {.src = 3, .dst = 0, .ahead = 1, .hidden = H, .prev_h = true, .w1 = w, .b1 = w + H * 2 * E,
+                       .w2 = w + H * 2 * E + H, .b2 = w + H * 2 * E + H + X * H};
+    mp_predictor *p = fixed_bar_predictor(&net);
+    if (!p) return;
+    float hh[2 * E] = {0}, g[E] = {0};
+    hh[follow_sets[0][0]] = hh[follow_sets[0][1]] = 1.0f; /* the first token's h; the last one's is 0 */
+    g[follow_sets[2][0]] = g[follow_sets[2][1]] = 1.0f;
+    mp_predict_observe_h(p, 0, g);
+    int32_t out[X];
+    mp_predict_in chunk = {3, 0, 2, hh, NULL, NULL};
+    const int n = mp_predict(p, &chunk, 0, out, X);
+    bool want[X] = {false};
+    want[follow_sets[0][0]] = want[follow_sets[0][1]] = want[follow_sets[2][0]] = want[follow_sets[2][1]] = true;
+    int right = 0;
+    for (int i = 0; i < n; i++) right += want[out[i]];
+    CHECKF(n == 2 * K && right == 2 * K, "a chunk of 2, next-token net: %d picks, %d of them %d, %d, %d, %d", n, right,
+           follow_sets[0][0], follow_sets[0][1], follow_sets[2][0], follow_sets[2][1]);
+    mp_predictor_free(p);
+}
+
 static void test_fuzz(void)
 {
     spec s = good();
@@ -489,6 +519,7 @@ int main(void)
     test_prev_picks();
     test_prev_h_file();
     test_prev_h_follows();
+    test_prev_h_next_token_chunk();
     char path[300];
     snprintf(path, sizeof path, "%s/pred.gguf", dir);
     unlink(path);

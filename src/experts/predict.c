@@ -223,10 +223,13 @@ static void guess_probs(mp_predictor *p, const mp_predict_in *in, int t, int tar
     const float *h = in->h + (int64_t)t * p->n_embd;
     if (net) {
         const uint8_t *last = p->last_used + (size_t)target * p->n_expert;
-        /* dst's residual on the token before the predicted one: the last one
-         * observed there, for the chunk's first token (or a decode token)
-         * only; a later token of a prompt chunk has it not yet */
-        const float *last_h = p->last_h && p->has_last_h[target] && t == 0
+        /* dst's residual on the token before the predicted one, as last
+         * observed there: the previous chunk's last token's, which is that
+         * residual for this chunk's first token; for a next-token net (dst
+         * has run in this chunk), this chunk's last token's, which is that
+         * residual for its last token. The chunk's other tokens get none. */
+        const int with_h = net->ahead ? in->T - 1 : 0;
+        const float *last_h = p->last_h && p->has_last_h[target] && t == with_h
                                   ? p->last_h + (size_t)target * p->n_embd : NULL;
         mp_pred_net_probs(net, (int)p->n_embd, (int)p->n_expert, h, last, last_h, p->hid, p->logits);
     }

@@ -49,7 +49,9 @@ typedef enum mp_prefetch_kind {
  * which cost no read (docs/measurements/predictor-2026-12-07.md).
  * With prev_h, x is [h / rms(h), g / rms(g)], g the residual entering layer
  * dst's FFN on the token before the predicted one (the last one the
- * predictor observed there; zeros where none is known, as in a prompt chunk):
+ * predictor observed there, given in a prompt chunk to the one token it
+ * belongs to: the first for a same-token net, the last for a next-token
+ * net; zeros for the others and where none is known):
  * it carries the context at dst, which h does not yet (the demo model's
  * layer 0 -> 1 net gets 86% of whole sets right on held-out text against
  * 71%; docs/measurements/ceiling-2026-12-07.md).
